@@ -1,0 +1,143 @@
+"""The site configuration: one TOML file describing sites, devices and users.
+
+Loaded once at an entry point and passed down. See ``examples/danshui.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from riverguard.errors import RiverguardError
+from riverguard.wire.models import DeviceType, Ident
+
+Role = Literal["viewer", "officer", "supervisor", "admin"]
+SpeakerDriver = Literal["mqtt", "http", "local"]
+DeviceSource = Literal["generic", "frigate"]
+
+DEFAULT_WARNING_ZH = "危险水域，请勿靠近，请立即离开"
+DEFAULT_WARNING_EN = "Dangerous water. Do not approach. Please leave now."
+
+
+class ConfigError(RiverguardError):
+    """The configuration file is missing, not TOML, or inconsistent."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Zone(_Config):
+    id: Ident
+    name: str
+    name_en: str = ""
+
+
+class Site(_Config):
+    id: Ident
+    name: str
+    name_en: str = ""
+    grid: str = Field(pattern=r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+    zones: list[Zone] = Field(min_length=1)
+    correlation_window_s: float = Field(default=30.0, gt=0, le=3600)
+    warning_text_zh: str = DEFAULT_WARNING_ZH
+    warning_text_en: str = DEFAULT_WARNING_EN
+
+    def zone_ids(self) -> set[str]:
+        return {zone.id for zone in self.zones}
+
+
+class Device(_Config):
+    id: Ident
+    site: Ident
+    type: DeviceType
+    zones: list[Ident] = Field(default_factory=list)
+    source: DeviceSource = "generic"
+    # The device's own name in its source (a Frigate camera name), when it differs.
+    source_ref: str | None = None
+    driver: SpeakerDriver | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _speaker_has_driver(self) -> Device:
+        if self.type == "speaker" and self.driver is None:
+            raise ValueError(f"speaker {self.id} needs a driver (mqtt, http or local)")
+        if self.type != "speaker" and self.driver is not None:
+            raise ValueError(f"{self.type} {self.id} cannot have a speaker driver")
+        if self.driver == "http" and not self.url:
+            raise ValueError(f"http speaker {self.id} needs a url")
+        return self
+
+
+class User(_Config):
+    username: Ident
+    name: str
+    role: Role
+
+
+class Config(_Config):
+    sites: list[Site] = Field(min_length=1)
+    devices: list[Device] = Field(default_factory=list)
+    users: list[User] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        _unique("site", [site.id for site in self.sites])
+        # Device ids are unique across sites: event ids are derived from them.
+        _unique("device", [device.id for device in self.devices])
+        _unique("user", [user.username for user in self.users])
+        sites = {site.id: site for site in self.sites}
+        for device in self.devices:
+            site = sites.get(device.site)
+            if site is None:
+                raise ValueError(f"device {device.id} names unknown site {device.site}")
+            unknown = set(device.zones) - site.zone_ids()
+            if unknown:
+                raise ValueError(f"device {device.id} names unknown zones {sorted(unknown)}")
+        return self
+
+    @cached_property
+    def site_by_id(self) -> dict[str, Site]:
+        return {site.id: site for site in self.sites}
+
+    @cached_property
+    def device_by_id(self) -> dict[str, Device]:
+        return {device.id: device for device in self.devices}
+
+    def site(self, site_id: str) -> Site:
+        try:
+            return self.site_by_id[site_id]
+        except KeyError:
+            raise ConfigError(f"no site {site_id!r} in the configuration") from None
+
+    def devices_of(self, site_id: str, device_type: DeviceType | None = None) -> list[Device]:
+        return [
+            device
+            for device in self.devices
+            if device.site == site_id and (device_type is None or device.type == device_type)
+        ]
+
+
+def _unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} id {value!r}")
+        seen.add(value)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

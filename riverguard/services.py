@@ -1,0 +1,282 @@
+"""Start and stop the real local services: Mosquitto and ``influxd``.
+
+Used by ``riverguard up`` and by the test fixtures alike. Each service runs as
+our own child process, with its data and a generated configuration under a
+directory we own, and is stopped by its PID only (the machine may run its own
+Mosquitto or InfluxDB, which we never touch).
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+from riverguard.errors import RiverguardError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MOSQUITTO_CONF = REPO_ROOT / "mosquitto.conf"
+
+
+class ServiceError(RiverguardError):
+    """A service binary is missing, or the service did not become ready."""
+
+
+def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    """``preferred`` if nothing listens there, else a free port from the kernel."""
+    if preferred is not None and port_is_free(preferred, host):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def mosquitto_password_line(username: str, password: str) -> str:
+    """A ``password_file`` line in Mosquitto 2's PBKDF2-SHA512 format (``$7$``).
+
+    Written directly instead of running ``mosquitto_passwd`` once per login.
+    """
+    iterations = 101  # mosquitto_passwd's own default
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    salt_b64 = base64.b64encode(salt).decode()
+    digest_b64 = base64.b64encode(digest).decode()
+    return f"{username}:$7${iterations}${salt_b64}${digest_b64}"
+
+
+def write_password_file(path: Path, logins: Mapping[str, str]) -> None:
+    lines = [mosquitto_password_line(user, password) for user, password in logins.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+class ManagedProcess:
+    """One child process with its log file, started and stopped by PID."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        if self.running():
+            raise ServiceError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                # Own process group: a Ctrl-C in the terminal reaches the
+                # supervisor only, which then stops children in order.
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``ready`` until true; fail early if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise ServiceError(f"{self.name} exited before {what}:\n{self.log_tail()}")
+            if ready():
+                return
+            time.sleep(0.05)
+        raise ServiceError(f"{self.name} not {what} after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; this process only."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault-injection: no clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def _require(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    if path is None:
+        raise ServiceError(f"{binary} is not installed; run scripts/setup")
+    return path
+
+
+class Mosquitto:
+    """A Mosquitto broker with our ``mosquitto.conf``, on our own port and directory."""
+
+    def __init__(self, directory: Path, port: int, logins: Mapping[str, str]) -> None:
+        self.directory = directory
+        self.port = port
+        self.host = "127.0.0.1"
+        self.logins = dict(logins)
+        self.conf_path = directory / "mosquitto.conf"
+        self.passwd_path = directory / "mosquitto.passwd"
+        self.process = ManagedProcess(
+            "mosquitto",
+            [_require("mosquitto"), "-c", str(self.conf_path)],
+            directory / "mosquitto.log",
+        )
+
+    def write_config(self) -> None:
+        data_dir = self.directory / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_password_file(self.passwd_path, self.logins)
+        runtime = {
+            "listener": f"listener {self.port} {self.host}",
+            "password_file": f"password_file {self.passwd_path}",
+            "persistence_location": f"persistence_location {data_dir}/",
+        }
+        lines = []
+        for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
+            key = line.split(" ", 1)[0]
+            lines.append(runtime.get(key, line))
+        # Started as root, Mosquitto would switch to the "mosquitto" user and
+        # lose access to our directory: run as whoever started us.
+        lines.append(f"user {getpass.getuser()}")
+        self.conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        self.process.start()
+        self.process.wait_until(lambda: port_accepts(self.port), timeout, "listening")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+class Influxd:
+    """An InfluxDB 1.x ``influxd`` on our own ports, its data in our directory."""
+
+    def __init__(self, directory: Path, port: int, database: str = "riverguard") -> None:
+        self.directory = directory
+        self.port = port
+        self.database = database
+        self.url = f"http://127.0.0.1:{port}"
+        self.conf_path = directory / "influxdb.conf"
+        self.process = ManagedProcess(
+            "influxd",
+            [_require("influxd"), "-config", str(self.conf_path)],
+            directory / "influxd.log",
+            env={**os.environ, "INFLUXDB_CONFIG_PATH": str(self.conf_path)},
+        )
+
+    def write_config(self) -> None:
+        # The RPC port (backup/restore) must not collide with a system influxd.
+        rpc_port = free_port()
+        d = self.directory
+        self.conf_path.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  pprof-enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+""",
+            encoding="utf-8",
+        )
+
+    def _pings(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        self.process.start()
+        self.process.wait_until(self._pings, timeout, "answering /ping")
+        response = httpx.post(
+            f"{self.url}/query", data={"q": f'CREATE DATABASE "{self.database}"'}, timeout=10
+        )
+        if response.status_code != 200:
+            raise ServiceError(f"influxd refused CREATE DATABASE: {response.text[:200]}")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()

@@ -1,0 +1,1 @@
+"""The wire contract of docs/protocol.md: models, topics and time values."""

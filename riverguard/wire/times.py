@@ -1,0 +1,69 @@
+"""Time values on the wire.
+
+Accepted: integer Unix milliseconds or an RFC 3339 string. Emitted: RFC 3339
+with milliseconds and ``Z``. Everything is UTC and timezone-aware inside.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+# Unix ms outside this range is certainly a unit mistake (seconds, µs) or junk.
+_MIN_MS = 946_684_800_000  # 2000-01-01
+_MAX_MS = 4_102_444_800_000  # 2100-01-01
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """RFC 3339, milliseconds, ``Z``: the one form we emit."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: Any) -> datetime:
+    """Parse a wire time; raises ValueError with a reason on anything else."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("time has no timezone")
+        return value.astimezone(UTC)
+    if isinstance(value, bool):  # bool is an int subclass: refuse it explicitly
+        raise ValueError("time must be Unix milliseconds or RFC 3339, not a boolean")
+    if isinstance(value, int):
+        if not _MIN_MS <= value <= _MAX_MS:
+            raise ValueError("Unix milliseconds out of range (2000..2100)")
+        return datetime.fromtimestamp(value / 1000, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an RFC 3339 time: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError("RFC 3339 time needs an offset or Z")
+        return parsed.astimezone(UTC)
+    raise ValueError("time must be Unix milliseconds or an RFC 3339 string")
+
+
+def to_unix_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def to_unix_ns(value: datetime) -> int:
+    """Nanoseconds for InfluxDB line protocol, exact to the microsecond."""
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_ts),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
+]

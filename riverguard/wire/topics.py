@@ -1,0 +1,217 @@
+"""Every MQTT topic of docs/protocol.md is built and parsed here, and only here.
+
+Builders return strings; ``parse`` turns a topic back into a typed value or
+raises ``TopicError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from riverguard.errors import RiverguardError
+
+ROOT = "riverguard/v1/sites"
+FRIGATE_EVENTS = "frigate/events"
+
+_IDENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+class TopicError(RiverguardError):
+    """A topic that is not part of the protocol, or names an invalid identifier."""
+
+
+# --- 1. Field devices ----------------------------------------------------------
+
+
+def field_report(site: str, device_type: str, device: str) -> str:
+    """1.1 / 1.2: a fence's or camera's raw report."""
+    return f"field/{site}/{device_type}/{device}"
+
+
+def field_status(site: str, device_type: str, device: str) -> str:
+    """1.4: a device's retained status."""
+    return f"field/{site}/{device_type}/{device}/status"
+
+
+def speaker_play(site: str, speaker: str) -> str:
+    return f"field/{site}/speaker/{speaker}/play"
+
+
+def speaker_state(site: str, speaker: str) -> str:
+    return f"field/{site}/speaker/{speaker}/state"
+
+
+def field_site_filter(site: str) -> str:
+    """What an edge subscribes to for its site's devices."""
+    return f"field/{site}/#"
+
+
+def frigate_snapshot(camera: str, label: str = "person") -> str:
+    return f"frigate/{camera}/{label}/snapshot"
+
+
+# --- 2. Edge -> hub ------------------------------------------------------------
+
+
+def events(site: str) -> str:
+    return f"{ROOT}/{site}/events"
+
+
+def snapshot(site: str, event_id: str) -> str:
+    return f"{ROOT}/{site}/snapshots/{event_id}"
+
+
+def device_status(site: str, device: str) -> str:
+    return f"{ROOT}/{site}/devices/{device}/status"
+
+
+def edge_status(site: str) -> str:
+    return f"{ROOT}/{site}/edge/status"
+
+
+def speaker_ack(site: str, speaker: str) -> str:
+    return f"{ROOT}/{site}/speakers/{speaker}/ack"
+
+
+# --- 3. Hub -> edge ------------------------------------------------------------
+
+
+def announce(site: str, speaker: str) -> str:
+    return f"{ROOT}/{site}/speakers/{speaker}/announce"
+
+
+def stop(site: str, speaker: str) -> str:
+    return f"{ROOT}/{site}/speakers/{speaker}/stop"
+
+
+def committed(site: str) -> str:
+    return f"{ROOT}/{site}/committed"
+
+
+# Subscriptions: the hub's (all sites) and an edge's (its own site).
+HUB_SUBSCRIPTIONS = (
+    f"{ROOT}/+/events",
+    f"{ROOT}/+/snapshots/+",
+    f"{ROOT}/+/devices/+/status",
+    f"{ROOT}/+/edge/status",
+    f"{ROOT}/+/speakers/+/ack",
+)
+
+
+def edge_subscriptions(site: str) -> tuple[str, ...]:
+    return (
+        f"{ROOT}/{site}/speakers/+/announce",
+        f"{ROOT}/{site}/speakers/+/stop",
+        f"{ROOT}/{site}/committed",
+    )
+
+
+# --- parsing -------------------------------------------------------------------
+
+FieldKind = Literal["report", "status", "play", "state"]
+SiteKind = Literal["events", "snapshot", "device_status", "edge_status", "ack", "announce", "stop", "committed"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTopic:
+    """``field/{site}/{type}/{device}[/status|/play|/state]``."""
+
+    site: str
+    device_type: Literal["fence", "camera", "speaker"]
+    device: str
+    kind: FieldKind
+
+
+@dataclass(frozen=True, slots=True)
+class SiteTopic:
+    """``riverguard/v1/sites/{site}/...``; ``name`` is the device, speaker or event id."""
+
+    site: str
+    kind: SiteKind
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrigateTopic:
+    """``frigate/events`` (camera None) or ``frigate/{camera}/{label}/snapshot``."""
+
+    camera: str | None = None
+    label: str | None = None
+
+
+_FIELD_SUFFIX: dict[str | None, FieldKind] = {
+    None: "report",
+    "status": "status",
+    "play": "play",
+    "state": "state",
+}
+_SITE_SHAPES: dict[tuple[int, str, str | None], SiteKind] = {
+    # (number of parts after the site, first part, last part) -> kind
+    (1, "events", None): "events",
+    (1, "committed", None): "committed",
+    (2, "snapshots", None): "snapshot",
+    (2, "edge", "status"): "edge_status",
+    (3, "devices", "status"): "device_status",
+    (3, "speakers", "ack"): "ack",
+    (3, "speakers", "announce"): "announce",
+    (3, "speakers", "stop"): "stop",
+}
+
+
+def _ident(value: str, what: str) -> str:
+    if not _IDENT.match(value):
+        raise TopicError(f"invalid {what} identifier {value[:70]!r}")
+    return value
+
+
+def parse(topic: str) -> FieldTopic | SiteTopic | FrigateTopic:
+    parts = topic.split("/")
+    if parts[0] == "field":
+        return _parse_field(topic, parts)
+    if topic.startswith(ROOT + "/"):
+        return _parse_site(topic, parts[3:])
+    if parts[0] == "frigate":
+        if topic == FRIGATE_EVENTS:
+            return FrigateTopic()
+        if len(parts) == 4 and parts[3] == "snapshot":
+            return FrigateTopic(camera=parts[1], label=parts[2])
+    raise TopicError(f"not a protocol topic: {topic[:120]!r}")
+
+
+def _parse_field(topic: str, parts: list[str]) -> FieldTopic:
+    if len(parts) not in (4, 5):
+        raise TopicError(f"not a field topic: {topic[:120]!r}")
+    device_type = parts[2]
+    if device_type not in ("fence", "camera", "speaker"):
+        raise TopicError(f"unknown device type {device_type[:30]!r}")
+    suffix = parts[4] if len(parts) == 5 else None
+    kind = _FIELD_SUFFIX.get(suffix)
+    if kind is None:
+        raise TopicError(f"unknown field topic suffix {suffix!r}")
+    return FieldTopic(
+        site=_ident(parts[1], "site"),
+        device_type=device_type,  # type: ignore[arg-type]  # checked just above
+        device=_ident(parts[3], "device"),
+        kind=kind,
+    )
+
+
+def _parse_site(topic: str, parts: list[str]) -> SiteTopic:
+    if len(parts) < 2:
+        raise TopicError(f"not a site topic: {topic[:120]!r}")
+    site = _ident(parts[0], "site")
+    rest = parts[1:]
+    last = rest[-1] if len(rest) > 1 and rest[0] != "snapshots" else None
+    kind = _SITE_SHAPES.get((len(rest), rest[0], last))
+    if kind is None:
+        raise TopicError(f"not a site topic: {topic[:120]!r}")
+    if kind == "snapshot":
+        if not _EVENT_ID.match(rest[1]):
+            raise TopicError(f"invalid event id in snapshot topic {rest[1][:70]!r}")
+        return SiteTopic(site, kind, rest[1])
+    if len(rest) == 3:
+        return SiteTopic(site, kind, _ident(rest[1], "device"))
+    return SiteTopic(site, kind)
