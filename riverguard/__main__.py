@@ -1,0 +1,5 @@
+import sys
+
+from riverguard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""The ``riverguard`` command line.
+
+``up`` runs the whole stack; ``hub``, ``edge`` and ``sim`` run one component
+each (``up`` starts them as child processes through these same commands).
+Components are imported inside their command, so the shared package does not
+depend on them at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from riverguard.log import configure_logging
+
+
+def _hub(args: argparse.Namespace) -> int:
+    from hub.main import serve
+    from hub.settings import HubSettings
+
+    settings = HubSettings()  # type: ignore[call-arg]  # filled from the environment
+    configure_logging("hub", settings.log_level, settings.log_json)
+    serve(settings)
+    return 0
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.main import serve
+    from edge.settings import EdgeSettings
+
+    settings = EdgeSettings(site=args.site)  # type: ignore[call-arg]
+    configure_logging(f"edge[{args.site}]", settings.log_level, settings.log_json)
+    serve(settings)
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from simulators import main as sim
+    from simulators.settings import SimSettings
+
+    settings = SimSettings()  # type: ignore[call-arg]
+    configure_logging(f"sim.{args.what}", settings.log_level, settings.log_json)
+    if args.what == "speakers":
+        sim.speakers(settings, site=args.site)
+    else:
+        sim.swimmer(settings, site=args.site, zone=args.zone, loop=args.loop)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from riverguard.stack import up
+
+    return up(data_dir=args.data_dir, config=args.config, simulate=not args.no_sim)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riverguard", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole stack with simulators")
+    up.add_argument("--data-dir", type=Path, default=Path(".riverguard"))
+    up.add_argument("--config", type=Path, default=None, help="site configuration TOML")
+    up.add_argument("--no-sim", action="store_true", help="do not start the simulators")
+    up.set_defaults(handler=_up)
+
+    hub = commands.add_parser("hub", help="run the hub (settings from RIVERGUARD_*)")
+    hub.set_defaults(handler=_hub)
+
+    edge = commands.add_parser("edge", help="run one site's edge agent")
+    edge.add_argument("--site", required=True)
+    edge.set_defaults(handler=_edge)
+
+    sim = commands.add_parser("sim", help="run a simulator")
+    sim.add_argument("what", choices=["speakers", "swimmer"])
+    sim.add_argument("--site", default=None, help="one site only (default: all)")
+    sim.add_argument("--zone", default=None, help="swimmer: the zone (default: first)")
+    sim.add_argument("--loop", action="store_true", help="swimmer: repeat forever")
+    sim.set_defaults(handler=_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

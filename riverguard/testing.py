@@ -1,0 +1,74 @@
+"""Factories and waiting helpers shared by the simulators and the tests.
+
+Kept in the package (as ``structlog.testing`` is) so a simulator and a test
+build device payloads the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from riverguard.wire.times import format_ts, to_unix_ms, utcnow
+
+# A valid 1x1 JPEG, small enough to inline; cameras attach something like it.
+TINY_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////"
+    "////////////////////////////////////////////////2wBDAf//////////////////"
+    "////////////////////////////////////////////////////////////////////wAAR"
+    "CAABAAEDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAP/xAAUEAEAAAAAAAAAAAAAAAAA"
+    "AAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAAAP/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhED"
+    "EQA/AKAP/9k="
+)
+
+
+def fence_report(
+    seq: int, zone: str, state: str = "breach", ts: datetime | None = None
+) -> dict[str, Any]:
+    """A PROTOCOL 1.1 fence payload (``ts`` as Unix ms, as controllers send it)."""
+    return {"seq": seq, "ts": to_unix_ms(ts or utcnow()), "zone": zone, "state": state}
+
+
+def camera_report(
+    seq: int,
+    zone: str,
+    rule: str = "water_entry",
+    confidence: float = 0.91,
+    snapshot: bytes | None = None,
+    ts: datetime | None = None,
+) -> dict[str, Any]:
+    """A PROTOCOL 1.2 camera payload (``ts`` as RFC 3339, as cameras send it)."""
+    payload: dict[str, Any] = {
+        "seq": seq,
+        "ts": format_ts(ts or utcnow()),
+        "zone": zone,
+        "rule": rule,
+        "object": "person",
+        "confidence": confidence,
+    }
+    if snapshot is not None:
+        payload["snapshot"] = base64.b64encode(snapshot).decode()
+    return payload
+
+
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
+    """Poll ``condition`` until it is true, or fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)

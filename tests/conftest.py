@@ -1,0 +1,86 @@
+"""Fixtures that start the real services: Mosquitto and influxd, on free ports in temp dirs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from riverguard.config import Config, load_config
+from riverguard.mqtt import BrokerSettings
+from riverguard.services import Influxd, Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
+
+
+@dataclass
+class Broker:
+    server: Mosquitto
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def settings(self, username: str) -> BrokerSettings:
+        """Broker settings for one of the generated logins: hub, sim, edge-<site>."""
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.server.port,
+            username=username,
+            password=self.server.logins[username],  # type: ignore[arg-type]
+        )
+
+
+def _logins(config: Config) -> dict[str, str]:
+    names = ["hub", "sim", *(f"edge-{site.id}" for site in config.sites)]
+    return {name: secrets.token_urlsafe(12) for name in names}
+
+
+@pytest.fixture(scope="session")
+def example_config() -> Config:
+    return load_config(EXAMPLE_CONFIG)
+
+
+def _start_broker(directory: Path, config: Config) -> Mosquitto:
+    server = Mosquitto(directory, free_port(), _logins(config))
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory, example_config: Config) -> Iterator[Broker]:
+    """One real Mosquitto for the session, with our mosquitto.conf."""
+    server = _start_broker(tmp_path_factory.mktemp("mosquitto"), example_config)
+    yield Broker(server)
+    server.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path, example_config: Config) -> Iterator[Broker]:
+    """A real Mosquitto for one test, which may stop, kill or restart it."""
+    server = _start_broker(tmp_path / "mosquitto", example_config)
+    yield Broker(server)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """One real influxd for the session."""
+    server = Influxd(tmp_path_factory.mktemp("influxd"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_database(influxd: Influxd) -> Iterator[str]:
+    """A fresh InfluxDB database for one test, dropped afterwards."""
+    name = f"test_{secrets.token_hex(4)}"
+    httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
+    yield name
+    httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{name}"'}).raise_for_status()
