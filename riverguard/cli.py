@@ -17,9 +17,10 @@ from riverguard.log import configure_logging
 
 def _hub(args: argparse.Namespace) -> int:
     from hub.main import serve
+
     from hub.settings import HubSettings
 
-    settings = HubSettings()  # type: ignore[call-arg]  # filled from the environment
+    settings = HubSettings()
     configure_logging("hub", settings.log_level, settings.log_json)
     serve(settings)
     return 0
@@ -27,9 +28,10 @@ def _hub(args: argparse.Namespace) -> int:
 
 def _edge(args: argparse.Namespace) -> int:
     from edge.main import serve
+
     from edge.settings import EdgeSettings
 
-    settings = EdgeSettings(site=args.site)  # type: ignore[call-arg]
+    settings = EdgeSettings(site=args.site)
     configure_logging(f"edge[{args.site}]", settings.log_level, settings.log_json)
     serve(settings)
     return 0
@@ -39,7 +41,7 @@ def _sim(args: argparse.Namespace) -> int:
     from simulators import main as sim
     from simulators.settings import SimSettings
 
-    settings = SimSettings()  # type: ignore[call-arg]
+    settings = SimSettings()
     configure_logging(f"sim.{args.what}", settings.log_level, settings.log_json)
     if args.what == "speakers":
         sim.speakers(settings, site=args.site)

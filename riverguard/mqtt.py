@@ -77,10 +77,9 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.initial * 2**self.attempt)
+        delay = min(self.cap, self.initial * 2.0**self.attempt)
         self.attempt += 1
         return delay * random.uniform(0.5, 1.0)
 
     async def sleep(self) -> None:
         await asyncio.sleep(self.next_delay())
-

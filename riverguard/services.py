@@ -162,7 +162,9 @@ class ManagedProcess:
 
 
 def _require(binary: str) -> str:
-    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    path = shutil.which(binary) or (
+        f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
+    )
     if path is None:
         raise ServiceError(f"{binary} is not installed; run scripts/setup")
     return path

@@ -36,6 +36,7 @@ def fence_report(
 def camera_report(
     seq: int,
     zone: str,
+    *,
     rule: str = "water_entry",
     confidence: float = 0.91,
     snapshot: bytes | None = None,
@@ -57,7 +58,7 @@ def camera_report(
 
 async def wait_for(
     condition: Callable[[], bool | Awaitable[bool]],
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, not a cancel scope
     interval: float = 0.05,
     what: str = "condition",
 ) -> None:

@@ -32,7 +32,7 @@ class Broker:
             host="127.0.0.1",
             port=self.server.port,
             username=username,
-            password=self.server.logins[username],  # type: ignore[arg-type]
+            password=self.server.logins[username],
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from riverguard.services import Influxd
 from tests.conftest import Broker
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def _connect(port: int, username: str, password: str) -> bool:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client = paho.Client(CallbackAPIVersion.VERSION2)
     client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     try:
@@ -25,7 +26,6 @@ def _connect(port: int, username: str, password: str) -> bool:
     finally:
         client.disconnect()
         client.loop(0.1)
-        client.socket_close() if client.socket() else None
 
 
 def test_broker_accepts_generated_logins(broker: Broker) -> None:

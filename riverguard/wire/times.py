@@ -33,7 +33,8 @@ def parse_ts(value: Any) -> datetime:
             raise ValueError("time has no timezone")
         return value.astimezone(UTC)
     if isinstance(value, bool):  # bool is an int subclass: refuse it explicitly
-        raise ValueError("time must be Unix milliseconds or RFC 3339, not a boolean")
+        # pydantic turns ValueError (not TypeError) into a validation error
+        raise ValueError("time must be Unix milliseconds or RFC 3339, not a boolean")  # noqa: TRY004
     if isinstance(value, int):
         if not _MIN_MS <= value <= _MAX_MS:
             raise ValueError("Unix milliseconds out of range (2000..2100)")

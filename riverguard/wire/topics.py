@@ -112,7 +112,9 @@ def edge_subscriptions(site: str) -> tuple[str, ...]:
 # --- parsing -------------------------------------------------------------------
 
 FieldKind = Literal["report", "status", "play", "state"]
-SiteKind = Literal["events", "snapshot", "device_status", "edge_status", "ack", "announce", "stop", "committed"]
+SiteKind = Literal[
+    "events", "snapshot", "device_status", "edge_status", "ack", "announce", "stop", "committed"
+]
 
 
 @dataclass(frozen=True, slots=True)

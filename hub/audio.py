@@ -1,0 +1,98 @@
+"""Audio for announcements: the site's default warning, rendered at start-up.
+
+The warning is an attention chime, the Mandarin text and the English text,
+spoken offline by espeak-ng and assembled with pydub (over ffmpeg) into the
+profile mqtt speakers take: 16 kHz, 16-bit, mono WAV. Files are named by
+their sha256, which is also how edges cache and verify them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydub import AudioSegment
+from pydub.effects import normalize
+from pydub.generators import Sine
+
+from riverguard.config import Site
+
+SAMPLE_RATE = 16_000
+ESPEAK_TIMEOUT_S = 30
+
+
+class AudioError(Exception):
+    """Rendering failed: espeak-ng or ffmpeg missing or refusing the input."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    id: str
+    sha256: str
+    path: Path
+    format: str
+    duration_ms: int
+    title: str
+
+
+def _speak(text: str, voice: str) -> AudioSegment:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise AudioError("espeak-ng is not installed; run scripts/setup")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+        try:
+            subprocess.run(
+                [espeak, "-v", voice, "-s", "150", "-w", out.name, text],
+                check=True,
+                capture_output=True,
+                timeout=ESPEAK_TIMEOUT_S,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise AudioError(f"espeak-ng failed for voice {voice}: {exc.stderr!r}") from exc
+        return AudioSegment.from_wav(out.name)
+
+
+def _chime() -> AudioSegment:
+    # Two rising tones: a cue that makes people look up before the words start.
+    low = Sine(660).to_audio_segment(duration=220, volume=-8).fade_out(60)
+    high = Sine(880).to_audio_segment(duration=320, volume=-8).fade_out(120)
+    return low + high
+
+
+def _render_warning(site: Site, audio_dir: Path) -> Clip:
+    pause = AudioSegment.silent(duration=450, frame_rate=SAMPLE_RATE)
+    speech = [_speak(site.warning_text_zh, "cmn"), _speak(site.warning_text_en, "en")]
+    clip = _chime() + pause
+    for part in speech:
+        clip = clip + part.set_frame_rate(SAMPLE_RATE) + pause
+    clip = normalize(clip.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2), 1.0)
+    buffer = io.BytesIO()
+    clip.export(buffer, format="wav")
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    path = audio_dir / f"{sha256}.wav"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return Clip(
+        id=f"warning-{site.id}",
+        sha256=sha256,
+        path=path,
+        format="wav",
+        duration_ms=len(clip),
+        title=f"{site.warning_text_zh} / {site.warning_text_en}",
+    )
+
+
+async def render_site_warning(site: Site, audio_dir: Path) -> Clip:
+    """The site's default warning as a 16 kHz mono WAV under ``audio_dir``."""
+    # espeak-ng and ffmpeg are subprocesses and pydub is CPU-bound: keep the loop free.
+    return await asyncio.to_thread(_render_warning, site, audio_dir)

@@ -1,0 +1,345 @@
+"""``riverguard up``: the whole stack as child processes of one supervisor.
+
+Order: Mosquitto and influxd (with their data under the data directory), the
+hub, one edge per configured site, then the simulators. Each component runs
+through this same command line (``riverguard hub`` ...), its log in
+``DIR/logs``. A component that dies is restarted with a growing delay; Ctrl-C
+or SIGTERM stops everything in reverse order. The tests use ``Stack`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from riverguard.config import Config, load_config
+from riverguard.services import (
+    Influxd,
+    ManagedProcess,
+    Mosquitto,
+    ServiceError,
+    free_port,
+    generate_password,
+)
+from riverguard.settings import DEFAULT_CONFIG
+from riverguard.wire import topics
+from riverguard.wire.models import EdgeStatus
+
+USUAL_PORTS = {"broker": 1883, "influx": 8086, "hub": 8080}
+SIMULATORS = ("speakers", "swimmer")
+RESTART_DELAY_CAP_S = 30.0
+
+
+@dataclass
+class Secrets:
+    """Logins generated once per data directory and kept there across runs."""
+
+    broker: dict[str, str]
+    users: dict[str, str]
+
+    @classmethod
+    def load_or_create(cls, path: Path, config: Config) -> Secrets:
+        stored: dict[str, dict[str, str]] = {"broker": {}, "users": {}}
+        if path.exists():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        broker_names = ["hub", "sim", *(f"edge-{site.id}" for site in config.sites)]
+        broker = {name: stored["broker"].get(name) or generate_password() for name in broker_names}
+        users = {
+            user.username: stored["users"].get(user.username) or generate_password()
+            for user in config.users
+        }
+        secrets = cls(broker=broker, users=users)
+        path.write_text(json.dumps({"broker": broker, "users": users}, indent=2), encoding="utf-8")
+        path.chmod(0o600)
+        return secrets
+
+
+@dataclass
+class Component:
+    """A child process the supervisor keeps alive."""
+
+    process: ManagedProcess
+    restarts: int = 0
+    next_restart: float = 0.0
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    config_path: Path = DEFAULT_CONFIG
+    simulators: Iterable[str] = SIMULATORS
+    # Preferred ports; a taken one is replaced by a free one. None: always a free one.
+    ports: dict[str, int] | None = field(default_factory=lambda: dict(USUAL_PORTS))
+    speaker_speed: float = 1.0
+    progress: Callable[[str], None] = lambda message: None
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self.config = load_config(self.config_path)
+        self.secrets = Secrets.load_or_create(self.data_dir / "secrets.json", self.config)
+        preferred = self.ports or {}
+        self.broker_port = free_port(preferred.get("broker"))
+        self.influx_port = free_port(preferred.get("influx"))
+        self.hub_port = free_port(preferred.get("hub"))
+        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        self.mosquitto = Mosquitto(
+            self.data_dir / "mosquitto", self.broker_port, self.secrets.broker
+        )
+        self.influxd = Influxd(self.data_dir / "influxdb", self.influx_port)
+        self.components: dict[str, Component] = {}
+        self._build_components()
+
+    # --- construction ------------------------------------------------------------
+
+    def _env(self, login: str, data_dir: Path, **extra: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "RIVERGUARD_CONFIG": str(self.config_path.resolve()),
+            "RIVERGUARD_BROKER__HOST": "127.0.0.1",
+            "RIVERGUARD_BROKER__PORT": str(self.broker_port),
+            "RIVERGUARD_BROKER__USERNAME": login,
+            "RIVERGUARD_BROKER__PASSWORD": self.secrets.broker[login],
+            "RIVERGUARD_DATA_DIR": str(data_dir),
+            "RIVERGUARD_LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update(extra)
+        return env
+
+    def _add(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = self.data_dir / "logs" / f"{name}.log"
+        command = [sys.executable, "-m", "riverguard", *argv]
+        self.components[name] = Component(ManagedProcess(name, command, log, env=env))
+
+    def _build_components(self) -> None:
+        users_file = self.data_dir / "users.json"
+        users_file.write_text(json.dumps(self.secrets.users), encoding="utf-8")
+        users_file.chmod(0o600)
+        self._add(
+            "hub",
+            ["hub"],
+            self._env(
+                "hub",
+                self.data_dir / "hub",
+                RIVERGUARD_HTTP_PORT=str(self.hub_port),
+                RIVERGUARD_INFLUX_URL=self.influxd.url,
+                RIVERGUARD_USERS_FILE=str(users_file),
+            ),
+        )
+        for site in self.config.sites:
+            self._add(
+                f"edge-{site.id}",
+                ["edge", "--site", site.id],
+                self._env(f"edge-{site.id}", self.data_dir / f"edge-{site.id}"),
+            )
+        sim_env = self._env(
+            "sim", self.data_dir / "sim", RIVERGUARD_SPEAKER_SPEED=str(self.speaker_speed)
+        )
+        for simulator in self.simulators:
+            argv = ["sim", simulator] + (["--loop"] if simulator == "swimmer" else [])
+            self._add(f"sim-{simulator}", argv, sim_env)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Start everything in order and wait until each part is ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._step("mosquitto", f"127.0.0.1:{self.broker_port}", self.mosquitto.start)
+        self._step("influxd", self.influxd.url, self.influxd.start)
+        self._step("hub", self.hub_url, self._start_hub)
+        sites = [site.id for site in self.config.sites]
+        self._step("edges", ", ".join(sites), self._start_edges)
+        for simulator in self.simulators:
+            self._step(
+                f"simulator {simulator}", "", self.components[f"sim-{simulator}"].process.start
+            )
+        info = self.info()
+        stack_json = self.data_dir / "stack.json"
+        stack_json.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+        stack_json.chmod(0o600)
+        return info
+
+    def _step(self, what: str, where: str, action: Callable[[], None]) -> None:
+        started = time.monotonic()
+        self.progress(f"starting {what} {where}".rstrip() + " ...")
+        action()
+        self.progress(f"  {what} ready in {time.monotonic() - started:.1f}s")
+
+    def _start_hub(self) -> None:
+        hub = self.components["hub"].process
+        hub.start()
+        # The first start renders the default warnings (espeak-ng): allow for it.
+        hub.wait_until(self.hub_healthy, 90, "healthy")
+
+    def hub_healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.hub_url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _start_edges(self) -> None:
+        edges = [c.process for name, c in self.components.items() if name.startswith("edge-")]
+        for edge in edges:
+            edge.start()
+        waiting = {site.id for site in self.config.sites}
+        online = self.watch_edges(
+            waiting, timeout=30, abort=lambda: any(not e.running() for e in edges)
+        )
+        if online != waiting:
+            dead = [e for e in edges if not e.running()]
+            detail = "\n".join(f"{e.name}:\n{e.log_tail()}" for e in dead)
+            raise ServiceError(f"edges not online: {sorted(waiting - online)}\n{detail}")
+
+    def watch_edges(
+        self, sites: set[str], timeout: float, abort: Callable[[], bool] = lambda: False
+    ) -> set[str]:
+        """The sites among ``sites`` whose edge reports itself online (retained status)."""
+        online: set[str] = set()
+        done = threading.Event()
+
+        def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+            try:
+                status = EdgeStatus.model_validate_json(message.payload)
+                parsed = topics.parse(message.topic)
+            except ValueError:
+                return
+            if status.online and isinstance(parsed, topics.SiteTopic):
+                online.add(parsed.site)
+            if sites <= online:
+                done.set()
+
+        client = paho.Client(CallbackAPIVersion.VERSION2)
+        client.username_pw_set("sim", self.secrets.broker["sim"])
+        client.on_message = on_message
+        client.on_connect = lambda c, *_: c.subscribe(
+            [(topics.edge_status(site), 1) for site in sites]
+        )
+        client.connect("127.0.0.1", self.broker_port)
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + timeout
+            while not done.wait(0.2) and time.monotonic() < deadline and not abort():
+                pass
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        return online & sites
+
+    def info(self) -> dict[str, Any]:
+        """What ``stack.json`` holds (PROTOCOL 6)."""
+        logins = {
+            user.username: {
+                "username": user.username,
+                "password": self.secrets.users[user.username],
+                "role": user.role,
+            }
+            for user in self.config.users
+        }
+        admin = next((u for u in self.config.users if u.role == "admin"), None)
+        return {
+            "hub_url": self.hub_url,
+            "broker": {
+                "host": "127.0.0.1",
+                "port": self.broker_port,
+                "username": "sim",
+                "password": self.secrets.broker["sim"],
+            },
+            "influx": {"url": self.influxd.url, "database": self.influxd.database},
+            "admin": (
+                {"username": admin.username, "password": self.secrets.users[admin.username]}
+                if admin
+                else None
+            ),
+            "logins": logins,
+            "data_dir": str(self.data_dir),
+        }
+
+    def supervise_once(self, now: float | None = None) -> list[str]:
+        """Restart components that died, with a growing delay; names restarted."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for name, component in self.components.items():
+            process = component.process
+            if process.process is None or process.running():
+                continue
+            if component.next_restart == 0.0:
+                delay = min(RESTART_DELAY_CAP_S, 2.0**component.restarts)
+                component.next_restart = now + delay
+                self.progress(
+                    f"{name} exited (code {process.process.returncode}); restart in {delay:.0f}s"
+                )
+            elif now >= component.next_restart:
+                component.restarts += 1
+                component.next_restart = 0.0
+                process.start()
+                restarted.append(name)
+        return restarted
+
+    def stop(self) -> None:
+        """Stop everything, newest first: simulators, edges, hub, influxd, Mosquitto."""
+        for component in reversed(list(self.components.values())):
+            component.process.stop()
+        self.influxd.stop()
+        self.mosquitto.stop()
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def up(data_dir: Path, config: Path | None, simulate: bool) -> int:
+    """Run the stack until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    stack = Stack(
+        data_dir=data_dir,
+        config_path=config or DEFAULT_CONFIG,
+        simulators=SIMULATORS if simulate else (),
+        progress=_print,
+    )
+    for service, port in (
+        ("broker", stack.broker_port),
+        ("influx", stack.influx_port),
+        ("hub", stack.hub_port),
+    ):
+        if port != USUAL_PORTS[service]:
+            _print(f"port {USUAL_PORTS[service]} is taken: {service} uses {port} instead")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        info = stack.start()
+        _print_ready(info)
+        while not stopping.wait(0.5):
+            stack.supervise_once()
+    except ServiceError as exc:
+        _print(f"failed: {exc}")
+        return 1
+    finally:
+        _print("stopping ...")
+        stack.stop()
+        _print("stopped")
+    return 0
+
+
+def _print_ready(info: dict[str, Any]) -> None:
+    _print("")
+    _print(f"Riverguard is up. Console: {info['hub_url']}/")
+    for login in info["logins"].values():
+        _print(f"  login {login['username']:<12} password {login['password']}  ({login['role']})")
+    _print(f"Stack description: {Path(info['data_dir']) / 'stack.json'}")
+    _print("Ctrl-C stops everything.")
