@@ -55,7 +55,9 @@ def _speak(text: str, voice: str) -> AudioSegment:
             )
         except subprocess.CalledProcessError as exc:
             raise AudioError(f"espeak-ng failed for voice {voice}: {exc.stderr!r}") from exc
-        return AudioSegment.from_wav(out.name)
+        # pydub leaks the handle when given a path: hand it an open file.
+        with open(out.name, "rb") as wav:
+            return AudioSegment.from_wav(wav)
 
 
 def _chime() -> AudioSegment:

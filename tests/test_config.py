@@ -1,0 +1,72 @@
+"""The site configuration loads the example and refuses inconsistent files clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from riverguard.config import Config, ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "danshui.toml"
+
+
+def test_example_has_two_sites_each_with_two_fences_two_cameras_one_speaker() -> None:
+    config = load_config(EXAMPLE)
+    assert 2 == len(config.sites)
+    for site in config.sites:
+        assert 2 == len(config.devices_of(site.id, "fence"))
+        assert 2 == len(config.devices_of(site.id, "camera"))
+        assert 1 == len(config.devices_of(site.id, "speaker"))
+        assert site.grid.startswith("huizhou/huiyang/danshui/")
+
+
+SITE = """
+[[sites]]
+id = "s1"
+name = "S1"
+grid = "city/district"
+[[sites.zones]]
+id = "z1"
+name = "Z1"
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ('[[devices]]\nid = "f1"\nsite = "nowhere"\ntype = "fence"\n', "unknown site"),
+        ('[[devices]]\nid = "f1"\nsite = "s1"\ntype = "fence"\nzones = ["z9"]\n', "unknown zones"),
+        ('[[devices]]\nid = "sp"\nsite = "s1"\ntype = "speaker"\n', "needs a driver"),
+        (
+            '[[devices]]\nid = "sp"\nsite = "s1"\ntype = "speaker"\ndriver = "http"\n',
+            "needs a url",
+        ),
+        (
+            '[[devices]]\nid = "f1"\nsite = "s1"\ntype = "fence"\n'
+            '[[devices]]\nid = "f1"\nsite = "s1"\ntype = "camera"\n',
+            "duplicate device",
+        ),
+        ('[[users]]\nusername = "a"\nname = "A"\nrole = "god"\n', "role"),
+    ],
+)
+def test_inconsistent_configuration_is_refused(tmp_path: Path, extra: str, reason: str) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE + extra)
+    with pytest.raises(ConfigError, match=reason):
+        load_config(path)
+
+
+def test_unreadable_or_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[sites]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_lookup_of_unknown_site_is_a_config_error() -> None:
+    config: Config = load_config(EXAMPLE)
+    with pytest.raises(ConfigError, match="no site"):
+        config.site("atlantis")

@@ -1,0 +1,44 @@
+"""Wire time values: Unix ms or RFC 3339 in, RFC 3339 with ms and Z out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from riverguard.wire.times import format_ts, parse_ts, to_unix_ms, to_unix_ns
+
+T = datetime(2026, 7, 27, 21, 21, 5, 123000, tzinfo=UTC)
+
+
+def test_unix_ms_and_rfc3339_parse_to_the_same_instant() -> None:
+    assert T == parse_ts(1785187265123)
+    assert T == parse_ts("2026-07-27T21:21:05.123Z")
+    assert T == parse_ts("2026-07-28T05:21:05.123+08:00")
+
+
+def test_emitted_form_is_rfc3339_with_milliseconds_and_z() -> None:
+    assert "2026-07-27T21:21:05.123Z" == format_ts(T)
+    assert "2026-07-27T21:21:05.123Z" == format_ts(T.astimezone().replace())
+
+
+def test_round_trips_through_unix_ms_and_ns() -> None:
+    assert 1785187265123 == to_unix_ms(T)
+    assert 1785187265123000000 == to_unix_ns(T)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (True, "boolean"),
+        (1753622465, "out of range"),  # seconds, not milliseconds
+        (10**16, "out of range"),  # microseconds
+        ("2026-07-27 21:21", "offset"),
+        ("yesterday", "not an RFC 3339"),
+        (12.5, "Unix milliseconds or an RFC 3339 string"),
+        (None, "Unix milliseconds or an RFC 3339 string"),
+    ],
+)
+def test_bad_times_are_refused_with_a_reason(value: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_ts(value)

@@ -1,0 +1,75 @@
+"""Topics are built and parsed in one place, and the two agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from riverguard.wire import topics
+from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicError
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        (topics.field_report("s1", "fence", "f-1"), FieldTopic("s1", "fence", "f-1", "report")),
+        (topics.field_status("s1", "camera", "c1"), FieldTopic("s1", "camera", "c1", "status")),
+        (topics.speaker_play("s1", "sp"), FieldTopic("s1", "speaker", "sp", "play")),
+        (topics.speaker_state("s1", "sp"), FieldTopic("s1", "speaker", "sp", "state")),
+        (topics.events("s1"), SiteTopic("s1", "events")),
+        (topics.committed("s1"), SiteTopic("s1", "committed")),
+        (topics.snapshot("s1", "f-1:42"), SiteTopic("s1", "snapshot", "f-1:42")),
+        (topics.edge_status("s1"), SiteTopic("s1", "edge_status")),
+        (topics.device_status("s1", "f-1"), SiteTopic("s1", "device_status", "f-1")),
+        (topics.speaker_ack("s1", "sp"), SiteTopic("s1", "ack", "sp")),
+        (topics.announce("s1", "sp"), SiteTopic("s1", "announce", "sp")),
+        (topics.stop("s1", "sp"), SiteTopic("s1", "stop", "sp")),
+        (topics.FRIGATE_EVENTS, FrigateTopic()),
+        (topics.frigate_snapshot("cam_a"), FrigateTopic("cam_a", "person")),
+    ],
+)
+def test_built_topics_parse_back(topic: str, expected: object) -> None:
+    assert expected == topics.parse(topic)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "field/s1/fence",  # too short
+        "field/s1/drone/d1",  # unknown device type
+        "field/S1/fence/f1",  # identifiers are lower case
+        "field/s1/fence/f1/reboot",  # unknown suffix
+        "field/s1/fence/f1/status/extra",
+        "riverguard/v1/sites/s1",
+        "riverguard/v1/sites/s1/alarms",
+        "riverguard/v1/sites/s1/speakers/sp/dance",
+        "riverguard/v1/sites/s1/snapshots/bad id",
+        "riverguard/v1/sites/" + "x" * 70 + "/events",
+        "frigate/cam/person",
+        "homeassistant/status",
+        "",
+    ],
+)
+def test_topics_outside_the_protocol_are_refused(topic: str) -> None:
+    with pytest.raises(TopicError):
+        topics.parse(topic)
+
+
+def test_subscriptions_cover_what_the_builders_produce() -> None:
+    """Every topic the hub must hear matches one of its subscription filters."""
+
+    def matches(pattern: str, topic: str) -> bool:
+        pattern_parts, topic_parts = pattern.split("/"), topic.split("/")
+        if len(pattern_parts) != len(topic_parts):
+            return False
+        return all(p in ("+", t) for p, t in zip(pattern_parts, topic_parts, strict=True))
+
+    for topic in (
+        topics.events("s1"),
+        topics.snapshot("s1", "f:1"),
+        topics.device_status("s1", "f"),
+        topics.edge_status("s1"),
+        topics.speaker_ack("s1", "sp"),
+    ):
+        assert any(matches(p, topic) for p in topics.HUB_SUBSCRIPTIONS), topic
+    for topic in (topics.announce("s1", "sp"), topics.stop("s1", "sp"), topics.committed("s1")):
+        assert any(matches(p, topic) for p in topics.edge_subscriptions("s1")), topic
