@@ -44,6 +44,11 @@ def speaker_state(site: str, speaker: str) -> str:
     return f"field/{site}/speaker/{speaker}/state"
 
 
+def speaker_stop(site: str, speaker: str) -> str:
+    """Edge -> ``mqtt`` speaker: stop the announcement ``{"id": ...}`` if it plays it."""
+    return f"field/{site}/speaker/{speaker}/stop"
+
+
 def field_site_filter(site: str) -> str:
     """What an edge subscribes to for its site's devices."""
     return f"field/{site}/#"
@@ -111,7 +116,7 @@ def edge_subscriptions(site: str) -> tuple[str, ...]:
 
 # --- parsing -------------------------------------------------------------------
 
-FieldKind = Literal["report", "status", "play", "state"]
+FieldKind = Literal["report", "status", "play", "state", "stop"]
 SiteKind = Literal[
     "events", "snapshot", "device_status", "edge_status", "ack", "announce", "stop", "committed"
 ]
@@ -119,7 +124,7 @@ SiteKind = Literal[
 
 @dataclass(frozen=True, slots=True)
 class FieldTopic:
-    """``field/{site}/{type}/{device}[/status|/play|/state]``."""
+    """``field/{site}/{type}/{device}[/status|/play|/state|/stop]``."""
 
     site: str
     device_type: Literal["fence", "camera", "speaker"]
@@ -149,6 +154,7 @@ _FIELD_SUFFIX: dict[str | None, FieldKind] = {
     "status": "status",
     "play": "play",
     "state": "state",
+    "stop": "stop",
 }
 _SITE_SHAPES: dict[tuple[int, str, str | None], SiteKind] = {
     # (number of parts after the site, first part, last part) -> kind
