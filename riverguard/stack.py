@@ -264,6 +264,15 @@ class Stack:
             ),
             "logins": logins,
             "data_dir": str(self.data_dir),
+            "processes": {
+                name: process.pid
+                for name, process in [
+                    ("mosquitto", self.mosquitto.process),
+                    ("influxd", self.influxd.process),
+                    *((name, c.process) for name, c in self.components.items()),
+                ]
+                if process.pid is not None
+            },
         }
 
     def supervise_once(self, now: float | None = None) -> list[str]:

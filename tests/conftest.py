@@ -12,7 +12,8 @@ import pytest
 
 from riverguard.config import Config, load_config
 from riverguard.mqtt import BrokerSettings
-from riverguard.services import Influxd, Mosquitto, free_port
+from riverguard.services import Influxd, Mosquitto, ServiceError, free_port
+from riverguard.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
@@ -84,3 +85,33 @@ def influx_database(influxd: Influxd) -> Iterator[str]:
     httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
     yield name
     httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{name}"'}).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack as `riverguard up` runs it, with simulated speakers only.
+
+    Speakers play ten times faster than real time so announcements end quickly.
+    """
+    running = Stack(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        config_path=EXAMPLE_CONFIG,
+        simulators=("speakers",),
+        ports=None,
+        speaker_speed=10.0,
+    )
+    try:
+        running.start()
+    except ServiceError:
+        running.stop()
+        raise
+    yield running
+    running.stop()
+
+
+def stack_logs(stack: Stack) -> str:
+    """Every component's log tail, for a failing test's message."""
+    return "\n".join(
+        f"--- {name}\n{component.process.log_tail(40)}"
+        for name, component in stack.components.items()
+    )
