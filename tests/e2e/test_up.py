@@ -1,0 +1,91 @@
+"""`riverguard up` brings the stack up, describes it in stack.json, and stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from riverguard.services import port_accepts
+from riverguard.stack import Stack
+from tests.conftest import EXAMPLE_CONFIG
+
+pytestmark = pytest.mark.integration
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited all the same.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+    data_dir = tmp_path / "rg"
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "riverguard", "up", "--no-sim", "--data-dir", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        stack_json = data_dir / "stack.json"
+        deadline = time.monotonic() + 120
+        while not stack_json.exists():
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            assert time.monotonic() < deadline, "stack.json not written in 120 s"
+            time.sleep(0.2)
+        info = json.loads(stack_json.read_text())
+        output = (tmp_path / "up.log").read_text()
+        assert f"Console: {info['hub_url']}/" in output
+        assert "officer-li" in output
+        assert {"hub_url", "broker", "influx", "admin", "logins"} <= set(info)
+        assert {"host", "port", "username", "password"} == set(info["broker"])
+        assert port_accepts(info["broker"]["port"])
+        assert 204 == httpx.get(f"{info['influx']['url']}/ping").status_code
+        assert 200 == httpx.get(f"{info['hub_url']}/healthz").status_code
+        assert "sim-speakers" not in info["processes"]  # --no-sim
+        pids = list(info["processes"].values())
+        assert all(_alive(pid) for pid in pids)
+
+        up.send_signal(signal.SIGTERM)
+        assert 0 == up.wait(60)
+        assert [] == [pid for pid in pids if _alive(pid)]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        log.close()
+
+
+def test_taken_usual_port_is_replaced_by_a_free_one(tmp_path: Path) -> None:
+    """A port already in use (the machine's own broker, say) is not fought over."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = Stack(tmp_path, EXAMPLE_CONFIG, simulators=(), ports={"broker": port})
+        assert port != stack.broker_port
+
+
+def test_supervisor_restarts_a_component_that_died(stack: Stack) -> None:
+    edge = stack.components["edge-xiyong-wharf"]
+    old_pid = edge.process.pid
+    edge.process.kill()
+    now = time.monotonic()
+    assert [] == stack.supervise_once(now)  # first sight: schedule, with a delay
+    assert ["edge-xiyong-wharf"] == stack.supervise_once(now + 60)
+    assert old_pid != edge.process.pid
+    assert {"xiyong-wharf"} == stack.watch_edges({"xiyong-wharf"}, timeout=30)
