@@ -1,0 +1,142 @@
+// The WebSocket to the hub (PROTOCOL 4.1): subscribe to every site's events, keep
+// the last seq, and reconnect with capped jittered backoff and ?since=<last seq>.
+// Close 4008 means "too slow": reconnect at once. 4001/1008 mean the token is no
+// longer good: hand back to the login page.
+
+import { backoffDelay } from "./state.js";
+
+const CLOSE_TOO_SLOW = 4008;
+const AUTH_CLOSE_CODES = new Set([4001, 1008]);
+// Keeps idle proxies from cutting the socket and surfaces a dead one on our side.
+const PING_INTERVAL_MS = 20_000;
+
+export class HubConnection {
+  constructor(api, { getSince, onMessage, onStatus, onAuthFailure }) {
+    this.api = api;
+    this.getSince = getSince;
+    this.onMessage = onMessage;
+    this.onStatus = onStatus;
+    this.onAuthFailure = onAuthFailure;
+    this.socket = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.pinger = null;
+    this.stopped = true;
+    this.status = "connecting";
+    this.lostSince = null;
+    this.onOffline = () => this.socket?.close();
+    this.onOnline = () => this.#reconnectNow();
+  }
+
+  start() {
+    this.stopped = false;
+    addEventListener("offline", this.onOffline);
+    addEventListener("online", this.onOnline);
+    this.#setStatus("connecting");
+    this.#connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    removeEventListener("offline", this.onOffline);
+    removeEventListener("online", this.onOnline);
+    clearTimeout(this.timer);
+    clearInterval(this.pinger);
+    const socket = this.socket;
+    this.socket = null;
+    socket?.close(1000, "logout");
+  }
+
+  #setStatus(status) {
+    if (status === "lost" && this.status !== "lost") this.lostSince = Date.now();
+    if (status === "open") this.lostSince = null;
+    this.status = status;
+    this.onStatus(status, this.lostSince);
+  }
+
+  #connect() {
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    let socket;
+    try {
+      socket = new WebSocket(this.api.wsUrl(this.getSince()));
+    } catch (error) {
+      console.error("websocket", error);
+      this.#scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    let opened = false;
+    let received = false;
+    socket.addEventListener("open", () => {
+      opened = true;
+      socket.send(JSON.stringify({ op: "subscribe", events: ["*"] }));
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ op: "ping" }));
+      }, PING_INTERVAL_MS);
+      this.#setStatus("open");
+    });
+    socket.addEventListener("message", (event) => {
+      if (!received) {
+        received = true;
+        this.attempt = 0; // a hub that answers is healthy: start the backoff again
+      }
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        console.warn("hub sent a message that is not JSON", String(event.data).slice(0, 200));
+        return;
+      }
+      this.onMessage(message);
+    });
+    socket.addEventListener("close", (event) => {
+      if (socket !== this.socket) return; // superseded or stopped
+      clearInterval(this.pinger);
+      this.socket = null;
+      if (this.stopped) return;
+      if (AUTH_CLOSE_CODES.has(event.code)) {
+        this.onAuthFailure();
+        return;
+      }
+      this.#setStatus("lost");
+      if (event.code === CLOSE_TOO_SLOW) {
+        this.attempt = 0;
+        this.#reconnectNow();
+      } else if (!opened) {
+        // A refused handshake looks like 1006 to a browser: ask the REST API
+        // whether the token is still good before trying again.
+        this.#checkToken().then((good) => {
+          if (good) this.#scheduleReconnect();
+          else if (!this.stopped) this.onAuthFailure();
+        });
+      } else {
+        this.#scheduleReconnect();
+      }
+    });
+  }
+
+  async #checkToken() {
+    try {
+      await this.api.me();
+      return true;
+    } catch (error) {
+      return error.status !== 401;
+    }
+  }
+
+  #scheduleReconnect() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.timer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #reconnectNow() {
+    if (this.stopped || this.socket) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.#connect(), 0);
+  }
+}

@@ -1,0 +1,213 @@
+// The console's picture of the world, built from the hub's WebSocket messages
+// (PROTOCOL 4.1). Pure functions over plain objects: no DOM, no network, so the
+// ordering and merging rules can be checked on their own.
+
+export const SEVERITY_RANK = { critical: 2, warning: 1, info: 0 };
+const ACTIVE_STATES = new Set(["open", "acknowledged"]);
+// Enough events to find every open alarm's latest one; older ones are dropped.
+const MAX_EVENTS = 2000;
+export const FEED_LENGTH = 60;
+
+export function createState() {
+  return {
+    user: null,
+    sites: new Map(),
+    devices: new Map(),
+    edges: new Map(),
+    alarms: new Map(),
+    announcements: new Map(),
+    events: new Map(),
+    feed: [],
+    lastSeq: null,
+  };
+}
+
+function byId(items, key = "id") {
+  return new Map((items ?? []).map((item) => [item[key], item]));
+}
+
+// What a message changed, so the page redraws only that and rings for new alarms.
+function outcome() {
+  return { applied: false, parts: new Set(), newAlarms: [], resolved: [] };
+}
+
+export function applyMessage(state, message) {
+  const result = outcome();
+  const { seq, type, data } = message ?? {};
+  if (!Number.isInteger(seq) || typeof type !== "string" || data === null || typeof data !== "object") {
+    return result;
+  }
+  // A hello is a fresh picture (first connect, or a hub that no longer holds our seq,
+  // or a restarted hub whose seq started again): always take it. Anything else at or
+  // below what we have is a replay after reconnecting with ?since.
+  if (type !== "hello" && state.lastSeq !== null && seq <= state.lastSeq) return result;
+  state.lastSeq = seq;
+  result.applied = true;
+  switch (type) {
+    case "hello":
+      applyHello(state, data, result);
+      break;
+    case "alarm":
+      applyAlarm(state, data, result);
+      break;
+    case "event":
+      addEvent(state, data, true);
+      result.parts.add("events");
+      break;
+    case "device":
+      if (data.id) {
+        state.devices.set(data.id, { ...state.devices.get(data.id), ...data });
+        result.parts.add("status");
+      }
+      break;
+    case "edge":
+      if (data.site) {
+        state.edges.set(data.site, { ...state.edges.get(data.site), ...data });
+        result.parts.add("status");
+      }
+      break;
+    case "site":
+      if (data.id) {
+        state.sites.set(data.id, { ...state.sites.get(data.id), ...data });
+        result.parts.add("status");
+        result.parts.add("alarms");
+      }
+      break;
+    case "announcement":
+      if (data.id) {
+        state.announcements.set(data.id, data);
+        result.parts.add("alarms");
+      }
+      break;
+    default:
+      // A newer hub may send types this console does not know yet: skip them.
+      break;
+  }
+  return result;
+}
+
+function applyHello(state, data, result) {
+  const previous = new Set(state.alarms.keys());
+  state.user = data.user ?? state.user;
+  state.sites = byId(data.sites);
+  state.devices = byId(data.devices);
+  state.edges = byId(data.edges, "site");
+  state.alarms = byId((data.alarms ?? []).filter((alarm) => ACTIVE_STATES.has(alarm.state)));
+  state.announcements = byId(data.announcements);
+  for (const alarm of state.alarms.values()) {
+    if (!previous.has(alarm.id)) result.newAlarms.push(alarm);
+  }
+  for (const id of previous) if (!state.alarms.has(id)) result.resolved.push(id);
+  for (const part of ["alarms", "status", "events", "user"]) result.parts.add(part);
+}
+
+function applyAlarm(state, alarm, result) {
+  if (!alarm.id) return;
+  result.parts.add("alarms");
+  if (ACTIVE_STATES.has(alarm.state)) {
+    if (!state.alarms.has(alarm.id)) result.newAlarms.push(alarm);
+    state.alarms.set(alarm.id, alarm);
+  } else if (state.alarms.delete(alarm.id)) {
+    result.resolved.push(alarm.id);
+  }
+}
+
+// Applies an alarm returned by a REST action, unless the WebSocket already brought
+// a newer version of it.
+export function applyAlarmResponse(state, alarm) {
+  const known = state.alarms.get(alarm?.id);
+  if (!known || String(alarm.updated_at) < String(known.updated_at)) return false;
+  if (ACTIVE_STATES.has(alarm.state)) state.alarms.set(alarm.id, alarm);
+  else state.alarms.delete(alarm.id);
+  return true;
+}
+
+export function addEvent(state, event, live = false) {
+  if (!event?.id || state.events.has(event.id)) return;
+  state.events.set(event.id, event);
+  if (state.events.size > MAX_EVENTS) {
+    const oldest = state.events.keys().next().value;
+    state.events.delete(oldest);
+  }
+  if (live) {
+    state.feed.unshift(event.id);
+    if (state.feed.length > FEED_LENGTH) state.feed.length = FEED_LENGTH;
+  }
+}
+
+// Events fetched over REST after a hello (newest first) fill the feed's history.
+export function addHistory(state, events) {
+  const known = new Set(state.feed);
+  for (const event of events) {
+    addEvent(state, event);
+    if (!known.has(event.id) && state.feed.length < FEED_LENGTH) state.feed.push(event.id);
+  }
+  state.feed.sort((a, b) => eventTime(state.events.get(b)) - eventTime(state.events.get(a)));
+}
+
+function eventTime(event) {
+  const value = event ? Date.parse(event.ts) : Number.NaN;
+  return Number.isNaN(value) ? 0 : value;
+}
+
+// Critical first; within a severity, unacknowledged before acknowledged (someone is
+// already on those), then the longest-waiting first.
+export function compareAlarms(a, b) {
+  return (
+    (SEVERITY_RANK[b.severity] ?? -1) - (SEVERITY_RANK[a.severity] ?? -1) ||
+    (a.state === "open" ? 0 : 1) - (b.state === "open" ? 0 : 1) ||
+    Date.parse(a.opened_at) - Date.parse(b.opened_at) ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
+}
+
+export function sortedAlarms(state) {
+  return [...state.alarms.values()].sort(compareAlarms);
+}
+
+export function topUnacknowledged(state) {
+  return sortedAlarms(state).find((alarm) => alarm.state === "open") ?? null;
+}
+
+export function needsAlarmSound(state) {
+  for (const alarm of state.alarms.values()) {
+    if (alarm.severity === "critical" && alarm.state === "open") return true;
+  }
+  return false;
+}
+
+export function announcementsOf(state, alarm) {
+  const listed = new Set(alarm.announcements ?? []);
+  return [...state.announcements.values()]
+    .filter((ann) => ann.alarm_id === alarm.id || listed.has(ann.id))
+    .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
+}
+
+export const DEVICE_TYPES = ["fence", "camera", "speaker"];
+
+export function siteSummary(state, siteId) {
+  const counts = Object.fromEntries(DEVICE_TYPES.map((type) => [type, { online: 0, total: 0 }]));
+  for (const device of state.devices.values()) {
+    if (device.site !== siteId || !counts[device.type]) continue;
+    counts[device.type].total += 1;
+    if (device.online === true) counts[device.type].online += 1;
+  }
+  return { edge: state.edges.get(siteId) ?? null, counts };
+}
+
+// "mm:ss" below an hour, "h:mm:ss" above: digits read the same in both languages.
+export function formatAge(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mm = String(m).padStart(2, "0");
+  const ss = String(s).padStart(2, "0");
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+// Reconnect delays: capped, jittered exponential (the same shape as riverguard.mqtt.Backoff).
+export function backoffDelay(attempt, random = Math.random, initialMs = 500, capMs = 10_000) {
+  const delay = Math.min(capMs, initialMs * 2 ** attempt);
+  return Math.round(delay * (0.5 + random() * 0.5));
+}

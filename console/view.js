@@ -1,0 +1,243 @@
+// Rendering: state in, DOM out. Cards are keyed by alarm id and rebuilt only when
+// what they show changes, so a button under the officer's finger is not replaced
+// by a tick of the clock or another alarm's update.
+
+import { getLang, t } from "./i18n.js";
+import {
+  announcementsOf,
+  DEVICE_TYPES,
+  formatAge,
+  siteSummary,
+  sortedAlarms,
+  topUnacknowledged,
+} from "./state.js";
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+export function escape(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (ch) => ESCAPES[ch]);
+}
+
+export function clockTime(value) {
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleTimeString(getLang(), { hour12: false });
+}
+
+function localized(item, fallback) {
+  if (!item) return fallback;
+  return (getLang() === "en" && item.name_en) || item.name || fallback;
+}
+
+export function siteName(state, siteId) {
+  return localized(state.sites.get(siteId), siteId);
+}
+
+export function zoneName(state, siteId, zoneId) {
+  const zone = state.sites.get(siteId)?.zones?.find((z) => z.id === zoneId);
+  return zone ? localized(zone, zoneId) : t("alarm.zone_unknown", { zone: zoneId });
+}
+
+function kindLabel(kind) {
+  return kind ? t(`kind.${kind}`) : "";
+}
+
+function personName(state, username) {
+  if (username && state.user?.username === username) return state.user.name || username;
+  return username ?? "";
+}
+
+// --- status strip --------------------------------------------------------------
+
+export function renderStatus(root, state) {
+  const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
+  root.innerHTML = sites.map((site) => siteStatus(state, site)).join("");
+}
+
+function siteStatus(state, site) {
+  const { edge, counts } = siteSummary(state, site.id);
+  const edgeClass = edge === null ? "edge-unknown" : edge.online ? "edge-online" : "edge-offline";
+  const edgeText = t(`status.${edgeClass.replace("-", "_")}`);
+  const outbox = edge?.online && edge.outbox > 0 ? ` · ${t("status.outbox", { count: edge.outbox })}` : "";
+  const risk = ["blue", "yellow", "orange", "red"].includes(site.risk) ? site.risk : "blue";
+  const devices = DEVICE_TYPES.filter((type) => counts[type].total > 0)
+    .map((type) => {
+      const { online, total } = counts[type];
+      const health = online === total ? "ok" : online === 0 ? "down" : "partial";
+      return `<span class="devices ${health}" data-type="${type}">${escape(t(`device.${type}`))}
+        <b>${escape(t("status.devices", { online, total }))}</b></span>`;
+    })
+    .join("");
+  return `<div class="site-status ${edgeClass}" data-site="${escape(site.id)}">
+    <div class="site-title">
+      <span class="risk risk-${risk}" title="${escape(t("status.risk"))}">${escape(t(`risk.${risk}`))}</span>
+      <span class="name">${escape(localized(site, site.id))}</span>
+    </div>
+    <div class="site-line">
+      <span class="edge ${edgeClass}"><span class="dot"></span>${escape(edgeText)}${escape(outbox)}</span>
+      ${devices}
+    </div>
+  </div>`;
+}
+
+// --- alarm cards ---------------------------------------------------------------
+
+export function renderAlarms(list, countEl, state, ui) {
+  const alarms = sortedAlarms(state);
+  countEl.textContent = alarms.length ? t("alarms.count", { count: alarms.length }) : "";
+  if (alarms.length === 0) {
+    list.innerHTML = `<div class="empty">
+      <p class="empty-title">${escape(t("alarms.none"))}</p>
+      <p class="empty-hint">${escape(t("alarms.none_hint"))}</p></div>`;
+    return;
+  }
+  list.querySelector(".empty")?.remove();
+  const selected = ui.selected(alarms);
+  const top = topUnacknowledged(state);
+  const keep = new Set();
+  let previous = null;
+  for (const alarm of alarms) {
+    keep.add(alarm.id);
+    const view = cardView(state, ui, alarm, alarm.id === selected?.id, alarm.id === top?.id);
+    const signature = JSON.stringify(view);
+    let card = list.querySelector(`article[data-alarm-id="${CSS.escape(alarm.id)}"]`);
+    if (!card) {
+      card = document.createElement("article");
+      card.dataset.alarmId = alarm.id;
+      if (ui.isNew(alarm.id)) card.classList.add("fresh");
+    }
+    if (card.dataset.signature !== signature) {
+      card.dataset.signature = signature;
+      card.className = `alarm sev-${view.severity} state-${view.state}${view.selected ? " selected" : ""}${
+        card.classList.contains("fresh") ? " fresh" : ""
+      }`;
+      card.innerHTML = cardHtml(view);
+    }
+    // Keep DOM order equal to sort order without touching cards already in place.
+    const expected = previous ? previous.nextElementSibling : list.firstElementChild;
+    if (expected !== card) list.insertBefore(card, expected);
+    previous = card;
+  }
+  for (const card of [...list.querySelectorAll("article[data-alarm-id]")]) {
+    if (!keep.has(card.dataset.alarmId)) card.remove();
+  }
+  updateAges(list, ui.now());
+}
+
+function cardView(state, ui, alarm, selected, top) {
+  const event = state.events.get(alarm.last_event_id);
+  const canAct = ui.canAct();
+  return {
+    lang: getLang(),
+    id: alarm.id,
+    severity: alarm.severity,
+    state: alarm.state,
+    selected,
+    top,
+    site: siteName(state, alarm.site),
+    zone: zoneName(state, alarm.site, alarm.zone),
+    openedAt: alarm.opened_at,
+    events: alarm.event_count,
+    latest: event ? kindLabel(event.kind) : String(alarm.last_event_id ?? "").split(":")[0],
+    latestAt: event ? clockTime(event.ts) : "",
+    ackedBy: alarm.acked_by ? personName(state, alarm.acked_by) : null,
+    ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
+    escalation: alarm.escalation_level ?? 0,
+    snapshot: event?.snapshot ? ui.snapshotUrl(event.id) : null,
+    snapshotEvent: event?.snapshot ? event.id : null,
+    announcements: announcementsOf(state, alarm).map((ann) => ({
+      at: clockTime(ann.created_at),
+      speakers: Object.entries(ann.speakers ?? {}).sort(([a], [b]) => a.localeCompare(b)),
+    })),
+    canAct,
+    busy: ui.busyActions(alarm.id),
+  };
+}
+
+function button(view, action, label, key) {
+  const busy = view.busy.includes(action);
+  const disabled = !view.canAct || busy || (action === "ack" && view.state !== "open");
+  const hint = key ? ` <kbd>${key}</kbd>` : "";
+  const title = view.canAct ? "" : ` title="${escape(t("action.forbidden"))}"`;
+  return `<button type="button" class="action-${action}" data-action="${action}"${
+    disabled ? " disabled" : ""
+  }${title}>${escape(busy ? t("action.busy") : label)}${hint}</button>`;
+}
+
+function cardHtml(view) {
+  const escalation = view.escalation
+    ? `<span class="badge escalated">${escape(t("alarm.escalated", { level: view.escalation }))}</span>`
+    : "";
+  const acked = view.ackedBy
+    ? `<p class="acked">${escape(t("alarm.acked_by", { who: view.ackedBy, time: view.ackedAt }))}</p>`
+    : "";
+  const latestTime = view.latestAt ? ` <span class="muted">${escape(view.latestAt)}</span>` : "";
+  let snapshot = "";
+  if (view.snapshotEvent) {
+    snapshot = view.snapshot
+      ? `<button type="button" class="snapshot" data-action="snapshot" title="${escape(t("alarm.snapshot"))}">
+          <img src="${escape(view.snapshot)}" alt="${escape(t("alarm.snapshot"))}" /></button>`
+      : `<div class="snapshot loading" aria-hidden="true"></div>`;
+  }
+  const announcements = view.announcements
+    .map(
+      (ann) => `<li class="announcement"><span class="ann-label">${escape(t("ann.heading"))} ${escape(ann.at)}</span>
+        ${ann.speakers
+          .map(
+            ([speaker, state]) => `<span class="speaker ann-${escape(state)}" data-speaker="${escape(speaker)}"
+              data-state="${escape(state)}">${escape(speaker)} · ${escape(t(`ann.state.${state}`))}</span>`,
+          )
+          .join("")}</li>`,
+    )
+    .join("");
+  return `<div class="alarm-head">
+      <span class="badge severity">${escape(t(`severity.${view.severity}`))}</span>
+      <span class="badge state">${escape(t(`state.${view.state}`))}</span>
+      ${escalation}
+      <span class="age" data-opened="${escape(view.openedAt)}" title="${escape(t("alarm.age"))}"></span>
+    </div>
+    <div class="alarm-body">
+      <div class="alarm-main">
+        <p class="site-name">${escape(view.site)}</p>
+        <p class="zone-name">${escape(view.zone)}</p>
+        <p class="facts"><span class="latest">${escape(t("alarm.latest"))}: <b>${escape(view.latest)}</b>${latestTime}</span>
+          <span class="event-count">${escape(t("alarm.events", { count: view.events }))}</span></p>
+        ${acked}
+      </div>
+      ${snapshot}
+    </div>
+    ${announcements ? `<ul class="announcements">${announcements}</ul>` : ""}
+    <div class="alarm-actions">
+      ${button(view, "ack", t("action.ack"), view.top ? "A" : "")}
+      ${button(view, "announce", t("action.announce"), view.selected ? "N" : "")}
+      ${button(view, "resolve", t("action.resolve"), view.selected ? "R" : "")}
+    </div>`;
+}
+
+export function updateAges(root, now) {
+  for (const el of root.querySelectorAll(".age[data-opened]")) {
+    const opened = Date.parse(el.dataset.opened);
+    el.textContent = Number.isNaN(opened) ? "" : formatAge(now - opened);
+  }
+}
+
+// --- event feed ----------------------------------------------------------------
+
+export function renderFeed(list, state) {
+  if (state.feed.length === 0) {
+    list.innerHTML = `<li class="feed-empty">${escape(t("feed.none"))}</li>`;
+    return;
+  }
+  list.innerHTML = state.feed
+    .map((id) => state.events.get(id))
+    .filter(Boolean)
+    .map(
+      (event) => `<li class="sev-${escape(event.severity)}" data-event-id="${escape(event.id)}">
+        <time>${escape(clockTime(event.ts))}</time>
+        <span class="feed-kind">${escape(kindLabel(event.kind))}</span>
+        <span class="feed-where">${escape(siteName(state, event.site))} · ${escape(
+          zoneName(state, event.site, event.zone),
+        )}</span></li>`,
+    )
+    .join("");
+}
