@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from riverguard.settings import ComponentSettings
+from pydantic import SecretStr
+
+from riverguard.settings import REPO_ROOT, ComponentSettings
 
 
 class HubSettings(ComponentSettings):
@@ -21,10 +23,29 @@ class HubSettings(ComponentSettings):
     users_file: Path | None = None
     # A duty shift, not an hour: a console must not log out at 3 a.m.
     token_ttl_s: int = 12 * 3600
+    # The broker session's client id; it is persistent, so one per hub instance.
+    mqtt_client_id: str = "riverguard-hub"
+    # Largest ingest batch (messages committed in one transaction).
+    ingest_batch_max: int = 500
+    # InfluxDB 2.x/3.x token for the v1 API; None for 1.x without auth.
+    influx_token: SecretStr | None = None
+    influx_batch_size: int = 5000
+    # Longest wait between retries while InfluxDB is down.
+    influx_retry_cap_s: float = 5.0
+    # Messages a console may fall behind before it is closed with 4008.
+    ws_queue_size: int = 2000
+    # Messages kept for consoles that resume with ?since=.
+    ws_ring_size: int = 5000
+    # The duty console's static files, served at /.
+    console_dir: Path = REPO_ROOT / "console"
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
 
     @property
     def sqlalchemy_url(self) -> str:

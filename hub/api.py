@@ -1,0 +1,215 @@
+"""REST routes (PROTOCOL 4.2), health and metrics."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Response
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, MediaUser
+from hub.influx import EventQuery
+from hub.schemas import (
+    AnnouncementOut,
+    AnnouncementRequest,
+    ClipOut,
+    DeviceOut,
+    ErrorOut,
+    HealthOut,
+    ResolveIn,
+    SiteOut,
+    TokenOut,
+    UserOut,
+)
+from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
+from riverguard.wire.times import parse_ts
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
+}
+
+router = APIRouter(prefix="/api", responses=_ERRORS)
+root = APIRouter()
+
+_AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(wav|mp3|ulaw)$")
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ulaw": "audio/basic"}
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    """A query time: Unix milliseconds or RFC 3339."""
+    if value is None:
+        return None
+    try:
+        return parse_ts(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
+
+
+# --- auth ------------------------------------------------------------------------
+
+
+@router.post("/auth/token")
+async def login(
+    hub: HubDep,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+) -> TokenOut:
+    token = await hub.auth.login(username, password)
+    if token is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return TokenOut(access_token=token, expires_in=hub.settings.token_ttl_s)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(username=user.username, name=user.name, role=user.role)
+
+
+# --- sites and devices -----------------------------------------------------------
+
+
+@router.get("/sites")
+async def sites(hub: HubDep, _: CurrentUser) -> list[SiteOut]:
+    return [SiteOut.model_validate(item) for item in hub.picture.site_items()]
+
+
+@router.get("/devices")
+async def devices(hub: HubDep, _: CurrentUser) -> list[DeviceOut]:
+    return [DeviceOut.model_validate(item) for item in hub.picture.device_items()]
+
+
+# --- alarms ----------------------------------------------------------------------
+
+
+@router.get("/alarms")
+async def list_alarms(
+    hub: HubDep,
+    _: CurrentUser,
+    state: AlarmState | None = None,
+    site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[Alarm]:
+    return await hub.store.list_alarms(
+        state=state, site=site, since=_time(since, "since"), limit=limit
+    )
+
+
+@router.get("/alarms/{alarm_id}")
+async def get_alarm(hub: HubDep, _: CurrentUser, alarm_id: str) -> Alarm:
+    return await hub.desk.get(alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/ack")
+async def ack_alarm(hub: HubDep, user: ActingUser, alarm_id: str) -> Alarm:
+    return await hub.desk.acknowledge(alarm_id, user.username)
+
+
+@router.post("/alarms/{alarm_id}/resolve")
+async def resolve_alarm(hub: HubDep, user: ActingUser, alarm_id: str, body: ResolveIn) -> Alarm:
+    return await hub.desk.resolve(alarm_id, user.username, body.outcome, body.note)
+
+
+# --- events ----------------------------------------------------------------------
+
+
+@router.get("/events")
+async def list_events(
+    hub: HubDep,
+    _: CurrentUser,
+    *,
+    site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    device: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    kind: EventKind | None = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[Event]:
+    query = EventQuery(
+        site=site,
+        device=device,
+        kind=kind,
+        start=_time(from_, "from"),
+        end=_time(to, "to"),
+        limit=limit,
+    )
+    return await hub.influx.events(query)
+
+
+@router.get(
+    "/events/{event_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def snapshot(hub: HubDep, _: MediaUser, event_id: str) -> Response:
+    jpeg = await hub.store.get_snapshot(event_id)
+    if jpeg is None:
+        raise ApiError(404, "not_found", f"no snapshot for event {event_id!r}")
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+# --- announcements and audio -----------------------------------------------------
+
+
+@router.post("/announcements", status_code=202)
+async def announce(hub: HubDep, user: ActingUser, body: AnnouncementRequest) -> AnnouncementOut:
+    shaped = await hub.announcer.announce(body, user.username)
+    return AnnouncementOut.model_validate(shaped)
+
+
+@router.get("/announcements/{announcement_id}")
+async def get_announcement(hub: HubDep, _: CurrentUser, announcement_id: str) -> AnnouncementOut:
+    shaped = await hub.announcer.get(announcement_id)
+    if shaped is None:
+        raise ApiError(404, "not_found", f"no announcement {announcement_id!r}")
+    return AnnouncementOut.model_validate(shaped)
+
+
+@router.get("/clips")
+async def clips(hub: HubDep, _: CurrentUser) -> list[ClipOut]:
+    return [
+        ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
+        for clip in hub.picture.clips.values()
+    ]
+
+
+@router.get("/audio/{name}", response_class=FileResponse)
+async def audio(hub: HubDep, name: str) -> FileResponse:
+    """Rendered audio by content hash; no login, since edges and speakers fetch it."""
+    match = _AUDIO_NAME.match(name)
+    if match is None:
+        raise ApiError(404, "not_found", "audio is named <sha256>.<wav|mp3|ulaw>")
+    path = hub.settings.audio_dir / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no audio {name}")
+    return FileResponse(
+        path,
+        media_type=_AUDIO_TYPES[match.group(2)],
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
+# --- health and metrics ----------------------------------------------------------
+
+
+@root.get("/healthz", responses={503: {"model": HealthOut}})
+async def healthz(hub: HubDep) -> JSONResponse:
+    broker = hub.link.connected
+    influx = await hub.influx.ping()
+    store = await hub.store.ping()
+    ok = broker and influx and store
+    body = HealthOut(status="ok" if ok else "degraded", broker=broker, influx=influx, store=store)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@root.get("/metrics", response_class=Response)
+async def metrics(hub: HubDep) -> Response:
+    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+RECENT_ANNOUNCEMENTS = timedelta(hours=1)

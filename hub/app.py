@@ -1,0 +1,220 @@
+"""The hub's FastAPI application; the lifespan builds and owns every resource."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub import api, ws
+from hub.announcer import Announcer
+from hub.audio import render_site_warning
+from hub.auth import Auth
+from hub.broadcaster import Broadcaster
+from hub.deps import ApiError
+from hub.desk import AlarmDesk
+from hub.errors import (
+    AlarmNotFound,
+    AlarmTransitionError,
+    AnnouncementError,
+    BrokerUnavailable,
+    InfluxError,
+    StoreError,
+)
+from hub.hub import Hub
+from hub.influx import Influx, InfluxWriter
+from hub.ingest import Ingest
+from hub.link import BrokerLink
+from hub.metrics import HubMetrics
+from hub.picture import Picture
+from hub.settings import HubSettings
+from hub.store import Store
+from riverguard.config import Config
+
+log = structlog.get_logger()
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.code, exc.detail, headers)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for error in exc.errors()[:5]:
+            loc = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{loc}: {error.get('msg', '')}")
+        return _error(422, "invalid_request", "; ".join(parts))
+
+    async def hub_error(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, AlarmNotFound):
+            return _error(404, "not_found", str(exc))
+        if isinstance(exc, AlarmTransitionError):
+            return _error(409, "invalid_transition", str(exc))
+        if isinstance(exc, AnnouncementError):
+            return _error(exc.status, exc.code, exc.detail)
+        if isinstance(exc, BrokerUnavailable):
+            return _error(503, "broker_unavailable", str(exc))
+        if isinstance(exc, InfluxError):
+            return _error(503, "influx_unavailable", str(exc))
+        assert isinstance(exc, StoreError)
+        return _error(503, "store_unavailable", str(exc))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for exc_type in (
+        AlarmNotFound,
+        AlarmTransitionError,
+        AnnouncementError,
+        BrokerUnavailable,
+        InfluxError,
+        StoreError,
+    ):
+        app.add_exception_handler(exc_type, hub_error)
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Hub]]:
+        config = settings.load_config()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await Store.open(settings.sqlalchemy_url)
+        try:
+            async with httpx.AsyncClient() as http:
+                hub = await _build(settings, config, store, http)
+                async with asyncio.TaskGroup() as tasks:
+                    running = [
+                        tasks.create_task(hub.ingest.run(), name="hub.ingest"),
+                        tasks.create_task(hub.writer.run(), name="hub.influx-writer"),
+                    ]
+                    log.info("hub started", url=settings.base_url)
+                    try:
+                        yield {"hub": hub}
+                    finally:
+                        for task in running:
+                            task.cancel()
+        finally:
+            await store.close()
+            log.info("hub stopped")
+
+    app = FastAPI(
+        title="Riverguard hub",
+        version="1",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    _install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(api.root)
+    app.include_router(ws.router)
+    # The console is mounted last so that it never shadows an API route.
+    if settings.console_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.console_dir, html=True), name="console")
+    else:
+        log.warning("console folder missing; not serving it", path=str(settings.console_dir))
+    return app
+
+
+async def _build(
+    settings: HubSettings, config: Config, store: Store, http: httpx.AsyncClient
+) -> Hub:
+    metrics = HubMetrics()
+    broadcaster = Broadcaster(
+        metrics, ring_size=settings.ws_ring_size, queue_size=settings.ws_queue_size
+    )
+    picture = Picture(config)
+    picture.load(await store.active_alarms(), await store.load_devices(), await store.load_edges())
+    async with asyncio.TaskGroup() as tasks:
+        renders = {
+            site.id: tasks.create_task(
+                render_site_warning(site, settings.audio_dir), name=f"hub.render[{site.id}]"
+            )
+            for site in config.sites
+        }
+    for site_id, render in renders.items():
+        picture.add_clip(site_id, render.result())
+    desk = AlarmDesk(store, picture, broadcaster, metrics)
+    await desk.load()
+    auth = Auth(store, settings.token_ttl_s)
+    await auth.sync_users(config, settings.users_file)
+    link = BrokerLink()
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    influx = Influx(http, settings.influx_url, settings.influx_database, token)
+    writer = InfluxWriter(
+        store,
+        influx,
+        metrics,
+        batch_size=settings.influx_batch_size,
+        retry_cap_s=settings.influx_retry_cap_s,
+    )
+    announcer = Announcer(
+        store=store,
+        picture=picture,
+        desk=desk,
+        broadcaster=broadcaster,
+        link=link,
+        base_url=settings.base_url,
+    )
+    ingest = Ingest(
+        settings=settings,
+        config=config,
+        store=store,
+        desk=desk,
+        announcer=announcer,
+        picture=picture,
+        broadcaster=broadcaster,
+        writer=writer,
+        link=link,
+        metrics=metrics,
+    )
+    return Hub(
+        settings=settings,
+        config=config,
+        store=store,
+        metrics=metrics,
+        http=http,
+        influx=influx,
+        writer=writer,
+        broadcaster=broadcaster,
+        picture=picture,
+        desk=desk,
+        announcer=announcer,
+        auth=auth,
+        link=link,
+        ingest=ingest,
+    )

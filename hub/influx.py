@@ -1,0 +1,317 @@
+"""InfluxDB through its HTTP API v1: the event writer and the event reader.
+
+Writer: store-first. Ingest commits events to the state store with
+``influx_written`` false; the writer sends them in batches of line protocol
+and marks them written only after InfluxDB answered 204. While InfluxDB is
+down the rows wait and the writer retries with backoff, so nothing is lost.
+
+Points: measurement ``events``, tags site, device, kind, zone, severity.
+InfluxDB keys a point by measurement, tags and time (PERF-NOTES), so the
+time is the event's own, at millisecond precision, plus a sub-millisecond
+offset derived from the event id: two distinct events of one device in one
+millisecond do not overwrite each other, and writing one event twice
+overwrites only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from hub.errors import InfluxError, RejectedPoints
+from hub.metrics import HubMetrics
+from hub.store import Store
+from riverguard.mqtt import Backoff
+from riverguard.wire.models import Event, EventKind
+from riverguard.wire.times import to_unix_ns
+
+log = structlog.get_logger()
+
+MEASUREMENT = "events"
+_NS_PER_MS = 1_000_000
+
+# --- line protocol -------------------------------------------------------------
+
+
+def escape_measurement(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def escape_key(value: str) -> str:
+    """A tag key, tag value or field key: commas, equals signs and spaces are escaped.
+
+    A backslash is doubled so that one at the end cannot escape the separator
+    that follows. Newlines end a line in line protocol and cannot be escaped.
+    """
+    if "\n" in value or "\r" in value:
+        raise ValueError("line protocol keys and tag values cannot contain newlines")
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def escape_string_field(value: str) -> str:
+    """A string field value, quotes included."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def point_time_ns(event: Event) -> int:
+    """The event's millisecond plus a deterministic sub-millisecond offset from its id."""
+    ms_ns = to_unix_ns(event.ts) // _NS_PER_MS * _NS_PER_MS
+    return ms_ns + zlib.crc32(event.id.encode()) % _NS_PER_MS
+
+
+def _field_value(value: str | float | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("line protocol cannot carry NaN or infinity")
+        return repr(value)
+    return escape_string_field(value)
+
+
+def event_line(event: Event) -> str:
+    tags = {
+        "device": event.device,
+        "kind": event.kind,
+        "severity": event.severity,
+        "site": event.site,
+        "zone": event.zone,
+    }
+    fields: dict[str, str | float | int | bool] = {
+        "id": event.id,
+        "snapshot": event.snapshot,
+        "edge_ts": to_unix_ns(event.edge_ts),
+    }
+    if event.confidence is not None:
+        fields["confidence"] = float(event.confidence)
+    if event.object is not None:
+        fields["object"] = event.object
+    if event.attrs:
+        fields["attrs"] = json.dumps(event.attrs, ensure_ascii=False, separators=(",", ":"))
+    # Tags sorted by key: InfluxDB's own recommendation for write performance.
+    tag_text = ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()) if v)
+    field_text = ",".join(f"{escape_key(k)}={_field_value(v)}" for k, v in fields.items())
+    return f"{escape_measurement(MEASUREMENT)},{tag_text} {field_text} {point_time_ns(event)}"
+
+
+# --- InfluxQL ------------------------------------------------------------------
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_ident(value: str) -> str:
+    """An InfluxQL identifier."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of ``GET /api/events``, already validated by the API layer."""
+
+    site: str | None = None
+    device: str | None = None
+    kind: EventKind | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int = 100
+
+
+def build_query(query: EventQuery) -> str:
+    conditions = []
+    for tag, value in (("site", query.site), ("device", query.device), ("kind", query.kind)):
+        if value is not None:
+            conditions.append(f"{quote_ident(tag)} = {quote_literal(value)}")
+    if query.start is not None:
+        conditions.append(f"time >= {to_unix_ns(query.start)}")
+    if query.end is not None:
+        # The offset can put a point up to 1 ms after its event time: include it.
+        conditions.append(f"time < {to_unix_ns(query.end) + _NS_PER_MS}")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    limit = int(query.limit)
+    # Safe: values are quoted by quote_literal and the API validated them first.
+    return f"SELECT * FROM {quote_ident(MEASUREMENT)}{where} ORDER BY time DESC LIMIT {limit}"  # noqa: S608
+
+
+def _from_ns(value: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value // 1000)
+
+
+def row_to_event(row: dict[str, Any]) -> Event:
+    """A row of ``SELECT *`` (epoch=ns) back into the event (2.1) it came from."""
+    time_ns = int(row["time"])
+    edge_ns = row.get("edge_ts")
+    return Event(
+        id=row["id"],
+        site=row["site"],
+        device=row["device"],
+        kind=row["kind"],
+        zone=row["zone"],
+        ts=_from_ns(time_ns // _NS_PER_MS * _NS_PER_MS),
+        edge_ts=_from_ns(int(edge_ns)) if edge_ns is not None else _from_ns(time_ns),
+        severity=row["severity"],
+        confidence=row.get("confidence"),
+        object=row.get("object"),
+        snapshot=bool(row.get("snapshot")),
+        attrs=json.loads(row["attrs"]) if row.get("attrs") else {},
+    )
+
+
+# --- client --------------------------------------------------------------------
+
+
+class Influx:
+    """The HTTP API v1 of InfluxDB 1.x, 2.x (v1 compatibility) or 3.x."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, database: str, token: str | None = None
+    ) -> None:
+        self.http = http
+        self.url = url.rstrip("/")
+        self.database = database
+        self.headers = {"Authorization": f"Token {token}"} if token else {}
+
+    async def ping(self) -> bool:
+        try:
+            response = await self.http.get(f"{self.url}/ping", headers=self.headers, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 204
+
+    async def write(self, lines: Sequence[str]) -> None:
+        body = ("\n".join(lines) + "\n").encode()
+        try:
+            response = await self.http.post(
+                f"{self.url}/write",
+                params={"db": self.database, "precision": "ns"},
+                content=body,
+                headers=self.headers,
+                timeout=30.0,
+            )
+        except httpx.HTTPError as exc:
+            raise InfluxError(f"InfluxDB unreachable: {exc!r}") from exc
+        if response.status_code == 400:
+            # Malformed points: InfluxDB wrote the valid ones; resending cannot help.
+            raise RejectedPoints(f"InfluxDB refused points: {response.text[:300]}")
+        if response.status_code != 204:
+            raise InfluxError(
+                f"InfluxDB refused a write ({response.status_code}): {response.text[:300]}"
+            )
+
+    async def query(self, influxql: str) -> list[dict[str, Any]]:
+        """Rows of the first series of the first statement, times in ns."""
+        try:
+            response = await self.http.post(
+                f"{self.url}/query",
+                data={"db": self.database, "q": influxql, "epoch": "ns"},
+                headers=self.headers,
+                timeout=30.0,
+            )
+        except httpx.HTTPError as exc:
+            raise InfluxError(f"InfluxDB unreachable: {exc!r}") from exc
+        if response.status_code != 200:
+            raise InfluxError(
+                f"InfluxDB refused a query ({response.status_code}): {response.text[:300]}"
+            )
+        result = response.json()["results"][0]
+        if "error" in result:
+            raise InfluxError(f"InfluxDB query error: {result['error']}")
+        rows: list[dict[str, Any]] = []
+        for series in result.get("series", []):
+            columns = series["columns"]
+            rows.extend(dict(zip(columns, values, strict=True)) for values in series["values"])
+        return rows
+
+    async def events(self, query: EventQuery) -> list[Event]:
+        rows = await self.query(build_query(query))
+        return [row_to_event(row) for row in rows]
+
+
+class InfluxWriter:
+    """Forwards committed events to InfluxDB, store-first, in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        influx: Influx,
+        metrics: HubMetrics,
+        *,
+        batch_size: int = 5000,
+        retry_cap_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.influx = influx
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.backoff = Backoff(initial=0.1, cap=retry_cap_s)
+        self.backlog = 0
+        self._wake = asyncio.Event()
+
+    def notify(self, committed: int) -> None:
+        """Ingest committed ``committed`` new events: write them soon."""
+        self.backlog += committed
+        self.metrics.influx_backlog.set(self.backlog)
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.backlog = await self.store.count_influx_pending()
+        self.metrics.influx_backlog.set(self.backlog)
+        self._wake.set()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Write every pending event, retrying until InfluxDB takes them."""
+        while True:
+            events = await self.store.influx_pending(self.batch_size)
+            if not events:
+                self.backlog = 0
+                self.metrics.influx_backlog.set(0)
+                return
+            lines = []
+            for event in events:
+                try:
+                    lines.append(event_line(event))
+                except ValueError as exc:
+                    log.warning(
+                        "event cannot be written to influx", event_id=event.id, error=str(exc)
+                    )
+                    self.metrics.influx_errors.inc()
+            try:
+                await self.influx.write(lines)
+            except RejectedPoints as exc:
+                log.warning(
+                    "influx refused points; not retrying them", error=str(exc), batch=len(lines)
+                )
+                self.metrics.influx_errors.inc()
+            except InfluxError as exc:
+                self.metrics.influx_errors.inc()
+                delay = self.backoff.next_delay()
+                log.warning(
+                    "influx write failed",
+                    error=str(exc),
+                    pending=len(events),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.backoff.reset()
+            await self.store.mark_influx_written([event.id for event in events])
+            self.metrics.influx_written.inc(len(events))
+            self.backlog = max(0, self.backlog - len(events))
+            self.metrics.influx_backlog.set(self.backlog)

@@ -1,0 +1,388 @@
+"""MQTT ingest: edge messages in, committed events out (PROTOCOL 2 and 3.3).
+
+One persistent broker session. Each message is parsed once with the wire
+models; anything refused is logged with its reason, counted in
+``riverguard_hub_rejected_total{reason}`` and kept as a dead letter; the loop
+goes on. Messages are taken in batches (whatever is queued, up to
+``ingest_batch_max``) and a batch's events are committed in one transaction,
+idempotent on the event id. Only then does the hub publish ``committed`` to
+each site's edge (duplicates included: they are stored, the edge may forget
+them), then push alarms and events to consoles and wake the InfluxDB writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+import aiomqtt
+import structlog
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import ValidationError
+
+from hub.announcer import Announcer
+from hub.broadcaster import Broadcaster
+from hub.desk import AlarmDesk
+from hub.errors import BrokerUnavailable, StoreError
+from hub.influx import InfluxWriter
+from hub.link import BrokerLink
+from hub.metrics import HubMetrics
+from hub.picture import DeviceState, Picture
+from hub.settings import HubSettings
+from hub.store import Batch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
+from riverguard.config import Config
+from riverguard.mqtt import Backoff, make_client
+from riverguard.wire import topics
+from riverguard.wire.models import (
+    MAX_EVENT_PAYLOAD_BYTES,
+    MAX_SNAPSHOT_BYTES,
+    AnnouncementAck,
+    Committed,
+    DeviceStatus,
+    EdgeStatus,
+    Event,
+)
+from riverguard.wire.times import utcnow
+
+log = structlog.get_logger()
+
+# Small status and ack messages; anything bigger is not one of ours.
+MAX_STATUS_PAYLOAD_BYTES = 16 * 1024
+# Dead letters keep the start of a refused payload, enough to see what it was.
+DEAD_LETTER_BYTES = 64 * 1024
+# An edge clock further off than this is logged and counted (the event is kept).
+CLOCK_SKEW_S = 300.0
+_JPEG_MAGIC = b"\xff\xd8"
+
+_Small = TypeVar("_Small", DeviceStatus, EdgeStatus, AnnouncementAck)
+
+
+class Refused(Exception):
+    """A message refused with ``reason``; ``ack`` names an event id to acknowledge anyway."""
+
+    def __init__(self, reason: str, detail: str, ack: tuple[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.ack = ack
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    monotonic: float
+
+
+@dataclass
+class _Work:
+    """A batch sorted by what it carries."""
+
+    batch: Batch = field(default_factory=Batch)
+    # Events to acknowledge without storing them as events (dead letters), per site.
+    extra_acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    arrived: dict[str, float] = field(default_factory=dict)
+    device_statuses: list[tuple[str, DeviceStatus]] = field(default_factory=list)
+    edge_statuses: list[tuple[str, EdgeStatus]] = field(default_factory=list)
+    acks: list[tuple[str, str, AnnouncementAck, str]] = field(default_factory=list)
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return b"" if payload is None else str(payload).encode()
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    if any(error["type"] == "json_invalid" for error in exc.errors()):
+        return "malformed_json"
+    return "invalid"
+
+
+def _short(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)[:3]
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '-'}: {e['msg']}" for e in errors)
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        settings: HubSettings,
+        config: Config,
+        store: Store,
+        desk: AlarmDesk,
+        announcer: Announcer,
+        picture: Picture,
+        broadcaster: Broadcaster,
+        writer: InfluxWriter,
+        link: BrokerLink,
+        metrics: HubMetrics,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.store = store
+        self.desk = desk
+        self.announcer = announcer
+        self.picture = picture
+        self.broadcaster = broadcaster
+        self.writer = writer
+        self.link = link
+        self.metrics = metrics
+        self.batch_max = settings.ingest_batch_max
+        self.subscribed = asyncio.Event()
+
+    # --- connection ----------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        client = make_client(
+            self.settings.broker, identifier=self.settings.mqtt_client_id, persistent=True
+        )
+        while True:
+            try:
+                async with client:
+                    await client.subscribe(
+                        [(topic, SubscribeOptions(qos=1)) for topic in topics.HUB_SUBSCRIPTIONS]
+                    )
+                    self.link.client = client
+                    self.metrics.broker_connected.set(1)
+                    self.subscribed.set()
+                    backoff.reset()
+                    log.info(
+                        "broker connected",
+                        host=self.settings.broker.host,
+                        port=self.settings.broker.port,
+                    )
+                    await self._consume(client)
+            except aiomqtt.MqttError as exc:
+                log.warning("broker connection lost", error=str(exc))
+            finally:
+                self.link.client = None
+                self.metrics.broker_connected.set(0)
+                self.subscribed.clear()
+            await backoff.sleep()
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        messages = client.messages
+        async for first in messages:
+            received = [
+                Received(first.topic.value, _payload_bytes(first.payload), time.monotonic())
+            ]
+            # Take what is already queued without a task per message (aiomqtt's
+            # iterator creates one): the batch costs one wake-up, not hundreds.
+            queue = client._queue
+            while len(received) < self.batch_max and not queue.empty():
+                message = queue.get_nowait()
+                received.append(
+                    Received(message.topic.value, _payload_bytes(message.payload), time.monotonic())
+                )
+            await self.process(received)
+
+    # --- one batch -----------------------------------------------------------
+
+    async def process(self, received: list[Received]) -> None:
+        """Sort, commit, acknowledge, push: one batch, never raising for bad input."""
+        self.metrics.batch_size.observe(len(received))
+        now = utcnow()
+        work = _Work()
+        for message in received:
+            try:
+                self._sort(message, now, work)
+            except Refused as refused:
+                self._refuse(message, refused, now, work)
+
+        batch = work.batch
+        risk_before = self.desk.risks(e.site for e in batch.events)
+        try:
+            committed = await self.desk.commit(batch)
+        except StoreError as exc:
+            # Not acknowledged: the edges resend these events after their timeout.
+            log.exception("ingest batch not committed", error=str(exc), events=len(batch.events))
+            return
+        done = time.monotonic()
+        self.metrics.events_in.inc(len(committed.new))
+        if committed.duplicates:
+            self.metrics.duplicates.inc(len(committed.duplicates))
+            log.info("duplicate events acknowledged again", count=len(committed.duplicates))
+        for event in committed.new:
+            self.metrics.commit_latency.observe(done - work.arrived[event.id])
+
+        await self._acknowledge(batch.events, work.extra_acks)
+
+        self.desk.push_current(committed.outcome.changed.values(), risk_before)
+        for event in committed.new:
+            self.picture.touch(event.device, event.ts)
+            self.broadcaster.publish("event", event.model_dump(mode="json"), site=event.site)
+        if committed.new:
+            self.writer.notify(len(committed.new))
+
+        try:
+            for device, status in work.device_statuses:
+                await self._device_status(device, status)
+            for site, edge_status in work.edge_statuses:
+                await self._edge_status(site, edge_status)
+            for site, speaker, ack, topic in work.acks:
+                reason = await self.announcer.on_ack(site, speaker, ack)
+                if reason is not None:
+                    self._count_refusal(topic, reason, f"ack for {ack.id}")
+        except StoreError as exc:
+            log.exception("status or acknowledgement not stored", error=str(exc))
+
+    async def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
+        by_site: dict[str, list[str]] = defaultdict(list)
+        for event in events:
+            by_site[event.site].append(event.id)
+        for site, ids in extra.items():
+            by_site[site].extend(ids)
+        for site, ids in by_site.items():
+            payload = Committed(ids=list(dict.fromkeys(ids))).model_dump_json().encode()
+            try:
+                await self.link.publish(topics.committed(site), payload, qos=1)
+            except BrokerUnavailable as exc:
+                # The edge resends; the resent events are duplicates and get acknowledged then.
+                log.warning("commit acknowledgement not sent", site=site, error=str(exc))
+
+    def _sort(self, message: Received, now: datetime, work: _Work) -> None:
+        try:
+            parsed = topics.parse(message.topic)
+        except topics.TopicError as exc:
+            raise Refused("bad_topic", str(exc)) from None
+        if not isinstance(parsed, topics.SiteTopic):
+            raise Refused("bad_topic", "not an edge-to-hub topic")
+        if parsed.site not in self.config.site_by_id:
+            raise Refused("unknown_site", f"site {parsed.site!r} is not configured")
+        self.metrics.messages_in.labels(parsed.kind).inc()
+        if parsed.kind == "events":
+            event = self._event(parsed.site, message.payload, now)
+            work.batch.events.append(event)
+            work.batch.received_at.setdefault(event.id, now)
+            work.arrived.setdefault(event.id, message.monotonic)
+        elif parsed.kind == "snapshot":
+            assert parsed.name is not None
+            work.batch.snapshots.append(
+                self._snapshot(parsed.site, parsed.name, message.payload, now)
+            )
+        elif parsed.kind == "device_status":
+            assert parsed.name is not None
+            self._known_device(parsed.site, parsed.name)
+            status = self._small(message.payload, DeviceStatus)
+            work.device_statuses.append((parsed.name, status))
+        elif parsed.kind == "edge_status":
+            work.edge_statuses.append((parsed.site, self._small(message.payload, EdgeStatus)))
+        elif parsed.kind == "ack":
+            assert parsed.name is not None
+            self._known_device(parsed.site, parsed.name, "speaker")
+            ack = self._small(message.payload, AnnouncementAck)
+            work.acks.append((parsed.site, parsed.name, ack, message.topic))
+        else:
+            raise Refused("bad_topic", f"the hub does not take {parsed.kind} messages")
+
+    def _event(self, topic_site: str, payload: bytes, now: datetime) -> Event:
+        if len(payload) > MAX_EVENT_PAYLOAD_BYTES:
+            raise Refused("oversize", f"{len(payload)} bytes > {MAX_EVENT_PAYLOAD_BYTES}")
+        try:
+            event = Event.model_validate_json(payload)
+        except ValidationError as exc:
+            raise Refused(_validation_reason(exc), _short(exc)) from None
+        ack = (topic_site, event.id)
+        if event.site != topic_site:
+            raise Refused(
+                "site_mismatch", f"event of {event.site!r} on {topic_site!r}'s topic", ack
+            )
+        device = self.config.device_by_id.get(event.device)
+        if device is None or device.site != event.site:
+            raise Refused(
+                "unknown_device",
+                f"device {event.device!r} is not configured for {event.site!r}",
+                ack,
+            )
+        if event.zone not in self.config.site_by_id[event.site].zone_ids():
+            raise Refused(
+                "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
+            )
+        skew = abs((event.edge_ts - now).total_seconds())
+        if skew > CLOCK_SKEW_S:
+            self.metrics.clock_skew.inc()
+            log.warning(
+                "edge clock skew", site=event.site, event_id=event.id, skew_s=round(skew, 1)
+            )
+        return event
+
+    def _snapshot(self, site: str, event_id: str, payload: bytes, now: datetime) -> Snapshot:
+        if len(payload) > MAX_SNAPSHOT_BYTES:
+            raise Refused("oversize", f"snapshot of {len(payload)} bytes > {MAX_SNAPSHOT_BYTES}")
+        if not payload.startswith(_JPEG_MAGIC):
+            raise Refused("not_jpeg", "snapshot does not start with a JPEG marker")
+        return Snapshot(event_id, site, payload, now)
+
+    def _known_device(self, site: str, device_id: str, device_type: str | None = None) -> None:
+        device = self.config.device_by_id.get(device_id)
+        if device is None or device.site != site or (device_type and device.type != device_type):
+            what = device_type or "device"
+            raise Refused("unknown_device", f"{what} {device_id!r} is not configured for {site!r}")
+
+    def _small(self, payload: bytes, model: type[_Small]) -> _Small:
+        if len(payload) > MAX_STATUS_PAYLOAD_BYTES:
+            raise Refused("oversize", f"{len(payload)} bytes > {MAX_STATUS_PAYLOAD_BYTES}")
+        try:
+            return model.model_validate_json(payload)
+        except ValidationError as exc:
+            raise Refused(_validation_reason(exc), _short(exc)) from None
+
+    def _refuse(self, message: Received, refused: Refused, now: datetime, work: _Work) -> None:
+        self._count_refusal(message.topic, refused.reason, refused.detail)
+        work.batch.rejections.append(
+            Rejection(
+                message.topic[:300],
+                refused.reason,
+                refused.detail,
+                message.payload[:DEAD_LETTER_BYTES],
+                now,
+            )
+        )
+        if refused.ack is not None:
+            # Kept as a dead letter in the same transaction: acknowledge it, or the
+            # edge would resend it forever.
+            site, event_id = refused.ack
+            work.extra_acks[site].append(event_id)
+
+    def _count_refusal(self, topic: str, reason: str, detail: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        log.warning("message rejected", reason=reason, topic=topic[:200], detail=detail[:300])
+
+    # --- statuses ------------------------------------------------------------
+
+    async def _device_status(self, device_id: str, status: DeviceStatus) -> None:
+        current = self.picture.devices.get(device_id, DeviceState())
+        if current.status_ts is not None and status.ts < current.status_ts:
+            return  # an older status arriving late: the newer one stands
+        seen = max(status.ts, current.last_seen) if current.last_seen else status.ts
+        state = DeviceState(status.online, status.battery, status.rssi, status.ts, seen)
+        self.picture.set_status(device_id, state)
+        device = self.config.device_by_id[device_id]
+        await self.store.save_device(_device_row(device_id, device.site, state))
+        self.broadcaster.publish("device", self.picture.device_item(device_id))
+
+    async def _edge_status(self, site: str, status: EdgeStatus) -> None:
+        current = self.picture.edges.get(site)
+        if current is not None and status.ts < current.ts:
+            return
+        row = EdgeRow(site, status.online, status.version, status.outbox, status.ts)
+        self.picture.edges[site] = row
+        await self.store.save_edge(row)
+        self.broadcaster.publish("edge", self.picture.edge_item(site))
+
+
+def _device_row(device_id: str, site: str, state: DeviceState) -> DeviceRow:
+    return DeviceRow(
+        device_id, site, state.online, state.battery, state.rssi, state.status_ts, state.last_seen
+    )

@@ -1,0 +1,28 @@
+"""``riverguard hub``: serve the hub with uvicorn until stopped."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from hub.app import create_app
+from hub.settings import HubSettings
+
+
+def serve(settings: HubSettings) -> None:
+    """Run the hub (blocking); Ctrl-C or SIGTERM stops it cleanly."""
+    server = uvicorn.Server(server_config(settings))
+    server.run()
+
+
+def server_config(settings: HubSettings) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        # structlog does our logging; uvicorn's access log would double every request.
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+    )

@@ -1,0 +1,156 @@
+"""The hub's live picture: active alarms, device and edge statuses, clips.
+
+Kept in memory (loaded from the state store at start-up, updated after each
+commit) so a console's ``hello`` and the REST lists never wait on the store.
+Also renders the console-facing shapes (``GET /api/sites`` items and so on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from hub import alarms as rules
+from hub.audio import Clip
+from hub.store import DeviceRow, EdgeRow
+from riverguard.config import Config, Device
+from riverguard.wire.models import Alarm, RiskColour
+from riverguard.wire.times import format_ts
+
+
+def _ts(value: datetime | None) -> str | None:
+    return format_ts(value) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    online: bool | None = None
+    battery: float | None = None
+    rssi: int | None = None
+    status_ts: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class Picture:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.active: dict[tuple[str, str], Alarm] = {}
+        self.devices: dict[str, DeviceState] = {d.id: DeviceState() for d in config.devices}
+        self.edges: dict[str, EdgeRow] = {}
+        self.clips: dict[str, Clip] = {}
+        # Default warning clip id per site.
+        self.site_clip: dict[str, str] = {}
+
+    # --- loading -------------------------------------------------------------
+
+    def load(
+        self, active: Iterable[Alarm], devices: Iterable[DeviceRow], edges: Iterable[EdgeRow]
+    ) -> None:
+        for alarm in active:
+            self.active[(alarm.site, alarm.zone)] = alarm
+        for row in devices:
+            if row.id in self.devices:
+                self.devices[row.id] = DeviceState(
+                    row.online, row.battery, row.rssi, row.status_ts, row.last_seen
+                )
+        for edge in edges:
+            if edge.site in self.config.site_by_id:
+                self.edges[edge.site] = edge
+
+    def add_clip(self, site: str, clip: Clip) -> None:
+        self.clips[clip.id] = clip
+        self.site_clip[site] = clip.id
+
+    # --- alarms --------------------------------------------------------------
+
+    def put_alarm(self, alarm: Alarm) -> None:
+        key = (alarm.site, alarm.zone)
+        if alarm.state in rules.ACTIVE_STATES:
+            self.active[key] = alarm
+        elif key in self.active and self.active[key].id == alarm.id:
+            del self.active[key]
+
+    def active_alarms(self) -> list[Alarm]:
+        return sorted(self.active.values(), key=lambda a: a.opened_at)
+
+    def risk(self, site: str) -> RiskColour:
+        return rules.site_risk(a for (s, _), a in self.active.items() if s == site)
+
+    # --- devices -------------------------------------------------------------
+
+    def device(self, device_id: str) -> Device | None:
+        return self.config.device_by_id.get(device_id)
+
+    def touch(self, device_id: str, seen: datetime) -> None:
+        state = self.devices.get(device_id)
+        if state is not None and (state.last_seen is None or seen > state.last_seen):
+            self.devices[device_id] = replace(state, last_seen=seen)
+
+    def set_status(self, device_id: str, state: DeviceState) -> None:
+        self.devices[device_id] = state
+
+    # --- shapes --------------------------------------------------------------
+
+    def site_item(self, site_id: str) -> dict[str, Any]:
+        site = self.config.site(site_id)
+        return {
+            "id": site.id,
+            "name": site.name,
+            "name_en": site.name_en,
+            "grid": site.grid,
+            "risk": self.risk(site.id),
+            "zones": [{"id": z.id, "name": z.name, "name_en": z.name_en} for z in site.zones],
+        }
+
+    def site_items(self) -> list[dict[str, Any]]:
+        return [self.site_item(site.id) for site in self.config.sites]
+
+    def device_item(self, device_id: str) -> dict[str, Any]:
+        device = self.config.device_by_id[device_id]
+        state = self.devices.get(device_id, DeviceState())
+        return {
+            "id": device.id,
+            "site": device.site,
+            "type": device.type,
+            "source": device.source,
+            "source_ref": device.source_ref,
+            "zones": list(device.zones),
+            "online": state.online,
+            "last_seen": _ts(state.last_seen),
+            "battery": state.battery,
+            "rssi": state.rssi,
+        }
+
+    def device_items(self) -> list[dict[str, Any]]:
+        return [self.device_item(device.id) for device in self.config.devices]
+
+    def edge_item(self, site: str) -> dict[str, Any]:
+        edge = self.edges[site]
+        return {
+            "site": edge.site,
+            "online": edge.online,
+            "version": edge.version,
+            "outbox": edge.outbox,
+            "ts": format_ts(edge.ts),
+        }
+
+    def edge_items(self) -> list[dict[str, Any]]:
+        return [self.edge_item(site) for site in sorted(self.edges)]
+
+    def clip_item(self, clip: Clip, base_url: str) -> dict[str, Any]:
+        site = next((s for s, c in self.site_clip.items() if c == clip.id), None)
+        return {
+            "id": clip.id,
+            "title": clip.title,
+            "site": site,
+            "sha256": clip.sha256,
+            "format": clip.format,
+            "duration_ms": clip.duration_ms,
+            "url": audio_url(base_url, clip),
+        }
+
+
+def audio_url(base_url: str, clip: Clip) -> str:
+    return f"{base_url.rstrip('/')}/api/audio/{clip.sha256}.{clip.format}"

@@ -1,0 +1,128 @@
+"""Request and response bodies of the REST API (PROTOCOL 4.2), for validation and OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from riverguard.wire.models import DeviceType, Ident, Outcome, RiskColour
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str = ""
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    username: str
+    name: str
+    role: str
+
+
+class ZoneOut(BaseModel):
+    id: str
+    name: str
+    name_en: str = ""
+
+
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    name_en: str = ""
+    grid: str
+    risk: RiskColour
+    zones: list[ZoneOut]
+
+
+class DeviceOut(BaseModel):
+    id: str
+    site: str
+    type: DeviceType
+    source: str
+    source_ref: str | None
+    zones: list[str]
+    online: bool | None
+    last_seen: str | None
+    battery: float | None = None
+    rssi: int | None = None
+
+
+class EdgeOut(BaseModel):
+    site: str
+    online: bool
+    version: str
+    outbox: int
+    ts: str
+
+
+class ResolveIn(_Body):
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AnnouncementRequest(_Body):
+    alarm_id: str | None = Field(default=None, max_length=40)
+    speakers: list[Ident] | None = Field(default=None, max_length=100)
+    site: Ident | None = None
+    grid: str | None = Field(default=None, max_length=200)
+    zone: Ident | None = None
+    clip_id: str | None = Field(default=None, max_length=100)
+    text: str | None = Field(default=None, max_length=500)
+    voice: str | None = Field(default=None, max_length=40)
+    repeat: int | None = Field(default=None, ge=1, le=10)
+    priority: int | None = Field(default=None, ge=0, le=10)
+    volume: int | None = Field(default=None, ge=0, le=100)
+
+
+class ClipRefOut(BaseModel):
+    id: str
+    sha256: str
+    duration_ms: int
+
+
+class HistoryOut(BaseModel):
+    speaker: str
+    state: str
+    ts: str
+    detail: str
+
+
+class AnnouncementOut(BaseModel):
+    id: str
+    alarm_id: str | None
+    site: str
+    requested_by: str
+    created_at: str
+    clip: ClipRefOut
+    priority: int
+    repeat: int
+    speakers: dict[str, str]
+    history: list[HistoryOut]
+
+
+class ClipOut(BaseModel):
+    id: str
+    title: str
+    site: str | None
+    sha256: str
+    format: str
+    duration_ms: int
+    url: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    broker: bool
+    influx: bool
+    store: bool

@@ -1,0 +1,549 @@
+"""The state store: events, alarms, announcements, users, tokens, statuses.
+
+SQLAlchemy 2 Core over an async engine; SQLite (WAL) by default, the same code
+for PostgreSQL. Every method is one transaction. Upserts are written as
+"update, else insert" so they stay portable across dialects; the hub is the
+only writer of a given row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from hub import migrate, tables
+from hub.alarms import Outcome
+from hub.errors import StoreError
+from riverguard.wire.models import Alarm, Event
+
+log = structlog.get_logger()
+
+# SQLite limits bound parameters per statement; chunk IN (...) lists below it.
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    username: str
+    name: str
+    role: str
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    site: str
+    online: bool | None
+    battery: float | None
+    rssi: int | None
+    status_ts: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRow:
+    site: str
+    online: bool
+    version: str
+    outbox: int
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    event_id: str
+    site: str
+    jpeg: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass
+class Batch:
+    """What one ingest batch commits in one transaction."""
+
+    events: list[Event] = field(default_factory=list)
+    received_at: dict[str, datetime] = field(default_factory=dict)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    last_seen: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    new: list[Event]
+    duplicates: list[str]
+    outcome: Outcome
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (REST, WebSocket hello) never block the ingest writer.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit acknowledged to an edge (PROTOCOL 3.3) survives a power cut.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect, configure and migrate to the newest schema."""
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        try:
+            await migrate.upgrade(engine)
+        except SQLAlchemyError as exc:
+            await engine.dispose()
+            raise StoreError(f"cannot migrate the state store: {exc}") from exc
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    # --- events --------------------------------------------------------------
+
+    async def commit_batch(
+        self, batch: Batch, decide: Callable[[list[Event]], Outcome] | None = None
+    ) -> Committed:
+        """Commit new events, their alarms, snapshots and dead letters in one transaction.
+
+        Events whose id is already stored (or repeated within the batch) are
+        duplicates: not stored again and not given to ``decide``, which maps the
+        new events to their alarms (``hub.alarms.apply_events``).
+        """
+        try:
+            async with self.engine.begin() as conn:
+                existing = await _existing(conn, [e.id for e in batch.events])
+                new: list[Event] = []
+                duplicates: list[str] = []
+                for ev in batch.events:
+                    if ev.id in existing:
+                        duplicates.append(ev.id)
+                    else:
+                        existing.add(ev.id)
+                        new.append(ev)
+                outcome = decide(new) if decide is not None and new else Outcome()
+                if new:
+                    await conn.execute(
+                        insert(tables.events),
+                        [
+                            _event_row(ev, batch.received_at[ev.id], outcome.alarm_of.get(ev.id))
+                            for ev in new
+                        ],
+                    )
+                for alarm in outcome.changed.values():
+                    await _upsert_alarm(conn, alarm)
+                await self._insert_snapshots(conn, batch.snapshots)
+                for device, (site, seen) in batch.last_seen.items():
+                    await _touch_device(conn, device, site, seen)
+                if batch.rejections:
+                    await conn.execute(
+                        insert(tables.rejected),
+                        [
+                            {
+                                "topic": r.topic,
+                                "reason": r.reason,
+                                "detail": r.detail,
+                                "payload": r.payload,
+                                "received_at": r.received_at,
+                            }
+                            for r in batch.rejections
+                        ],
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
+        return Committed(new, duplicates, outcome)
+
+    async def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
+        async with self.engine.connect() as conn:
+            return await _existing(conn, ids)
+
+    async def _insert_snapshots(self, conn: AsyncConnection, snaps: list[Snapshot]) -> None:
+        for snap in snaps:
+            # A resent snapshot replaces the stored one: same event, same picture.
+            await conn.execute(
+                delete(tables.snapshots).where(tables.snapshots.c.event_id == snap.event_id)
+            )
+            await conn.execute(
+                insert(tables.snapshots).values(
+                    event_id=snap.event_id,
+                    site=snap.site,
+                    jpeg=snap.jpeg,
+                    received_at=snap.received_at,
+                )
+            )
+
+    async def get_snapshot(self, event_id: str) -> bytes | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.snapshots.c.jpeg).where(tables.snapshots.c.event_id == event_id)
+            )
+            value = result.scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
+    async def get_event(self, event_id: str) -> Event | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.events.c.payload).where(tables.events.c.id == event_id)
+            )
+            payload = result.scalar_one_or_none()
+        return Event.model_validate(payload) if payload is not None else None
+
+    async def influx_pending(self, limit: int) -> list[Event]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.events.c.payload)
+                .where(tables.events.c.influx_written.is_(False))
+                .limit(limit)
+            )
+            return [Event.model_validate(row[0]) for row in result]
+
+    async def mark_influx_written(self, ids: Sequence[str]) -> None:
+        async with self.engine.begin() as conn:
+            for chunk in _chunks(ids):
+                await conn.execute(
+                    update(tables.events)
+                    .where(tables.events.c.id.in_(chunk))
+                    .values(influx_written=True)
+                )
+
+    async def count_influx_pending(self) -> int:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(func.count())
+                .select_from(tables.events)
+                .where(tables.events.c.influx_written.is_(False))
+            )
+            return int(result.scalar_one())
+
+    async def count_rejected(self, reason: str | None = None) -> int:
+        query = select(func.count()).select_from(tables.rejected)
+        if reason is not None:
+            query = query.where(tables.rejected.c.reason == reason)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def reject(self, rejections: Sequence[Rejection]) -> None:
+        if not rejections:
+            return
+        await self.commit_batch(Batch(rejections=list(rejections)))
+
+    # --- alarms --------------------------------------------------------------
+
+    async def active_alarms(self) -> list[Alarm]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.data)
+                .where(tables.alarms.c.state.in_(("open", "acknowledged")))
+                .order_by(tables.alarms.c.opened_at)
+            )
+            return [Alarm.model_validate(row[0]) for row in result]
+
+    async def get_alarm(self, alarm_id: str) -> Alarm | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.data).where(tables.alarms.c.id == alarm_id)
+            )
+            data = result.scalar_one_or_none()
+        return Alarm.model_validate(data) if data is not None else None
+
+    async def save_alarm(self, alarm: Alarm) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await _upsert_alarm(conn, alarm)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
+
+    async def list_alarms(
+        self,
+        *,
+        state: str | None = None,
+        site: str | None = None,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Alarm]:
+        query = select(tables.alarms.c.data)
+        if state is not None:
+            query = query.where(tables.alarms.c.state == state)
+        if site is not None:
+            query = query.where(tables.alarms.c.site == site)
+        if since is not None:
+            query = query.where(tables.alarms.c.updated_at >= since)
+        query = query.order_by(tables.alarms.c.opened_at.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [Alarm.model_validate(row[0]) for row in await conn.execute(query)]
+
+    async def count_alarms_by_state(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.state, func.count()).group_by(tables.alarms.c.state)
+            )
+            return {row[0]: int(row[1]) for row in result}
+
+    # --- announcements -------------------------------------------------------
+
+    async def insert_announcement(
+        self, record: Mapping[str, Any], speakers: Mapping[str, str]
+    ) -> None:
+        """``record`` holds the announcements row; ``speakers`` each one's first state."""
+        now = record["created_at"]
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(tables.announcements).values(**record))
+                await conn.execute(
+                    insert(tables.announcement_speakers),
+                    [
+                        {
+                            "announcement_id": record["id"],
+                            "speaker": speaker,
+                            "state": state,
+                            "detail": "",
+                            "updated_at": now,
+                        }
+                        for speaker, state in speakers.items()
+                    ],
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot record announcement {record['id']}: {exc}") from exc
+
+    async def get_announcement(self, ann_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            found = await _announcements(conn, tables.announcements.c.id == ann_id)
+        return found[0] if found else None
+
+    async def recent_announcements(self, since: datetime) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return await _announcements(conn, tables.announcements.c.created_at >= since)
+
+    async def set_speaker_states(
+        self,
+        ann_id: str,
+        states: Mapping[str, tuple[str, str]],
+        history: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Set speakers' (state, detail) and replace the announcement's history."""
+        async with self.engine.begin() as conn:
+            for speaker, (state, detail) in states.items():
+                await conn.execute(
+                    update(tables.announcement_speakers)
+                    .where(
+                        tables.announcement_speakers.c.announcement_id == ann_id,
+                        tables.announcement_speakers.c.speaker == speaker,
+                    )
+                    .values(state=state, detail=detail, updated_at=now)
+                )
+            await conn.execute(
+                update(tables.announcements)
+                .where(tables.announcements.c.id == ann_id)
+                .values(history=history)
+            )
+
+    # --- users and tokens ----------------------------------------------------
+
+    async def upsert_user(
+        self, username: str, name: str, role: str, password_hash: str | None, now: datetime
+    ) -> None:
+        values = {"name": name, "role": role, "password_hash": password_hash, "updated_at": now}
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(tables.users).where(tables.users.c.username == username).values(**values)
+            )
+            if result.rowcount == 0:
+                await conn.execute(insert(tables.users).values(username=username, **values))
+
+    async def get_user(self, username: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tables.users).where(tables.users.c.username == username)
+            )
+            row = result.one_or_none()
+        return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
+
+    async def insert_token(
+        self, token_hash: str, username: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(tables.tokens).where(tables.tokens.c.expires_at < created_at))
+            await conn.execute(
+                insert(tables.tokens).values(
+                    token_hash=token_hash,
+                    username=username,
+                    created_at=created_at,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def user_for_token(self, token_hash: str, now: datetime) -> UserRow | None:
+        query = (
+            select(tables.users)
+            .join(tables.tokens, tables.tokens.c.username == tables.users.c.username)
+            .where(tables.tokens.c.token_hash == token_hash, tables.tokens.c.expires_at > now)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
+
+    # --- device and edge statuses --------------------------------------------
+
+    async def load_devices(self) -> list[DeviceRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(tables.devices))
+            return [
+                DeviceRow(r.id, r.site, r.online, r.battery, r.rssi, r.status_ts, r.last_seen)
+                for r in result
+            ]
+
+    async def save_device(self, row: DeviceRow) -> None:
+        values = {
+            "site": row.site,
+            "online": row.online,
+            "battery": row.battery,
+            "rssi": row.rssi,
+            "status_ts": row.status_ts,
+            "last_seen": row.last_seen,
+        }
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(tables.devices).where(tables.devices.c.id == row.id).values(**values)
+            )
+            if result.rowcount == 0:
+                await conn.execute(insert(tables.devices).values(id=row.id, **values))
+
+    async def load_edges(self) -> list[EdgeRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(tables.edges))
+            return [EdgeRow(r.site, r.online, r.version, r.outbox, r.ts) for r in result]
+
+    async def save_edge(self, row: EdgeRow) -> None:
+        values = {"online": row.online, "version": row.version, "outbox": row.outbox, "ts": row.ts}
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(tables.edges).where(tables.edges.c.site == row.site).values(**values)
+            )
+            if result.rowcount == 0:
+                await conn.execute(insert(tables.edges).values(site=row.site, **values))
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _event_row(ev: Event, received_at: datetime, alarm_id: str | None) -> dict[str, Any]:
+    return {
+        "id": ev.id,
+        "site": ev.site,
+        "device": ev.device,
+        "kind": ev.kind,
+        "zone": ev.zone,
+        "ts": ev.ts,
+        "edge_ts": ev.edge_ts,
+        "severity": ev.severity,
+        "payload": ev.model_dump(mode="json"),
+        "received_at": received_at,
+        "alarm_id": alarm_id,
+        "influx_written": False,
+    }
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+async def _existing(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        result = await conn.execute(select(tables.events.c.id).where(tables.events.c.id.in_(chunk)))
+        found.update(row[0] for row in result)
+    return found
+
+
+async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
+    values = {
+        "site": alarm.site,
+        "zone": alarm.zone,
+        "state": alarm.state,
+        "data": alarm.model_dump(mode="json"),
+        "opened_at": alarm.opened_at,
+        "updated_at": alarm.updated_at,
+    }
+    result = await conn.execute(
+        update(tables.alarms).where(tables.alarms.c.id == alarm.id).values(**values)
+    )
+    if result.rowcount == 0:
+        await conn.execute(insert(tables.alarms).values(id=alarm.id, **values))
+
+
+async def _touch_device(conn: AsyncConnection, device: str, site: str, seen: datetime) -> None:
+    result = await conn.execute(
+        update(tables.devices).where(tables.devices.c.id == device).values(last_seen=seen)
+    )
+    if result.rowcount == 0:
+        await conn.execute(insert(tables.devices).values(id=device, site=site, last_seen=seen))
+
+
+async def _announcements(conn: AsyncConnection, where: Any) -> list[dict[str, Any]]:
+    a = tables.announcements
+    s = tables.announcement_speakers
+    rows = (await conn.execute(select(a).where(where).order_by(a.c.created_at))).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    speakers: dict[str, dict[str, str]] = {ann_id: {} for ann_id in ids}
+    for chunk in _chunks(ids):
+        result = await conn.execute(
+            select(s.c.announcement_id, s.c.speaker, s.c.state)
+            .where(s.c.announcement_id.in_(chunk))
+            .order_by(s.c.speaker)
+        )
+        for ann_id, speaker, state in result:
+            speakers[ann_id][speaker] = state
+    return [
+        {
+            "id": row.id,
+            "alarm_id": row.alarm_id,
+            "site": row.site,
+            "requested_by": row.requested_by,
+            "created_at": row.created_at,
+            "clip": row.clip,
+            "priority": row.priority,
+            "repeat": row.repeat,
+            "volume": row.volume,
+            "expires_at": row.expires_at,
+            "speakers": speakers[row.id],
+            "history": row.history,
+        }
+        for row in rows
+    ]

@@ -1,0 +1,198 @@
+"""The state store's schema (SQLAlchemy Core), shared by the store and Alembic.
+
+Portable types only: the same schema runs on SQLite and PostgreSQL.
+Times are stored as UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime; SQLite keeps no offset, so it is re-attached."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state store")
+        return (
+            value.astimezone(UTC)
+            if dialect.name != "sqlite"
+            else value.astimezone(UTC).replace(tzinfo=None)
+        )
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("site", String(63), nullable=False),
+    Column("device", String(63), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("zone", String(63), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("edge_ts", UTCDateTime(), nullable=False),
+    Column("severity", String(10), nullable=False),
+    # The whole event (2.1) as received, for exact replay.
+    Column("payload", JSON, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("alarm_id", String(40), nullable=True),
+    # Store-first forwarding: false until InfluxDB has acknowledged the point.
+    Column("influx_written", Boolean, nullable=False, default=False),
+    Index("ix_events_influx_written", "influx_written"),
+    Index("ix_events_site_ts", "site", "ts"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("site", String(63), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("site", String(63), nullable=False),
+    Column("zone", String(63), nullable=False),
+    Column("state", String(20), nullable=False),
+    # The full alarm object (PROTOCOL 5); the columns above are for queries.
+    Column("data", JSON, nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_alarms_state", "state"),
+    Index("ix_alarms_site_zone_state", "site", "zone", "state"),
+    Index("ix_alarms_updated_at", "updated_at"),
+)
+
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("alarm_id", String(40), nullable=True),
+    Column("site", String(63), nullable=False),
+    Column("requested_by", String(63), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("clip", JSON, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("repeat", Integer, nullable=False),
+    Column("volume", Integer, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("history", JSON, nullable=False),
+    Index("ix_announcements_created_at", "created_at"),
+)
+
+announcement_speakers = Table(
+    "announcement_speakers",
+    metadata,
+    Column(
+        "announcement_id",
+        String(40),
+        ForeignKey("announcements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("speaker", String(63), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    # sha256 of the opaque token: a leaked database does not leak sessions.
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "username", String(63), ForeignKey("users.username", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_tokens_expires_at", "expires_at"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("site", String(63), nullable=False),
+    Column("online", Boolean, nullable=True),
+    Column("battery", Float, nullable=True),
+    Column("rssi", Integer, nullable=True),
+    Column("status_ts", UTCDateTime(), nullable=True),
+    Column("last_seen", UTCDateTime(), nullable=True),
+)
+
+edges = Table(
+    "edges",
+    metadata,
+    Column("site", String(63), primary_key=True),
+    Column("online", Boolean, nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("outbox", Integer, nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+)
+
+# Dead letters: messages refused by ingest, kept for inspection.
+rejected = Table(
+    "rejected",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(300), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_rejected_received_at", "received_at"),
+)
