@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from riverguard.settings import ComponentSettings
 
 
 class EdgeSettings(ComponentSettings):
     site: str
+    # Resend an event the hub has not committed after this long (PROTOCOL 3.3).
+    commit_timeout_s: float = Field(default=5.0, gt=0)
+    # Pace of resends, so a backlog after an outage does not flood the broker.
+    resend_per_s: int = Field(default=500, ge=1)
+    # Uncommitted events kept in memory; the oldest go first when it is full.
+    outbox_limit: int = Field(default=100_000, ge=1)
+    # How often the retained edge status is refreshed (with the outbox size).
+    status_interval_s: float = Field(default=30.0, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    # Serve Prometheus metrics on 127.0.0.1:<port> when set.
+    metrics_port: int | None = None

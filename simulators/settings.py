@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from riverguard.settings import ComponentSettings
 
 
 class SimSettings(ComponentSettings):
     # Playback speed of simulated speakers: 1.0 is real time; tests use more.
-    speaker_speed: float = 1.0
+    speaker_speed: float = Field(default=1.0, gt=0)
+    # Speed of the swimmer scenario's pauses and waits: 1.0 is the demo's pace.
+    swimmer_speed: float = Field(default=1.0, gt=0)

@@ -1,0 +1,385 @@
+"""The edge agent of one site: one persistent MQTT session, reconnected forever.
+
+Per connection, in one TaskGroup:
+- ``receiver``: device reports -> events (into the outbox and to the publisher),
+  device statuses -> relayed, speaker states -> acks, hub commands
+  (announce, stop, committed);
+- ``publisher``: first send of new events (snapshot first, then the event);
+- ``resender``: events the hub has not committed within ``commit_timeout_s``,
+  oldest first, paced;
+- ``status``: the retained edge status, refreshed;
+- ``speaker[<id>]``: one worker per speaker driver.
+
+The outbox and the speakers' queues outlive a connection; a reconnect resends
+everything still uncommitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import aiomqtt
+import httpx
+import structlog
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+import riverguard
+from edge.adapters import check_device, parse_message
+from edge.audio import AudioCache
+from edge.errors import Rejected
+from edge.metrics import EdgeMetrics
+from edge.normalizer import Normalizer
+from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
+from edge.settings import EdgeSettings
+from edge.speakers import Acks, MqttSpeaker, SpeakerDriver, UnsupportedSpeaker
+from riverguard.config import Config
+from riverguard.mqtt import Backoff, make_client
+from riverguard.wire import topics
+from riverguard.wire.models import Announce, Committed, EdgeStatus, SpeakerState, Stop
+from riverguard.wire.times import utcnow
+from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
+
+log = structlog.get_logger()
+
+# Device time this far ahead of the edge's clock is counted as a skewed clock.
+MAX_CLOCK_AHEAD_S = 60.0
+# Events handed to the broker per round trip of PUBACKs.
+PUBLISH_BATCH = 100
+
+
+class _Stopping(Exception):
+    """Raised inside a session's TaskGroup to end it for a clean shutdown."""
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        outbox: Outbox | None = None,
+        metrics: EdgeMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.site = config.site(settings.site)
+        self.devices = {device.id: device for device in config.devices_of(self.site.id)}
+        self.clock = clock
+        self.metrics = metrics or EdgeMetrics()
+        self.outbox: Outbox = outbox or MemoryOutbox(settings.outbox_limit)
+        self.normalizer = Normalizer(self.site, self.devices)
+        self.acks = Acks(self.site.id, clock, self.metrics)
+        self.speakers: dict[str, SpeakerDriver] = {}
+        # Set while connected and subscribed; tests and the supervisor wait on it.
+        self.ready = asyncio.Event()
+        self._fresh: asyncio.Queue[OutboxEntry] = asyncio.Queue()
+        self._name = f"edge[{self.site.id}]"
+        self.log = log.bind(site=self.site.id)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, serve, reconnect on loss; return after a clean shutdown once ``stop`` is set."""
+        client = make_client(
+            self.settings.broker,
+            identifier=f"edge-{self.site.id}",
+            persistent=True,
+            will=aiomqtt.Will(
+                topics.edge_status(self.site.id), self._status(online=False), qos=1, retain=True
+            ),
+        )
+        backoff = Backoff()
+        async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
+            self._build_speakers(AudioCache(self.settings.data_dir / "audio", http))
+            while not stop.is_set():
+                try:
+                    async with client:
+                        backoff.reset()
+                        await self._session(client, stop)
+                        await self._publish_status(client, online=False)
+                    self.log.info("edge stopped", outbox=len(self.outbox))
+                except* aiomqtt.MqttError as group:
+                    self.ready.clear()
+                    delay = backoff.next_delay()
+                    self.log.warning(
+                        "broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
+                    )
+                    await _sleep_unless(stop, delay)
+
+    def _build_speakers(self, audio: AudioCache) -> None:
+        for device in self.devices.values():
+            if device.type != "speaker":
+                continue
+            if device.driver == "mqtt":
+                self.speakers[device.id] = MqttSpeaker(
+                    self.site.id, device, audio, self.acks, self.clock
+                )
+            else:
+                self.speakers[device.id] = UnsupportedSpeaker(device, self.acks)
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        site = self.site.id
+        await client.subscribe(
+            [
+                # noLocal: our own play/stop commands to the speakers need not come back.
+                (topics.field_site_filter(site), SubscribeOptions(qos=1, noLocal=True)),
+                *((topic, SubscribeOptions(qos=1)) for topic in topics.edge_subscriptions(site)),
+            ]
+        )
+        await self.outbox.reset()  # whatever was sent before may be lost: send it all again
+        while not self._fresh.empty():
+            self._fresh.get_nowait()  # in the outbox already, and due after the reset
+        await self._publish_status(client, online=True)
+        self.metrics.connects.inc()
+        self.log.info("edge online", outbox=len(self.outbox), version=riverguard.__version__)
+        self.ready.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receiver(client), name=f"{self._name}.receiver")
+                tg.create_task(self._publisher(client), name=f"{self._name}.publisher")
+                tg.create_task(self._resender(client), name=f"{self._name}.resender")
+                tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
+                for speaker_id, speaker in self.speakers.items():
+                    tg.create_task(speaker.run(client), name=f"{self._name}.speaker[{speaker_id}]")
+                tg.create_task(_raise_when_set(stop), name=f"{self._name}.stop")
+        except* _Stopping:
+            pass
+        finally:
+            self.ready.clear()
+
+    # --- status ---------------------------------------------------------------------
+
+    def _status(self, *, online: bool) -> str:
+        return EdgeStatus(
+            online=online,
+            ts=self.clock(),
+            version=riverguard.__version__,
+            outbox=len(self.outbox),
+        ).model_dump_json()
+
+    async def _publish_status(self, client: aiomqtt.Client, *, online: bool) -> None:
+        await client.publish(
+            topics.edge_status(self.site.id), self._status(online=online), qos=1, retain=True
+        )
+
+    async def _status_refresher(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_interval_s)
+            await self._publish_status(client, online=True)
+
+    # --- receiving ------------------------------------------------------------------
+
+    async def _receiver(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload
+            if not isinstance(payload, bytes):  # paho always gives bytes; typed wider
+                payload = str(payload).encode()
+            try:
+                await self._handle(client, topic, payload)
+            except Rejected as exc:
+                self._reject(exc, topic)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                # A bug in handling one message must not stop the site's edge.
+                self.log.exception("message handling failed", topic=topic[:200])
+                self.metrics.rejected.labels("internal").inc()
+
+    def _reject(self, exc: Rejected, topic: str) -> None:
+        self.metrics.rejected.labels(exc.reason).inc()
+        self.log.warning(
+            "message rejected", reason=exc.reason, detail=exc.detail, topic=topic[:200]
+        )
+
+    async def _handle(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        try:
+            parsed = topics.parse(topic)
+        except TopicError as exc:
+            raise Rejected("bad_topic", str(exc)) from None
+        if isinstance(parsed, FieldTopic):
+            if parsed.kind == "report":
+                await self._ingest(parsed, payload)
+            elif parsed.kind == "status":
+                await self._relay_status(client, parsed, payload)
+            elif parsed.kind == "state":
+                await self._speaker_state(client, parsed, payload)
+            # "play" and "stop" are commands to speakers, not for the edge to read.
+            return
+        if not isinstance(parsed, SiteTopic):
+            raise Rejected("bad_topic", f"not for an edge: {topic[:120]}")
+        if parsed.site != self.site.id:
+            raise Rejected("wrong_site", f"topic is for site {parsed.site}")
+        if parsed.kind == "committed":
+            await self._committed(parsed, payload)
+        elif parsed.kind == "announce" and parsed.name is not None:
+            await self._announce(client, parsed.name, payload)
+        elif parsed.kind == "stop" and parsed.name is not None:
+            await self._stop(client, parsed.name, payload)
+        else:
+            raise Rejected("bad_topic", f"an edge does not read {parsed.kind} topics")
+
+    async def _ingest(self, topic: FieldTopic, payload: bytes) -> None:
+        adapted = self.normalizer.report(topic, payload, self.clock())
+        event = adapted.event
+        if adapted.snapshot_problem is not None:
+            self.metrics.rejected.labels("bad_snapshot").inc()
+            self.log.warning(
+                "snapshot left out",
+                event=event.id,
+                reason="bad_snapshot",
+                detail=adapted.snapshot_problem,
+            )
+        if adapted.skew_s > MAX_CLOCK_AHEAD_S:
+            self.metrics.clock_skew.inc()
+            self.log.warning(
+                "device clock ahead", device=event.device, ahead_s=round(adapted.skew_s, 1)
+            )
+        if "correlated" in event.attrs:
+            self.metrics.correlated.inc()
+        entry = OutboxEntry.of(event, adapted.snapshot)
+        entry.sent_at = time.monotonic()  # handed to the publisher: not due for a resend yet
+        dropped = await self.outbox.add(entry)
+        if dropped:
+            self.metrics.outbox_dropped.inc(dropped)
+            self.log.error("outbox full, oldest events dropped", dropped=dropped)
+        self.metrics.outbox.set(len(self.outbox))
+        self.metrics.events.inc()
+        self._fresh.put_nowait(entry)
+        log_event = self.log.info if event.severity == "critical" else self.log.debug
+        log_event(
+            "event",
+            id=event.id,
+            kind=event.kind,
+            zone=event.zone,
+            severity=event.severity,
+            correlated=event.attrs.get("correlated"),
+        )
+
+    async def _relay_status(
+        self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes
+    ) -> None:
+        status = self.normalizer.status(topic, payload, self.clock())
+        await client.publish(
+            topics.device_status(self.site.id, topic.device),
+            status.model_dump_json(),
+            qos=1,
+            retain=True,
+        )
+        self.metrics.statuses.inc()
+        self.log.info("device status", device=topic.device, online=status.online)
+
+    async def _committed(self, topic: SiteTopic, payload: bytes) -> None:
+        committed = parse_message(Committed, payload)
+        removed = await self.outbox.ack(committed.ids)
+        self.metrics.committed.inc(removed)
+        self.metrics.outbox.set(len(self.outbox))
+
+    # --- speakers -------------------------------------------------------------------
+
+    async def _announce(self, client: aiomqtt.Client, speaker_id: str, payload: bytes) -> None:
+        announce = parse_message(Announce, payload)
+        speaker = self.speakers.get(speaker_id)
+        if speaker is None:
+            await self.acks.send(client, speaker_id, announce.id, "failed", "unknown speaker")
+            raise Rejected("unknown_device", f"{speaker_id} is not a speaker of {self.site.id}")
+        self.log.info(
+            "announce", speaker=speaker_id, id=announce.id, requested_by=announce.requested_by
+        )
+        if announce.expires_at <= self.clock():
+            await self.acks.send(client, speaker_id, announce.id, "expired")
+            return
+        await self.acks.send(client, speaker_id, announce.id, "received")
+        await speaker.announce(client, announce)
+
+    async def _stop(self, client: aiomqtt.Client, speaker_id: str, payload: bytes) -> None:
+        stop = parse_message(Stop, payload)
+        speaker = self.speakers.get(speaker_id)
+        if speaker is None:
+            raise Rejected("unknown_device", f"{speaker_id} is not a speaker of {self.site.id}")
+        self.log.info("stop", speaker=speaker_id, id=stop.id)
+        await speaker.stop(client, stop)
+
+    async def _speaker_state(
+        self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes
+    ) -> None:
+        check_device(topic, self.site, self.devices)
+        state = parse_message(SpeakerState, payload)
+        await self.speakers[topic.device].on_state(client, state)
+
+    # --- sending --------------------------------------------------------------------
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        while True:
+            batch = [await self._fresh.get()]
+            while len(batch) < PUBLISH_BATCH and not self._fresh.empty():
+                batch.append(self._fresh.get_nowait())
+            await self._send(client, batch)
+            await self.outbox.mark_sent(batch, time.monotonic())
+            self.metrics.published.inc(len(batch))
+
+    async def _resender(self, client: aiomqtt.Client) -> None:
+        timeout = self.settings.commit_timeout_s
+        tick = min(1.0, timeout / 2)
+        per_tick = max(1, int(self.settings.resend_per_s * tick))
+        while True:
+            due = await self.outbox.due(time.monotonic(), timeout, per_tick)
+            if due:
+                first_sends = sum(1 for entry in due if entry.sends == 0)
+                for start in range(0, len(due), PUBLISH_BATCH):
+                    chunk = due[start : start + PUBLISH_BATCH]
+                    await self._send(client, chunk)
+                    await self.outbox.mark_sent(chunk, time.monotonic())
+                self.metrics.published.inc(first_sends)
+                self.metrics.resent.inc(len(due) - first_sends)
+                self.log.info(
+                    "events resent",
+                    count=len(due),
+                    first=due[0].id,
+                    last=due[-1].id,
+                    outbox=len(self.outbox),
+                )
+            await asyncio.sleep(tick)
+
+    async def _send(self, client: aiomqtt.Client, entries: Sequence[OutboxEntry]) -> None:
+        """Publish events in order, each snapshot acknowledged by the broker before its event.
+
+        Events go out concurrently (one PUBACK round trip per batch, not per
+        event); paho queues them in call order, so the order is kept.
+        """
+        site = self.site.id
+        index = 0
+        while index < len(entries):
+            entry = entries[index]
+            if entry.snapshot is not None:
+                await client.publish(topics.snapshot(site, entry.id), entry.snapshot, qos=1)
+            # The run of events up to the next one with a snapshot goes out together.
+            end = index + 1
+            while end < len(entries) and entries[end].snapshot is None:
+                end += 1
+            async with asyncio.TaskGroup() as tg:
+                for item in entries[index:end]:
+                    tg.create_task(
+                        client.publish(topics.events(site), item.payload, qos=1),
+                        name=f"{self._name}.publish[{item.id}]",
+                    )
+            index = end
+
+
+async def run_edge(settings: EdgeSettings, config: Config, stop: asyncio.Event) -> None:
+    """Run one site's edge until ``stop`` is set."""
+    await EdgeAgent(settings, config).run(stop)
+
+
+async def _raise_when_set(stop: asyncio.Event) -> None:
+    await stop.wait()
+    raise _Stopping
+
+
+async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)

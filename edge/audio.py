@@ -1,0 +1,78 @@
+"""Announcement audio: fetched once over HTTP, verified by sha256, cached on disk.
+
+The cache is ``<data_dir>/audio/<sha256>.<format>``. A file is written under a
+temporary name and renamed only after its digest matched, so a cached file is
+always a verified one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+import structlog
+
+from edge.errors import AudioError
+from riverguard.wire.models import AudioRef
+
+log = structlog.get_logger()
+
+# A minute of 16-bit 48 kHz stereo WAV is ~11 MiB; announcements are seconds long.
+MAX_AUDIO_BYTES = 32 * 1024 * 1024
+
+
+class AudioCache:
+    def __init__(
+        self, directory: Path, http: httpx.AsyncClient, max_bytes: int = MAX_AUDIO_BYTES
+    ) -> None:
+        self.directory = directory
+        self.http = http
+        self.max_bytes = max_bytes
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path_of(self, ref: AudioRef) -> Path:
+        return self.directory / f"{ref.sha256}.{ref.format}"
+
+    async def get(self, ref: AudioRef) -> Path:
+        """The verified local file of ``ref``, fetched if not cached yet."""
+        path = self.path_of(ref)
+        lock = self._locks.setdefault(ref.sha256, asyncio.Lock())
+        async with lock:
+            if path.exists():
+                return path
+            data = await self._fetch(ref)
+            # Disk writes block; a few MiB can take a while on an SD card.
+            await asyncio.to_thread(_write_atomically, path, data)
+        log.info("audio cached", sha256=ref.sha256, bytes=len(data), path=str(path))
+        return path
+
+    async def _fetch(self, ref: AudioRef) -> bytes:
+        digest = hashlib.sha256()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with self.http.stream("GET", ref.url) as response:
+                if response.status_code != 200:
+                    raise AudioError(f"GET {ref.url} answered {response.status_code}")
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise AudioError(f"audio larger than {self.max_bytes} bytes")
+                    digest.update(chunk)
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise AudioError(f"GET {ref.url} failed: {exc!r}"[:300]) from exc
+        actual = digest.hexdigest()
+        if actual != ref.sha256:
+            raise AudioError(f"sha256 mismatch: expected {ref.sha256}, got {actual}")
+        return b"".join(chunks)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)

@@ -1,0 +1,25 @@
+"""Errors of the edge agent.
+
+EdgeError
+├── Rejected       bad input from a device or the hub: logged, counted, dropped
+└── AudioError     an announcement's audio could not be fetched or did not verify
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error raised by the edge package."""
+
+
+class Rejected(EdgeError):
+    """A message the edge will not use; ``reason`` is the metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class AudioError(EdgeError):
+    """Fetching, verifying or caching an announcement's audio failed."""

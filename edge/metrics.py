@@ -1,0 +1,75 @@
+"""The edge agent's Prometheus metrics, in a registry of their own.
+
+One ``EdgeMetrics`` per agent, so tests can run several edges in one process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REJECT_REASONS = (
+    "bad_topic",
+    "oversize",
+    "malformed_json",
+    "invalid",
+    "wrong_site",
+    "unknown_device",
+    "unknown_zone",
+    "duplicate",
+    # The event was kept; only the snapshot the camera attached was left out.
+    "bad_snapshot",
+    "internal",
+)
+
+
+class EdgeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.rejected = Counter(
+            "riverguard_edge_rejected", "Messages rejected, by reason", ["reason"], registry=r
+        )
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)
+        self.events = Counter(
+            "riverguard_edge_events", "Device reports accepted as new events", registry=r
+        )
+        self.correlated = Counter(
+            "riverguard_edge_correlated", "Events raised to critical by correlation", registry=r
+        )
+        self.clock_skew = Counter(
+            "riverguard_edge_clock_skew",
+            "Accepted reports whose device time is ahead of the edge clock",
+            registry=r,
+        )
+        self.published = Counter(
+            "riverguard_edge_published", "Events published to the hub (first send)", registry=r
+        )
+        self.resent = Counter(
+            "riverguard_edge_resent",
+            "Events resent for lack of a commit acknowledgement",
+            registry=r,
+        )
+        self.committed = Counter(
+            "riverguard_edge_committed", "Events the hub acknowledged as committed", registry=r
+        )
+        self.outbox_dropped = Counter(
+            "riverguard_edge_outbox_dropped",
+            "Uncommitted events dropped because the outbox was full",
+            registry=r,
+        )
+        self.outbox = Gauge(
+            "riverguard_edge_outbox", "Events waiting for the hub's commit", registry=r
+        )
+        self.statuses = Counter(
+            "riverguard_edge_device_statuses", "Device statuses relayed", registry=r
+        )
+        self.acks = Counter(
+            "riverguard_edge_announcement_acks",
+            "Announcement acknowledgements sent, by state",
+            ["state"],
+            registry=r,
+        )
+        self.connects = Counter(
+            "riverguard_edge_broker_connects", "Successful broker connections", registry=r
+        )

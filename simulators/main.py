@@ -1,0 +1,83 @@
+"""``riverguard sim speakers|swimmer``: the simulators' entry points (blocking)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import aiomqtt
+import httpx
+import structlog
+
+from riverguard.config import Config
+from riverguard.mqtt import Backoff
+from simulators.settings import SimSettings
+from simulators.speaker import SimulatedSpeaker
+from simulators.swimmer import SwimmerTimings, run_swimmer
+
+log = structlog.get_logger()
+
+
+def speakers(settings: SimSettings, site: str | None) -> None:
+    """One simulated ``mqtt`` speaker per configured one of ``site`` (default: every site)."""
+    asyncio.run(_until_signal(run_speakers(settings, settings.load_config(), site)))
+
+
+def swimmer(settings: SimSettings, site: str | None, zone: str | None, loop: bool) -> None:
+    """The swimmer scenario; with ``loop`` forever, alternating sites."""
+    asyncio.run(_until_signal(_swimmer(settings, settings.load_config(), site, zone, loop)))
+
+
+async def run_speakers(settings: SimSettings, config: Config, site: str | None) -> None:
+    devices = [
+        device
+        for device in config.devices
+        if device.type == "speaker"
+        and device.driver == "mqtt"
+        and (site is None or device.site == site)
+    ]
+    if site is not None:
+        config.site(site)  # ConfigError for an unknown site, rather than no speakers
+    log.info("simulated speakers", speakers=[d.id for d in devices], speed=settings.speaker_speed)
+    async with httpx.AsyncClient(timeout=10) as http, asyncio.TaskGroup() as tg:
+        for device in devices:
+            speaker = SimulatedSpeaker(
+                settings.broker, device.site, device.id, http, settings.speaker_speed
+            )
+            tg.create_task(speaker.run(), name=f"sim.speaker[{device.id}]")
+
+
+async def _swimmer(
+    settings: SimSettings, config: Config, site: str | None, zone: str | None, loop: bool
+) -> None:
+    timings = SwimmerTimings().scaled(settings.swimmer_speed)
+    backoff = Backoff(initial=1.0, cap=30.0)
+    while True:
+        try:
+            visits = await run_swimmer(
+                settings.broker, config, site, zone, loop=loop, timings=timings
+            )
+        except* aiomqtt.MqttError as group:
+            if not loop:
+                raise
+            delay = backoff.next_delay()
+            log.warning("swimmer lost the broker", error=str(group.exceptions[0]), retry_in_s=delay)
+            await asyncio.sleep(delay)
+        else:
+            log.info("swimmer finished", visits=len(visits), warned=sum(v.warned for v in visits))
+            return
+
+
+async def _until_signal(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` until it returns or SIGTERM/SIGINT arrives."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await main
+    except asyncio.CancelledError:
+        log.info("simulator stopped")

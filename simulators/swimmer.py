@@ -1,0 +1,230 @@
+"""The swimmer scenario: a person climbs the fence, enters the water, is warned, leaves.
+
+For one site and zone: the fence covering the zone reports ``breach``; about
+1.5 s later a camera covering the zone reports ``water_entry`` with a
+snapshot, and again every ~5 s while the person stays; when one of the site's
+speakers reports ``done`` (an announcement was played) the person leaves a few
+seconds later (fence ``clear``). With no announcement within ~60 s the person
+leaves anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import aiomqtt
+import structlog
+from pydantic import ValidationError
+
+from riverguard.config import Config, Site
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.testing import TINY_JPEG
+from riverguard.wire import topics
+from riverguard.wire.models import SpeakerState
+from riverguard.wire.topics import FieldTopic, TopicError
+from simulators.devices import CameraSim, FenceSim
+from simulators.errors import ScenarioError
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class SwimmerTimings:
+    camera_delay_s: float = 1.5
+    detection_every_s: float = 5.0
+    leave_after_done_s: float = 3.0
+    give_up_s: float = 60.0
+    pause_s: tuple[float, float] = (20.0, 30.0)
+
+    def scaled(self, speed: float) -> SwimmerTimings:
+        """All waits divided by ``speed``."""
+        return SwimmerTimings(
+            self.camera_delay_s / speed,
+            self.detection_every_s / speed,
+            self.leave_after_done_s / speed,
+            self.give_up_s / speed,
+            (self.pause_s[0] / speed, self.pause_s[1] / speed),
+        )
+
+
+@dataclass
+class Visit:
+    """What happened on one visit, for logs and tests."""
+
+    site: str
+    zone: str
+    fence: str
+    camera: str
+    reports: list[str] = field(default_factory=list)  # "<device>:<seq>", as event ids
+    warned: bool = False
+
+
+@dataclass
+class _Stage:
+    """Devices and the speakers' watch for one site and zone."""
+
+    site: Site
+    zone: str
+    fence: FenceSim
+    camera: CameraSim
+    speakers: list[str]
+
+
+class SpeakerWatch:
+    """Which sites' speakers reported ``done`` since a visit began."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, asyncio.Event] = {}
+
+    def expect(self, site: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._done[site] = event
+        return event
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                topic = topics.parse(message.topic.value)
+                payload = message.payload
+                if not isinstance(topic, FieldTopic) or not isinstance(payload, bytes):
+                    continue
+                state = SpeakerState.model_validate_json(payload)
+            except (TopicError, ValidationError):
+                continue
+            if state.state == "done" and topic.site in self._done:
+                log.info("swimmer heard the speaker", site=topic.site, speaker=topic.device)
+                self._done[topic.site].set()
+
+
+class _Finished(Exception):
+    """Ends the scenario's TaskGroup once the visits are over."""
+
+
+def plan_stage(config: Config, site_id: str, zone: str | None) -> tuple[Site, str, str, str]:
+    """The site, zone, fence and camera of a visit; ``ScenarioError`` if there are none."""
+    site = config.site(site_id)
+    zone_id = zone or site.zones[0].id
+    if zone_id not in site.zone_ids():
+        raise ScenarioError(f"{site.id} has no zone {zone_id}")
+    fences = [d.id for d in config.devices_of(site.id, "fence") if zone_id in d.zones]
+    cameras = [d.id for d in config.devices_of(site.id, "camera") if zone_id in d.zones]
+    if not fences or not cameras:
+        raise ScenarioError(f"{site.id}/{zone_id} needs a fence and a camera covering it")
+    return site, zone_id, fences[0], cameras[0]
+
+
+async def run_swimmer(
+    broker: BrokerSettings,
+    config: Config,
+    site: str | None = None,
+    zone: str | None = None,
+    *,
+    loop: bool = False,
+    timings: SwimmerTimings | None = None,
+    stop: asyncio.Event | None = None,
+) -> list[Visit]:
+    """Visit each site in turn (or ``site``) once, or forever with ``loop``."""
+    timings = timings or SwimmerTimings()
+    stop = stop or asyncio.Event()
+    site_ids = [site] if site else [s.id for s in config.sites]
+    plans = [plan_stage(config, site_id, zone) for site_id in site_ids]
+    visits: list[Visit] = []
+    async with AsyncExitStack() as stack:
+        stages = []
+        for site_obj, zone_id, fence_id, camera_id in plans:
+            fence = await stack.enter_async_context(FenceSim(broker, site_obj.id, fence_id))
+            camera = await stack.enter_async_context(CameraSim(broker, site_obj.id, camera_id))
+            speakers = [d.id for d in config.devices_of(site_obj.id, "speaker")]
+            stages.append(_Stage(site_obj, zone_id, fence, camera, speakers))
+        watcher = await stack.enter_async_context(make_client(broker))
+        speaker_states = [
+            (topics.speaker_state(s.site.id, speaker), 1) for s in stages for speaker in s.speakers
+        ]
+        if speaker_states:
+            await watcher.subscribe(speaker_states)
+        watch = SpeakerWatch()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(watch.run(watcher), name="sim.swimmer.watch")
+                tg.create_task(
+                    _visits(
+                        stages,
+                        watch=watch,
+                        timings=timings,
+                        loop=loop,
+                        stop=stop,
+                        visits=visits,
+                    ),
+                    name="sim.swimmer.visits",
+                )
+        except* _Finished:
+            pass
+    return visits
+
+
+async def _visits(
+    stages: Sequence[_Stage],
+    *,
+    watch: SpeakerWatch,
+    timings: SwimmerTimings,
+    loop: bool,
+    stop: asyncio.Event,
+    visits: list[Visit],
+) -> None:
+    round_ = 0
+    while not stop.is_set():
+        stage = stages[round_ % len(stages)]
+        visits.append(await _visit(stage, watch, timings, stop))
+        round_ += 1
+        if not loop and round_ >= len(stages):
+            break
+        pause = random.uniform(*timings.pause_s)
+        log.info("swimmer pauses", seconds=round(pause, 1))
+        await _wait(stop, pause)
+    raise _Finished
+
+
+async def _visit(
+    stage: _Stage, watch: SpeakerWatch, timings: SwimmerTimings, stop: asyncio.Event
+) -> Visit:
+    site, zone = stage.site.id, stage.zone
+    visit = Visit(site, zone, stage.fence.device, stage.camera.device)
+    done = watch.expect(site)
+    log.info("swimmer arrives", site=site, zone=zone)
+    report = await stage.fence.report(zone, "breach")
+    visit.reports.append(f"{stage.fence.device}:{report['seq']}")
+    await _wait(stop, timings.camera_delay_s)
+    report = await stage.camera.detect(zone, "water_entry", snapshot=TINY_JPEG)
+    visit.reports.append(f"{stage.camera.device}:{report['seq']}")
+    log.info("swimmer in the water", site=site, zone=zone)
+    deadline = time.monotonic() + timings.give_up_s
+    while not done.is_set() and not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await _wait(done, min(timings.detection_every_s, left))
+        if not done.is_set() and time.monotonic() < deadline and not stop.is_set():
+            report = await stage.camera.detect(zone, "water_entry", snapshot=None)
+            visit.reports.append(f"{stage.camera.device}:{report['seq']}")
+    visit.warned = done.is_set()
+    if visit.warned:
+        log.info("swimmer was warned and will leave", site=site, zone=zone)
+        await _wait(stop, timings.leave_after_done_s)
+    else:
+        log.warning("no announcement came; swimmer leaves anyway", site=site, zone=zone)
+    report = await stage.fence.report(zone, "clear")
+    visit.reports.append(f"{stage.fence.device}:{report['seq']}")
+    log.info("swimmer left", site=site, zone=zone, warned=visit.warned)
+    return visit
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``event`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
