@@ -159,15 +159,9 @@ async def _build(
     )
     picture = Picture(config)
     picture.load(await store.active_alarms(), await store.load_devices(), await store.load_edges())
-    async with asyncio.TaskGroup() as tasks:
-        renders = {
-            site.id: tasks.create_task(
-                render_site_warning(site, settings.audio_dir), name=f"hub.render[{site.id}]"
-            )
-            for site in config.sites
-        }
-    for site_id, render in renders.items():
-        picture.add_clip(site_id, render.result())
+    # One after another: sites with the same warning text render the same file.
+    for site in config.sites:
+        picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
     desk = AlarmDesk(store, picture, broadcaster, metrics)
     await desk.load()
     auth = Auth(store, settings.token_ttl_s)

@@ -112,6 +112,115 @@ def _short(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '-'}: {e['msg']}" for e in errors)
 
 
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    event: Event
+    # How far the edge's clock is from the hub's, in seconds.
+    skew_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusIn:
+    device: str
+    status: DeviceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeStatusIn:
+    site: str
+    status: EdgeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AckIn:
+    site: str
+    speaker: str
+    ack: AnnouncementAck
+
+
+Item = EventIn | Snapshot | DeviceStatusIn | EdgeStatusIn | AckIn
+
+
+class Sorter:
+    """Parses and checks one message against the protocol and the configuration.
+
+    Pure: raises ``Refused`` with the reason, or returns what the message carries.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def sort(self, topic: str, payload: bytes, now: datetime) -> Item:
+        try:
+            parsed = topics.parse(topic)
+        except topics.TopicError as exc:
+            raise Refused("bad_topic", str(exc)) from None
+        if not isinstance(parsed, topics.SiteTopic):
+            raise Refused("bad_topic", "not an edge-to-hub topic")
+        if parsed.site not in self.config.site_by_id:
+            raise Refused("unknown_site", f"site {parsed.site!r} is not configured")
+        if parsed.kind == "events":
+            return self._event(parsed.site, payload, now)
+        name = parsed.name or ""
+        if parsed.kind == "snapshot":
+            return self._snapshot(parsed.site, name, payload, now)
+        if parsed.kind == "device_status":
+            self._known_device(parsed.site, name)
+            return DeviceStatusIn(name, self._small(payload, DeviceStatus))
+        if parsed.kind == "edge_status":
+            return EdgeStatusIn(parsed.site, self._small(payload, EdgeStatus))
+        if parsed.kind == "ack":
+            self._known_device(parsed.site, name, "speaker")
+            return AckIn(parsed.site, name, self._small(payload, AnnouncementAck))
+        raise Refused("bad_topic", f"the hub does not take {parsed.kind} messages")
+
+    def _event(self, topic_site: str, payload: bytes, now: datetime) -> EventIn:
+        if len(payload) > MAX_EVENT_PAYLOAD_BYTES:
+            raise Refused("oversize", f"{len(payload)} bytes > {MAX_EVENT_PAYLOAD_BYTES}")
+        try:
+            event = Event.model_validate_json(payload)
+        except ValidationError as exc:
+            raise Refused(_validation_reason(exc), _short(exc)) from None
+        ack = (topic_site, event.id)
+        if event.site != topic_site:
+            raise Refused(
+                "site_mismatch", f"event of {event.site!r} on {topic_site!r}'s topic", ack
+            )
+        device = self.config.device_by_id.get(event.device)
+        if device is None or device.site != event.site:
+            raise Refused(
+                "unknown_device",
+                f"device {event.device!r} is not configured for {event.site!r}",
+                ack,
+            )
+        if event.zone not in self.config.site_by_id[event.site].zone_ids():
+            raise Refused(
+                "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
+            )
+        return EventIn(event, round(abs((event.edge_ts - now).total_seconds()), 1))
+
+    def _snapshot(self, site: str, event_id: str, payload: bytes, now: datetime) -> Snapshot:
+        if len(payload) > MAX_SNAPSHOT_BYTES:
+            raise Refused("oversize", f"snapshot of {len(payload)} bytes > {MAX_SNAPSHOT_BYTES}")
+        if not payload.startswith(_JPEG_MAGIC):
+            raise Refused("not_jpeg", "snapshot does not start with a JPEG marker")
+        return Snapshot(event_id, site, payload, now)
+
+    def _known_device(self, site: str, device_id: str, device_type: str | None = None) -> None:
+        device = self.config.device_by_id.get(device_id)
+        if device is None or device.site != site or (device_type and device.type != device_type):
+            what = device_type or "device"
+            raise Refused("unknown_device", f"{what} {device_id!r} is not configured for {site!r}")
+
+    def _small(self, payload: bytes, model: type[_Small]) -> _Small:
+        if len(payload) > MAX_STATUS_PAYLOAD_BYTES:
+            raise Refused("oversize", f"{len(payload)} bytes > {MAX_STATUS_PAYLOAD_BYTES}")
+        try:
+            return model.model_validate_json(payload)
+        except ValidationError as exc:
+            raise Refused(_validation_reason(exc), _short(exc)) from None
+
+
 class Ingest:
     def __init__(
         self,
@@ -138,6 +247,7 @@ class Ingest:
         self.link = link
         self.metrics = metrics
         self.batch_max = settings.ingest_batch_max
+        self.sorter = Sorter(config)
         self.subscribed = asyncio.Event()
 
     # --- connection ----------------------------------------------------------
@@ -179,6 +289,7 @@ class Ingest:
             ]
             # Take what is already queued without a task per message (aiomqtt's
             # iterator creates one): the batch costs one wake-up, not hundreds.
+            # aiomqtt has no public non-blocking get.
             queue = client._queue
             while len(received) < self.batch_max and not queue.empty():
                 message = queue.get_nowait()
@@ -196,9 +307,11 @@ class Ingest:
         work = _Work()
         for message in received:
             try:
-                self._sort(message, now, work)
+                item = self.sorter.sort(message.topic, message.payload, now)
             except Refused as refused:
                 self._refuse(message, refused, now, work)
+                continue
+            self._add(item, message, now, work)
 
         batch = work.batch
         risk_before = self.desk.risks(e.site for e in batch.events)
@@ -251,92 +364,28 @@ class Ingest:
                 # The edge resends; the resent events are duplicates and get acknowledged then.
                 log.warning("commit acknowledgement not sent", site=site, error=str(exc))
 
-    def _sort(self, message: Received, now: datetime, work: _Work) -> None:
-        try:
-            parsed = topics.parse(message.topic)
-        except topics.TopicError as exc:
-            raise Refused("bad_topic", str(exc)) from None
-        if not isinstance(parsed, topics.SiteTopic):
-            raise Refused("bad_topic", "not an edge-to-hub topic")
-        if parsed.site not in self.config.site_by_id:
-            raise Refused("unknown_site", f"site {parsed.site!r} is not configured")
-        self.metrics.messages_in.labels(parsed.kind).inc()
-        if parsed.kind == "events":
-            event = self._event(parsed.site, message.payload, now)
-            work.batch.events.append(event)
-            work.batch.received_at.setdefault(event.id, now)
-            work.arrived.setdefault(event.id, message.monotonic)
-        elif parsed.kind == "snapshot":
-            assert parsed.name is not None
-            work.batch.snapshots.append(
-                self._snapshot(parsed.site, parsed.name, message.payload, now)
-            )
-        elif parsed.kind == "device_status":
-            assert parsed.name is not None
-            self._known_device(parsed.site, parsed.name)
-            status = self._small(message.payload, DeviceStatus)
-            work.device_statuses.append((parsed.name, status))
-        elif parsed.kind == "edge_status":
-            work.edge_statuses.append((parsed.site, self._small(message.payload, EdgeStatus)))
-        elif parsed.kind == "ack":
-            assert parsed.name is not None
-            self._known_device(parsed.site, parsed.name, "speaker")
-            ack = self._small(message.payload, AnnouncementAck)
-            work.acks.append((parsed.site, parsed.name, ack, message.topic))
+    def _add(self, item: Item, message: Received, now: datetime, work: _Work) -> None:
+        self.metrics.messages_in.labels(type(item).__name__).inc()
+        if isinstance(item, EventIn):
+            if item.skew_s > CLOCK_SKEW_S:
+                self.metrics.clock_skew.inc()
+                log.warning(
+                    "edge clock skew",
+                    event_id=item.event.id,
+                    site=item.event.site,
+                    skew_s=item.skew_s,
+                )
+            work.batch.events.append(item.event)
+            work.batch.received_at.setdefault(item.event.id, now)
+            work.arrived.setdefault(item.event.id, message.monotonic)
+        elif isinstance(item, Snapshot):
+            work.batch.snapshots.append(item)
+        elif isinstance(item, DeviceStatusIn):
+            work.device_statuses.append((item.device, item.status))
+        elif isinstance(item, EdgeStatusIn):
+            work.edge_statuses.append((item.site, item.status))
         else:
-            raise Refused("bad_topic", f"the hub does not take {parsed.kind} messages")
-
-    def _event(self, topic_site: str, payload: bytes, now: datetime) -> Event:
-        if len(payload) > MAX_EVENT_PAYLOAD_BYTES:
-            raise Refused("oversize", f"{len(payload)} bytes > {MAX_EVENT_PAYLOAD_BYTES}")
-        try:
-            event = Event.model_validate_json(payload)
-        except ValidationError as exc:
-            raise Refused(_validation_reason(exc), _short(exc)) from None
-        ack = (topic_site, event.id)
-        if event.site != topic_site:
-            raise Refused(
-                "site_mismatch", f"event of {event.site!r} on {topic_site!r}'s topic", ack
-            )
-        device = self.config.device_by_id.get(event.device)
-        if device is None or device.site != event.site:
-            raise Refused(
-                "unknown_device",
-                f"device {event.device!r} is not configured for {event.site!r}",
-                ack,
-            )
-        if event.zone not in self.config.site_by_id[event.site].zone_ids():
-            raise Refused(
-                "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
-            )
-        skew = abs((event.edge_ts - now).total_seconds())
-        if skew > CLOCK_SKEW_S:
-            self.metrics.clock_skew.inc()
-            log.warning(
-                "edge clock skew", site=event.site, event_id=event.id, skew_s=round(skew, 1)
-            )
-        return event
-
-    def _snapshot(self, site: str, event_id: str, payload: bytes, now: datetime) -> Snapshot:
-        if len(payload) > MAX_SNAPSHOT_BYTES:
-            raise Refused("oversize", f"snapshot of {len(payload)} bytes > {MAX_SNAPSHOT_BYTES}")
-        if not payload.startswith(_JPEG_MAGIC):
-            raise Refused("not_jpeg", "snapshot does not start with a JPEG marker")
-        return Snapshot(event_id, site, payload, now)
-
-    def _known_device(self, site: str, device_id: str, device_type: str | None = None) -> None:
-        device = self.config.device_by_id.get(device_id)
-        if device is None or device.site != site or (device_type and device.type != device_type):
-            what = device_type or "device"
-            raise Refused("unknown_device", f"{what} {device_id!r} is not configured for {site!r}")
-
-    def _small(self, payload: bytes, model: type[_Small]) -> _Small:
-        if len(payload) > MAX_STATUS_PAYLOAD_BYTES:
-            raise Refused("oversize", f"{len(payload)} bytes > {MAX_STATUS_PAYLOAD_BYTES}")
-        try:
-            return model.model_validate_json(payload)
-        except ValidationError as exc:
-            raise Refused(_validation_reason(exc), _short(exc)) from None
+            work.acks.append((item.site, item.speaker, item.ack, message.topic))
 
     def _refuse(self, message: Received, refused: Refused, now: datetime, work: _Work) -> None:
         self._count_refusal(message.topic, refused.reason, refused.detail)

@@ -1,0 +1,228 @@
+"""Hub fixtures: a real hub (uvicorn) on a free port, against the real broker and influxd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import aiomqtt
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from hub.hub import Hub
+from hub.main import server_config
+from hub.settings import HubSettings
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.services import Influxd, free_port
+from riverguard.testing import wait_for
+from riverguard.wire.times import format_ts, utcnow
+from tests.conftest import EXAMPLE_CONFIG, Broker
+
+PASSWORDS = {"admin": "admin-pw", "officer-li": "officer-pw", "viewer": "viewer-pw"}
+SITE = "danshui-bridge"
+
+
+def hub_settings(
+    tmp_path: Path, broker: BrokerSettings, influx_url: str, database: str, **overrides: Any
+) -> HubSettings:
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps(PASSWORDS), encoding="utf-8")
+    values: dict[str, Any] = {
+        "config": EXAMPLE_CONFIG,
+        "broker": broker,
+        "data_dir": tmp_path / "hub",
+        "http_port": free_port(),
+        "influx_url": influx_url,
+        "influx_database": database,
+        "users_file": users_file,
+        # Each test hub has its own persistent session: no messages left by another test.
+        "mqtt_client_id": f"hub-test-{secrets.token_hex(4)}",
+        "influx_retry_cap_s": 0.3,
+        "console_dir": tmp_path / "console",
+    }
+    values.update(overrides)
+    return HubSettings(**values)
+
+
+@dataclass
+class RunningHub:
+    settings: HubSettings
+    server: uvicorn.Server
+    http: httpx.AsyncClient
+
+    @property
+    def url(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def hub(self) -> Hub:
+        """The live resources, for assertions on what the network does not show."""
+        return cast(Hub, self.server.lifespan.state["hub"])
+
+    async def token(self, username: str = "officer-li") -> str:
+        response = await self.http.post(
+            "/api/auth/token", data={"username": username, "password": PASSWORDS[username]}
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    async def auth(self, username: str = "officer-li") -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.token(username)}"}
+
+    async def metric(self, name: str, labels: str = "") -> float:
+        """One sample of /metrics, e.g. ``metric("riverguard_hub_rejected_total", 'reason="oversize"')``."""
+        text = (await self.http.get("/metrics")).text
+        key = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(key + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    async def wait_metric(self, name: str, at_least: float, labels: str = "") -> None:
+        async def reached() -> bool:
+            return await self.metric(name, labels) >= at_least
+
+        await wait_for(reached, what=f"{name}{{{labels}}} >= {at_least}")
+
+    @asynccontextmanager
+    async def socket(self, token: str, query: str = "") -> AsyncIterator[ClientConnection]:
+        url = f"ws://127.0.0.1:{self.settings.http_port}/api/ws?token={token}{query}"
+        async with websockets.connect(url, max_size=None) as ws:
+            yield ws
+
+
+@asynccontextmanager
+async def run_hub(settings: HubSettings) -> AsyncIterator[RunningHub]:
+    """Serve the hub in this event loop until the block ends; wait for its broker session."""
+    server = uvicorn.Server(server_config(settings))
+    task = asyncio.create_task(server.serve(), name="test.hub")
+    try:
+        await wait_for(lambda: server.started or task.done(), what="hub to start")
+        if task.done():
+            task.result()
+            raise RuntimeError("hub stopped during start-up")
+        async with httpx.AsyncClient(base_url=settings.base_url, timeout=10) as http:
+            running = RunningHub(settings, server, http)
+            await asyncio.wait_for(running.hub.ingest.subscribed.wait(), 10)
+            yield running
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def running_hub(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str
+) -> AsyncIterator[RunningHub]:
+    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    async with run_hub(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def edge(broker: Broker) -> AsyncIterator[aiomqtt.Client]:
+    """An MQTT client logged in as the danshui-bridge edge, subscribed to its commit acks."""
+    client = make_client(broker.settings(f"edge-{SITE}"))
+    async with client:
+        yield client
+
+
+def event_payload(
+    seq: int,
+    *,
+    device: str = "db-fence-01",
+    zone: str = "z1",
+    kind: str = "fence.breach",
+    severity: str = "warning",
+    site: str = SITE,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A PROTOCOL 2.1 event, as an edge sends it."""
+    now = format_ts(utcnow())
+    payload: dict[str, Any] = {
+        "id": f"{device}:{seq}",
+        "site": site,
+        "device": device,
+        "kind": kind,
+        "zone": zone,
+        "ts": now,
+        "edge_ts": now,
+        "severity": severity,
+        "confidence": None,
+        "object": None,
+        "snapshot": False,
+        "attrs": {},
+    }
+    payload.update(extra)
+    return payload
+
+
+def unique_seq() -> int:
+    return secrets.randbelow(10**9)
+
+
+class Inbox:
+    """Messages a client received, with a way to wait for one that matches."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = asyncio.Event()
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait_for(self, match: Callable[[Any], bool], timeout: float = 10.0) -> Any:
+        async with asyncio.timeout(timeout):
+            while True:
+                for item in self.items:
+                    if match(item):
+                        return item
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def mqtt_inbox(client: aiomqtt.Client, *topic_filters: str) -> AsyncIterator[Inbox]:
+    """Subscribe ``client`` and collect ``(topic, json)`` of what arrives."""
+    inbox = Inbox()
+    for topic_filter in topic_filters:
+        await client.subscribe(topic_filter, qos=1)
+
+    async def read() -> None:
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            inbox.add((message.topic.value, json.loads(message.payload)))
+
+    async with asyncio.TaskGroup() as tasks:
+        reader = tasks.create_task(read(), name="test.mqtt-inbox")
+        try:
+            yield inbox
+        finally:
+            reader.cancel()
+
+
+@asynccontextmanager
+async def ws_inbox(ws: ClientConnection) -> AsyncIterator[Inbox]:
+    """Collect the decoded messages of a console WebSocket."""
+    inbox = Inbox()
+
+    async def read() -> None:
+        async for text in ws:
+            inbox.add(json.loads(text))
+
+    async with asyncio.TaskGroup() as tasks:
+        reader = tasks.create_task(read(), name="test.ws-inbox")
+        try:
+            yield inbox
+        finally:
+            reader.cancel()

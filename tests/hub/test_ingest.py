@@ -1,0 +1,194 @@
+"""Ingest against the real broker, SQLite and influxd: commit, acknowledge, alarm, forward."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+
+from riverguard.services import Influxd, free_port
+from riverguard.testing import TINY_JPEG, wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import MAX_EVENT_PAYLOAD_BYTES
+from riverguard.wire.times import format_ts, utcnow
+from tests.conftest import Broker
+from tests.hub.conftest import (
+    SITE,
+    RunningHub,
+    event_payload,
+    hub_settings,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+    ws_inbox,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _ack_ids(items: list[tuple[str, dict[str, list[str]]]]) -> list[tuple[str, list[str]]]:
+    return [(topic, payload["ids"]) for topic, payload in items]
+
+
+async def _influx_ids(running: RunningHub) -> list[str]:
+    settings = running.settings
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            f"{settings.influx_url}/query",
+            params={"db": settings.influx_database, "q": 'SELECT "id" FROM "events"'},
+        )
+    series = response.json()["results"][0].get("series", [])
+    return [row[1] for row in series[0]["values"]] if series else []
+
+
+async def test_event_is_committed_acknowledged_alarmed_and_forwarded_once(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    """A published event is acked on `committed`, raises an alarm on the console and is
+    in InfluxDB exactly once although the edge published it twice."""
+    token = await running_hub.token()
+    event = event_payload(unique_seq())
+    async with (
+        running_hub.socket(token) as ws,
+        ws_inbox(ws) as console,
+        mqtt_inbox(edge, topics.committed(SITE)) as acks,
+    ):
+        hello = await console.wait_for(lambda m: m["type"] == "hello")
+        assert [] == hello["data"]["alarms"]
+
+        body = json.dumps(event).encode()
+        await edge.publish(topics.events(SITE), body, qos=1)
+        await acks.wait_for(lambda m: event["id"] in m[1]["ids"])
+        alarm = await console.wait_for(lambda m: m["type"] == "alarm")
+
+        await edge.publish(topics.events(SITE), body, qos=1)
+        await wait_for(
+            lambda: 2 == sum(event["id"] in ids for _, ids in _ack_ids(acks.items)),
+            what="second acknowledgement",
+        )
+
+    assert "open" == alarm["data"]["state"]
+    assert [event["id"]] == alarm["data"]["event_ids"]
+    assert alarm["seq"] > hello["seq"]
+    await running_hub.wait_metric("riverguard_hub_duplicates_total", 1)
+    await running_hub.wait_metric("riverguard_hub_influx_written_total", 1)
+    assert [event["id"]] == await _influx_ids(running_hub)
+    assert 1.0 == await running_hub.metric("riverguard_hub_events_total")
+
+
+async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    bad = [
+        (topics.events(SITE), b"{oops", "malformed_json"),
+        (topics.events(SITE), json.dumps(event_payload(1, severity=3)).encode(), "invalid"),
+        (topics.events(SITE), b" " * (MAX_EVENT_PAYLOAD_BYTES + 1), "oversize"),
+        (topics.events(SITE), json.dumps(event_payload(unique_seq(), device="ghost")).encode(), "unknown_device"),
+        (topics.events("atlantis"), json.dumps(event_payload(1, site="atlantis")).encode(), "unknown_site"),
+        (topics.snapshot(SITE, "db-cam-01:1"), b"not a jpeg", "not_jpeg"),
+    ]
+    good = event_payload(unique_seq())
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        for topic, payload, _ in bad:
+            await edge.publish(topic, payload, qos=1)
+        await edge.publish(topics.events(SITE), json.dumps(good).encode(), qos=1)
+        await acks.wait_for(lambda m: good["id"] in m[1]["ids"])
+
+    for _, _, reason in bad:
+        assert 1.0 == await running_hub.metric("riverguard_hub_rejected_total", f'reason="{reason}"')
+    assert 1.0 == await running_hub.metric("riverguard_hub_events_total")
+    assert len(bad) == await running_hub.hub.store.count_rejected()
+
+
+async def test_snapshot_is_stored_and_served(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    event = event_payload(unique_seq(), device="db-cam-01", kind="camera.water_entry", snapshot=True)
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+        await edge.publish(topics.snapshot(SITE, event["id"]), TINY_JPEG, qos=1)
+        await acks.wait_for(lambda m: event["id"] in m[1]["ids"])
+    headers = await running_hub.auth("viewer")
+
+    async def stored() -> bool:
+        response = await running_hub.http.get(f"/api/events/{event['id']}/snapshot", headers=headers)
+        return response.status_code == 200
+
+    await wait_for(stored, what="snapshot")
+    response = await running_hub.http.get(f"/api/events/{event['id']}/snapshot", headers=headers)
+    assert ("image/jpeg", TINY_JPEG) == (response.headers["content-type"], response.content)
+    token = await running_hub.token("viewer")
+    by_query = await running_hub.http.get(f"/api/events/{event['id']}/snapshot?token={token}")
+    assert 200 == by_query.status_code
+    missing = await running_hub.http.get("/api/events/nope:1/snapshot", headers=headers)
+    assert (404, "not_found") == (missing.status_code, missing.json()["error"])
+
+
+async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    now = format_ts(utcnow())
+    async with running_hub.socket(token) as ws, ws_inbox(ws) as console:
+        await console.wait_for(lambda m: m["type"] == "hello")
+        await edge.publish(
+            topics.device_status(SITE, "db-fence-01"),
+            json.dumps({"online": True, "ts": now, "battery": 0.5, "rssi": -70}).encode(),
+            qos=1,
+        )
+        await edge.publish(
+            topics.edge_status(SITE),
+            json.dumps({"online": True, "ts": now, "version": "0.1.0", "outbox": 3}).encode(),
+            qos=1,
+        )
+        device = await console.wait_for(lambda m: m["type"] == "device")
+        edge_message = await console.wait_for(lambda m: m["type"] == "edge")
+    assert {
+        "id": "db-fence-01",
+        "site": SITE,
+        "type": "fence",
+        "source": "generic",
+        "source_ref": None,
+        "zones": ["z1"],
+        "online": True,
+        "last_seen": now,
+        "battery": 0.5,
+        "rssi": -70,
+    } == device["data"]
+    assert {"site": SITE, "online": True, "version": "0.1.0", "outbox": 3, "ts": now} == edge_message["data"]
+    devices = (await running_hub.http.get("/api/devices", headers={"Authorization": f"Bearer {token}"})).json()
+    assert device["data"] in devices
+
+
+async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
+    tmp_path: Path, broker: Broker, edge: aiomqtt.Client
+) -> None:
+    influx = Influxd(tmp_path / "influxd", free_port())
+    influx.start()
+    try:
+        settings = hub_settings(tmp_path, broker.settings("hub"), influx.url, influx.database)
+        async with run_hub(settings) as running:
+            influx.stop()
+            events = [event_payload(unique_seq(), zone="z2", device="db-fence-02") for _ in range(20)]
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                for event in events:
+                    await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+                await wait_for(
+                    lambda: {e["id"] for e in events}
+                    <= {i for _, ids in _ack_ids(acks.items) for i in ids},
+                    what="all acknowledged",
+                )
+            await running.wait_metric("riverguard_hub_influx_errors_total", 1)
+            assert 20.0 == await running.metric("riverguard_hub_influx_backlog")
+
+            # Started again on the same port and data: the writer's retry finds it.
+            await asyncio.to_thread(influx.start)
+            await running.wait_metric("riverguard_hub_influx_written_total", 20)
+            assert 0.0 == await running.metric("riverguard_hub_influx_backlog")
+            assert sorted(e["id"] for e in events) == sorted(await _influx_ids(running))
+    finally:
+        influx.stop()
