@@ -230,7 +230,7 @@ class EdgeAgent:
             self.metrics.rejected.labels("bad_snapshot").inc()
             self.log.warning(
                 "snapshot left out",
-                event=event.id,
+                event_id=event.id,
                 reason="bad_snapshot",
                 detail=adapted.snapshot_problem,
             )
@@ -303,6 +303,7 @@ class EdgeAgent:
             raise Rejected("unknown_device", f"{speaker_id} is not a speaker of {self.site.id}")
         self.log.info("stop", speaker=speaker_id, id=stop.id)
         await speaker.stop(client, stop)
+        self.metrics.stops.inc()
 
     async def _speaker_state(
         self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes

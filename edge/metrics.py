@@ -70,6 +70,9 @@ class EdgeMetrics:
             ["state"],
             registry=r,
         )
+        self.stops = Counter(
+            "riverguard_edge_stops", "Stop commands handled (PROTOCOL 3.2)", registry=r
+        )
         self.connects = Counter(
             "riverguard_edge_broker_connects", "Successful broker connections", registry=r
         )

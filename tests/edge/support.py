@@ -107,9 +107,12 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def recording(broker: BrokerSettings, *filters: str) -> AsyncIterator[Recorder]:
+async def recording(
+    broker: BrokerSettings, *filters: str, session: str | None = None
+) -> AsyncIterator[Recorder]:
+    """Record messages on ``filters``; with ``session``, in a persistent session of that id."""
     recorder = Recorder()
-    async with make_client(broker) as client:
+    async with make_client(broker, session, persistent=session is not None) as client:
         await client.subscribe([(topic_filter, 1) for topic_filter in filters])
         async with background(recorder.collect(client), "test.recorder"):
             yield recorder
@@ -138,11 +141,16 @@ class AudioServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.requests: list[str] = []
-        files, requests = self.files, self.requests
+        # Requests for these paths wait until the gate opens (a slow hub, on demand).
+        self.gated: set[str] = set()
+        self.gate = threading.Event()
+        files, requests, gated, gate = self.files, self.requests, self.gated, self.gate
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 requests.append(self.path)
+                if self.path in gated:
+                    gate.wait(10)
                 body = files.get(self.path)
                 if body is None:
                     self.send_error(404)
@@ -175,6 +183,7 @@ class AudioServer:
         try:
             yield self
         finally:
+            self.gate.set()
             self.server.shutdown()
             self.server.server_close()
             self.thread.join(5)

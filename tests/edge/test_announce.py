@@ -1,0 +1,228 @@
+"""Announcements through the edge to a simulated mqtt speaker, acknowledged at every step."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+
+from edge.agent import EdgeAgent
+from riverguard.config import Config
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import Announce, AnnouncementAck, AudioRef, Stop
+from simulators.speaker import SimulatedSpeaker
+from tests.conftest import Broker
+from tests.edge.support import (
+    SITE,
+    AudioServer,
+    Recorder,
+    announce,
+    background,
+    config_with_http_speaker,
+    edge_settings,
+    publisher,
+    recording,
+    running_edge,
+    wav_bytes,
+)
+
+pytestmark = pytest.mark.integration
+
+SPEAKER = "db-spk-01"
+
+
+@dataclass
+class Scene:
+    agent: EdgeAgent
+    speaker: SimulatedSpeaker
+    acks: Recorder
+    hub: aiomqtt.Client
+
+    async def announce(self, message: Announce, speaker: str = SPEAKER) -> None:
+        await self.hub.publish(topics.announce(SITE, speaker), message.model_dump_json(), qos=1)
+
+    async def stop(self, announcement_id: str, speaker: str = SPEAKER) -> None:
+        stop = Stop(id=announcement_id).model_dump_json()
+        await self.hub.publish(topics.stop(SITE, speaker), stop, qos=1)
+
+    def states(self, speaker: str = SPEAKER) -> list[tuple[str, str, str]]:
+        acks = [
+            AnnouncementAck.model_validate_json(payload)
+            for payload in self.acks.on(topics.speaker_ack(SITE, speaker))
+        ]
+        return [(ack.id, ack.state, ack.detail) for ack in acks]
+
+    async def wait_acks(self, count: int, speaker: str = SPEAKER) -> list[tuple[str, str, str]]:
+        await self.acks.wait_count(topics.speaker_ack(SITE, speaker), count)
+        return self.states(speaker)
+
+
+@contextlib.asynccontextmanager
+async def scene(
+    broker: Broker, data_dir: Path, config: Config, speed: float = 50.0
+) -> AsyncIterator[Scene]:
+    """An edge, a simulated speaker, the hub's view of the acks and a hub client."""
+    agent = EdgeAgent(edge_settings(broker.settings(f"edge-{SITE}"), data_dir), config)
+    async with httpx.AsyncClient() as http:
+        speaker = SimulatedSpeaker(broker.settings("sim"), SITE, SPEAKER, http, speed)
+        async with (
+            background(speaker.run(), "test.speaker"),
+            recording(broker.settings("hub"), topics.speaker_ack(SITE, "+")) as acks,
+            running_edge(agent),
+            publisher(broker.settings("hub")) as hub,
+        ):
+            await wait_for(speaker.ready.is_set, what="speaker ready")
+            yield Scene(agent, speaker, acks, hub)
+
+
+async def test_announce_is_received_played_and_done(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    body = wav_bytes(500)
+    ref = audio_server.add("warning.wav", body)
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-1", ref, repeat=2))
+        expected = [("ann-1", "received", ""), ("ann-1", "playing", ""), ("ann-1", "done", "")]
+        assert expected == await s.wait_acks(3)
+        assert ["ann-1"] == s.speaker.played
+    assert body == (tmp_path / "audio" / f"{ref.sha256}.wav").read_bytes()
+    # The edge fetched it once to verify and cache it, the speaker once to play it.
+    assert ["/warning.wav", "/warning.wav"] == audio_server.requests
+
+
+async def test_cached_audio_is_not_fetched_again_by_the_edge(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-1", ref))
+        await s.wait_acks(3)
+        await s.announce(announce("ann-2", ref))
+        assert ("ann-2", "done", "") == (await s.wait_acks(6))[-1]
+    assert 3 == len(audio_server.requests)  # edge once, speaker twice
+
+
+async def test_sha256_mismatch_fails_the_announcement(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    good = audio_server.add("warning.wav", wav_bytes(100))
+    wrong = AudioRef(url=good.url, sha256="0" * 64, format="wav", duration_ms=100)
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-bad", wrong))
+        received, failed = await s.wait_acks(2)
+        assert ("ann-bad", "received", "") == received
+        assert ("ann-bad", "failed") == failed[:2]
+        assert "sha256 mismatch" in failed[2]
+        assert [] == s.speaker.played
+    assert not (tmp_path / "audio" / f"{'0' * 64}.wav").exists()
+
+
+async def test_unreachable_audio_fails_the_announcement(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    missing = AudioRef(
+        url=f"http://127.0.0.1:{audio_server.port}/missing.wav",
+        sha256="1" * 64,
+        format="wav",
+        duration_ms=100,
+    )
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-404", missing))
+        _, failed = await s.wait_acks(2)
+        assert ("ann-404", "failed") == failed[:2]
+        assert "404" in failed[2]
+
+
+async def test_expired_announce_is_acked_expired_and_not_played(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-old", ref, expires_in_s=-1))
+        assert [("ann-old", "expired", "")] == await s.wait_acks(1)
+        # A later announcement shows the expired one was not sent on to the speaker.
+        await s.announce(announce("ann-new", ref))
+        assert ("ann-new", "done", "") == (await s.wait_acks(4))[-1]
+        assert ["ann-new"] == s.speaker.played
+    assert [] == [path for path in audio_server.requests if "old" in path]
+
+
+async def test_stop_while_playing_ends_with_failed_stopped(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("long.wav", wav_bytes(3000))
+    async with scene(own_broker, tmp_path, example_config, speed=0.5) as s:
+        await s.announce(announce("ann-long", ref))
+        await s.wait_acks(2)  # received, playing
+        await s.stop("ann-long")
+        assert ("ann-long", "failed", "stopped") == (await s.wait_acks(3))[-1]
+        assert [] == s.speaker.played
+
+
+async def test_stop_before_playing_fails_queued_and_fetching_announcements(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    """One announcement is being fetched (the hub is slow), the next waits behind it."""
+    slow = audio_server.add("slow.wav", wav_bytes(100))
+    audio_server.gated.add("/slow.wav")
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-fetching", slow))
+        await s.announce(announce("ann-queued", slow))
+        await s.wait_acks(2)  # both received
+        await wait_for(lambda: ["/slow.wav"] == audio_server.requests, what="edge fetching")
+        await s.stop("ann-queued")
+        assert ("ann-queued", "failed", "stopped") == (await s.wait_acks(3))[-1]
+        await s.stop("ann-fetching")
+        registry = s.agent.metrics.registry
+        await wait_for(
+            lambda: 2.0 == registry.get_sample_value("riverguard_edge_stops_total"),
+            what="edge handled the second stop",
+        )
+        audio_server.gate.set()
+        assert ("ann-fetching", "failed", "stopped") == (await s.wait_acks(4))[-1], s.states()
+        assert [] == s.speaker.played
+
+
+async def test_announce_for_an_unknown_speaker_is_failed_and_counted(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-x", ref), speaker="spk-99")
+        assert [("ann-x", "failed", "unknown speaker")] == await s.wait_acks(1, speaker="spk-99")
+        rejected = s.agent.metrics.registry.get_sample_value(
+            "riverguard_edge_rejected_total", {"reason": "unknown_device"}
+        )
+        assert 1.0 == rejected
+
+
+async def test_malformed_announce_is_counted_and_the_edge_goes_on(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.hub.publish(topics.announce(SITE, SPEAKER), b'{"id": "ann-1"}', qos=1)
+        await s.announce(announce("ann-2", ref))
+        assert ["ann-2"] * 3 == [ack[0] for ack in await s.wait_acks(3)]
+        rejected = s.agent.metrics.registry.get_sample_value(
+            "riverguard_edge_rejected_total", {"reason": "invalid"}
+        )
+        assert 1.0 == rejected
+
+
+async def test_speaker_without_an_implemented_driver_fails_the_announcement(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    config = config_with_http_speaker(example_config)
+    async with scene(own_broker, tmp_path, config) as s:
+        await s.announce(announce("ann-http", ref), speaker="db-spk-http")
+        acks = await s.wait_acks(2, speaker="db-spk-http")
+        expected = [("ann-http", "received", ""), ("ann-http", "failed", "driver not implemented")]
+        assert expected == acks
