@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from argon2 import PasswordHasher
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -164,7 +165,10 @@ async def _build(
         picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
     desk = AlarmDesk(store, picture, broadcaster, metrics)
     await desk.load()
-    auth = Auth(store, settings.token_ttl_s)
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+    )
+    auth = Auth(store, settings.token_ttl_s, hasher)
     await auth.sync_users(config, settings.users_file)
     link = BrokerLink()
     token = settings.influx_token.get_secret_value() if settings.influx_token else None

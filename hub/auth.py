@@ -53,13 +53,18 @@ def read_users_file(path: Path | None) -> dict[str, str]:
 
 
 class Auth:
-    def __init__(self, store: Store, ttl_s: int, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: int,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.clock = clock
-        self.hasher = PasswordHasher()
-        # Verified against for unknown usernames, so they take as long as known ones.
-        self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
+        self.hasher = hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
 
     async def sync_users(self, config: Config, users_file: Path | None) -> None:
         """Upsert the configuration's users; hash passwords that changed."""
@@ -91,6 +96,9 @@ class Auth:
         """A new token for valid credentials, else None."""
         user = await self.store.get_user(username)
         if user is None or user.password_hash is None:
+            # Verify against a throwaway hash so unknown usernames take as long as known ones.
+            if self._dummy_hash is None:
+                self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_hex(8))
             await self._verify(self._dummy_hash, password)
             return None
         if not await self._verify(user.password_hash, password):

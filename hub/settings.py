@@ -23,6 +23,9 @@ class HubSettings(ComponentSettings):
     users_file: Path | None = None
     # A duty shift, not an hour: a console must not log out at 3 a.m.
     token_ttl_s: int = 12 * 3600
+    # argon2id cost of stored password hashes (the library's defaults: RFC 9106 low-memory).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
     # The broker session's client id; it is persistent, so one per hub instance.
     mqtt_client_id: str = "riverguard-hub"
     # Largest ingest batch (messages committed in one transaction).

@@ -47,6 +47,9 @@ def hub_settings(
         # Each test hub has its own persistent session: no messages left by another test.
         "mqtt_client_id": f"hub-test-{secrets.token_hex(4)}",
         "influx_retry_cap_s": 0.3,
+        # Cheap hashes: every test starts a hub and logs in; production keeps the defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
         "console_dir": tmp_path / "console",
     }
     values.update(overrides)
