@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 import http.server
 import io
+import os
+import sys
 import threading
 import wave
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -21,7 +23,7 @@ from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from riverguard.config import Config
 from riverguard.mqtt import BrokerSettings, make_client
-from riverguard.services import free_port
+from riverguard.services import ManagedProcess, free_port
 from riverguard.testing import wait_for
 from riverguard.wire.models import Announce, AudioRef
 from riverguard.wire.times import utcnow
@@ -47,6 +49,28 @@ async def background(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def component_env(broker: BrokerSettings, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment ``riverguard up`` gives a component, for running one as a process."""
+    return {
+        **os.environ,
+        "RIVERGUARD_CONFIG": str(EXAMPLE_CONFIG),
+        "RIVERGUARD_BROKER__HOST": broker.host,
+        "RIVERGUARD_BROKER__PORT": str(broker.port),
+        "RIVERGUARD_BROKER__USERNAME": broker.username,
+        "RIVERGUARD_BROKER__PASSWORD": broker.password.get_secret_value(),
+        "RIVERGUARD_DATA_DIR": str(data_dir),
+        "RIVERGUARD_LOG_JSON": "true",
+        **extra,
+    }
+
+
+def riverguard_process(
+    name: str, args: list[str], env: dict[str, str], log: Path
+) -> ManagedProcess:
+    """``python -m riverguard <args>`` as a child process we own."""
+    return ManagedProcess(name, [sys.executable, "-m", "riverguard", *args], log, env=env, cwd=REPO)
 
 
 def edge_settings(broker: BrokerSettings, data_dir: Path, **overrides: Any) -> EdgeSettings:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from riverguard.services import ManagedProcess
 from riverguard.wire import topics
 from riverguard.wire.models import EdgeStatus
 from tests.conftest import Broker
-from tests.edge.support import EXAMPLE_CONFIG, REPO, SITE, Recorder, recording
+from tests.edge.support import SITE, Recorder, component_env, recording, riverguard_process
 
 pytestmark = pytest.mark.integration
 
@@ -24,24 +22,8 @@ EDGE_STATUS = topics.edge_status(SITE)
 
 @pytest.fixture
 def edge_process(own_broker: Broker, tmp_path: Path) -> Iterator[ManagedProcess]:
-    login = own_broker.settings(f"edge-{SITE}")
-    env = {
-        **os.environ,
-        "RIVERGUARD_CONFIG": str(EXAMPLE_CONFIG),
-        "RIVERGUARD_BROKER__HOST": login.host,
-        "RIVERGUARD_BROKER__PORT": str(login.port),
-        "RIVERGUARD_BROKER__USERNAME": login.username,
-        "RIVERGUARD_BROKER__PASSWORD": login.password.get_secret_value(),
-        "RIVERGUARD_DATA_DIR": str(tmp_path / "edge"),
-        "RIVERGUARD_LOG_JSON": "true",
-    }
-    process = ManagedProcess(
-        "edge",
-        [sys.executable, "-m", "riverguard", "edge", "--site", SITE],
-        tmp_path / "edge.log",
-        env=env,
-        cwd=REPO,
-    )
+    env = component_env(own_broker.settings(f"edge-{SITE}"), tmp_path / "edge")
+    process = riverguard_process("edge", ["edge", "--site", SITE], env, tmp_path / "edge.log")
     process.start()
     yield process
     process.stop()

@@ -1,0 +1,85 @@
+"""``riverguard sim speakers`` and ``riverguard sim swimmer`` as the stack runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riverguard.services import ManagedProcess
+from riverguard.wire import topics
+from riverguard.wire.models import FenceReport, SpeakerPlay, SpeakerState
+from tests.conftest import Broker
+from tests.edge.support import (
+    AudioServer,
+    component_env,
+    publisher,
+    recording,
+    riverguard_process,
+    wav_bytes,
+)
+
+pytestmark = pytest.mark.integration
+
+SPEAKERS = {"danshui-bridge": "db-spk-01", "xiyong-wharf": "xy-spk-01"}
+
+
+@pytest.fixture
+def speakers_process(own_broker: Broker, tmp_path: Path) -> Iterator[ManagedProcess]:
+    env = component_env(own_broker.settings("sim"), tmp_path, RIVERGUARD_SPEAKER_SPEED="50")
+    process = riverguard_process("sim-speakers", ["sim", "speakers"], env, tmp_path / "sim.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+async def test_sim_speakers_serves_every_mqtt_speaker_and_dies_with_a_will(
+    own_broker: Broker, speakers_process: ManagedProcess, audio_server: AudioServer
+) -> None:
+    statuses = [topics.field_status(site, "speaker", spk) for site, spk in SPEAKERS.items()]
+    state = topics.speaker_state("xiyong-wharf", "xy-spk-01")
+    ref = audio_server.add("w.wav", wav_bytes(200))
+    async with recording(own_broker.settings("hub"), *statuses, state) as view:
+        for status in statuses:
+            try:
+                await view.wait_count(status, 1, timeout=15)
+            except TimeoutError:
+                raise AssertionError(speakers_process.log_tail()) from None
+            assert [{"online": True}] == [json.loads(p) for p in view.on(status)]
+        play = SpeakerPlay(id="p1", url=ref.url, sha256=ref.sha256, volume=50, repeat=1)
+        async with publisher(own_broker.settings("edge-xiyong-wharf")) as edge:
+            await edge.publish(
+                topics.speaker_play("xiyong-wharf", "xy-spk-01"), play.model_dump_json(), qos=1
+            )
+        await view.wait_count(state, 2)
+        assert ["playing", "done"] == [
+            SpeakerState.model_validate_json(p).state for p in view.on(state)
+        ]
+        speakers_process.kill()
+        for status in statuses:
+            await view.wait_count(status, 2)
+            assert {"online": False} == json.loads(view.on(status)[-1])
+
+
+async def test_sim_swimmer_visits_a_site_and_exits(own_broker: Broker, tmp_path: Path) -> None:
+    """Without a hub nobody answers: the swimmer gives up (60 s at 30x speed) and leaves."""
+    env = component_env(own_broker.settings("sim"), tmp_path, RIVERGUARD_SWIMMER_SPEED="30")
+    args = ["sim", "swimmer", "--site", "xiyong-wharf", "--zone", "z2"]
+    process = riverguard_process("sim-swimmer", args, env, tmp_path / "swimmer.log")
+    fence = topics.field_report("xiyong-wharf", "fence", "xy-fence-02")
+    async with recording(own_broker.settings("hub"), fence) as view:
+        process.start()
+        try:
+            assert process.process is not None
+            # Waiting for a child process blocks: keep the event loop (and the recorder) running.
+            code = await asyncio.to_thread(process.process.wait, 20)
+            assert 0 == code, process.log_tail()
+            await view.wait_count(fence, 2)
+        finally:
+            process.stop()
+    reports = [FenceReport.model_validate_json(p) for p in view.on(fence)]
+    assert ["breach", "clear"] == [report.state for report in reports]
+    assert '"no announcement came; swimmer leaves anyway"' in process.log_path.read_text()
