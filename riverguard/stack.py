@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from riverguard.services import (
 )
 from riverguard.settings import DEFAULT_CONFIG
 from riverguard.wire import topics
-from riverguard.wire.models import EdgeStatus
 
 USUAL_PORTS = {"broker": 1883, "influx": 8086, "hub": 8080}
 SIMULATORS = ("speakers", "swimmer")
@@ -87,6 +87,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = load_config(self.config_path)
         self.secrets = Secrets.load_or_create(self.data_dir / "secrets.json", self.config)
         preferred = self.ports or {}
@@ -155,16 +156,13 @@ class Stack:
 
     def start(self) -> dict[str, Any]:
         """Start everything in order and wait until each part is ready."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._step("mosquitto", f"127.0.0.1:{self.broker_port}", self.mosquitto.start)
         self._step("influxd", self.influxd.url, self.influxd.start)
         self._step("hub", self.hub_url, self._start_hub)
         sites = [site.id for site in self.config.sites]
         self._step("edges", ", ".join(sites), self._start_edges)
         for simulator in self.simulators:
-            self._step(
-                f"simulator {simulator}", "", self.components[f"sim-{simulator}"].process.start
-            )
+            self._step(f"simulator {simulator}", "", partial(self._start_simulator, simulator))
         info = self.info()
         stack_json = self.data_dir / "stack.json"
         stack_json.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -202,30 +200,52 @@ class Stack:
             detail = "\n".join(f"{e.name}:\n{e.log_tail()}" for e in dead)
             raise ServiceError(f"edges not online: {sorted(waiting - online)}\n{detail}")
 
+    def _start_simulator(self, simulator: str) -> None:
+        process = self.components[f"sim-{simulator}"].process
+        process.start()
+        if simulator != "speakers":
+            return
+        # An announcement sent before a speaker subscribed would be lost: wait
+        # until every simulated speaker says it is online.
+        speakers = {
+            topics.field_status(device.site, "speaker", device.id)
+            for device in self.config.devices
+            if device.type == "speaker" and device.driver == "mqtt"
+        }
+        online = self.watch_online(speakers, timeout=30, abort=lambda: not process.running())
+        if online != speakers:
+            raise ServiceError(f"speakers not online: {sorted(speakers - online)}")
+
     def watch_edges(
         self, sites: set[str], timeout: float, abort: Callable[[], bool] = lambda: False
     ) -> set[str]:
-        """The sites among ``sites`` whose edge reports itself online (retained status)."""
+        """The sites among ``sites`` whose edge reports itself online."""
+        by_topic = {topics.edge_status(site): site for site in sites}
+        return {by_topic[topic] for topic in self.watch_online(set(by_topic), timeout, abort)}
+
+    def watch_online(
+        self, status_topics: set[str], timeout: float, abort: Callable[[], bool] = lambda: False
+    ) -> set[str]:
+        """The retained status topics among ``status_topics`` that say ``"online": true``."""
         online: set[str] = set()
         done = threading.Event()
 
         def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
             try:
-                status = EdgeStatus.model_validate_json(message.payload)
-                parsed = topics.parse(message.topic)
+                status = json.loads(message.payload)
             except ValueError:
                 return
-            if status.online and isinstance(parsed, topics.SiteTopic):
-                online.add(parsed.site)
-            if sites <= online:
+            if isinstance(status, dict) and status.get("online") is True:
+                online.add(message.topic)
+            else:
+                online.discard(message.topic)
+            if status_topics <= online:
                 done.set()
 
         client = paho.Client(CallbackAPIVersion.VERSION2)
         client.username_pw_set("sim", self.secrets.broker["sim"])
         client.on_message = on_message
-        client.on_connect = lambda c, *_: c.subscribe(
-            [(topics.edge_status(site), 1) for site in sites]
-        )
+        client.on_connect = lambda c, *_: c.subscribe([(topic, 1) for topic in status_topics])
         client.connect("127.0.0.1", self.broker_port)
         client.loop_start()
         try:
@@ -235,7 +255,7 @@ class Stack:
         finally:
             client.loop_stop()
             client.disconnect()
-        return online & sites
+        return online & status_topics
 
     def info(self) -> dict[str, Any]:
         """What ``stack.json`` holds (PROTOCOL 6)."""
