@@ -92,6 +92,8 @@ class EdgeAgent:
                 topics.edge_status(self.site.id), self._status(online=False), qos=1, retain=True
             ),
         )
+        # Batches of concurrent publishes are intended; aiomqtt warns above 10 by default.
+        client.pending_calls_threshold = 4 * PUBLISH_BATCH
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
             self._build_speakers(AudioCache(self.settings.data_dir / "audio", http))
