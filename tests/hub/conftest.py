@@ -82,7 +82,7 @@ class RunningHub:
         return {"Authorization": f"Bearer {await self.token(username)}"}
 
     async def metric(self, name: str, labels: str = "") -> float:
-        """One sample of /metrics, e.g. ``metric("riverguard_hub_rejected_total", 'reason="oversize"')``."""
+        """One sample of /metrics: ``metric("riverguard_hub_rejected_total", 'reason="x"')``."""
         text = (await self.http.get("/metrics")).text
         key = f"{name}{{{labels}}}" if labels else name
         for line in text.splitlines():

@@ -80,7 +80,11 @@ def test_event_joins_an_acknowledged_alarm() -> None:
 
 @pytest.mark.parametrize(
     "event",
-    [_event(1, kind="fence.clear", severity="info"), _event(2, kind="fence.clear"), _event(3, severity="info")],
+    [
+        _event(1, kind="fence.clear", severity="info"),
+        _event(2, kind="fence.clear"),
+        _event(3, severity="info"),
+    ],
 )
 def test_clear_and_info_events_never_open_an_alarm(event: Event) -> None:
     outcome = alarms.apply_events({}, [event], T0, _ids())

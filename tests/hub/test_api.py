@@ -60,7 +60,9 @@ async def test_wrong_credentials_are_401_json(
 
 
 @pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic abc"])
-async def test_missing_or_bad_token_is_401_json(running_hub: RunningHub, header: str | None) -> None:
+async def test_missing_or_bad_token_is_401_json(
+    running_hub: RunningHub, header: str | None
+) -> None:
     headers = {"Authorization": header} if header else {}
     response = await running_hub.http.get("/api/alarms", headers=headers)
     assert (401, "unauthorized") == (response.status_code, response.json()["error"])
@@ -70,7 +72,10 @@ async def test_missing_or_bad_token_is_401_json(running_hub: RunningHub, header:
 async def test_viewer_reads_but_may_not_act(running_hub: RunningHub, edge: aiomqtt.Client) -> None:
     alarm = await _raise_alarm(running_hub, edge)
     viewer = await running_hub.auth("viewer")
-    assert 200 == (await running_hub.http.get(f"/api/alarms/{alarm['id']}", headers=viewer)).status_code
+    assert (
+        200
+        == (await running_hub.http.get(f"/api/alarms/{alarm['id']}", headers=viewer)).status_code
+    )
     for path, body in (
         (f"/api/alarms/{alarm['id']}/ack", None),
         (f"/api/alarms/{alarm['id']}/resolve", {"outcome": "other"}),
@@ -137,7 +142,15 @@ async def test_events_are_read_back_from_influx_newest_first_with_filters(
     running_hub: RunningHub, edge: aiomqtt.Client
 ) -> None:
     sent = [event_payload(unique_seq()) for _ in range(3)]
-    sent.append(event_payload(unique_seq(), device="db-cam-01", kind="camera.intrusion", confidence=0.75, object="person"))
+    sent.append(
+        event_payload(
+            unique_seq(),
+            device="db-cam-01",
+            kind="camera.intrusion",
+            confidence=0.75,
+            object="person",
+        )
+    )
     async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
         for event in sent:
             await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
@@ -146,11 +159,17 @@ async def test_events_are_read_back_from_influx_newest_first_with_filters(
     headers = await running_hub.auth("viewer")
 
     everything = (await running_hub.http.get(f"/api/events?site={SITE}", headers=headers)).json()
-    camera = (await running_hub.http.get("/api/events?kind=camera.intrusion", headers=headers)).json()
-    limited = (await running_hub.http.get("/api/events?device=db-fence-01&limit=2", headers=headers)).json()
+    camera = (
+        await running_hub.http.get("/api/events?kind=camera.intrusion", headers=headers)
+    ).json()
+    limited = (
+        await running_hub.http.get("/api/events?device=db-fence-01&limit=2", headers=headers)
+    ).json()
     window = (
         await running_hub.http.get(
-            "/api/events", params={"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"}, headers=headers
+            "/api/events",
+            params={"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"},
+            headers=headers,
         )
     ).json()
 
@@ -166,7 +185,7 @@ async def test_events_are_read_back_from_influx_newest_first_with_filters(
     "query",
     [
         "site=x' OR 1=1 --",
-        "device=a\"b",
+        'device=a"b',
         "kind=fence.breach' OR '1'='1",
         "from=yesterday",
         "limit=0",
@@ -202,11 +221,15 @@ async def test_announcement_reaches_the_speakers_topic_and_acks_update_it(
 
         await edge.publish(
             topics.speaker_ack(SITE, "db-spk-01"),
-            json.dumps({"id": announcement["id"], "state": "playing", "ts": format_ts(utcnow())}).encode(),
+            json.dumps(
+                {"id": announcement["id"], "state": "playing", "ts": format_ts(utcnow())}
+            ).encode(),
             qos=1,
         )
         pushed = await console.wait_for(
-            lambda m: m["type"] == "announcement" and m["data"]["speakers"] == {"db-spk-01": "playing"}
+            lambda m: (
+                m["type"] == "announcement" and m["data"]["speakers"] == {"db-spk-01": "playing"}
+            )
         )
         updated_alarm = await console.wait_for(lambda m: m["type"] == "alarm")
 
@@ -219,14 +242,25 @@ async def test_announcement_reaches_the_speakers_topic_and_acks_update_it(
     )
     assert {"db-spk-01": "pending"} == announcement["speakers"]
     assert {
-        "id", "alarm_id", "site", "requested_by", "created_at", "clip", "priority", "repeat", "speakers", "history"
+        "id",
+        "alarm_id",
+        "site",
+        "requested_by",
+        "created_at",
+        "clip",
+        "priority",
+        "repeat",
+        "speakers",
+        "history",
     } == set(announcement)
     assert ["pending", "playing"] == [h["state"] for h in pushed["data"]["history"]]
     assert [announcement["id"]] == updated_alarm["data"]["announcements"]
     assert announce.audio.url == f"{running_hub.url}/api/audio/{announce.audio.sha256}.wav"
     audio = await running_hub.http.get(announce.audio.url)
     assert ("audio/wav", b"RIFF") == (audio.headers["content-type"], audio.content[:4])
-    fetched = await running_hub.http.get(f"/api/announcements/{announcement['id']}", headers=headers)
+    fetched = await running_hub.http.get(
+        f"/api/announcements/{announcement['id']}", headers=headers
+    )
     assert pushed["data"] == fetched.json()
 
 
@@ -244,7 +278,9 @@ async def test_ack_of_an_unknown_announcement_is_rejected_and_counted(
 ) -> None:
     ack = {"id": "ann-unknown", "state": "done", "ts": format_ts(utcnow())}
     await edge.publish(topics.speaker_ack(SITE, "db-spk-01"), json.dumps(ack).encode(), qos=1)
-    await running_hub.wait_metric("riverguard_hub_rejected_total", 1, 'reason="unknown_announcement"')
+    await running_hub.wait_metric(
+        "riverguard_hub_rejected_total", 1, 'reason="unknown_announcement"'
+    )
 
 
 async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -> None:
@@ -256,7 +292,9 @@ async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -
     metrics = await running_hub.http.get("/metrics")
 
     assert ["danshui-bridge", "xiyong-wharf"] == [s["id"] for s in sites]
-    assert {"id": "z1", "name": "桥下亲水平台", "name_en": "Under-bridge waterside deck"} == sites[0]["zones"][0]
+    assert {"id": "z1", "name": "桥下亲水平台", "name_en": "Under-bridge waterside deck"} == sites[
+        0
+    ]["zones"][0]
     assert "blue" == sites[0]["risk"]
     assert 10 == len(devices)
     assert {"warning-danshui-bridge", "warning-xiyong-wharf"} == {c["id"] for c in clips}

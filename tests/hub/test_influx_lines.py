@@ -161,7 +161,7 @@ def test_injection_attempt_stays_inside_the_string_literal() -> None:
     hostile = "x' OR time > 0; DROP DATABASE riverguard; --"
     query = build_query(EventQuery(site=hostile, limit=5))
     assert (
-        "SELECT * FROM \"events\" WHERE \"site\" = 'x\\' OR time > 0; DROP DATABASE riverguard; --'"
+        'SELECT * FROM "events" WHERE "site" = \'x\\\' OR time > 0; DROP DATABASE riverguard; --\''
         " ORDER BY time DESC LIMIT 5"
     ) == query
 
@@ -171,6 +171,7 @@ def test_query_filters_by_tags_and_time_newest_first() -> None:
         EventQuery(site="danshui-bridge", kind="fence.breach", start=T0, end=T0, limit=10)
     )
     assert (
-        "SELECT * FROM \"events\" WHERE \"site\" = 'danshui-bridge' AND \"kind\" = 'fence.breach'"
-        f" AND time >= {T0_MS_NS} AND time < {T0_MS_NS + 1_000_000} ORDER BY time DESC LIMIT 10"
+        'SELECT * FROM "events" WHERE "site" = \'danshui-bridge\' AND "kind" = \'fence.breach\''
+        " AND time >= 1785187265123000000 AND time < 1785187265124000000"
+        " ORDER BY time DESC LIMIT 10"
     ) == query

@@ -85,10 +85,18 @@ async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
 ) -> None:
     bad = [
         (topics.events(SITE), b"{oops", "malformed_json"),
-        (topics.events(SITE), json.dumps(event_payload(1, severity=3)).encode(), "invalid"),
+        (topics.events(SITE), json.dumps(event_payload(1, confidence="high")).encode(), "invalid"),
         (topics.events(SITE), b" " * (MAX_EVENT_PAYLOAD_BYTES + 1), "oversize"),
-        (topics.events(SITE), json.dumps(event_payload(unique_seq(), device="ghost")).encode(), "unknown_device"),
-        (topics.events("atlantis"), json.dumps(event_payload(1, site="atlantis")).encode(), "unknown_site"),
+        (
+            topics.events(SITE),
+            json.dumps(event_payload(unique_seq(), device="ghost")).encode(),
+            "unknown_device",
+        ),
+        (
+            topics.events("atlantis"),
+            json.dumps(event_payload(1, site="atlantis")).encode(),
+            "unknown_site",
+        ),
         (topics.snapshot(SITE, "db-cam-01:1"), b"not a jpeg", "not_jpeg"),
     ]
     good = event_payload(unique_seq())
@@ -99,15 +107,17 @@ async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
         await acks.wait_for(lambda m: good["id"] in m[1]["ids"])
 
     for _, _, reason in bad:
-        assert 1.0 == await running_hub.metric("riverguard_hub_rejected_total", f'reason="{reason}"')
+        assert 1.0 == await running_hub.metric(
+            "riverguard_hub_rejected_total", f'reason="{reason}"'
+        )
     assert 1.0 == await running_hub.metric("riverguard_hub_events_total")
     assert len(bad) == await running_hub.hub.store.count_rejected()
 
 
-async def test_snapshot_is_stored_and_served(
-    running_hub: RunningHub, edge: aiomqtt.Client
-) -> None:
-    event = event_payload(unique_seq(), device="db-cam-01", kind="camera.water_entry", snapshot=True)
+async def test_snapshot_is_stored_and_served(running_hub: RunningHub, edge: aiomqtt.Client) -> None:
+    event = event_payload(
+        unique_seq(), device="db-cam-01", kind="camera.water_entry", snapshot=True
+    )
     async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
         await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
         await edge.publish(topics.snapshot(SITE, event["id"]), TINY_JPEG, qos=1)
@@ -115,7 +125,9 @@ async def test_snapshot_is_stored_and_served(
     headers = await running_hub.auth("viewer")
 
     async def stored() -> bool:
-        response = await running_hub.http.get(f"/api/events/{event['id']}/snapshot", headers=headers)
+        response = await running_hub.http.get(
+            f"/api/events/{event['id']}/snapshot", headers=headers
+        )
         return response.status_code == 200
 
     await wait_for(stored, what="snapshot")
@@ -159,8 +171,16 @@ async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
         "battery": 0.5,
         "rssi": -70,
     } == device["data"]
-    assert {"site": SITE, "online": True, "version": "0.1.0", "outbox": 3, "ts": now} == edge_message["data"]
-    devices = (await running_hub.http.get("/api/devices", headers={"Authorization": f"Bearer {token}"})).json()
+    assert {
+        "site": SITE,
+        "online": True,
+        "version": "0.1.0",
+        "outbox": 3,
+        "ts": now,
+    } == edge_message["data"]
+    devices = (
+        await running_hub.http.get("/api/devices", headers={"Authorization": f"Bearer {token}"})
+    ).json()
     assert device["data"] in devices
 
 
@@ -173,13 +193,17 @@ async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
         settings = hub_settings(tmp_path, broker.settings("hub"), influx.url, influx.database)
         async with run_hub(settings) as running:
             influx.stop()
-            events = [event_payload(unique_seq(), zone="z2", device="db-fence-02") for _ in range(20)]
+            events = [
+                event_payload(unique_seq(), zone="z2", device="db-fence-02") for _ in range(20)
+            ]
             async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
                 for event in events:
                     await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
                 await wait_for(
-                    lambda: {e["id"] for e in events}
-                    <= {i for _, ids in _ack_ids(acks.items) for i in ids},
+                    lambda: (
+                        {e["id"] for e in events}
+                        <= {i for _, ids in _ack_ids(acks.items) for i in ids}
+                    ),
                     what="all acknowledged",
                 )
             await running.wait_metric("riverguard_hub_influx_errors_total", 1)

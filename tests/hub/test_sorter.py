@@ -59,7 +59,11 @@ def test_a_valid_event_is_accepted(sorter: Sorter) -> None:
         (topics.events(SITE), _json(event_payload(1, severity="apocalyptic")), "invalid"),
         (topics.events(SITE), _json(event_payload(1, ts=True)), "invalid"),
         (topics.events(SITE), _json({**event_payload(1), "extra": 1}), "invalid"),
-        (topics.events(SITE), _json(event_payload(1, attrs={"x": "y" * MAX_EVENT_PAYLOAD_BYTES})), "oversize"),
+        (
+            topics.events(SITE),
+            _json(event_payload(1, attrs={"x": "y" * MAX_EVENT_PAYLOAD_BYTES})),
+            "oversize",
+        ),
         (topics.events(SITE), _json(event_payload(1, device="ghost-01")), "unknown_device"),
         (topics.events(SITE), _json(event_payload(1, device="xy-fence-01")), "unknown_device"),
         (topics.events(SITE), _json(event_payload(1, zone="z9")), "unknown_zone"),
@@ -70,11 +74,27 @@ def test_a_valid_event_is_accepted(sorter: Sorter) -> None:
         ),
         (topics.snapshot(SITE, "db-cam-01:1"), b"GIF89a", "not_jpeg"),
         (topics.snapshot(SITE, "db-cam-01:1"), b"\xff\xd8" + bytes(MAX_SNAPSHOT_BYTES), "oversize"),
-        (topics.device_status(SITE, "ghost-01"), _json({"online": True, "ts": 1}), "unknown_device"),
-        (topics.device_status(SITE, "db-fence-01"), _json({"online": "maybe", "ts": format_ts(NOW)}), "invalid"),
+        (
+            topics.device_status(SITE, "ghost-01"),
+            _json({"online": True, "ts": 1}),
+            "unknown_device",
+        ),
+        (
+            topics.device_status(SITE, "db-fence-01"),
+            _json({"online": "maybe", "ts": format_ts(NOW)}),
+            "invalid",
+        ),
         (topics.edge_status(SITE), b"\x00\x01", "malformed_json"),
-        (topics.speaker_ack(SITE, "db-fence-01"), _json({"id": "a", "state": "done", "ts": 1}), "unknown_device"),
-        (topics.speaker_ack(SITE, "db-spk-01"), _json({"id": "a", "state": "exploded", "ts": format_ts(NOW)}), "invalid"),
+        (
+            topics.speaker_ack(SITE, "db-fence-01"),
+            _json({"id": "a", "state": "done", "ts": 1}),
+            "unknown_device",
+        ),
+        (
+            topics.speaker_ack(SITE, "db-spk-01"),
+            _json({"id": "a", "state": "exploded", "ts": format_ts(NOW)}),
+            "invalid",
+        ),
     ],
 )
 def test_bad_messages_are_refused_with_their_reason(
@@ -108,15 +128,17 @@ def test_clock_skew_is_measured_not_refused(sorter: Sorter) -> None:
 
 def test_statuses_snapshots_and_acks_are_accepted(sorter: Sorter) -> None:
     ts = format_ts(NOW)
+    assert isinstance(sorter.sort(topics.snapshot(SITE, "db-cam-01:1"), TINY_JPEG, NOW), Snapshot)
     assert isinstance(
-        sorter.sort(topics.snapshot(SITE, "db-cam-01:1"), TINY_JPEG, NOW), Snapshot
-    )
-    assert isinstance(
-        sorter.sort(topics.device_status(SITE, "db-fence-01"), _json({"online": True, "ts": ts}), NOW),
+        sorter.sort(
+            topics.device_status(SITE, "db-fence-01"), _json({"online": True, "ts": ts}), NOW
+        ),
         DeviceStatusIn,
     )
     assert isinstance(
-        sorter.sort(topics.edge_status(SITE), _json({"online": True, "ts": ts, "version": "1"}), NOW),
+        sorter.sort(
+            topics.edge_status(SITE), _json({"online": True, "ts": ts, "version": "1"}), NOW
+        ),
         EdgeStatusIn,
     )
     ack = {"id": "ann-1", "state": "playing", "ts": ts}

@@ -1,0 +1,156 @@
+"""The console WebSocket: hello, resume with since, 4008 for a slow client, 4401 for a bad token."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import aiomqtt
+import pytest
+import websockets
+
+from riverguard.services import Influxd
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from tests.conftest import Broker
+from tests.hub.conftest import (
+    SITE,
+    RunningHub,
+    event_payload,
+    hub_settings,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+    ws_inbox,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _publish_events(edge: aiomqtt.Client, events: list[dict[str, object]]) -> None:
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        for event in events:
+            await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+        wanted = {str(e["id"]) for e in events}
+        await wait_for(
+            lambda: wanted <= {i for _, body in acks.items for i in body["ids"]},
+            timeout=30,
+            what="acknowledgements",
+        )
+
+
+async def _read_until_closed(ws: websockets.ClientConnection) -> None:
+    while True:
+        await ws.recv()
+
+
+async def test_hello_has_the_current_picture(running_hub: RunningHub) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token) as ws:
+        hello = json.loads(await ws.recv())
+    assert "hello" == hello["type"]
+    data = hello["data"]
+    assert hello["seq"] == data["seq"]
+    assert {"username": "viewer", "name": "观察员", "role": "viewer"} == data["user"]
+    assert {"seq", "user", "alarms", "sites", "devices", "edges", "announcements"} == set(data)
+    assert 2 == len(data["sites"])
+    assert 10 == len(data["devices"])
+
+
+async def test_bad_token_is_closed_with_4401(running_hub: RunningHub) -> None:
+    async with running_hub.socket("nonsense") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert 4401 == closed.value.rcvd.code
+
+
+async def test_reconnect_with_since_gets_what_was_missed_and_old_since_gets_hello(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token) as ws:
+        since = json.loads(await ws.recv())["seq"]
+    event = event_payload(unique_seq())
+    await _publish_events(edge, [event])
+
+    async with running_hub.socket(token, f"&since={since}&events=*") as ws, ws_inbox(ws) as inbox:
+        await inbox.wait_for(lambda m: m["type"] == "event")
+        first = inbox.items[0]
+    assert "alarm" == first["type"]
+    assert since + 1 == first["seq"]
+    assert "hello" not in [m["type"] for m in inbox.items]
+    seqs = [m["seq"] for m in inbox.items]
+    assert sorted(set(seqs)) == seqs
+    assert event == next(m for m in inbox.items if m["type"] == "event")["data"]
+
+    async with running_hub.socket(token, "&since=1") as ws:
+        assert "hello" == json.loads(await ws.recv())["type"]
+
+
+async def test_subscribe_op_enables_event_messages(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token) as ws, ws_inbox(ws) as inbox:
+        await inbox.wait_for(lambda m: m["type"] == "hello")
+        await ws.send(json.dumps({"op": "subscribe", "events": [SITE]}))
+        await ws.send(json.dumps({"op": "ping"}))
+        # The ping came after the subscription, so once it is through the hub has it.
+        event = event_payload(unique_seq())
+        await _publish_events(edge, [event])
+        received = await inbox.wait_for(lambda m: m["type"] == "event")
+    assert event["id"] == received["data"]["id"]
+
+
+async def test_slow_client_is_closed_with_4008_and_a_fast_one_is_not(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+) -> None:
+    settings = hub_settings(
+        tmp_path,
+        broker.settings("hub"),
+        influxd.url,
+        influx_database,
+        ws_queue_size=50,
+        # Small batches: pushes come in small bursts a reading client keeps up with.
+        ingest_batch_max=5,
+    )
+    async with run_hub(settings) as running:
+        token = await running.token("viewer")
+        url = f"ws://127.0.0.1:{settings.http_port}/api/ws?token={token}&events=*"
+        # max_queue=1: the slow client's library stops reading the socket at once; a
+        # fixed small receive buffer (no autotuning up to 32 MB) keeps the kernel from
+        # absorbing it all, so the hub's queue for this client fills up. No compression:
+        # the padding below would shrink to nothing.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", settings.http_port))
+        sock.setblocking(False)
+        async with (
+            websockets.connect(
+                url, sock=sock, max_queue=1, max_size=None, compression=None
+            ) as slow,
+            running.socket(token, "&events=*") as fast,
+            ws_inbox(fast) as fast_inbox,
+        ):
+            await fast_inbox.wait_for(lambda m: m["type"] == "hello")
+            # ~60 KB events: enough of them to fill loopback socket buffers (a few MB).
+            events = [
+                event_payload(
+                    unique_seq(), zone="z2", device="db-fence-02", attrs={"pad": "x" * 60_000}
+                )
+                for _ in range(200)
+            ]
+            await _publish_events(edge, events)
+            await running.wait_metric("riverguard_hub_ws_slow_closed_total", 1)
+
+            # Reading again, the slow client finds the hub's close frame after the backlog.
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await _read_until_closed(slow)
+            await fast_inbox.wait_for(
+                lambda m: m["type"] == "event" and m["data"]["id"] == events[-1]["id"]
+            )
+        assert closed.value.rcvd is not None
+        assert 4008 == closed.value.rcvd.code
+        assert 1.0 == await running.metric("riverguard_hub_ws_slow_closed_total")
