@@ -190,7 +190,9 @@ class AudioServer:
 
         self.port = free_port()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test.audio")
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), name="test.audio"
+        )
 
     def add(self, name: str, body: bytes) -> AudioRef:
         self.files[f"/{name}"] = body

@@ -65,8 +65,8 @@ async def test_sim_speakers_serves_every_mqtt_speaker_and_dies_with_a_will(
 
 
 async def test_sim_swimmer_visits_a_site_and_exits(own_broker: Broker, tmp_path: Path) -> None:
-    """Without a hub nobody answers: the swimmer gives up (60 s at 30x speed) and leaves."""
-    env = component_env(own_broker.settings("sim"), tmp_path, RIVERGUARD_SWIMMER_SPEED="30")
+    """Without a hub nobody answers: the swimmer gives up (60 s at 60x speed) and leaves."""
+    env = component_env(own_broker.settings("sim"), tmp_path, RIVERGUARD_SWIMMER_SPEED="60")
     args = ["sim", "swimmer", "--site", "xiyong-wharf", "--zone", "z2"]
     process = riverguard_process("sim-swimmer", args, env, tmp_path / "swimmer.log")
     fence = topics.field_report("xiyong-wharf", "fence", "xy-fence-02")
