@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Response
@@ -210,6 +210,3 @@ async def healthz(hub: HubDep) -> JSONResponse:
 @root.get("/metrics", response_class=Response)
 async def metrics(hub: HubDep) -> Response:
     return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-RECENT_ANNOUNCEMENTS = timedelta(hours=1)

@@ -375,9 +375,13 @@ class Ingest:
                     site=item.event.site,
                     skew_s=item.skew_s,
                 )
-            work.batch.events.append(item.event)
-            work.batch.received_at.setdefault(item.event.id, now)
-            work.arrived.setdefault(item.event.id, message.monotonic)
+            event = item.event
+            work.batch.events.append(event)
+            seen = work.batch.last_seen.get(event.device)
+            if seen is None or event.ts > seen[1]:
+                work.batch.last_seen[event.device] = (event.site, event.ts)
+            work.batch.received_at.setdefault(event.id, now)
+            work.arrived.setdefault(event.id, message.monotonic)
         elif isinstance(item, Snapshot):
             work.batch.snapshots.append(item)
         elif isinstance(item, DeviceStatusIn):

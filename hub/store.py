@@ -8,13 +8,15 @@ only writer of a given row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -94,6 +96,8 @@ class Committed:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # We emit BEGIN ourselves (_sqlite_begin); the driver's implicit one cannot be IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL: readers (REST, WebSocket hello) never block the ingest writer.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -104,9 +108,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails at once with
+    # SQLITE_BUSY_SNAPSHOT if another connection wrote in between (the busy
+    # timeout does not apply). Write transactions take the lock up front instead.
+    immediate = conn.get_execution_options().get("begin_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._writer = engine.execution_options(begin_immediate=True)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -114,6 +127,7 @@ class Store:
         engine = create_async_engine(url)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         try:
             await migrate.upgrade(engine)
         except SQLAlchemyError as exc:
@@ -126,11 +140,28 @@ class Store:
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            async with self._read() as conn:
                 await conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        except StoreError:
             return False
         return True
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"state store read failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; on SQLite it takes the write lock at BEGIN (see below)."""
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"state store write failed: {exc}") from exc
 
     # --- events --------------------------------------------------------------
 
@@ -144,7 +175,7 @@ class Store:
         new events to their alarms (``hub.alarms.apply_events``).
         """
         try:
-            async with self.engine.begin() as conn:
+            async with self._write() as conn:
                 existing = await _existing(conn, [e.id for e in batch.events])
                 new: list[Event] = []
                 duplicates: list[str] = []
@@ -187,7 +218,7 @@ class Store:
         return Committed(new, duplicates, outcome)
 
     async def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return await _existing(conn, ids)
 
     async def _insert_snapshots(self, conn: AsyncConnection, snaps: list[Snapshot]) -> None:
@@ -206,7 +237,7 @@ class Store:
             )
 
     async def get_snapshot(self, event_id: str) -> bytes | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.snapshots.c.jpeg).where(tables.snapshots.c.event_id == event_id)
             )
@@ -214,7 +245,7 @@ class Store:
         return bytes(value) if value is not None else None
 
     async def get_event(self, event_id: str) -> Event | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.events.c.payload).where(tables.events.c.id == event_id)
             )
@@ -222,7 +253,7 @@ class Store:
         return Event.model_validate(payload) if payload is not None else None
 
     async def influx_pending(self, limit: int) -> list[Event]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.events.c.payload)
                 .where(tables.events.c.influx_written.is_(False))
@@ -231,7 +262,7 @@ class Store:
             return [Event.model_validate(row[0]) for row in result]
 
     async def mark_influx_written(self, ids: Sequence[str]) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             for chunk in _chunks(ids):
                 await conn.execute(
                     update(tables.events)
@@ -240,7 +271,7 @@ class Store:
                 )
 
     async def count_influx_pending(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(func.count())
                 .select_from(tables.events)
@@ -252,7 +283,7 @@ class Store:
         query = select(func.count()).select_from(tables.rejected)
         if reason is not None:
             query = query.where(tables.rejected.c.reason == reason)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def reject(self, rejections: Sequence[Rejection]) -> None:
@@ -263,7 +294,7 @@ class Store:
     # --- alarms --------------------------------------------------------------
 
     async def active_alarms(self) -> list[Alarm]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.alarms.c.data)
                 .where(tables.alarms.c.state.in_(("open", "acknowledged")))
@@ -272,7 +303,7 @@ class Store:
             return [Alarm.model_validate(row[0]) for row in result]
 
     async def get_alarm(self, alarm_id: str) -> Alarm | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.alarms.c.data).where(tables.alarms.c.id == alarm_id)
             )
@@ -281,7 +312,7 @@ class Store:
 
     async def save_alarm(self, alarm: Alarm) -> None:
         try:
-            async with self.engine.begin() as conn:
+            async with self._write() as conn:
                 await _upsert_alarm(conn, alarm)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
@@ -302,11 +333,11 @@ class Store:
         if since is not None:
             query = query.where(tables.alarms.c.updated_at >= since)
         query = query.order_by(tables.alarms.c.opened_at.desc()).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [Alarm.model_validate(row[0]) for row in await conn.execute(query)]
 
     async def count_alarms_by_state(self) -> dict[str, int]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.alarms.c.state, func.count()).group_by(tables.alarms.c.state)
             )
@@ -320,7 +351,7 @@ class Store:
         """``record`` holds the announcements row; ``speakers`` each one's first state."""
         now = record["created_at"]
         try:
-            async with self.engine.begin() as conn:
+            async with self._write() as conn:
                 await conn.execute(insert(tables.announcements).values(**record))
                 await conn.execute(
                     insert(tables.announcement_speakers),
@@ -339,12 +370,12 @@ class Store:
             raise StoreError(f"cannot record announcement {record['id']}: {exc}") from exc
 
     async def get_announcement(self, ann_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             found = await _announcements(conn, tables.announcements.c.id == ann_id)
         return found[0] if found else None
 
     async def recent_announcements(self, since: datetime) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return await _announcements(conn, tables.announcements.c.created_at >= since)
 
     async def set_speaker_states(
@@ -355,7 +386,7 @@ class Store:
         now: datetime,
     ) -> None:
         """Set speakers' (state, detail) and replace the announcement's history."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             for speaker, (state, detail) in states.items():
                 await conn.execute(
                     update(tables.announcement_speakers)
@@ -377,7 +408,7 @@ class Store:
         self, username: str, name: str, role: str, password_hash: str | None, now: datetime
     ) -> None:
         values = {"name": name, "role": role, "password_hash": password_hash, "updated_at": now}
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(tables.users).where(tables.users.c.username == username).values(**values)
             )
@@ -385,7 +416,7 @@ class Store:
                 await conn.execute(insert(tables.users).values(username=username, **values))
 
     async def get_user(self, username: str) -> UserRow | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(
                 select(tables.users).where(tables.users.c.username == username)
             )
@@ -395,7 +426,7 @@ class Store:
     async def insert_token(
         self, token_hash: str, username: str, created_at: datetime, expires_at: datetime
     ) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(delete(tables.tokens).where(tables.tokens.c.expires_at < created_at))
             await conn.execute(
                 insert(tables.tokens).values(
@@ -412,14 +443,14 @@ class Store:
             .join(tables.tokens, tables.tokens.c.username == tables.users.c.username)
             .where(tables.tokens.c.token_hash == token_hash, tables.tokens.c.expires_at > now)
         )
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(query)).one_or_none()
         return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
 
     # --- device and edge statuses --------------------------------------------
 
     async def load_devices(self) -> list[DeviceRow]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(select(tables.devices))
             return [
                 DeviceRow(r.id, r.site, r.online, r.battery, r.rssi, r.status_ts, r.last_seen)
@@ -435,7 +466,7 @@ class Store:
             "status_ts": row.status_ts,
             "last_seen": row.last_seen,
         }
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(tables.devices).where(tables.devices.c.id == row.id).values(**values)
             )
@@ -443,13 +474,13 @@ class Store:
                 await conn.execute(insert(tables.devices).values(id=row.id, **values))
 
     async def load_edges(self) -> list[EdgeRow]:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             result = await conn.execute(select(tables.edges))
             return [EdgeRow(r.site, r.online, r.version, r.outbox, r.ts) for r in result]
 
     async def save_edge(self, row: EdgeRow) -> None:
         values = {"online": row.online, "version": row.version, "outbox": row.outbox, "ts": row.ts}
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(tables.edges).where(tables.edges.c.site == row.site).values(**values)
             )
