@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import structlog
 
-from hub.errors import InfluxError, RejectedPoints
+from hub.errors import InfluxError, RejectedPoints, StoreError
 from hub.metrics import HubMetrics
 from hub.store import Store
 from riverguard.mqtt import Backoff
@@ -278,7 +278,13 @@ class InfluxWriter:
     async def drain(self) -> None:
         """Write every pending event, retrying until InfluxDB takes them."""
         while True:
-            events = await self.store.influx_pending(self.batch_size)
+            try:
+                events = await self.store.influx_pending(self.batch_size)
+            except StoreError as exc:
+                delay = self.backoff.next_delay()
+                log.warning("cannot read the influx backlog", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
             if not events:
                 self.backlog = 0
                 self.metrics.influx_backlog.set(0)
@@ -311,7 +317,12 @@ class InfluxWriter:
                 await asyncio.sleep(delay)
                 continue
             self.backoff.reset()
-            await self.store.mark_influx_written([event.id for event in events])
+            try:
+                await self.store.mark_influx_written([event.id for event in events])
+            except StoreError as exc:
+                # Written but not marked: they are written again later, onto themselves.
+                log.warning("cannot mark events written", error=str(exc))
+                continue
             self.metrics.influx_written.inc(len(events))
             self.backlog = max(0, self.backlog - len(events))
             self.metrics.influx_backlog.set(self.backlog)

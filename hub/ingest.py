@@ -296,7 +296,15 @@ class Ingest:
                 received.append(
                     Received(message.topic.value, _payload_bytes(message.payload), time.monotonic())
                 )
-            await self.process(received)
+            try:
+                await self.process(received)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                # A bug must not take ingest down: the batch is not acknowledged, so
+                # edges resend it, and the next batch is taken as usual.
+                self.metrics.ingest_errors.inc()
+                log.exception("ingest batch failed", messages=len(received))
 
     # --- one batch -----------------------------------------------------------
 

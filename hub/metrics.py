@@ -37,6 +37,9 @@ class HubMetrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        self.ingest_errors = Counter(
+            "riverguard_hub_ingest_errors", "Ingest batches that failed unexpectedly", registry=r
+        )
         self.clock_skew = Counter(
             "riverguard_hub_clock_skew",
             "Events whose edge time is more than 5 minutes off the hub's clock (kept)",

@@ -216,3 +216,21 @@ async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
             assert sorted(e["id"] for e in events) == sorted(await _influx_ids(running))
     finally:
         influx.stop()
+
+
+async def test_events_sent_while_the_hub_is_down_are_committed_after_restart(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+) -> None:
+    """The broker keeps the hub's persistent session; the state store keeps the alarms."""
+    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    first, second = event_payload(unique_seq()), event_payload(unique_seq())
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        async with run_hub(settings) as running:
+            await edge.publish(topics.events(SITE), json.dumps(first).encode(), qos=1)
+            await acks.wait_for(lambda m: first["id"] in m[1]["ids"])
+            alarm_id = next(iter(running.hub.picture.active.values())).id
+        await edge.publish(topics.events(SITE), json.dumps(second).encode(), qos=1)
+        async with run_hub(settings) as running:
+            await acks.wait_for(lambda m: second["id"] in m[1]["ids"])
+            alarm = await running.hub.desk.get(alarm_id)
+    assert [first["id"], second["id"]] == alarm.event_ids
