@@ -79,6 +79,8 @@ export class Api {
     const url = new URL("/api/ws", this.base || location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.token ?? "");
+    // Subscribed from the first message, so a resumed socket replays missed events too.
+    url.searchParams.set("events", "*");
     if (since !== null && since !== undefined) url.searchParams.set("since", String(since));
     return url.toString();
   }

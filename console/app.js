@@ -72,6 +72,9 @@ function applyLanguage() {
   document.documentElement.lang = getLang();
   translateStatic(document);
   renderOutcomes();
+  retranslateToasts();
+  const loginError = $("#login-error").message;
+  if (loginError) setLoginError(loginError.key, loginError.params);
   renderAll();
 }
 
@@ -92,8 +95,10 @@ function renderAll() {
 
 function renderUser() {
   const user = state.user;
-  $("#user-badge").textContent = user
-    ? `${user.name || user.username} · ${t(`top.role.${user.role}`)}`
+  $("#user-badge").innerHTML = user
+    ? `<span translate="no">${escape(user.name || user.username)}</span> · ${escape(
+        t(`top.role.${user.role}`),
+      )}`
     : "";
 }
 
@@ -133,22 +138,34 @@ function renderOutcomes() {
   ).join("");
 }
 
-function toast(message, kind = "info") {
+// Toasts keep their key and parameters so a language switch re-translates them.
+function toast(key, params = {}, kind = "info") {
   const el = document.createElement("div");
   el.className = `toast toast-${kind}`;
   el.setAttribute("role", kind === "error" ? "alert" : "status");
-  el.textContent = message;
+  el.message = { key, params };
+  el.textContent = t(key, params);
   $("#toasts").append(el);
   setTimeout(() => el.remove(), kind === "error" ? 10_000 : 5_000);
 }
 
+function retranslateToasts() {
+  for (const el of $("#toasts").children) el.textContent = t(el.message.key, el.message.params);
+}
+
 // --- login -----------------------------------------------------------------------
+
+// The login error keeps its key, so a language switch re-translates it.
+function setLoginError(key, params = {}) {
+  const error = $("#login-error");
+  error.hidden = !key;
+  error.message = key ? { key, params } : null;
+  error.textContent = key ? t(key, params) : "";
+}
 
 function showLogin(messageKey = null) {
   showView("login");
-  const error = $("#login-error");
-  error.hidden = !messageKey;
-  error.textContent = messageKey ? t(messageKey) : "";
+  setLoginError(messageKey);
   $("#login-submit").disabled = false;
   $("#login-submit").textContent = t("login.submit");
   document.title = t("app.title");
@@ -162,23 +179,21 @@ async function onLogin(event) {
   const username = $("#login-username").value.trim();
   const password = $("#login-password").value;
   const submit = $("#login-submit");
-  const error = $("#login-error");
   submit.disabled = true;
   submit.textContent = t("login.busy");
-  error.hidden = true;
+  setLoginError(null);
   try {
     await api.login(username, password);
     const user = await api.me();
     $("#login-password").value = "";
     startConsole(user);
   } catch (failure) {
-    error.hidden = false;
     if (failure instanceof ApiError && (failure.status === 401 || failure.status === 400)) {
-      error.textContent = t("login.bad_credentials");
+      setLoginError("login.bad_credentials");
     } else if (failure instanceof ApiError && failure.status === 0) {
-      error.textContent = t("login.unreachable");
+      setLoginError("login.unreachable");
     } else {
-      error.textContent = t("login.failed", { detail: failure.message });
+      setLoginError("login.failed", { detail: failure.message });
     }
     submit.disabled = false;
     submit.textContent = t("login.submit");
@@ -242,7 +257,7 @@ function onMessage(message) {
   if (result.newAlarms.some((alarm) => alarm.severity !== "critical")) sound.chime();
   if (resolvingId && result.resolved.includes(resolvingId)) {
     closeDialogs();
-    toast(t("resolve.gone"));
+    toast("resolve.gone");
   }
   if (result.parts.has("status") || result.parts.has("user")) {
     renderUser();
@@ -301,10 +316,10 @@ async function act(action, alarmId, call, doneKey) {
         applyAlarmResponse(state, result);
       }
     }
-    toast(t(doneKey), "ok");
+    toast(doneKey, {}, "ok");
     return true;
   } catch (error) {
-    toast(actionError(error), "error");
+    toast(...actionError(error), "error");
     return false;
   } finally {
     busy.delete(key);
@@ -315,11 +330,11 @@ async function act(action, alarmId, call, doneKey) {
 
 function actionError(error) {
   if (error instanceof ApiError) {
-    if (error.status === 403) return t("action.forbidden");
-    if (error.status === 404) return t("action.not_found");
-    if (error.status === 409) return t("action.conflict");
+    if (error.status === 403) return ["action.forbidden", {}];
+    if (error.status === 404) return ["action.not_found", {}];
+    if (error.status === 409) return ["action.conflict", {}];
   }
-  return t("action.failed", { detail: error.message });
+  return ["action.failed", { detail: error.message }];
 }
 
 function acknowledge(alarmId) {

@@ -1,12 +1,12 @@
 // The WebSocket to the hub (PROTOCOL 4.1): subscribe to every site's events, keep
 // the last seq, and reconnect with capped jittered backoff and ?since=<last seq>.
-// Close 4008 means "too slow": reconnect at once. 4001/1008 mean the token is no
-// longer good: hand back to the login page.
+// Close 4008 means "too slow": reconnect at once. 4401 (the hub's), 4001 and 1008
+// mean the token is no longer good: hand back to the login page.
 
 import { backoffDelay } from "./state.js";
 
 const CLOSE_TOO_SLOW = 4008;
-const AUTH_CLOSE_CODES = new Set([4001, 1008]);
+const AUTH_CLOSE_CODES = new Set([4401, 4001, 1008]);
 // Keeps idle proxies from cutting the socket and surfaces a dead one on our side.
 const PING_INTERVAL_MS = 20_000;
 

@@ -186,11 +186,17 @@ export function announcementsOf(state, alarm) {
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];
 
 export function siteSummary(state, siteId) {
-  const counts = Object.fromEntries(DEVICE_TYPES.map((type) => [type, { online: 0, total: 0 }]));
+  const counts = Object.fromEntries(
+    DEVICE_TYPES.map((type) => [type, { online: 0, offline: 0, unknown: 0, total: 0 }]),
+  );
   for (const device of state.devices.values()) {
-    if (device.site !== siteId || !counts[device.type]) continue;
-    counts[device.type].total += 1;
-    if (device.online === true) counts[device.type].online += 1;
+    const count = device.site === siteId ? counts[device.type] : undefined;
+    if (!count) continue;
+    count.total += 1;
+    // null: the device has never reported a status; that is not the same as offline.
+    if (device.online === true) count.online += 1;
+    else if (device.online === false) count.offline += 1;
+    else count.unknown += 1;
   }
   return { edge: state.edges.get(siteId) ?? null, counts };
 }

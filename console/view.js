@@ -62,10 +62,16 @@ function siteStatus(state, site) {
   const risk = ["blue", "yellow", "orange", "red"].includes(site.risk) ? site.risk : "blue";
   const devices = DEVICE_TYPES.filter((type) => counts[type].total > 0)
     .map((type) => {
-      const { online, total } = counts[type];
-      const health = online === total ? "ok" : online === 0 ? "down" : "partial";
+      const { online, offline, unknown, total } = counts[type];
+      let health = "partial";
+      if (online === total) health = "ok";
+      else if (offline === 0) health = "unknown";
+      else if (online === 0) health = "down";
+      const unknownNote = unknown
+        ? ` <small>${escape(t("status.unknown", { count: unknown }))}</small>`
+        : "";
       return `<span class="devices ${health}" data-type="${type}">${escape(t(`device.${type}`))}
-        <b>${escape(t("status.devices", { online, total }))}</b></span>`;
+        <b>${escape(t("status.devices", { online, total }))}</b>${unknownNote}</span>`;
     })
     .join("");
   return `<div class="site-status ${edgeClass}" data-site="${escape(site.id)}">
@@ -168,8 +174,12 @@ function cardHtml(view) {
   const escalation = view.escalation
     ? `<span class="badge escalated">${escape(t("alarm.escalated", { level: view.escalation }))}</span>`
     : "";
+  // A person's name is data, not a translatable string: marked translate="no".
   const acked = view.ackedBy
-    ? `<p class="acked">${escape(t("alarm.acked_by", { who: view.ackedBy, time: view.ackedAt }))}</p>`
+    ? `<p class="acked">${escape(t("alarm.acked_by", { who: "\u0000", time: view.ackedAt })).replace(
+        "\u0000",
+        `<span translate="no">${escape(view.ackedBy)}</span>`,
+      )}</p>`
     : "";
   const latestTime = view.latestAt ? ` <span class="muted">${escape(view.latestAt)}</span>` : "";
   let snapshot = "";

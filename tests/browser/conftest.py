@@ -1,0 +1,90 @@
+"""Real Chromium through Playwright's async API, and the console served as static files.
+
+One browser per test: the tests are asyncio tests with a loop per test, and a
+headless Chromium starts in a few hundred milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
+
+from tests.conftest import REPO
+
+CONSOLE_DIR = REPO / "console"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WALL_SCREEN = ViewportSize(width=1920, height=1080)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+class PageErrors:
+    """JavaScript exceptions and i18n misses a page reported."""
+
+    def __init__(self, page: Page) -> None:
+        self.exceptions: list[str] = []
+        self.i18n: list[str] = []
+        page.on("pageerror", lambda error: self.exceptions.append(str(error)))
+        page.on("console", self._console)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and message.text.startswith("i18n:"):
+            self.i18n.append(message.text)
+
+
+@pytest.fixture
+async def page(chromium: Browser) -> AsyncIterator[Page]:
+    """A fresh browser context (empty storage) at wall-screen size; fails on JS errors."""
+    context = await chromium.new_context(viewport=WALL_SCREEN)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    errors = PageErrors(page)
+    yield page
+    await context.close()
+    assert [] == errors.exceptions, "the console threw"
+    assert [] == errors.i18n, "the console asked for strings the table lacks"
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def static_console() -> Iterator[str]:
+    """The console folder over plain HTTP (ES modules will not load from file://)."""
+    handler = functools.partial(_QuietHandler, directory=str(CONSOLE_DIR))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test.static-console")
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def console_path(name: str) -> Path:
+    return CONSOLE_DIR / name

@@ -1,0 +1,338 @@
+"""The duty console against the whole running stack, in real Chromium.
+
+Raw device reports published on the broker become alarm cards; the officer
+acknowledges, announces until the simulated speaker reports done, and
+resolves, by mouse and by keyboard; a critical alarm sounds until it is
+acknowledged; the page speaks one language at a time; a stopped hub shows the
+red banner and the console recovers by itself when the hub is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.stack import Stack
+from riverguard.testing import TINY_JPEG, camera_report, fence_report, wait_for
+from riverguard.wire import topics
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.console import alarm_card, log_in, untranslated
+from tests.conftest import stack_logs
+
+pytestmark = pytest.mark.browser
+
+OFFICER = "officer-li"
+# A speaker plays the default warning (~12 s) at the stack fixture's 10x speed.
+SPEAKER_DONE_TIMEOUT_MS = 30_000
+
+
+class Field:
+    """Publishes raw device reports as field devices do, and remembers their event ids."""
+
+    def __init__(self, stack: Stack, api: httpx.AsyncClient) -> None:
+        self.stack = stack
+        self.api = api
+        self.event_ids: list[str] = []
+        # Unique across runs against one stack: the edge deduplicates on device and seq.
+        self._seq = int(time.time() * 1000) % 1_000_000_000
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _publish(
+        self, site: str, device_type: str, device: str, payload: dict[str, Any]
+    ) -> str:
+        broker = BrokerSettings(
+            host="127.0.0.1",
+            port=self.stack.broker_port,
+            username="sim",
+            password=self.stack.secrets.broker["sim"],
+        )
+        async with make_client(broker) as client:
+            await client.publish(
+                topics.field_report(site, device_type, device), json.dumps(payload), qos=1
+            )
+        event_id = f"{device}:{payload['seq']}"
+        self.event_ids.append(event_id)
+        return event_id
+
+    async def fence_breach(self, site: str, device: str, zone: str) -> str:
+        return await self._publish(site, "fence", device, fence_report(self._next_seq(), zone))
+
+    async def person_in_water(self, site: str, device: str, zone: str) -> str:
+        report = camera_report(self._next_seq(), zone, snapshot=TINY_JPEG)
+        return await self._publish(site, "camera", device, report)
+
+    async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:
+        """The hub's alarm holding ``event_id``, once the event has made it there."""
+        found: dict[str, Any] = {}
+
+        async def holds_event() -> bool:
+            response = await self.api.get("/api/alarms", params={"site": site})
+            response.raise_for_status()
+            for alarm in response.json():
+                if event_id in alarm["event_ids"]:
+                    found.update(alarm)
+                    return True
+            return False
+
+        try:
+            await wait_for(holds_event, timeout=15, what=f"an alarm holding {event_id}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{stack_logs(self.stack)}") from None
+        return found
+
+    async def resolve_leftovers(self) -> None:
+        """Resolve alarms this test opened and left active, so zones are quiet for the next."""
+        mine = set(self.event_ids)
+        for state in ("open", "acknowledged"):
+            response = await self.api.get("/api/alarms", params={"state": state})
+            for alarm in response.json():
+                if mine & set(alarm["event_ids"]):
+                    await self.api.post(
+                        f"/api/alarms/{alarm['id']}/resolve",
+                        json={"outcome": "false_alarm", "note": "test cleanup"},
+                    )
+
+
+@pytest.fixture
+async def officer_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as client:
+        response = await client.post(
+            "/api/auth/token",
+            data={"username": OFFICER, "password": stack.secrets.users[OFFICER]},
+        )
+        assert 200 == response.status_code, response.text
+        client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        yield client
+
+
+@pytest.fixture
+async def field(stack: Stack, officer_api: httpx.AsyncClient) -> AsyncIterator[Field]:
+    devices = Field(stack, officer_api)
+    yield devices
+    await devices.resolve_leftovers()
+
+
+@pytest.fixture
+async def officer_page(stack: Stack, page: Page) -> Page:
+    await log_in(page, stack.hub_url, OFFICER, stack.secrets.users[OFFICER])
+    return page
+
+
+async def test_fence_breach_card_is_acknowledged_announced_until_done_and_resolved(
+    officer_page: Page, field: Field, officer_api: httpx.AsyncClient
+) -> None:
+    page = officer_page
+    # The login click is the gesture that lets the page make sound.
+    await expect(page.locator("body")).to_have_attribute("data-sound", "armed")
+    await expect(page.locator("#sound-indicator")).to_have_text("警报声已启用")
+
+    event_id = await field.fence_breach("xiyong-wharf", "xy-fence-01", "z1")
+    alarm = await field.alarm_of(event_id, "xiyong-wharf")
+    card = alarm_card(page, alarm["id"])
+    await expect(card).to_have_class(re.compile(r"\bsev-warning\b.*\bstate-open\b"))
+    await expect(card.locator(".site-name")).to_have_text("西涌旧码头")
+    await expect(card.locator(".zone-name")).to_have_text("码头斜坡")
+    await expect(card.locator(".badge.severity")).to_have_text("警告")
+    await expect(card.locator(".badge.state")).to_have_text("未确认")
+    await expect(card.locator(".latest b")).to_have_text("围栏越界")
+    await expect(card.locator(".event-count")).to_have_text("事件数 1")
+    await expect(page.locator(f'#feed-list li[data-event-id="{event_id}"]')).to_contain_text(
+        "围栏越界"
+    )
+    age = card.locator(".age")
+    await expect(age).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    first_age = await age.inner_text()
+    await expect(age).not_to_have_text(first_age)  # it ticks
+
+    await card.locator("[data-action=ack]").click()
+    await expect(card.locator(".badge.state")).to_have_text("已确认")
+    await expect(card.locator(".acked")).to_contain_text("李值班员")
+    await expect(card.locator("[data-action=ack]")).to_be_disabled()
+
+    await card.locator("[data-action=announce]").click()
+    speaker = card.locator('.speaker[data-speaker="xy-spk-01"]')
+    await expect(speaker).to_have_attribute("data-state", "done", timeout=SPEAKER_DONE_TIMEOUT_MS)
+    await expect(speaker).to_have_text("xy-spk-01 · 已播完")
+
+    await card.locator("[data-action=resolve]").click()
+    await page.locator("#resolve-dialog input[value=persuaded_away]").check()
+    await page.fill("#resolve-note", "已劝离，无人落水")
+    await page.click("#resolve-submit")
+    await expect(card).to_have_count(0)
+    await expect(page.locator("#resolve-dialog")).not_to_be_visible()
+    stored = (await officer_api.get(f"/api/alarms/{alarm['id']}")).json()
+    assert ("resolved", "persuaded_away", OFFICER, "已劝离，无人落水") == (
+        stored["state"],
+        stored["outcome"],
+        stored["resolved_by"],
+        stored["note"],
+    )
+
+
+async def test_critical_alarm_sounds_until_acknowledged_with_the_keyboard(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    body = page.locator("body")
+    await expect(body).to_have_attribute("data-sound", "armed")
+    # A fence breach and a person in the water in one zone: the edge raises it to critical.
+    fence = await field.fence_breach("danshui-bridge", "db-fence-02", "z2")
+    await field.person_in_water("danshui-bridge", "db-cam-02", "z2")
+    alarm = await field.alarm_of(fence, "danshui-bridge")
+    card = alarm_card(page, alarm["id"])
+    await expect(card).to_have_class(re.compile(r"\bsev-critical\b.*\bstate-open\b"))
+    await expect(body).to_have_attribute("data-sound", "sounding")
+    await expect(page.locator("#sound-indicator")).to_have_text("警报声响起中")
+    await expect(card.locator(".snapshot img")).to_be_visible()
+
+    await page.keyboard.press("a")
+    await expect(card).to_have_class(re.compile(r"\bstate-acknowledged\b"))
+    await expect(body).to_have_attribute("data-sound", "armed")
+
+    await page.keyboard.press("n")
+    await expect(card.locator('.speaker[data-speaker="db-spk-01"]')).to_have_count(1)
+
+    await page.keyboard.press("r")
+    await expect(page.locator("#resolve-dialog")).to_be_visible()
+    await page.keyboard.press("3")
+    await expect(page.locator("#resolve-dialog input[value=false_alarm]")).to_be_checked()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#resolve-dialog")).not_to_be_visible()
+    await expect(card).to_have_count(1)
+
+
+async def test_language_switch_leaves_no_string_of_the_other_language(
+    officer_page: Page, field: Field
+) -> None:
+    """Both languages, with a critical alarm, an announced one and the resolve dialog.
+
+    Also saves the README screenshots of the console at 1920x1080.
+    """
+    page = officer_page
+    fence = await field.fence_breach("danshui-bridge", "db-fence-01", "z1")
+    await field.person_in_water("danshui-bridge", "db-cam-01", "z1")
+    critical = await field.alarm_of(fence, "danshui-bridge")
+    warning = await field.alarm_of(
+        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
+    )
+    warning_card = alarm_card(page, warning["id"])
+    await warning_card.locator("[data-action=ack]").click()
+    await warning_card.locator("[data-action=announce]").click()
+    await expect(warning_card.locator('.speaker[data-speaker="xy-spk-01"]')).to_have_attribute(
+        "data-state", "done", timeout=SPEAKER_DONE_TIMEOUT_MS
+    )
+    await expect(alarm_card(page, critical["id"])).to_have_class(re.compile(r"\bsev-critical\b"))
+    await expect(alarm_card(page, critical["id"]).locator(".snapshot img")).to_be_visible()
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    found: dict[str, list[str]] = {}
+    for lang in ("zh-CN", "en"):
+        if lang == "en":
+            await page.keyboard.press("l")
+        await expect(page.locator("html")).to_have_attribute("lang", lang)
+        result = await untranslated(page)
+        found[lang] = result["found"]
+        short = "zh" if lang == "zh-CN" else "en"
+        await page.screenshot(path=SCREENSHOTS / f"console-alarms-{short}.png")
+        await page.keyboard.press("r")
+        await expect(page.locator("#resolve-dialog")).to_be_visible()
+        found[f"{lang} resolve dialog"] = (await untranslated(page))["found"]
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#resolve-dialog")).not_to_be_visible()
+
+    assert {
+        "zh-CN": [],
+        "zh-CN resolve dialog": [],
+        "en": [],
+        "en resolve dialog": [],
+    } == found
+    await expect(alarm_card(page, critical["id"]).locator(".site-name")).to_have_text(
+        "Danshui Bridge, east bank"
+    )
+    await expect(page.locator("#sound-indicator")).to_have_text("Alarm sounding")
+
+
+async def test_viewer_sees_alarms_but_cannot_act_on_them(
+    stack: Stack, page: Page, field: Field
+) -> None:
+    await log_in(page, stack.hub_url, "viewer", stack.secrets.users["viewer"])
+    event_id = await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2")
+    alarm = await field.alarm_of(event_id, "xiyong-wharf")
+    card = alarm_card(page, alarm["id"])
+    for action in ("ack", "announce", "resolve"):
+        await expect(card.locator(f"[data-action={action}]")).to_be_disabled()
+    await page.keyboard.press("a")
+    await page.keyboard.press("r")
+    await expect(page.locator("#resolve-dialog")).not_to_be_visible()
+    await expect(card.locator(".badge.state")).to_have_text("未确认")
+
+
+async def test_rejected_token_returns_to_login_with_the_reason(
+    stack: Stack, officer_page: Page
+) -> None:
+    page = officer_page
+    await page.evaluate("sessionStorage.setItem('riverguard.token', 'not-a-token')")
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-view", "login")
+    await expect(page.locator("#login-error")).to_have_text("登录已过期，请重新登录")
+    assert await page.evaluate("sessionStorage.getItem('riverguard.token')") is None
+
+
+async def test_reloaded_console_shows_sound_blocked_until_the_officer_clicks(
+    officer_page: Page,
+) -> None:
+    """A reload keeps the session but not the browser's permission to make sound."""
+    page = officer_page
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open")
+    indicator = page.locator("#sound-indicator")
+    await expect(page.locator("body")).to_have_attribute("data-sound", "blocked")
+    await expect(indicator).to_have_text("警报声被浏览器阻止 — 点击启用")
+    await indicator.click()
+    await expect(page.locator("body")).to_have_attribute("data-sound", "armed")
+    await expect(indicator).to_have_text("警报声已启用")
+
+
+async def test_stopped_hub_shows_red_banner_and_console_recovers_when_it_returns(
+    stack: Stack, officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    event_id = await field.fence_breach("xiyong-wharf", "xy-fence-01", "z1")
+    alarm = await field.alarm_of(event_id, "xiyong-wharf")
+    card = alarm_card(page, alarm["id"])
+    await expect(card).to_be_visible()
+    banner = page.locator("#conn-banner")
+    await expect(banner).to_be_hidden()
+
+    hub = stack.components["hub"].process
+    try:
+        # Blocking process control goes to a thread so the browser's loop keeps running.
+        await asyncio.to_thread(hub.stop)
+        await expect(banner).to_be_visible()
+        await expect(banner.locator(".conn-text")).to_have_text(
+            "与中心服务器的连接已断开 — 正在重连…"
+        )
+        await expect(page.locator("body")).to_have_attribute("data-connection", "lost")
+        await expect(card).to_be_visible()  # the last picture stays, marked stale
+    finally:
+        if not hub.running():
+            await asyncio.to_thread(hub.start)
+        await asyncio.to_thread(hub.wait_until, stack.hub_healthy, 90, "healthy")
+
+    # Reconnect delays are capped at 10 s; a restarted hub answers with a fresh hello.
+    await expect(banner).to_be_hidden(timeout=20_000)
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open")
+    await expect(card).to_be_visible()
+    await expect(card.locator(".site-name")).to_have_text("西涌旧码头")

@@ -1,0 +1,243 @@
+"""The console's own logic, run in real Chromium from the static files (no hub needed).
+
+The translation tables, the ordering of alarm cards, how hub messages merge
+into the picture, the reconnect delays, and the login page in both languages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import CONSOLE_DIR
+from tests.browser.console import untranslated
+
+pytestmark = pytest.mark.browser
+
+# Keys built at run time from a known prefix and a value from the wire.
+DYNAMIC_PREFIXES = {
+    "kind.": ["fence.breach", "fence.clear", "fence.tamper", "fence.fault",
+              "camera.intrusion", "camera.line_crossing", "camera.loitering",
+              "camera.water_entry"],
+    "severity.": ["info", "warning", "critical"],
+    "state.": ["open", "acknowledged", "resolved"],
+    "risk.": ["blue", "yellow", "orange", "red"],
+    "device.": ["fence", "camera", "speaker"],
+    "ann.state.": ["pending", "received", "playing", "done", "failed", "expired"],
+    "outcome.": ["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"],
+    "top.role.": ["viewer", "officer", "supervisor", "admin"],
+    "sound.": ["armed", "sounding", "blocked", "unsupported"],
+    "status.": ["edge_online", "edge_offline", "edge_unknown"],
+}  # fmt: skip
+
+
+@pytest.fixture
+async def console_page(page: Page, static_console: str) -> Page:
+    await page.goto(f"{static_console}/index.html")
+    await expect(page.locator("body")).to_have_attribute("data-view", "login")
+    return page
+
+
+def js(value: Any) -> str:
+    return json.dumps(value)
+
+
+async def run(page: Page, body: str) -> Any:
+    """Evaluate ``body`` with the console's modules imported as i18n and state."""
+    return await page.evaluate(
+        "async () => { const i18n = await import('./i18n.js');"
+        f" const state = await import('./state.js'); {body} }}"
+    )
+
+
+def _alarm(alarm_id: str, severity: str, state: str, opened_at: str) -> dict[str, Any]:
+    return {
+        "id": alarm_id,
+        "site": "s",
+        "zone": "z1",
+        "state": state,
+        "severity": severity,
+        "opened_at": opened_at,
+        "updated_at": opened_at,
+        "event_count": 1,
+        "event_ids": [f"{alarm_id}-e"],
+        "last_event_id": f"{alarm_id}-e",
+        "announcements": [],
+    }
+
+
+async def test_both_languages_have_the_same_keys(console_page: Page) -> None:
+    keys = await run(
+        console_page,
+        "return Object.fromEntries(i18n.LANGS.map("
+        "  (lang) => [lang, Object.keys(i18n.STRINGS[lang]).sort()]));",
+    )
+    assert keys["zh-CN"] == keys["en"]
+
+
+async def test_every_key_the_console_uses_is_in_the_table(console_page: Page) -> None:
+    table = set(await run(console_page, "return Object.keys(i18n.STRINGS['zh-CN']);"))
+    used: set[str] = set()
+    for path in CONSOLE_DIR.glob("*.js"):
+        used |= set(re.findall(r"\bt\(\s*\"([a-z_.]+)\"", path.read_text(encoding="utf-8")))
+    html = (CONSOLE_DIR / "index.html").read_text(encoding="utf-8")
+    used |= set(re.findall(r'data-i18n(?:-title|-placeholder|-aria)?="([a-z_.]+)"', html))
+    for prefix, values in DYNAMIC_PREFIXES.items():
+        used |= {prefix + value for value in values}
+    assert set() == used - table
+    assert len(used) > 50
+
+
+async def test_default_language_is_chinese_and_the_choice_is_remembered(console_page: Page) -> None:
+    await expect(console_page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await expect(console_page.locator("#login-submit")).to_have_text("登录并启用警报声")
+    await console_page.click("#login-view .lang-button")
+    await expect(console_page.locator("#login-submit")).to_have_text("Sign in and arm alarm sound")
+    await console_page.reload()
+    await expect(console_page.locator("html")).to_have_attribute("lang", "en")
+    assert "en" == await console_page.evaluate("localStorage.getItem('riverguard.lang')")
+
+
+async def test_login_page_shows_no_string_of_the_other_language(console_page: Page) -> None:
+    """Including a login error shown before the switch (a static server refuses the POST)."""
+    await console_page.click("#login-submit")
+    await expect(console_page.locator("#login-error")).to_contain_text("登录失败")
+    zh = await untranslated(console_page)
+    await console_page.click("#login-view .lang-button")
+    await expect(console_page.locator("html")).to_have_attribute("lang", "en")
+    await expect(console_page.locator("#login-error")).to_contain_text("Sign-in failed")
+    en = await untranslated(console_page)
+    assert ("zh-CN", []) == (zh["lang"], zh["found"])
+    assert ("en", []) == (en["lang"], en["found"])
+
+
+async def test_alarms_sort_critical_first_then_unacknowledged_then_longest_waiting(
+    console_page: Page,
+) -> None:
+    alarms = [
+        _alarm("warn-new", "warning", "open", "2026-07-27T21:30:00.000Z"),
+        _alarm("crit-acked", "critical", "acknowledged", "2026-07-27T21:00:00.000Z"),
+        _alarm("info-old", "info", "open", "2026-07-27T20:00:00.000Z"),
+        _alarm("crit-new", "critical", "open", "2026-07-27T21:20:00.000Z"),
+        _alarm("warn-old", "warning", "open", "2026-07-27T21:10:00.000Z"),
+        _alarm("crit-old", "critical", "open", "2026-07-27T21:05:00.000Z"),
+    ]
+    order = await run(
+        console_page,
+        f"const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{alarms: {js(alarms)}}}}});"
+        " return [state.sortedAlarms(s).map((a) => a.id), state.topUnacknowledged(s).id,"
+        " state.needsAlarmSound(s)];",
+    )
+    expected = ["crit-old", "crit-new", "crit-acked", "warn-old", "warn-new", "info-old"]
+    assert [expected, "crit-old", True] == order
+
+
+async def test_replayed_messages_are_ignored_but_a_hello_always_replaces_the_picture(
+    console_page: Page,
+) -> None:
+    first = _alarm("a1", "warning", "open", "2026-07-27T21:00:00.000Z")
+    acked = {**first, "state": "acknowledged", "acked_by": "officer-li"}
+    resolved = {**first, "state": "resolved"}
+    other = _alarm("a2", "critical", "open", "2026-07-27T21:01:00.000Z")
+    result = await run(
+        console_page,
+        f"const s = state.createState(); const seen = [];"
+        f" const step = (m) => {{ const r = state.applyMessage(s, m);"
+        f"   seen.push([r.applied, [...s.alarms.values()].map((a) => a.id + ':' + a.state)]); }};"
+        f" step({{seq: 10, type: 'hello', data: {{alarms: [{js(first)}]}}}});"
+        f" step({{seq: 11, type: 'alarm', data: {js(acked)}}});"
+        f" step({{seq: 11, type: 'alarm', data: {js(first)}}});"  # replayed after ?since
+        f" step({{seq: 12, type: 'alarm', data: {js(resolved)}}});"
+        f" step({{seq: 3, type: 'hello', data: {{alarms: [{js(other)}]}}}});"  # a restarted hub
+        f" step({{seq: 4, type: 'no-such-type', data: {{}}}});"
+        f" step({{seq: 'x', type: 'alarm', data: {js(other)}}});"
+        " return [seen, s.lastSeq];",
+    )
+    assert [
+        [
+            [True, ["a1:open"]],
+            [True, ["a1:acknowledged"]],
+            [False, ["a1:acknowledged"]],
+            [True, []],
+            [True, ["a2:open"]],
+            [True, ["a2:open"]],
+            [False, ["a2:open"]],
+        ],
+        4,
+    ] == result
+
+
+async def test_announcement_updates_replace_the_previous_state_of_each_speaker(
+    console_page: Page,
+) -> None:
+    alarm = _alarm("a1", "warning", "open", "2026-07-27T21:00:00.000Z")
+    ann = {"id": "ann-1", "alarm_id": "a1", "created_at": "2026-07-27T21:01:00.000Z"}
+    result = await run(
+        console_page,
+        f"const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{alarms: [{js(alarm)}]}}}});"
+        f" state.applyMessage(s, {{seq: 2, type: 'announcement',"
+        f"   data: {{...{js(ann)}, speakers: {{'spk-1': 'pending'}}}}}});"
+        f" state.applyMessage(s, {{seq: 3, type: 'announcement',"
+        f"   data: {{...{js(ann)}, speakers: {{'spk-1': 'done'}}}}}});"
+        " return state.announcementsOf(s, s.alarms.get('a1')).map((a) => a.speakers);",
+    )
+    assert [{"spk-1": "done"}] == result
+
+
+async def test_device_and_edge_updates_change_site_counts_and_unknown_is_not_offline(
+    console_page: Page,
+) -> None:
+    devices = [
+        {"id": "f1", "site": "s", "type": "fence", "online": True},
+        {"id": "f2", "site": "s", "type": "fence", "online": None},
+        {"id": "k1", "site": "s", "type": "speaker", "online": True},
+        {"id": "c1", "site": "s", "type": "camera", "online": None},
+        {"id": "x1", "site": "other", "type": "fence", "online": True},
+    ]
+    result = await run(
+        console_page,
+        f"const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{devices: {js(devices)},"
+        f"   edges: [{{site: 's', online: true, outbox: 0}}]}}}});"
+        " state.applyMessage(s, {seq: 2, type: 'device', data: {id: 'f2', site: 's',"
+        "   type: 'fence', online: true, battery: 0.5}});"
+        " state.applyMessage(s, {seq: 3, type: 'device', data: {id: 'k1', site: 's',"
+        "   type: 'speaker', online: false}});"
+        " state.applyMessage(s, {seq: 4, type: 'edge', data: {site: 's', online: false,"
+        "   outbox: 7}});"
+        " return state.siteSummary(s, 's');",
+    )
+    assert {
+        "edge": {"site": "s", "online": False, "outbox": 7},
+        "counts": {
+            "fence": {"online": 2, "offline": 0, "unknown": 0, "total": 2},
+            "camera": {"online": 0, "offline": 0, "unknown": 1, "total": 1},
+            "speaker": {"online": 0, "offline": 1, "unknown": 0, "total": 1},
+        },
+    } == result
+
+
+async def test_reconnect_delays_double_from_half_a_second_and_stop_at_ten(
+    console_page: Page,
+) -> None:
+    delays = await run(
+        console_page,
+        "return [0, 1, 2, 3, 4, 5, 9].map((n) => state.backoffDelay(n, () => 1));",
+    )
+    lowest = await run(console_page, "return state.backoffDelay(0, () => 0);")
+    assert [500, 1000, 2000, 4000, 8000, 10_000, 10_000] == delays
+    assert 250 == lowest
+
+
+async def test_age_reads_as_a_clock(console_page: Page) -> None:
+    ages = await run(
+        console_page,
+        "return [0, 59_999, 61_000, 3_599_000, 3_600_000, 36_061_000, -5].map(state.formatAge);",
+    )
+    assert ["00:00", "00:59", "01:01", "59:59", "1:00:00", "10:01:01", "00:00"] == ages
