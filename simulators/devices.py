@@ -2,11 +2,15 @@
 
 Each device has its own MQTT connection with a last will ``{"online": false}``
 on its retained status topic, as real devices do, and a per-device ``seq``.
+Online, it reports its battery and signal strength, and ``heartbeat`` repeats
+that status periodically as battery-powered controllers do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from contextlib import suppress
 from types import TracebackType
@@ -45,6 +49,9 @@ class SimulatedDevice:
         self.site = site
         self.device = device
         self.seq = initial_seq() if seq_start is None else seq_start
+        # Plausible vitals of a solar-buffered controller on a riverbank.
+        self.battery = round(random.uniform(0.55, 0.98), 2)
+        self.rssi = random.randint(-85, -55)
         status_topic = topics.field_status(site, self.device_type, device)
         self.client = make_client(
             broker, will=aiomqtt.Will(status_topic, OFFLINE, qos=1, retain=True)
@@ -55,6 +62,14 @@ class SimulatedDevice:
         await self.client.__aenter__()
         await self.publish_status(online=True)
         return self
+
+    async def heartbeat(self, interval_s: float) -> None:
+        """Repeat the online status every ``interval_s``, with slowly changing vitals."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.battery = max(0.05, round(self.battery - random.uniform(0.0, 0.002), 3))
+            self.rssi = max(-100, min(-40, self.rssi + random.randint(-2, 2)))
+            await self.publish_status(online=True)
 
     async def __aexit__(
         self,
@@ -67,14 +82,12 @@ class SimulatedDevice:
             await self.publish_status(online=False)
         await self.client.__aexit__(exc_type, exc, tb)
 
-    async def publish_status(
-        self, *, online: bool, battery: float | None = None, rssi: int | None = None
-    ) -> None:
+    async def publish_status(self, *, online: bool) -> None:
+        """The retained status; online, with the device's battery and signal strength."""
         status: dict[str, Any] = {"online": online}
-        if battery is not None:
-            status["battery"] = battery
-        if rssi is not None:
-            status["rssi"] = rssi
+        if online:
+            status["battery"] = self.battery
+            status["rssi"] = self.rssi
         await self.client.publish(
             topics.field_status(self.site, self.device_type, self.device),
             json.dumps(status),
@@ -108,19 +121,37 @@ class FenceSim(SimulatedDevice):
 class CameraSim(SimulatedDevice):
     device_type = "camera"
 
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        site: str,
+        device: str,
+        seq_start: int | None = None,
+        snapshot: bytes = TINY_JPEG,
+    ) -> None:
+        super().__init__(broker, site, device, seq_start)
+        # What this camera attaches by default (see simulators.snapshot).
+        self.snapshot = snapshot
+
     async def detect(
         self,
         zone: str,
         rule: str = "water_entry",
         confidence: float = 0.91,
-        snapshot: bytes | None = TINY_JPEG,
+        snapshot: bytes | None = None,
+        *,
+        attach: bool = True,
     ) -> dict[str, Any]:
-        """Publish one camera detection of a person; returns the payload sent."""
+        """Publish one detection of a person; returns the payload sent.
+
+        With ``attach`` the report carries ``snapshot``, or the camera's own.
+        """
+        jpeg = (snapshot or self.snapshot) if attach else None
         payload = camera_report(
-            self.next_seq(), zone, rule=rule, confidence=confidence, snapshot=snapshot
+            self.next_seq(), zone, rule=rule, confidence=confidence, snapshot=jpeg
         )
         await self.publish_report(payload)
         self.log.info(
-            "camera detection", zone=zone, rule=rule, seq=payload["seq"], snapshot=bool(snapshot)
+            "camera detection", zone=zone, rule=rule, seq=payload["seq"], snapshot=jpeg is not None
         )
         return payload

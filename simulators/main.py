@@ -52,7 +52,7 @@ async def run_speakers(settings: SimSettings, config: Config, site: str | None) 
 async def _swimmer(
     settings: SimSettings, config: Config, site: str | None, zone: str | None, loop: bool
 ) -> None:
-    timings = SwimmerTimings().scaled(settings.swimmer_speed)
+    timings = SwimmerTimings(heartbeat_s=settings.device_heartbeat_s).scaled(settings.swimmer_speed)
     backoff = Backoff(initial=1.0, cap=30.0)
     while True:
         try:

@@ -6,6 +6,12 @@ snapshot, and again every ~5 s while the person stays; when one of the site's
 speakers reports ``done`` (an announcement was played) the person leaves a few
 seconds later (fence ``clear``). With no announcement within ~60 s the person
 leaves anyway.
+
+Every fence and camera of the visited sites is connected for the whole run,
+not only those the swimmer passes: each says it is online (retained, with
+battery and signal strength, last will offline) and repeats that status every
+``heartbeat_s``, so a console shows the whole site online. Each camera's
+snapshot is rendered once at start (``simulators.snapshot``).
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ from pydantic import ValidationError
 
 from riverguard.config import Config, Site
 from riverguard.mqtt import BrokerSettings, make_client
-from riverguard.testing import TINY_JPEG
 from riverguard.wire import topics
 from riverguard.wire.models import SpeakerState
 from riverguard.wire.topics import FieldTopic, TopicError
 from simulators.devices import CameraSim, FenceSim
 from simulators.errors import ScenarioError
+from simulators.snapshot import render_snapshots
 
 log = structlog.get_logger()
 
@@ -41,15 +47,18 @@ class SwimmerTimings:
     leave_after_done_s: float = 3.0
     give_up_s: float = 60.0
     pause_s: tuple[float, float] = (20.0, 30.0)
+    # Devices repeat their retained status this often (not scaled by speed).
+    heartbeat_s: float = 30.0
 
     def scaled(self, speed: float) -> SwimmerTimings:
-        """All waits divided by ``speed``."""
+        """All waits but the heartbeat divided by ``speed``."""
         return SwimmerTimings(
             self.camera_delay_s / speed,
             self.detection_every_s / speed,
             self.leave_after_done_s / speed,
             self.give_up_s / speed,
             (self.pause_s[0] / speed, self.pause_s[1] / speed),
+            self.heartbeat_s,
         )
 
 
@@ -128,20 +137,42 @@ async def run_swimmer(
     loop: bool = False,
     timings: SwimmerTimings | None = None,
     stop: asyncio.Event | None = None,
+    render: bool = True,
 ) -> list[Visit]:
-    """Visit each site in turn (or ``site``) once, or forever with ``loop``."""
+    """Visit each site in turn (or ``site``) once, or forever with ``loop``.
+
+    With ``render`` each camera attaches a synthetic snapshot rendered by
+    ffmpeg; without, the 1x1 ``TINY_JPEG``.
+    """
     timings = timings or SwimmerTimings()
     stop = stop or asyncio.Event()
     site_ids = [site] if site else [s.id for s in config.sites]
     plans = [plan_stage(config, site_id, zone) for site_id in site_ids]
     visits: list[Visit] = []
+    site_objs = [config.site(site_id) for site_id in site_ids]
+    fence_ids = [d.id for s in site_objs for d in config.devices_of(s.id, "fence")]
+    camera_ids = [d.id for s in site_objs for d in config.devices_of(s.id, "camera")]
+    # ffmpeg renders in threads; a few hundred ms for a few cameras.
+    snapshots = await render_snapshots(camera_ids) if render else {}
     async with AsyncExitStack() as stack:
+        fences: dict[str, FenceSim] = {}
+        cameras: dict[str, CameraSim] = {}
+        for device_id in fence_ids:
+            device = config.device_by_id[device_id]
+            fences[device_id] = await stack.enter_async_context(
+                FenceSim(broker, device.site, device_id)
+            )
+        for device_id in camera_ids:
+            device = config.device_by_id[device_id]
+            camera = CameraSim(broker, device.site, device_id)
+            if device_id in snapshots:
+                camera.snapshot = snapshots[device_id]
+            cameras[device_id] = await stack.enter_async_context(camera)
+        log.info("simulated devices online", fences=fence_ids, cameras=camera_ids)
         stages = []
         for site_obj, zone_id, fence_id, camera_id in plans:
-            fence = await stack.enter_async_context(FenceSim(broker, site_obj.id, fence_id))
-            camera = await stack.enter_async_context(CameraSim(broker, site_obj.id, camera_id))
             speakers = [d.id for d in config.devices_of(site_obj.id, "speaker")]
-            stages.append(_Stage(site_obj, zone_id, fence, camera, speakers))
+            stages.append(_Stage(site_obj, zone_id, fences[fence_id], cameras[camera_id], speakers))
         watcher = await stack.enter_async_context(make_client(broker))
         speaker_states = [
             (topics.speaker_state(s.site.id, speaker), 1) for s in stages for speaker in s.speakers
@@ -152,6 +183,11 @@ async def run_swimmer(
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(watch.run(watcher), name="sim.swimmer.watch")
+                for sim in [*fences.values(), *cameras.values()]:
+                    tg.create_task(
+                        sim.heartbeat(timings.heartbeat_s),
+                        name=f"sim.swimmer.heartbeat[{sim.device}]",
+                    )
                 tg.create_task(
                     _visits(
                         stages,
@@ -200,7 +236,7 @@ async def _visit(
     report = await stage.fence.report(zone, "breach")
     visit.reports.append(f"{stage.fence.device}:{report['seq']}")
     await _wait(stop, timings.camera_delay_s)
-    report = await stage.camera.detect(zone, "water_entry", snapshot=TINY_JPEG)
+    report = await stage.camera.detect(zone, "water_entry")
     visit.reports.append(f"{stage.camera.device}:{report['seq']}")
     log.info("swimmer in the water", site=site, zone=zone)
     deadline = time.monotonic() + timings.give_up_s
@@ -210,7 +246,7 @@ async def _visit(
             break
         await _wait(done, min(timings.detection_every_s, left))
         if not done.is_set() and time.monotonic() < deadline and not stop.is_set():
-            report = await stage.camera.detect(zone, "water_entry", snapshot=None)
+            report = await stage.camera.detect(zone, "water_entry", attach=False)
             visit.reports.append(f"{stage.camera.device}:{report['seq']}")
     visit.warned = done.is_set()
     if visit.warned:

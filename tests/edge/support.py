@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import io
 import os
+import struct
 import sys
 import threading
 import wave
@@ -213,6 +214,18 @@ class AudioServer:
             self.server.shutdown()
             self.server.server_close()
             self.thread.join(5)
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame marker."""
+    index = 2
+    while index < len(data):
+        marker, length = data[index + 1], struct.unpack(">H", data[index + 2 : index + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            height, width = struct.unpack(">HH", data[index + 5 : index + 9])
+            return width, height
+        index += 2 + length
+    raise ValueError("no start-of-frame marker")
 
 
 def announce(

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from riverguard.services import ManagedProcess
+from riverguard.testing import wait_for
 from riverguard.wire import topics
-from riverguard.wire.models import FenceReport, SpeakerPlay, SpeakerState
+from riverguard.wire.models import DeviceStatusReport, FenceReport, SpeakerPlay, SpeakerState
 from tests.conftest import Broker
 from tests.edge.support import (
     AudioServer,
@@ -83,3 +84,40 @@ async def test_sim_swimmer_visits_a_site_and_exits(own_broker: Broker, tmp_path:
     reports = [FenceReport.model_validate_json(p) for p in view.on(fence)]
     assert ["breach", "clear"] == [report.state for report in reports]
     assert '"no announcement came; swimmer leaves anyway"' in process.log_path.read_text()
+
+
+async def test_sim_swimmer_brings_every_fence_and_camera_online_with_heartbeats(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    """Devices the swimmer never touches are online too; its death marks them all offline."""
+    site = "xiyong-wharf"
+    env = component_env(
+        own_broker.settings("sim"),
+        tmp_path,
+        RIVERGUARD_SWIMMER_SPEED="0.01",  # the swimmer stays in z1 throughout
+        RIVERGUARD_DEVICE_HEARTBEAT_S="0.2",
+    )
+    args = ["sim", "swimmer", "--site", site, "--loop"]
+    process = riverguard_process("sim-swimmer", args, env, tmp_path / "swimmer.log")
+    devices = [("fence", "xy-fence-01"), ("fence", "xy-fence-02")]
+    devices += [("camera", "xy-cam-01"), ("camera", "xy-cam-02")]
+    statuses = [topics.field_status(site, kind, device) for kind, device in devices]
+
+    def all_offline() -> bool:
+        last = [DeviceStatusReport.model_validate_json(view.on(s)[-1]) for s in statuses]
+        return not any(report.online for report in last)
+
+    async with recording(own_broker.settings("hub"), *statuses) as view:
+        process.start()
+        try:
+            for status in statuses:
+                try:
+                    await view.wait_count(status, 3, timeout=15)  # online and two heartbeats
+                except TimeoutError:
+                    raise AssertionError(process.log_tail()) from None
+                reports = [DeviceStatusReport.model_validate_json(p) for p in view.on(status)]
+                assert all(r.online and r.battery and r.rssi for r in reports), status
+            process.kill()
+            await wait_for(all_offline, what="the last will of every device")
+        finally:
+            process.stop()

@@ -9,10 +9,10 @@ import pytest
 
 from riverguard.testing import TINY_JPEG
 from riverguard.wire import topics
-from riverguard.wire.models import CameraReport, FenceReport
+from riverguard.wire.models import CameraReport, DeviceStatusReport, FenceReport
 from simulators.devices import CameraSim, FenceSim, initial_seq
 from tests.conftest import Broker
-from tests.edge.support import recording
+from tests.edge.support import background, recording
 
 SITE = "danshui-bridge"
 
@@ -32,9 +32,26 @@ async def test_fence_reports_with_increasing_seq_and_status_online_then_offline(
             FenceReport.model_validate_json(p) for p in await view.wait_count(report_topic, 2)
         ]
         assert [(42, "breach"), (43, "clear")] == [(r.seq, r.state) for r in reports]
-        assert [{"online": True}, {"online": False}] == [
-            json.loads(p) for p in view.on(status_topic)
-        ]
+        online, offline = (json.loads(p) for p in view.on(status_topic))
+        assert {"online", "battery", "rssi"} == set(online)
+        assert online["online"] is True
+        assert 0.0 < online["battery"] <= 1.0
+        assert -150 <= online["rssi"] <= 0
+        assert {"online": False} == offline
+
+
+@pytest.mark.integration
+async def test_heartbeat_repeats_the_retained_online_status(own_broker: Broker) -> None:
+    status_topic = topics.field_status(SITE, "camera", "db-cam-02")
+    async with (
+        recording(own_broker.settings("hub"), status_topic) as view,
+        CameraSim(own_broker.settings("sim"), SITE, "db-cam-02") as camera,
+        background(camera.heartbeat(0.02), "test.heartbeat"),
+    ):
+        await view.wait_count(status_topic, 4)
+    statuses = [DeviceStatusReport.model_validate_json(p) for p in view.on(status_topic)[:4]]
+    assert [True] * 4 == [status.online for status in statuses]
+    assert all(status.battery is not None and status.rssi is not None for status in statuses)
 
 
 @pytest.mark.integration

@@ -23,6 +23,7 @@ from tests.edge.support import (
     announce,
     background,
     edge_settings,
+    jpeg_size,
     publisher,
     recording,
     running_edge,
@@ -79,7 +80,7 @@ async def test_swimmer_is_warned_by_an_announcement_and_leaves(
     async with httpx.AsyncClient() as http:
         speaker = SimulatedSpeaker(own_broker.settings("sim"), SITE, SPEAKER, http, speed=20)
         async with (
-            recording(own_broker.settings("hub"), EVENTS) as view,
+            recording(own_broker.settings("hub"), EVENTS, topics.snapshot(SITE, "+")) as view,
             running_edge(agent),
             background(speaker.run(), "test.speaker"),
             background(_duty_officer(view, own_broker, audio, answered), "test.officer"),
@@ -97,6 +98,8 @@ async def test_swimmer_is_warned_by_an_announcement_and_leaves(
     assert ("fence.breach", "warning", "z1") == (breach.kind, breach.severity, breach.zone)
     assert ("camera.water_entry", "critical") == (water.kind, water.severity)
     assert water.snapshot
+    [jpeg] = view.on(topics.snapshot(SITE, water.id))
+    assert (640, 360) == jpeg_size(jpeg)  # the rendered scene, not a 1x1 pixel
     assert [breach.id] == water.attrs["correlated"]
     assert all(event.kind == "camera.water_entry" for event in repeats)
     assert ("fence.clear", "info") == (clear.kind, clear.severity)
