@@ -34,6 +34,9 @@ SITE = "danshui-bridge"
 def hub_settings(
     tmp_path: Path, broker: BrokerSettings, influx_url: str, database: str, **overrides: Any
 ) -> HubSettings:
+    console = tmp_path / "console"
+    console.mkdir(exist_ok=True)
+    (console / "index.html").write_text("<!doctype html><title>console</title>", encoding="utf-8")
     users_file = tmp_path / "users.json"
     users_file.write_text(json.dumps(PASSWORDS), encoding="utf-8")
     values: dict[str, Any] = {
@@ -50,7 +53,7 @@ def hub_settings(
         # Cheap hashes: every test starts a hub and logs in; production keeps the defaults.
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
-        "console_dir": tmp_path / "console",
+        "console_dir": console,
     }
     values.update(overrides)
     return HubSettings(**values)

@@ -312,3 +312,11 @@ async def test_audio_names_are_checked(running_hub: RunningHub) -> None:
         response = await running_hub.http.get(f"/api/audio/{name}")
         assert 404 == response.status_code
         assert "not_found" == response.json()["error"]
+
+
+async def test_console_is_served_at_the_root_behind_the_api(running_hub: RunningHub) -> None:
+    page = await running_hub.http.get("/")
+    assert (200, "text/html; charset=utf-8") == (page.status_code, page.headers["content-type"])
+    assert "<title>console</title>" in page.text
+    missing = await running_hub.http.get("/api/not-a-route")
+    assert (404, "not_found") == (missing.status_code, missing.json()["error"])

@@ -208,6 +208,12 @@ async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
                 )
             await running.wait_metric("riverguard_hub_influx_errors_total", 1)
             assert 20.0 == await running.metric("riverguard_hub_influx_backlog")
+            health = await running.http.get("/healthz")
+            assert (503, False, True) == (
+                health.status_code,
+                health.json()["influx"],
+                health.json()["store"],
+            )
 
             # Started again on the same port and data: the writer's retry finds it.
             await asyncio.to_thread(influx.start)
