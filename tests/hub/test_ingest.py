@@ -10,6 +10,7 @@ import aiomqtt
 import httpx
 import pytest
 
+from riverguard.mqtt import make_client
 from riverguard.services import Influxd, free_port
 from riverguard.testing import TINY_JPEG, wait_for
 from riverguard.wire import topics
@@ -81,8 +82,19 @@ async def test_event_is_committed_acknowledged_alarmed_and_forwarded_once(
 
 
 async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
-    running_hub: RunningHub, edge: aiomqtt.Client
+    tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str
 ) -> None:
+    """Each refusal is counted under its reason and kept as a dead letter; the good event
+    published after them is committed. (Own broker: no retained messages of other tests.)"""
+    settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
+    async with (
+        run_hub(settings) as running_hub,
+        make_client(own_broker.settings(f"edge-{SITE}")) as edge,
+    ):
+        await _publish_bad_then_good(running_hub, edge)
+
+
+async def _publish_bad_then_good(running_hub: RunningHub, edge: aiomqtt.Client) -> None:
     bad = [
         (topics.events(SITE), b"{oops", "malformed_json"),
         (topics.events(SITE), json.dumps(event_payload(1, confidence="high")).encode(), "invalid"),
@@ -157,8 +169,13 @@ async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
             json.dumps({"online": True, "ts": now, "version": "0.1.0", "outbox": 3}).encode(),
             qos=1,
         )
-        device = await console.wait_for(lambda m: m["type"] == "device")
-        edge_message = await console.wait_for(lambda m: m["type"] == "edge")
+        # Matched on our timestamp: the shared broker may hold other tests' retained statuses.
+        device = await console.wait_for(
+            lambda m: m["type"] == "device" and m["data"]["last_seen"] == now
+        )
+        edge_message = await console.wait_for(
+            lambda m: m["type"] == "edge" and m["data"]["ts"] == now
+        )
     assert {
         "id": "db-fence-01",
         "site": SITE,
