@@ -118,7 +118,13 @@ class EdgeAgent:
                 continue
             if device.driver == "mqtt":
                 self.speakers[device.id] = MqttSpeaker(
-                    self.site.id, device, audio, self.acks, self.clock
+                    self.site.id,
+                    device,
+                    audio,
+                    self.acks,
+                    self.clock,
+                    response_timeout_s=self.settings.speaker_response_timeout_s,
+                    done_margin_s=self.settings.speaker_done_margin_s,
                 )
             else:
                 self.speakers[device.id] = UnsupportedSpeaker(device, self.acks)
@@ -274,6 +280,9 @@ class EdgeAgent:
         )
         self.metrics.statuses.inc()
         self.log.info("device status", device=topic.device, online=status.online)
+        speaker = self.speakers.get(topic.device)
+        if speaker is not None:
+            await speaker.on_status(client, status.online)
 
     async def _committed(self, topic: SiteTopic, payload: bytes) -> None:
         committed = parse_message(Committed, payload)

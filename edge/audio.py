@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import wave
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,21 @@ log = structlog.get_logger()
 
 # A minute of 16-bit 48 kHz stereo WAV is ~11 MiB; announcements are seconds long.
 MAX_AUDIO_BYTES = 32 * 1024 * 1024
+# G.711 µ-law: 8 kHz, one byte per sample.
+ULAW_BYTES_PER_S = 8000
+
+
+def audio_duration_s(path: Path) -> float | None:
+    """Blocking: the length of a cached WAV or µ-law file; None when it cannot tell (MP3)."""
+    if path.suffix == ".ulaw":
+        return path.stat().st_size / ULAW_BYTES_PER_S
+    if path.suffix == ".wav":
+        try:
+            with wave.open(str(path)) as wav:
+                return float(wav.getnframes() / wav.getframerate())
+        except (wave.Error, EOFError, ZeroDivisionError, OSError):
+            return None
+    return None
 
 
 class AudioCache:

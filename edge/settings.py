@@ -18,5 +18,9 @@ class EdgeSettings(ComponentSettings):
     # How often the retained edge status is refreshed (with the outbox size).
     status_interval_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
+    # A speaker that has not said "playing" this long after "play" failed the announcement.
+    speaker_response_timeout_s: float = Field(default=10.0, gt=0)
+    # ... and one that has not said "done" within duration * repeat plus this margin.
+    speaker_done_margin_s: float = Field(default=10.0, ge=0)
     # Serve Prometheus metrics on 127.0.0.1:<port> when set.
     metrics_port: int | None = None

@@ -8,20 +8,32 @@ Speakers with another driver get ``failed`` "driver not implemented" for now.
 Announcements of one speaker are handled one at a time, in arrival order.
 Priority preemption (3.1) is not implemented yet: a newer ``play`` simply
 replaces what the speaker is playing.
+
+A speaker that does not answer does not leave an announcement ``received``
+forever: ``MqttSpeaker`` watches each ``play`` it sent. No ``playing`` within
+``response_timeout_s``, or no ``done`` within the audio's length times
+``repeat`` plus ``done_margin_s``, and the edge acks ``failed`` "no response
+from speaker" itself; a speaker whose relayed status is offline fails what it
+holds and what it is given at once ("speaker offline"). States the speaker
+sends later for an announcement the edge already failed are dropped and
+counted (``rejected{reason="late_state"}``), so the hub never sees ``done``
+after ``failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import aiomqtt
 import structlog
 
-from edge.audio import AudioCache
+from edge.audio import AudioCache, audio_duration_s
 from edge.errors import AudioError
 from edge.metrics import EdgeMetrics
 from riverguard.config import Device
@@ -39,6 +51,10 @@ log = structlog.get_logger()
 
 STOPPED = "stopped"
 NOT_IMPLEMENTED = "driver not implemented"
+NO_RESPONSE = "no response from speaker"
+OFFLINE = "speaker offline"
+# Announcement ids the edge ended itself, remembered to drop the speaker's late states.
+_FINISHED_MEMORY = 1024
 
 
 class Acks:
@@ -76,6 +92,10 @@ class SpeakerDriver(Protocol):
 
     async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None: ...
 
+    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+        """The speaker's own status (PROTOCOL 1.4) changed or was repeated."""
+        ...
+
     async def run(self, client: aiomqtt.Client) -> None:
         """The driver's worker, for as long as a broker connection lasts."""
         ...
@@ -97,8 +117,21 @@ class UnsupportedSpeaker:
     async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None:
         log.info("state from a speaker without a driver", speaker=self.device.id, id=state.id)
 
+    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+        pass
+
     async def run(self, client: aiomqtt.Client) -> None:
         await asyncio.Event().wait()  # nothing to do, but lives as long as its siblings
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A ``play`` sent to the speaker, and by when it must answer."""
+
+    announce: Announce
+    deadline: float  # monotonic
+    length_s: float  # the audio's length times repeat
+    playing: bool = False
 
 
 class MqttSpeaker:
@@ -111,18 +144,30 @@ class MqttSpeaker:
         audio: AudioCache,
         acks: Acks,
         clock: Callable[[], datetime],
+        *,
+        response_timeout_s: float = 10.0,
+        done_margin_s: float = 10.0,
     ) -> None:
         self.site = site
         self.device = device
         self.audio = audio
         self.acks = acks
         self.clock = clock
+        self.response_timeout_s = response_timeout_s
+        self.done_margin_s = done_margin_s
+        # None until the speaker's (retained) status was seen.
+        self.online: bool | None = None
         self._queue: deque[Announce] = deque()
         self._wakeup = asyncio.Event()
         self._current: Announce | None = None
         self._stopped: set[str] = set()
+        self._inflight: dict[str, _InFlight] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     async def announce(self, client: aiomqtt.Client, announce: Announce) -> None:
+        if self.online is False:
+            await self._finish(client, announce.id, OFFLINE)
+            return
         self._queue.append(announce)
         self._wakeup.set()
 
@@ -142,9 +187,43 @@ class MqttSpeaker:
             log.info("stop forwarded", speaker=self.device.id, id=stop.id)
 
     async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None:
+        if state.id in self._finished:
+            self.acks.metrics.rejected.labels("late_state").inc()
+            log.warning(
+                "late speaker state dropped",
+                speaker=self.device.id,
+                id=state.id,
+                state=state.state,
+                reason="late_state",
+            )
+            return
+        inflight = self._inflight.get(state.id)
+        if inflight is not None:
+            if state.state == "playing":
+                inflight.playing = True
+                inflight.deadline = time.monotonic() + inflight.length_s + self.done_margin_s
+            else:
+                del self._inflight[state.id]
         await self.acks.send(client, self.device.id, state.id, state.state, state.detail)
 
+    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+        self.online = online
+        if online:
+            return
+        pending = [*self._inflight, *(announce.id for announce in self._queue)]
+        self._inflight.clear()
+        self._queue.clear()
+        for announcement_id in pending:
+            await self._finish(client, announcement_id, OFFLINE)
+        if self._current is not None:
+            self._stopped.add(self._current.id)  # the worker acks it once the fetch returns
+
     async def run(self, client: aiomqtt.Client) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._worker(client), name=f"speaker[{self.device.id}].worker")
+            tg.create_task(self._watchdog(client), name=f"speaker[{self.device.id}].watchdog")
+
+    async def _worker(self, client: aiomqtt.Client) -> None:
         while True:
             while not self._queue:
                 self._wakeup.clear()
@@ -161,13 +240,38 @@ class MqttSpeaker:
                 self._current = None
                 self._stopped.discard(announce.id)
 
+    async def _watchdog(self, client: aiomqtt.Client) -> None:
+        """Fail what the speaker left unanswered past its deadline."""
+        tick = min(1.0, self.response_timeout_s / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            overdue = [i for i in self._inflight.values() if i.deadline <= now]
+            for inflight in overdue:
+                announcement_id = inflight.announce.id
+                del self._inflight[announcement_id]
+                log.warning(
+                    "speaker did not answer",
+                    speaker=self.device.id,
+                    id=announcement_id,
+                    waiting_for="done" if inflight.playing else "playing",
+                )
+                await self._finish(client, announcement_id, NO_RESPONSE)
+
+    async def _finish(self, client: aiomqtt.Client, announcement_id: str, detail: str) -> None:
+        """Fail an announcement on the speaker's behalf and ignore what it says about it later."""
+        self._finished[announcement_id] = None
+        while len(self._finished) > _FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+        await self.acks.send(client, self.device.id, announcement_id, "failed", detail)
+
     async def _play(self, client: aiomqtt.Client, announce: Announce) -> None:
         speaker = self.device.id
         if announce.expires_at <= self.clock():
             await self.acks.send(client, speaker, announce.id, "expired")
             return
         try:
-            await self.audio.get(announce.audio)
+            path = await self.audio.get(announce.audio)
         except AudioError as exc:
             log.warning(
                 "announcement audio unusable", speaker=speaker, id=announce.id, error=str(exc)
@@ -175,17 +279,24 @@ class MqttSpeaker:
             await self.acks.send(client, speaker, announce.id, "failed", str(exc))
             return
         if announce.id in self._stopped:
-            await self.acks.send(client, speaker, announce.id, "failed", STOPPED)
+            detail = OFFLINE if self.online is False else STOPPED
+            await self._finish(client, announce.id, detail)
             return
         if announce.expires_at <= self.clock():
             await self.acks.send(client, speaker, announce.id, "expired")
             return
+        # Reading a WAV header is a small blocking file read.
+        measured = await asyncio.to_thread(audio_duration_s, path)
+        length_s = max(announce.audio.duration_ms / 1000, measured or 0.0) * announce.repeat
         play = SpeakerPlay(
             id=announce.id,
             url=announce.audio.url,
             sha256=announce.audio.sha256,
             volume=announce.volume,
             repeat=announce.repeat,
+        )
+        self._inflight[announce.id] = _InFlight(
+            announce, time.monotonic() + self.response_timeout_s, length_s
         )
         await client.publish(topics.speaker_play(self.site, speaker), play.model_dump_json(), qos=1)
         log.info("play sent", speaker=speaker, id=announce.id, url=announce.audio.url)

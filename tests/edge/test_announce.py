@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from edge.agent import EdgeAgent
+from edge.speakers import NO_RESPONSE, OFFLINE
 from riverguard.config import Config
 from riverguard.testing import wait_for
 from riverguard.wire import topics
@@ -226,3 +229,167 @@ async def test_speaker_without_an_implemented_driver_fails_the_announcement(
         acks = await s.wait_acks(2, speaker="db-spk-http")
         expected = [("ann-http", "received", ""), ("ann-http", "failed", "driver not implemented")]
         assert expected == acks
+
+
+# --- speakers that do not answer ----------------------------------------------------------
+
+
+@dataclass
+class SilentScene:
+    """An edge and the hub's view of its acks; the test plays the speaker (or not)."""
+
+    agent: EdgeAgent
+    acks: Recorder
+    hub: aiomqtt.Client
+    speaker: aiomqtt.Client
+    plays: Recorder
+
+    def states(self) -> list[tuple[str, str, str]]:
+        acks = [
+            AnnouncementAck.model_validate_json(payload)
+            for payload in self.acks.on(topics.speaker_ack(SITE, SPEAKER))
+        ]
+        return [(ack.id, ack.state, ack.detail) for ack in acks]
+
+    async def wait_acks(self, count: int) -> list[tuple[str, str, str]]:
+        await self.acks.wait_count(topics.speaker_ack(SITE, SPEAKER), count)
+        return self.states()
+
+    async def say(self, announcement_id: str, state: str) -> None:
+        """The speaker reports a state."""
+        payload = json.dumps({"id": announcement_id, "state": state})
+        await self.speaker.publish(topics.speaker_state(SITE, SPEAKER), payload, qos=1)
+
+    async def status(self, online: bool) -> None:
+        payload = json.dumps({"online": online})
+        status_topic = topics.field_status(SITE, "speaker", SPEAKER)
+        await self.speaker.publish(status_topic, payload, qos=1, retain=True)
+
+
+@contextlib.asynccontextmanager
+async def silent_scene(
+    broker: Broker, data_dir: Path, config: Config, **settings: float
+) -> AsyncIterator[SilentScene]:
+    agent = EdgeAgent(edge_settings(broker.settings(f"edge-{SITE}"), data_dir, **settings), config)
+    async with (
+        recording(broker.settings("hub"), topics.speaker_ack(SITE, "+")) as acks,
+        recording(broker.settings("sim"), topics.speaker_play(SITE, SPEAKER)) as plays,
+        running_edge(agent),
+        publisher(broker.settings("hub")) as hub,
+        publisher(broker.settings("sim")) as speaker,
+    ):
+        yield SilentScene(agent, acks, hub, speaker, plays)
+
+
+def _late_states(agent: EdgeAgent) -> float:
+    value = agent.metrics.registry.get_sample_value(
+        "riverguard_edge_rejected_total", {"reason": "late_state"}
+    )
+    return value or 0.0
+
+
+async def test_speaker_that_never_answers_fails_the_announcement(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    """No ``playing`` within the response timeout: failed, and a late answer is dropped."""
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with silent_scene(
+        own_broker, tmp_path, example_config, speaker_response_timeout_s=0.3
+    ) as s:
+        message = announce("ann-mute", ref).model_dump_json()
+        await s.hub.publish(topics.announce(SITE, SPEAKER), message, qos=1)
+        expected = [("ann-mute", "received", ""), ("ann-mute", "failed", NO_RESPONSE)]
+        assert expected == await s.wait_acks(2)
+        assert 1 == len(s.plays.on(topics.speaker_play(SITE, SPEAKER)))
+        await s.say("ann-mute", "playing")
+        await wait_for(lambda: 1.0 == _late_states(s.agent), what="late state counted")
+        assert expected == s.states()
+
+
+async def test_speaker_that_never_says_done_fails_after_length_times_repeat_plus_margin(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(400))
+    async with silent_scene(
+        own_broker,
+        tmp_path,
+        example_config,
+        speaker_response_timeout_s=5.0,
+        speaker_done_margin_s=0.2,
+    ) as s:
+        message = announce("ann-stuck", ref, repeat=2).model_dump_json()
+        await s.hub.publish(topics.announce(SITE, SPEAKER), message, qos=1)
+        await s.plays.wait_count(topics.speaker_play(SITE, SPEAKER), 1)
+        await s.say("ann-stuck", "playing")
+        await s.wait_acks(2)
+        playing_at = time.monotonic()
+        failed = (await s.wait_acks(3))[-1]
+        waited = time.monotonic() - playing_at
+        assert ("ann-stuck", "failed", NO_RESPONSE) == failed
+        # 0.4 s twice plus 0.2 s margin; the watchdog ticks at most every second.
+        assert 1.0 <= waited < 3.0
+
+
+async def test_speaker_that_answers_in_time_is_not_failed(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with silent_scene(
+        own_broker,
+        tmp_path,
+        example_config,
+        speaker_response_timeout_s=0.4,
+        speaker_done_margin_s=0.2,
+    ) as s:
+        message = announce("ann-ok", ref).model_dump_json()
+        await s.hub.publish(topics.announce(SITE, SPEAKER), message, qos=1)
+        await s.plays.wait_count(topics.speaker_play(SITE, SPEAKER), 1)
+        await s.say("ann-ok", "playing")
+        await s.say("ann-ok", "done")
+        await s.wait_acks(3)
+        # A second announcement failing by timeout shows the first one's deadline had passed.
+        await s.hub.publish(
+            topics.announce(SITE, SPEAKER), announce("ann-2", ref).model_dump_json(), qos=1
+        )
+        await s.wait_acks(5)
+    assert [
+        ("ann-ok", "received", ""),
+        ("ann-ok", "playing", ""),
+        ("ann-ok", "done", ""),
+        ("ann-2", "received", ""),
+        ("ann-2", "failed", NO_RESPONSE),
+    ] == s.states()
+
+
+async def test_announcement_for_an_offline_speaker_fails_at_once(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(100))
+    async with silent_scene(own_broker, tmp_path, example_config) as s:
+        await s.status(online=False)
+        await wait_for(
+            lambda: s.agent.speakers[SPEAKER].online is False,  # type: ignore[attr-defined]
+            what="edge saw the speaker offline",
+        )
+        message = announce("ann-off", ref).model_dump_json()
+        await s.hub.publish(topics.announce(SITE, SPEAKER), message, qos=1)
+        expected = [("ann-off", "received", ""), ("ann-off", "failed", OFFLINE)]
+        assert expected == await s.wait_acks(2)
+        assert [] == s.plays.on(topics.speaker_play(SITE, SPEAKER))
+
+
+async def test_speaker_going_offline_mid_announcement_fails_it_at_once(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    ref = audio_server.add("warning.wav", wav_bytes(5000))
+    async with silent_scene(
+        own_broker, tmp_path, example_config, speaker_response_timeout_s=30.0
+    ) as s:
+        await s.status(online=True)
+        message = announce("ann-cut", ref).model_dump_json()
+        await s.hub.publish(topics.announce(SITE, SPEAKER), message, qos=1)
+        await s.plays.wait_count(topics.speaker_play(SITE, SPEAKER), 1)
+        await s.say("ann-cut", "playing")
+        await s.wait_acks(2)
+        await s.status(online=False)
+        assert ("ann-cut", "failed", OFFLINE) == (await s.wait_acks(3))[-1]
