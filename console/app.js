@@ -43,7 +43,11 @@ let helloSeen = false;
 let selectedId = null;
 const fresh = new Map(); // alarm id -> time it arrived
 const busy = new Set(); // "action:alarmId"
-const snapshots = new Map(); // event id -> object URL | "loading" | "failed"
+// event id -> {url} once loaded, {pending: true} while asked or waiting to retry,
+// {failed: true} after the last retry.
+const snapshots = new Map();
+// The JPEG travels on its own topic (PROTOCOL 2.2) and may land after its event.
+const SNAPSHOT_RETRIES_MS = [1000, 2000, 4000, 8000];
 let resolvingId = null;
 
 const ui = {
@@ -53,11 +57,14 @@ const ui = {
   busyActions: (id) =>
     [...busy].filter((key) => key.endsWith(`:${id}`)).map((key) => key.split(":")[0]),
   selected: (alarms) => alarms.find((alarm) => alarm.id === selectedId) ?? alarms[0] ?? null,
+  // Asking for a snapshot the page has not seen starts loading it; the card is
+  // drawn again when it arrives. null: not (yet) available.
   snapshotUrl: (eventId) => {
     const known = snapshots.get(eventId);
-    if (known === undefined) loadSnapshot(eventId);
-    return known && known !== "loading" && known !== "failed" ? known : null;
+    if (known === undefined) loadSnapshot(eventId, 0);
+    return known?.url ?? null;
   },
+  snapshotFailed: (eventId) => snapshots.get(eventId)?.failed === true,
 };
 
 // --- views -----------------------------------------------------------------------
@@ -224,10 +231,7 @@ function stopConsole() {
   connection?.stop();
   connection = null;
   sound.setMode("idle");
-  for (const url of snapshots.values()) {
-    if (url.startsWith("blob:")) URL.revokeObjectURL(url);
-  }
-  snapshots.clear();
+  for (const eventId of [...snapshots.keys()]) dropSnapshot(eventId);
   fresh.clear();
   busy.clear();
   closeDialogs();
@@ -266,6 +270,7 @@ function onMessage(message) {
   if (result.parts.size) renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
   if (result.parts.has("events") || result.parts.has("status")) renderFeed($("#feed-list"), state);
   if (result.parts.has("alarms")) {
+    pruneSnapshots();
     const open = state.alarms.size;
     document.title = open ? `(${open}) ${t("app.title")}` : t("app.title");
   }
@@ -288,16 +293,41 @@ async function loadHistory() {
   }
 }
 
-async function loadSnapshot(eventId) {
-  snapshots.set(eventId, "loading");
+async function loadSnapshot(eventId, attempt) {
+  snapshots.set(eventId, { pending: true });
+  let entry;
   try {
     const blob = await api.snapshot(eventId);
-    snapshots.set(eventId, blob instanceof Blob ? URL.createObjectURL(blob) : "failed");
+    entry = blob instanceof Blob ? { url: URL.createObjectURL(blob) } : { failed: true };
   } catch (error) {
+    if (error.status === 404 && attempt < SNAPSHOT_RETRIES_MS.length) {
+      setTimeout(() => {
+        if (snapshots.has(eventId)) loadSnapshot(eventId, attempt + 1);
+      }, SNAPSHOT_RETRIES_MS[attempt]);
+      return;
+    }
     console.warn("snapshot", eventId, error.message);
-    snapshots.set(eventId, "failed");
+    entry = { failed: true };
   }
+  if (!snapshots.has(eventId)) {
+    // Logged out or the alarm went while loading.
+    if (entry.url) URL.revokeObjectURL(entry.url);
+    return;
+  }
+  snapshots.set(eventId, entry);
   renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
+}
+
+function dropSnapshot(eventId) {
+  const entry = snapshots.get(eventId);
+  if (entry?.url) URL.revokeObjectURL(entry.url);
+  snapshots.delete(eventId);
+}
+
+// Only the latest event of an active alarm shows its snapshot: free the others.
+function pruneSnapshots() {
+  const shown = new Set([...state.alarms.values()].map((alarm) => alarm.last_event_id));
+  for (const eventId of [...snapshots.keys()]) if (!shown.has(eventId)) dropSnapshot(eventId);
 }
 
 // --- actions ---------------------------------------------------------------------
@@ -384,8 +414,8 @@ function closeDialogs() {
 
 function showSnapshot(alarmId) {
   const alarm = state.alarms.get(alarmId);
-  const url = alarm && snapshots.get(alarm.last_event_id);
-  if (!url || !url.startsWith("blob:")) return;
+  const url = alarm && snapshots.get(alarm.last_event_id)?.url;
+  if (!url) return;
   $("#snapshot-large").src = url;
   $("#snapshot-large").alt = t("alarm.snapshot");
   $("#snapshot-dialog").showModal();

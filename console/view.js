@@ -150,7 +150,7 @@ function cardView(state, ui, alarm, selected, top) {
     ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
     escalation: alarm.escalation_level ?? 0,
     snapshot: event?.snapshot ? ui.snapshotUrl(event.id) : null,
-    snapshotEvent: event?.snapshot ? event.id : null,
+    snapshotEvent: event?.snapshot && !ui.snapshotFailed(event.id) ? event.id : null,
     announcements: announcementsOf(state, alarm).map((ann) => ({
       at: clockTime(ann.created_at),
       speakers: Object.entries(ann.speakers ?? {}).sort(([a], [b]) => a.localeCompare(b)),

@@ -290,6 +290,16 @@ async def test_rejected_token_returns_to_login_with_the_reason(
     assert await page.evaluate("sessionStorage.getItem('riverguard.token')") is None
 
 
+async def test_logout_forgets_the_token_so_a_reload_stays_on_login(officer_page: Page) -> None:
+    page = officer_page
+    await page.click("#logout")
+    await expect(page.locator("body")).to_have_attribute("data-view", "login")
+    assert await page.evaluate("sessionStorage.getItem('riverguard.token')") is None
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-view", "login")
+    await expect(page.locator("#login-error")).to_be_hidden()
+
+
 async def test_reloaded_console_shows_sound_blocked_until_the_officer_clicks(
     officer_page: Page,
 ) -> None:
