@@ -7,6 +7,7 @@ headless Chromium starts in a few hundred milliseconds.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,13 @@ from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, as
 from tests.conftest import REPO
 
 CONSOLE_DIR = REPO / "console"
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# Screenshots go to test-artifacts/ (ignored by git) so a test run leaves the
+# tree clean; RIVERGUARD_UPDATE_SCREENSHOTS=1 writes the README's copies instead.
+SCREENSHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("RIVERGUARD_UPDATE_SCREENSHOTS") == "1"
+    else REPO / "test-artifacts" / "screenshots"
+)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
