@@ -17,7 +17,6 @@ from riverguard.log import configure_logging
 
 def _hub(args: argparse.Namespace) -> int:
     from hub.main import serve
-
     from hub.settings import HubSettings
 
     settings = HubSettings()
@@ -28,7 +27,6 @@ def _hub(args: argparse.Namespace) -> int:
 
 def _edge(args: argparse.Namespace) -> int:
     from edge.main import serve
-
     from edge.settings import EdgeSettings
 
     settings = EdgeSettings(site=args.site)
@@ -38,15 +36,15 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from simulators import main as sim
+    from simulators.main import speakers, swimmer
     from simulators.settings import SimSettings
 
     settings = SimSettings()
     configure_logging(f"sim.{args.what}", settings.log_level, settings.log_json)
     if args.what == "speakers":
-        sim.speakers(settings, site=args.site)
+        speakers(settings, site=args.site)
     else:
-        sim.swimmer(settings, site=args.site, zone=args.zone, loop=args.loop)
+        swimmer(settings, site=args.site, zone=args.zone, loop=args.loop)
     return 0
 
 
