@@ -6,7 +6,12 @@ Per connection, in one TaskGroup:
   (announce, stop, committed);
 - ``publisher``: first send of new events (snapshot first, then the event);
 - ``resender``: events the hub has not committed within ``commit_timeout_s``,
-  oldest first, paced;
+  oldest first, paced. An event resent for lack of a commit means the hub is
+  not committing (away, or its link is); the resender then only probes with
+  the oldest due event, one per tick, instead of flooding a broker nobody
+  reads. The hub's next commit ends that: the outbox is reset to insertion
+  order and the whole backlog goes out again, oldest first, at
+  ``resend_per_s``;
 - ``status``: the retained edge status, refreshed;
 - ``speaker[<id>]``: one worker per speaker driver.
 
@@ -36,6 +41,7 @@ from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
 from edge.settings import EdgeSettings
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver, UnsupportedSpeaker
+from edge.sqlite_outbox import SqliteOutbox
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.wire import topics
@@ -70,13 +76,19 @@ class EdgeAgent:
         self.devices = {device.id: device for device in config.devices_of(self.site.id)}
         self.clock = clock
         self.metrics = metrics or EdgeMetrics()
-        self.outbox: Outbox = outbox or MemoryOutbox(settings.outbox_limit)
+        self.outbox: Outbox = outbox or _make_outbox(settings)
         self.normalizer = Normalizer(self.site, self.devices)
         self.acks = Acks(self.site.id, clock, self.metrics)
         self.speakers: dict[str, SpeakerDriver] = {}
         # Set while connected and subscribed; tests and the supervisor wait on it.
         self.ready = asyncio.Event()
         self._fresh: asyncio.Queue[OutboxEntry] = asyncio.Queue()
+        # Device messages of this connection handled but not yet acknowledged to the
+        # broker, as (mid, qos) in arrival order: acknowledged once the outbox is on disk.
+        self._unacked: list[tuple[int, int]] = []
+        self._unacked_added = asyncio.Event()
+        # Set when an event needed a resend: the hub is not committing (see the module doc).
+        self.hub_silent = False
         self._name = f"edge[{self.site.id}]"
         self.log = log.bind(site=self.site.id)
 
@@ -94,6 +106,20 @@ class EdgeAgent:
         )
         # Batches of concurrent publishes are intended; aiomqtt warns above 10 by default.
         client.pending_calls_threshold = 4 * PUBLISH_BATCH
+        # A device's message is acknowledged to the broker only once its event is on
+        # disk (``_acker``), so a kill -9 between the two loses nothing: the broker
+        # redelivers it. aiomqtt does not expose paho's manual acknowledgement.
+        client._client.manual_ack_set(True)
+        await self.outbox.open()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(self.outbox.run(), name=f"{self._name}.outbox")
+                await self._serve(client, stop)
+                writer.cancel()
+        finally:
+            await self.outbox.close()
+
+    async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
             self._build_speakers(AudioCache(self.settings.data_dir / "audio", http))
@@ -141,6 +167,7 @@ class EdgeAgent:
         await self.outbox.reset()  # whatever was sent before may be lost: send it all again
         while not self._fresh.empty():
             self._fresh.get_nowait()  # in the outbox already, and due after the reset
+        self._unacked.clear()  # message ids of the last connection mean nothing on this one
         await self._publish_status(client, online=True)
         self.metrics.connects.inc()
         self.log.info("edge online", outbox=len(self.outbox), version=riverguard.__version__)
@@ -148,6 +175,7 @@ class EdgeAgent:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receiver(client), name=f"{self._name}.receiver")
+                tg.create_task(self._acker(client), name=f"{self._name}.acker")
                 tg.create_task(self._publisher(client), name=f"{self._name}.publisher")
                 tg.create_task(self._resender(client), name=f"{self._name}.resender")
                 tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
@@ -167,6 +195,7 @@ class EdgeAgent:
             ts=self.clock(),
             version=riverguard.__version__,
             outbox=len(self.outbox),
+            dropped=self.outbox.dropped,
         ).model_dump_json()
 
     async def _publish_status(self, client: aiomqtt.Client, *, online: bool) -> None:
@@ -197,6 +226,19 @@ class EdgeAgent:
                 # A bug in handling one message must not stop the site's edge.
                 self.log.exception("message handling failed", topic=topic[:200])
                 self.metrics.rejected.labels("internal").inc()
+            self._unacked.append((message.mid, message.qos))
+            self._unacked_added.set()
+
+    async def _acker(self, client: aiomqtt.Client) -> None:
+        """Acknowledge handled device messages to the broker once their events are on disk."""
+        paho = client._client  # see manual_ack_set in run()
+        while True:
+            await self._unacked_added.wait()
+            self._unacked_added.clear()
+            batch, self._unacked = self._unacked, []
+            await self.outbox.flush()
+            for mid, qos in batch:
+                paho.ack(mid, qos)
 
     def _reject(self, exc: Rejected, topic: str) -> None:
         self.metrics.rejected.labels(exc.reason).inc()
@@ -289,6 +331,10 @@ class EdgeAgent:
         removed = await self.outbox.ack(committed.ids)
         self.metrics.committed.inc(removed)
         self.metrics.outbox.set(len(self.outbox))
+        if removed and self.hub_silent:
+            self.hub_silent = False
+            await self.outbox.reset()  # the backlog goes out again, oldest first
+            self.log.info("hub commits again; resending the backlog", outbox=len(self.outbox))
 
     # --- speakers -------------------------------------------------------------------
 
@@ -330,6 +376,7 @@ class EdgeAgent:
             batch = [await self._fresh.get()]
             while len(batch) < PUBLISH_BATCH and not self._fresh.empty():
                 batch.append(self._fresh.get_nowait())
+            await self.outbox.flush()  # nothing leaves the edge before it is on disk
             await self._send(client, batch)
             await self.outbox.mark_sent(batch, time.monotonic())
             self.metrics.published.inc(len(batch))
@@ -339,8 +386,15 @@ class EdgeAgent:
         tick = min(1.0, timeout / 2)
         per_tick = max(1, int(self.settings.resend_per_s * tick))
         while True:
-            due = await self.outbox.due(time.monotonic(), timeout, per_tick)
+            limit = 1 if self.hub_silent else per_tick
+            due = await self.outbox.due(time.monotonic(), timeout, limit)
+            # Sent, and due again: not committed in time (a reset clears sent_at instead).
+            if not self.hub_silent and any(e.sends and e.sent_at is not None for e in due):
+                self.hub_silent = True
+                self.log.warning("hub not committing; probing", outbox=len(self.outbox))
+                due = due[:1]
             if due:
+                await self.outbox.flush()
                 first_sends = sum(1 for entry in due if entry.sends == 0)
                 for start in range(0, len(due), PUBLISH_BATCH):
                     chunk = due[start : start + PUBLISH_BATCH]
@@ -380,6 +434,13 @@ class EdgeAgent:
                         name=f"{self._name}.publish[{item.id}]",
                     )
             index = end
+
+
+def _make_outbox(settings: EdgeSettings) -> Outbox:
+    if settings.outbox == "memory":
+        return MemoryOutbox(settings.outbox_limit)
+    path = settings.outbox_path or settings.data_dir / "outbox.sqlite3"
+    return SqliteOutbox(path, settings.outbox_limit)
 
 
 async def run_edge(settings: EdgeSettings, config: Config, stop: asyncio.Event) -> None:

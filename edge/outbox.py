@@ -3,9 +3,19 @@
 A broker's PUBACK is one hop and does not mean stored, so every event stays
 here until the hub says it is committed, and is resent while it is not.
 
-``Outbox`` is the interface the agent uses; ``MemoryOutbox`` keeps entries in
-memory (bounded, lost on restart). An on-disk SQLite outbox will implement the
-same protocol; its methods are async for that reason.
+``Outbox`` is the interface the agent uses. ``MemoryOutbox`` keeps entries in
+memory (bounded, lost on restart); ``SqliteOutbox`` (``edge.sqlite_outbox``)
+keeps them on disk and survives ``kill -9``.
+
+Durability is a group commit: ``add`` only queues the write, and ``flush``
+returns once everything added before it is on disk. The agent publishes an
+event, and acknowledges the device's message to the broker, only after a
+``flush``, so nothing is ever sent (or forgotten by the broker) before it is
+stored, while one fsync covers every event that arrived in the meantime.
+
+When the outbox is full the oldest non-critical entry makes room; a critical
+event is never dropped (the outbox grows past its limit instead). ``dropped``
+counts what was dropped; the edge reports it in its status.
 """
 
 from __future__ import annotations
@@ -15,9 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
 from riverguard.wire.models import Event
 
 DEFAULT_LIMIT = 100_000
+
+log = structlog.get_logger()
 
 
 @dataclass(slots=True)
@@ -30,10 +44,16 @@ class OutboxEntry:
     # Monotonic time of the last send (or of the hand-over to the publisher).
     sent_at: float | None = None
     sends: int = 0
+    # Insertion order, given by the outbox: ``reset`` restores it.
+    order: int = 0
 
     @property
     def id(self) -> str:
         return self.event.id
+
+    @property
+    def critical(self) -> bool:
+        return self.event.severity == "critical"
 
     @classmethod
     def of(cls, event: Event, snapshot: bytes | None = None) -> OutboxEntry:
@@ -41,10 +61,31 @@ class OutboxEntry:
 
 
 class Outbox(Protocol):
+    # Entries dropped for room since the outbox was created (on disk: ever).
+    dropped: int
+
     def __len__(self) -> int: ...
 
+    def __contains__(self, event_id: object) -> bool: ...
+
+    async def open(self) -> None:
+        """Load what a previous run left (a no-op in memory)."""
+        ...
+
+    async def run(self) -> None:
+        """Background work (the disk writer) for as long as the agent runs."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once everything added, acked or dropped so far is on disk."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release the storage."""
+        ...
+
     async def add(self, entry: OutboxEntry) -> int:
-        """Keep ``entry``; returns how many of the oldest entries were dropped for room."""
+        """Keep ``entry``; returns how many of the oldest non-critical entries were dropped."""
         ...
 
     async def ack(self, ids: Iterable[str]) -> int:
@@ -58,7 +99,7 @@ class Outbox(Protocol):
     async def mark_sent(self, entries: Sequence[OutboxEntry], now: float) -> None: ...
 
     async def reset(self) -> None:
-        """Make every entry due now (after a reconnect)."""
+        """Make every entry due now, oldest first (after a reconnect, or the hub's return)."""
         ...
 
 
@@ -73,7 +114,9 @@ class MemoryOutbox:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.dropped = 0
         self._entries: OrderedDict[str, OutboxEntry] = OrderedDict()
+        self._added = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -81,14 +124,26 @@ class MemoryOutbox:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._entries
 
+    async def open(self) -> None:
+        pass
+
+    async def run(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
     async def add(self, entry: OutboxEntry) -> int:
-        dropped = 0
         self._entries.pop(entry.id, None)
-        while len(self._entries) >= self.limit:
-            self._entries.popitem(last=False)
-            dropped += 1
+        victims = make_room(self._entries, self.limit)
+        self._added += 1
+        entry.order = self._added
         self._entries[entry.id] = entry
-        return dropped
+        self.dropped += len(victims)
+        return len(victims)
 
     async def ack(self, ids: Iterable[str]) -> int:
         removed = 0
@@ -115,5 +170,39 @@ class MemoryOutbox:
                 self._entries.move_to_end(entry.id)
 
     async def reset(self) -> None:
-        for entry in self._entries.values():
-            entry.sent_at = None
+        reset_order(self._entries)
+
+
+def make_room(entries: OrderedDict[str, OutboxEntry], limit: int) -> list[OutboxEntry]:
+    """Remove the oldest non-critical entries until one more fits under ``limit``.
+
+    Critical events are never dropped: with nothing else left the outbox goes
+    over its limit, which is logged.
+    """
+    excess = len(entries) - limit + 1
+    if excess <= 0:
+        return []
+    victims: list[OutboxEntry] = []
+    for entry in entries.values():
+        if len(victims) >= excess:
+            break
+        if not entry.critical:
+            victims.append(entry)
+    for victim in victims:
+        del entries[victim.id]
+    if len(victims) < excess:
+        log.warning(
+            "outbox over its limit: only critical events left, none dropped",
+            size=len(entries),
+            limit=limit,
+        )
+    return victims
+
+
+def reset_order(entries: OrderedDict[str, OutboxEntry]) -> None:
+    """Every entry due now, back in insertion order (resends had moved them behind)."""
+    ordered = sorted(entries.values(), key=lambda entry: entry.order)
+    entries.clear()
+    for entry in ordered:
+        entry.sent_at = None
+        entries[entry.id] = entry

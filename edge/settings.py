@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
 from riverguard.settings import ComponentSettings
@@ -13,8 +16,12 @@ class EdgeSettings(ComponentSettings):
     commit_timeout_s: float = Field(default=5.0, gt=0)
     # Pace of resends, so a backlog after an outage does not flood the broker.
     resend_per_s: int = Field(default=500, ge=1)
-    # Uncommitted events kept in memory; the oldest go first when it is full.
+    # Uncommitted events kept; the oldest non-critical go first when it is full.
     outbox_limit: int = Field(default=100_000, ge=1)
+    # "sqlite" survives restarts and kill -9; "memory" is for tests and experiments.
+    outbox: Literal["sqlite", "memory"] = "sqlite"
+    # Default: <data_dir>/outbox.sqlite3.
+    outbox_path: Path | None = None
     # How often the retained edge status is refreshed (with the outbox size).
     status_interval_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)

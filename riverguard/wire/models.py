@@ -180,6 +180,8 @@ class EdgeStatus(_Owned):
     ts: Timestamp
     version: str = ""
     outbox: int = 0
+    # Uncommitted events the outbox dropped for room (never critical ones), ever.
+    dropped: int = 0
 
 
 class AnnouncementAck(_Owned):

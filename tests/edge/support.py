@@ -7,10 +7,12 @@ import contextlib
 import hashlib
 import http.server
 import io
+import json
 import os
 import struct
 import sys
 import threading
+import time
 import wave
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
@@ -25,8 +27,9 @@ from edge.settings import EdgeSettings
 from riverguard.config import Config
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.services import ManagedProcess, free_port
-from riverguard.testing import wait_for
-from riverguard.wire.models import Announce, AudioRef
+from riverguard.testing import fence_report, wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import Announce, AudioRef, Committed, Event
 from riverguard.wire.times import utcnow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -255,3 +258,104 @@ def config_with_http_speaker(config: Config) -> Config:
         }
     )
     return Config.model_validate(data)
+
+
+class Committer:
+    """Acts as the hub: keeps every event id it receives and commits them (PROTOCOL 3.3).
+
+    ``deliveries`` is every event received, in order (duplicates included, as
+    at-least-once delivery allows); ``stored`` is what an idempotent store
+    keeps: each id once, with how often it came. It reconnects forever, by
+    default in a persistent session (the broker queues events while it is away).
+    """
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        site: str,
+        session: str = "test-hub",
+        *,
+        persistent: bool = True,
+    ) -> None:
+        self.broker = broker
+        self.site = site
+        self.session = session
+        self.persistent = persistent
+        self.deliveries: list[str] = []
+        self.stored: dict[str, int] = {}
+        self.ready = asyncio.Event()
+        self._uncommitted: list[str] = []
+
+    async def run(self, commit_every_s: float = 0.05) -> None:
+        while True:
+            try:
+                client = make_client(self.broker, self.session, persistent=self.persistent)
+                async with client:
+                    await client.subscribe(topics.events(self.site), qos=1)
+                    self.ready.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._collect(client), name="test.hub.collect")
+                        tg.create_task(self._commit(client, commit_every_s), name="test.hub.commit")
+            except* aiomqtt.MqttError:
+                self.ready.clear()
+                await asyncio.sleep(0.2)  # reconnect pause, not a wait for a condition
+
+    async def _collect(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            assert isinstance(payload, bytes)
+            event_id = Event.model_validate_json(payload).id
+            self.deliveries.append(event_id)
+            self.stored[event_id] = self.stored.get(event_id, 0) + 1
+            self._uncommitted.append(event_id)
+
+    async def _commit(self, client: aiomqtt.Client, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            if self._uncommitted:
+                ids, self._uncommitted = self._uncommitted, []
+                for start in range(0, len(ids), 5_000):
+                    message = Committed(ids=ids[start : start + 5_000]).model_dump_json()
+                    await client.publish(topics.committed(self.site), message, qos=1)
+
+    def first_seen(self) -> list[str]:
+        """Ids in the order they first arrived."""
+        return list(dict.fromkeys(self.deliveries))
+
+
+class FenceBurst:
+    """A fence controller that publishes ``seq`` 1..N, retrying each report until the broker has it.
+
+    Real controllers buffer reports while their broker is away; so does this.
+    """
+
+    def __init__(self, broker: BrokerSettings, site: str, device: str, zone: str) -> None:
+        self.broker = broker
+        self.topic = topics.field_report(site, "fence", device)
+        self.zone = zone
+        self.sent = 0  # reports the broker acknowledged
+        self.retries = 0
+
+    async def run(self, count: int, per_s: float | None = None, batch: int = 50) -> None:
+        """Publish ``count`` reports, at ``per_s`` a second or as fast as possible."""
+        start = time.monotonic()
+        while self.sent < count:
+            try:
+                async with make_client(self.broker) as client:
+                    client.pending_calls_threshold = 4 * batch
+                    while self.sent < count:
+                        seqs = range(self.sent + 1, min(count, self.sent + batch) + 1)
+                        async with asyncio.TaskGroup() as tg:
+                            for seq in seqs:
+                                # Alternating states: every report is a distinct, kept event.
+                                state = "breach" if seq % 2 else "clear"
+                                payload = json.dumps(fence_report(seq, self.zone, state))
+                                tg.create_task(client.publish(self.topic, payload, qos=1))
+                        self.sent = seqs[-1]
+                        if per_s is not None:
+                            ahead = start + self.sent / per_s - time.monotonic()
+                            if ahead > 0:
+                                await asyncio.sleep(ahead)  # pacing, not waiting for a condition
+            except* aiomqtt.MqttError:
+                self.retries += 1
+                await asyncio.sleep(0.2)  # reconnect pause; the unacknowledged batch goes again

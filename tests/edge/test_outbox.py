@@ -77,3 +77,26 @@ async def test_full_outbox_drops_the_oldest() -> None:
     assert 1 == await outbox.add(_entry(3))
     assert "db-fence-01:1" not in outbox
     assert 2 == len(outbox)
+
+
+async def test_reset_restores_insertion_order_after_resends() -> None:
+    """After the hub's return the backlog drains oldest first, whatever was resent meanwhile."""
+    outbox = MemoryOutbox()
+    for seq in (1, 2, 3):
+        await outbox.add(_entry(seq, sent_at=100.0))
+    await outbox.mark_sent(await outbox.due(106.0, 5.0, limit=1), 106.0)  # 1 moved behind
+    await outbox.reset()
+    due = await outbox.due(107.0, 5.0, limit=10)
+    assert ["db-fence-01:1", "db-fence-01:2", "db-fence-01:3"] == [e.id for e in due]
+
+
+async def test_full_outbox_never_drops_a_critical_event() -> None:
+    outbox = MemoryOutbox(limit=2)
+    critical = _entry(1)
+    critical.event = critical.event.model_copy(update={"severity": "critical"})
+    await outbox.add(critical)
+    await outbox.add(_entry(2))
+    assert 1 == await outbox.add(_entry(3))  # 2, the oldest non-critical, made room
+    assert "db-fence-01:1" in outbox
+    assert "db-fence-01:2" not in outbox
+    assert 1 == outbox.dropped
