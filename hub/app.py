@@ -179,6 +179,7 @@ async def _build(
         metrics,
         batch_size=settings.influx_batch_size,
         retry_cap_s=settings.influx_retry_cap_s,
+        linger_s=settings.influx_linger_s,
     )
     announcer = Announcer(
         store=store,

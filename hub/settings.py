@@ -33,6 +33,8 @@ class HubSettings(ComponentSettings):
     # InfluxDB 2.x/3.x token for the v1 API; None for 1.x without auth.
     influx_token: SecretStr | None = None
     influx_batch_size: int = 5000
+    # How long the InfluxDB writer lets committed events gather before a write.
+    influx_linger_s: float = 0.2
     # Longest wait between retries while InfluxDB is down.
     influx_retry_cap_s: float = 5.0
     # Messages a console may fall behind before it is closed with 4008.

@@ -8,6 +8,8 @@ only writer of a given row.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -120,6 +122,10 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(begin_immediate=True)
+        # SQLite has one writer at a time, and a connection waiting for the lock
+        # sleeps in growing steps (1, 2, 5, 10 ms...) in its busy handler. Queueing
+        # writers here instead hands the lock over at once.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -157,11 +163,12 @@ class Store:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; on SQLite it takes the write lock at BEGIN (see below)."""
-        try:
-            async with self._writer.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"state store write failed: {exc}") from exc
+        async with self._write_lock or contextlib.nullcontext():
+            try:
+                async with self._writer.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as exc:
+                raise StoreError(f"state store write failed: {exc}") from exc
 
     # --- events --------------------------------------------------------------
 
