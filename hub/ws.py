@@ -35,7 +35,11 @@ CLOSE_TIMEOUT_S = 5.0
 
 
 class _TooSlow(Exception):
-    pass
+    """The client's queue overflowed."""
+
+
+class _BadMessage(Exception):
+    """The client sent something that is not a client operation."""
 
 
 async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
@@ -96,10 +100,6 @@ async def console_socket(
             pass
 
 
-class _BadMessage(Exception):
-    pass
-
-
 async def _send(websocket: WebSocket, client: Client) -> None:
     while True:
         envelope = await client.queue.get()
@@ -113,7 +113,12 @@ async def _watch(client: Client) -> None:
 
 async def _receive(websocket: WebSocket, client: Client) -> None:
     while True:
-        text = await websocket.receive_text()
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:
+            raise _BadMessage
         try:
             op = CLIENT_OP.validate_json(text)
         except ValidationError:

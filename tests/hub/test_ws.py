@@ -66,6 +66,20 @@ async def test_bad_token_is_closed_with_4401(running_hub: RunningHub) -> None:
     assert 4401 == closed.value.rcvd.code
 
 
+@pytest.mark.parametrize("message", ['{"op": "explode"}', "not json", b"\x00binary"])
+async def test_a_malformed_client_message_is_closed_with_4400(
+    running_hub: RunningHub, message: str | bytes
+) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token) as ws:
+        await ws.recv()
+        await ws.send(message)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _read_until_closed(ws)
+    assert closed.value.rcvd is not None
+    assert 4400 == closed.value.rcvd.code
+
+
 async def test_reconnect_with_since_gets_what_was_missed_and_old_since_gets_hello(
     running_hub: RunningHub, edge: aiomqtt.Client
 ) -> None:
