@@ -74,7 +74,9 @@ class Adapted:
     """A device report turned into an event, with what travels beside it."""
 
     event: Event
-    seq: int
+    # The device's sequence number, for the duplicate filter; None when the
+    # source has its own event ids (Frigate).
+    seq: int | None
     snapshot: bytes | None = None
     # Why a snapshot the camera sent was left out (the event itself is fine).
     snapshot_problem: str | None = None

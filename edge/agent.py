@@ -33,13 +33,14 @@ import structlog
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import riverguard
-from edge.adapters import check_device, parse_message
+from edge.adapters import Adapted, check_device, parse_message
 from edge.audio import AudioCache
-from edge.errors import Rejected
+from edge.errors import Rejected, Skipped
 from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
 from edge.settings import EdgeSettings
+from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver, UnsupportedSpeaker
 from edge.sqlite_outbox import SqliteOutbox
 from riverguard.config import Config
@@ -78,6 +79,7 @@ class EdgeAgent:
         self.metrics = metrics or EdgeMetrics()
         self.outbox: Outbox = outbox or _make_outbox(settings)
         self.normalizer = Normalizer(self.site, self.devices)
+        self.sources = build_sources(self.site, self.devices)
         self.acks = Acks(self.site.id, clock, self.metrics)
         self.speakers: dict[str, SpeakerDriver] = {}
         # Set while connected and subscribed; tests and the supervisor wait on it.
@@ -162,6 +164,11 @@ class EdgeAgent:
                 # noLocal: our own play/stop commands to the speakers need not come back.
                 (topics.field_site_filter(site), SubscribeOptions(qos=1, noLocal=True)),
                 *((topic, SubscribeOptions(qos=1)) for topic in topics.edge_subscriptions(site)),
+                *(
+                    (topic, SubscribeOptions(qos=1))
+                    for source in self.sources
+                    for topic in source.subscriptions()
+                ),
             ]
         )
         await self.outbox.reset()  # whatever was sent before may be lost: send it all again
@@ -217,7 +224,11 @@ class EdgeAgent:
             if not isinstance(payload, bytes):  # paho always gives bytes; typed wider
                 payload = str(payload).encode()
             try:
-                await self._handle(client, topic, payload)
+                source = next((s for s in self.sources if s.matches(topic)), None)
+                if source is not None:
+                    await self._from_source(source, Raw(topic, payload, bool(message.retain)))
+                else:
+                    await self._handle(client, topic, payload)
             except Rejected as exc:
                 self._reject(exc, topic)
             except aiomqtt.MqttError:
@@ -273,8 +284,21 @@ class EdgeAgent:
         else:
             raise Rejected("bad_topic", f"an edge does not read {parsed.kind} topics")
 
+    async def _from_source(self, source: Source, raw: Raw) -> None:
+        try:
+            made = self.normalizer.vendor(source, raw, self.clock())
+        except Skipped as exc:
+            self.metrics.skipped.labels(source.source, exc.reason).inc()
+            self.log.debug("no event", source=source.source, reason=exc.reason, detail=exc.detail)
+            return
+        for adapted in made:
+            await self._keep(adapted)
+
     async def _ingest(self, topic: FieldTopic, payload: bytes) -> None:
-        adapted = self.normalizer.report(topic, payload, self.clock())
+        await self._keep(self.normalizer.report(topic, payload, self.clock()))
+
+    async def _keep(self, adapted: Adapted) -> None:
+        """An accepted event: into the outbox, then to the publisher."""
         event = adapted.event
         if adapted.snapshot_problem is not None:
             self.metrics.rejected.labels("bad_snapshot").inc()

@@ -2,6 +2,7 @@
 
 EdgeError
 ├── Rejected       bad input from a device or the hub: logged, counted, dropped
+├── Skipped        good input that makes no event (a vendor's dog, a zone we do not watch)
 └── AudioError     an announcement's audio could not be fetched or did not verify
 """
 
@@ -14,6 +15,15 @@ class EdgeError(Exception):
 
 class Rejected(EdgeError):
     """A message the edge will not use; ``reason`` is the metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Skipped(EdgeError):
+    """A well-formed vendor message that makes no event; ``reason`` is the metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

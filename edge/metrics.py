@@ -31,6 +31,12 @@ class EdgeMetrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        self.skipped = Counter(
+            "riverguard_edge_source_skipped",
+            "Well-formed vendor messages that made no event, by source and reason",
+            ["source", "reason"],
+            registry=r,
+        )
         self.events = Counter(
             "riverguard_edge_events", "Device reports accepted as new events", registry=r
         )

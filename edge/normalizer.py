@@ -14,6 +14,7 @@ from edge.adapters import Adapted, adapt_report, adapt_status
 from edge.correlation import Correlator
 from edge.dedup import DEFAULT_WINDOW, RecentSeqs
 from edge.errors import Rejected
+from edge.sources import Raw, Source
 from riverguard.config import Config, Device, Site
 from riverguard.wire.models import DeviceStatus
 from riverguard.wire.topics import FieldTopic
@@ -36,11 +37,19 @@ class Normalizer:
         return cls(site, {device.id: device for device in config.devices_of(site.id)})
 
     def report(self, topic: FieldTopic, payload: bytes, edge_ts: datetime) -> Adapted:
-        adapted = adapt_report(topic, payload, self.site, self.devices, edge_ts)
+        """A generic fence's or camera's report (PROTOCOL 1.1, 1.2)."""
+        return self._accept(adapt_report(topic, payload, self.site, self.devices, edge_ts))
+
+    def vendor(self, source: Source, raw: Raw, edge_ts: datetime) -> list[Adapted]:
+        """What a vendor adapter makes of one of its messages."""
+        return [self._accept(adapted) for adapted in source.handle(raw, edge_ts)]
+
+    def _accept(self, adapted: Adapted) -> Adapted:
         device = adapted.event.device
-        if self._seqs.seen(device, adapted.seq):
-            raise Rejected("duplicate", f"{adapted.event.id} was already accepted")
-        self._seqs.add(device, adapted.seq)
+        if adapted.seq is not None:
+            if self._seqs.seen(device, adapted.seq):
+                raise Rejected("duplicate", f"{adapted.event.id} was already accepted")
+            self._seqs.add(device, adapted.seq)
         event = self._correlator.observe(adapted.event)
         if event is adapted.event:
             return adapted

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from riverguard.errors import RiverguardError
-from riverguard.wire.models import DeviceType, Ident
+from riverguard.wire.models import CameraRule, DeviceType, Ident
 
 Role = Literal["viewer", "officer", "supervisor", "admin"]
 SpeakerDriver = Literal["mqtt", "http", "local"]
@@ -61,6 +61,10 @@ class Device(_Config):
     source_ref: str | None = None
     driver: SpeakerDriver | None = None
     url: str | None = None
+    # Frigate cameras: Frigate zone name -> site zone id (unlisted names are taken
+    # as site zone ids), and the rule a person in a site zone counts as.
+    frigate_zones: dict[str, Ident] = Field(default_factory=dict)
+    frigate_rules: dict[Ident, CameraRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _speaker_has_driver(self) -> Device:
@@ -95,7 +99,8 @@ class Config(_Config):
             site = sites.get(device.site)
             if site is None:
                 raise ValueError(f"device {device.id} names unknown site {device.site}")
-            unknown = set(device.zones) - site.zone_ids()
+            named = {*device.zones, *device.frigate_zones.values(), *device.frigate_rules}
+            unknown = named - site.zone_ids()
             if unknown:
                 raise ValueError(f"device {device.id} names unknown zones {sorted(unknown)}")
         return self

@@ -359,3 +359,73 @@ class FenceBurst:
             except* aiomqtt.MqttError:
                 self.retries += 1
                 await asyncio.sleep(0.2)  # reconnect pause; the unacknowledged batch goes again
+
+
+FRIGATE_CAMERA = "riverbank_east"  # the camera's name in Frigate
+
+
+def config_with_frigate_camera(config: Config) -> Config:
+    """The example configuration plus a Frigate camera at danshui-bridge watching z2.
+
+    Frigate's zone ``water_edge`` is our ``z2``, where a person counts as
+    ``water_entry``; Frigate's ``steps`` zone is not one of ours.
+    """
+    data = config.model_dump()
+    data["devices"].append(
+        {
+            "id": "db-frigate-01",
+            "site": SITE,
+            "type": "camera",
+            "source": "frigate",
+            "source_ref": FRIGATE_CAMERA,
+            "zones": ["z2"],
+            "frigate_zones": {"water_edge": "z2"},
+            "frigate_rules": {"z2": "water_entry"},
+        }
+    )
+    return Config.model_validate(data)
+
+
+def frigate_message(
+    kind: str,
+    event_id: str = "1722115265.123456-k3x9qa",
+    *,
+    camera: str = FRIGATE_CAMERA,
+    label: str = "person",
+    current_zones: list[str] | None = None,
+    entered_zones: list[str] | None = None,
+    has_snapshot: bool = False,
+    false_positive: bool = False,
+    frame_time: float = 1722115267.45,
+) -> dict[str, Any]:
+    """A ``frigate/events`` message in the shape Frigate 0.13 publishes (trimmed of nothing)."""
+    current = current_zones or []
+    entered = entered_zones if entered_zones is not None else list(current)
+    after = {
+        "id": event_id,
+        "camera": camera,
+        "frame_time": frame_time,
+        "snapshot": None,
+        "label": label,
+        "sub_label": None,
+        "top_score": 0.83984375,
+        "false_positive": false_positive,
+        "start_time": 1722115265.123456,
+        "end_time": frame_time + 4.0 if kind == "end" else None,
+        "score": 0.8125,
+        "box": [412, 188, 468, 336],
+        "area": 8288,
+        "ratio": 0.378378,
+        "region": [280, 100, 600, 420],
+        "stationary": False,
+        "motionless_count": 0,
+        "position_changes": 3,
+        "current_zones": current,
+        "entered_zones": entered,
+        "has_clip": True,
+        "has_snapshot": has_snapshot,
+        "attributes": {},
+        "current_attributes": [],
+    }
+    before = {**after, "current_zones": [], "entered_zones": [], "frame_time": frame_time - 0.2}
+    return {"type": kind, "before": before, "after": after}

@@ -1,0 +1,229 @@
+"""Frigate NVR (PROTOCOL 1.3): ``frigate/events`` and ``frigate/{camera}/person/snapshot``.
+
+Frigate reports each tracked object as one event id with a stream of
+messages: ``new`` when it is first confirmed, ``update`` as it moves (its
+``current_zones`` and ``entered_zones`` grow as it walks into zones), ``end``
+when it is gone. Riverguard makes **one** event per Frigate event id:
+
+- It is emitted on the first message (``new``, ``update`` or even ``end``) in
+  which a ``person`` that is not a false positive is in one of the camera's
+  configured zones; ``new`` often has no zones yet, so that is usually an
+  ``update``. Its id is ``{device}:frigate-{frigate id}``, its ``ts`` the
+  frame time of that message, its zone the first configured one the person is
+  in (current zones before entered ones), its kind ``camera.{rule}`` with the
+  rule configured for that zone (``frigate_rules``, default ``intrusion``),
+  its confidence Frigate's ``top_score``, and ``attrs.frigate_id`` /
+  ``attrs.frigate_zones`` say where it came from.
+- Later ``update`` messages of that id make nothing (skipped ``emitted``).
+- ``end`` closes it: the edge forgets the open event, remembers the id as
+  ended (a late or replayed message for it is skipped ``ended``) and logs
+  the track's duration. Nothing is sent to the hub for an ``end``: events are
+  immutable and counted once by id, and the alarm's story is told by the
+  events that opened it and by the officer's resolution.
+
+Snapshots: Frigate publishes the best JPEG of the latest ``person`` of a
+camera on ``frigate/{camera}/person/snapshot`` (retained) as it tracks it,
+normally before the person reaches a zone. The newest one of the camera is
+attached to the event (PROTOCOL 2.2) if it arrived within
+``SNAPSHOT_MAX_AGE_S`` of the event; a retained snapshot delivered at
+subscription time is old news and is not kept. One that arrives after its
+event was emitted is kept for the next event only.
+
+Zones: each Frigate zone name maps to a site zone through the device's
+``frigate_zones`` (names not listed are taken as site zone ids); a person
+only in zones that map to none of the camera's zones makes no event
+(skipped ``unconfigured_zone``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.adapters import CAMERA_KIND, Adapted, camera_severity, parse_message
+from edge.errors import Rejected, Skipped
+from edge.sources.base import Raw
+from riverguard.config import Device, Site
+from riverguard.wire import topics
+from riverguard.wire.models import MAX_SNAPSHOT_BYTES, CameraRule, Event
+from riverguard.wire.topics import FrigateTopic, TopicError
+
+PERSON = "person"
+DEFAULT_RULE: CameraRule = "intrusion"
+# A snapshot older than this (by the edge's clock) is not attached to a new event.
+SNAPSHOT_MAX_AGE_S = 30.0
+# Frigate events tracked at once, and ended ids remembered, before the oldest are forgotten
+# (an ``end`` lost on the way must not grow memory forever).
+MAX_TRACKED = 10_000
+_FRIGATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$")
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class FrigateObject(BaseModel):
+    """``before``/``after`` of a Frigate event message; Frigate adds fields freely."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    camera: str = Field(min_length=1, max_length=200)
+    label: str = Field(min_length=1, max_length=64)
+    start_time: float = Field(gt=0)
+    end_time: float | None = None
+    frame_time: float | None = None
+    top_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    false_positive: bool = False
+    current_zones: list[str] = Field(default_factory=list)
+    entered_zones: list[str] = Field(default_factory=list)
+    has_snapshot: bool = False
+
+
+class FrigateMessage(BaseModel):
+    """A message on ``frigate/events``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: Literal["new", "update", "end"]
+    before: FrigateObject | None = None
+    after: FrigateObject
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    jpeg: bytes
+    received: datetime
+
+
+class FrigateSource:
+    """The Frigate adapter of one site."""
+
+    source: ClassVar[str] = "frigate"
+
+    def __init__(self, site: Site, devices: Mapping[str, Device]) -> None:
+        self.site = site
+        # Frigate camera name -> our camera device.
+        self.cameras = {
+            device.source_ref or device.id: device
+            for device in devices.values()
+            if device.source == self.source and device.type == "camera"
+        }
+        self._emitted: OrderedDict[str, str] = OrderedDict()  # frigate id -> our event id
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._snapshots: dict[str, _Snapshot] = {}
+
+    def subscriptions(self) -> list[str]:
+        return [topics.FRIGATE_EVENTS, topics.frigate_snapshot("+", PERSON)]
+
+    def matches(self, topic: str) -> bool:
+        return topic.startswith("frigate/")
+
+    def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted]:
+        try:
+            parsed = topics.parse(raw.topic)
+        except TopicError as exc:
+            raise Rejected("bad_topic", str(exc)) from None
+        if not isinstance(parsed, FrigateTopic):
+            raise Rejected("bad_topic", f"not a Frigate topic: {raw.topic[:120]}")
+        if parsed.camera is None:
+            return self._event(parse_message(FrigateMessage, raw.payload), edge_ts)
+        self._snapshot(parsed, raw, edge_ts)
+        return []
+
+    # --- events ---------------------------------------------------------------------
+
+    def _event(self, message: FrigateMessage, edge_ts: datetime) -> list[Adapted]:
+        obj = message.after
+        device = self.cameras.get(obj.camera)
+        if device is None:
+            raise Rejected("unknown_device", f"Frigate camera {obj.camera!r} is not configured")
+        if not _FRIGATE_ID.match(obj.id):
+            raise Rejected("invalid", f"Frigate event id {obj.id[:60]!r} has unusual characters")
+        if obj.id in self._ended:
+            raise Skipped("ended", f"Frigate event {obj.id} already ended")
+        if obj.label != PERSON:
+            raise Skipped("not_person", f"a {obj.label[:30]}")
+        if message.type == "end":
+            self._ended[obj.id] = None
+            _bound(self._ended)
+        emitted = self._emitted.pop(obj.id, None) if message.type == "end" else None
+        if emitted is not None:
+            return []  # closed; see the module docstring
+        if obj.id in self._emitted:
+            raise Skipped("emitted", f"Frigate event {obj.id} already made {self._emitted[obj.id]}")
+        if obj.false_positive:
+            raise Skipped("false_positive", f"Frigate event {obj.id}")
+        zone = self._zone(device, obj)
+        event_id = f"{device.id}:frigate-{obj.id}"
+        if message.type != "end":
+            self._emitted[obj.id] = event_id
+            _bound(self._emitted)
+        return [self._adapted(device, obj, zone, event_id, edge_ts)]
+
+    def _zone(self, device: Device, obj: FrigateObject) -> str:
+        watched = set(device.zones) or self.site.zone_ids()
+        names = [*obj.current_zones, *obj.entered_zones]
+        for name in names:
+            zone = device.frigate_zones.get(name, name)
+            if zone in watched:
+                return zone
+        if not names:
+            raise Skipped("no_zone", f"Frigate event {obj.id} is in no zone yet")
+        raise Skipped("unconfigured_zone", f"zones {sorted(set(names))[:5]} are not watched")
+
+    def _adapted(
+        self, device: Device, obj: FrigateObject, zone: str, event_id: str, edge_ts: datetime
+    ) -> Adapted:
+        rule = device.frigate_rules.get(zone, DEFAULT_RULE)
+        snapshot = self._fresh_snapshot(obj.camera, edge_ts)
+        ts = datetime.fromtimestamp(obj.frame_time or obj.start_time, tz=UTC)
+        event = Event(
+            id=event_id,
+            site=self.site.id,
+            device=device.id,
+            kind=CAMERA_KIND[rule],
+            zone=zone,
+            ts=ts,
+            edge_ts=edge_ts,
+            severity=camera_severity(rule),
+            confidence=obj.top_score if obj.top_score is not None else obj.score,
+            object=PERSON,
+            snapshot=snapshot is not None,
+            attrs={
+                "frigate_id": obj.id,
+                "frigate_zones": list(dict.fromkeys([*obj.current_zones, *obj.entered_zones])),
+            },
+        )
+        return Adapted(event, None, snapshot=snapshot, skew_s=(ts - edge_ts).total_seconds())
+
+    # --- snapshots ------------------------------------------------------------------
+
+    def _snapshot(self, topic: FrigateTopic, raw: Raw, edge_ts: datetime) -> None:
+        camera = topic.camera or ""
+        if camera not in self.cameras:
+            raise Skipped("unknown_camera", f"snapshot of unconfigured camera {camera[:60]!r}")
+        if raw.retained:
+            raise Skipped("retained_snapshot", f"the broker's old snapshot of {camera}")
+        if len(raw.payload) > MAX_SNAPSHOT_BYTES:
+            raise Rejected("bad_snapshot", f"{len(raw.payload)} bytes, limit {MAX_SNAPSHOT_BYTES}")
+        if not raw.payload.startswith(_JPEG_MAGIC):
+            raise Rejected("bad_snapshot", "Frigate snapshot is not a JPEG")
+        self._snapshots[camera] = _Snapshot(raw.payload, edge_ts)
+
+    def _fresh_snapshot(self, camera: str, edge_ts: datetime) -> bytes | None:
+        snapshot = self._snapshots.get(camera)
+        if snapshot is None:
+            return None
+        if (edge_ts - snapshot.received).total_seconds() > SNAPSHOT_MAX_AGE_S:
+            return None
+        return snapshot.jpeg
+
+
+def _bound(memory: OrderedDict[str, str] | OrderedDict[str, None]) -> None:
+    while len(memory) > MAX_TRACKED:
+        memory.popitem(last=False)
