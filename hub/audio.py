@@ -81,9 +81,11 @@ def _render_warning(site: Site, audio_dir: Path) -> Clip:
     audio_dir.mkdir(parents=True, exist_ok=True)
     path = audio_dir / f"{sha256}.wav"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        # Sites with the same text render the same file, maybe at the same time:
+        # each writes its own temporary file, and the rename is atomic.
+        with tempfile.NamedTemporaryFile(dir=audio_dir, suffix=".part", delete=False) as tmp:
+            tmp.write(data)
+        Path(tmp.name).replace(path)
     return Clip(
         id=f"warning-{site.id}",
         sha256=sha256,

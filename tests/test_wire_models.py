@@ -17,7 +17,9 @@ from riverguard.wire.models import (
     Announce,
     CameraReport,
     Committed,
+    DeviceStatus,
     DeviceStatusReport,
+    EdgeStatus,
     Event,
     FenceReport,
     SubscribeOp,
@@ -141,3 +143,11 @@ def test_client_ops_are_a_discriminated_union() -> None:
         CLIENT_OP.validate_json('{"op": "delete_everything"}')
     with pytest.raises(ValidationError):
         CLIENT_OP.validate_json('{"op": "subscribe", "events": ["../etc"]}')
+
+
+def test_online_flags_must_be_json_booleans() -> None:
+    """A "yes" or 1 is not taken for online: a device that is not sure is not online."""
+    for model in (DeviceStatusReport, DeviceStatus, EdgeStatus):
+        for value in ("yes", 1, "true"):
+            with pytest.raises(ValidationError, match="online"):
+                model.model_validate({"online": value, "ts": "2026-07-27T21:21:05.123Z"})

@@ -167,7 +167,7 @@ class Event(_Owned):
 class DeviceStatus(_Owned):
     """PROTOCOL 2.3: a device's status as relayed by the edge."""
 
-    online: bool
+    online: bool = Field(strict=True)
     ts: Timestamp
     battery: float | None = None
     rssi: int | None = None
@@ -176,7 +176,7 @@ class DeviceStatus(_Owned):
 class EdgeStatus(_Owned):
     """PROTOCOL 2.3: the edge agent's own status; its last will has online false."""
 
-    online: bool
+    online: bool = Field(strict=True)
     ts: Timestamp
     version: str = ""
     outbox: int = 0
