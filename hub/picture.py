@@ -101,7 +101,11 @@ class Picture:
             "name_en": site.name_en,
             "grid": site.grid,
             "risk": self.risk(site.id),
-            "zones": [{"id": z.id, "name": z.name, "name_en": z.name_en} for z in site.zones],
+            "zones": [
+                {"id": z.id, "name": z.name, "name_en": z.name_en, "area": z.area}
+                for z in site.zones
+            ],
+            "map": site.map.model_dump() if site.map else None,
         }
 
     def site_items(self) -> list[dict[str, Any]]:
@@ -117,6 +121,7 @@ class Picture:
             "source": device.source,
             "source_ref": device.source_ref,
             "zones": list(device.zones),
+            "position": device.position,
             "online": state.online,
             "last_seen": _ts(state.last_seen),
             "battery": state.battery,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riverguard.config import Point
 from riverguard.wire.models import DeviceType, Ident, Outcome, RiskColour
 
 
@@ -34,6 +35,14 @@ class ZoneOut(BaseModel):
     id: str
     name: str
     name_en: str = ""
+    area: list[Point] = []
+
+
+class SiteMapOut(BaseModel):
+    width: float
+    height: float
+    bank: list[Point]
+    water: list[Point]
 
 
 class SiteOut(BaseModel):
@@ -43,6 +52,7 @@ class SiteOut(BaseModel):
     grid: str
     risk: RiskColour
     zones: list[ZoneOut]
+    map: SiteMapOut | None = None
 
 
 class DeviceOut(BaseModel):
@@ -52,6 +62,7 @@ class DeviceOut(BaseModel):
     source: str
     source_ref: str | None
     zones: list[str]
+    position: Point | None = None
     online: bool | None
     last_seen: str | None
     battery: float | None = None

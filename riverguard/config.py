@@ -31,10 +31,26 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Schematic map coordinates: x to the right, y down, in the site map's units.
+Point = tuple[float, float]
+
+
+class SiteMap(_Config):
+    """A schematic of the site for the console: no tiles, no geography."""
+
+    width: float = Field(default=1000, gt=0)
+    height: float = Field(default=600, gt=0)
+    # The water's edge as a polyline, and the water itself as a polygon.
+    bank: list[Point] = Field(default_factory=list)
+    water: list[Point] = Field(default_factory=list)
+
+
 class Zone(_Config):
     id: Ident
     name: str
     name_en: str = ""
+    # The zone's outline on the site map (a polygon), if drawn.
+    area: list[Point] = Field(default_factory=list)
 
 
 class Site(_Config):
@@ -44,6 +60,10 @@ class Site(_Config):
     grid: str = Field(pattern=r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
     zones: list[Zone] = Field(min_length=1)
     correlation_window_s: float = Field(default=30.0, gt=0, le=3600)
+    map: SiteMap | None = None
+    # The edge drops a report of the same device, zone and kind this soon after the
+    # last accepted one (a chattering fence); 0 keeps every report.
+    debounce_s: float = Field(default=0.0, ge=0, le=3600)
     warning_text_zh: str = DEFAULT_WARNING_ZH
     warning_text_en: str = DEFAULT_WARNING_EN
 
@@ -61,6 +81,8 @@ class Device(_Config):
     source_ref: str | None = None
     driver: SpeakerDriver | None = None
     url: str | None = None
+    # Where the device stands on the site map.
+    position: Point | None = None
     # Frigate cameras: Frigate zone name -> site zone id (unlisted names are taken
     # as site zone ids), and the rule a person in a site zone counts as.
     frigate_zones: dict[str, Ident] = Field(default_factory=dict)

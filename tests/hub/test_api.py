@@ -292,9 +292,15 @@ async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -
     metrics = await running_hub.http.get("/metrics")
 
     assert ["danshui-bridge", "xiyong-wharf"] == [s["id"] for s in sites]
-    assert {"id": "z1", "name": "桥下亲水平台", "name_en": "Under-bridge waterside deck"} == sites[
-        0
-    ]["zones"][0]
+    zone = sites[0]["zones"][0]
+    assert ("z1", "桥下亲水平台", "Under-bridge waterside deck") == (
+        zone["id"],
+        zone["name"],
+        zone["name_en"],
+    )
+    # Map geometry comes from the configuration, for the console's schematic.
+    assert [60.0, 250.0] == zone["area"][0]
+    assert {"width", "height", "bank", "water"} == set(sites[0]["map"])
     assert "blue" == sites[0]["risk"]
     assert 10 == len(devices)
     assert {"warning-danshui-bridge", "warning-xiyong-wharf"} == {c["id"] for c in clips}

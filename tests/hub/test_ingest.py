@@ -183,6 +183,7 @@ async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
         "source": "generic",
         "source_ref": None,
         "zones": ["z1"],
+        "position": [260.0, 330.0],
         "online": True,
         "last_seen": now,
         "battery": 0.5,
