@@ -82,11 +82,17 @@ class Adapted:
     snapshot_problem: str | None = None
     # Device time minus edge time, in seconds; large and positive means a skewed clock.
     skew_s: float = 0.0
+    # Set by the normalizer: the device restarted (a new boot), its time was replaced.
+    restarted: bool = False
+    clock_replaced: bool = False
 
 
-def event_id(device: str, seq: int) -> str:
-    """The stable id of a device event: a replay or duplicate gets the same one."""
-    return f"{device}:{seq}"
+def event_id(device: str, seq: int, boot: int = 0) -> str:
+    """The stable id of a device event: a replay or duplicate gets the same one.
+
+    ``boot`` tells a restarted device's reports from its earlier ones (``edge.dedup``).
+    """
+    return f"{device}:{seq}:b{boot}" if boot else f"{device}:{seq}"
 
 
 def check_device(topic: FieldTopic, site: Site, devices: Mapping[str, Device]) -> Device:

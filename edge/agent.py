@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import aiomqtt
 import httpx
@@ -52,8 +55,6 @@ from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
 
 log = structlog.get_logger()
 
-# Device time this far ahead of the edge's clock is counted as a skewed clock.
-MAX_CLOCK_AHEAD_S = 60.0
 # Events handed to the broker per round trip of PUBACKs.
 PUBLISH_BATCH = 100
 
@@ -78,7 +79,13 @@ class EdgeAgent:
         self.clock = clock
         self.metrics = metrics or EdgeMetrics()
         self.outbox: Outbox = outbox or _make_outbox(settings)
-        self.normalizer = Normalizer(self.site, self.devices)
+        self.normalizer = Normalizer(
+            self.site,
+            self.devices,
+            clock_ahead_max_s=settings.clock_ahead_max_s,
+            clock_behind_max_s=settings.clock_behind_max_s,
+        )
+        self._sequences_path = settings.data_dir / "sequences.json"
         self.sources = build_sources(self.site, self.devices)
         self.acks = Acks(self.site.id, clock, self.metrics)
         self.speakers: dict[str, SpeakerDriver] = {}
@@ -113,13 +120,35 @@ class EdgeAgent:
         # redelivers it. aiomqtt does not expose paho's manual acknowledgement.
         client._client.manual_ack_set(True)
         await self.outbox.open()
+        await self._load_sequences()
         try:
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self.outbox.run(), name=f"{self._name}.outbox")
                 await self._serve(client, stop)
                 writer.cancel()
         finally:
+            await self._save_sequences()
             await self.outbox.close()
+
+    async def _load_sequences(self) -> None:
+        """Devices' boots and highest seqs as the last run left them (see edge.dedup)."""
+        path = self._sequences_path
+        try:
+            # A small file, read once at start; still, disk reads block.
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            self.normalizer.sequences.load(json.loads(text))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            self.log.warning("device sequences unreadable; starting afresh", error=str(exc))
+
+    async def _save_sequences(self) -> None:
+        state = json.dumps(self.normalizer.sequences.state())
+        try:
+            # Written on a device restart, every status refresh and at stop; fsync blocks.
+            await asyncio.to_thread(_write_atomically, self._sequences_path, state)
+        except OSError as exc:
+            self.log.warning("device sequences not saved", error=str(exc))
 
     async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
@@ -214,6 +243,7 @@ class EdgeAgent:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
             await self._publish_status(client, online=True)
+            await self._save_sequences()
 
     # --- receiving ------------------------------------------------------------------
 
@@ -308,11 +338,18 @@ class EdgeAgent:
                 reason="bad_snapshot",
                 detail=adapted.snapshot_problem,
             )
-        if adapted.skew_s > MAX_CLOCK_AHEAD_S:
+        if adapted.clock_replaced:
             self.metrics.clock_skew.inc()
             self.log.warning(
-                "device clock ahead", device=event.device, ahead_s=round(adapted.skew_s, 1)
+                "device clock skewed; edge time used",
+                device=event.device,
+                event_id=event.id,
+                device_ahead_s=round(adapted.skew_s, 1),
             )
+        if adapted.restarted:
+            self.metrics.device_restarts.inc()
+            self.log.warning("device restarted; new ids", device=event.device, event_id=event.id)
+            await self._save_sequences()
         if "correlated" in event.attrs:
             self.metrics.correlated.inc()
         entry = OutboxEntry.of(event, adapted.snapshot)
@@ -470,6 +507,16 @@ def _make_outbox(settings: EdgeSettings) -> Outbox:
 async def run_edge(settings: EdgeSettings, config: Config, stop: asyncio.Event) -> None:
     """Run one site's edge until ``stop`` is set."""
     await EdgeAgent(settings, config).run(stop)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
 
 
 async def _raise_when_set(stop: asyncio.Event) -> None:

@@ -1,37 +1,129 @@
-"""Recently seen sequence numbers per device: the duplicate filter.
+"""Per-device sequence numbers: the duplicate filter, and device restarts and seq wraps.
 
 Devices resend a report when they miss their broker's PUBACK, and the broker
 redelivers to a persistent session after a reconnect: the same ``seq`` can
-arrive twice. Memory is bounded per device; a sequence older than the window
-is accepted again (wrap-around and device restarts are a later issue).
+arrive twice, with the same device time. That is a duplicate.
+
+A device that restarts (or whose counter wraps) starts counting again, so a
+new report reuses a ``seq`` of an old one; with ids ``{device}:{seq}`` the hub
+would take the new event for the old one and drop it. ``Sequences`` detects
+a new boot when
+
+- a ``seq`` already seen arrives with another device time (a new report,
+  not a redelivery), or
+- a ``seq`` lower than the highest seen arrives with a device time later
+  than that highest one's (counting backwards while time moves forwards; a
+  late or redelivered report has an earlier time),
+
+and from then on derives ids with a boot suffix: ``{device}:{seq}`` in the
+first boot the edge knows, ``{device}:{seq}:b{boot}`` after a restart, where
+``boot`` is the device time (Unix seconds) of the first report of that boot
+(made larger than the previous one if need be). The boot and the highest
+``seq`` per device are small; ``state``/``load`` let the agent keep them on
+disk so an edge restart does not forget them.
+
+Known limits: a device that re-stamps a resent report with a new time is
+taken as restarted (the event is then stored twice); one whose clock never
+moves cannot be told to have restarted except through a seen ``seq``.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.errors import Rejected
 
 DEFAULT_WINDOW = 1024
 
 
 class RecentSeqs:
-    """The last ``window`` sequence numbers accepted from each device."""
+    """The last ``window`` sequence numbers accepted from each device, with their device times."""
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self.window = window
-        self._order: dict[str, deque[int]] = {}
-        self._seen: dict[str, set[int]] = {}
+        self._seen: dict[str, OrderedDict[int, datetime | None]] = {}
 
     def seen(self, device: str, seq: int) -> bool:
         return seq in self._seen.get(device, ())
 
-    def add(self, device: str, seq: int) -> None:
-        seen = self._seen.setdefault(device, set())
+    def ts_of(self, device: str, seq: int) -> datetime | None:
+        seen = self._seen.get(device)
+        return seen.get(seq) if seen is not None else None
+
+    def add(self, device: str, seq: int, ts: datetime | None = None) -> None:
+        seen = self._seen.setdefault(device, OrderedDict())
         if seq in seen:
             return
-        order = self._order.setdefault(device, deque())
-        if len(order) >= self.window:
-            seen.discard(order.popleft())
-        order.append(seq)
-        seen.add(seq)
+        if len(seen) >= self.window:
+            seen.popitem(last=False)
+        seen[seq] = ts
+
+    def forget(self, device: str) -> None:
+        self._seen.pop(device, None)
+
+
+@dataclass(slots=True)
+class DeviceBoot:
+    boot: int = 0  # 0: the first boot this edge knows of the device
+    max_seq: int | None = None
+    max_ts: datetime | None = None  # device time of ``max_seq``
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    boot: int
+    restarted: bool
+
+
+class Sequences:
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+        self.recent = RecentSeqs(window)
+        self.boots: dict[str, DeviceBoot] = {}
+
+    def accept(self, device: str, seq: int, ts: datetime) -> Accepted:
+        """The boot a new report belongs to; ``Rejected("duplicate")`` for a redelivery."""
+        state = self.boots.setdefault(device, DeviceBoot())
+        if self.recent.seen(device, seq):
+            if self.recent.ts_of(device, seq) == ts:
+                raise Rejected("duplicate", f"{device} seq {seq} was already accepted")
+            restarted = True
+        else:
+            restarted = (
+                state.max_seq is not None
+                and state.max_ts is not None
+                and seq < state.max_seq
+                and ts > state.max_ts
+            )
+        if restarted:
+            state.boot = max(int(ts.timestamp()), state.boot + 1)
+            state.max_seq = state.max_ts = None
+            self.recent.forget(device)
+        self.recent.add(device, seq, ts)
+        if state.max_seq is None or seq > state.max_seq:
+            state.max_seq, state.max_ts = seq, ts
+        return Accepted(state.boot, restarted)
+
+    def state(self) -> dict[str, Any]:
+        """What to keep on disk across edge restarts (JSON-able)."""
+        return {
+            device: {
+                "boot": boot.boot,
+                "max_seq": boot.max_seq,
+                "max_ts": boot.max_ts.timestamp() if boot.max_ts else None,
+            }
+            for device, boot in self.boots.items()
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        for device, value in state.items():
+            max_ts = value.get("max_ts")
+            self.boots[device] = DeviceBoot(
+                boot=int(value.get("boot", 0)),
+                max_seq=value.get("max_seq"),
+                max_ts=datetime.fromtimestamp(max_ts, tz=UTC) if max_ts is not None else None,
+            )

@@ -16,6 +16,8 @@ REJECT_REASONS = (
     "unknown_device",
     "unknown_zone",
     "duplicate",
+    # The same device, zone and kind again within the site's debounce window.
+    "debounced",
     # The event was kept; only the snapshot the camera attached was left out.
     "bad_snapshot",
     "internal",
@@ -45,7 +47,12 @@ class EdgeMetrics:
         )
         self.clock_skew = Counter(
             "riverguard_edge_clock_skew",
-            "Accepted reports whose device time is ahead of the edge clock",
+            "Accepted reports whose device time was out of bounds and replaced by the edge's",
+            registry=r,
+        )
+        self.device_restarts = Counter(
+            "riverguard_edge_device_restarts",
+            "Device restarts or seq wraps detected (their ids get a boot suffix)",
             registry=r,
         )
         self.published = Counter(

@@ -1,4 +1,17 @@
-"""One site's device reports -> new, correlated events: adapters, duplicate filter, correlation.
+"""One site's device reports -> new, clean, correlated events.
+
+In order: the adapter (generic or a vendor source); the duplicate filter and
+device restarts (``edge.dedup.Sequences``: ids get a boot suffix after a
+restart); clock skew (a device time more than ``clock_ahead_max_s`` ahead of
+the edge clock, or ``clock_behind_max_s`` behind it, is replaced by the edge
+time and kept in ``attrs.device_ts``; reports buffered by a device during an
+outage are legitimately late, hence the looser bound behind); the debounce
+(a report of the same device, zone and kind within the site's
+``debounce_s`` of the last accepted one is dropped as ``debounced``);
+correlation.
+
+The clock bounds default to none (unit tests of other steps use fixed edge
+times); the agent passes its settings'.
 
 No I/O: the agent hands it a topic, the payload and the edge's clock reading,
 and gets an ``Adapted`` event back or ``Rejected``.
@@ -7,16 +20,18 @@ and gets an ``Adapted`` event back or ``Rejected``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from edge.adapters import Adapted, adapt_report, adapt_status
+from edge.adapters import Adapted, adapt_report, adapt_status, event_id
 from edge.correlation import Correlator
-from edge.dedup import DEFAULT_WINDOW, RecentSeqs
+from edge.dedup import DEFAULT_WINDOW, Sequences
 from edge.errors import Rejected
 from edge.sources import Raw, Source
 from riverguard.config import Config, Device, Site
-from riverguard.wire.models import DeviceStatus
+from riverguard.wire.models import DeviceStatus, Event
+from riverguard.wire.times import format_ts
 from riverguard.wire.topics import FieldTopic
 
 
@@ -24,12 +39,22 @@ class Normalizer:
     """The stateful part of ingest for one site."""
 
     def __init__(
-        self, site: Site, devices: Mapping[str, Device], dedup_window: int = DEFAULT_WINDOW
+        self,
+        site: Site,
+        devices: Mapping[str, Device],
+        dedup_window: int = DEFAULT_WINDOW,
+        *,
+        clock_ahead_max_s: float = math.inf,
+        clock_behind_max_s: float = math.inf,
     ) -> None:
         self.site = site
         self.devices = dict(devices)
-        self._seqs = RecentSeqs(dedup_window)
+        self.sequences = Sequences(dedup_window)
+        self.clock_ahead_max_s = clock_ahead_max_s
+        self.clock_behind_max_s = clock_behind_max_s
         self._correlator = Correlator(site.correlation_window_s)
+        # (device, zone, kind) -> edge time of the last accepted event.
+        self._last: dict[tuple[str, str, str], datetime] = {}
 
     @classmethod
     def for_site(cls, config: Config, site_id: str) -> Normalizer:
@@ -45,15 +70,38 @@ class Normalizer:
         return [self._accept(adapted) for adapted in source.handle(raw, edge_ts)]
 
     def _accept(self, adapted: Adapted) -> Adapted:
-        device = adapted.event.device
+        event = adapted.event
+        restarted = False
         if adapted.seq is not None:
-            if self._seqs.seen(device, adapted.seq):
-                raise Rejected("duplicate", f"{adapted.event.id} was already accepted")
-            self._seqs.add(device, adapted.seq)
-        event = self._correlator.observe(adapted.event)
+            accepted = self.sequences.accept(event.device, adapted.seq, event.ts)
+            restarted = accepted.restarted
+            if accepted.boot:
+                event = event.model_copy(
+                    update={"id": event_id(event.device, adapted.seq, accepted.boot)}
+                )
+        event, skewed = self._unskew(event, adapted.skew_s)
+        self._debounce(event)
+        event = self._correlator.observe(event)
         if event is adapted.event:
             return adapted
-        return dataclasses.replace(adapted, event=event)
+        return dataclasses.replace(adapted, event=event, restarted=restarted, clock_replaced=skewed)
+
+    def _unskew(self, event: Event, skew_s: float) -> tuple[Event, bool]:
+        """The event with the edge's time if the device's is out of bounds."""
+        if -self.clock_behind_max_s <= skew_s <= self.clock_ahead_max_s:
+            return event, False
+        attrs = {**event.attrs, "device_ts": format_ts(event.ts)}
+        return event.model_copy(update={"ts": event.edge_ts, "attrs": attrs}), True
+
+    def _debounce(self, event: Event) -> None:
+        window = self.site.debounce_s
+        if window <= 0:
+            return
+        key = (event.device, event.zone, event.kind)
+        last = self._last.get(key)
+        if last is not None and 0 <= (event.edge_ts - last).total_seconds() < window:
+            raise Rejected("debounced", f"{event.kind} of {event.device} in {event.zone} again")
+        self._last[key] = event.edge_ts
 
     def status(self, topic: FieldTopic, payload: bytes, edge_ts: datetime) -> DeviceStatus:
         return adapt_status(topic, payload, self.site, self.devices, edge_ts)

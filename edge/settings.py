@@ -25,6 +25,10 @@ class EdgeSettings(ComponentSettings):
     # How often the retained edge status is refreshed (with the outbox size).
     status_interval_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
+    # A device time further from the edge clock than these is replaced by the edge's
+    # (kept in attrs.device_ts); behind is looser, as buffered reports arrive late.
+    clock_ahead_max_s: float = Field(default=60.0, gt=0)
+    clock_behind_max_s: float = Field(default=24 * 3600.0, gt=0)
     # A speaker that has not said "playing" this long after "play" failed the announcement.
     speaker_response_timeout_s: float = Field(default=10.0, gt=0)
     # ... and one that has not said "done" within duration * repeat plus this margin.

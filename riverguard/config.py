@@ -53,6 +53,22 @@ class Zone(_Config):
     area: list[Point] = Field(default_factory=list)
 
 
+class EscalationLevel(_Config):
+    """One step up the grid path for an alarm nobody acknowledged."""
+
+    # Seconds without an acknowledgement at the level below before this level is reached.
+    after_s: float = Field(gt=0, le=86400)
+    level_name: str = Field(min_length=1, max_length=100)
+
+
+# The grid path: duty officer (level 0) -> grid officer -> street -> district.
+DEFAULT_ESCALATION = (
+    EscalationLevel(after_s=60, level_name="grid officer"),
+    EscalationLevel(after_s=120, level_name="street"),
+    EscalationLevel(after_s=300, level_name="district"),
+)
+
+
 class Site(_Config):
     id: Ident
     name: str
@@ -66,6 +82,15 @@ class Site(_Config):
     debounce_s: float = Field(default=0.0, ge=0, le=3600)
     warning_text_zh: str = DEFAULT_WARNING_ZH
     warning_text_en: str = DEFAULT_WARNING_EN
+    # Escalation of an unacknowledged alarm along the grid path (level 0 is the duty officer).
+    escalation: list[EscalationLevel] = Field(default_factory=lambda: list(DEFAULT_ESCALATION))
+    # This many events of one alarm within repeat_window_s raise its severity one level.
+    repeat_count: int = Field(default=3, ge=2, le=1000)
+    repeat_window_s: float = Field(default=60.0, gt=0, le=86400)
+    # Deterrence loop: no new trigger this long after an announcement suggests persuaded_away.
+    clear_window_s: float = Field(default=120.0, gt=0, le=86400)
+    # Resolve the alarm as persuaded_away by itself when the clear window passes.
+    auto_resolve_persuaded: bool = False
 
     def zone_ids(self) -> set[str]:
         return {zone.id for zone in self.zones}

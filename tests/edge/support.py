@@ -335,6 +335,15 @@ class FenceBurst:
         self.zone = zone
         self.sent = 0  # reports the broker acknowledged
         self.retries = 0
+        self._payloads: dict[int, str] = {}
+
+    def payload(self, seq: int) -> str:
+        """Report ``seq``, made once: a retry resends the same bytes, as devices do."""
+        if seq not in self._payloads:
+            # Alternating states: every report is a distinct, kept event.
+            state = "breach" if seq % 2 else "clear"
+            self._payloads[seq] = json.dumps(fence_report(seq, self.zone, state))
+        return self._payloads[seq]
 
     async def run(self, count: int, per_s: float | None = None, batch: int = 50) -> None:
         """Publish ``count`` reports, at ``per_s`` a second or as fast as possible."""
@@ -347,10 +356,7 @@ class FenceBurst:
                         seqs = range(self.sent + 1, min(count, self.sent + batch) + 1)
                         async with asyncio.TaskGroup() as tg:
                             for seq in seqs:
-                                # Alternating states: every report is a distinct, kept event.
-                                state = "breach" if seq % 2 else "clear"
-                                payload = json.dumps(fence_report(seq, self.zone, state))
-                                tg.create_task(client.publish(self.topic, payload, qos=1))
+                                tg.create_task(client.publish(self.topic, self.payload(seq), qos=1))
                         self.sent = seqs[-1]
                         if per_s is not None:
                             ahead = start + self.sent / per_s - time.monotonic()
