@@ -13,6 +13,9 @@ Per connection, in one TaskGroup:
   order and the whole backlog goes out again, oldest first, at
   ``resend_per_s``;
 - ``status``: the retained edge status, refreshed;
+- ``heartbeats``: with ``device_offline_after_s``, a device whose last status
+  said online and that sent none for that long is reported offline (retained,
+  as if the device had said so) until it speaks again;
 - ``speaker[<id>]``: one worker per speaker driver.
 
 The outbox and the speakers' queues outlive a connection; a reconnect resends
@@ -49,7 +52,14 @@ from edge.sqlite_outbox import SqliteOutbox
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.wire import topics
-from riverguard.wire.models import Announce, Committed, EdgeStatus, SpeakerState, Stop
+from riverguard.wire.models import (
+    Announce,
+    Committed,
+    DeviceStatus,
+    EdgeStatus,
+    SpeakerState,
+    Stop,
+)
 from riverguard.wire.times import utcnow
 from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
 
@@ -98,6 +108,11 @@ class EdgeAgent:
         self._unacked_added = asyncio.Event()
         # Set when an event needed a resend: the hub is not committing (see the module doc).
         self.hub_silent = False
+        # Devices' last status (online or not) and when it came (monotonic), and those
+        # the edge reported offline for missing heartbeats.
+        self._device_online: dict[str, bool] = {}
+        self._device_heard: dict[str, float] = {}
+        self.devices_offline: set[str] = set()
         self._name = f"edge[{self.site.id}]"
         self.log = log.bind(site=self.site.id)
 
@@ -215,6 +230,8 @@ class EdgeAgent:
                 tg.create_task(self._publisher(client), name=f"{self._name}.publisher")
                 tg.create_task(self._resender(client), name=f"{self._name}.resender")
                 tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
+                if self.settings.device_offline_after_s:
+                    tg.create_task(self._heartbeats(client), name=f"{self._name}.heartbeats")
                 for speaker_id, speaker in self.speakers.items():
                     tg.create_task(speaker.run(client), name=f"{self._name}.speaker[{speaker_id}]")
                 tg.create_task(_raise_when_set(stop), name=f"{self._name}.stop")
@@ -244,6 +261,35 @@ class EdgeAgent:
             await asyncio.sleep(self.settings.status_interval_s)
             await self._publish_status(client, online=True)
             await self._save_sequences()
+
+    async def _heartbeats(self, client: aiomqtt.Client) -> None:
+        """Report offline the devices that stopped sending their status."""
+        after = self.settings.device_offline_after_s
+        tick = min(5.0, after / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            silent = [
+                device
+                for device, heard in self._device_heard.items()
+                if self._device_online.get(device)
+                and device not in self.devices_offline
+                and now - heard > after
+            ]
+            for device in silent:
+                self.devices_offline.add(device)
+                status = DeviceStatus(online=False, ts=self.clock())
+                await client.publish(
+                    topics.device_status(self.site.id, device),
+                    status.model_dump_json(),
+                    qos=1,
+                    retain=True,
+                )
+                self.metrics.device_timeouts.inc()
+                self.log.warning("device missed its heartbeats", device=device, after_s=after)
+                speaker = self.speakers.get(device)
+                if speaker is not None:
+                    await speaker.on_status(client, False)
 
     # --- receiving ------------------------------------------------------------------
 
@@ -375,6 +421,9 @@ class EdgeAgent:
         self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes
     ) -> None:
         status = self.normalizer.status(topic, payload, self.clock())
+        self._device_online[topic.device] = status.online
+        self._device_heard[topic.device] = time.monotonic()
+        self.devices_offline.discard(topic.device)
         await client.publish(
             topics.device_status(self.site.id, topic.device),
             status.model_dump_json(),

@@ -50,6 +50,11 @@ class EdgeMetrics:
             "Accepted reports whose device time was out of bounds and replaced by the edge's",
             registry=r,
         )
+        self.device_timeouts = Counter(
+            "riverguard_edge_device_heartbeat_timeouts",
+            "Devices reported offline for missing their status heartbeats",
+            registry=r,
+        )
         self.device_restarts = Counter(
             "riverguard_edge_device_restarts",
             "Device restarts or seq wraps detected (their ids get a boot suffix)",

@@ -33,5 +33,9 @@ class EdgeSettings(ComponentSettings):
     speaker_response_timeout_s: float = Field(default=10.0, gt=0)
     # ... and one that has not said "done" within duration * repeat plus this margin.
     speaker_done_margin_s: float = Field(default=10.0, ge=0)
-    # Serve Prometheus metrics on 127.0.0.1:<port> when set.
+    # Serve GET /healthz and GET /metrics on <metrics_host>:<port> when set (0: any free port).
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # A device whose last status said online and that sent none for this long is
+    # reported offline; 0 turns it off (devices that never repeat their status).
+    device_offline_after_s: float = Field(default=0.0, ge=0)

@@ -44,7 +44,12 @@ async def run_speakers(settings: SimSettings, config: Config, site: str | None) 
     async with httpx.AsyncClient(timeout=10) as http, asyncio.TaskGroup() as tg:
         for device in devices:
             speaker = SimulatedSpeaker(
-                settings.broker, device.site, device.id, http, settings.speaker_speed
+                settings.broker,
+                device.site,
+                device.id,
+                http,
+                settings.speaker_speed,
+                heartbeat_s=settings.device_heartbeat_s,
             )
             tg.create_task(speaker.run(), name=f"sim.speaker[{device.id}]")
 

@@ -12,5 +12,5 @@ class SimSettings(ComponentSettings):
     speaker_speed: float = Field(default=1.0, gt=0)
     # Speed of the swimmer scenario's pauses and waits: 1.0 is the demo's pace.
     swimmer_speed: float = Field(default=1.0, gt=0)
-    # How often simulated fences and cameras repeat their retained online status.
+    # How often simulated fences, cameras and speakers repeat their retained online status.
     device_heartbeat_s: float = Field(default=30.0, gt=0)

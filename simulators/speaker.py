@@ -65,12 +65,16 @@ class SimulatedSpeaker:
         device: str,
         http: httpx.AsyncClient,
         speed: float = 1.0,
+        *,
+        heartbeat_s: float = 30.0,
     ) -> None:
         self.broker = broker
         self.site = site
         self.device = device
         self.http = http
         self.speed = speed
+        # The online status is repeated this often, so an edge can tell a dead speaker.
+        self.heartbeat_s = heartbeat_s
         self.ready = asyncio.Event()
         self.played: list[str] = []  # ids played to the end, for tests and logs
         self._current: _Playback | None = None
@@ -114,6 +118,9 @@ class SimulatedSpeaker:
         self.ready.set()
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(
+                    self._heartbeat(client, status), name=f"sim.speaker[{self.device}].heartbeat"
+                )
                 async for message in client.messages:
                     payload = message.payload
                     if not isinstance(payload, bytes):
@@ -124,6 +131,11 @@ class SimulatedSpeaker:
                         self._play(client, tg, payload)
         finally:
             self.ready.clear()
+
+    async def _heartbeat(self, client: aiomqtt.Client, status: str) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await client.publish(status, ONLINE, qos=1, retain=True)
 
     def _stop(self, payload: bytes) -> None:
         try:

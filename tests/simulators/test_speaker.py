@@ -122,3 +122,17 @@ async def test_speaker_announces_itself_online_retained(own_broker: Broker) -> N
         [payload] = await view.wait_count(status, 1)
         assert view.messages[0].retain
         assert {"online": True} == json.loads(payload)
+
+
+@pytest.mark.integration
+async def test_speaker_repeats_its_online_status_as_a_heartbeat(own_broker: Broker) -> None:
+    status = topics.field_status(SITE, "speaker", SPEAKER)
+    async with (
+        httpx.AsyncClient() as http,
+        recording(own_broker.settings("hub"), status) as view,
+    ):
+        sim = own_broker.settings("sim")
+        speaker = SimulatedSpeaker(sim, SITE, SPEAKER, http, heartbeat_s=0.05)
+        async with background(speaker.run(), "test.speaker"):
+            payloads = await view.wait_count(status, 3)
+    assert [{"online": True}] * 3 == [json.loads(payload) for payload in payloads[:3]]
