@@ -3,7 +3,15 @@
 - Events of one site and zone join the open or acknowledged alarm of that
   site and zone; otherwise they open a new one.
 - ``fence.clear`` and ``info`` events never open an alarm; they only join one.
-- An alarm's severity is the highest of its events'.
+- An alarm's severity is the highest of its events', raised to critical when
+  a fence and a camera both triggered it (corroboration) and one level when
+  ``repeat_count`` triggers fall within ``repeat_window_s`` (repeats).
+- An open alarm climbs the site's escalation levels while nobody acknowledges
+  it (``escalate_at``); acknowledging or resolving stops the climb.
+- Deterrence loop: an announcement starts a clear window (``clear_at``); a new
+  trigger in the zone afterwards climbs a level and proposes the next step;
+  a window that passes quietly (and a fence ``clear`` where the zone has a
+  fence) proposes ``persuaded_away``.
 - ``open -> acknowledged -> resolved`` and ``open -> resolved``; anything else
   is an ``AlarmTransitionError``.
 """
@@ -12,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hub import ids
 from hub.errors import AlarmTransitionError
-from riverguard.wire.models import SEVERITY_RANK, Alarm, Event, RiskColour
+from riverguard.config import DEFAULT_ESCALATION, EscalationLevel, Site
+from riverguard.wire.models import SEVERITY_RANK, Alarm, Event, NextStep, RiskColour
 
 # An alarm keeps the ids of its newest events only; ``event_count`` has the total.
 # A flood on one zone must not grow the alarm object pushed on every change.
@@ -35,7 +44,50 @@ def _max_severity(a: str, b: str) -> str:
     return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
 
 
-def open_alarm(event: Event, now: datetime, alarm_id: str) -> Alarm:
+_RAISED = {"info": "warning", "warning": "critical", "critical": "critical"}
+NEXT_STEPS: tuple[NextStep, ...] = ("repeat", "stronger_clip", "live_talk", "send_patrol")
+# Corroborated: two kinds of sensor saw a trigger in the zone.
+_CORROBORATING = frozenset({"fence", "camera"})
+
+
+def _levels(site: Site | None) -> Sequence[EscalationLevel]:
+    return site.escalation if site is not None else DEFAULT_ESCALATION
+
+
+def _escalate_at(site: Site | None, level: int, since: datetime) -> datetime | None:
+    """When level ``level + 1`` is due, counting from ``since``; None at the top."""
+    levels = _levels(site)
+    return since + timedelta(seconds=levels[level].after_s) if level < len(levels) else None
+
+
+def _level_name(site: Site | None, level: int) -> str:
+    return "duty officer" if level == 0 else _levels(site)[level - 1].level_name
+
+
+def _after_trigger(alarm: Alarm, event: Event, site: Site | None) -> dict[str, object]:
+    """Severity raised by corroboration and repeats: the fields a trigger changes."""
+    sources = sorted({*alarm.sources, event.device_type})
+    severity = _max_severity(alarm.severity, event.severity)
+    if _CORROBORATING <= set(sources):
+        severity = "critical"
+    window_s = site.repeat_window_s if site is not None else 60.0
+    needed = site.repeat_count if site is not None else 3
+    start = alarm.repeat_window_start
+    if start is None or (event.ts - start).total_seconds() > window_s:
+        start, count = event.ts, 1
+    else:
+        count = alarm.repeat_count + 1
+    if count == needed:
+        severity = _RAISED[severity]
+    return {
+        "sources": sources,
+        "severity": severity,
+        "repeat_window_start": start,
+        "repeat_count": count,
+    }
+
+
+def open_alarm(event: Event, now: datetime, alarm_id: str, site: Site | None = None) -> Alarm:
     return Alarm(
         id=alarm_id,
         site=event.site,
@@ -47,28 +99,92 @@ def open_alarm(event: Event, now: datetime, alarm_id: str) -> Alarm:
         event_count=1,
         event_ids=[event.id],
         last_event_id=event.id,
+        sources=[event.device_type],
+        repeat_window_start=event.ts,
+        repeat_count=1,
+        escalate_at=_escalate_at(site, 0, now),
     )
 
 
-def join(alarm: Alarm, event: Event, now: datetime) -> Alarm:
+def join(alarm: Alarm, event: Event, now: datetime, site: Site | None = None) -> Alarm:
     event_ids = [*alarm.event_ids, event.id][-MAX_EVENT_IDS:]
+    update: dict[str, object] = {
+        "severity": _max_severity(alarm.severity, event.severity),
+        "updated_at": now,
+        "event_count": alarm.event_count + 1,
+        "event_ids": event_ids,
+        "last_event_id": event.id,
+    }
+    if opens_alarm(event):
+        update.update(_after_trigger(alarm, event, site))
+        if alarm.clear_at is not None:
+            # A trigger after an announcement: it did not work. Climb and propose more.
+            update.update(_climb(alarm, site, now))
+            update["next_step"] = next_step(alarm.next_step)
+            update["suggestion"] = None
+            update["clear_at"] = None
+    elif event.kind == "fence.clear" and alarm.clear_at is not None:
+        update["fence_clear"] = True
+    return alarm.model_copy(update=update)
+
+
+def next_step(current: NextStep | None) -> NextStep:
+    if current is None:
+        return NEXT_STEPS[0]
+    index = NEXT_STEPS.index(current)
+    return NEXT_STEPS[min(index + 1, len(NEXT_STEPS) - 1)]
+
+
+def _climb(alarm: Alarm, site: Site | None, now: datetime) -> dict[str, object]:
+    level = min(alarm.escalation_level + 1, len(_levels(site)))
+    return {
+        "escalation_level": level,
+        "escalation_name": _level_name(site, level),
+        "escalate_at": _escalate_at(site, level, now) if alarm.state == "open" else None,
+        "updated_at": now,
+    }
+
+
+def escalate(alarm: Alarm, site: Site | None, now: datetime) -> Alarm:
+    """One level up the grid path for an alarm nobody acknowledged in time."""
+    return alarm.model_copy(update=_climb(alarm, site, now))
+
+
+def escalation_due(alarm: Alarm, now: datetime) -> bool:
+    return alarm.state == "open" and alarm.escalate_at is not None and alarm.escalate_at <= now
+
+
+def clear_blocked(alarm: Alarm, zone_has_fence: bool) -> bool:
+    """The clear window passed but the zone's fence has not reported ``clear`` yet."""
+    return zone_has_fence and not alarm.fence_clear
+
+
+def clear_due(alarm: Alarm, now: datetime, zone_has_fence: bool) -> bool:
+    return (
+        alarm.state in ACTIVE_STATES
+        and alarm.clear_at is not None
+        and alarm.suggestion is None
+        and alarm.clear_at <= now
+        and not clear_blocked(alarm, zone_has_fence)
+    )
+
+
+def suggest_persuaded(alarm: Alarm, now: datetime) -> Alarm:
     return alarm.model_copy(
-        update={
-            "severity": _max_severity(alarm.severity, event.severity),
-            "updated_at": now,
-            "event_count": alarm.event_count + 1,
-            "event_ids": event_ids,
-            "last_event_id": event.id,
-        }
+        update={"suggestion": "persuaded_away", "next_step": None, "updated_at": now}
     )
 
 
 @dataclass
 class Outcome:
-    """What a batch of events did: changed alarms (newest value) and each event's alarm."""
+    """What a batch of events did: changed alarms (newest value) and each event's alarm.
+
+    ``escalated`` holds (before, after) of alarms a trigger after an announcement climbed.
+    """
 
     changed: dict[str, Alarm] = field(default_factory=dict)
     alarm_of: dict[str, str] = field(default_factory=dict)
+    escalated: list[tuple[Alarm, Alarm]] = field(default_factory=list)
 
 
 def apply_events(
@@ -76,19 +192,24 @@ def apply_events(
     events: Sequence[Event],
     now: datetime,
     new_id: Callable[[], str] = ids.alarm_id,
+    sites: Mapping[str, Site] | None = None,
 ) -> Outcome:
     """Join or open alarms for ``events`` (all new, in arrival order)."""
     working = dict(active)
     outcome = Outcome()
     for event in events:
         key = (event.site, event.zone)
+        site = sites.get(event.site) if sites is not None else None
         current = working.get(key)
         if current is None:
             if not opens_alarm(event):
                 continue
-            current = open_alarm(event, now, new_id())
+            current = open_alarm(event, now, new_id(), site)
         else:
-            current = join(current, event, now)
+            before = current
+            current = join(current, event, now, site)
+            if current.escalation_level != before.escalation_level:
+                outcome.escalated.append((before, current))
         working[key] = current
         outcome.changed[current.id] = current
         outcome.alarm_of[event.id] = current.id
@@ -99,7 +220,13 @@ def acknowledge(alarm: Alarm, username: str, now: datetime) -> Alarm:
     if alarm.state != "open":
         raise AlarmTransitionError(f"alarm {alarm.id} is {alarm.state}, not open")
     return alarm.model_copy(
-        update={"state": "acknowledged", "acked_by": username, "acked_at": now, "updated_at": now}
+        update={
+            "state": "acknowledged",
+            "acked_by": username,
+            "acked_at": now,
+            "updated_at": now,
+            "escalate_at": None,
+        }
     )
 
 
@@ -114,13 +241,24 @@ def resolve(alarm: Alarm, username: str, outcome: str, note: str | None, now: da
             "outcome": outcome,
             "note": note,
             "updated_at": now,
+            "escalate_at": None,
+            "clear_at": None,
         }
     )
 
 
-def add_announcement(alarm: Alarm, announcement_id: str, now: datetime) -> Alarm:
+def add_announcement(
+    alarm: Alarm, announcement_id: str, now: datetime, clear_window_s: float = 120.0
+) -> Alarm:
+    """Record the announcement and start watching the zone for its clear window."""
     return alarm.model_copy(
-        update={"announcements": [*alarm.announcements, announcement_id], "updated_at": now}
+        update={
+            "announcements": [*alarm.announcements, announcement_id],
+            "updated_at": now,
+            "clear_at": now + timedelta(seconds=clear_window_s),
+            "fence_clear": False,
+            "suggestion": None,
+        }
     )
 
 

@@ -20,7 +20,7 @@ from hub.errors import AnnouncementError, BrokerUnavailable
 from hub.link import BrokerLink
 from hub.picture import Picture, audio_url
 from hub.schemas import AnnouncementRequest
-from hub.store import Store
+from hub.store import AuditEntry, Store
 from riverguard.config import Device
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, AudioRef
@@ -107,7 +107,23 @@ class Announcer:
             "expires_at": expires_at,
             "history": history,
         }
-        await self.store.insert_announcement(record, {s.id: "pending" for s in speakers})
+        audit = AuditEntry(
+            ts=now,
+            username=username,
+            action="announce",
+            alarm_id=request.alarm_id,
+            target=ann_id,
+            after={
+                "site": site,
+                "speakers": [s.id for s in speakers],
+                "clip": clip_ref,
+                "priority": priority,
+                "repeat": repeat,
+                "volume": volume,
+            },
+        )
+        # Audited in the announcement's own transaction, before anything is sent.
+        await self.store.insert_announcement(record, {s.id: "pending" for s in speakers}, audit)
 
         message = Announce(
             id=ann_id,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, MediaUser
+from hub import timeline
+from hub.deps import ActingUser, AdminUser, ApiError, CurrentUser, HubDep, MediaUser, SupervisorUser
 from hub.influx import EventQuery
 from hub.schemas import (
     AnnouncementOut,
     AnnouncementRequest,
+    AuditAction,
+    AuditOut,
     ClipOut,
     DeviceOut,
     ErrorOut,
@@ -103,6 +106,34 @@ async def get_alarm(hub: HubDep, _: CurrentUser, alarm_id: str) -> Alarm:
     return await hub.desk.get(alarm_id)
 
 
+@router.get(
+    "/alarms/{alarm_id}/timeline",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+async def alarm_timeline(
+    hub: HubDep,
+    _: MediaUser,
+    alarm_id: str,
+    format_: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
+    lang: timeline.Lang = "zh",
+) -> Response:
+    """The incident timeline; ``format=html`` for a printable page (token may be ``?token=``)."""
+    alarm = await hub.desk.get(alarm_id)
+    built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
+    if format_ == "html":
+        return HTMLResponse(timeline.render_html(built, lang))
+    return JSONResponse(built)
+
+
+@router.get("/alarms/{alarm_id}/timeline.html", response_class=HTMLResponse)
+async def alarm_timeline_html(
+    hub: HubDep, _: MediaUser, alarm_id: str, lang: timeline.Lang = "zh"
+) -> HTMLResponse:
+    alarm = await hub.desk.get(alarm_id)
+    built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
+    return HTMLResponse(timeline.render_html(built, lang))
+
+
 @router.post("/alarms/{alarm_id}/ack")
 async def ack_alarm(hub: HubDep, user: ActingUser, alarm_id: str) -> Alarm:
     return await hub.desk.acknowledge(alarm_id, user.username)
@@ -111,6 +142,42 @@ async def ack_alarm(hub: HubDep, user: ActingUser, alarm_id: str) -> Alarm:
 @router.post("/alarms/{alarm_id}/resolve")
 async def resolve_alarm(hub: HubDep, user: ActingUser, alarm_id: str, body: ResolveIn) -> Alarm:
     return await hub.desk.resolve(alarm_id, user.username, body.outcome, body.note)
+
+
+# --- audit and users -------------------------------------------------------------
+
+
+@router.get("/audit")
+async def audit(
+    hub: HubDep,
+    _: SupervisorUser,
+    *,
+    user: Annotated[str | None, Query(max_length=63)] = None,
+    action: AuditAction | None = None,
+    alarm: Annotated[str | None, Query(max_length=40)] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AuditOut]:
+    """The audit log, newest first; page with ``before=<id of the last one seen>``."""
+    entries = await hub.store.list_audit(
+        username=user,
+        action=action,
+        alarm_id=alarm,
+        start=_time(from_, "from"),
+        end=_time(to, "to"),
+        before_id=before,
+        limit=limit,
+    )
+    return [AuditOut.model_validate(entry.shape()) for entry in entries]
+
+
+@router.get("/users")
+async def users(hub: HubDep, _: AdminUser) -> list[UserOut]:
+    return [
+        UserOut(username=user.username, name=user.name, role=user.role) for user in hub.config.users
+    ]
 
 
 # --- events ----------------------------------------------------------------------

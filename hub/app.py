@@ -20,6 +20,7 @@ from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.auth import Auth
 from hub.broadcaster import Broadcaster
+from hub.clock import Clock, SystemClock
 from hub.deps import ApiError
 from hub.desk import AlarmDesk
 from hub.errors import (
@@ -107,7 +108,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, hub_error)
 
 
-def create_app(settings: HubSettings) -> FastAPI:
+def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
+    """The hub app; ``clock`` drives its timers and timestamps (tests inject a manual one)."""
+    hub_clock: Clock = clock or SystemClock()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Hub]]:
         config = settings.load_config()
@@ -115,11 +119,12 @@ def create_app(settings: HubSettings) -> FastAPI:
         store = await Store.open(settings.sqlalchemy_url)
         try:
             async with httpx.AsyncClient() as http:
-                hub = await _build(settings, config, store, http)
+                hub = await _build(settings, config, store, http, hub_clock)
                 async with asyncio.TaskGroup() as tasks:
                     running = [
                         tasks.create_task(hub.ingest.run(), name="hub.ingest"),
                         tasks.create_task(hub.writer.run(), name="hub.influx-writer"),
+                        tasks.create_task(hub.desk.run(), name="hub.alarm-timer"),
                     ]
                     log.info("hub started", url=settings.base_url)
                     try:
@@ -152,7 +157,7 @@ def create_app(settings: HubSettings) -> FastAPI:
 
 
 async def _build(
-    settings: HubSettings, config: Config, store: Store, http: httpx.AsyncClient
+    settings: HubSettings, config: Config, store: Store, http: httpx.AsyncClient, clock: Clock
 ) -> Hub:
     metrics = HubMetrics()
     broadcaster = Broadcaster(
@@ -163,12 +168,12 @@ async def _build(
     # One after another: sites with the same warning text render the same file.
     for site in config.sites:
         picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
-    desk = AlarmDesk(store, picture, broadcaster, metrics)
+    desk = AlarmDesk(store, picture, broadcaster, metrics, clock)
     await desk.load()
     hasher = PasswordHasher(
         time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
     )
-    auth = Auth(store, settings.token_ttl_s, hasher)
+    auth = Auth(store, settings.token_ttl_s, hasher, clock.now)
     await auth.sync_users(config, settings.users_file)
     link = BrokerLink()
     token = settings.influx_token.get_secret_value() if settings.influx_token else None
@@ -188,6 +193,7 @@ async def _build(
         broadcaster=broadcaster,
         link=link,
         base_url=settings.base_url,
+        clock=clock.now,
     )
     ingest = Ingest(
         settings=settings,

@@ -20,14 +20,21 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.errors import HubError
-from hub.store import Store, UserRow
+from hub.store import AuditEntry, Store, UserRow
 from riverguard.config import Config
-from riverguard.wire.times import utcnow
+from riverguard.wire.times import format_ts, utcnow
 
 log = structlog.get_logger()
 
+# Roles in order of what they may do: each may do everything of the ones before it.
+# viewer: read; officer: ack, resolve, announce; supervisor: audit log; admin: users.
+ROLE_RANK = {"viewer": 0, "officer": 1, "supervisor": 2, "admin": 3}
 # Roles that may act (ack, resolve, announce); viewers only read.
-ACTING_ROLES = frozenset({"officer", "supervisor", "admin"})
+ACTING_ROLES = frozenset(role for role, rank in ROLE_RANK.items() if rank >= 1)
+
+
+def has_role(role: str, needed: str) -> bool:
+    return ROLE_RANK.get(role, -1) >= ROLE_RANK[needed]
 
 
 class UsersFileError(HubError):
@@ -93,23 +100,47 @@ class Auth:
             return False
 
     async def login(self, username: str, password: str) -> str | None:
-        """A new token for valid credentials, else None."""
+        """A new token for valid credentials, else None; both are audited first."""
         user = await self.store.get_user(username)
         if user is None or user.password_hash is None:
             # Verify against a throwaway hash so unknown usernames take as long as known ones.
             if self._dummy_hash is None:
                 self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_hex(8))
             await self._verify(self._dummy_hash, password)
+            await self._failed(username, "unknown user" if user is None else "no password set")
             return None
         if not await self._verify(user.password_hash, password):
+            await self._failed(username, "wrong password")
             return None
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        await self.store.insert_token(
-            token_hash(token), username, now, now + timedelta(seconds=self.ttl_s)
+        expires = now + timedelta(seconds=self.ttl_s)
+        audit = AuditEntry(
+            ts=now,
+            username=username,
+            action="login",
+            target=username,
+            after={"role": user.role, "expires_at": format_ts(expires)},
         )
+        await self.store.insert_token(token_hash(token), username, now, expires, audit)
         log.info("login", username=username)
         return token
+
+    async def _failed(self, username: str, reason: str) -> None:
+        # The username column is bounded; a long made-up name is cut, not refused.
+        name = username[:63]
+        await self.store.audit(
+            [
+                AuditEntry(
+                    ts=self.clock(),
+                    username=name,
+                    action="login_failed",
+                    target=name,
+                    detail=reason,
+                )
+            ]
+        )
+        log.warning("login failed", username=name, reason=reason)
 
     async def user_for(self, token: str | None) -> UserRow | None:
         if not token or len(token) > 200:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from hub.auth import ACTING_ROLES
+from hub.auth import has_role
 from hub.hub import Hub
 from hub.store import UserRow
 
@@ -41,13 +42,19 @@ async def _current_user(hub: HubDep, token: Annotated[str | None, Depends(_beare
 CurrentUser = Annotated[UserRow, Depends(_current_user)]
 
 
-async def _acting_user(user: CurrentUser) -> UserRow:
-    if user.role not in ACTING_ROLES:
-        raise ApiError(403, "forbidden", f"role {user.role!r} may not do this")
-    return user
+def _role(needed: str) -> Callable[[UserRow], Awaitable[UserRow]]:
+    async def check(user: CurrentUser) -> UserRow:
+        if not has_role(user.role, needed):
+            raise ApiError(403, "forbidden", f"role {user.role!r} may not do this")
+        return user
+
+    return check
 
 
-ActingUser = Annotated[UserRow, Depends(_acting_user)]
+# Every route names one of these (or CurrentUser for viewers and up).
+ActingUser = Annotated[UserRow, Depends(_role("officer"))]
+SupervisorUser = Annotated[UserRow, Depends(_role("supervisor"))]
+AdminUser = Annotated[UserRow, Depends(_role("admin"))]
 
 
 async def _user_by_header_or_query(

@@ -1,8 +1,14 @@
 """The alarm desk: applies the alarm rules, persists, keeps the picture, pushes changes.
 
-Every alarm change (ingest, ack, resolve, announcement) goes through one lock,
-so the in-memory picture and the store never disagree about which alarm is
-active for a site and zone.
+Every alarm change (ingest, ack, resolve, announcement, escalation) goes
+through one lock, so the in-memory picture and the store never disagree about
+which alarm is active for a site and zone. Each change made by a person or by
+the hub itself is audited in the transaction that makes it.
+
+``run`` is the alarm timer: it escalates open alarms whose ``escalate_at``
+passed and proposes ``persuaded_away`` for alarms whose clear window passed.
+Both times live in the stored alarm, so the timer picks up where it was after
+a restart.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import structlog
 
 from hub import alarms as rules
 from hub.broadcaster import Broadcaster
-from hub.errors import AlarmNotFound
+from hub.clock import Clock, SystemClock
+from hub.errors import AlarmNotFound, StoreError
 from hub.metrics import HubMetrics
 from hub.picture import Picture
-from hub.store import Batch, Committed, Store
+from hub.store import AuditEntry, Batch, Committed, Store, alarm_audit
+from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
-from riverguard.wire.times import utcnow
+
+SYSTEM = "system"
 
 log = structlog.get_logger()
 
@@ -32,15 +41,24 @@ class AlarmDesk:
         picture: Picture,
         broadcaster: Broadcaster,
         metrics: HubMetrics,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.picture = picture
+        self.config = picture.config
         self.broadcaster = broadcaster
         self.metrics = metrics
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
         self.lock = asyncio.Lock()
         self._resolved = 0
+        # Set whenever an alarm changes, so the timer recomputes its next wake-up.
+        self._wake = asyncio.Event()
+        self._fenced = {
+            (device.site, zone)
+            for device in self.config.devices
+            if device.type == "fence"
+            for zone in device.zones
+        }
 
     async def load(self) -> None:
         counts = await self.store.count_alarms_by_state()
@@ -50,16 +68,28 @@ class AlarmDesk:
     async def commit(self, batch: Batch) -> Committed:
         """Commit an ingest batch with the alarms its new events open or join."""
         async with self.lock:
-            now = self.clock()
+            now = self.clock.now()
             active = dict(self.picture.active)
+            sites = self.config.site_by_id
 
             def decide(new: list[Event]) -> rules.Outcome:
-                return rules.apply_events(active, new, now)
+                return rules.apply_events(active, new, now, sites=sites)
 
             committed = await self.store.commit_batch(batch, decide)
             for alarm in committed.outcome.changed.values():
                 self.picture.put_alarm(alarm)
             self._update_gauges()
+        if committed.outcome.changed:
+            self._wake.set()
+        for before, after in committed.outcome.escalated:
+            self.metrics.escalations.labels("trigger").inc()
+            log.info(
+                "alarm escalated by a trigger after an announcement",
+                alarm_id=after.id,
+                level=after.escalation_level,
+                next_step=after.next_step,
+                before=before.escalation_level,
+            )
         return committed
 
     def push_alarms(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
@@ -88,17 +118,89 @@ class AlarmDesk:
         return {site: self.picture.risk(site) for site in set(sites)}
 
     async def acknowledge(self, alarm_id: str, username: str) -> Alarm:
-        return await self._change(alarm_id, lambda a, now: rules.acknowledge(a, username, now))
+        return await self._change(
+            alarm_id, lambda a, now: rules.acknowledge(a, username, now), ("ack", username)
+        )
 
     async def resolve(self, alarm_id: str, username: str, outcome: str, note: str | None) -> Alarm:
         return await self._change(
-            alarm_id, lambda a, now: rules.resolve(a, username, outcome, note, now)
+            alarm_id,
+            lambda a, now: rules.resolve(a, username, outcome, note, now),
+            ("resolve", username),
         )
 
     async def add_announcement(self, alarm_id: str, announcement_id: str) -> Alarm:
-        return await self._change(
-            alarm_id, lambda a, now: rules.add_announcement(a, announcement_id, now)
+        """Record an announcement (audited by the announcer) and start the clear window."""
+
+        def change(alarm: Alarm, now: datetime) -> Alarm:
+            window = self.config.site(alarm.site).clear_window_s
+            return rules.add_announcement(alarm, announcement_id, now, window)
+
+        return await self._change(alarm_id, change)
+
+    # --- the alarm timer ------------------------------------------------------
+
+    async def run(self) -> None:
+        """Escalate and propose outcomes as their times come; never returns."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except StoreError as exc:
+                # Not lost: the due time stays in the store; try again at the next wake-up.
+                log.exception("alarm timer could not save", error=str(exc))
+            await self.clock.wait(self.next_due(), self._wake)
+
+    def next_due(self) -> datetime | None:
+        times: list[datetime] = []
+        for alarm in self.picture.active.values():
+            if alarm.state == "open" and alarm.escalate_at is not None:
+                times.append(alarm.escalate_at)
+            fenced = (alarm.site, alarm.zone) in self._fenced
+            if (
+                alarm.clear_at is not None
+                and alarm.suggestion is None
+                and not rules.clear_blocked(alarm, fenced)
+            ):
+                times.append(alarm.clear_at)
+        return min(times, default=None)
+
+    async def tick(self) -> None:
+        """Escalate every overdue open alarm; propose persuaded_away where the zone is clear."""
+        now = self.clock.now()
+        for alarm in list(self.picture.active.values()):
+            if rules.escalation_due(alarm, now):
+                site = self.config.site_by_id.get(alarm.site)
+
+                def climb(a: Alarm, t: datetime, site: Site | None = site) -> Alarm:
+                    return rules.escalate(a, site, t) if rules.escalation_due(a, t) else a
+
+                await self._change(
+                    alarm.id,
+                    climb,
+                    ("escalate", SYSTEM),
+                )
+                self.metrics.escalations.labels("timer").inc()
+            fenced = (alarm.site, alarm.zone) in self._fenced
+            if rules.clear_due(alarm, now, fenced):
+                await self._clear(alarm, fenced)
+
+    async def _clear(self, alarm: Alarm, fenced: bool) -> None:
+        site = self.config.site(alarm.site)
+        detail = f"no trigger for {site.clear_window_s:g} s after the announcement"
+        suggested = await self._change(
+            alarm.id,
+            lambda a, t: rules.suggest_persuaded(a, t) if rules.clear_due(a, t, fenced) else a,
+            ("suggest", SYSTEM),
+            detail,
         )
+        if site.auto_resolve_persuaded and suggested.state != "resolved":
+            await self._change(
+                alarm.id,
+                lambda a, t: rules.resolve(a, SYSTEM, "persuaded_away", detail, t),
+                ("resolve", SYSTEM),
+                "auto-resolved: " + detail,
+            )
 
     async def get(self, alarm_id: str) -> Alarm:
         alarm = await self.store.get_alarm(alarm_id)
@@ -106,18 +208,37 @@ class AlarmDesk:
             raise AlarmNotFound(f"no alarm {alarm_id!r}")
         return alarm
 
-    async def _change(self, alarm_id: str, change: Callable[[Alarm, datetime], Alarm]) -> Alarm:
+    async def _change(
+        self,
+        alarm_id: str,
+        change: Callable[[Alarm, datetime], Alarm],
+        audit: tuple[str, str] | None = None,
+        detail: str = "",
+    ) -> Alarm:
+        """Apply ``change``; ``audit`` (action, username) is recorded in the same transaction."""
         async with self.lock:
             alarm = await self.get(alarm_id)
             risk_before = self.risks([alarm.site])
-            changed = change(alarm, self.clock())
-            await self.store.save_alarm(changed)
+            changed = change(alarm, self.clock.now())
+            if changed is alarm:
+                return alarm
+            entry: AuditEntry | None = None
+            if audit is not None:
+                entry = alarm_audit(audit[0], audit[1], alarm, changed, detail)
+            await self.store.save_alarm(changed, entry)
             self.picture.put_alarm(changed)
             if changed.state == "resolved" and alarm.state != "resolved":
                 self._resolved += 1
             self._update_gauges()
             self.push_alarms([changed], risk_before)
-        log.info("alarm changed", alarm_id=alarm_id, state=changed.state)
+        self._wake.set()
+        log.info(
+            "alarm changed",
+            alarm_id=alarm_id,
+            state=changed.state,
+            action=audit[0] if audit else "update",
+            level=changed.escalation_level,
+        )
         return changed
 
     def _update_gauges(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from hub.app import create_app
+from hub.clock import Clock
 from hub.settings import HubSettings
 
 
@@ -14,9 +15,9 @@ def serve(settings: HubSettings) -> None:
     server.run()
 
 
-def server_config(settings: HubSettings) -> uvicorn.Config:
+def server_config(settings: HubSettings, clock: Clock | None = None) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, clock),
         host=settings.http_host,
         port=settings.http_port,
         # structlog does our logging; uvicorn's access log would double every request.

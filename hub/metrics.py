@@ -78,6 +78,14 @@ class HubMetrics:
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
             registry=r,
         )
+        self.escalations = Counter(
+            "riverguard_hub_escalations",
+            "Alarms that climbed an escalation level, by cause (timer, trigger)",
+            ["cause"],
+            registry=r,
+        )
+        for cause in ("timer", "trigger"):
+            self.escalations.labels(cause)
         self.broker_connected = Gauge(
             "riverguard_hub_broker_connected", "1 while connected to the broker", registry=r
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,6 +130,21 @@ class ClipOut(BaseModel):
     format: str
     duration_ms: int
     url: str
+
+
+AuditAction = Literal["login", "login_failed", "ack", "resolve", "escalate", "suggest", "announce"]
+
+
+class AuditOut(BaseModel):
+    id: int
+    ts: str
+    username: str
+    action: AuditAction
+    alarm_id: str | None
+    target: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str
 
 
 class HealthOut(BaseModel):

@@ -27,9 +27,11 @@ from hub import migrate, tables
 from hub.alarms import Outcome
 from hub.errors import StoreError
 from riverguard.wire.models import Alarm, Event
+from riverguard.wire.times import format_ts
 
 log = structlog.get_logger()
 
+_TRIGGERED = "trigger after an announcement"
 # SQLite limits bound parameters per statement; chunk IN (...) lists below it.
 _IN_CHUNK = 500
 
@@ -77,6 +79,49 @@ class Rejection:
     detail: str
     payload: bytes
     received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit record: who did what, when, to what, with the before and after states."""
+
+    ts: datetime
+    username: str
+    action: str
+    alarm_id: str | None = None
+    target: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    detail: str = ""
+    id: int | None = None
+
+    def shape(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": format_ts(self.ts),
+            "username": self.username,
+            "action": self.action,
+            "alarm_id": self.alarm_id,
+            "target": self.target,
+            "before": self.before,
+            "after": self.after,
+            "detail": self.detail,
+        }
+
+
+def alarm_audit(
+    action: str, username: str, before: Alarm | None, after: Alarm, detail: str = ""
+) -> AuditEntry:
+    return AuditEntry(
+        ts=after.updated_at,
+        username=username,
+        action=action,
+        alarm_id=after.id,
+        target=after.id,
+        before=before.model_dump(mode="json") if before is not None else None,
+        after=after.model_dump(mode="json"),
+        detail=detail,
+    )
 
 
 @dataclass
@@ -201,6 +246,17 @@ class Store:
                             for ev in new
                         ],
                     )
+                # Escalations by a trigger after an announcement are audited in the
+                # same transaction, ahead of the alarm change itself.
+                await _insert_audit(
+                    conn,
+                    [
+                        alarm_audit(
+                            "escalate", "system", before, after, "trigger after announcement"
+                        )
+                        for before, after in outcome.escalated
+                    ],
+                )
                 for alarm in outcome.changed.values():
                     await _upsert_alarm(conn, alarm)
                 await self._insert_snapshots(conn, batch.snapshots)
@@ -317,9 +373,12 @@ class Store:
             data = result.scalar_one_or_none()
         return Alarm.model_validate(data) if data is not None else None
 
-    async def save_alarm(self, alarm: Alarm) -> None:
+    async def save_alarm(self, alarm: Alarm, audit: AuditEntry | None = None) -> None:
+        """Save ``alarm``; its audit record goes first, in the same transaction."""
         try:
             async with self._write() as conn:
+                if audit is not None:
+                    await _insert_audit(conn, [audit])
                 await _upsert_alarm(conn, alarm)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
@@ -353,12 +412,17 @@ class Store:
     # --- announcements -------------------------------------------------------
 
     async def insert_announcement(
-        self, record: Mapping[str, Any], speakers: Mapping[str, str]
+        self,
+        record: Mapping[str, Any],
+        speakers: Mapping[str, str],
+        audit: AuditEntry | None = None,
     ) -> None:
         """``record`` holds the announcements row; ``speakers`` each one's first state."""
         now = record["created_at"]
         try:
             async with self._write() as conn:
+                if audit is not None:
+                    await _insert_audit(conn, [audit])
                 await conn.execute(insert(tables.announcements).values(**record))
                 await conn.execute(
                     insert(tables.announcement_speakers),
@@ -431,9 +495,16 @@ class Store:
         return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
 
     async def insert_token(
-        self, token_hash: str, username: str, created_at: datetime, expires_at: datetime
+        self,
+        token_hash: str,
+        username: str,
+        created_at: datetime,
+        expires_at: datetime,
+        audit: AuditEntry | None = None,
     ) -> None:
         async with self._write() as conn:
+            if audit is not None:
+                await _insert_audit(conn, [audit])
             await conn.execute(delete(tables.tokens).where(tables.tokens.c.expires_at < created_at))
             await conn.execute(
                 insert(tables.tokens).values(
@@ -453,6 +524,71 @@ class Store:
         async with self._read() as conn:
             row = (await conn.execute(query)).one_or_none()
         return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
+
+    # --- audit and timelines -------------------------------------------------
+
+    async def audit(self, entries: Sequence[AuditEntry]) -> None:
+        async with self._write() as conn:
+            await _insert_audit(conn, entries)
+
+    async def list_audit(
+        self,
+        *,
+        username: str | None = None,
+        action: str | None = None,
+        alarm_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 200,
+        oldest_first: bool = False,
+    ) -> list[AuditEntry]:
+        a = tables.audit
+        query = select(a)
+        if username is not None:
+            query = query.where(a.c.username == username)
+        if action is not None:
+            query = query.where(a.c.action == action)
+        if alarm_id is not None:
+            query = query.where(a.c.alarm_id == alarm_id)
+        if start is not None:
+            query = query.where(a.c.ts >= start)
+        if end is not None:
+            query = query.where(a.c.ts < end)
+        if before_id is not None:
+            query = query.where(a.c.id < before_id)
+        order = a.c.id.asc() if oldest_first else a.c.id.desc()
+        query = query.order_by(order).limit(limit)
+        async with self._read() as conn:
+            return [
+                AuditEntry(
+                    ts=r.ts,
+                    username=r.username,
+                    action=r.action,
+                    alarm_id=r.alarm_id,
+                    target=r.target,
+                    before=r.before,
+                    after=r.after,
+                    detail=r.detail,
+                    id=r.id,
+                )
+                for r in await conn.execute(query)
+            ]
+
+    async def alarm_events(self, alarm_id: str) -> list[tuple[Event, datetime]]:
+        """An alarm's events with their receipt times, oldest first."""
+        e = tables.events
+        async with self._read() as conn:
+            result = await conn.execute(
+                select(e.c.payload, e.c.received_at)
+                .where(e.c.alarm_id == alarm_id)
+                .order_by(e.c.received_at, e.c.ts)
+            )
+            return [(Event.model_validate(row[0]), row[1]) for row in result]
+
+    async def alarm_announcements(self, alarm_id: str) -> list[dict[str, Any]]:
+        async with self._read() as conn:
+            return await _announcements(conn, tables.announcements.c.alarm_id == alarm_id)
 
     # --- device and edge statuses --------------------------------------------
 
@@ -542,6 +678,27 @@ async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
     )
     if result.rowcount == 0:
         await conn.execute(insert(tables.alarms).values(id=alarm.id, **values))
+
+
+async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
+    if not entries:
+        return
+    await conn.execute(
+        insert(tables.audit),
+        [
+            {
+                "ts": e.ts,
+                "username": e.username,
+                "action": e.action,
+                "alarm_id": e.alarm_id,
+                "target": e.target,
+                "before": e.before,
+                "after": e.after,
+                "detail": e.detail,
+            }
+            for e in entries
+        ],
+    )
 
 
 async def _touch_device(conn: AsyncConnection, device: str, site: str, seen: datetime) -> None:

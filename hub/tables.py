@@ -196,3 +196,29 @@ rejected = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Index("ix_rejected_received_at", "received_at"),
 )
+
+# Who did what to which alarm, written in the transaction of the change itself
+# (before it takes effect for anyone else): logins, acks, resolves, escalations,
+# announcements, suggestions.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UTCDateTime(), nullable=False),
+    # A username, or "system" for the hub's own actions (escalation, suggestions).
+    Column("username", String(63), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("alarm_id", String(40), nullable=True),
+    Column("target", String(200), nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_audit_ts", "ts"),
+    Index("ix_audit_username_ts", "username", "ts"),
+    Index("ix_audit_alarm_id", "alarm_id"),
+    Index("ix_audit_action_ts", "action", "ts"),
+)
+
+# Incident timelines read an alarm's events and announcements by alarm id.
+Index("ix_events_alarm_id", events.c.alarm_id)
+Index("ix_announcements_alarm_id", announcements.c.alarm_id)

@@ -16,6 +16,7 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from hub.auth import has_role
 from hub.broadcaster import Client, encode
 from hub.hub import Hub
 from hub.store import UserRow
@@ -29,6 +30,9 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
 CLOSE_BAD_MESSAGE = 4400
+CLOSE_FORBIDDEN = 4403
+# The least role for each client operation; both read-only today, so every role may.
+OP_ROLES = {"subscribe": "viewer", "ping": "viewer"}
 RECENT_ANNOUNCEMENTS = timedelta(hours=1)
 # How long a closing handshake may take before the hub gives up on the client.
 CLOSE_TIMEOUT_S = 5.0
@@ -40,6 +44,10 @@ class _TooSlow(Exception):
 
 class _BadMessage(Exception):
     """The client sent something that is not a client operation."""
+
+
+class _Forbidden(Exception):
+    """The client's role may not do that operation."""
 
 
 async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
@@ -81,13 +89,17 @@ async def console_socket(
                     await websocket.send_text(envelope.text)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(_send(websocket, client), name=f"ws[{user.username}].send")
-            tasks.create_task(_receive(websocket, client), name=f"ws[{user.username}].receive")
+            tasks.create_task(
+                _receive(websocket, client, user), name=f"ws[{user.username}].receive"
+            )
             tasks.create_task(_watch(client), name=f"ws[{user.username}].watch")
     except* _TooSlow:
         code, reason = CLOSE_TOO_SLOW, "too slow"
         log.warning("websocket client too slow, closing", username=user.username)
     except* _BadMessage:
         code, reason = CLOSE_BAD_MESSAGE, "bad message"
+    except* _Forbidden:
+        code, reason = CLOSE_FORBIDDEN, "forbidden"
     except* WebSocketDisconnect:
         code = 0
     finally:
@@ -111,7 +123,7 @@ async def _watch(client: Client) -> None:
     raise _TooSlow
 
 
-async def _receive(websocket: WebSocket, client: Client) -> None:
+async def _receive(websocket: WebSocket, client: Client, user: UserRow) -> None:
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -123,6 +135,8 @@ async def _receive(websocket: WebSocket, client: Client) -> None:
             op = CLIENT_OP.validate_json(text)
         except ValidationError:
             raise _BadMessage from None
+        if not has_role(user.role, OP_ROLES[op.op]):
+            raise _Forbidden
         if isinstance(op, SubscribeOp):
             client.sites = set(op.events)
         # A ping needs no answer beyond keeping the connection alive.

@@ -16,6 +16,7 @@ from riverguard.errors import RiverguardError
 from riverguard.wire.models import CameraRule, DeviceType, Ident
 
 Role = Literal["viewer", "officer", "supervisor", "admin"]
+AutoWarning = Literal["always", "when_hub_unreachable", "never"]
 SpeakerDriver = Literal["mqtt", "http", "local"]
 DeviceSource = Literal["generic", "frigate"]
 
@@ -80,6 +81,17 @@ class Site(_Config):
     # The edge drops a report of the same device, zone and kind this soon after the
     # last accepted one (a chattering fence); 0 keeps every report.
     debounce_s: float = Field(default=0.0, ge=0, le=3600)
+    # Local deterrence: the edge plays the default warning itself on a breach or a
+    # critical event in ``auto_warning_zones`` (all zones when empty): always, only
+    # when the hub has not committed the event within ``auto_warning_grace_s``, or never;
+    # not during ``quiet_hours`` ("HH:MM-HH:MM" in ``timezone``), at most once per
+    # zone per ``auto_warning_cooldown_s``.
+    auto_warning: AutoWarning = "never"
+    auto_warning_zones: list[Ident] = Field(default_factory=list)
+    auto_warning_grace_s: float = Field(default=10.0, ge=0, le=600)
+    auto_warning_cooldown_s: float = Field(default=60.0, ge=0, le=86400)
+    quiet_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    timezone: str = "Asia/Shanghai"
     warning_text_zh: str = DEFAULT_WARNING_ZH
     warning_text_en: str = DEFAULT_WARNING_EN
     # Escalation of an unacknowledged alarm along the grid path (level 0 is the duty officer).

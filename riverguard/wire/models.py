@@ -55,6 +55,7 @@ SpeakerPlayState = Literal["playing", "done", "failed"]
 AlarmState = Literal["open", "acknowledged", "resolved"]
 Outcome = Literal["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"]
 RiskColour = Literal["blue", "yellow", "orange", "red"]
+NextStep = Literal["repeat", "stronger_clip", "live_talk", "send_patrol"]
 AudioFormat = Literal["wav", "mp3", "ulaw"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -252,6 +253,21 @@ class Alarm(_Owned):
     note: str | None = None
     escalation_level: int = 0
     announcements: list[str] = Field(default_factory=list)
+    # Extensions (docs/protocol.md 7.10): the escalation level's name on the grid path
+    # and when the next level is due while the alarm stays unacknowledged.
+    escalation_name: str = "duty officer"
+    escalate_at: Timestamp | None = None
+    # Device types seen (fence, camera), and the repeat window for severity raising.
+    sources: list[str] = Field(default_factory=list)
+    repeat_window_start: Timestamp | None = None
+    repeat_count: int = 0
+    # Deterrence loop: the proposed outcome and the proposed next step.
+    suggestion: Outcome | None = None
+    next_step: NextStep | None = None
+    # When the zone counts as clear after the last announcement, if no trigger comes.
+    clear_at: Timestamp | None = None
+    # A fence of the zone reported ``clear`` since the last announcement.
+    fence_clear: bool = False
 
 
 # --- 4. Hub -> console ---------------------------------------------------------

@@ -18,6 +18,7 @@ import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from hub.clock import Clock
 from hub.hub import Hub
 from hub.main import server_config
 from hub.settings import HubSettings
@@ -27,7 +28,12 @@ from riverguard.testing import wait_for
 from riverguard.wire.times import format_ts, utcnow
 from tests.conftest import EXAMPLE_CONFIG, Broker
 
-PASSWORDS = {"admin": "admin-pw", "officer-li": "officer-pw", "viewer": "viewer-pw"}
+PASSWORDS = {
+    "admin": "admin-pw",
+    "officer-li": "officer-pw",
+    "supervisor-wang": "supervisor-pw",
+    "viewer": "viewer-pw",
+}
 SITE = "danshui-bridge"
 
 
@@ -107,9 +113,9 @@ class RunningHub:
 
 
 @asynccontextmanager
-async def run_hub(settings: HubSettings) -> AsyncIterator[RunningHub]:
+async def run_hub(settings: HubSettings, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
     """Serve the hub in this event loop until the block ends; wait for its broker session."""
-    server = uvicorn.Server(server_config(settings))
+    server = uvicorn.Server(server_config(settings, clock))
     task = asyncio.create_task(server.serve(), name="test.hub")
     try:
         await wait_for(lambda: server.started or task.done(), what="hub to start")

@@ -1,0 +1,238 @@
+"""Incident timelines: one alarm's story, as JSON and as a printable HTML page.
+
+Events (with snapshot links), announcements with each speaker's states, and
+the audited acts on the alarm (ack, escalation, suggestion, resolve), in time
+order. Read from the state store only: a timeline is complete even while
+InfluxDB is down.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any, Literal
+
+from hub.announcer import shape as shape_announcement
+from hub.store import Store
+from riverguard.config import Config
+from riverguard.wire.models import Alarm
+from riverguard.wire.times import format_ts, parse_ts
+
+Lang = Literal["zh", "en"]
+
+LABELS: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "title": "事件时间线",
+        "site": "地点",
+        "zone": "区域",
+        "alarm": "告警",
+        "state": "状态",
+        "severity": "级别",
+        "opened": "告警开启",
+        "event": "事件",
+        "announcement": "广播",
+        "speaker": "喇叭",
+        "ack": "确认",
+        "escalate": "升级",
+        "suggest": "建议",
+        "resolve": "处置完成",
+        "time": "时间",
+        "what": "内容",
+        "by": "人员",
+        "detail": "详情",
+        "outcome": "结果",
+        "note": "备注",
+        "snapshot": "抓拍",
+        "system": "系统",
+        "generated": "生成时间",
+        "level": "级别",
+    },
+    "en": {
+        "title": "Incident timeline",
+        "site": "Site",
+        "zone": "Zone",
+        "alarm": "Alarm",
+        "state": "State",
+        "severity": "Severity",
+        "opened": "Alarm opened",
+        "event": "Event",
+        "announcement": "Announcement",
+        "speaker": "Speaker",
+        "ack": "Acknowledged",
+        "escalate": "Escalated",
+        "suggest": "Suggestion",
+        "resolve": "Resolved",
+        "time": "Time",
+        "what": "What",
+        "by": "By",
+        "detail": "Detail",
+        "outcome": "Outcome",
+        "note": "Note",
+        "snapshot": "snapshot",
+        "system": "system",
+        "generated": "Generated",
+        "level": "level",
+    },
+}
+
+# The acts on an alarm that the audit log holds and a timeline shows.
+_ACTS = ("ack", "escalate", "suggest", "resolve")
+
+
+def _entry(ts: datetime | str, type_: str, by: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ts": ts if isinstance(ts, str) else format_ts(ts),
+        "type": type_,
+        "by": by,
+        "data": data,
+    }
+
+
+async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> dict[str, Any]:
+    site = config.site_by_id.get(alarm.site)
+    zone = next((z for z in site.zones if z.id == alarm.zone), None) if site else None
+    events = []
+    entries = [_entry(alarm.opened_at, "opened", None, {"severity": alarm.severity})]
+    for event, received_at in await store.alarm_events(alarm.id):
+        item = event.model_dump(mode="json")
+        item["received_at"] = format_ts(received_at)
+        item["snapshot_url"] = f"/api/events/{event.id}/snapshot" if event.snapshot else None
+        events.append(item)
+        entries.append(_entry(event.ts, "event", None, item))
+    announcements = []
+    for record in await store.alarm_announcements(alarm.id):
+        shaped = shape_announcement(record)
+        announcements.append(shaped)
+        entries.append(_entry(record["created_at"], "announcement", record["requested_by"], shaped))
+        for step in shaped["history"]:
+            if step["state"] != "pending":
+                entries.append(
+                    _entry(step["ts"], "speaker", None, dict(step, announcement=shaped["id"]))
+                )
+    audit = await store.list_audit(alarm_id=alarm.id, limit=10_000, oldest_first=True)
+    for act in audit:
+        if act.action in _ACTS:
+            after = act.after or {}
+            data = {
+                "detail": act.detail,
+                "escalation_level": after.get("escalation_level"),
+                "escalation_name": after.get("escalation_name"),
+                "suggestion": after.get("suggestion"),
+                "next_step": after.get("next_step"),
+                "outcome": after.get("outcome"),
+                "note": after.get("note"),
+            }
+            entries.append(_entry(act.ts, act.action, act.username, data))
+    entries.sort(key=lambda e: parse_ts(e["ts"]))
+    outcome = None
+    if alarm.state == "resolved":
+        outcome = {
+            "outcome": alarm.outcome,
+            "note": alarm.note,
+            "resolved_by": alarm.resolved_by,
+            "resolved_at": format_ts(alarm.resolved_at) if alarm.resolved_at else None,
+        }
+    return {
+        "alarm": alarm.model_dump(mode="json"),
+        "site": {
+            "id": alarm.site,
+            "name": site.name if site else alarm.site,
+            "name_en": site.name_en if site else "",
+            "grid": site.grid if site else "",
+        },
+        "zone": {
+            "id": alarm.zone,
+            "name": zone.name if zone else alarm.zone,
+            "name_en": zone.name_en if zone else "",
+        },
+        "entries": entries,
+        "events": events,
+        "announcements": announcements,
+        "audit": [act.shape() for act in audit],
+        "outcome": outcome,
+        "generated_at": format_ts(now),
+    }
+
+
+def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
+    """The entry's label and its detail, as plain text."""
+    data = entry["data"]
+    kind = entry["type"]
+    if kind == "event":
+        detail = f"{data['kind']} · {data['device']} · {data['severity']}"
+    elif kind == "announcement":
+        speakers = ", ".join(f"{s}: {st}" for s, st in data["speakers"].items())
+        detail = f"{data['clip']['id']} · {speakers}"
+    elif kind == "speaker":
+        detail = f"{data['speaker']}: {data['state']} {data['detail']}"
+    elif kind == "opened":
+        detail = data["severity"]
+    elif kind == "escalate":
+        level = f"{labels['level']} {data['escalation_level']} ({data['escalation_name']})"
+        detail = f"{level} {data['detail']}"
+    elif kind == "suggest":
+        detail = f"{data['suggestion']} {data['detail']}"
+    elif kind == "resolve":
+        detail = f"{data['outcome']} {data['note'] or ''}"
+    else:
+        detail = data.get("detail") or ""
+    return labels.get(kind, kind), detail.strip()
+
+
+def render_html(timeline: dict[str, Any], lang: Lang) -> str:
+    """A self-contained page for printing: no scripts, no external resources."""
+    labels = LABELS[lang]
+    esc = html.escape
+    alarm = timeline["alarm"]
+    site = timeline["site"]
+    zone = timeline["zone"]
+    site_name = site["name_en"] if lang == "en" and site["name_en"] else site["name"]
+    zone_name = zone["name_en"] if lang == "en" and zone["name_en"] else zone["name"]
+    rows = []
+    for entry in timeline["entries"]:
+        what, detail = _what(entry, labels)
+        data = entry["data"]
+        if entry["type"] == "event" and data.get("snapshot_url"):
+            link = f' <a href="{esc(data["snapshot_url"])}">{esc(labels["snapshot"])}</a>'
+        else:
+            link = ""
+        by = entry["by"]
+        who = labels["system"] if by == "system" else (by or "")
+        rows.append(
+            f'<tr class="{esc(entry["type"])}"><td>{esc(entry["ts"])}</td><td>{esc(what)}</td>'
+            f"<td>{esc(who)}</td><td>{esc(detail)}{link}</td></tr>"
+        )
+    outcome = timeline["outcome"]
+    outcome_html = ""
+    if outcome is not None:
+        outcome_html = (
+            f"<p><b>{esc(labels['outcome'])}:</b> {esc(str(outcome['outcome']))} · "
+            f"{esc(str(outcome['resolved_by']))} · {esc(str(outcome['resolved_at']))}</p>"
+        )
+        if outcome["note"]:
+            outcome_html += f"<p><b>{esc(labels['note'])}:</b> {esc(outcome['note'])}</p>"
+    html_lang = "zh-CN" if lang == "zh" else "en"
+    return f"""<!doctype html>
+<html lang="{html_lang}"><head><meta charset="utf-8">
+<title>{esc(labels["title"])} {esc(alarm["id"])}</title>
+<style>
+body{{font-family:sans-serif;margin:2em;color:#000}}
+table{{border-collapse:collapse;width:100%}}
+th,td{{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}}
+tr.escalate td,tr.resolve td{{font-weight:bold}}
+@media print{{a{{color:#000;text-decoration:none}}}}
+</style></head><body>
+<h1>{esc(labels["title"])}</h1>
+<p><b>{esc(labels["alarm"])}:</b> {esc(alarm["id"])} · <b>{esc(labels["state"])}:</b>
+{esc(alarm["state"])} · <b>{esc(labels["severity"])}:</b> {esc(alarm["severity"])}</p>
+<p><b>{esc(labels["site"])}:</b> {esc(site_name)} ({esc(site["grid"])}) ·
+<b>{esc(labels["zone"])}:</b> {esc(zone_name)}</p>
+{outcome_html}
+<table><thead><tr><th>{esc(labels["time"])}</th><th>{esc(labels["what"])}</th>
+<th>{esc(labels["by"])}</th><th>{esc(labels["detail"])}</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+<p>{esc(labels["generated"])}: {esc(timeline["generated_at"])}</p>
+</body></html>
+"""
