@@ -41,7 +41,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 import riverguard
 from edge.adapters import Adapted, check_device, parse_message
 from edge.audio import AudioCache
-from edge.errors import Rejected, Skipped
+from edge.deterrence import Deterrence
+from edge.errors import AudioError, Rejected, Skipped
 from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
@@ -49,6 +50,7 @@ from edge.settings import EdgeSettings
 from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver, UnsupportedSpeaker
 from edge.sqlite_outbox import SqliteOutbox
+from edge.warning import prepare_warning
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.wire import topics
@@ -113,6 +115,9 @@ class EdgeAgent:
         self._device_online: dict[str, bool] = {}
         self._device_heard: dict[str, float] = {}
         self.devices_offline: set[str] = set()
+        # Base URL of the edge's own HTTP port, for audio it serves (set by main).
+        self.audio_base_url: str | None = settings.audio_base_url
+        self.deterrence: Deterrence | None = None
         self._name = f"edge[{self.site.id}]"
         self.log = log.bind(site=self.site.id)
 
@@ -169,6 +174,17 @@ class EdgeAgent:
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
             self._build_speakers(AudioCache(self.settings.data_dir / "audio", http))
+            self.deterrence = Deterrence(
+                self.site,
+                self.devices,
+                speakers=self.speakers,
+                acks=self.acks,
+                metrics=self.metrics,
+                clock=self.clock,
+                committed=lambda event_id: event_id not in self.outbox,
+                hub_silent=lambda: self.hub_silent,
+            )
+            await self._prepare_warning()
             while not stop.is_set():
                 try:
                     async with client:
@@ -183,6 +199,19 @@ class EdgeAgent:
                         "broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
                     )
                     await _sleep_unless(stop, delay)
+
+    async def _prepare_warning(self) -> None:
+        if self.deterrence is None or not self.deterrence.enabled:
+            return
+        if self.audio_base_url is None:
+            self.log.warning("auto warning needs the edge's HTTP port (metrics_port); off")
+            return
+        try:
+            self.deterrence.warning = await prepare_warning(
+                self.site, self.settings.data_dir / "audio", self.audio_base_url
+            )
+        except AudioError as exc:
+            self.log.warning("default warning could not be rendered", error=str(exc))
 
     def _build_speakers(self, audio: AudioCache) -> None:
         for device in self.devices.values():
@@ -230,6 +259,8 @@ class EdgeAgent:
                 tg.create_task(self._publisher(client), name=f"{self._name}.publisher")
                 tg.create_task(self._resender(client), name=f"{self._name}.resender")
                 tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
+                if self.deterrence is not None and self.deterrence.enabled:
+                    tg.create_task(self.deterrence.run(client), name=f"{self._name}.deterrence")
                 if self.settings.device_offline_after_s:
                     tg.create_task(self._heartbeats(client), name=f"{self._name}.heartbeats")
                 for speaker_id, speaker in self.speakers.items():
@@ -407,6 +438,8 @@ class EdgeAgent:
         self.metrics.outbox.set(len(self.outbox))
         self.metrics.events.inc()
         self._fresh.put_nowait(entry)
+        if self.deterrence is not None:
+            self.deterrence.observe(event)
         log_event = self.log.info if event.severity == "critical" else self.log.debug
         log_event(
             "event",

@@ -1,4 +1,7 @@
-"""The edge's small HTTP port: ``GET /healthz`` and Prometheus ``GET /metrics``.
+"""The edge's small HTTP port: ``GET /healthz``, Prometheus ``GET /metrics``, cached audio.
+
+``GET /audio/<sha256>.<ext>`` serves the edge's audio cache, so the site's
+speakers can fetch the local warning without the hub.
 
 Served from threads of its own (WSGI, as ``prometheus_client`` serves), so a
 busy event loop cannot make a health check time out, and a health check
@@ -14,6 +17,7 @@ when it is not, with a JSON body a supervisor or an operator can read::
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 _StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+_AUDIO = re.compile(r"^/audio/([0-9a-f]{64}\.(wav|mp3|ulaw))$")
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ulaw": "audio/basic"}
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -84,7 +90,21 @@ class HealthServer:
             body = health(self.agent)
             status = "200 OK" if body["broker"] else "503 Service Unavailable"
             return _json(start_response, status, body)
+        audio = _AUDIO.match(path)
+        if audio is not None:
+            return self._audio(start_response, audio.group(1), audio.group(2))
         return _json(start_response, "404 Not Found", {"error": "not_found", "detail": path})
+
+    def _audio(self, start_response: _StartResponse, name: str, ext: str) -> Iterable[bytes]:
+        """A file of the edge's verified audio cache (the local warning), for its speakers."""
+        try:
+            data = (self.agent.settings.data_dir / "audio" / name).read_bytes()
+        except FileNotFoundError:
+            return _json(start_response, "404 Not Found", {"error": "not_found", "detail": name})
+        start_response(
+            "200 OK", [("Content-Type", _AUDIO_TYPES[ext]), ("Content-Length", str(len(data)))]
+        )
+        return [data]
 
 
 def _json(start_response: _StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:

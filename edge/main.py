@@ -27,6 +27,8 @@ async def _serve(settings: EdgeSettings, config: Config) -> None:
     if settings.metrics_port is not None:
         http = HealthServer(agent, settings.metrics_port, settings.metrics_host)
         http.start()
+        if agent.audio_base_url is None:
+            agent.audio_base_url = f"http://{settings.metrics_host}:{http.port}"
     try:
         await agent.run(stop)
     finally:

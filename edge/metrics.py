@@ -50,6 +50,12 @@ class EdgeMetrics:
             "Accepted reports whose device time was out of bounds and replaced by the edge's",
             registry=r,
         )
+        self.auto_warnings = Counter(
+            "riverguard_edge_auto_warnings",
+            "Local deterrence decisions: played, hub_answered, quiet_hours, cooldown, no_audio",
+            ["outcome"],
+            registry=r,
+        )
         self.device_timeouts = Counter(
             "riverguard_edge_device_heartbeat_timeouts",
             "Devices reported offline for missing their status heartbeats",

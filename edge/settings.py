@@ -36,6 +36,9 @@ class EdgeSettings(ComponentSettings):
     # Serve GET /healthz and GET /metrics on <metrics_host>:<port> when set (0: any free port).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Where the site's speakers fetch audio the edge serves itself (the local
+    # warning); default http://<metrics_host>:<metrics_port>.
+    audio_base_url: str | None = None
     # A device whose last status said online and that sent none for this long is
     # reported offline; 0 turns it off (devices that never repeat their status).
     device_offline_after_s: float = Field(default=0.0, ge=0)

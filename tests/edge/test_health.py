@@ -79,6 +79,8 @@ async def test_metrics_are_prometheus_text_and_other_paths_404(
         assert 200 == metrics.status_code
         assert "riverguard_edge_broker_connects_total 1.0" in metrics.text
         assert 404 == (await http.get("/nothing")).status_code
+        assert 404 == (await http.get("/audio/../outbox.sqlite3")).status_code
+        assert 404 == (await http.get(f"/audio/{'0' * 64}.wav")).status_code
 
 
 @pytest.fixture
