@@ -251,9 +251,7 @@ class Store:
                 await _insert_audit(
                     conn,
                     [
-                        alarm_audit(
-                            "escalate", "system", before, after, "trigger after announcement"
-                        )
+                        alarm_audit("escalate", "system", before, after, _TRIGGERED)
                         for before, after in outcome.escalated
                     ],
                 )

@@ -92,7 +92,7 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     site = config.site_by_id.get(alarm.site)
     zone = next((z for z in site.zones if z.id == alarm.zone), None) if site else None
     events = []
-    entries = [_entry(alarm.opened_at, "opened", None, {"severity": alarm.severity})]
+    entries = []
     for event, received_at in await store.alarm_events(alarm.id):
         item = event.model_dump(mode="json")
         item["received_at"] = format_ts(received_at)
@@ -124,6 +124,9 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
             }
             entries.append(_entry(act.ts, act.action, act.username, data))
     entries.sort(key=lambda e: parse_ts(e["ts"]))
+    # The opening comes first even though its first event happened (device time) earlier.
+    opened = _entry(alarm.opened_at, "opened", None, {"severity": alarm.severity})
+    entries.insert(0, opened)
     outcome = None
     if alarm.state == "resolved":
         outcome = {

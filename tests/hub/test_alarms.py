@@ -10,6 +10,7 @@ import pytest
 
 from hub import alarms
 from hub.errors import AlarmTransitionError
+from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
@@ -148,3 +149,92 @@ def test_site_risk_follows_the_worst_active_alarm() -> None:
     assert "orange" == alarms.site_risk([warning])
     assert "red" == alarms.site_risk([warning, critical])
     assert "orange" == alarms.site_risk([warning, resolved])
+
+
+# --- severity raising, escalation and the deterrence loop -----------------------
+
+SITE_DB = Site.model_validate(
+    {
+        "id": "danshui-bridge",
+        "name": "x",
+        "grid": "g",
+        "zones": [{"id": "z1", "name": "z"}],
+        "escalation": [
+            {"after_s": 30, "level_name": "grid officer"},
+            {"after_s": 60, "level_name": "street"},
+        ],
+        "repeat_count": 3,
+        "repeat_window_s": 60,
+        "clear_window_s": 90,
+    }
+)
+SITES = {"danshui-bridge": SITE_DB}
+
+
+def test_fence_and_camera_in_one_alarm_make_it_critical() -> None:
+    events = [_event(1), _event(2, device="db-cam-01", kind="camera.intrusion")]
+    alarm = alarms.apply_events({}, events, T0, _ids(), SITES).changed["alm-1"]
+    assert ("critical", ["camera", "fence"]) == (alarm.severity, alarm.sources)
+
+
+def test_repeats_within_the_window_raise_severity_one_level_but_spread_ones_do_not() -> None:
+    quick = [_event(i, ts=T0 + timedelta(seconds=10 * i)) for i in range(3)]
+    spread = [_event(i, ts=T0 + timedelta(seconds=61 * i)) for i in range(3)]
+    assert "critical" == alarms.apply_events({}, quick, T0, _ids(), SITES).changed["alm-1"].severity
+    assert "warning" == alarms.apply_events({}, spread, T0, _ids(), SITES).changed["alm-1"].severity
+
+
+def test_an_open_alarm_climbs_the_site_policy_and_stops_at_the_top() -> None:
+    alarm = alarms.apply_events({}, [_event(1)], T0, _ids(), SITES).changed["alm-1"]
+    assert (0, "duty officer", T0 + timedelta(seconds=30)) == (
+        alarm.escalation_level,
+        alarm.escalation_name,
+        alarm.escalate_at,
+    )
+    assert not alarms.escalation_due(alarm, T0 + timedelta(seconds=29))
+    t1 = T0 + timedelta(seconds=30)
+    first = alarms.escalate(alarm, SITE_DB, t1)
+    assert (1, "grid officer", t1 + timedelta(seconds=60)) == (
+        first.escalation_level,
+        first.escalation_name,
+        first.escalate_at,
+    )
+    top = alarms.escalate(first, SITE_DB, t1 + timedelta(seconds=60))
+    assert (2, "street", None) == (top.escalation_level, top.escalation_name, top.escalate_at)
+
+
+def test_acknowledging_stops_the_climb() -> None:
+    alarm = alarms.apply_events({}, [_event(1)], T0, _ids(), SITES).changed["alm-1"]
+    acked = alarms.acknowledge(alarm, "officer-li", T0)
+    assert None is acked.escalate_at
+    assert not alarms.escalation_due(acked, T0 + timedelta(days=1))
+
+
+def test_a_trigger_after_an_announcement_climbs_and_proposes_the_next_step() -> None:
+    alarm = alarms.apply_events({}, [_event(1)], T0, _ids(), SITES).changed["alm-1"]
+    announced = alarms.add_announcement(alarm, "ann-1", T0, SITE_DB.clear_window_s)
+    outcome = alarms.apply_events(
+        {("danshui-bridge", "z1"): announced}, [_event(2)], T0, _ids(), SITES
+    )
+    after = outcome.changed["alm-1"]
+    assert (1, "repeat", None) == (after.escalation_level, after.next_step, after.clear_at)
+    assert [(announced, after)] == outcome.escalated
+    again = alarms.add_announcement(after, "ann-2", T0, SITE_DB.clear_window_s)
+    later = alarms.apply_events({("danshui-bridge", "z1"): again}, [_event(3)], T0, _ids(), SITES)
+    assert "stronger_clip" == later.changed["alm-1"].next_step
+
+
+def test_a_quiet_clear_window_proposes_persuaded_away_after_the_fence_clears() -> None:
+    alarm = alarms.apply_events({}, [_event(1)], T0, _ids(), SITES).changed["alm-1"]
+    announced = alarms.add_announcement(alarm, "ann-1", T0, SITE_DB.clear_window_s)
+    later = T0 + timedelta(seconds=90)
+    assert not alarms.clear_due(announced, later - timedelta(seconds=1), zone_has_fence=False)
+    assert alarms.clear_due(announced, later, zone_has_fence=False)
+    # A fenced zone also waits for the fence's clear.
+    assert not alarms.clear_due(announced, later, zone_has_fence=True)
+    key = ("danshui-bridge", "z1")
+    cleared = alarms.apply_events(
+        {key: announced}, [_event(2, kind="fence.clear", severity="info")], T0, _ids(), SITES
+    ).changed["alm-1"]
+    assert alarms.clear_due(cleared, later, zone_has_fence=True)
+    assert "persuaded_away" == alarms.suggest_persuaded(cleared, later).suggestion

@@ -1,0 +1,137 @@
+"""Incident timelines as JSON and printable HTML, against a real hub."""
+
+from __future__ import annotations
+
+import json
+
+import aiomqtt
+import pytest
+
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from riverguard.wire.times import format_ts, utcnow
+from tests.hub.conftest import SITE, RunningHub, event_payload, mqtt_inbox, unique_seq
+
+pytestmark = pytest.mark.integration
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
+
+
+async def _incident(running: RunningHub, edge: aiomqtt.Client) -> str:
+    """A fence breach and a camera intrusion with a snapshot, announced, acked, resolved."""
+    fence = event_payload(unique_seq())
+    camera = event_payload(
+        unique_seq(),
+        device="db-cam-01",
+        kind="camera.intrusion",
+        confidence=0.9,
+        object="person",
+        snapshot=True,
+    )
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        for event in (fence, camera):
+            await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+        await edge.publish(topics.snapshot(SITE, camera["id"]), JPEG, qos=1)
+        await wait_for(
+            lambda: {fence["id"], camera["id"]} <= {i for m in acks.items for i in m[1]["ids"]},
+            what="both events committed",
+        )
+    alarm_id = running.hub.picture.active[(SITE, "z1")].id
+    officer = await running.auth()
+    announced = (
+        await running.http.post("/api/announcements", headers=officer, json={"alarm_id": alarm_id})
+    ).json()
+    ack = {"id": announced["id"], "state": "done", "ts": format_ts(utcnow())}
+    await edge.publish(topics.speaker_ack(SITE, "db-spk-01"), json.dumps(ack).encode(), qos=1)
+
+    async def speaker_done() -> bool:
+        got = await running.hub.store.get_announcement(announced["id"])
+        return got is not None and got["speakers"] == {"db-spk-01": "done"}
+
+    await wait_for(speaker_done, what="speaker done")
+    await running.http.post(f"/api/alarms/{alarm_id}/ack", headers=officer)
+    await running.http.post(
+        f"/api/alarms/{alarm_id}/resolve",
+        headers=officer,
+        json={"outcome": "persuaded_away", "note": "left after the warning"},
+    )
+    return alarm_id
+
+
+async def test_timeline_tells_the_incident_in_order_with_snapshots_and_outcome(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    alarm_id = await _incident(running_hub, edge)
+    headers = await running_hub.auth("viewer")
+
+    timeline = (
+        await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline", headers=headers)
+    ).json()
+
+    assert [
+        "opened",
+        "event",
+        "event",
+        "announcement",
+        "speaker",
+        "ack",
+        "resolve",
+    ] == [e["type"] for e in timeline["entries"]]
+    # A fence and a camera in one alarm corroborate each other.
+    assert ("critical", ["camera", "fence"]) == (
+        timeline["alarm"]["severity"],
+        timeline["alarm"]["sources"],
+    )
+    fence, camera = timeline["events"]
+    assert (None, f"/api/events/{camera['id']}/snapshot") == (
+        fence["snapshot_url"],
+        camera["snapshot_url"],
+    )
+    picture = await running_hub.http.get(camera["snapshot_url"], headers=headers)
+    assert JPEG == picture.content
+    assert {"db-spk-01": "done"} == timeline["announcements"][0]["speakers"]
+    assert {
+        "outcome": "persuaded_away",
+        "note": "left after the warning",
+        "resolved_by": "officer-li",
+    }.items() <= timeline["outcome"].items()
+    assert ("danshui-bridge", "z1", "桥下亲水平台") == (
+        timeline["site"]["id"],
+        timeline["zone"]["id"],
+        timeline["zone"]["name"],
+    )
+
+
+async def test_timeline_prints_as_html_in_chinese_or_english_with_a_query_token(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    alarm_id = await _incident(running_hub, edge)
+    token = await running_hub.token("viewer")
+
+    zh = await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline.html?token={token}")
+    en = await running_hub.http.get(
+        f"/api/alarms/{alarm_id}/timeline?format=html&lang=en&token={token}"
+    )
+    anonymous = await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline.html")
+
+    assert ("text/html; charset=utf-8", 200) == (zh.headers["content-type"], zh.status_code)
+    for text in (
+        "事件时间线",
+        "桥下亲水平台",
+        "处置完成",
+        "persuaded_away",
+        "officer-li",
+        alarm_id,
+    ):
+        assert text in zh.text, text
+    for text in ("Incident timeline", "Under-bridge waterside deck", "Resolved", "snapshot"):
+        assert text in en.text, text
+    assert "<script" not in zh.text
+    assert 401 == anonymous.status_code
+
+
+async def test_timeline_of_an_unknown_alarm_is_404(running_hub: RunningHub) -> None:
+    response = await running_hub.http.get(
+        "/api/alarms/alm-nope/timeline", headers=await running_hub.auth()
+    )
+    assert (404, "not_found") == (response.status_code, response.json()["error"])
