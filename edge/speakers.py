@@ -3,11 +3,15 @@
 ``MqttSpeaker`` drives a speaker that speaks the ``mqtt`` driver: the edge
 verifies and caches the audio, then publishes ``play`` with the audio's URL;
 the speaker's ``state`` replies become acknowledgements to the hub.
-Speakers with another driver get ``failed`` "driver not implemented" for now.
+``HttpSpeaker`` (``edge.http_speaker``) POSTs G.711 µ-law to a network
+speaker. Speakers with the ``local`` driver get ``failed`` "driver not
+implemented" for now.
 
-Announcements of one speaker are handled one at a time, in arrival order.
-Priority preemption (3.1) is not implemented yet: a newer ``play`` simply
-replaces what the speaker is playing.
+Announcements of one speaker are played one at a time: the highest
+``priority`` first, in arrival order within a priority; the next one waits
+until the speaker has finished the current one. One with a higher priority
+than the one playing preempts it (PROTOCOL 3.1): the edge acks the playing
+one ``failed`` "preempted", tells the speaker to stop it and plays the new one.
 
 A speaker that does not answer does not leave an announcement ``received``
 forever: ``MqttSpeaker`` watches each ``play`` it sent. No ``playing`` within
@@ -26,7 +30,7 @@ import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -124,6 +128,9 @@ class UnsupportedSpeaker:
         await asyncio.Event().wait()  # nothing to do, but lives as long as its siblings
 
 
+PREEMPTED = "preempted"
+
+
 @dataclass(slots=True)
 class _InFlight:
     """A ``play`` sent to the speaker, and by when it must answer."""
@@ -132,6 +139,16 @@ class _InFlight:
     deadline: float  # monotonic
     length_s: float  # the audio's length times repeat
     playing: bool = False
+    # Set once it ended, however: done, failed, timed out, preempted.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def next_announcement(queue: deque[Announce]) -> Announce:
+    """Remove and return the highest-priority announcement, the oldest among equals."""
+    best = max(range(len(queue)), key=lambda index: (queue[index].priority, -index))
+    announce = queue[best]
+    del queue[best]
+    return announce
 
 
 class MqttSpeaker:
@@ -204,6 +221,7 @@ class MqttSpeaker:
                 inflight.deadline = time.monotonic() + inflight.length_s + self.done_margin_s
             else:
                 del self._inflight[state.id]
+                inflight.ended.set()
         await self.acks.send(client, self.device.id, state.id, state.state, state.detail)
 
     async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
@@ -211,6 +229,8 @@ class MqttSpeaker:
         if online:
             return
         pending = [*self._inflight, *(announce.id for announce in self._queue)]
+        for inflight in self._inflight.values():
+            inflight.ended.set()
         self._inflight.clear()
         self._queue.clear()
         for announcement_id in pending:
@@ -228,10 +248,10 @@ class MqttSpeaker:
             while not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            announce = self._queue.popleft()
+            announce = next_announcement(self._queue)
             self._current = announce
             try:
-                await self._play(client, announce)
+                inflight = await self._play(client, announce)
             except asyncio.CancelledError:
                 # The connection went away mid-way: take it up again on the next one.
                 self._queue.appendleft(announce)
@@ -239,6 +259,29 @@ class MqttSpeaker:
             finally:
                 self._current = None
                 self._stopped.discard(announce.id)
+            if inflight is not None:
+                await self._until_ended(client, inflight)
+
+    async def _until_ended(self, client: aiomqtt.Client, inflight: _InFlight) -> None:
+        """Wait for the speaker to finish, unless a higher priority preempts it."""
+        while not inflight.ended.is_set():
+            self._wakeup.clear()
+            if any(a.priority > inflight.announce.priority for a in self._queue):
+                self._inflight.pop(inflight.announce.id, None)
+                inflight.ended.set()
+                await self._finish(client, inflight.announce.id, PREEMPTED)
+                stop = Stop(id=inflight.announce.id).model_dump_json()
+                await client.publish(topics.speaker_stop(self.site, self.device.id), stop, qos=1)
+                log.info("announcement preempted", speaker=self.device.id, id=inflight.announce.id)
+                return
+            ended = asyncio.ensure_future(inflight.ended.wait())
+            arrived = asyncio.ensure_future(self._wakeup.wait())
+            try:
+                await asyncio.wait({ended, arrived}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (ended, arrived):
+                    waiter.cancel()
+                await asyncio.gather(ended, arrived, return_exceptions=True)
 
     async def _watchdog(self, client: aiomqtt.Client) -> None:
         """Fail what the speaker left unanswered past its deadline."""
@@ -250,6 +293,7 @@ class MqttSpeaker:
             for inflight in overdue:
                 announcement_id = inflight.announce.id
                 del self._inflight[announcement_id]
+                inflight.ended.set()
                 log.warning(
                     "speaker did not answer",
                     speaker=self.device.id,
@@ -265,11 +309,12 @@ class MqttSpeaker:
             self._finished.popitem(last=False)
         await self.acks.send(client, self.device.id, announcement_id, "failed", detail)
 
-    async def _play(self, client: aiomqtt.Client, announce: Announce) -> None:
+    async def _play(self, client: aiomqtt.Client, announce: Announce) -> _InFlight | None:
+        """Send ``play``; the announcement in flight, or None if it ended before that."""
         speaker = self.device.id
         if announce.expires_at <= self.clock():
             await self.acks.send(client, speaker, announce.id, "expired")
-            return
+            return None
         try:
             path = await self.audio.get(announce.audio)
         except AudioError as exc:
@@ -277,14 +322,14 @@ class MqttSpeaker:
                 "announcement audio unusable", speaker=speaker, id=announce.id, error=str(exc)
             )
             await self.acks.send(client, speaker, announce.id, "failed", str(exc))
-            return
+            return None
         if announce.id in self._stopped:
             detail = OFFLINE if self.online is False else STOPPED
             await self._finish(client, announce.id, detail)
-            return
+            return None
         if announce.expires_at <= self.clock():
             await self.acks.send(client, speaker, announce.id, "expired")
-            return
+            return None
         # Reading a WAV header is a small blocking file read.
         measured = await asyncio.to_thread(audio_duration_s, path)
         length_s = max(announce.audio.duration_ms / 1000, measured or 0.0) * announce.repeat
@@ -295,8 +340,8 @@ class MqttSpeaker:
             volume=announce.volume,
             repeat=announce.repeat,
         )
-        self._inflight[announce.id] = _InFlight(
-            announce, time.monotonic() + self.response_timeout_s, length_s
-        )
+        inflight = _InFlight(announce, time.monotonic() + self.response_timeout_s, length_s)
+        self._inflight[announce.id] = inflight
         await client.publish(topics.speaker_play(self.site, speaker), play.model_dump_json(), qos=1)
         log.info("play sent", speaker=speaker, id=announce.id, url=announce.audio.url)
+        return inflight

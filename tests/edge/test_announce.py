@@ -393,3 +393,62 @@ async def test_speaker_going_offline_mid_announcement_fails_it_at_once(
         await s.wait_acks(2)
         await s.status(online=False)
         assert ("ann-cut", "failed", OFFLINE) == (await s.wait_acks(3))[-1]
+
+
+# --- priorities -----------------------------------------------------------------------------
+
+
+def _with_priority(message: Announce, priority: int) -> Announce:
+    return message.model_copy(update={"priority": priority})
+
+
+async def test_higher_priority_preempts_the_playing_announcement(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    long = audio_server.add("long.wav", wav_bytes(3000))
+    short = audio_server.add("short.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config, speed=1.0) as s:
+        await s.announce(_with_priority(announce("ann-low", long), 2))
+        await s.wait_acks(2)  # received, playing
+        await s.announce(_with_priority(announce("ann-high", short), 8))
+        await wait_for(lambda: ("ann-high", "done", "") in s.states(), what="high one done")
+        states = s.states()
+        assert ("ann-low", "failed", "preempted") in states
+        assert states.index(("ann-low", "failed", "preempted")) < states.index(
+            ("ann-high", "playing", "")
+        )
+        assert ["ann-high"] == s.speaker.played
+        # The speaker's own "failed stopped" for the low one was not passed on.
+        assert 1 == sum(1 for state in states if state[:2] == ("ann-low", "failed"))
+
+
+async def test_equal_priority_waits_for_the_playing_one_to_finish(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    first = audio_server.add("first.wav", wav_bytes(600))
+    second = audio_server.add("second.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config, speed=2.0) as s:
+        await s.announce(announce("ann-1", first))
+        await s.wait_acks(2)
+        await s.announce(announce("ann-2", second))
+        await wait_for(lambda: ("ann-2", "done", "") in s.states(), what="second done")
+        states = s.states()
+        assert states.index(("ann-1", "done", "")) < states.index(("ann-2", "playing", ""))
+        assert ["ann-1", "ann-2"] == s.speaker.played
+
+
+async def test_queued_announcements_play_highest_priority_first(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    slow = audio_server.add("slow.wav", wav_bytes(100))
+    audio_server.gated.add("/slow.wav")
+    quick = audio_server.add("quick.wav", wav_bytes(100))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(_with_priority(announce("ann-fetching", slow), 9))
+        await wait_for(lambda: ["/slow.wav"] == audio_server.requests, what="edge fetching")
+        await s.announce(_with_priority(announce("ann-low", quick), 1))
+        await s.announce(_with_priority(announce("ann-mid", quick), 5))
+        await s.wait_acks(3)
+        audio_server.gate.set()
+        await wait_for(lambda: 3 == len(s.speaker.played), what="all three played")
+        assert ["ann-fetching", "ann-mid", "ann-low"] == s.speaker.played
