@@ -16,6 +16,8 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
 from hub.clock import Clock
@@ -131,11 +133,74 @@ async def run_hub(settings: HubSettings, clock: Clock | None = None) -> AsyncIte
         await task
 
 
+POSTGRES = "postgres@127.0.0.1:5432"
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (SQLAlchemy URL), dropped afterwards."""
+    name = f"riverguard_test_{secrets.token_hex(6)}"
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    admin = create_async_engine(
+        f"postgresql+asyncpg://{POSTGRES}/postgres", isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"postgresql+asyncpg://{POSTGRES}/{name}"
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def store_url(kind: str) -> AsyncIterator[str | None]:
+    """``None`` (the default SQLite file in the data dir) or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        yield None
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def database_url() -> str | None:
+    """The hub's state store: SQLite. Modules that test both stores override this with
+    ``@pytest.fixture(params=STORES)`` around ``store_url``."""
+    return None
+
+
+STORES = ["sqlite", "postgresql"]
+
+
+MakeSettings = Callable[..., HubSettings]
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, database_url: str | None
+) -> MakeSettings:
+    """Hub settings on the test's broker, influxd and state store (a new HTTP port each call)."""
+
+    def make(**overrides: Any) -> HubSettings:
+        values: dict[str, Any] = {"database_url": database_url, **overrides}
+        return hub_settings(
+            tmp_path, broker.settings("hub"), influxd.url, influx_database, **values
+        )
+
+    return make
+
+
 @pytest.fixture
 async def running_hub(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, database_url: str | None
 ) -> AsyncIterator[RunningHub]:
-    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    settings = hub_settings(
+        tmp_path, broker.settings("hub"), influxd.url, influx_database, database_url=database_url
+    )
     async with run_hub(settings) as running:
         yield running
 
@@ -229,8 +294,8 @@ async def ws_inbox(ws: ClientConnection) -> AsyncIterator[Inbox]:
     inbox = Inbox()
 
     async def read() -> None:
-        async for text in ws:
-            inbox.add(json.loads(text))
+        async for message in ws:
+            inbox.add(json.loads(message))
 
     async with asyncio.TaskGroup() as tasks:
         reader = tasks.create_task(read(), name="test.ws-inbox")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
@@ -12,13 +13,22 @@ from hub.api import router
 from riverguard.wire import topics
 from tests.hub.conftest import (
     SITE,
+    STORES,
     RunningHub,
     event_payload,
     mqtt_inbox,
+    store_url,
     unique_seq,
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=STORES)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """These tests run on SQLite and on PostgreSQL."""
+    async with store_url(request.param) as url:
+        yield url
 
 
 async def raise_alarm(running: RunningHub, edge: aiomqtt.Client, **event: Any) -> dict[str, Any]:

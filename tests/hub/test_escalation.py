@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,22 +12,30 @@ import aiomqtt
 import pytest
 
 from hub.clock import ManualClock
-from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
-from tests.conftest import EXAMPLE_CONFIG, Broker
+from tests.conftest import EXAMPLE_CONFIG
 from tests.hub.conftest import (
     SITE,
+    STORES,
+    MakeSettings,
     RunningHub,
     event_payload,
-    hub_settings,
     mqtt_inbox,
     run_hub,
+    store_url,
     unique_seq,
     ws_inbox,
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=STORES)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """These tests run on SQLite and on PostgreSQL."""
+    async with store_url(request.param) as url:
+        yield url
 
 
 async def _send(running: RunningHub, edge: aiomqtt.Client, **event: Any) -> str:
@@ -44,10 +53,10 @@ def _level(running: RunningHub, alarm_id: str) -> int:
 
 
 async def test_unacknowledged_alarm_climbs_the_grid_path_is_pushed_and_audited_and_ack_stops_it(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock()
-    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    settings = make_settings()
     async with run_hub(settings, clock) as running:
         alarm_id = await _send(running, edge)
         token = await running.token("viewer")
@@ -88,16 +97,16 @@ async def test_unacknowledged_alarm_climbs_the_grid_path_is_pushed_and_audited_a
 
 
 async def test_escalation_timers_survive_a_hub_restart(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock()
-    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    settings = make_settings()
     async with run_hub(settings, clock) as first:
         alarm_id = await _send(first, edge)
         due = first.hub.picture.active[(SITE, "z1")].escalate_at
     # The hub is down while the alarm's first level comes due.
     clock.advance(61)
-    restarted = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    restarted = make_settings()
     async with run_hub(restarted, clock) as second:
         await wait_for(lambda: _level(second, alarm_id) == 1, what="escalation after restart")
         alarm = second.hub.picture.active[(SITE, "z1")]
@@ -149,7 +158,7 @@ def _config_with(tmp_path: Path, site_line: str, extra: str) -> Path:
 
 
 async def test_quiet_zone_after_an_announcement_proposes_persuaded_away_once_the_fence_clears(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock()
     config = _config_with(
@@ -157,9 +166,7 @@ async def test_quiet_zone_after_an_announcement_proposes_persuaded_away_once_the
         "correlation_window_s = 30",
         'clear_window_s = 30\n[[sites.escalation]]\nafter_s = 600\nlevel_name = "grid officer"',
     )
-    settings = hub_settings(
-        tmp_path, broker.settings("hub"), influxd.url, influx_database, config=config
-    )
+    settings = make_settings(config=config)
     async with run_hub(settings, clock) as running:
         alarm_id = await _send(running, edge)
         officer = await running.auth()
@@ -180,7 +187,7 @@ async def test_quiet_zone_after_an_announcement_proposes_persuaded_away_once_the
 
 
 async def test_auto_resolve_site_resolves_a_persuaded_alarm_by_itself(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock()
     config = _config_with(
@@ -188,9 +195,7 @@ async def test_auto_resolve_site_resolves_a_persuaded_alarm_by_itself(
         "correlation_window_s = 30",
         "clear_window_s = 30\nauto_resolve_persuaded = true",
     )
-    settings = hub_settings(
-        tmp_path, broker.settings("hub"), influxd.url, influx_database, config=config
-    )
+    settings = make_settings(config=config)
     async with run_hub(settings, clock) as running:
         alarm_id = await _send(running, edge)
         officer = await running.auth()

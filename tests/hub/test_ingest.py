@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -19,16 +20,26 @@ from riverguard.wire.times import format_ts, utcnow
 from tests.conftest import Broker
 from tests.hub.conftest import (
     SITE,
+    STORES,
+    MakeSettings,
     RunningHub,
     event_payload,
     hub_settings,
     mqtt_inbox,
     run_hub,
+    store_url,
     unique_seq,
     ws_inbox,
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=STORES)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """These tests run on SQLite and on PostgreSQL."""
+    async with store_url(request.param) as url:
+        yield url
 
 
 def _ack_ids(items: list[tuple[str, dict[str, list[str]]]]) -> list[tuple[str, list[str]]]:
@@ -203,12 +214,14 @@ async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
 
 
 async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
-    tmp_path: Path, broker: Broker, edge: aiomqtt.Client
+    tmp_path: Path, broker: Broker, edge: aiomqtt.Client, database_url: str | None
 ) -> None:
     influx = Influxd(tmp_path / "influxd", free_port())
     influx.start()
     try:
-        settings = hub_settings(tmp_path, broker.settings("hub"), influx.url, influx.database)
+        settings = hub_settings(
+            tmp_path, broker.settings("hub"), influx.url, influx.database, database_url=database_url
+        )
         async with run_hub(settings) as running:
             influx.stop()
             events = [
@@ -243,10 +256,10 @@ async def test_influx_outage_leaves_a_backlog_that_drains_when_it_returns(
 
 
 async def test_events_sent_while_the_hub_is_down_are_committed_after_restart(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     """The broker keeps the hub's persistent session; the state store keeps the alarms."""
-    settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+    settings = make_settings()
     first, second = event_payload(unique_seq()), event_payload(unique_seq())
     async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
         async with run_hub(settings) as running:

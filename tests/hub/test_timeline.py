@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -10,9 +11,25 @@ import pytest
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
-from tests.hub.conftest import SITE, RunningHub, event_payload, mqtt_inbox, unique_seq
+from tests.hub.conftest import (
+    SITE,
+    STORES,
+    RunningHub,
+    event_payload,
+    mqtt_inbox,
+    store_url,
+    unique_seq,
+)
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=STORES)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """These tests run on SQLite and on PostgreSQL."""
+    async with store_url(request.param) as url:
+        yield url
+
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
