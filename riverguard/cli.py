@@ -54,6 +54,20 @@ def _up(args: argparse.Namespace) -> int:
     return up(data_dir=args.data_dir, config=args.config, simulate=not args.no_sim)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from simulators.load import bench
+
+    configure_logging("bench", "WARNING", json=False)
+    return bench(
+        rate=args.rate,
+        duration=args.duration,
+        devices=args.devices,
+        sites=args.sites,
+        find_max=args.find_max,
+        json_out=args.json,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riverguard", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--zone", default=None, help="swimmer: the zone (default: first)")
     sim.add_argument("--loop", action="store_true", help="swimmer: repeat forever")
     sim.set_defaults(handler=_sim)
+
+    bench = commands.add_parser(
+        "bench", help="measure device->console throughput and latency on a stack of its own"
+    )
+    bench.add_argument("--rate", type=float, default=1000, help="events per second")
+    bench.add_argument("--duration", type=float, default=10, help="seconds of load")
+    bench.add_argument("--devices", type=int, default=100, help="simulated fences")
+    bench.add_argument("--sites", type=int, default=1, help="sites (one edge each)")
+    bench.add_argument(
+        "--find-max", action="store_true", help="step the rate up to the highest that passes"
+    )
+    bench.add_argument("--json", type=Path, default=None, help="also write the report here")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

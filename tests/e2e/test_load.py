@@ -1,0 +1,28 @@
+"""The load tool counts what it sends and what reaches the console, one by one."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from riverguard.config import Config
+from riverguard.stack import Stack
+from simulators.load import fleet_config, run_load
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
+    result = await run_load(stack, rate=100, duration=1.0)
+    assert 100 == result.sent
+    assert (100, 0, 0) == (result.delivered, result.lost, result.duplicated)
+    assert result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
+    assert {"broker", "influxd", "hub", "edges"} == set(result.resources)
+    assert result.resources["hub"]["peak_rss_mb"] > 0
+
+
+def test_fleet_config_is_a_valid_site_configuration() -> None:
+    config = Config.model_validate(tomllib.loads(fleet_config(sites=3, devices_per_site=7)))
+    assert 3 == len(config.sites)
+    assert 21 == len([d for d in config.devices if d.type == "fence"])
