@@ -12,6 +12,15 @@ export class ApiError extends Error {
   }
 }
 
+// Query string of the filters that are set.
+function query(filters) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(filters)) {
+    if (value !== undefined && value !== null && value !== "") params.set(key, String(value));
+  }
+  return params.toString();
+}
+
 export class Api {
   constructor(base = "", storage = globalThis.sessionStorage) {
     this.base = base;
@@ -64,6 +73,38 @@ export class Api {
 
   announce(alarmId) {
     return this.request("POST", "/api/announcements", { alarm_id: alarmId });
+  }
+
+  announceWith(body) {
+    return this.request("POST", "/api/announcements", body);
+  }
+
+  alarm(alarmId) {
+    return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}`);
+  }
+
+  alarms(filters = {}) {
+    return this.request("GET", `/api/alarms?${query(filters)}`);
+  }
+
+  timeline(alarmId) {
+    return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}/timeline`);
+  }
+
+  events(filters = {}) {
+    return this.request("GET", `/api/events?${query(filters)}`);
+  }
+
+  eventStats(filters = {}) {
+    return this.request("GET", `/api/stats/events?${query(filters)}`);
+  }
+
+  announcement(announcementId) {
+    return this.request("GET", `/api/announcements/${encodeURIComponent(announcementId)}`);
+  }
+
+  clips() {
+    return this.request("GET", "/api/clips");
   }
 
   recentEvents(limit = 100) {

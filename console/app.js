@@ -3,15 +3,28 @@
 import { Api, ApiError } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { getLang, loadLang, otherLang, setLang, t, translateStatic } from "./i18n.js";
+import {
+  defaultTargets,
+  hubTimeline,
+  renderDetail,
+  siteSpeakers,
+} from "./detail.js";
+import { renderMapDetail, renderMaps } from "./map.js";
+import { chartSvg, handoverHtml, incidentsHtml, renderDevices } from "./pages.js";
 import { AlertSound } from "./sound.js";
 import {
   addHistory,
+  alignBuckets,
+  announcementsOf,
   applyAlarmResponse,
   applyMessage,
+  bucketEvents,
   createState,
   formatAge,
   needsAlarmSound,
+  shiftSummary,
   sortedAlarms,
+  statsBuckets,
   topUnacknowledged,
 } from "./state.js";
 import {
@@ -32,6 +45,10 @@ const ACTING_ROLES = new Set(["officer", "supervisor", "admin"]);
 const LOST_SOUND_AFTER_MS = 10_000;
 const FRESH_MS = 10_000;
 const HISTORY_EVENTS = 200;
+const PAGES = ["alarms", "map", "devices", "history", "handover"];
+// Most events the history chart counts itself when the hub has no statistics.
+const STATS_EVENTS_LIMIT = 10_000;
+const HOUR_MS = 3_600_000;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -49,6 +66,13 @@ const snapshots = new Map();
 // The JPEG travels on its own topic (PROTOCOL 2.2) and may land after its event.
 const SNAPSHOT_RETRIES_MS = [1000, 2000, 4000, 8000];
 let resolvingId = null;
+let page = "alarms";
+let pageBeforeDetail = "alarms";
+let mapSelection = null; // {kind: "zone" | "device", site, id}
+// The alarm detail being shown: the alarm (also once resolved), its timeline and
+// the announce panel's choices, which survive redraws.
+let detail = null;
+let clips = null;
 
 const ui = {
   now: () => api.now(),
@@ -65,6 +89,20 @@ const ui = {
     return known?.url ?? null;
   },
   snapshotFailed: (eventId) => snapshots.get(eventId)?.failed === true,
+  // Text-to-speech is refused by the hub (PROTOCOL 7.3) until it announces support.
+  // The hub's own timeline export (JSON to save, a printable page in the officer's
+  // language); links carry the token as ?token= like snapshot links do.
+  exportLinks: (alarmId) => {
+    const base = `/api/alarms/${encodeURIComponent(alarmId)}/timeline`;
+    const token = encodeURIComponent(api.token ?? "");
+    const lang = getLang() === "en" ? "en" : "zh";
+    return `<a class="button-link" data-export="json" href="${escape(`${base}?token=${token}`)}"
+        download="timeline-${escape(alarmId)}.json">${escape(t("history.export_json"))}</a>
+      <a class="button-link" data-export="html" href="${escape(`${base}?format=html&lang=${lang}&token=${token}`)}"
+        target="_blank" rel="noopener">${escape(t("history.export_html"))}</a>`;
+  },
+  ttsSupported: () =>
+    state.features?.tts === true || (Array.isArray(state.features) && state.features.includes("tts")),
 };
 
 // --- views -----------------------------------------------------------------------
@@ -83,6 +121,14 @@ function applyLanguage() {
   const loginError = $("#login-error").message;
   if (loginError) setLoginError(loginError.key, loginError.params);
   renderAll();
+  // Hidden pages keep labels too (aria-label, titles): redraw them in the new language.
+  if (document.body.dataset.view === "console") {
+    renderMaps($("#map-list"), state, mapSelection);
+    renderMapDetail($("#map-detail"), state, mapSelection);
+    renderDevices($("#edges-list"), $("#devices-table"), $("#devices-count"), state, ui.now());
+    renderHistoryPage();
+    renderHandover();
+  }
 }
 
 function renderAll() {
@@ -96,6 +142,8 @@ function renderAll() {
   renderFeed($("#feed-list"), state);
   renderSound();
   renderConnection();
+  renderNav();
+  renderPage();
   const open = state.alarms.size;
   document.title = open ? `(${open}) ${t("app.title")}` : t("app.title");
 }
@@ -213,7 +261,12 @@ function startConsole(user) {
   state.user = user;
   helloSeen = false;
   selectedId = null;
+  mapSelection = null;
+  historyData = null;
+  handoverData = null;
+  clips = null;
   showView("console");
+  showPage("alarms");
   connection = new HubConnection(api, {
     getSince: () => state.lastSeq,
     onMessage,
@@ -274,6 +327,15 @@ function onMessage(message) {
     const open = state.alarms.size;
     document.title = open ? `(${open}) ${t("app.title")}` : t("app.title");
   }
+  if (detail && message.type === "alarm" && message.data.id === detail.id) {
+    const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
+    detail.alarm = message.data;
+    if (countChanged || detail.timeline?.source === "hub") reloadTimeline();
+  } else if (detail && message.type === "hello" && state.alarms.has(detail.id)) {
+    detail.alarm = state.alarms.get(detail.id);
+  }
+  renderNav();
+  if (page !== "alarms") renderPage(message.type);
   updateSoundMode();
 }
 
@@ -316,6 +378,7 @@ async function loadSnapshot(eventId, attempt) {
   }
   snapshots.set(eventId, entry);
   renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
+  if (page === "detail") renderPage();
 }
 
 function dropSnapshot(eventId) {
@@ -327,6 +390,7 @@ function dropSnapshot(eventId) {
 // Only the latest event of an active alarm shows its snapshot: free the others.
 function pruneSnapshots() {
   const shown = new Set([...state.alarms.values()].map((alarm) => alarm.last_event_id));
+  for (const entry of detail?.entries ?? []) if (entry.eventId) shown.add(entry.eventId);
   for (const eventId of [...snapshots.keys()]) if (!shown.has(eventId)) dropSnapshot(eventId);
 }
 
@@ -337,6 +401,7 @@ async function act(action, alarmId, call, doneKey) {
   if (busy.has(key)) return;
   busy.add(key);
   renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
+  if (page === "detail") renderPage();
   try {
     const result = await call();
     if (result && typeof result === "object") {
@@ -344,6 +409,9 @@ async function act(action, alarmId, call, doneKey) {
         state.announcements.set(result.id, result);
       } else if (action !== "announce") {
         applyAlarmResponse(state, result);
+        if (detail?.id === result.id && String(result.updated_at) >= String(detail.alarm?.updated_at)) {
+          detail.alarm = result;
+        }
       }
     }
     toast(doneKey, {}, "ok");
@@ -354,6 +422,7 @@ async function act(action, alarmId, call, doneKey) {
   } finally {
     busy.delete(key);
     renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
+    if (page === "detail") renderPage();
     updateSoundMode();
   }
 }
@@ -438,6 +507,339 @@ function moveSelection(step) {
     ?.scrollIntoView({ block: "nearest" });
 }
 
+// --- pages -----------------------------------------------------------------------
+
+function showPage(name) {
+  if (name !== "detail") detail = null;
+  page = name;
+  document.body.dataset.page = name;
+  $("#workspace").hidden = name !== "alarms";
+  for (const other of ["map", "detail", "devices", "history", "handover"]) {
+    $(`#${other}-page`).hidden = name !== other;
+  }
+  for (const el of document.querySelectorAll("#shortcuts [data-for]")) {
+    el.hidden = el.dataset.for !== name;
+  }
+  renderNav();
+  renderPage();
+  if (name === "history") loadHistoryPage();
+  if (name === "handover") loadHandover();
+}
+
+function renderNav() {
+  const current = page === "detail" ? "alarms" : page;
+  for (const button of document.querySelectorAll("#pages [data-page]")) {
+    if (button.dataset.page === current) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+  const waiting = [...state.alarms.values()].filter((alarm) => alarm.state === "open");
+  const count = $("#nav-alarm-count");
+  count.textContent = waiting.length ? String(waiting.length) : "";
+  count.className = `nav-count${waiting.some((alarm) => alarm.severity === "critical") ? " critical" : ""}`;
+  // Away from the wall, an unacknowledged alarm stays in sight until someone takes it.
+  const top = topUnacknowledged(state);
+  const callout = $("#alarm-callout");
+  const show = top && page !== "alarms" && detail?.id !== top.id;
+  callout.hidden = !show;
+  if (show) {
+    callout.className = `alarm-callout sev-${top.severity}`;
+    callout.dataset.alarmId = top.id;
+    callout.querySelector(".callout-text").textContent = t("new_alarm.banner", {
+      where: `${t(`severity.${top.severity}`)} · ${siteName(state, top.site)} · ${zoneName(state, top.site, top.zone)}`,
+    });
+  }
+}
+
+function renderPage(messageType = null) {
+  if (document.body.dataset.view !== "console") return;
+  if (page === "map") {
+    renderMaps($("#map-list"), state, mapSelection);
+    renderMapDetail($("#map-detail"), state, mapSelection);
+  } else if (page === "devices") {
+    renderDevices($("#edges-list"), $("#devices-table"), $("#devices-count"), state, ui.now());
+  } else if (page === "detail" && detail) {
+    renderDetail($("#detail-root"), state, ui, detail);
+    updateAges($("#detail-root"), ui.now());
+  } else if (page === "history" && messageType === null) {
+    renderHistoryPage();
+  } else if (page === "handover" && messageType === null) {
+    renderHandover();
+  }
+}
+
+// --- alarm detail ----------------------------------------------------------------
+
+async function openDetail(alarmId) {
+  if (page !== "detail") pageBeforeDetail = page;
+  const known = state.alarms.get(alarmId) ?? null;
+  detail = {
+    id: alarmId,
+    alarm: known,
+    timeline: null,
+    announcements: new Map(),
+    clipId: null,
+    clips: clips ?? [],
+    targets: known ? defaultTargets(state, known) : new Set(),
+    entries: [],
+    error: null,
+  };
+  $("#detail-root").dataset.frame = "";
+  showPage("detail");
+  const mine = detail;
+  try {
+    if (!mine.alarm) {
+      mine.alarm = await api.alarm(alarmId);
+      mine.targets = defaultTargets(state, mine.alarm);
+    }
+  } catch (error) {
+    mine.error = error;
+    if (detail === mine) renderPage();
+    return;
+  }
+  if (detail !== mine) return;
+  renderPage();
+  await Promise.all([loadClips(), reloadTimeline(), loadAnnouncements(mine)]);
+}
+
+async function loadClips() {
+  if (clips === null) {
+    try {
+      const answer = await api.clips();
+      clips = Array.isArray(answer) ? answer : [];
+    } catch (error) {
+      console.warn("clips unavailable", error.message);
+      return;
+    }
+  }
+  if (!detail?.alarm) return;
+  detail.clips = clips;
+  if (!detail.clipId) {
+    detail.clipId = (clips.find((clip) => clip.site === detail.alarm.site) ?? clips[0])?.id ?? null;
+  }
+  if (page === "detail") renderPage();
+}
+
+// Announcements older than the hello's hour are fetched one by one.
+async function loadAnnouncements(ctx) {
+  const missing = (ctx.alarm.announcements ?? []).filter((id) => !state.announcements.has(id));
+  const found = await Promise.all(missing.map((id) => api.announcement(id).catch(() => null)));
+  for (const ann of found) if (ann?.id) ctx.announcements.set(ann.id, ann);
+  if (detail === ctx && page === "detail") renderPage();
+}
+
+// The hub's timeline when it has one; otherwise the alarm's events from the store.
+async function fetchTimeline(alarm) {
+  try {
+    const entries = hubTimeline(await api.timeline(alarm.id));
+    if (entries) return { source: "hub", entries };
+  } catch (error) {
+    if (error.status !== 404) console.warn("timeline", error.message);
+  }
+  const margin = 60_000;
+  const from = new Date(Date.parse(alarm.opened_at) - margin).toISOString();
+  const end = alarm.resolved_at ?? alarm.updated_at;
+  const to = end ? new Date(Date.parse(end) + margin).toISOString() : undefined;
+  let events = [];
+  try {
+    events = await api.events({ site: alarm.site, from, to, limit: 2000 });
+  } catch (error) {
+    console.warn("alarm events", error.message);
+  }
+  return { source: "built", events: Array.isArray(events) ? events : [] };
+}
+
+let timelineLoading = null;
+async function reloadTimeline() {
+  const ctx = detail;
+  if (!ctx?.alarm) return;
+  // One fetch at a time; a burst of events asks for one more afterwards.
+  if (timelineLoading) {
+    timelineLoading.again = true;
+    return;
+  }
+  timelineLoading = { again: false };
+  try {
+    const timeline = await fetchTimeline(ctx.alarm);
+    if (detail === ctx) {
+      ctx.timeline = timeline;
+      if (page === "detail") renderPage();
+    }
+  } finally {
+    const again = timelineLoading.again;
+    timelineLoading = null;
+    if (again && detail === ctx) reloadTimeline();
+  }
+}
+
+function closeDetail() {
+  showPage(pageBeforeDetail === "detail" ? "alarms" : pageBeforeDetail);
+}
+
+function sendAnnouncement() {
+  if (!detail?.alarm || !ui.canAct()) return;
+  const speakers = [...detail.targets].sort();
+  if (speakers.length === 0) {
+    toast("announce.pick_target", {}, "error");
+    return;
+  }
+  const body = { alarm_id: detail.id, speakers };
+  if (detail.clipId) body.clip_id = detail.clipId;
+  const text = $("#announce-text")?.value.trim();
+  if (ui.ttsSupported() && text) {
+    body.text = text;
+    body.voice = $("#announce-voice").value;
+  }
+  return act("announce", detail.id, () => api.announceWith(body), "action.announced");
+}
+
+function onDetailInput(event) {
+  if (!detail) return;
+  const target = event.target;
+  if (target.name === "target") {
+    if (target.checked) detail.targets.add(target.value);
+    else detail.targets.delete(target.value);
+  } else if (target.id === "announce-clip") {
+    detail.clipId = target.value || null;
+  } else {
+    return;
+  }
+  renderPage();
+}
+
+// --- history and handover --------------------------------------------------------
+
+let historyData = null; // {series, interval, source, incidents} or {error}
+let handoverData = null;
+
+function fillHistoryFilters() {
+  const site = $("#history-site");
+  const chosenSite = site.value;
+  site.innerHTML = [`<option value="">${escape(t("history.all_sites"))}</option>`]
+    .concat(
+      [...state.sites.values()]
+        .sort((a, b) => a.id.localeCompare(b.id))
+        .map((s) => `<option value="${escape(s.id)}">${escape(siteName(state, s.id))}</option>`),
+    )
+    .join("");
+  site.value = chosenSite;
+  const outcome = $("#history-outcome");
+  const chosenOutcome = outcome.value;
+  outcome.innerHTML = [`<option value="">${escape(t("history.all_outcomes"))}</option>`]
+    .concat(OUTCOMES.map((o) => `<option value="${o}">${escape(t(`outcome.${o}`))}</option>`))
+    .join("");
+  outcome.value = chosenOutcome;
+}
+
+async function loadHistoryPage() {
+  fillHistoryFilters();
+  const site = $("#history-site").value;
+  const interval = $("#history-interval").value;
+  const hours = Number($("#history-range").value);
+  const to = ui.now();
+  const from = to - hours * HOUR_MS;
+  const sites = site ? [site] : [...state.sites.keys()].sort();
+  const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+  historyData = { loading: true };
+  renderHistoryPage();
+  let series;
+  let source = "stats";
+  try {
+    const answers = await Promise.all(sites.map((s) => api.eventStats({ site: s, interval, ...range })));
+    series = answers.map((answer, index) => {
+      const points = statsBuckets(answer);
+      if (points === null) throw new Error("unexpected statistics");
+      return { site: sites[index], buckets: alignBuckets(points, interval, from, to) };
+    });
+  } catch {
+    source = "events";
+    try {
+      const events = await api.events({ site, ...range, limit: STATS_EVENTS_LIMIT });
+      series = sites.map((s) => ({
+        site: s,
+        buckets: bucketEvents(
+          events.filter((event) => event.site === s),
+          interval,
+          from,
+          to,
+        ),
+      }));
+    } catch (error) {
+      historyData = { error: error.message };
+      renderHistoryPage();
+      return;
+    }
+  }
+  let incidents = [];
+  try {
+    incidents = await api.alarms({ state: "resolved", site, since: range.from, limit: 1000 });
+  } catch (error) {
+    console.warn("incidents", error.message);
+  }
+  historyData = {
+    series,
+    interval,
+    source,
+    incidents: incidents
+      .filter((alarm) => Date.parse(alarm.resolved_at) >= from)
+      .sort((a, b) => String(b.opened_at).localeCompare(String(a.opened_at))),
+  };
+  if (page === "history") renderHistoryPage();
+}
+
+function renderHistoryPage() {
+  fillHistoryFilters();
+  const chart = $("#history-chart");
+  const source = $("#history-source");
+  if (!historyData || historyData.loading) {
+    chart.innerHTML = `<p class="muted">${escape(t("history.loading"))}</p>`;
+    source.textContent = "";
+    return;
+  }
+  if (historyData.error) {
+    chart.innerHTML = `<p class="form-error">${escape(t("history.failed", { detail: historyData.error }))}</p>`;
+    source.textContent = "";
+    return;
+  }
+  source.textContent = t(`history.source_${historyData.source}`);
+  chart.innerHTML = chartSvg(state, historyData.series, historyData.interval);
+  const outcome = $("#history-outcome").value;
+  const incidents = historyData.incidents.filter((alarm) => !outcome || alarm.outcome === outcome);
+  $("#incidents-count").textContent = t("alarms.count", { count: incidents.length });
+  $("#incidents-table").innerHTML = incidentsHtml(state, incidents, ui.exportLinks);
+}
+
+async function loadHandover() {
+  const hours = Number($("#handover-hours").value);
+  const now = ui.now();
+  const from = now - hours * HOUR_MS;
+  handoverData = { loading: true };
+  renderHandover();
+  try {
+    const list = await api.alarms({ since: new Date(from).toISOString(), limit: 1000 });
+    const merged = new Map(list.map((alarm) => [alarm.id, alarm]));
+    // The live picture is newer than the list for active alarms.
+    for (const [id, alarm] of merged) {
+      if (alarm.state !== "resolved" && helloSeen && !state.alarms.has(id)) merged.delete(id);
+    }
+    for (const alarm of state.alarms.values()) merged.set(alarm.id, alarm);
+    handoverData = { summary: shiftSummary([...merged.values()], from, now) };
+  } catch (error) {
+    handoverData = { error: error.message };
+  }
+  if (page === "handover") renderHandover();
+}
+
+function renderHandover() {
+  const root = $("#handover-root");
+  if (!handoverData || handoverData.loading) {
+    root.innerHTML = `<p class="muted">${escape(t("handover.loading"))}</p>`;
+  } else if (handoverData.error) {
+    root.innerHTML = `<p class="form-error">${escape(t("handover.failed", { detail: handoverData.error }))}</p>`;
+  } else {
+    root.innerHTML = handoverHtml(state, handoverData.summary, ui.now());
+  }
+}
+
 // --- input -----------------------------------------------------------------------
 
 function onKey(event) {
@@ -462,9 +864,31 @@ function onKey(event) {
     return;
   }
   if (document.body.dataset.view !== "console") return;
+  if (/^[1-5]$/.test(key)) {
+    showPage(PAGES[Number(key) - 1]);
+    event.preventDefault();
+    return;
+  }
+  if (page === "detail") {
+    onDetailKey(event, key);
+    return;
+  }
+  if (page === "map" && (key === "enter" || key === " ")) {
+    const item = target.closest?.("[data-map-kind]");
+    if (item) {
+      selectOnMap(item);
+      event.preventDefault();
+    }
+    return;
+  }
+  if (page !== "alarms") return;
   const alarms = sortedAlarms(state);
   const selected = ui.selected(alarms);
-  if (key === "a") {
+  if (key === "enter" || key === "d") {
+    // Enter on a focused button is that button's click, not "open".
+    if (target.closest?.("button")) return;
+    if (selected) openDetail(selected.id);
+  } else if (key === "a") {
     const top = topUnacknowledged(state);
     if (top && ui.canAct()) acknowledge(top.id);
   } else if (key === "n") {
@@ -481,12 +905,70 @@ function onKey(event) {
   event.preventDefault();
 }
 
+function onDetailKey(event, key) {
+  const alarm = detail?.alarm;
+  if (key === "escape") closeDetail();
+  else if (key === "a") {
+    if (alarm?.state === "open" && ui.canAct()) acknowledge(alarm.id);
+  } else if (key === "n") sendAnnouncement();
+  else if (key === "r") {
+    if (alarm) openResolve(alarm.id);
+  } else return;
+  event.preventDefault();
+}
+
+function selectOnMap(item) {
+  const kind = item.dataset.mapKind;
+  mapSelection = {
+    kind,
+    site: item.dataset.site,
+    id: kind === "zone" ? item.dataset.zone : item.dataset.device,
+  };
+  renderPage();
+  // The map was redrawn: keep the keyboard where it was.
+  const selector = kind === "zone"
+    ? `[data-map-kind="zone"][data-site="${CSS.escape(mapSelection.site)}"][data-zone="${CSS.escape(mapSelection.id)}"]`
+    : `[data-map-kind="device"][data-device="${CSS.escape(mapSelection.id)}"]`;
+  document.querySelector(selector)?.focus();
+}
+
+function showEventSnapshot(eventId) {
+  const url = snapshots.get(eventId)?.url;
+  if (!url) return;
+  $("#snapshot-large").src = url;
+  $("#snapshot-large").alt = t("alarm.snapshot");
+  $("#snapshot-dialog").showModal();
+}
+
 function onClick(event) {
-  const command = event.target.closest("[data-command]")?.dataset.command;
+  const commandEl = event.target.closest("[data-command]");
+  const command = commandEl?.dataset.command;
   if (command === "lang") switchLanguage();
   else if (command === "logout") endSession();
   else if (command === "resolve-cancel" || command === "snapshot-close") closeDialogs();
+  else if (command === "open-detail") openDetail(commandEl.dataset.alarmId);
+  else if (command === "detail-back") closeDetail();
+  else if (command === "snapshot-event") showEventSnapshot(commandEl.dataset.eventId);
+  else if (command === "handover-refresh") loadHandover();
+  else if (command === "print") print();
+  else if (command === "callout") openDetail(commandEl.dataset.alarmId);
+  else if (command === "targets-zone" && detail?.alarm) {
+    detail.targets = defaultTargets(state, detail.alarm);
+    renderPage();
+  } else if (command === "targets-all" && detail?.alarm) {
+    detail.targets = new Set(siteSpeakers(state, detail.alarm.site).map((s) => s.id));
+    renderPage();
+  }
   // "arm-sound" needs nothing more: every click arms the sound below.
+  const pageButton = event.target.closest("#pages [data-page]");
+  if (pageButton) showPage(pageButton.dataset.page);
+  const mapItem = event.target.closest("[data-map-kind]");
+  if (mapItem) selectOnMap(mapItem);
+  const detailAction = event.target.closest("[data-detail-action]");
+  if (detailAction && !detailAction.disabled && detail?.alarm) {
+    if (detailAction.dataset.detailAction === "ack") acknowledge(detail.id);
+    else if (detailAction.dataset.detailAction === "resolve") openResolve(detail.id);
+  }
 
   const actionEl = event.target.closest("[data-action]");
   const card = event.target.closest("article[data-alarm-id]");
@@ -502,6 +984,7 @@ function onClick(event) {
     else if (action === "announce") announce(id);
     else if (action === "resolve") openResolve(id);
     else if (action === "snapshot") showSnapshot(id);
+    else if (action === "details") openDetail(id);
   }
 }
 
@@ -511,6 +994,7 @@ function tick() {
   if (document.body.dataset.view !== "console") return;
   $("#clock").textContent = clockTime(new Date(now));
   updateAges($("#alarm-list"), now);
+  if (page === "detail") updateAges($("#detail-root"), now);
   if (connection?.status === "lost") renderConnection();
   updateSoundMode();
 }
@@ -524,6 +1008,20 @@ async function boot() {
   api.onUnauthorized = () => endSession("login.expired");
   $("#login-form").addEventListener("submit", onLogin);
   $("#resolve-form").addEventListener("submit", submitResolve);
+  $("#detail-root").addEventListener("change", onDetailInput);
+  $("#detail-root").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendAnnouncement();
+  });
+  $("#history-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadHistoryPage();
+  });
+  $("#history-filters").addEventListener("change", (event) => {
+    if (event.target.id === "history-outcome") renderHistoryPage();
+    else loadHistoryPage();
+  });
+  $("#handover-hours").addEventListener("change", loadHandover);
   for (const dialog of document.querySelectorAll("dialog")) {
     dialog.addEventListener("close", () => {
       if (dialog.id === "resolve-dialog") resolvingId = null;

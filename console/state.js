@@ -19,6 +19,7 @@ export function createState() {
     events: new Map(),
     feed: [],
     lastSeq: null,
+    features: null,
   };
 }
 
@@ -89,6 +90,8 @@ export function applyMessage(state, message) {
 function applyHello(state, data, result) {
   const previous = new Set(state.alarms.keys());
   state.user = data.user ?? state.user;
+  // What this hub can do beyond the protocol's base (e.g. "tts"), if it says.
+  state.features = data.features ?? state.features ?? null;
   state.sites = byId(data.sites);
   state.devices = byId(data.devices);
   state.edges = byId(data.edges, "site");
@@ -216,4 +219,97 @@ export function formatAge(ms) {
 export function backoffDelay(attempt, random = Math.random, initialMs = 500, capMs = 10_000) {
   const delay = Math.min(capMs, initialMs * 2 ** attempt);
   return Math.round(delay * (0.5 + random() * 0.5));
+}
+
+// --- site map, health, history ------------------------------------------------------
+
+export function activeAlarmsIn(state, siteId, zoneId = null) {
+  return [...state.alarms.values()]
+    .filter((alarm) => alarm.site === siteId && (zoneId === null || alarm.zone === zoneId))
+    .sort(compareAlarms);
+}
+
+// Why a zone is not watched: the hub's word (site.unguarded, once it reports it),
+// the site's edge being offline, or a fence or camera covering the zone being offline.
+// Returns the reasons; an empty list means guarded (or not known to be otherwise).
+export function unguardedReasons(state, site, zoneId) {
+  const reasons = [];
+  const reported = (site.unguarded ?? []).some((item) =>
+    typeof item === "string" ? item === zoneId : item?.zone === zoneId || item?.id === zoneId,
+  );
+  if (reported) reasons.push({ kind: "hub" });
+  if (state.edges.get(site.id)?.online === false) reasons.push({ kind: "edge" });
+  for (const device of state.devices.values()) {
+    if (device.site !== site.id || device.type === "speaker") continue;
+    if ((device.zones ?? []).includes(zoneId) && device.online === false) {
+      reasons.push({ kind: "device", device: device.id });
+    }
+  }
+  return reasons;
+}
+
+// Offline first (they need someone), then never heard from, then online; then by
+// site and id so the list does not jump around.
+export function compareDeviceHealth(a, b) {
+  const rank = (device) => (device.online === false ? 0 : device.online === true ? 2 : 1);
+  return (
+    rank(a) - rank(b) ||
+    String(a.site).localeCompare(String(b.site)) ||
+    String(a.id).localeCompare(String(b.id))
+  );
+}
+
+// Counts events into buckets of an hour or a day (UTC boundaries) from `from` to `to`
+// (ms); used when the hub has no statistics endpoint.
+export function bucketEvents(events, interval, from, to) {
+  return alignBuckets(
+    events.map((event) => ({ start: Date.parse(event.ts), count: 1 })),
+    interval,
+    from,
+    to,
+  );
+}
+
+// Puts counts on a full grid of hours or days from `from` to `to` (ms), so empty
+// hours show as gaps; days start at local midnight, as the officer reads them.
+export function alignBuckets(points, interval, from, to) {
+  const size = interval === "day" ? 86_400_000 : 3_600_000;
+  const shift = -new Date(from).getTimezoneOffset() * 60_000;
+  const start = Math.floor((from + shift) / size) * size - shift;
+  const buckets = [];
+  for (let at = start; at < to; at += size) buckets.push({ start: at, count: 0 });
+  for (const point of points) {
+    const index = Math.floor((point.start - start) / size);
+    if (index >= 0 && index < buckets.length) buckets[index].count += point.count;
+  }
+  return buckets;
+}
+
+// The hub's GET /api/stats/events answer, in whichever of the plausible shapes it
+// comes: a list of points, or an object holding one.
+export function statsBuckets(answer) {
+  const list = Array.isArray(answer)
+    ? answer
+    : (answer?.buckets ?? answer?.items ?? answer?.points ?? answer?.series ?? null);
+  if (!Array.isArray(list)) return null;
+  const buckets = [];
+  for (const item of list) {
+    const at = Date.parse(item?.start ?? item?.ts ?? item?.time ?? item?.t ?? "");
+    const count = Number(item?.count ?? item?.events ?? item?.n ?? item?.value);
+    if (!Number.isNaN(at) && Number.isFinite(count)) buckets.push({ start: at, count });
+  }
+  return buckets.sort((a, b) => a.start - b.start);
+}
+
+// What the next officer needs: what happened in the shift, what is still open.
+export function shiftSummary(alarms, from, now) {
+  const inShift = alarms.filter((alarm) => Date.parse(alarm.opened_at) >= from);
+  const open = alarms.filter((alarm) => ACTIVE_STATES.has(alarm.state)).sort(compareAlarms);
+  const resolved = inShift
+    .filter((alarm) => alarm.state === "resolved")
+    .sort((a, b) => String(b.resolved_at).localeCompare(String(a.resolved_at)));
+  const outcomes = {};
+  for (const alarm of resolved) outcomes[alarm.outcome] = (outcomes[alarm.outcome] ?? 0) + 1;
+  const critical = inShift.filter((alarm) => alarm.severity === "critical").length;
+  return { from, to: now, total: inShift.length, critical, open, resolved, outcomes };
 }

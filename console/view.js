@@ -24,6 +24,19 @@ export function clockTime(value) {
   return date.toLocaleTimeString(getLang(), { hour12: false });
 }
 
+// Month, day and time: history and handover span days.
+export function dateTime(value) {
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleString(getLang(), {
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+  });
+}
+
 function localized(item, fallback) {
   if (!item) return fallback;
   return (getLang() === "en" && item.name_en) || item.name || fallback;
@@ -162,9 +175,11 @@ function cardView(state, ui, alarm, selected, top) {
 
 function button(view, action, label, key) {
   const busy = view.busy.includes(action);
-  const disabled = !view.canAct || busy || (action === "ack" && view.state !== "open");
+  // Anyone may look at the details; acting needs an acting role.
+  const disabled =
+    action === "details" ? false : !view.canAct || busy || (action === "ack" && view.state !== "open");
   const hint = key ? ` <kbd>${key}</kbd>` : "";
-  const title = view.canAct ? "" : ` title="${escape(t("action.forbidden"))}"`;
+  const title = view.canAct || action === "details" ? "" : ` title="${escape(t("action.forbidden"))}"`;
   return `<button type="button" class="action-${action}" data-action="${action}"${
     disabled ? " disabled" : ""
   }${title}>${escape(busy ? t("action.busy") : label)}${hint}</button>`;
@@ -221,6 +236,7 @@ function cardHtml(view) {
       ${button(view, "ack", t("action.ack"), view.top ? "A" : "")}
       ${button(view, "announce", t("action.announce"), view.selected ? "N" : "")}
       ${button(view, "resolve", t("action.resolve"), view.selected ? "R" : "")}
+      ${button(view, "details", t("action.details"), view.selected ? "Enter" : "")}
     </div>`;
 }
 

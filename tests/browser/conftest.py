@@ -14,9 +14,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
+from riverguard.stack import Stack
+from tests.browser.console import OFFICER, Field, log_in
 from tests.conftest import REPO
 
 CONSOLE_DIR = REPO / "console"
@@ -95,3 +98,28 @@ def static_console() -> Iterator[str]:
 
 def console_path(name: str) -> Path:
     return CONSOLE_DIR / name
+
+
+@pytest.fixture
+async def officer_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as client:
+        response = await client.post(
+            "/api/auth/token",
+            data={"username": OFFICER, "password": stack.secrets.users[OFFICER]},
+        )
+        assert 200 == response.status_code, response.text
+        client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        yield client
+
+
+@pytest.fixture
+async def field(stack: Stack, officer_api: httpx.AsyncClient) -> AsyncIterator[Field]:
+    devices = Field(stack, officer_api)
+    yield devices
+    await devices.resolve_leftovers()
+
+
+@pytest.fixture
+async def officer_page(stack: Stack, page: Page) -> Page:
+    await log_in(page, stack.hub_url, OFFICER, stack.secrets.users[OFFICER])
+    return page

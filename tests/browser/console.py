@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import httpx
 from playwright.async_api import Locator, Page, expect
+
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.stack import Stack
+from riverguard.testing import TINY_JPEG, camera_report, fence_report, wait_for
+from riverguard.wire import topics
+from tests.conftest import stack_logs
+
+OFFICER = "officer-li"
+# A speaker plays the default warning (~12 s) at the stack fixture's 10x speed.
+SPEAKER_DONE_TIMEOUT_MS = 30_000
 
 # Everything a user can read: visible text, the tab title, tooltips, labels.
 # Then every fragment of the other language's table (split at {placeholders})
@@ -65,3 +78,99 @@ async def log_in(page: Page, hub_url: str, username: str, password: str) -> None
 
 def alarm_card(page: Page, alarm_id: str) -> Locator:
     return page.locator(f'article.alarm[data-alarm-id="{alarm_id}"]')
+
+
+class Field:
+    """Publishes raw device reports as field devices do, and remembers their event ids."""
+
+    def __init__(self, stack: Stack, api: httpx.AsyncClient) -> None:
+        self.stack = stack
+        self.api = api
+        self.event_ids: list[str] = []
+        # Unique across runs against one stack: the edge deduplicates on device and seq.
+        self._seq = int(time.time() * 1000) % 1_000_000_000
+
+    def _broker(self) -> BrokerSettings:
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.stack.broker_port,
+            username="sim",
+            password=self.stack.secrets.broker["sim"],
+        )
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _publish(
+        self, site: str, device_type: str, device: str, payload: dict[str, Any]
+    ) -> str:
+        async with make_client(self._broker()) as client:
+            await client.publish(
+                topics.field_report(site, device_type, device), json.dumps(payload), qos=1
+            )
+        event_id = f"{device}:{payload['seq']}"
+        self.event_ids.append(event_id)
+        return event_id
+
+    async def device_status(
+        self,
+        site: str,
+        device_type: str,
+        device: str,
+        *,
+        online: bool,
+        battery: float | None = None,
+        rssi: int | None = None,
+    ) -> None:
+        """A retained status as the device publishes it (PROTOCOL 2.3)."""
+        status: dict[str, Any] = {"online": online}
+        if battery is not None:
+            status["battery"] = battery
+        if rssi is not None:
+            status["rssi"] = rssi
+        async with make_client(self._broker()) as client:
+            await client.publish(
+                topics.field_status(site, device_type, device),
+                json.dumps(status),
+                qos=1,
+                retain=True,
+            )
+
+    async def fence_breach(self, site: str, device: str, zone: str) -> str:
+        return await self._publish(site, "fence", device, fence_report(self._next_seq(), zone))
+
+    async def person_in_water(self, site: str, device: str, zone: str) -> str:
+        report = camera_report(self._next_seq(), zone, snapshot=TINY_JPEG)
+        return await self._publish(site, "camera", device, report)
+
+    async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:
+        """The hub's alarm holding ``event_id``, once the event has made it there."""
+        found: dict[str, Any] = {}
+
+        async def holds_event() -> bool:
+            response = await self.api.get("/api/alarms", params={"site": site})
+            response.raise_for_status()
+            for alarm in response.json():
+                if event_id in alarm["event_ids"]:
+                    found.update(alarm)
+                    return True
+            return False
+
+        try:
+            await wait_for(holds_event, timeout=15, what=f"an alarm holding {event_id}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{stack_logs(self.stack)}") from None
+        return found
+
+    async def resolve_leftovers(self) -> None:
+        """Resolve alarms this test opened and left active, so zones are quiet for the next."""
+        mine = set(self.event_ids)
+        for state in ("open", "acknowledged"):
+            response = await self.api.get("/api/alarms", params={"state": state})
+            for alarm in response.json():
+                if mine & set(alarm["event_ids"]):
+                    await self.api.post(
+                        f"/api/alarms/{alarm['id']}/resolve",
+                        json={"outcome": "false_alarm", "note": "test cleanup"},
+                    )

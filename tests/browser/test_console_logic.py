@@ -32,6 +32,13 @@ DYNAMIC_PREFIXES = {
     "top.role.": ["viewer", "officer", "supervisor", "admin"],
     "sound.": ["armed", "sounding", "blocked", "unsupported"],
     "status.": ["edge_online", "edge_offline", "edge_unknown"],
+    "health.": ["online", "offline", "unknown"],
+    "voice.": ["cmn", "yue", "en"],
+    "next_step.": ["repeat", "stronger_clip", "live_talk", "send_patrol"],
+    "escalation.name.": ["duty_officer", "grid_officer", "street", "district"],
+    "map.reason_": ["hub", "edge"],
+    "detail.source_": ["hub", "built"],
+    "history.source_": ["stats", "events"],
 }  # fmt: skip
 
 
