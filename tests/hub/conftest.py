@@ -186,10 +186,14 @@ def make_settings(
     """Hub settings on the test's broker, influxd and state store (a new HTTP port each call)."""
 
     def make(**overrides: Any) -> HubSettings:
-        values: dict[str, Any] = {"database_url": database_url, **overrides}
-        return hub_settings(
-            tmp_path, broker.settings("hub"), influxd.url, influx_database, **values
-        )
+        values: dict[str, Any] = {
+            "influx_url": influxd.url,
+            "influx_database": influx_database,
+            "database_url": database_url,
+            **overrides,
+        }
+        url, database = values.pop("influx_url"), values.pop("influx_database")
+        return hub_settings(tmp_path, broker.settings("hub"), url, database, **values)
 
     return make
 
