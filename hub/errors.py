@@ -6,6 +6,7 @@ HubError
 │   ├── AlarmNotFound       no alarm with that id
 │   └── AlarmTransitionError  the alarm's state does not allow that change
 ├── AnnouncementError       an announcement request that cannot be served
+├── AudioRejected           an uploaded clip, a text to speak or a rendering refused
 ├── BrokerUnavailable       the hub is not connected to the broker right now
 └── InfluxError             InfluxDB refused a write or a query, or is unreachable
     └── RejectedPoints      InfluxDB answered 400: points it will never take
@@ -36,6 +37,16 @@ class AlarmTransitionError(AlarmError):
 
 class AnnouncementError(HubError):
     """An announcement request that cannot be served (reason in ``code``)."""
+
+    def __init__(self, code: str, detail: str, status: int = 422) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+class AudioRejected(HubError):
+    """Audio the hub will not take or cannot render (reason in ``code``)."""
 
     def __init__(self, code: str, detail: str, status: int = 422) -> None:
         super().__init__(detail)
