@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Form, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -12,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import timeline
 from hub.deps import ActingUser, AdminUser, ApiError, CurrentUser, HubDep, MediaUser, SupervisorUser
-from hub.influx import EventQuery
+from hub.influx import CountQuery, EventQuery
 from hub.schemas import (
     AnnouncementOut,
     AnnouncementRequest,
@@ -24,11 +26,13 @@ from hub.schemas import (
     HealthOut,
     ResolveIn,
     SiteOut,
+    StatsBucketOut,
+    StatsOut,
     TokenOut,
     UserOut,
 )
 from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
-from riverguard.wire.times import parse_ts
+from riverguard.wire.times import format_ts, parse_ts
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
@@ -194,7 +198,11 @@ async def list_events(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    before: str | None = None,
 ) -> list[Event]:
+    """Newest first. Page with ``offset`` (exact), or ``before=<ts of the last event>``
+    (everything strictly older than that millisecond)."""
     query = EventQuery(
         site=site,
         device=device,
@@ -202,8 +210,54 @@ async def list_events(
         start=_time(from_, "from"),
         end=_time(to, "to"),
         limit=limit,
+        offset=offset,
+        before=_time(before, "before"),
     )
     return await hub.influx.events(query)
+
+
+@cache
+def _time_zones() -> set[str]:
+    # Reads the tz database from disk: once per process, on first use.
+    return available_timezones()
+
+
+_STATS_SPAN = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+# Enough buckets for a year of hours; more is not a chart.
+_MAX_BUCKETS = 9000
+
+
+@router.get("/stats/events")
+async def event_stats(
+    hub: HubDep,
+    _: CurrentUser,
+    *,
+    site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    interval: Literal["hour", "day"] = "hour",
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+) -> StatsOut:
+    """Events per hour or day from InfluxDB (default: the last 24 hours or 30 days)."""
+    if tz is not None and tz not in _time_zones():
+        raise ApiError(422, "invalid_request", f"tz: unknown time zone {tz!r}")
+    end = _time(to, "to") or hub.desk.clock.now()
+    start = _time(from_, "from") or end - _STATS_SPAN[interval]
+    if start >= end:
+        raise ApiError(422, "invalid_request", "from must be before to")
+    step = timedelta(hours=1) if interval == "hour" else timedelta(days=1)
+    if (end - start) / step > _MAX_BUCKETS:
+        raise ApiError(422, "invalid_request", f"more than {_MAX_BUCKETS} buckets")
+    counts = await hub.influx.counts(CountQuery(interval, start, end, site, tz))
+    return StatsOut(
+        site=site,
+        interval=interval,
+        tz=tz or "UTC",
+        **{"from": format_ts(start)},
+        to=format_ts(end),
+        total=sum(c for _, c in counts),
+        buckets=[StatsBucketOut(start=format_ts(t), count=c) for t, c in counts],
+    )
 
 
 @router.get(

@@ -128,6 +128,9 @@ class EventQuery:
     start: datetime | None = None
     end: datetime | None = None
     limit: int = 100
+    # Paging: skip this many of the newest matches, or take only points older than ``before``.
+    offset: int = 0
+    before: datetime | None = None
 
 
 def build_query(query: EventQuery) -> str:
@@ -140,10 +143,44 @@ def build_query(query: EventQuery) -> str:
     if query.end is not None:
         # The offset can put a point up to 1 ms after its event time: include it.
         conditions.append(f"time < {to_unix_ns(query.end) + _NS_PER_MS}")
+    if query.before is not None:
+        # Strictly older than that millisecond (offsets keep points inside their ms).
+        conditions.append(f"time < {to_unix_ns(query.before) // _NS_PER_MS * _NS_PER_MS}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     limit = int(query.limit)
+    offset = f" OFFSET {int(query.offset)}" if query.offset else ""
     # Safe: values are quoted by quote_literal and the API validated them first.
-    return f"SELECT * FROM {quote_ident(MEASUREMENT)}{where} ORDER BY time DESC LIMIT {limit}"  # noqa: S608
+    return (
+        f"SELECT * FROM {quote_ident(MEASUREMENT)}{where} ORDER BY time DESC"  # noqa: S608
+        f" LIMIT {limit}{offset}"
+    )
+
+
+INTERVALS = {"hour": "1h", "day": "1d"}
+
+
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """Filters of ``GET /api/stats/events``, already validated by the API layer."""
+
+    interval: str
+    start: datetime
+    end: datetime
+    site: str | None = None
+    tz: str | None = None
+
+
+def build_count_query(query: CountQuery) -> str:
+    conditions = [f"time >= {to_unix_ns(query.start)}", f"time < {to_unix_ns(query.end)}"]
+    if query.site is not None:
+        conditions.append(f"{quote_ident('site')} = {quote_literal(query.site)}")
+    tz = f" tz({quote_literal(query.tz)})" if query.tz else ""
+    # Safe: values are quoted by quote_literal and the API validated them first.
+    return (
+        f"SELECT count({quote_ident('id')}) FROM {quote_ident(MEASUREMENT)}"  # noqa: S608
+        f" WHERE {' AND '.join(conditions)}"
+        f" GROUP BY time({INTERVALS[query.interval]}) fill(0){tz}"
+    )
 
 
 def _from_ns(value: int) -> datetime:
@@ -238,6 +275,11 @@ class Influx:
     async def events(self, query: EventQuery) -> list[Event]:
         rows = await self.query(build_query(query))
         return [row_to_event(row) for row in rows]
+
+    async def counts(self, query: CountQuery) -> list[tuple[datetime, int]]:
+        """(bucket start, events) per hour or day, oldest first, empty buckets as 0."""
+        rows = await self.query(build_count_query(query))
+        return [(_from_ns(int(row["time"])), int(row["count"] or 0)) for row in rows]
 
 
 class InfluxWriter:

@@ -147,6 +147,23 @@ class AuditOut(BaseModel):
     detail: str
 
 
+class StatsBucketOut(BaseModel):
+    start: str
+    count: int
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    site: str | None
+    interval: Literal["hour", "day"]
+    tz: str
+    from_: str = Field(alias="from")
+    to: str
+    total: int
+    buckets: list[StatsBucketOut]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     broker: bool
