@@ -43,6 +43,7 @@ from edge.adapters import Adapted, check_device, parse_message
 from edge.audio import AudioCache
 from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
+from edge.http_speaker import HttpSpeaker
 from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
@@ -173,7 +174,7 @@ class EdgeAgent:
     async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
-            self._build_speakers(AudioCache(self.settings.data_dir / "audio", http))
+            self._build_speakers(AudioCache(self.settings.data_dir / "audio", http), http)
             self.deterrence = Deterrence(
                 self.site,
                 self.devices,
@@ -213,7 +214,7 @@ class EdgeAgent:
         except AudioError as exc:
             self.log.warning("default warning could not be rendered", error=str(exc))
 
-    def _build_speakers(self, audio: AudioCache) -> None:
+    def _build_speakers(self, audio: AudioCache, http: httpx.AsyncClient) -> None:
         for device in self.devices.values():
             if device.type != "speaker":
                 continue
@@ -225,6 +226,15 @@ class EdgeAgent:
                     self.acks,
                     self.clock,
                     response_timeout_s=self.settings.speaker_response_timeout_s,
+                    done_margin_s=self.settings.speaker_done_margin_s,
+                )
+            elif device.driver == "http":
+                self.speakers[device.id] = HttpSpeaker(
+                    device,
+                    audio,
+                    self.acks,
+                    self.clock,
+                    http,
                     done_margin_s=self.settings.speaker_done_margin_s,
                 )
             else:

@@ -13,6 +13,7 @@ import structlog
 
 from riverguard.config import Config
 from riverguard.mqtt import Backoff
+from simulators.http_speaker import HttpSpeakerSim
 from simulators.settings import SimSettings
 from simulators.speaker import SimulatedSpeaker
 from simulators.swimmer import SwimmerTimings, run_swimmer
@@ -31,17 +32,33 @@ def swimmer(settings: SimSettings, site: str | None, zone: str | None, loop: boo
 
 
 async def run_speakers(settings: SimSettings, config: Config, site: str | None) -> None:
-    devices = [
+    """Simulated ``mqtt`` speakers, and ``http`` ones listening on their configured URLs."""
+    speakers = [
         device
         for device in config.devices
-        if device.type == "speaker"
-        and device.driver == "mqtt"
-        and (site is None or device.site == site)
+        if device.type == "speaker" and (site is None or device.site == site)
     ]
+    devices = [device for device in speakers if device.driver == "mqtt"]
+    http_devices = [device for device in speakers if device.driver == "http" and device.url]
     if site is not None:
         config.site(site)  # ConfigError for an unknown site, rather than no speakers
-    log.info("simulated speakers", speakers=[d.id for d in devices], speed=settings.speaker_speed)
+    log.info(
+        "simulated speakers",
+        speakers=[d.id for d in devices],
+        http_speakers=[d.id for d in http_devices],
+        speed=settings.speaker_speed,
+    )
     async with httpx.AsyncClient(timeout=10) as http, asyncio.TaskGroup() as tg:
+        for device in http_devices:
+            url = httpx.URL(device.url or "")
+            http_speaker = HttpSpeakerSim(
+                device.id,
+                url.host,
+                url.port or 80,
+                url.path or "/",
+                speed=settings.speaker_speed,
+            )
+            tg.create_task(http_speaker.run(), name=f"sim.http-speaker[{device.id}]")
         for device in devices:
             speaker = SimulatedSpeaker(
                 settings.broker,

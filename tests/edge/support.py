@@ -244,18 +244,29 @@ def announce(
     )
 
 
-def config_with_http_speaker(config: Config) -> Config:
+def config_with_http_speaker(
+    config: Config, url: str = "http://127.0.0.1:9/audio", speaker: str = "db-spk-http"
+) -> Config:
     """The example configuration plus an ``http`` speaker at danshui-bridge."""
     data = config.model_dump()
     data["devices"].append(
         {
-            "id": "db-spk-http",
+            "id": speaker,
             "site": SITE,
             "type": "speaker",
             "driver": "http",
-            "url": "http://127.0.0.1:9/audio",
+            "url": url,
             "zones": ["z1"],
         }
+    )
+    return Config.model_validate(data)
+
+
+def config_with_local_speaker(config: Config) -> Config:
+    """The example configuration plus a ``local`` speaker at danshui-bridge."""
+    data = config.model_dump()
+    data["devices"].append(
+        {"id": "db-spk-local", "site": SITE, "type": "speaker", "driver": "local", "zones": ["z1"]}
     )
     return Config.model_validate(data)
 

@@ -7,14 +7,16 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from riverguard.services import ManagedProcess
+from riverguard.services import ManagedProcess, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceStatusReport, FenceReport, SpeakerPlay, SpeakerState
 from tests.conftest import Broker
 from tests.edge.support import (
+    EXAMPLE_CONFIG,
     AudioServer,
     component_env,
     publisher,
@@ -121,3 +123,45 @@ async def test_sim_swimmer_brings_every_fence_and_camera_online_with_heartbeats(
             await wait_for(all_offline, what="the last will of every device")
         finally:
             process.stop()
+
+
+async def test_sim_speakers_serves_configured_http_speakers(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "with-http.toml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8")
+        + "\n[[devices]]\n"
+        + 'id = "db-spk-http"\nsite = "danshui-bridge"\ntype = "speaker"\ndriver = "http"\n'
+        + f'url = "http://127.0.0.1:{port}/audio"\nzones = ["z1"]\n',
+        encoding="utf-8",
+    )
+    env = component_env(
+        own_broker.settings("sim"),
+        tmp_path,
+        RIVERGUARD_CONFIG=str(config),
+        RIVERGUARD_SPEAKER_SPEED="100",
+    )
+    process = riverguard_process("sim-speakers", ["sim", "speakers"], env, tmp_path / "sim.log")
+    process.start()
+    try:
+
+        async def played() -> bool:
+            try:
+                async with httpx.AsyncClient() as http:
+                    response = await http.post(
+                        f"http://127.0.0.1:{port}/audio",
+                        content=b"\x7f" * 8000,
+                        headers={"Content-Type": "audio/basic"},
+                    )
+            except httpx.TransportError:
+                return False
+            return response.status_code == 204
+
+        try:
+            await wait_for(played, timeout=15, what="the http speaker played")
+        except TimeoutError:
+            raise AssertionError(process.log_tail()) from None
+    finally:
+        process.stop()
