@@ -995,6 +995,8 @@ function tick() {
   $("#clock").textContent = clockTime(new Date(now));
   updateAges($("#alarm-list"), now);
   if (page === "detail") updateAges($("#detail-root"), now);
+  // "Last seen" ages on the device list move on without a message.
+  if (page === "devices" && Math.floor(now / 1000) % 5 === 0) renderPage();
   if (connection?.status === "lost") renderConnection();
   updateSoundMode();
 }

@@ -10,6 +10,7 @@ import { clockTime, dateTime, escape, siteName, zoneName } from "./view.js";
 
 // A field technician needs about a day to swap a battery: flag it in time.
 const LOW_BATTERY_PERCENT = 20;
+const JUST_NOW_MS = 60_000;
 
 export function renderDevices(edgesRoot, table, countEl, state, now) {
   const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -43,7 +44,10 @@ export function renderDevices(edgesRoot, table, countEl, state, now) {
     .map((device) => {
       const health = deviceHealth(device);
       const seen = Date.parse(device.last_seen ?? "");
-      const ago = Number.isNaN(seen) ? "" : t("devices.ago", { age: formatAge(now - seen) });
+      let ago = "";
+      if (!Number.isNaN(seen)) {
+        ago = now - seen < JUST_NOW_MS ? t("devices.just_now") : t("devices.ago", { age: formatAge(now - seen) });
+      }
       const percent = batteryPercent(device);
       const lowBattery = percent !== null && percent < LOW_BATTERY_PERCENT;
       return `<tr class="row-${health}" data-device="${escape(device.id)}" data-health="${health}">
@@ -74,8 +78,9 @@ function bucketLabel(start, interval) {
 
 // series: [{site, buckets: [{start, count}]}], all over the same buckets.
 export function chartSvg(state, series, interval) {
-  const width = 1000;
-  const height = 280;
+  // Wide enough to fill a wall screen's row at about the height of 17rem.
+  const width = 1600;
+  const height = 300;
   const left = 48;
   const bottom = 36;
   const top = 14;
@@ -151,15 +156,20 @@ export function incidentsHtml(state, alarms, exportLinks) {
         <td><span class="sev-text">${escape(t(`severity.${alarm.severity}`))}</span></td>
         <td class="num">${escape(Number.isNaN(duration) ? "" : formatAge(duration))}</td>
         <td>${escape(alarm.outcome ? t(`outcome.${alarm.outcome}`) : "")}</td>
-        <td translate="no">${escape(alarm.resolved_by ?? "")}</td>
+        <td translate="no">${escape(personName(state, alarm.resolved_by))}</td>
         <td class="note" translate="no">${escape(alarm.note ?? "")}</td>
-        <td class="row-actions">
+        <td><div class="row-actions">
           <button type="button" data-command="open-detail" data-alarm-id="${escape(alarm.id)}">${escape(t("detail.open"))}</button>
           ${exportLinks(alarm.id)}
-        </td></tr>`;
+        </div></td></tr>`;
     })
     .join("");
   return `${head}<tbody>${rows}</tbody>`;
+}
+
+function personName(state, username) {
+  if (username && state.user?.username === username) return state.user.name || username;
+  return username ?? "";
 }
 
 // --- shift handover ----------------------------------------------------------------

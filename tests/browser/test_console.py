@@ -14,9 +14,10 @@ import re
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from riverguard.stack import Stack
+from riverguard.testing import wait_for
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.console import (
     OFFICER,
@@ -218,6 +219,7 @@ async def test_reloaded_console_shows_sound_blocked_until_the_officer_clicks(
 async def test_stopped_hub_shows_red_banner_and_console_recovers_when_it_returns(
     stack: Stack, officer_page: Page, field: Field
 ) -> None:
+    """A breach while the hub is down waits at the edge and shows once the hub is back."""
     page = officer_page
     event_id = await field.fence_breach("xiyong-wharf", "xy-fence-01", "z1")
     alarm = await field.alarm_of(event_id, "xiyong-wharf")
@@ -236,6 +238,8 @@ async def test_stopped_hub_shows_red_banner_and_console_recovers_when_it_returns
         )
         await expect(page.locator("body")).to_have_attribute("data-connection", "lost")
         await expect(card).to_be_visible()  # the last picture stays, marked stale
+        # The edge keeps this one in its outbox until the hub commits it.
+        missed_event = await field.fence_breach("danshui-bridge", "db-fence-02", "z2")
     finally:
         if not hub.running():
             await asyncio.to_thread(hub.start)
@@ -246,3 +250,43 @@ async def test_stopped_hub_shows_red_banner_and_console_recovers_when_it_returns
     await expect(page.locator("body")).to_have_attribute("data-connection", "open")
     await expect(card).to_be_visible()
     await expect(card.locator(".site-name")).to_have_text("西涌旧码头")
+    missed = await field.alarm_of(missed_event, "danshui-bridge")
+    await expect(alarm_card(page, missed["id"])).to_be_visible()
+    await expect(alarm_card(page, missed["id"]).locator(".zone-name")).to_have_text("东岸台阶")
+
+
+async def test_hub_closing_4008_too_slow_reconnects_at_once_with_since_and_misses_nothing(
+    stack: Stack, page: Page, field: Field
+) -> None:
+    """The hub's 4008 is injected on a real socket (a routed WebSocket that relays to
+    the hub): the console reconnects at once with ?since, and an alarm raised before
+    the new socket reaches the hub arrives by replay."""
+    sockets: list[WebSocketRoute] = []
+    # The second socket is held back from the hub until an alarm has been raised.
+    relay_second = asyncio.Event()
+
+    async def relay(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+        if len(sockets) == 1:
+            socket.connect_to_server()
+        else:
+            await relay_second.wait()
+            socket.connect_to_server()
+
+    await page.route_web_socket(re.compile(r"/api/ws"), relay)
+    await log_in(page, stack.hub_url, OFFICER, stack.secrets.users[OFFICER])
+    first = await field.alarm_of(
+        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
+    )
+    await expect(alarm_card(page, first["id"])).to_be_visible()
+
+    await sockets[0].close(code=4008, reason="too slow")
+    await wait_for(lambda: len(sockets) == 2, timeout=2, what="an immediate reconnect")
+    assert "since=" in sockets[1].url
+    missed = await field.alarm_of(
+        await field.fence_breach("danshui-bridge", "db-fence-01", "z1"), "danshui-bridge"
+    )
+    relay_second.set()
+    await expect(alarm_card(page, missed["id"])).to_be_visible()
+    await expect(alarm_card(page, first["id"])).to_be_visible()
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open")
