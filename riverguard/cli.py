@@ -55,7 +55,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from simulators.load import bench
+    from simulators.benchmark import bench
 
     configure_logging("bench", "WARNING", json=False)
     return bench(
@@ -64,6 +64,7 @@ def _bench(args: argparse.Namespace) -> int:
         devices=args.devices,
         sites=args.sites,
         find_max=args.find_max,
+        compare=args.compare,
         json_out=args.json,
     )
 
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sites", type=int, default=1, help="sites (one edge each)")
     bench.add_argument(
         "--find-max", action="store_true", help="step the rate up to the highest that passes"
+    )
+    bench.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run the Node-RED peer and the bare broker hop, and report the ratios",
     )
     bench.add_argument("--json", type=Path, default=None, help="also write the report here")
     bench.set_defaults(handler=_bench)

@@ -10,21 +10,18 @@ and peak RSS of the broker, edges, hub and InfluxDB.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
-import websockets
 from paho.mqtt.enums import CallbackAPIVersion
+from websockets.sync.client import connect as ws_connect
 
 from riverguard.services import ManagedProcess
 from riverguard.stack import Stack
@@ -51,8 +48,6 @@ class LoadResult:
     throughput: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     resources: dict[str, dict[str, float]] = field(default_factory=dict)
-    # perf_counter() of the last delivery, for throughput; not reported.
-    last_arrival: float = field(default=0.0, repr=False)
 
     @property
     def passes(self) -> bool:
@@ -144,23 +139,20 @@ class _Cpu:
 class _Publisher(threading.Thread):
     """Publishes fence reports at a steady rate from its own thread (paho, QoS 1)."""
 
-    def __init__(
-        self, stack: Stack, devices: list[tuple[str, str, str]], rate: float, duration: float
-    ) -> None:
+    def __init__(self, target: Target, rate: float, duration: float) -> None:
         super().__init__(name="bench.publisher", daemon=True)
-        self.devices = devices
+        self.devices = target.devices
+        self.prefix = target.prefix
         self.rate = rate
         self.duration = duration
         self.sent_at: dict[str, float] = {}
         self.seq = int(time.time() * 10) % 2**31
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.username_pw_set("sim", stack.secrets.broker["sim"])
+        self.client.username_pw_set("sim", target.password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.connect("127.0.0.1", stack.broker_port)
-        sock = self.client.socket()
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client.connect("127.0.0.1", target.broker_port)
+        _nodelay(self.client)
         self.client.loop_start()
 
     def run(self) -> None:
@@ -174,7 +166,7 @@ class _Publisher(threading.Thread):
                 self.seq += 1
                 self.sent_at[f"{device}:{self.seq}"] = time.perf_counter()
                 self.client.publish(
-                    topics.field_report(site, "fence", device),
+                    self.prefix + topics.field_report(site, "fence", device),
                     json.dumps(fence_report(self.seq, zone, "breach")),
                     qos=1,
                 )
@@ -186,38 +178,152 @@ class _Publisher(threading.Thread):
         self.client.disconnect()
 
 
-async def _login(stack: Stack) -> str:
-    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as client:
-        response = await client.post(
+class _Collector(threading.Thread):
+    """Records when each of our events reaches the listener, from its own thread.
+
+    Two kinds of listener: a console WebSocket (Riverguard's hub or the peer's
+    websocket-out node), or an MQTT subscription on the raw device topics
+    (the bare broker hop, the ceiling of this machine).
+    """
+
+    def __init__(self, target: Target) -> None:
+        ws_url, broker_port, password = target.ws_url, target.broker_port, target.password
+        super().__init__(name="bench.collector", daemon=True)
+        self.ws_url = ws_url
+        self.arrivals: list[tuple[str, float]] = []
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.mqtt: paho.Client | None = None
+        if ws_url is None:
+            self.mqtt = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+            self.mqtt.username_pw_set("sim", password)
+            self.mqtt.on_message = self._on_mqtt
+            self.mqtt.on_subscribe = lambda *_: self.ready.set()
+            self.mqtt.connect("127.0.0.1", broker_port)
+            _nodelay(self.mqtt)
+            self.mqtt.subscribe(target.prefix + "field/+/fence/+", qos=1)
+
+    def _on_mqtt(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        arrived = time.perf_counter()
+        device = message.topic.rsplit("/", 1)[1]
+        seq = json.loads(message.payload)["seq"]
+        self.arrivals.append((f"{device}:{seq}", arrived))
+
+    def run(self) -> None:
+        if self.mqtt is not None:
+            while not self.stopping.is_set():
+                self.mqtt.loop(0.1)
+            self.mqtt.disconnect()
+            return
+        assert self.ws_url is not None
+        with ws_connect(self.ws_url, max_size=None) as ws:
+            self.ready.set()
+            while not self.stopping.is_set():
+                try:
+                    raw = ws.recv(timeout=0.2)
+                except TimeoutError:
+                    continue
+                arrived = time.perf_counter()
+                message = json.loads(raw)
+                if message.get("type") == "event":
+                    self.arrivals.append((message["data"]["id"], arrived))
+
+
+def _nodelay(client: paho.Client) -> None:
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass
+class Target:
+    """What a load runs against: where devices publish, where events are heard."""
+
+    name: str
+    broker_port: int
+    password: str  # of the "sim" broker login
+    ws_url: str | None  # None: listen on the raw device topics (broker hop only)
+    processes: dict[str, list[ManagedProcess]]
+    devices: list[tuple[str, str, str]]  # (site, device, zone)
+    # Raw reports go to prefix + the device topic: the peer and the bare broker
+    # hop get topics of their own, so the other systems on the broker stay idle.
+    prefix: str = ""
+
+
+def riverguard_target(stack: Stack) -> Target:
+    with httpx.Client(base_url=stack.hub_url, timeout=10) as client:
+        response = client.post(
             "/api/auth/token",
             data={"username": "admin", "password": stack.secrets.users["admin"]},
         )
         response.raise_for_status()
-        token: str = response.json()["access_token"]
-        return token
+        token = response.json()["access_token"]
+    return Target(
+        name="riverguard",
+        broker_port=stack.broker_port,
+        password=stack.secrets.broker["sim"],
+        ws_url=stack.hub_url.replace("http://", "ws://") + f"/api/ws?token={token}&events=*",
+        processes={
+            "broker": [stack.mosquitto.process],
+            "influxd": [stack.influxd.process],
+            "hub": [stack.components["hub"].process],
+            "edges": [c.process for n, c in stack.components.items() if n.startswith("edge-")],
+        },
+        devices=fences(stack),
+    )
 
 
-async def _collect(
-    ws: websockets.ClientConnection,
-    publisher: _Publisher,
-    expected: int,
-    deadline: float,
-    result: LoadResult,
-) -> list[float]:
-    """Latencies (ms) of our events as they reach the console; counts duplicates."""
+def broker_target(stack: Stack) -> Target:
+    """The raw broker hop: device -> Mosquitto -> a Python subscriber."""
+    return Target(
+        name="broker",
+        broker_port=stack.broker_port,
+        password=stack.secrets.broker["sim"],
+        ws_url=None,
+        processes={"broker": [stack.mosquitto.process]},
+        devices=fences(stack),
+        prefix="hop/",
+    )
+
+
+def fences(stack: Stack) -> list[tuple[str, str, str]]:
+    return [
+        (d.site, d.id, d.zones[0] if d.zones else stack.config.site(d.site).zones[0].id)
+        for d in stack.config.devices
+        if d.type == "fence"
+    ]
+
+
+def run_load(target: Target, rate: float, duration: float) -> LoadResult:
+    """One run at one rate against a running target."""
+    result = LoadResult(rate=rate, duration_s=duration, devices=len(target.devices))
+    collector = _Collector(target)
+    collector.start()
+    if not collector.ready.wait(10):
+        raise RuntimeError(f"{target.name}: listener not ready in 10 s")
+    cpu = _Cpu(target.processes)
+    publisher = _Publisher(target, rate, duration)
+    started = time.perf_counter()
+    publisher.start()
+    expected = int(rate * duration)
+    deadline = started + duration + DRAIN_S
+    while time.perf_counter() < deadline:
+        _show_progress(len(publisher.sent_at), len(collector.arrivals), expected)
+        if len(collector.arrivals) >= expected:
+            break
+        time.sleep(0.25)
+    publisher.join()
+    publisher.close()
+    collector.stopping.set()
+    collector.join(5)
+    _show_progress(len(publisher.sent_at), len(collector.arrivals), expected)
+    print(file=sys.stderr)
+    result.resources = cpu.report()
+
     latencies: list[float] = []
     seen: set[str] = set()
-    last_shown = 0.0
-    while len(seen) < expected and time.perf_counter() < deadline:
-        try:
-            raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
-        except TimeoutError:
-            continue
-        arrived = time.perf_counter()
-        message = json.loads(raw)
-        if message["type"] != "event":
-            continue
-        event_id = message["data"]["id"]
+    last_arrival = started
+    for event_id, arrived in list(collector.arrivals):
         sent_at = publisher.sent_at.get(event_id)
         if sent_at is None:
             continue  # not ours
@@ -226,47 +332,12 @@ async def _collect(
             continue
         seen.add(event_id)
         latencies.append((arrived - sent_at) * 1000)
-        result.last_arrival = arrived
-        if arrived - last_shown > 0.25:
-            last_shown = arrived
-            _show_progress(len(publisher.sent_at), len(seen), expected)
-    _show_progress(len(publisher.sent_at), len(seen), expected)
-    print(file=sys.stderr)
-    return latencies
-
-
-async def run_load(stack: Stack, rate: float, duration: float) -> LoadResult:
-    """One run at one rate against a running stack."""
-    devices = [
-        (d.site, d.id, d.zones[0] if d.zones else stack.config.site(d.site).zones[0].id)
-        for d in stack.config.devices
-        if d.type == "fence"
-    ]
-    result = LoadResult(rate=rate, duration_s=duration, devices=len(devices))
-    token = await _login(stack)
-    url = stack.hub_url.replace("http://", "ws://") + f"/api/ws?token={token}&events=*"
-    async with websockets.connect(url, max_size=None, max_queue=None) as ws:
-        await ws.recv()  # hello
-        processes = {
-            "broker": [stack.mosquitto.process],
-            "influxd": [stack.influxd.process],
-            "hub": [stack.components["hub"].process],
-            "edges": [c.process for n, c in stack.components.items() if n.startswith("edge-")],
-        }
-        cpu = _Cpu(processes)
-        publisher = _Publisher(stack, devices, rate, duration)
-        started = time.perf_counter()
-        publisher.start()
-        expected = int(rate * duration)
-        latencies = await _collect(ws, publisher, expected, started + duration + DRAIN_S, result)
-        publisher.join()
-        publisher.close()
-        result.resources = cpu.report()
+        last_arrival = max(last_arrival, arrived)
     result.sent = len(publisher.sent_at)
     result.delivered = len(latencies)
     result.lost = result.sent - result.delivered
-    if result.delivered:
-        result.throughput = round(result.delivered / (result.last_arrival - started), 1)
+    if latencies:
+        result.throughput = round(result.delivered / (last_arrival - started), 1)
     latencies.sort()
     result.latency_ms = {
         "p50": round(_percentile(latencies, 0.50), 2),
@@ -287,53 +358,3 @@ def _show_progress(sent: int, delivered: int, expected: int) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-def _public(result: LoadResult) -> dict[str, Any]:
-    report = asdict(result)
-    del report["last_arrival"]
-    return report
-
-
-def bench(
-    *,
-    rate: float,
-    duration: float,
-    devices: int,
-    sites: int,
-    find_max: bool,
-    json_out: Path | None,
-) -> int:
-    """Start a stack sized for the load, run it, print and optionally save the report."""
-    with tempfile.TemporaryDirectory(prefix="riverguard-bench-") as tmp:
-        config = Path(tmp) / "fleet.toml"
-        config.write_text(fleet_config(sites, max(1, devices // sites)), encoding="utf-8")
-        stack = Stack(
-            data_dir=Path(tmp) / "stack",
-            config_path=config,
-            simulators=(),
-            ports=None,
-            progress=lambda message: print(message, file=sys.stderr),
-        )
-        try:
-            stack.start()
-            runs = []
-            rates = list(FIND_MAX_RATES) if find_max else [rate]
-            for step in rates:
-                print(f"load: {step:g} events/s for {duration:g}s", file=sys.stderr)
-                result = asyncio.run(run_load(stack, step, duration))
-                runs.append(result)
-                print(json.dumps(_public(result)), file=sys.stderr)
-                if find_max and not result.passes:
-                    break
-        finally:
-            stack.stop()
-    report: dict[str, Any] = {"runs": [_public(r) for r in runs]}
-    if find_max:
-        passing = [r.rate for r in runs if r.passes]
-        report["max_rate"] = max(passing) if passing else 0
-    text = json.dumps(report, indent=2)
-    print(text)
-    if json_out is not None:
-        json_out.write_text(text + "\n", encoding="utf-8")
-    return 0

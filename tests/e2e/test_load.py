@@ -8,13 +8,13 @@ import pytest
 
 from riverguard.config import Config
 from riverguard.stack import Stack
-from simulators.load import fleet_config, run_load
+from simulators.load import fleet_config, riverguard_target, run_load
 
 pytestmark = pytest.mark.integration
 
 
-async def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
-    result = await run_load(stack, rate=100, duration=1.0)
+def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
+    result = run_load(riverguard_target(stack), rate=100, duration=1.0)
     assert 100 == result.sent
     assert (100, 0, 0) == (result.delivered, result.lost, result.duplicated)
     assert result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]

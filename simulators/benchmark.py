@@ -1,0 +1,95 @@
+"""``riverguard bench``: runs the load tool against Riverguard, and with
+``--compare`` also against the Node-RED peer and the bare broker hop, in one
+run on one broker and one InfluxDB, and reports the ratios."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from riverguard.stack import Stack
+from simulators.load import (
+    FIND_MAX_RATES,
+    LoadResult,
+    Target,
+    broker_target,
+    fleet_config,
+    riverguard_target,
+    run_load,
+)
+from simulators.peer import NodeRedPeer
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _sweep(target: Target, rates: list[float], duration: float, find_max: bool) -> dict[str, Any]:
+    runs: list[LoadResult] = []
+    for rate in rates:
+        _say(f"{target.name}: {rate:g} events/s for {duration:g}s")
+        result = run_load(target, rate, duration)
+        runs.append(result)
+        _say(
+            f"  delivered {result.delivered}/{result.sent}, lost {result.lost}, "
+            f"p99 {result.latency_ms['p99']} ms, {result.throughput} events/s"
+        )
+        if find_max and not result.passes:
+            break
+    report: dict[str, Any] = {"runs": [asdict(r) for r in runs]}
+    if find_max:
+        passing = [r.rate for r in runs if r.passes]
+        report["max_rate"] = max(passing) if passing else 0
+    return report
+
+
+def bench(
+    *,
+    rate: float,
+    duration: float,
+    devices: int,
+    sites: int,
+    find_max: bool,
+    compare: bool,
+    json_out: Path | None,
+) -> int:
+    """Start a stack sized for the load, run the load, print the JSON report."""
+    rates = [float(r) for r in FIND_MAX_RATES] if find_max else [rate]
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="riverguard-bench-") as tmp:
+        config = Path(tmp) / "fleet.toml"
+        config.write_text(fleet_config(sites, max(1, devices // sites)), encoding="utf-8")
+        stack = Stack(
+            data_dir=Path(tmp) / "stack",
+            config_path=config,
+            simulators=(),
+            ports=None,
+            progress=_say,
+        )
+        peer = NodeRedPeer(Path(tmp) / "peer", stack) if compare else None
+        try:
+            stack.start()
+            report["riverguard"] = _sweep(riverguard_target(stack), rates, duration, find_max)
+            if peer is not None:
+                report["broker"] = _sweep(broker_target(stack), rates, duration, find_max)
+                peer.start()
+                report["node-red"] = _sweep(peer.target(), rates, duration, find_max)
+        finally:
+            if peer is not None:
+                peer.stop()
+            stack.stop()
+    if compare and find_max:
+        ours = report["riverguard"]["max_rate"]
+        report["ratios"] = {
+            "riverguard_vs_node_red": round(ours / max(1, report["node-red"]["max_rate"]), 2),
+            "riverguard_vs_broker_hop": round(ours / max(1, report["broker"]["max_rate"]), 2),
+        }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if json_out is not None:
+        json_out.write_text(text + "\n", encoding="utf-8")
+    return 0

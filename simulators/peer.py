@@ -1,0 +1,94 @@
+"""The benchmark peer: the Node-RED flow a user would build instead of Riverguard.
+
+mqtt in (``peer/field/+/fence/+``) -> a function node that normalises the
+report -> ``influxdb out`` (one write per message, as that node does) and
+``websocket out`` (``/ws/events``, the same envelope as our console gets).
+Its npm packages are installed into ``bench/peer/node_modules`` on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from riverguard.services import ManagedProcess, free_port, port_accepts
+from riverguard.stack import Stack
+from simulators.load import Target, fences
+
+PEER_DIR = Path(__file__).resolve().parent.parent / "bench" / "peer"
+PEER_DATABASE = "peer"
+
+
+def install() -> None:
+    """``npm ci`` in bench/peer when its packages are not there yet."""
+    if (PEER_DIR / "node_modules" / "node-red").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed: the Node-RED peer needs Node.js and npm")
+    print("installing Node-RED for the peer benchmark (npm ci) ...", file=sys.stderr)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PEER_DIR, check=True)
+
+
+class NodeRedPeer:
+    def __init__(self, directory: Path, stack: Stack) -> None:
+        self.directory = directory
+        self.stack = stack
+        self.port = free_port()
+        self.process = ManagedProcess(
+            "node-red",
+            [
+                shutil.which("node") or "node",
+                str(PEER_DIR / "node_modules" / "node-red" / "red.js"),
+                "--settings",
+                str(PEER_DIR / "settings.js"),
+            ],
+            directory / "node-red.log",
+            env={"PEER_PORT": str(self.port), "PEER_USER_DIR": str(directory), "PATH": "/usr/bin"},
+        )
+
+    def start(self) -> None:
+        install()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        flows = (PEER_DIR / "flows.template.json").read_text(encoding="utf-8")
+        flows = (
+            flows.replace("__BROKER_PORT__", str(self.stack.broker_port))
+            .replace("__INFLUX_PORT__", str(self.stack.influxd.port))
+            .replace("__INFLUX_DB__", PEER_DATABASE)
+        )
+        nodes = json.loads(flows)
+        for node in nodes:
+            if node["type"] == "mqtt in":
+                node["topic"] = "peer/" + node["topic"]
+        (self.directory / "flows.json").write_text(json.dumps(nodes), encoding="utf-8")
+        # credentialSecret is false in settings.js: credentials are plain JSON.
+        credentials = {"cfg-mqtt": {"user": "sim", "password": self.stack.secrets.broker["sim"]}}
+        (self.directory / "flows_cred.json").write_text(json.dumps(credentials), encoding="utf-8")
+        httpx.post(
+            f"{self.stack.influxd.url}/query", data={"q": f'CREATE DATABASE "{PEER_DATABASE}"'}
+        ).raise_for_status()
+        self.process.start()
+        self.process.wait_until(lambda: port_accepts(self.port), 60, "listening")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def target(self) -> Target:
+        return Target(
+            name="node-red",
+            broker_port=self.stack.broker_port,
+            password=self.stack.secrets.broker["sim"],
+            ws_url=f"ws://127.0.0.1:{self.port}/ws/events",
+            processes={
+                "broker": [self.stack.mosquitto.process],
+                "influxd": [self.stack.influxd.process],
+                "node-red": [self.process],
+            },
+            devices=fences(self.stack),
+            prefix="peer/",
+        )
