@@ -139,11 +139,17 @@ class Stack:
                 RIVERGUARD_USERS_FILE=str(users_file),
             ),
         )
+        # Each edge serves /healthz, /metrics and its local warning audio here.
+        self.edge_ports = {site.id: free_port() for site in self.config.sites}
         for site in self.config.sites:
             self._add(
                 f"edge-{site.id}",
                 ["edge", "--site", site.id],
-                self._env(f"edge-{site.id}", self.data_dir / f"edge-{site.id}"),
+                self._env(
+                    f"edge-{site.id}",
+                    self.data_dir / f"edge-{site.id}",
+                    RIVERGUARD_METRICS_PORT=str(self.edge_ports[site.id]),
+                ),
             )
         sim_env = self._env(
             "sim", self.data_dir / "sim", RIVERGUARD_SPEAKER_SPEED=str(self.speaker_speed)
@@ -277,6 +283,10 @@ class Stack:
                 "password": self.secrets.broker["sim"],
             },
             "influx": {"url": self.influxd.url, "database": self.influxd.database},
+            "edges": {
+                site: {"health_url": f"http://127.0.0.1:{port}/healthz"}
+                for site, port in self.edge_ports.items()
+            },
             "admin": (
                 {"username": admin.username, "password": self.secrets.users[admin.username]}
                 if admin

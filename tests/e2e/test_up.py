@@ -56,6 +56,8 @@ def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> N
         assert port_accepts(info["broker"]["port"])
         assert 204 == httpx.get(f"{info['influx']['url']}/ping").status_code
         assert 200 == httpx.get(f"{info['hub_url']}/healthz").status_code
+        for edge in info["edges"].values():
+            assert 200 == httpx.get(edge["health_url"]).status_code
         assert "sim-speakers" not in info["processes"]  # --no-sim
         pids = list(info["processes"].values())
         assert all(_alive(pid) for pid in pids)
