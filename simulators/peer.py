@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import httpx
+from websockets.exceptions import InvalidHandshake, InvalidMessage
+from websockets.sync.client import connect as ws_connect
 
 from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.stack import Stack
@@ -73,7 +75,17 @@ class NodeRedPeer:
             f"{self.stack.influxd.url}/query", data={"q": f'CREATE DATABASE "{PEER_DATABASE}"'}
         ).raise_for_status()
         self.process.start()
-        self.process.wait_until(lambda: port_accepts(self.port), 60, "listening")
+        # The HTTP port opens before the flows start: wait for the WebSocket itself.
+        self.process.wait_until(self._websocket_answers, 60, "serving /ws/events")
+
+    def _websocket_answers(self) -> bool:
+        if not port_accepts(self.port):
+            return False
+        try:
+            with ws_connect(f"ws://127.0.0.1:{self.port}/ws/events", open_timeout=2):
+                return True
+        except (OSError, InvalidHandshake, InvalidMessage):
+            return False
 
     def stop(self) -> None:
         self.process.stop()
