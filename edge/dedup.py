@@ -11,9 +11,13 @@ a new boot when
 
 - a ``seq`` already seen arrives with another device time (a new report,
   not a redelivery), or
-- a ``seq`` lower than the highest seen arrives with a device time later
-  than that highest one's (counting backwards while time moves forwards; a
-  late or redelivered report has an earlier time),
+- the ``seq`` starts again from (near) zero, below ``RESTART_BELOW``, under the
+  highest seen, with a device time later than that highest one's (counting
+  from the start again while time moves forwards; a late or redelivered
+  report has an earlier time). A backwards jump to a large ``seq`` is not
+  taken as a restart: a device that starts at an arbitrary number (or two
+  senders sharing a device id, as test tools do) continue with plain ids,
+  which cannot collide with the small ones of a first boot,
 
 and from then on derives ids with a boot suffix: ``{device}:{seq}`` in the
 first boot the edge knows, ``{device}:{seq}:b{boot}`` after a restart, where
@@ -37,6 +41,8 @@ from typing import Any
 from edge.errors import Rejected
 
 DEFAULT_WINDOW = 1024
+# A restarted (or wrapped) counter starts again below this.
+RESTART_BELOW = 1000
 
 
 class RecentSeqs:
@@ -96,7 +102,7 @@ class Sequences:
             restarted = (
                 state.max_seq is not None
                 and state.max_ts is not None
-                and seq < state.max_seq
+                and seq < min(state.max_seq, RESTART_BELOW)
                 and ts > state.max_ts
             )
         if restarted:

@@ -121,6 +121,14 @@ def test_a_redelivery_is_a_duplicate_and_a_late_report_keeps_its_boot() -> None:
     assert (0, False) == (late.boot, late.restarted)
 
 
+def test_a_backwards_jump_to_a_large_seq_is_not_a_restart() -> None:
+    """Another sender using the device's id, or a device starting at a random number."""
+    seqs = Sequences()
+    seqs.accept("fence", 900_000_000, T0)
+    other = seqs.accept("fence", 500_000_000, T0 + timedelta(seconds=1))
+    assert (0, False) == (other.boot, other.restarted)
+
+
 def test_a_seq_wrap_starts_a_new_boot() -> None:
     seqs = Sequences()
     seqs.accept("fence", 2**31 - 1, T0)
