@@ -174,7 +174,12 @@ class EdgeAgent:
     async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
-            self._build_speakers(AudioCache(self.settings.data_dir / "audio", http), http)
+            self.audio = AudioCache(
+                self.settings.data_dir / "audio",
+                http,
+                total_bytes=self.settings.audio_cache_bytes,
+            )
+            self._build_speakers(self.audio, http)
             self.deterrence = Deterrence(
                 self.site,
                 self.devices,
@@ -208,9 +213,11 @@ class EdgeAgent:
             self.log.warning("auto warning needs the edge's HTTP port (metrics_port); off")
             return
         try:
-            self.deterrence.warning = await prepare_warning(
+            warning = await prepare_warning(
                 self.site, self.settings.data_dir / "audio", self.audio_base_url
             )
+            self.audio.pinned.add(warning.sha256)  # needed most when the hub is away
+            self.deterrence.warning = warning
         except AudioError as exc:
             self.log.warning("default warning could not be rendered", error=str(exc))
 

@@ -3,6 +3,12 @@
 The cache is ``<data_dir>/audio/<sha256>.<format>``. A file is written under a
 temporary name and renamed only after its digest matched, so a cached file is
 always a verified one.
+
+The cache is bounded (``total_bytes``): after each new file, the least
+recently used files (by modification time, refreshed on every use) go until
+the rest fits, except the one just written and the ``pinned`` ones (the
+site's own warning, which local deterrence needs when the hub is away).
+Derived files (``<sha256>.8k.ulaw`` of the http driver) count and go alike.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ log = structlog.get_logger()
 
 # A minute of 16-bit 48 kHz stereo WAV is ~11 MiB; announcements are seconds long.
 MAX_AUDIO_BYTES = 32 * 1024 * 1024
+# The whole cache: a few hundred announcements' worth.
+MAX_CACHE_BYTES = 256 * 1024 * 1024
 # G.711 µ-law: 8 kHz, one byte per sample.
 ULAW_BYTES_PER_S = 8000
 
@@ -42,11 +50,18 @@ def audio_duration_s(path: Path) -> float | None:
 
 class AudioCache:
     def __init__(
-        self, directory: Path, http: httpx.AsyncClient, max_bytes: int = MAX_AUDIO_BYTES
+        self,
+        directory: Path,
+        http: httpx.AsyncClient,
+        max_bytes: int = MAX_AUDIO_BYTES,
+        total_bytes: int = MAX_CACHE_BYTES,
     ) -> None:
         self.directory = directory
         self.http = http
         self.max_bytes = max_bytes
+        self.total_bytes = total_bytes
+        # sha256s never evicted.
+        self.pinned: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path_of(self, ref: AudioRef) -> Path:
@@ -57,12 +72,17 @@ class AudioCache:
         path = self.path_of(ref)
         lock = self._locks.setdefault(ref.sha256, asyncio.Lock())
         async with lock:
-            if path.exists():
+            # File system calls block; a few MiB can take a while on an SD card.
+            if await asyncio.to_thread(_touch, path):
                 return path
             data = await self._fetch(ref)
-            # Disk writes block; a few MiB can take a while on an SD card.
             await asyncio.to_thread(_write_atomically, path, data)
-        log.info("audio cached", sha256=ref.sha256, bytes=len(data), path=str(path))
+            evicted = await asyncio.to_thread(
+                prune, self.directory, self.total_bytes, {ref.sha256, *self.pinned}
+            )
+        log.info(
+            "audio cached", sha256=ref.sha256, bytes=len(data), path=str(path), evicted=evicted
+        )
         return path
 
     async def _fetch(self, ref: AudioRef) -> bytes:
@@ -85,6 +105,36 @@ class AudioCache:
         if actual != ref.sha256:
             raise AudioError(f"sha256 mismatch: expected {ref.sha256}, got {actual}")
         return b"".join(chunks)
+
+
+def _touch(path: Path) -> bool:
+    """Mark a cached file as just used; False if it is not cached."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def prune(directory: Path, total_bytes: int, keep: set[str]) -> list[str]:
+    """Blocking: remove least recently used files until the cache fits; the names removed."""
+    files = []
+    for path in directory.iterdir():
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        stat = path.stat()
+        files.append((stat.st_mtime, stat.st_size, path))
+    size = sum(file_size for _, file_size, _ in files)
+    removed: list[str] = []
+    for _, file_size, path in sorted(files):
+        if size <= total_bytes:
+            break
+        if path.name.split(".")[0] in keep:
+            continue
+        path.unlink(missing_ok=True)
+        size -= file_size
+        removed.append(path.name)
+    return removed
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

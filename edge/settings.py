@@ -25,6 +25,8 @@ class EdgeSettings(ComponentSettings):
     # How often the retained edge status is refreshed (with the outbox size).
     status_interval_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
+    # The audio cache's bound; least recently used clips go first (not the site's warning).
+    audio_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # A device time further from the edge clock than these is replaced by the edge's
     # (kept in attrs.device_ts); behind is looser, as buffered reports arrive late.
     clock_ahead_max_s: float = Field(default=60.0, gt=0)
