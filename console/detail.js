@@ -64,7 +64,8 @@ function announcementEntries(announcements) {
       annId: ann.id,
       speakers: Object.keys(ann.speakers ?? {}).sort(),
     });
-    for (const step of ann.history ?? []) {
+    // "pending" is the hub's own bookkeeping before the edge answers: not a step.
+    for (const step of (ann.history ?? []).filter((item) => item.state !== "pending")) {
       entries.push({
         ts: step.ts,
         type: "speaker",

@@ -234,10 +234,6 @@ export function activeAlarmsIn(state, siteId, zoneId = null) {
 // Returns the reasons; an empty list means guarded (or not known to be otherwise).
 export function unguardedReasons(state, site, zoneId) {
   const reasons = [];
-  const reported = (site.unguarded ?? []).some((item) =>
-    typeof item === "string" ? item === zoneId : item?.zone === zoneId || item?.id === zoneId,
-  );
-  if (reported) reasons.push({ kind: "hub" });
   if (state.edges.get(site.id)?.online === false) reasons.push({ kind: "edge" });
   for (const device of state.devices.values()) {
     if (device.site !== site.id || device.type === "speaker") continue;
@@ -245,6 +241,11 @@ export function unguardedReasons(state, site, zoneId) {
       reasons.push({ kind: "device", device: device.id });
     }
   }
+  // The hub's word counts on its own; it only needs saying when nothing here explains it.
+  const reported = (site.unguarded ?? []).some((item) =>
+    typeof item === "string" ? item === zoneId : item?.zone === zoneId || item?.id === zoneId,
+  );
+  if (reported && reasons.length === 0) reasons.push({ kind: "hub" });
   return reasons;
 }
 

@@ -25,10 +25,11 @@ from tests.conftest import REPO
 CONSOLE_DIR = REPO / "console"
 # Screenshots go to test-artifacts/ (ignored by git) so a test run leaves the
 # tree clean; RIVERGUARD_UPDATE_SCREENSHOTS=1 writes the README's copies instead.
+ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 SCREENSHOTS = (
     REPO / "docs" / "screenshots"
     if os.environ.get("RIVERGUARD_UPDATE_SCREENSHOTS") == "1"
-    else REPO / "test-artifacts" / "screenshots"
+    else ARTIFACTS
 )
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -123,3 +124,30 @@ async def field(stack: Stack, officer_api: httpx.AsyncClient) -> AsyncIterator[F
 async def officer_page(stack: Stack, page: Page) -> Page:
     await log_in(page, stack.hub_url, OFFICER, stack.secrets.users[OFFICER])
     return page
+
+
+# Every device of the example configuration, as (site, type, id).
+DEVICES = [
+    ("danshui-bridge", "fence", "db-fence-01"),
+    ("danshui-bridge", "fence", "db-fence-02"),
+    ("danshui-bridge", "camera", "db-cam-01"),
+    ("danshui-bridge", "camera", "db-cam-02"),
+    ("xiyong-wharf", "fence", "xy-fence-01"),
+    ("xiyong-wharf", "fence", "xy-fence-02"),
+    ("xiyong-wharf", "camera", "xy-cam-01"),
+    ("xiyong-wharf", "camera", "xy-cam-02"),
+]
+
+
+@pytest.fixture
+async def field_devices(field: Field) -> AsyncIterator[Field]:
+    """Every fence and camera online with battery and signal; back online after the test."""
+    for index, (site, kind, device) in enumerate(DEVICES):
+        await field.device_status(
+            site, kind, device, online=True, battery=0.9 - index * 0.04, rssi=-55 - index * 3
+        )
+    yield field
+    for index, (site, kind, device) in enumerate(DEVICES):
+        await field.device_status(
+            site, kind, device, online=True, battery=0.9 - index * 0.04, rssi=-55 - index * 3
+        )

@@ -115,13 +115,14 @@ async def test_critical_alarm_sounds_until_acknowledged_with_the_keyboard(
 
 
 async def test_language_switch_leaves_no_string_of_the_other_language(
-    officer_page: Page, field: Field
+    officer_page: Page, field_devices: Field
 ) -> None:
     """Both languages, with a critical alarm, an announced one and the resolve dialog.
 
     Also saves the README screenshots of the console at 1920x1080.
     """
     page = officer_page
+    field = field_devices
     fence = await field.fence_breach("danshui-bridge", "db-fence-01", "z1")
     await field.person_in_water("danshui-bridge", "db-cam-01", "z1")
     critical = await field.alarm_of(fence, "danshui-bridge")

@@ -248,3 +248,117 @@ async def test_age_reads_as_a_clock(console_page: Page) -> None:
         "return [0, 59_999, 61_000, 3_599_000, 3_600_000, 36_061_000, -5].map(state.formatAge);",
     )
     assert ["00:00", "00:59", "01:01", "59:59", "1:00:00", "10:01:01", "00:00"] == ages
+
+
+async def test_a_zone_is_unguarded_when_a_covering_fence_or_camera_or_the_edge_is_offline(
+    console_page: Page,
+) -> None:
+    devices = [
+        {"id": "f1", "site": "s", "type": "fence", "zones": ["z1"], "online": False},
+        {"id": "c1", "site": "s", "type": "camera", "zones": ["z1", "z2"], "online": True},
+        {"id": "k1", "site": "s", "type": "speaker", "zones": ["z2"], "online": False},
+        {"id": "c3", "site": "s", "type": "camera", "zones": ["z3"], "online": None},
+    ]
+    result = await run(
+        console_page,
+        f"const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{devices: {js(devices)},"
+        f"   edges: [{{site: 's', online: true, outbox: 0}}]}}}});"
+        " const site = {id: 's', unguarded: ['z3']};"
+        " const before = ['z1', 'z2', 'z3'].map((z) => state.unguardedReasons(s, site, z));"
+        " state.applyMessage(s, {seq: 2, type: 'edge', data: {site: 's', online: false}});"
+        " return [before, state.unguardedReasons(s, site, 'z2')];",
+    )
+    assert [
+        # A speaker does not guard; never-reported is not offline; the hub's word counts.
+        [[{"kind": "device", "device": "f1"}], [], [{"kind": "hub"}]],
+        [{"kind": "edge"}],
+    ] == result
+
+
+async def test_device_list_puts_offline_first_then_unreported_then_online(
+    console_page: Page,
+) -> None:
+    devices = [
+        {"id": "a", "site": "s", "online": True},
+        {"id": "b", "site": "s", "online": None},
+        {"id": "c", "site": "s", "online": False},
+        {"id": "d", "site": "r", "online": False},
+    ]
+    order = await run(
+        console_page,
+        f"return {js(devices)}.sort(state.compareDeviceHealth).map((d) => d.id);",
+    )
+    assert ["d", "c", "b", "a"] == order
+
+
+async def test_event_counts_fill_every_hour_of_the_period_including_empty_ones(
+    console_page: Page,
+) -> None:
+    counts = await run(
+        console_page,
+        "const from = Date.parse('2026-07-01T10:30:00Z'), to = Date.parse('2026-07-01T13:10:00Z');"
+        " const events = ['2026-07-01T10:40:00Z', '2026-07-01T10:59:59Z',"
+        "   '2026-07-01T12:00:00Z', '2026-07-01T09:00:00Z'].map((ts) => ({ts}));"
+        " return state.bucketEvents(events, 'hour', from, to).map((b) => b.count);",
+    )
+    assert [2, 0, 1, 0] == counts
+
+
+async def test_shift_summary_counts_the_shift_and_hands_over_what_is_still_open(
+    console_page: Page,
+) -> None:
+    alarms = [
+        {**_alarm("old", "warning", "resolved", "2026-07-01T01:00:00Z"), "outcome": "rescued"},
+        {
+            **_alarm("r1", "critical", "resolved", "2026-07-01T09:00:00Z"),
+            "outcome": "false_alarm",
+            "resolved_at": "2026-07-01T09:05:00Z",
+        },
+        _alarm("o1", "warning", "acknowledged", "2026-07-01T02:00:00Z"),
+        _alarm("o2", "critical", "open", "2026-07-01T10:00:00Z"),
+    ]
+    summary = await run(
+        console_page,
+        f"const s = state.shiftSummary({js(alarms)}, Date.parse('2026-07-01T08:00:00Z'),"
+        "   Date.parse('2026-07-01T12:00:00Z'));"
+        " return [s.total, s.critical, s.open.map((a) => a.id),"
+        "   s.resolved.map((a) => a.id), s.outcomes];",
+    )
+    assert [2, 2, ["o2", "o1"], ["r1"], {"false_alarm": 1}] == summary
+
+
+async def test_hub_timeline_entries_become_console_entries_with_the_opening_first(
+    console_page: Page,
+) -> None:
+    answer = {
+        "entries": [
+            {"ts": "2026-07-01T10:00:01Z", "type": "opened", "by": None,
+             "data": {"severity": "critical"}},
+            {"ts": "2026-07-01T10:00:00Z", "type": "event", "by": None,
+             "data": {"id": "f:1", "kind": "fence.breach", "device": "f", "severity": "warning",
+                      "snapshot": False}},
+            {"ts": "2026-07-01T10:01:00Z", "type": "escalate", "by": None,
+             "data": {"escalation_level": 1, "escalation_name": "grid officer"}},
+            {"ts": "2026-07-01T10:02:00Z", "type": "speaker", "by": None,
+             "data": {"speaker": "k", "state": "done", "detail": "", "announcement": "ann-1"}},
+            {"ts": "2026-07-01T10:03:00Z", "type": "resolve", "by": "li",
+             "data": {"outcome": "rescued", "note": "ok"}},
+        ]
+    }  # fmt: skip
+    entries = await page_entries(console_page, answer)
+    assert [
+        ["opened", None, None],
+        ["event", "f:1", None],
+        ["escalation", None, None],
+        ["speaker", None, "ann-1"],
+        ["resolved", None, None],
+    ] == entries
+
+
+async def page_entries(page: Page, answer: dict[str, Any]) -> Any:
+    return await page.evaluate(
+        "async (answer) => { const d = await import('./detail.js');"
+        " return d.hubTimeline(answer).map((e) => [e.type, e.eventId ?? null, e.annId ?? null]); }",
+        answer,
+    )

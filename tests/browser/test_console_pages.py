@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from riverguard.stack import Stack
-from tests.browser.conftest import SCREENSHOTS, PageErrors
+from tests.browser.conftest import ARTIFACTS, SCREENSHOTS, PageErrors
 from tests.browser.console import (
     OFFICER,
     SPEAKER_DONE_TIMEOUT_MS,
@@ -33,31 +32,6 @@ from tests.browser.console import (
 pytestmark = pytest.mark.browser
 
 LAPTOP = ViewportSize(width=1366, height=768)
-# Every device of the example configuration, as (site, type, id).
-DEVICES = [
-    ("danshui-bridge", "fence", "db-fence-01"),
-    ("danshui-bridge", "fence", "db-fence-02"),
-    ("danshui-bridge", "camera", "db-cam-01"),
-    ("danshui-bridge", "camera", "db-cam-02"),
-    ("xiyong-wharf", "fence", "xy-fence-01"),
-    ("xiyong-wharf", "fence", "xy-fence-02"),
-    ("xiyong-wharf", "camera", "xy-cam-01"),
-    ("xiyong-wharf", "camera", "xy-cam-02"),
-]
-
-
-@pytest.fixture
-async def field_devices(field: Field) -> AsyncIterator[Field]:
-    """Every fence and camera online with battery and signal; back online after the test."""
-    for index, (site, kind, device) in enumerate(DEVICES):
-        await field.device_status(
-            site, kind, device, online=True, battery=0.9 - index * 0.04, rssi=-55 - index * 3
-        )
-    yield field
-    for index, (site, kind, device) in enumerate(DEVICES):
-        await field.device_status(
-            site, kind, device, online=True, battery=0.9 - index * 0.04, rssi=-55 - index * 3
-        )
 
 
 async def languages(page: Page, name: str, screenshot: bool = False) -> dict[str, list[str]]:
@@ -304,7 +278,8 @@ async def test_every_page_fits_a_1366x768_laptop_without_sideways_scrolling(
                 await expect(page.locator(control)).to_be_in_viewport()
             overflowing[f"detail {lang}"] = await sideways(page)
             if lang == "zh-CN":
-                await page.screenshot(path=SCREENSHOTS / "console-detail-1366-zh.png")
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=ARTIFACTS / "console-detail-1366-zh.png")
             await page.keyboard.press("Escape")
             await page.keyboard.press("l")
         assert dict.fromkeys(overflowing, 0) == overflowing
