@@ -183,3 +183,28 @@ async def test_hub_down_for_thirty_seconds_outbox_grows_then_drains_in_order(
     assert set(_ids(count)) == set(hub.stored)
     arrival = [event_id for event_id in hub.first_seen() if event_id in set(backlog)]
     assert backlog == arrival  # drained in order
+
+
+async def test_burst_throughput_through_the_edge_with_the_disk_outbox(
+    own_broker: Broker, tmp_path: Path, example_config: Config
+) -> None:
+    """Device -> edge (SQLite outbox, fsync'd) -> hub commits, as fast as one device publishes."""
+    count = 5_000
+    agent = EdgeAgent(edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path), example_config)
+    hub = Committer(own_broker.settings("hub"), SITE)
+    device = FenceBurst(own_broker.settings("sim"), SITE, DEVICE, "z1")
+    async with background(hub.run(), "test.hub"), running_edge(agent):
+        await wait_for(hub.ready.is_set, what="hub subscribed")
+        start = time.monotonic()
+        async with background(device.run(count, batch=100), "test.device") as burst:
+            await asyncio.wait_for(burst, 60)
+            await wait_for(lambda: len(hub.stored) >= count, timeout=60, what="all stored")
+            stored_s = time.monotonic() - start
+            await wait_for(lambda: 0 == len(agent.outbox), what="all committed")
+            committed_s = time.monotonic() - start
+    _report("burst", hub, count)
+    print(
+        f"burst: {count} events device->edge->hub in {stored_s:.2f} s"
+        f" = {count / stored_s:.0f} events/s; all committed after {committed_s:.2f} s"
+    )
+    assert set(_ids(count)) == set(hub.stored)
