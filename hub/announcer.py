@@ -1,29 +1,44 @@
 """Announcements: from an officer's request to speakers (PROTOCOL 3.1), and their acks (2.4).
 
-Foundation scope: the clip is a rendered one (the site's default warning
-unless ``clip_id`` names another); text-to-speech comes later.
+The clip is the site's default warning unless ``clip_id`` names one of the
+library or ``text`` and ``voice`` ask for speech (rendered once, then cached).
+Targets: named speakers, all speakers of a site, all under a grid path, or the
+speakers covering a zone (the alarm's by default).
+
+Policy: priority ``LIFE_SAFETY_PRIORITY`` and up (any alarm's announcement by
+default) is life-safety; a higher priority stops a lower one still active on
+the same speaker (3.2, recorded ``failed``/``preempted by …``). Routine
+messages are capped to the volume cap during a site's quiet hours and limited
+per site (``routine_limit`` per ``routine_window_s``); life-safety is neither.
+A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
+``failed`` with detail ``no_ack``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from hub import ids
+from hub.audio_desk import AudioDesk
 from hub.broadcaster import Broadcaster
+from hub.clock import Clock
 from hub.desk import AlarmDesk
 from hub.errors import AnnouncementError, BrokerUnavailable
 from hub.link import BrokerLink
 from hub.picture import Picture, audio_url
+from hub.schedules import Schedule
 from hub.schemas import AnnouncementRequest
 from hub.store import AuditEntry, Store
-from riverguard.config import Device
+from riverguard.config import Device, Site
 from riverguard.wire import topics
-from riverguard.wire.models import Announce, AnnouncementAck, AudioRef
+from riverguard.wire.models import Announce, AnnouncementAck, AudioRef, Stop
 from riverguard.wire.times import format_ts, utcnow
 
 log = structlog.get_logger()
@@ -33,6 +48,10 @@ ALARM_PRIORITY = 8
 DEFAULT_PRIORITY = 5
 DEFAULT_REPEAT = 2
 DEFAULT_VOLUME = 90
+LIFE_SAFETY_PRIORITY = 8
+MIN_EXPIRY_S = 5
+MAX_EXPIRY_S = 3600
+_ACTIVE = ("pending", "received", "playing")
 
 # Speaker states move forward only; a late "received" does not undo "done".
 _RANK = {"pending": 0, "received": 1, "playing": 2, "done": 3, "failed": 3, "expired": 3}
@@ -49,7 +68,26 @@ class Announcer:
         link: BrokerLink,
         base_url: str,
         clock: Callable[[], datetime] = utcnow,
+        audio: AudioDesk | None = None,
+        timer: Clock | None = None,
+        ack_timeout_s: float = 10.0,
+        quiet_volume_cap: int = 40,
+        routine_limit: int = 6,
+        routine_window_s: float = 600.0,
     ) -> None:
+        self.audio = audio
+        self.timer = timer
+        self.ack_timeout = timedelta(seconds=ack_timeout_s)
+        self.quiet_volume_cap = quiet_volume_cap
+        self.routine_limit = routine_limit
+        self.routine_window = timedelta(seconds=routine_window_s)
+        # Times of each site's recent routine announcements, for the rate limit.
+        self._routine: dict[str, deque[datetime]] = {}
+        # Each speaker's newest active announcement: (id, priority), for preemption.
+        self._active: dict[str, tuple[str, int]] = {}
+        # When each sent announcement's speakers must have acknowledged it.
+        self._deadlines: dict[str, datetime] = {}
+        self._wake = asyncio.Event()
         self.store = store
         self.picture = picture
         self.desk = desk
@@ -62,36 +100,91 @@ class Announcer:
 
     # --- requests ------------------------------------------------------------
 
-    async def announce(self, request: AnnouncementRequest, username: str) -> dict[str, Any]:
-        if request.text is not None or request.voice is not None:
-            raise AnnouncementError(
-                "not_supported", "text-to-speech announcements are not available yet"
-            )
-        if request.grid is not None:
-            raise AnnouncementError("not_supported", "announcing to a grid is not available yet")
-        site, speakers = await self._targets(request)
-        clip_id = request.clip_id or self.picture.site_clip.get(site)
-        clip = self.picture.clips.get(clip_id) if clip_id else None
-        if clip is None:
-            raise AnnouncementError("not_found", f"no clip {clip_id!r}", status=404)
+    async def announce(
+        self, request: AnnouncementRequest, username: str, *, scheduled: bool = False
+    ) -> dict[str, Any]:
+        """Send an announcement; ``scheduled`` ones (pre-approved) skip the rate limit."""
+        if (request.text is None) != (request.voice is None):
+            raise AnnouncementError("invalid_request", "text and voice go together")
+        if request.text is not None and request.clip_id is not None:
+            raise AnnouncementError("invalid_request", "name a clip_id or a text, not both")
+        groups = await self._targets(request)
         if not self.link.connected:
             raise AnnouncementError(
                 "broker_unavailable", "the hub is not connected to the broker", status=503
             )
-
-        now = self.clock()
-        ann_id = ids.announcement_id()
         priority = (
             request.priority
             if request.priority is not None
             else (ALARM_PRIORITY if request.alarm_id else DEFAULT_PRIORITY)
         )
+        life_safety = priority >= LIFE_SAFETY_PRIORITY
+        now = self.clock()
+        if not life_safety and not scheduled:
+            self._check_rate([site for site, _ in groups], now)
+        clip_id = request.clip_id
+        if request.text is not None and request.voice is not None:
+            if self.audio is None:
+                raise AnnouncementError("not_supported", "text-to-speech is not available")
+            clip_id = (await self.audio.speak(request.text, request.voice, created_by=username)).id
+        shaped = [
+            await self._send(
+                request=request,
+                username=username,
+                site=site,
+                speakers=speakers,
+                clip_id=clip_id,
+                priority=priority,
+                now=now,
+            )
+            for site, speakers in groups
+        ]
+        if not life_safety:
+            for site, _ in groups:
+                self._routine.setdefault(site, deque()).append(now)
+        first = shaped[0]
+        if len(shaped) > 1:
+            first = {**first, "group": [item["id"] for item in shaped]}
+        return first
+
+    async def _clip(self, clip_id: str | None, site: str, speaker: Device) -> Any:
+        clip_id = clip_id or self.picture.site_clip.get(site)
+        clip = None
+        if clip_id is not None:
+            if self.audio is not None:
+                clip = await self.audio.clip_for(clip_id, speaker.driver)
+            else:
+                clip = self.picture.clips.get(clip_id)
+        if clip is None:
+            raise AnnouncementError("not_found", f"no clip {clip_id!r}", status=404)
+        return clip
+
+    async def _send(
+        self,
+        *,
+        request: AnnouncementRequest,
+        username: str,
+        site: str,
+        speakers: list[Device],
+        clip_id: str | None,
+        priority: int,
+        now: datetime,
+    ) -> dict[str, Any]:
+        clips = {s.id: await self._clip(clip_id, site, s) for s in speakers}
+        clip = clips[speakers[0].id]
+        ann_id = ids.announcement_id()
         repeat = request.repeat if request.repeat is not None else DEFAULT_REPEAT
         volume = request.volume if request.volume is not None else DEFAULT_VOLUME
-        expires_at = now + EXPIRY
+        capped = ""
+        quiet = in_quiet_hours(self.picture.config.site(site), now)
+        if priority < LIFE_SAFETY_PRIORITY and quiet and volume > self.quiet_volume_cap:
+            capped = f"volume capped {volume} -> {self.quiet_volume_cap} (quiet hours)"
+            volume = self.quiet_volume_cap
+        expires_in = request.expires_in_s if request.expires_in_s is not None else None
+        expires_at = now + (timedelta(seconds=expires_in) if expires_in else EXPIRY)
         clip_ref = {"id": clip.id, "sha256": clip.sha256, "duration_ms": clip.duration_ms}
         history = [
-            {"speaker": s.id, "state": "pending", "ts": format_ts(now), "detail": ""}
+            {"speaker": s.id, "state": "pending", "ts": format_ts(now), "detail": capped}
             for s in speakers
         ]
         record = {
@@ -117,43 +210,56 @@ class Announcer:
                 "site": site,
                 "speakers": [s.id for s in speakers],
                 "clip": clip_ref,
+                "text": request.text,
+                "voice": request.voice,
                 "priority": priority,
                 "repeat": repeat,
                 "volume": volume,
+                "expires_at": format_ts(expires_at),
             },
+            detail=(request.reason or "")[:500],
         )
         # Audited in the announcement's own transaction, before anything is sent.
         await self.store.insert_announcement(record, {s.id: "pending" for s in speakers}, audit)
 
-        message = Announce(
-            id=ann_id,
-            audio=AudioRef(
-                url=audio_url(self.base_url, clip),
-                sha256=clip.sha256,
-                format=clip.format,
-                duration_ms=clip.duration_ms,
-            ),
-            repeat=repeat,
-            volume=volume,
-            priority=priority,
-            alarm_id=request.alarm_id,
-            requested_by=username,
-            expires_at=expires_at,
-        )
-        payload = message.model_dump_json().encode()
+        preempted = await self._preempt(site, speakers, ann_id, priority, now)
         failed: dict[str, tuple[str, str]] = {}
         for speaker in speakers:
+            own = clips[speaker.id]
+            message = Announce(
+                id=ann_id,
+                audio=AudioRef(
+                    url=audio_url(self.base_url, own),
+                    sha256=own.sha256,
+                    format=own.format,
+                    duration_ms=own.duration_ms,
+                ),
+                repeat=repeat,
+                volume=volume,
+                priority=priority,
+                alarm_id=request.alarm_id,
+                requested_by=username,
+                expires_at=expires_at,
+            )
             try:
-                await self.link.publish(topics.announce(site, speaker.id), payload, qos=1)
+                await self.link.publish(
+                    topics.announce(site, speaker.id), message.model_dump_json().encode(), qos=1
+                )
+                self._active[speaker.id] = (ann_id, priority)
             except BrokerUnavailable as exc:
                 failed[speaker.id] = ("failed", f"not sent: {exc}")
         if failed:
-            await self._apply(ann_id, {s: (st, d) for s, (st, d) in failed.items()}, now)
+            await self._apply(ann_id, failed, now)
+        self._deadlines[ann_id] = now + self.ack_timeout
+        self._wake.set()
         log.info(
             "announcement sent",
             announcement_id=ann_id,
             site=site,
             speakers=[s.id for s in speakers],
+            priority=priority,
+            volume=volume,
+            preempted=preempted,
         )
 
         if request.alarm_id is not None:
@@ -163,7 +269,64 @@ class Announcer:
         self.broadcaster.publish("announcement", shaped)
         return shaped
 
-    async def _targets(self, request: AnnouncementRequest) -> tuple[str, list[Device]]:
+    def _check_rate(self, sites: list[str], now: datetime) -> None:
+        horizon = now - self.routine_window
+        for site in sites:
+            recent = self._routine.setdefault(site, deque())
+            while recent and recent[0] <= horizon:
+                recent.popleft()
+            if len(recent) >= self.routine_limit:
+                raise AnnouncementError(
+                    "rate_limited",
+                    f"site {site!r} had {len(recent)} routine announcements in the last "
+                    f"{self.routine_window.total_seconds():.0f} s (life-safety is not limited)",
+                    status=429,
+                )
+
+    async def _preempt(
+        self, site: str, speakers: list[Device], ann_id: str, priority: int, now: datetime
+    ) -> list[str]:
+        """Stop lower-priority announcements still active on these speakers."""
+        stopped: dict[str, list[str]] = {}
+        for speaker in speakers:
+            active = self._active.get(speaker.id)
+            if active is None or active[1] >= priority:
+                continue
+            old_id = active[0]
+            record = await self.store.get_announcement(old_id)
+            if record is None or record["speakers"].get(speaker.id) not in _ACTIVE:
+                continue
+            try:
+                await self.link.publish(
+                    topics.stop(site, speaker.id),
+                    Stop(id=old_id).model_dump_json().encode(),
+                    qos=1,
+                )
+            except BrokerUnavailable:
+                continue
+            stopped.setdefault(old_id, []).append(speaker.id)
+        for old_id, ids_ in stopped.items():
+            detail = f"preempted by {ann_id}"
+            await self._apply(old_id, dict.fromkeys(ids_, ("failed", detail)), now)
+            shaped = await self.get(old_id)
+            if shaped is not None:
+                self.broadcaster.publish("announcement", shaped)
+        return sorted(stopped)
+
+    async def _targets(  # noqa: PLR0912 - one branch per kind of target
+        self, request: AnnouncementRequest
+    ) -> list[tuple[str, list[Device]]]:
+        config = self.picture.config
+        if request.grid is not None:
+            if request.alarm_id or request.site or request.speakers:
+                raise AnnouncementError("invalid_target", "a grid is a target of its own")
+            grid = request.grid.strip("/")
+            under = [s.id for s in config.sites if s.grid == grid or s.grid.startswith(grid + "/")]
+            groups = [(site, config.devices_of(site, "speaker")) for site in under]
+            groups = [(site, speakers) for site, speakers in groups if speakers]
+            if not groups:
+                raise AnnouncementError("no_speakers", f"no speakers under grid {grid!r}")
+            return groups
         zone = request.zone
         if request.alarm_id is not None:
             alarm = await self.desk.get(request.alarm_id)
@@ -179,11 +342,15 @@ class Announcer:
                 raise AnnouncementError("invalid_target", "speakers of one site only")
             site = sites.pop()
         else:
-            raise AnnouncementError("invalid_target", "name an alarm_id, a site or speakers")
-        if site not in self.picture.config.site_by_id:
+            raise AnnouncementError(
+                "invalid_target", "name an alarm_id, a site, a grid or speakers"
+            )
+        if site not in config.site_by_id:
             raise AnnouncementError("not_found", f"no site {site!r}", status=404)
+        if zone is not None and zone not in config.site(site).zone_ids():
+            raise AnnouncementError("not_found", f"no zone {zone!r} at {site!r}", status=404)
 
-        site_speakers = self.picture.config.devices_of(site, "speaker")
+        site_speakers = config.devices_of(site, "speaker")
         if request.speakers:
             chosen = [self._speaker(s) for s in dict.fromkeys(request.speakers)]
             if any(s.site != site for s in chosen):
@@ -193,7 +360,7 @@ class Announcer:
             chosen = covering or site_speakers
         if not chosen:
             raise AnnouncementError("no_speakers", f"site {site!r} has no speakers")
-        return site, chosen
+        return [(site, chosen)]
 
     def _speaker(self, speaker_id: str) -> Device:
         device = self.picture.config.device_by_id.get(speaker_id)
@@ -213,6 +380,8 @@ class Announcer:
         if speaker not in record["speakers"]:
             return "unknown_speaker"
         await self._apply(ack.id, {speaker: (ack.state, ack.detail)}, ack.ts)
+        if ack.state not in _ACTIVE and self._active.get(speaker, ("", 0))[0] == ack.id:
+            del self._active[speaker]
         shaped = await self.get(ack.id)
         if shaped is not None:
             self.broadcaster.publish("announcement", shaped)
@@ -233,6 +402,61 @@ class Announcer:
                 if _RANK[state] > _RANK[current]:
                     forward[speaker] = (state, detail)
             await self.store.set_speaker_states(ann_id, forward, history, self.clock())
+
+    async def fire_schedule(self, schedule: Schedule) -> str:
+        """Send one occurrence of a scheduled announcement; the result, for the schedule."""
+        spec = schedule.request
+        request = AnnouncementRequest(
+            site=spec.site,
+            speakers=spec.speakers,
+            zone=spec.zone,
+            clip_id=spec.clip_id,
+            text=spec.text,
+            voice=spec.voice,
+            repeat=spec.repeat,
+            volume=spec.volume,
+            priority=spec.priority,
+            reason=f"schedule {schedule.id} ({spec.title}) of {schedule.created_by}",
+        )
+        shaped = await self.announce(request, "scheduler", scheduled=True)
+        return f"sent {shaped['id']}"
+
+    # --- delivery timeouts ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Mark speakers that never acknowledged an announcement ``failed`` (``no_ack``)."""
+        if self.timer is None:
+            return
+        # Announcements sent before a restart still get their timeout.
+        for record in await self.store.recent_announcements(self.clock() - timedelta(hours=1)):
+            if "pending" in record["speakers"].values():
+                self._deadlines[record["id"]] = record["created_at"] + self.ack_timeout
+        while True:
+            self._wake.clear()
+            now = self.clock()
+            due = [a for a, at in self._deadlines.items() if at <= now]
+            for ann_id in due:
+                del self._deadlines[ann_id]
+                await self._no_ack(ann_id, now)
+            if not due:
+                upcoming = min(self._deadlines.values(), default=None)
+                await self.timer.wait(upcoming, self._wake)
+
+    async def _no_ack(self, ann_id: str, now: datetime) -> None:
+        record = await self.store.get_announcement(ann_id)
+        if record is None:
+            return
+        silent = [s for s, state in record["speakers"].items() if state == "pending"]
+        if not silent:
+            return
+        await self._apply(ann_id, dict.fromkeys(silent, ("failed", "no_ack")), now)
+        for speaker in silent:
+            if self._active.get(speaker, ("", 0))[0] == ann_id:
+                del self._active[speaker]
+        log.warning("announcement not acknowledged", announcement_id=ann_id, speakers=silent)
+        shaped = await self.get(ann_id)
+        if shaped is not None:
+            self.broadcaster.publish("announcement", shaped)
 
     # --- reading -------------------------------------------------------------
 
@@ -255,6 +479,20 @@ def shape(record: dict[str, Any]) -> dict[str, Any]:
         "clip": record["clip"],
         "priority": record["priority"],
         "repeat": record["repeat"],
+        "volume": record["volume"],
+        "expires_at": format_ts(record["expires_at"]),
         "speakers": record["speakers"],
         "history": record["history"],
     }
+
+
+def in_quiet_hours(site: Site, now: datetime) -> bool:
+    """Whether ``now`` falls in the site's ``quiet_hours`` ("HH:MM-HH:MM", local time)."""
+    if not site.quiet_hours:
+        return False
+    start_s, end_s = site.quiet_hours.split("-")
+    start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+    local = now.astimezone(ZoneInfo(site.timezone)).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end

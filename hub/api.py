@@ -20,7 +20,6 @@ from hub.schemas import (
     AnnouncementRequest,
     AuditAction,
     AuditOut,
-    ClipOut,
     DeviceOut,
     ErrorOut,
     HealthOut,
@@ -277,26 +276,19 @@ async def snapshot(hub: HubDep, _: MediaUser, event_id: str) -> Response:
 # --- announcements and audio -----------------------------------------------------
 
 
-@router.post("/announcements", status_code=202)
+# exclude_unset: "group" only appears for a grid that spans several sites.
+@router.post("/announcements", status_code=202, response_model_exclude_unset=True)
 async def announce(hub: HubDep, user: ActingUser, body: AnnouncementRequest) -> AnnouncementOut:
     shaped = await hub.announcer.announce(body, user.username)
     return AnnouncementOut.model_validate(shaped)
 
 
-@router.get("/announcements/{announcement_id}")
+@router.get("/announcements/{announcement_id}", response_model_exclude_unset=True)
 async def get_announcement(hub: HubDep, _: CurrentUser, announcement_id: str) -> AnnouncementOut:
     shaped = await hub.announcer.get(announcement_id)
     if shaped is None:
         raise ApiError(404, "not_found", f"no announcement {announcement_id!r}")
     return AnnouncementOut.model_validate(shaped)
-
-
-@router.get("/clips")
-async def clips(hub: HubDep, _: CurrentUser) -> list[ClipOut]:
-    return [
-        ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
-        for clip in hub.picture.clips.values()
-    ]
 
 
 @router.get("/audio/{name}", response_class=FileResponse)

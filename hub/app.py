@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import api, ws
+from hub import api, api_audio, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
+from hub.audio_desk import AudioDesk
 from hub.auth import Auth
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
@@ -27,6 +28,7 @@ from hub.errors import (
     AlarmNotFound,
     AlarmTransitionError,
     AnnouncementError,
+    AudioRejected,
     BrokerUnavailable,
     InfluxError,
     StoreError,
@@ -85,7 +87,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(404, "not_found", str(exc))
         if isinstance(exc, AlarmTransitionError):
             return _error(409, "invalid_transition", str(exc))
-        if isinstance(exc, AnnouncementError):
+        if isinstance(exc, AnnouncementError | AudioRejected):
             return _error(exc.status, exc.code, exc.detail)
         if isinstance(exc, BrokerUnavailable):
             return _error(503, "broker_unavailable", str(exc))
@@ -101,6 +103,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         AlarmNotFound,
         AlarmTransitionError,
         AnnouncementError,
+        AudioRejected,
         BrokerUnavailable,
         InfluxError,
         StoreError,
@@ -125,6 +128,8 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                         tasks.create_task(hub.ingest.run(), name="hub.ingest"),
                         tasks.create_task(hub.writer.run(), name="hub.influx-writer"),
                         tasks.create_task(hub.desk.run(), name="hub.alarm-timer"),
+                        tasks.create_task(hub.announcer.run(), name="hub.announce-timeouts"),
+                        tasks.create_task(hub.audio.schedules.run(), name="hub.schedules"),
                     ]
                     log.info("hub started", url=settings.base_url)
                     try:
@@ -146,6 +151,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(api_audio.router)
     app.include_router(api.root)
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.
@@ -168,6 +174,8 @@ async def _build(
     # One after another: sites with the same warning text render the same file.
     for site in config.sites:
         picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
+    audio = AudioDesk(settings, config, picture, metrics, clock)
+    await audio.start()
     desk = AlarmDesk(store, picture, broadcaster, metrics, clock)
     await desk.load()
     hasher = PasswordHasher(
@@ -194,7 +202,14 @@ async def _build(
         link=link,
         base_url=settings.base_url,
         clock=clock.now,
+        audio=audio,
+        timer=clock,
+        ack_timeout_s=settings.announce_ack_timeout_s,
+        quiet_volume_cap=settings.quiet_volume_cap,
+        routine_limit=settings.routine_limit,
+        routine_window_s=settings.routine_window_s,
     )
+    audio.schedules.fire = announcer.fire_schedule
     ingest = Ingest(
         settings=settings,
         config=config,
@@ -222,4 +237,5 @@ async def _build(
         auth=auth,
         link=link,
         ingest=ingest,
+        audio=audio,
     )

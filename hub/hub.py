@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from hub.announcer import Announcer
+from hub.audio_desk import AudioDesk
 from hub.auth import Auth
 from hub.broadcaster import Broadcaster
 from hub.desk import AlarmDesk
@@ -36,3 +37,4 @@ class Hub:
     auth: Auth
     link: BrokerLink
     ingest: Ingest
+    audio: AudioDesk

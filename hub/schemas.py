@@ -94,6 +94,10 @@ class AnnouncementRequest(_Body):
     repeat: int | None = Field(default=None, ge=1, le=10)
     priority: int | None = Field(default=None, ge=0, le=10)
     volume: int | None = Field(default=None, ge=0, le=100)
+    # Not played after this many seconds (default 60).
+    expires_in_s: int | None = Field(default=None, ge=5, le=3600)
+    # Why: kept in the audit log with who asked.
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class ClipRefOut(BaseModel):
@@ -118,8 +122,12 @@ class AnnouncementOut(BaseModel):
     clip: ClipRefOut
     priority: int
     repeat: int
+    volume: int | None = None
+    expires_at: str | None = None
     speakers: dict[str, str]
     history: list[HistoryOut]
+    # POST to a grid spanning several sites: one announcement per site, all ids here.
+    group: list[str] | None = None
 
 
 class ClipOut(BaseModel):

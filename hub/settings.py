@@ -41,6 +41,14 @@ class HubSettings(ComponentSettings):
     ws_queue_size: int = 2000
     # Messages kept for consoles that resume with ?since=.
     ws_ring_size: int = 5000
+    # A speaker that has not acknowledged an announcement this long after it was sent
+    # is marked failed (no_ack).
+    announce_ack_timeout_s: float = 10.0
+    # Volume cap of routine announcements during a site's quiet hours (life-safety ignores it).
+    quiet_volume_cap: int = 40
+    # Routine announcements a site may get per window (life-safety ones are not counted).
+    routine_limit: int = 6
+    routine_window_s: float = 600.0
     # The duty console's static files, served at /.
     console_dir: Path = REPO_ROOT / "console"
 

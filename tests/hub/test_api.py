@@ -250,6 +250,8 @@ async def test_announcement_reaches_the_speakers_topic_and_acks_update_it(
         "clip",
         "priority",
         "repeat",
+        "volume",
+        "expires_at",
         "speakers",
         "history",
     } == set(announcement)
@@ -264,13 +266,13 @@ async def test_announcement_reaches_the_speakers_topic_and_acks_update_it(
     assert pushed["data"] == fetched.json()
 
 
-async def test_announcement_by_text_is_not_supported_yet(running_hub: RunningHub) -> None:
+async def test_announcement_text_without_a_voice_is_refused(running_hub: RunningHub) -> None:
     response = await running_hub.http.post(
         "/api/announcements",
         headers=await running_hub.auth(),
-        json={"site": SITE, "text": "请离开", "voice": "cmn"},
+        json={"site": SITE, "text": "请离开"},
     )
-    assert (422, "not_supported") == (response.status_code, response.json()["error"])
+    assert (422, "invalid_request") == (response.status_code, response.json()["error"])
 
 
 async def test_ack_of_an_unknown_announcement_is_rejected_and_counted(
@@ -303,7 +305,14 @@ async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -
     assert {"width", "height", "bank", "water"} == set(sites[0]["map"])
     assert "blue" == sites[0]["risk"]
     assert 10 == len(devices)
-    assert {"warning-danshui-bridge", "warning-xiyong-wharf"} == {c["id"] for c in clips}
+    # The sites' default warnings, and the built-in ones in three languages (tests/hub/test_clips.py).
+    assert {
+        "warning-danshui-bridge",
+        "warning-xiyong-wharf",
+        "warning-cmn",
+        "warning-yue",
+        "warning-en",
+    } == {c["id"] for c in clips}
     assert (200, {"status": "ok", "broker": True, "influx": True, "store": True}) == (
         health.status_code,
         health.json(),

@@ -1,0 +1,248 @@
+"""REST routes of the audio library: clips, speech, renderings per profile, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
+from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, SupervisorUser
+from hub.errors import AudioRejected
+from hub.picture import audio_url
+from hub.profiles import Profile, ProfileName
+from hub.schedules import ScheduleIn, SchedulePatch
+from hub.schemas import ErrorOut
+from hub.tts import MAX_TEXT
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 415, 422, 503)
+}
+
+router = APIRouter(prefix="/api", responses=_ERRORS)
+
+# Read uploads in pieces, so a too-large file is refused without holding all of it.
+_CHUNK = 256 * 1024
+
+
+class ClipOut(BaseModel):
+    id: str
+    title: str
+    site: str | None
+    sha256: str
+    format: str
+    duration_ms: int
+    url: str
+    source: str = "site"
+    name_zh: str = ""
+    name_en: str = ""
+    tags: list[str] = []
+    language: str | None = None
+    text: str | None = None
+    created_at: str | None = None
+    created_by: str | None = None
+    master: dict[str, Any] | None = None
+
+
+class RenderedOut(BaseModel):
+    clip_id: str
+    profile: ProfileName
+    sha256: str
+    format: str
+    duration_ms: int
+    url: str
+
+
+class ClipPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    name_zh: str | None = Field(default=None, max_length=MAX_TITLE)
+    name_en: str | None = Field(default=None, max_length=MAX_TITLE)
+    tags: list[str] | None = Field(default=None, max_length=10)
+
+
+class SpeechIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    voice: str = Field(min_length=1, max_length=40)
+
+
+def _rejected(exc: AudioRejected) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.detail)
+
+
+def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
+    clip = hub.picture.clips.get(info.id)
+    return ClipOut(
+        id=info.id,
+        title=info.title,
+        site=info.site,
+        sha256=clip.sha256 if clip else info.sha256,
+        format=clip.format if clip else "wav",
+        duration_ms=clip.duration_ms if clip else info.duration_ms,
+        url=audio_url(hub.settings.base_url, clip) if clip else "",
+        source=info.source,
+        name_zh=info.name_zh,
+        name_en=info.name_en,
+        tags=list(info.tags),
+        language=info.language,
+        text=info.text,
+        created_at=info.created_at,
+        created_by=info.created_by,
+        master={
+            "sha256": info.master_sha256,
+            "format": info.master_format,
+            "bytes": info.master_bytes,
+        },
+    )
+
+
+def _info(hub: HubDep, clip_id: str) -> ClipInfo:
+    info = hub.audio.library.get(clip_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no clip {clip_id!r}")
+    return info
+
+
+# --- clips -----------------------------------------------------------------------
+
+
+@router.get("/clips")
+async def list_clips(hub: HubDep, _: CurrentUser) -> list[ClipOut]:
+    """Every clip: the sites' default warnings, the built-in warnings, uploads and speech."""
+    listed = {info.id for info in hub.audio.library.all()}
+    sites = [
+        ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
+        for clip in hub.picture.clips.values()
+        if clip.id not in listed
+    ]
+    return sites + [_clip_out(hub, info) for info in hub.audio.library.all()]
+
+
+@router.get("/clips/{clip_id}")
+async def get_clip(hub: HubDep, _: CurrentUser, clip_id: str) -> ClipOut:
+    clip = hub.picture.clips.get(clip_id)
+    if hub.audio.library.get(clip_id) is None and clip is not None:
+        return ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
+    return _clip_out(hub, _info(hub, clip_id))
+
+
+@router.post("/clips", status_code=201)
+async def upload_clip(
+    hub: HubDep,
+    *,
+    user: SupervisorUser,
+    file: Annotated[UploadFile, File(description="WAV, MP3, OGG or M4A, at most 10 MB, 60 s")],
+    title: Annotated[str, Form(min_length=1, max_length=MAX_TITLE)],
+    name_zh: Annotated[str, Form(max_length=MAX_TITLE)] = "",
+    name_en: Annotated[str, Form(max_length=MAX_TITLE)] = "",
+    tags: Annotated[str, Form(max_length=500, description="comma-separated")] = "",
+) -> ClipOut:
+    """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await file.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise ApiError(
+                413, "too_large", f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"
+            )
+        chunks.append(chunk)
+    try:
+        info = await hub.audio.add_upload(
+            b"".join(chunks),
+            title=title,
+            created_by=user.username,
+            name_zh=name_zh,
+            name_en=name_en,
+            tags=clean_tags(tags.split(",")),
+        )
+    except AudioRejected as exc:
+        hub.audio.count_rejected(exc.code)
+        raise _rejected(exc) from None
+    return _clip_out(hub, info)
+
+
+@router.patch("/clips/{clip_id}")
+async def edit_clip(hub: HubDep, _: SupervisorUser, clip_id: str, body: ClipPatch) -> ClipOut:
+    _info(hub, clip_id)
+    changes: dict[str, Any] = body.model_dump(exclude_none=True)
+    try:
+        if "tags" in changes:
+            changes["tags"] = clean_tags(changes["tags"])
+        info = hub.audio.library.update(clip_id, **changes)
+    except AudioRejected as exc:
+        raise _rejected(exc) from None
+    return _clip_out(hub, info)
+
+
+@router.get("/clips/{clip_id}/render")
+async def render_clip(
+    hub: HubDep,
+    *,
+    _: CurrentUser,
+    clip_id: str,
+    profile: ProfileName = "wav",
+    chime: bool = False,
+    repeat: Annotated[int, Query(ge=1, le=5)] = 1,
+    gap_ms: Annotated[int, Query(ge=0, le=10_000)] = 800,
+) -> RenderedOut:
+    """The clip rendered for a speaker profile (cached by content hash)."""
+    info = _info(hub, clip_id)
+    wanted = Profile(profile, chime=chime, repeat=repeat, gap_ms=gap_ms)
+    # ffmpeg encodes ulaw and mp3 in a subprocess: keep the loop free.
+    rendered = await asyncio.to_thread(hub.audio.library.render, info, wanted)
+    return RenderedOut(
+        clip_id=info.id,
+        profile=profile,
+        sha256=rendered.sha256,
+        format=rendered.format,
+        duration_ms=rendered.duration_ms,
+        url=f"{hub.settings.base_url.rstrip('/')}/api/audio/{rendered.sha256}.{rendered.format}",
+    )
+
+
+@router.post("/tts", status_code=201)
+async def speak(hub: HubDep, user: ActingUser, body: SpeechIn) -> ClipOut:
+    """Render a text with espeak-ng (cmn, yue, en) into a clip; the same text is rendered once."""
+    try:
+        info = await hub.audio.speak(body.text, body.voice, created_by=user.username)
+    except AudioRejected as exc:
+        hub.audio.count_rejected(exc.code)
+        raise _rejected(exc) from None
+    return _clip_out(hub, info)
+
+
+# --- schedules -------------------------------------------------------------------
+
+
+@router.get("/schedules")
+async def list_schedules(hub: HubDep, _: CurrentUser) -> list[dict[str, Any]]:
+    return [s.shape() for s in hub.audio.schedules.all()]
+
+
+@router.post("/schedules", status_code=201)
+async def create_schedule(hub: HubDep, user: SupervisorUser, body: ScheduleIn) -> dict[str, Any]:
+    return (await hub.audio.schedules.create(body, user.username)).shape()
+
+
+@router.get("/schedules/{schedule_id}")
+async def get_schedule(hub: HubDep, _: CurrentUser, schedule_id: str) -> dict[str, Any]:
+    found = hub.audio.schedules.get(schedule_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no schedule {schedule_id!r}")
+    return found.shape()
+
+
+@router.patch("/schedules/{schedule_id}")
+async def edit_schedule(
+    hub: HubDep, user: SupervisorUser, schedule_id: str, body: SchedulePatch
+) -> dict[str, Any]:
+    return (await hub.audio.schedules.update(schedule_id, body, user.username)).shape()
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204)
+async def delete_schedule(hub: HubDep, user: SupervisorUser, schedule_id: str) -> None:
+    await hub.audio.schedules.delete(schedule_id, user.username)
