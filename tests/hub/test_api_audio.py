@@ -1,0 +1,319 @@
+"""Announcements end to end on a real hub and broker, the test acting as the edge.
+
+The configuration adds two speakers to danshui-bridge: db-spk-01 covers z1 and
+z2, db-spk-02 only z1, db-spk-03 only z2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from hub.clock import ManualClock
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import Announce
+from riverguard.wire.times import format_ts, utcnow
+from tests.conftest import EXAMPLE_CONFIG
+from tests.hub.conftest import SITE, Inbox, MakeSettings, RunningHub, mqtt_inbox, run_hub, ws_inbox
+
+EXTRA_SPEAKERS = """
+[[devices]]
+id = "db-spk-02"
+site = "danshui-bridge"
+type = "speaker"
+driver = "mqtt"
+zones = ["z1"]
+
+[[devices]]
+id = "db-spk-03"
+site = "danshui-bridge"
+type = "speaker"
+driver = "http"
+url = "http://127.0.0.1:9/audio"
+zones = ["z2"]
+"""
+
+# 23:00 in Shanghai: inside quiet hours 22:00-06:00.
+QUIET_NIGHT = datetime(2026, 7, 1, 15, 0, tzinfo=UTC)
+# 15:59:30 in Shanghai on a Wednesday in July.
+BEFORE_FOUR_PM = datetime(2026, 7, 1, 7, 59, 30, tzinfo=UTC)
+
+
+def config_file(tmp_path: Path) -> Path:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    site_line = 'id = "danshui-bridge"\n'
+    text = text.replace(site_line, site_line + 'quiet_hours = "22:00-06:00"\n', 1)
+    path = tmp_path / "riverguard.toml"
+    path.write_text(text + EXTRA_SPEAKERS, encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def hub_with_speakers(
+    make_settings: MakeSettings, tmp_path: Path, clock: ManualClock | None = None, **settings: Any
+) -> AsyncIterator[RunningHub]:
+    async with run_hub(make_settings(config=config_file(tmp_path), **settings), clock) as hub:
+        yield hub
+
+
+@asynccontextmanager
+async def as_edge(edge: aiomqtt.Client) -> AsyncIterator[Inbox]:
+    """Announce and stop messages the hub sends to danshui-bridge's speakers."""
+    async with mqtt_inbox(edge, topics.announce(SITE, "+"), topics.stop(SITE, "+")) as inbox:
+        yield inbox
+
+
+async def ack(edge: aiomqtt.Client, speaker: str, ann_id: str, state: str) -> None:
+    body = {"id": ann_id, "state": state, "ts": format_ts(utcnow())}
+    await edge.publish(topics.speaker_ack(SITE, speaker), json.dumps(body).encode(), qos=1)
+
+
+def speaker_of(topic: str) -> str:
+    return topic.split("/")[-2]
+
+
+async def post(hub: RunningHub, body: dict[str, Any], user: str = "officer-li") -> Any:
+    response = await hub.http.post("/api/announcements", headers=await hub.auth(user), json=body)
+    return response.status_code, response.json()
+
+
+async def test_zone_announcement_reaches_exactly_the_covering_speakers_and_each_reports_done(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+        token = await hub.token("viewer")
+        async with hub.socket(token) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            status, created = await post(
+                hub, {"site": SITE, "zone": "z2", "clip_id": "warning-cmn", "reason": "drill"}
+            )
+            first = await inbox.wait_for(lambda m: created["id"] in json.dumps(m[1]))
+            second = await inbox.wait_for(
+                lambda m: created["id"] in json.dumps(m[1]) and m[0] != first[0]
+            )
+            for topic, _ in (first, second):
+                for state in ("received", "playing", "done"):
+                    await ack(edge, speaker_of(topic), created["id"], state)
+            done = await console.wait_for(
+                lambda m: (
+                    m["type"] == "announcement"
+                    and m["data"]["id"] == created["id"]
+                    and set(m["data"]["speakers"].values()) == {"done"}
+                )
+            )
+        audit = await hub.http.get(
+            "/api/audit?action=announce", headers=await hub.auth("supervisor-wang")
+        )
+
+    sent = {speaker_of(topic): Announce.model_validate(body) for topic, body in (first, second)}
+    assert 202 == status
+    assert {"db-spk-01": "done", "db-spk-03": "done"} == done["data"]["speakers"]
+    assert ["db-spk-01", "db-spk-03"] == sorted(
+        speaker_of(t) for t, b in inbox.items if b.get("id") == created["id"]
+    )
+    # The http speaker gets G.711 µ-law, the mqtt one 16 kHz WAV, of the same clip.
+    assert ("wav", "ulaw") == (sent["db-spk-01"].audio.format, sent["db-spk-03"].audio.format)
+    entry = audit.json()[0]
+    assert ("officer-li", "drill", created["id"]) == (
+        entry["username"],
+        entry["detail"],
+        entry["target"],
+    )
+
+
+async def test_text_announcement_is_spoken_in_the_chosen_voice(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+        status, created = await post(
+            hub, {"speakers": ["db-spk-02"], "text": "请不要在这里钓鱼", "voice": "cmn"}
+        )
+        _, body = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
+        audio = await hub.http.get(body["audio"]["url"])
+        clips = (await hub.http.get("/api/clips", headers=await hub.auth())).json()
+
+    assert 202 == status
+    assert (200, b"RIFF") == (audio.status_code, audio.content[:4])
+    assert created["clip"]["id"] in {c["id"] for c in clips if c["source"] == "tts"}
+
+
+async def test_grid_announcement_reaches_every_site_under_it(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub:
+        status, created = await post(hub, {"grid": "huizhou/huiyang/danshui"})
+        other = await hub.http.get(
+            f"/api/announcements/{created['group'][1]}", headers=await hub.auth()
+        )
+        nothing = await post(hub, {"grid": "huizhou/elsewhere"})
+
+    assert 202 == status
+    assert {"db-spk-01": "pending", "db-spk-02": "pending", "db-spk-03": "pending"} == (
+        created["speakers"]
+    )
+    assert ("xiyong-wharf", {"xy-spk-01": "pending"}) == (
+        other.json()["site"],
+        other.json()["speakers"],
+    )
+    assert (422, "no_speakers") == (nothing[0], nothing[1]["error"])
+
+
+async def test_life_safety_preempts_a_routine_announcement(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+        _, routine = await post(hub, {"speakers": ["db-spk-02"], "priority": 3})
+        await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
+        await ack(edge, "db-spk-02", routine["id"], "playing")
+
+        async def playing() -> bool:
+            found = await hub.hub.announcer.get(routine["id"])
+            return found is not None and found["speakers"]["db-spk-02"] == "playing"
+
+        await wait_for(playing, what="routine announcement playing")
+        _, urgent = await post(hub, {"speakers": ["db-spk-02"], "priority": 9})
+        stop = await inbox.wait_for(lambda m: m[0] == topics.stop(SITE, "db-spk-02"))
+        await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
+        fetched = await hub.http.get(
+            f"/api/announcements/{routine['id']}", headers=await hub.auth()
+        )
+        _, lower = await post(hub, {"speakers": ["db-spk-02"], "priority": 2})
+
+    assert {"id": routine["id"]} == stop[1]
+    assert {"db-spk-02": "failed"} == fetched.json()["speakers"]
+    assert f"preempted by {urgent['id']}" == fetched.json()["history"][-1]["detail"]
+    # A lower priority does not stop the higher one.
+    assert 1 == sum(1 for t, _ in inbox.items if t == topics.stop(SITE, "db-spk-02"))
+    assert "pending" == lower["speakers"]["db-spk-02"]
+
+
+async def test_quiet_hours_cap_routine_volume_but_not_life_safety(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    clock = ManualClock(QUIET_NIGHT)
+    async with (
+        hub_with_speakers(make_settings, tmp_path, clock, quiet_volume_cap=35) as hub,
+        as_edge(edge) as inbox,
+    ):
+        _, routine = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 4})
+        _, urgent = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 9})
+        routine_sent = await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
+        urgent_sent = await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
+        clock.advance(8 * 3600)  # 07:00 local: quiet hours are over.
+        _, morning = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 4})
+
+    assert (35, 90, 90) == (routine_sent[1]["volume"], urgent_sent[1]["volume"], morning["volume"])
+    assert "volume capped 90 -> 35 (quiet hours)" == routine["history"][0]["detail"]
+
+
+async def test_routine_messages_are_rate_limited_per_site_life_safety_is_not(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path, routine_limit=2) as hub:
+        results = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(3)]
+        other_site = await post(hub, {"site": "xiyong-wharf", "priority": 3})
+        urgent = await post(hub, {"site": SITE, "priority": 9})
+
+    assert [202, 202, 429] == [status for status, _ in results]
+    assert "rate_limited" == results[2][1]["error"]
+    assert (202, 202) == (other_site[0], urgent[0])
+
+
+async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    clock = ManualClock(datetime(2026, 7, 1, 3, 0, tzinfo=UTC))
+    async with (
+        hub_with_speakers(make_settings, tmp_path, clock, announce_ack_timeout_s=10) as hub,
+        as_edge(edge) as inbox,
+    ):
+        token = await hub.token("viewer")
+        async with hub.socket(token) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            _, created = await post(hub, {"site": SITE, "zone": "z1", "expires_in_s": 30})
+            sent = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
+            await ack(edge, "db-spk-01", created["id"], "received")
+            await console.wait_for(
+                lambda m: (
+                    m["type"] == "announcement" and "received" in m["data"]["speakers"].values()
+                )
+            )
+            clock.advance(11)
+            failed = await console.wait_for(
+                lambda m: m["type"] == "announcement" and "failed" in m["data"]["speakers"].values()
+            )
+
+    assert {"db-spk-01": "received", "db-spk-02": "failed"} == failed["data"]["speakers"]
+    assert "no_ack" == failed["data"]["history"][-1]["detail"]
+    assert "2026-07-01T03:00:30.000Z" == sent[1]["expires_at"]
+
+
+async def test_scheduled_announcement_fires_on_the_injected_clock(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    clock = ManualClock(BEFORE_FOUR_PM)
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub, as_edge(edge) as inbox:
+        headers = await hub.auth("supervisor-wang")
+        response = await hub.http.post(
+            "/api/schedules",
+            headers=headers,
+            json={
+                "site": SITE,
+                "title": "Summer evenings",
+                "text": "夏季傍晚，请勿下水游泳",
+                "voice": "cmn",
+                "zone": "z1",
+                "start": "16:00",
+                "end": "20:00",
+                "every_min": 30,
+                "months": [6, 7, 8],
+            },
+        )
+        schedule = response.json()
+        clock.advance(31)
+        _, fired = await inbox.wait_for(lambda m: m[0].endswith("/announce"))
+
+        async def counted() -> bool:
+            found = hub.hub.audio.schedules.get(schedule["id"])
+            return found is not None and found.item.fired_count == 1
+
+        await wait_for(counted, what="the schedule's first firing recorded")
+        listed = await hub.http.get("/api/schedules", headers=headers)
+        paused = await hub.http.patch(
+            f"/api/schedules/{schedule['id']}", headers=headers, json={"paused": True}
+        )
+
+    assert 201 == response.status_code, schedule
+    assert "2026-07-01T08:00:00.000Z" == schedule["next_fire"]
+    assert ("scheduler", 3) == (fired["requested_by"], fired["priority"])
+    item = listed.json()[0]
+    assert (1, "2026-07-01T08:30:00.000Z") == (item["fired_count"], item["next_fire"])
+    assert item["last_result"].startswith("sent ann-")
+    assert (True, None) == (paused.json()["paused"], paused.json()["next_fire"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"site": SITE, "title": "x", "start": "16:00", "end": "20:00", "every_min": 30},
+        {"site": SITE, "title": "x", "clip_id": "warning-en", "start": "25:00", "end": "20:00",
+         "every_min": 30},
+        {"site": SITE, "title": "x", "text": "hi", "start": "16:00", "end": "20:00",
+         "every_min": 30},
+        {"site": SITE, "title": "x", "clip_id": "warning-en", "start": "16:00", "end": "20:00",
+         "every_min": 30, "priority": 9},
+    ],
+)  # fmt: skip
+async def test_bad_schedules_are_refused(running_hub: RunningHub, body: dict[str, Any]) -> None:
+    response = await running_hub.http.post(
+        "/api/schedules", headers=await running_hub.auth("supervisor-wang"), json=body
+    )
+    assert (422, "invalid_request") == (response.status_code, response.json()["error"])
