@@ -744,7 +744,11 @@ async function loadHistoryPage() {
   let series;
   let source = "stats";
   try {
-    const answers = await Promise.all(sites.map((s) => api.eventStats({ site: s, interval, ...range })));
+    // Days in the officer's time zone, so a day bar is a day on the wall clock.
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const answers = await Promise.all(
+      sites.map((s) => api.eventStats({ site: s, interval, tz, ...range })),
+    );
     series = answers.map((answer, index) => {
       const points = statsBuckets(answer);
       if (points === null) throw new Error("unexpected statistics");

@@ -394,7 +394,8 @@ function formHtml(state, view) {
   const clips = view.clips.length
     ? view.clips
         .map(
-          (clip) => `<option value="${escape(clip.id)}"${clip.id === view.clipId ? " selected" : ""}>${escape(
+          // Clip titles are the hub's data, in whatever language they were recorded.
+          (clip) => `<option value="${escape(clip.id)}" translate="no"${clip.id === view.clipId ? " selected" : ""}>${escape(
             clip.title || clip.id,
           )} (${Math.round((clip.duration_ms ?? 0) / 1000)} s)</option>`,
         )

@@ -149,6 +149,11 @@ export const STRINGS = {
     "map.reason_edge": "站点边缘离线",
     "map.reason_device": "{device} 离线",
     "map.devices": "覆盖该区域的设备",
+    "risk_reason.heading": "风险依据",
+    "risk_reason.alarms": "有未处置警情",
+    "risk_reason.unguarded": "有区域无人值守",
+    "risk_reason.event_rate": "近期事件频繁",
+    "risk_reason.schedule": "高风险时段 {name}",
 
     "health.online": "在线",
     "health.offline": "离线",
@@ -423,6 +428,11 @@ export const STRINGS = {
     "map.reason_edge": "The site's edge is offline",
     "map.reason_device": "{device} is offline",
     "map.devices": "Devices covering this zone",
+    "risk_reason.heading": "Why",
+    "risk_reason.alarms": "open alarms",
+    "risk_reason.unguarded": "unguarded zones",
+    "risk_reason.event_rate": "many recent events",
+    "risk_reason.schedule": "high-risk period {name}",
 
     "health.online": "online",
     "health.offline": "OFFLINE",

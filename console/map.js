@@ -70,7 +70,7 @@ function siteSvg(state, site, selection) {
         <polygon class="zone-area" points="${points(zone.area)}" />
         ${unguarded ? `<polygon class="zone-hatch" points="${points(zone.area)}" fill="url(#hatch-${escape(site.id)})" />` : ""}
         <text class="zone-label" x="${x0}" y="${y0 + font * 1.3}" font-size="${font}">${escape(label)}</text>
-        ${note ? `<text class="zone-note" x="${x0}" y="${y0 + font * 2.6}" font-size="${font * 0.95}">${escape(note)}</text>` : ""}
+        ${note ? `<text class="zone-note" x="${x0}" y="${y0 + font * 2.35}" font-size="${font * 0.8}">${escape(note)}</text>` : ""}
       </g>`;
     })
     .join("");
@@ -113,14 +113,37 @@ function siteCard(state, site, selection) {
   const body = site.map
     ? siteSvg(state, site, selection)
     : `<p class="map-missing">${escape(t("map.no_map"))}</p>`;
+  const reasons = riskReasons(site);
   return `<section class="map-card risk-border-${risk}" data-site="${escape(site.id)}">
     <h3 class="map-title">
       <span class="risk risk-${risk}">${escape(t(`risk.${risk}`))}</span>
       <span class="name">${escape(siteName(state, site.id))}</span>
       <span class="muted">${escape(open ? t("map.open_alarms", { count: open }) : t("map.quiet"))}</span>
     </h3>
+    ${reasons ? `<p class="risk-reasons">${reasons}</p>` : ""}
     ${body}
   </section>`;
+}
+
+// Why the hub gave the site its colour (risk_reasons, when the hub says).
+function riskReasons(site) {
+  const parts = [];
+  for (const reason of site.risk_reasons ?? []) {
+    const [kind, detail] = String(reason).split(/:(.*)/s);
+    if (kind === "alarms") parts.push(escape(t("risk_reason.alarms")));
+    else if (kind === "unguarded") parts.push(escape(t("risk_reason.unguarded")));
+    else if (kind === "event_rate") parts.push(escape(t("risk_reason.event_rate")));
+    else if (kind === "schedule") {
+      // The period's name is the site configuration's own words.
+      parts.push(
+        escape(t("risk_reason.schedule", { name: "\u0000" })).replace(
+          "\u0000",
+          `<span translate="no">${escape(detail ?? "")}</span>`,
+        ),
+      );
+    }
+  }
+  return parts.length ? `${escape(t("risk_reason.heading"))}: ${parts.join(" · ")}` : "";
 }
 
 export function renderMaps(root, state, selection) {

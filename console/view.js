@@ -236,7 +236,7 @@ function cardHtml(view) {
       ${button(view, "ack", t("action.ack"), view.top ? "A" : "")}
       ${button(view, "announce", t("action.announce"), view.selected ? "N" : "")}
       ${button(view, "resolve", t("action.resolve"), view.selected ? "R" : "")}
-      ${button(view, "details", t("action.details"), view.selected ? "Enter" : "")}
+      ${button(view, "details", t("action.details"), view.selected ? "↵" : "")}
     </div>`;
 }
 
