@@ -510,7 +510,12 @@ function moveSelection(step) {
 // --- pages -----------------------------------------------------------------------
 
 function showPage(name) {
-  if (name !== "detail") detail = null;
+  if (name !== "detail" && detail) {
+    detail = null;
+    // Nothing of a closed detail stays behind (its labels would miss a language switch).
+    $("#detail-root").innerHTML = "";
+    $("#detail-root").dataset.frame = "";
+  }
   page = name;
   document.body.dataset.page = name;
   $("#workspace").hidden = name !== "alarms";

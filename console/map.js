@@ -148,9 +148,25 @@ function riskReasons(site) {
 
 export function renderMaps(root, state, selection) {
   const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
-  root.innerHTML = sites.length
+  const html = sites.length
     ? sites.map((site) => siteCard(state, site, selection)).join("")
     : `<p class="map-missing">${escape(t("map.no_sites"))}</p>`;
+  // Most messages (a heartbeat, an event elsewhere) change nothing drawn here.
+  if (root.drawn === html) return;
+  // Keyboard focus on a zone or device survives the redraw.
+  const focused = document.activeElement?.closest?.("[data-map-kind]");
+  const key = focused && root.contains(focused) ? mapKey(focused) : null;
+  root.drawn = html;
+  root.innerHTML = html;
+  if (key) {
+    for (const el of root.querySelectorAll("[data-map-kind]")) {
+      if (mapKey(el) === key) el.focus();
+    }
+  }
+}
+
+function mapKey(el) {
+  return `${el.dataset.mapKind} ${el.dataset.site} ${el.dataset.zone ?? el.dataset.device}`;
 }
 
 function row(label, value, attrs = "") {

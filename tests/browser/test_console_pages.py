@@ -112,8 +112,11 @@ async def test_map_shows_the_alarm_zone_an_unguarded_zone_and_live_device_status
         re.compile(r"\bzone-unguarded\b")
     )
 
-    await map_zone(page, "danshui-bridge", "z1").locator(".zone-label").click()
+    # By keyboard: focus a zone, Enter shows it.
+    await map_zone(page, "danshui-bridge", "z1").focus()
+    await page.keyboard.press("Enter")
     await expect(panel.locator("h3")).to_have_text("桥下亲水平台")
+    await expect(map_zone(page, "danshui-bridge", "z1")).to_be_focused()
     found = await languages(page, "map", screenshot=True)
     assert {"map zh-CN": [], "map en": []} == found
 
@@ -226,11 +229,29 @@ async def test_devices_history_and_handover_pages_in_both_languages(
     exported = json.loads((await download.path()).read_text(encoding="utf-8"))
     assert done["id"] == exported["alarm"]["id"]
     assert ["opened", "event", "resolve"] == [entry["type"] for entry in exported["entries"]]
+    await page.select_option("#history-interval", "day")
+    await expect(page.locator("#history-chart .bar").first).to_be_visible()
+    await page.select_option("#history-site", "danshui-bridge")
+    await expect(page.locator('#history-chart .bar[data-site="xiyong-wharf"]')).to_have_count(0)
+    await expect(incident).to_have_count(0)  # a xiyong-wharf incident
+    await page.select_option("#history-site", "")
+    await page.select_option("#history-interval", "hour")
     await page.select_option("#history-outcome", "rescued")
     await expect(incident).to_have_count(0)
     await page.select_option("#history-outcome", "")
     await expect(incident).to_have_count(1)
     found |= await languages(page, "history", screenshot=True)
+
+    # A resolved incident opens in the detail view too, and Esc comes back to history.
+    await incident.locator("[data-command=open-detail]").click()
+    detail = page.locator("#detail-page")
+    await expect(detail.locator(".detail-title .badge.state")).to_have_text("已处置")
+    await expect(detail.locator("#detail-timeline li[data-type=resolved]")).to_contain_text(
+        "已派巡逻"
+    )
+    await expect(detail.locator("[data-detail-action=resolve]")).to_be_disabled()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#history-page")).to_be_visible()
 
     await page.keyboard.press("5")
     handover = page.locator("#handover-root")
