@@ -130,6 +130,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                         tasks.create_task(hub.desk.run(), name="hub.alarm-timer"),
                         tasks.create_task(hub.announcer.run(), name="hub.announce-timeouts"),
                         tasks.create_task(hub.audio.schedules.run(), name="hub.schedules"),
+                        tasks.create_task(hub.desk.watch_risk(), name="hub.site-risk"),
                     ]
                     log.info("hub started", url=settings.base_url)
                     try:
@@ -169,7 +170,7 @@ async def _build(
     broadcaster = Broadcaster(
         metrics, ring_size=settings.ws_ring_size, queue_size=settings.ws_queue_size
     )
-    picture = Picture(config)
+    picture = Picture(config, clock.now)
     picture.load(await store.active_alarms(), await store.load_devices(), await store.load_edges())
     # One after another: sites with the same warning text render the same file.
     for site in config.sites:
@@ -194,6 +195,8 @@ async def _build(
         retry_cap_s=settings.influx_retry_cap_s,
         linger_s=settings.influx_linger_s,
     )
+    desk.risk_points = writer.add_points
+    desk.start_risk()
     announcer = Announcer(
         store=store,
         picture=picture,

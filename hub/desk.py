@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -23,6 +23,7 @@ from hub import alarms as rules
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
 from hub.errors import AlarmNotFound, StoreError
+from hub.influx import risk_line
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.store import AuditEntry, Batch, Committed, Store, alarm_audit
@@ -53,6 +54,10 @@ class AlarmDesk:
         self._resolved = 0
         # Set whenever an alarm changes, so the timer recomputes its next wake-up.
         self._wake = asyncio.Event()
+        # The risk state each site was last pushed with, and where site_risk points go.
+        self._shown: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.risk_points: Callable[[list[str]], None] | None = None
+        self.risk_check_s = 30.0
         self._fenced = {
             (device.site, zone)
             for device in self.config.devices
@@ -64,6 +69,12 @@ class AlarmDesk:
         counts = await self.store.count_alarms_by_state()
         self._resolved = counts.get("resolved", 0)
         self._update_gauges()
+
+    def start_risk(self) -> None:
+        """Record every site's risk as it is at start-up (written to InfluxDB, not pushed)."""
+        for site in self.config.sites:
+            self._shown[site.id] = self.picture.risk_state(site.id)
+            self._write_risk(site.id)
 
     async def commit(self, batch: Batch) -> Committed:
         """Commit an ingest batch with the alarms its new events open or join."""
@@ -93,12 +104,34 @@ class AlarmDesk:
         return committed
 
     def push_alarms(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
-        """Push each changed alarm, then each site whose risk colour changed."""
+        """Push each changed alarm, then each site whose risk changed."""
         for alarm in changed:
             self.broadcaster.publish("alarm", alarm.model_dump(mode="json"))
-        for site, before in risk_before.items():
-            if self.picture.risk(site) != before:
+        self.refresh_sites(risk_before)
+
+    def refresh_sites(self, sites: Iterable[str]) -> None:
+        """Recompute the sites' risk; push and record those whose colour or coverage changed."""
+        for site in sites:
+            state = self.picture.risk_state(site)
+            if self._shown.get(site) != state:
+                self._shown[site] = state
                 self.broadcaster.publish("site", self.picture.site_item(site))
+                self._write_risk(site)
+
+    def _write_risk(self, site: str) -> None:
+        if self.risk_points is None:
+            return
+        assessment = self.picture.assess(site)
+        self.risk_points([risk_line(site, assessment, self.clock.now())])
+
+    async def watch_risk(self) -> None:
+        """Recompute every site's risk now and then: schedules and rate windows move by
+        themselves, with no input to trigger a recomputation."""
+        wake = asyncio.Event()
+        while True:
+            wake.clear()
+            self.refresh_sites(site.id for site in self.config.sites)
+            await self.clock.wait(self.clock.now() + timedelta(seconds=self.risk_check_s), wake)
 
     def push_current(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
         """Push the current version of alarms an ingest batch changed.
@@ -115,6 +148,7 @@ class AlarmDesk:
         self.push_alarms(current, risk_before)
 
     def risks(self, sites: Iterable[str]) -> dict[str, str]:
+        """The sites whose risk a change may move (see ``refresh_sites``)."""
         return {site: self.picture.risk(site) for site in set(sites)}
 
     async def acknowledge(self, alarm_id: str, username: str) -> Alarm:

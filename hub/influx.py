@@ -19,6 +19,7 @@ import asyncio
 import json
 import math
 import zlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ import structlog
 
 from hub.errors import InfluxError, RejectedPoints, StoreError
 from hub.metrics import HubMetrics
+from hub.risk import LEVEL, Assessment
 from hub.store import Store
 from riverguard.mqtt import Backoff
 from riverguard.wire.models import Event, EventKind
@@ -103,6 +105,25 @@ def event_line(event: Event) -> str:
     tag_text = ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()) if v)
     field_text = ",".join(f"{escape_key(k)}={_field_value(v)}" for k, v in fields.items())
     return f"{escape_measurement(MEASUREMENT)},{tag_text} {field_text} {point_time_ns(event)}"
+
+
+RISK_MEASUREMENT = "site_risk"
+
+
+def risk_line(site: str, assessment: Assessment, now: datetime) -> str:
+    """A ``site_risk`` point: tag site; fields colour, level, unguarded zones, reasons."""
+    fields = {
+        "colour": assessment.colour,
+        "level": LEVEL[assessment.colour],
+        "unguarded": ",".join(assessment.unguarded),
+        "reasons": ",".join(assessment.reasons),
+        "recent_events": assessment.recent_events,
+    }
+    field_text = ",".join(f"{escape_key(k)}={_field_value(v)}" for k, v in fields.items())
+    return (
+        f"{escape_measurement(RISK_MEASUREMENT)},site={escape_key(site)} {field_text}"
+        f" {to_unix_ns(now)}"
+    )
 
 
 # --- InfluxQL ------------------------------------------------------------------
@@ -303,6 +324,13 @@ class InfluxWriter:
         self.linger_s = linger_s
         self.backlog = 0
         self._wake = asyncio.Event()
+        # Points that are not events (site_risk): kept in memory until written. Bounded:
+        # they are a chart's history, not a record, and the newest matter most.
+        self._extra: deque[str] = deque(maxlen=10_000)
+
+    def add_points(self, lines: list[str]) -> None:
+        self._extra.extend(lines)
+        self._wake.set()
 
     def notify(self, committed: int) -> None:
         """Ingest committed ``committed`` new events: write them soon."""
@@ -332,7 +360,8 @@ class InfluxWriter:
                 log.warning("cannot read the influx backlog", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
-            if not events:
+            extra = list(self._extra)
+            if not events and not extra:
                 self.backlog = 0
                 self.metrics.influx_backlog.set(0)
                 return
@@ -346,7 +375,7 @@ class InfluxWriter:
                     )
                     self.metrics.influx_errors.inc()
             try:
-                await self.influx.write(lines)
+                await self.influx.write(lines + extra)
             except RejectedPoints as exc:
                 log.warning(
                     "influx refused points; not retrying them", error=str(exc), batch=len(lines)
@@ -364,6 +393,11 @@ class InfluxWriter:
                 await asyncio.sleep(delay)
                 continue
             self.backoff.reset()
+            for _ in extra:
+                if self._extra:
+                    self._extra.popleft()
+            if not events:
+                continue
             try:
                 await self.store.mark_influx_written([event.id for event in events])
             except StoreError as exc:

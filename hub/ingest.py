@@ -339,6 +339,11 @@ class Ingest:
 
         await self._acknowledge(batch.events, work.extra_acks)
 
+        per_site: dict[str, int] = defaultdict(int)
+        for event in committed.new:
+            per_site[event.site] += 1
+        for site, count in per_site.items():
+            self.picture.count_events(site, count)
         self.desk.push_current(committed.outcome.changed.values(), risk_before)
         for event in committed.new:
             self.picture.touch(event.device, event.ts)
@@ -432,6 +437,8 @@ class Ingest:
         device = self.config.device_by_id[device_id]
         await self.store.save_device(_device_row(device_id, device.site, state))
         self.broadcaster.publish("device", self.picture.device_item(device_id))
+        # An offline fence or camera leaves its zones unguarded: the site's risk moves.
+        self.desk.refresh_sites([device.site])
 
     async def _edge_status(self, site: str, status: EdgeStatus) -> None:
         current = self.picture.edges.get(site)

@@ -7,17 +7,19 @@ Also renders the console-facing shapes (``GET /api/sites`` items and so on).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub import alarms as rules
 from hub.audio import Clip
+from hub.risk import Assessment, assess_site
 from hub.store import DeviceRow, EdgeRow
 from riverguard.config import Config, Device
 from riverguard.wire.models import Alarm, RiskColour
-from riverguard.wire.times import format_ts
+from riverguard.wire.times import format_ts, utcnow
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -34,8 +36,11 @@ class DeviceState:
 
 
 class Picture:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
+        self.clock = clock
+        # Hub times of each site's recent events, for the event-rate input of its risk.
+        self.recent: dict[str, deque[datetime]] = {s.id: deque() for s in config.sites}
         self.active: dict[tuple[str, str], Alarm] = {}
         self.devices: dict[str, DeviceState] = {d.id: DeviceState() for d in config.devices}
         self.edges: dict[str, EdgeRow] = {}
@@ -76,7 +81,38 @@ class Picture:
         return sorted(self.active.values(), key=lambda a: a.opened_at)
 
     def risk(self, site: str) -> RiskColour:
-        return rules.site_risk(a for (s, _), a in self.active.items() if s == site)
+        return self.assess(site).colour
+
+    def assess(self, site_id: str) -> Assessment:
+        site = self.config.site(site_id)
+        now = self.clock()
+        recent = self.recent[site_id]
+        horizon = now - timedelta(seconds=site.risk_window_s)
+        while recent and recent[0] <= horizon:
+            recent.popleft()
+        active = [a for (s, _), a in self.active.items() if s == site_id]
+        return assess_site(site, active, self.unguarded(site_id), len(recent), now)
+
+    def risk_state(self, site_id: str) -> tuple[str, tuple[str, ...]]:
+        """What a ``site`` message shows of the risk: a change of it is pushed."""
+        assessment = self.assess(site_id)
+        return assessment.colour, assessment.unguarded
+
+    def count_events(self, site_id: str, count: int) -> None:
+        recent = self.recent.get(site_id)
+        if recent is not None:
+            now = self.clock()
+            recent.extend([now] * count)
+
+    def unguarded(self, site_id: str) -> list[str]:
+        """Zones of the site's fences and cameras that report offline."""
+        zones: set[str] = set()
+        for device in self.config.devices_of(site_id):
+            if device.type in ("fence", "camera"):
+                state = self.devices.get(device.id)
+                if state is not None and state.online is False:
+                    zones.update(device.zones)
+        return sorted(zones)
 
     # --- devices -------------------------------------------------------------
 
@@ -95,12 +131,15 @@ class Picture:
 
     def site_item(self, site_id: str) -> dict[str, Any]:
         site = self.config.site(site_id)
+        assessment = self.assess(site_id)
         return {
             "id": site.id,
             "name": site.name,
             "name_en": site.name_en,
             "grid": site.grid,
-            "risk": self.risk(site.id),
+            "risk": assessment.colour,
+            "unguarded": list(assessment.unguarded),
+            "risk_reasons": list(assessment.reasons),
             "zones": [
                 {"id": z.id, "name": z.name, "name_en": z.name_en, "area": z.area}
                 for z in site.zones

@@ -51,6 +51,9 @@ class SiteOut(BaseModel):
     name_en: str = ""
     grid: str
     risk: RiskColour
+    # Zones left unguarded by an offline fence or camera, and why the colour is what it is.
+    unguarded: list[str] = []
+    risk_reasons: list[str] = []
     zones: list[ZoneOut]
     map: SiteMapOut | None = None
 

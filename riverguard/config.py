@@ -9,11 +9,19 @@ import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from riverguard.errors import RiverguardError
-from riverguard.wire.models import CameraRule, DeviceType, Ident
+from riverguard.wire.models import CameraRule, DeviceType, Ident, RiskColour
 
 Role = Literal["viewer", "officer", "supervisor", "admin"]
 AutoWarning = Literal["always", "when_hub_unreachable", "never"]
@@ -70,6 +78,20 @@ DEFAULT_ESCALATION = (
 )
 
 
+class RiskPeriod(_Config):
+    """A season and time of day when the site is at least ``colour`` (summer evenings,
+    school holidays). Dates are MM-DD, inclusive, and may wrap the new year; hours are
+    the site's local hours, ``from_hour`` inclusive to ``to_hour`` exclusive, and may
+    wrap midnight."""
+
+    name: str = Field(min_length=1, max_length=100)
+    colour: RiskColour
+    start: str = Field(default="01-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    end: str = Field(default="12-31", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    from_hour: int = Field(default=0, ge=0, le=23)
+    to_hour: int = Field(default=24, ge=1, le=24)
+
+
 class Site(_Config):
     id: Ident
     name: str
@@ -103,6 +125,21 @@ class Site(_Config):
     clear_window_s: float = Field(default=120.0, gt=0, le=86400)
     # Resolve the alarm as persuaded_away by itself when the clear window passes.
     auto_resolve_persuaded: bool = False
+    # Four-colour risk: the site's time zone for its schedule, the schedule itself, and
+    # how many events within risk_window_s raise the colour one level.
+    timezone: str = "Asia/Shanghai"
+    risk_schedule: list[RiskPeriod] = Field(default_factory=list)
+    risk_window_s: float = Field(default=600.0, gt=0, le=86400)
+    risk_rate_events: int = Field(default=10, ge=1, le=1_000_000)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     def zone_ids(self) -> set[str]:
         return {zone.id for zone in self.zones}

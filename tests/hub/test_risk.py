@@ -1,0 +1,135 @@
+"""Four-colour site risk: the pure rules, and a real hub pushing and recording it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import aiomqtt
+import httpx
+import pytest
+
+from hub.risk import assess_site
+from riverguard.config import Site
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import Alarm
+from riverguard.wire.times import format_ts, utcnow
+from tests.hub.conftest import SITE, RunningHub, ws_inbox
+
+SUMMER_EVENING_UTC = datetime(2026, 7, 27, 11, 30, tzinfo=UTC)  # 19:30 in Shanghai
+WINTER_NOON_UTC = datetime(2026, 1, 14, 4, 0, tzinfo=UTC)
+
+SITE_DB = Site.model_validate(
+    {
+        "id": "danshui-bridge",
+        "name": "x",
+        "grid": "g",
+        "zones": [{"id": "z1", "name": "z"}],
+        "risk_rate_events": 5,
+        "risk_schedule": [
+            {
+                "name": "summer evenings",
+                "colour": "yellow",
+                "start": "06-01",
+                "end": "09-30",
+                "from_hour": 17,
+                "to_hour": 22,
+            },
+            {"name": "night", "colour": "yellow", "from_hour": 22, "to_hour": 5},
+        ],
+    }
+)
+
+
+def _alarm(severity: str) -> Alarm:
+    return Alarm.model_validate(
+        {
+            "id": "alm-1",
+            "site": "danshui-bridge",
+            "zone": "z1",
+            "state": "open",
+            "severity": severity,
+            "opened_at": WINTER_NOON_UTC,
+            "updated_at": WINTER_NOON_UTC,
+            "event_count": 1,
+            "event_ids": ["e"],
+            "last_event_id": "e",
+        }
+    )
+
+
+def test_quiet_site_is_blue_and_a_summer_evening_makes_it_yellow() -> None:
+    assert "blue" == assess_site(SITE_DB, [], [], 0, WINTER_NOON_UTC).colour
+    summer = assess_site(SITE_DB, [], [], 0, SUMMER_EVENING_UTC)
+    assert ("yellow", ("schedule:summer evenings",)) == (summer.colour, summer.reasons)
+
+
+def test_schedule_hours_wrap_midnight() -> None:
+    late = datetime(2026, 1, 14, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    assert "yellow" == assess_site(SITE_DB, [], [], 0, late).colour
+
+
+@pytest.mark.parametrize(
+    ("severity", "unguarded", "events", "colour"),
+    [
+        ("warning", [], 0, "orange"),
+        ("critical", [], 0, "red"),
+        (None, ["z1"], 0, "yellow"),
+        ("warning", ["z1"], 0, "red"),
+        (None, [], 5, "yellow"),
+        (None, [], 4, "blue"),
+        (None, ["z1"], 5, "orange"),
+        ("critical", ["z1"], 5, "red"),
+    ],
+)
+def test_alarms_coverage_and_event_rate_each_move_the_colour(
+    severity: str | None, unguarded: list[str], events: int, colour: str
+) -> None:
+    active = [_alarm(severity)] if severity else []
+    assert colour == assess_site(SITE_DB, active, unguarded, events, WINTER_NOON_UTC).colour
+
+
+@pytest.mark.integration
+async def test_offline_fence_leaves_its_zone_unguarded_pushed_and_recorded(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token) as ws, ws_inbox(ws) as console:
+        await console.wait_for(lambda m: m["type"] == "hello")
+        for online in (False, True):
+            await edge.publish(
+                topics.device_status(SITE, "db-fence-02"),
+                json.dumps({"online": online, "ts": format_ts(utcnow())}).encode(),
+                qos=1,
+            )
+        offline = await console.wait_for(
+            lambda m: m["type"] == "site" and m["data"]["unguarded"] == ["z2"]
+        )
+        back = await console.wait_for(lambda m: m["type"] == "site" and m["seq"] > offline["seq"])
+    sites = (await running_hub.http.get("/api/sites", headers=await running_hub.auth())).json()
+
+    assert ("yellow", ["unguarded"]) == (offline["data"]["risk"], offline["data"]["risk_reasons"])
+    assert ("blue", []) == (back["data"]["risk"], back["data"]["unguarded"])
+    assert ("blue", []) == (sites[0]["risk"], sites[0]["unguarded"])
+
+    settings = running_hub.settings
+
+    async def recorded() -> list[list[object]]:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(
+                f"{settings.influx_url}/query",
+                params={
+                    "db": settings.influx_database,
+                    "q": "SELECT colour, unguarded FROM site_risk WHERE site = 'danshui-bridge'",
+                },
+            )
+        series = response.json()["results"][0].get("series", [])
+        return [row[1:] for row in series[0]["values"]] if series else []
+
+    async def three_points() -> bool:
+        return len(await recorded()) >= 3
+
+    await wait_for(three_points, what="site_risk points")
+    # At start-up, then each change.
+    assert [["blue", ""], ["yellow", "z2"], ["blue", ""]] == await recorded()
