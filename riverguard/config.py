@@ -125,9 +125,8 @@ class Site(_Config):
     clear_window_s: float = Field(default=120.0, gt=0, le=86400)
     # Resolve the alarm as persuaded_away by itself when the clear window passes.
     auto_resolve_persuaded: bool = False
-    # Four-colour risk: the site's time zone for its schedule, the schedule itself, and
-    # how many events within risk_window_s raise the colour one level.
-    timezone: str = "Asia/Shanghai"
+    # Four-colour risk (in ``timezone``): the schedule, and how many events within
+    # risk_window_s raise the colour one level.
     risk_schedule: list[RiskPeriod] = Field(default_factory=list)
     risk_window_s: float = Field(default=600.0, gt=0, le=86400)
     risk_rate_events: int = Field(default=10, ge=1, le=1_000_000)
