@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import httpx
 import pytest
@@ -80,6 +81,21 @@ async def test_fence_breach_card_is_acknowledged_announced_until_done_and_resolv
         stored["resolved_by"],
         stored["note"],
     )
+
+
+async def test_raw_fence_breach_on_the_broker_shows_as_an_alarm_within_two_seconds(
+    officer_page: Page, field: Field
+) -> None:
+    """Device report -> edge -> hub -> WebSocket -> card, timed from the publish."""
+    page = officer_page
+    cards = page.locator("article.alarm").filter(has_text="芦苇浅滩")
+    await expect(cards).to_have_count(0)
+    started = time.monotonic()
+    await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2")
+    await expect(cards).to_have_count(1, timeout=2_000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"the card took {elapsed:.2f} s"
+    await expect(cards.locator(".latest b")).to_have_text("围栏越界")
 
 
 async def test_critical_alarm_sounds_until_acknowledged_with_the_keyboard(

@@ -327,7 +327,8 @@ async def sideways(page: Page) -> int:
             worst = Math.max(worst, Math.ceil(right - width));
             // Nothing spills out of an alarm card either.
             const card = el.parentElement?.closest("article.alarm");
-            if (card) worst = Math.max(worst, Math.ceil(right - card.getBoundingClientRect().right));
+            const edge = card ? card.getBoundingClientRect().right : right;
+            worst = Math.max(worst, Math.ceil(right - edge));
           }
           return worst;
         }"""
