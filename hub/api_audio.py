@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.announcer import shape
 from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
 from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, SupervisorUser
 from hub.errors import AudioRejected
 from hub.picture import audio_url
 from hub.profiles import Profile, ProfileName
 from hub.schedules import ScheduleIn, SchedulePatch
-from hub.schemas import ErrorOut
+from hub.schemas import AnnouncementOut, ErrorOut
 from hub.tts import MAX_TEXT
+from riverguard.wire.models import IDENT_PATTERN
+from riverguard.wire.times import parse_ts
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 415, 422, 503)
@@ -25,6 +29,9 @@ router = APIRouter(prefix="/api", responses=_ERRORS)
 
 # Read uploads in pieces, so a too-large file is refused without holding all of it.
 _CHUNK = 256 * 1024
+# Room for the multipart boundaries and the other fields of an upload form.
+_FORM_OVERHEAD = 64 * 1024
+_HISTORY = timedelta(hours=24)
 
 
 class ClipOut(BaseModel):
@@ -132,6 +139,7 @@ async def get_clip(hub: HubDep, _: CurrentUser, clip_id: str) -> ClipOut:
 @router.post("/clips", status_code=201)
 async def upload_clip(
     hub: HubDep,
+    request: Request,
     *,
     user: SupervisorUser,
     file: Annotated[UploadFile, File(description="WAV, MP3, OGG or M4A, at most 10 MB, 60 s")],
@@ -141,11 +149,17 @@ async def upload_clip(
     tags: Annotated[str, Form(max_length=500, description="comma-separated")] = "",
 ) -> ClipOut:
     """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master."""
+    # The form is spooled before this runs: refuse what announces itself as too large first.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
+        hub.audio.count_rejected("too_large")
+        raise ApiError(413, "too_large", f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
     chunks: list[bytes] = []
     size = 0
     while chunk := await file.read(_CHUNK):
         size += len(chunk)
         if size > MAX_UPLOAD_BYTES:
+            hub.audio.count_rejected("too_large")
             raise ApiError(
                 413, "too_large", f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"
             )
@@ -213,6 +227,33 @@ async def speak(hub: HubDep, user: ActingUser, body: SpeechIn) -> ClipOut:
         hub.audio.count_rejected(exc.code)
         raise _rejected(exc) from None
     return _clip_out(hub, info)
+
+
+# --- announcement history ----------------------------------------------------------
+
+
+@router.get("/announcements", response_model_exclude_unset=True)
+async def list_announcements(
+    hub: HubDep,
+    _: CurrentUser,
+    *,
+    site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    alarm: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[str | None, Query(description="RFC 3339; default: 24 hours ago")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AnnouncementOut]:
+    """Announcements with each speaker's states and their history, newest first."""
+    try:
+        start = parse_ts(since) if since else hub.desk.clock.now() - _HISTORY
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"since: {exc}") from None
+    records = await hub.store.recent_announcements(start)
+    chosen = [
+        r
+        for r in reversed(records)
+        if (site is None or r["site"] == site) and (alarm is None or r["alarm_id"] == alarm)
+    ]
+    return [AnnouncementOut.model_validate(shape(r)) for r in chosen[:limit]]
 
 
 # --- schedules -------------------------------------------------------------------

@@ -8,7 +8,6 @@ registers every clip with the picture, so announcements can name any of them.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -16,7 +15,6 @@ from prometheus_client import Counter, Histogram
 from hub.audio import Clip
 from hub.clips import ClipInfo, ClipLibrary
 from hub.clock import Clock
-from hub.errors import AudioRejected
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.profiles import Profile, ProfileName
@@ -129,9 +127,3 @@ class AudioDesk:
             return base
         # Cached after the first time; the first ulaw rendering runs ffmpeg.
         return await asyncio.to_thread(self.library.announce_clip, info, Profile(profile))
-
-    def rejected_text(self, exc: AudioRejected) -> None:
-        self.count_rejected(exc.code)
-
-    def now(self) -> datetime:
-        return self.clock.now()

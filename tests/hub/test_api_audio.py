@@ -317,3 +317,19 @@ async def test_bad_schedules_are_refused(running_hub: RunningHub, body: dict[str
         "/api/schedules", headers=await running_hub.auth("supervisor-wang"), json=body
     )
     assert (422, "invalid_request") == (response.status_code, response.json()["error"])
+
+
+async def test_announcement_history_is_listed_newest_first_and_filtered(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub:
+        _, first = await post(hub, {"site": SITE, "priority": 9})
+        _, second = await post(hub, {"site": "xiyong-wharf", "priority": 9})
+        headers = await hub.auth("viewer")
+        everything = (await hub.http.get("/api/announcements", headers=headers)).json()
+        one_site = (await hub.http.get(f"/api/announcements?site={SITE}", headers=headers)).json()
+        bad = await hub.http.get("/api/announcements?since=yesterday", headers=headers)
+
+    assert [second["id"], first["id"]] == [a["id"] for a in everything]
+    assert [first["id"]] == [a["id"] for a in one_site]
+    assert (422, "invalid_request") == (bad.status_code, bad.json()["error"])
