@@ -25,7 +25,8 @@ from riverguard.config import Config, SpeakerDriver
 
 log = structlog.get_logger()
 
-# What each speaker driver is sent: http network speakers take G.711 µ-law 8 kHz.
+# What each speaker driver is sent: http network speakers take G.711 µ-law 8 kHz
+# (when ``ulaw_for_http_speakers`` is on; otherwise the edge converts the WAV).
 DRIVER_PROFILES: dict[SpeakerDriver, ProfileName] = {"mqtt": "wav", "local": "wav", "http": "ulaw"}
 
 
@@ -39,6 +40,7 @@ class AudioDesk:
         clock: Clock,
     ) -> None:
         self.picture = picture
+        self.ulaw_for_http = settings.ulaw_for_http_speakers
         self.clock = clock
         self.library = ClipLibrary(settings.data_dir / "clips", settings.audio_dir)
         self.speech = Speech(self.library)
@@ -123,6 +125,8 @@ class AudioDesk:
             # A site's composite warning (hub.audio): one WAV; edges convert it for http.
             return base
         profile = DRIVER_PROFILES.get(driver or "mqtt", "wav")
+        if profile == "ulaw" and not self.ulaw_for_http:
+            profile = "wav"
         if profile == "wav" and base is not None:
             return base
         # Cached after the first time; the first ulaw rendering runs ffmpeg.

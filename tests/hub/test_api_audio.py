@@ -88,7 +88,10 @@ async def post(hub: RunningHub, body: dict[str, Any], user: str = "officer-li") 
 async def test_zone_announcement_reaches_exactly_the_covering_speakers_and_each_reports_done(
     make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
-    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+    async with (
+        hub_with_speakers(make_settings, tmp_path, ulaw_for_http_speakers=True) as hub,
+        as_edge(edge) as inbox,
+    ):
         token = await hub.token("viewer")
         async with hub.socket(token) as ws, ws_inbox(ws) as console:
             await console.wait_for(lambda m: m["type"] == "hello")
@@ -333,3 +336,12 @@ async def test_announcement_history_is_listed_newest_first_and_filtered(
     assert [second["id"], first["id"]] == [a["id"] for a in everything]
     assert [first["id"]] == [a["id"] for a in one_site]
     assert (422, "invalid_request") == (bad.status_code, bad.json()["error"])
+
+
+async def test_http_speakers_get_wav_unless_ulaw_is_switched_on(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+        _, created = await post(hub, {"speakers": ["db-spk-03"], "clip_id": "warning-yue"})
+        _, body = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
+    assert "wav" == body["audio"]["format"]
