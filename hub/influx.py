@@ -375,7 +375,8 @@ class InfluxWriter:
                     )
                     self.metrics.influx_errors.inc()
             try:
-                await self.influx.write(lines + extra)
+                with self.metrics.influx_write_latency.time():
+                    await self.influx.write(lines + extra)
             except RejectedPoints as exc:
                 log.warning(
                     "influx refused points; not retrying them", error=str(exc), batch=len(lines)

@@ -34,6 +34,7 @@ from hub.metrics import HubMetrics
 from hub.picture import DeviceState, Picture
 from hub.settings import HubSettings
 from hub.store import Batch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
+from hub.store import Committed as StoreCommitted
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.wire import topics
@@ -339,17 +340,7 @@ class Ingest:
 
         await self._acknowledge(batch.events, work.extra_acks)
 
-        per_site: dict[str, int] = defaultdict(int)
-        for event in committed.new:
-            per_site[event.site] += 1
-        for site, count in per_site.items():
-            self.picture.count_events(site, count)
-        self.desk.push_current(committed.outcome.changed.values(), risk_before)
-        for event in committed.new:
-            self.picture.touch(event.device, event.ts)
-            self.broadcaster.publish("event", event.model_dump(mode="json"), site=event.site)
-        if committed.new:
-            self.writer.notify(len(committed.new))
+        self._push(committed, work, risk_before)
 
         try:
             for device, status in work.device_statuses:
@@ -362,6 +353,23 @@ class Ingest:
                     self._count_refusal(topic, reason, f"ack for {ack.id}")
         except StoreError as exc:
             log.exception("status or acknowledgement not stored", error=str(exc))
+
+    def _push(self, committed: StoreCommitted, work: _Work, risk_before: dict[str, str]) -> None:
+        """Alarms, site risk and events to consoles; new events to the InfluxDB writer."""
+        per_site: dict[str, int] = defaultdict(int)
+        for event in committed.new:
+            per_site[event.site] += 1
+        for site, count in per_site.items():
+            self.picture.count_events(site, count)
+        self.desk.push_current(committed.outcome.changed.values(), risk_before)
+        for event in committed.new:
+            self.picture.touch(event.device, event.ts)
+            self.broadcaster.publish("event", event.model_dump(mode="json"), site=event.site)
+        pushed = time.monotonic()
+        for event in committed.new:
+            self.metrics.push_latency.observe(pushed - work.arrived[event.id])
+        if committed.new:
+            self.writer.notify(len(committed.new))
 
     async def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
         by_site: dict[str, list[str]] = defaultdict(list)

@@ -72,6 +72,19 @@ class HubMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.push_latency = Histogram(
+            "riverguard_hub_push_seconds",
+            "From an event's receipt by the hub to its alarm and event pushed to consoles"
+            " (after the commit and the edge's acknowledgement)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.influx_write_latency = Histogram(
+            "riverguard_hub_influx_write_seconds",
+            "Duration of one InfluxDB write (a batch), successful or not",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self.batch_size = Histogram(
             "riverguard_hub_ingest_batch_size",
             "Messages per ingest batch",

@@ -1,0 +1,62 @@
+"""/metrics names every figure operations watch; /healthz its three dependencies."""
+
+from __future__ import annotations
+
+import json
+
+import aiomqtt
+import pytest
+
+from riverguard.wire import topics
+from tests.hub.conftest import SITE, RunningHub, event_payload, mqtt_inbox, unique_seq
+
+pytestmark = pytest.mark.integration
+
+
+async def test_metrics_count_events_duplicates_rejections_alarms_clients_and_latencies(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    event = json.dumps(event_payload(unique_seq())).encode()
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token), mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        for payload in (event, event, b"{not json"):
+            await edge.publish(topics.events(SITE), payload, qos=1)
+        await acks.wait_for(lambda _: len(acks.items) >= 2)
+        await running_hub.wait_metric("riverguard_hub_influx_written_total", 1)
+        await running_hub.wait_metric("riverguard_hub_rejected_total", 1, 'reason="malformed_json"')
+        figures = {
+            name: await running_hub.metric(name, labels)
+            for name, labels in (
+                ("riverguard_hub_events_total", ""),
+                ("riverguard_hub_duplicates_total", ""),
+                ("riverguard_hub_alarms", 'state="open"'),
+                ("riverguard_hub_influx_backlog", ""),
+                ("riverguard_hub_ws_clients", ""),
+                ("riverguard_hub_ingest_commit_seconds_count", ""),
+                ("riverguard_hub_push_seconds_count", ""),
+                ("riverguard_hub_escalations_total", 'cause="timer"'),
+                ("riverguard_hub_broker_connected", ""),
+            )
+        }
+    write_count = await running_hub.metric("riverguard_hub_influx_write_seconds_count")
+
+    assert {
+        "riverguard_hub_events_total": 1.0,
+        "riverguard_hub_duplicates_total": 1.0,
+        "riverguard_hub_alarms": 1.0,
+        "riverguard_hub_influx_backlog": 0.0,
+        "riverguard_hub_ws_clients": 1.0,
+        "riverguard_hub_ingest_commit_seconds_count": 1.0,
+        "riverguard_hub_push_seconds_count": 1.0,
+        "riverguard_hub_escalations_total": 0.0,
+        "riverguard_hub_broker_connected": 1.0,
+    } == figures
+    assert write_count >= 1
+
+
+async def test_healthz_names_broker_influx_and_store(running_hub: RunningHub) -> None:
+    health = await running_hub.http.get("/healthz")
+    assert (200, {"status": "ok", "broker": True, "influx": True, "store": True}) == (
+        health.status_code,
+        health.json(),
+    )
