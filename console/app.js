@@ -73,6 +73,7 @@ let mapSelection = null; // {kind: "zone" | "device", site, id}
 // the announce panel's choices, which survive redraws.
 let detail = null;
 let clips = null;
+let ttsRefused = false;
 
 const ui = {
   now: () => api.now(),
@@ -101,8 +102,9 @@ const ui = {
       <a class="button-link" data-export="html" href="${escape(`${base}?format=html&lang=${lang}&token=${token}`)}"
         target="_blank" rel="noopener">${escape(t("history.export_html"))}</a>`;
   },
-  ttsSupported: () =>
-    state.features?.tts === true || (Array.isArray(state.features) && state.features.includes("tts")),
+  // The hub speaks typed text (PROTOCOL 7.10); an older hub refuses it with
+  // not_supported (7.3), and then the text input waits, marked "coming soon".
+  ttsSupported: () => !ttsRefused,
 };
 
 // --- views -----------------------------------------------------------------------
@@ -584,6 +586,8 @@ async function openDetail(alarmId) {
     announcements: new Map(),
     clipId: null,
     clips: clips ?? [],
+    text: "",
+    voice: getLang() === "en" ? "en" : "cmn",
     targets: known ? defaultTargets(state, known) : new Set(),
     entries: [],
     error: null,
@@ -688,13 +692,25 @@ function sendAnnouncement() {
     return;
   }
   const body = { alarm_id: detail.id, speakers };
-  if (detail.clipId) body.clip_id = detail.clipId;
-  const text = $("#announce-text")?.value.trim();
+  const text = detail.text.trim();
+  // Typed text is spoken instead of the clip: the hub takes one or the other.
   if (ui.ttsSupported() && text) {
     body.text = text;
-    body.voice = $("#announce-voice").value;
+    body.voice = detail.voice;
+  } else if (detail.clipId) {
+    body.clip_id = detail.clipId;
   }
-  return act("announce", detail.id, () => api.announceWith(body), "action.announced");
+  return act("announce", detail.id, async () => {
+    try {
+      return await api.announceWith(body);
+    } catch (error) {
+      if (body.text && error.code === "not_supported") {
+        ttsRefused = true;
+        renderPage();
+      }
+      throw error;
+    }
+  }, "action.announced");
 }
 
 function onDetailInput(event) {
@@ -705,6 +721,11 @@ function onDetailInput(event) {
     else detail.targets.delete(target.value);
   } else if (target.id === "announce-clip") {
     detail.clipId = target.value || null;
+  } else if (target.id === "announce-voice") {
+    detail.voice = target.value;
+  } else if (target.id === "announce-text") {
+    detail.text = target.value;
+    return; // kept for sending; the form need not be drawn again
   } else {
     return;
   }
@@ -1020,6 +1041,7 @@ async function boot() {
   $("#login-form").addEventListener("submit", onLogin);
   $("#resolve-form").addEventListener("submit", submitResolve);
   $("#detail-root").addEventListener("change", onDetailInput);
+  $("#detail-root").addEventListener("input", onDetailInput);
   $("#detail-root").addEventListener("submit", (event) => {
     event.preventDefault();
     sendAnnouncement();

@@ -300,8 +300,18 @@ export function renderDetail(root, state, ui, ctx) {
     targets: [...ctx.targets].sort(),
     speakers: speakers.map((s) => [s.id, s.online, (s.zones ?? []).includes(alarm.zone)]),
     tts: ui.ttsSupported(),
+    text: ctx.text,
+    voice: ctx.voice,
   };
-  part(root, "#announce-form", JSON.stringify(form), formHtml(state, form));
+  // The text box keeps focus and caret when the form is drawn again under it.
+  const typing = document.activeElement?.id === "announce-text";
+  form.text = ctx.text;
+  part(root, "#announce-form", JSON.stringify({ ...form, text: null }), formHtml(state, form));
+  if (typing && document.activeElement?.id !== "announce-text") {
+    const box = root.querySelector("#announce-text");
+    box?.focus();
+    box?.setSelectionRange(box.value.length, box.value.length);
+  }
   part(root, "#detail-anns", JSON.stringify([lang, anns]), annsHtml(anns));
 }
 
@@ -396,14 +406,16 @@ function formHtml(state, view) {
         .map(
           // Clip titles are the hub's data, in whatever language they were recorded.
           (clip) => `<option value="${escape(clip.id)}" translate="no"${clip.id === view.clipId ? " selected" : ""}>${escape(
-            clip.title || clip.id,
+            (getLang() === "en" ? clip.name_en : clip.name_zh) || clip.title || clip.id,
           )} (${Math.round((clip.duration_ms ?? 0) / 1000)} s)</option>`,
         )
         .join("")
     : `<option value="">${escape(t("announce.no_clips"))}</option>`;
   const tts = view.tts ? "" : " disabled";
-  const voices = VOICES.map((voice) => `<option value="${voice}">${escape(t(`voice.${voice}`))}</option>`).join("");
-  const sendable = view.canAct && !view.busy && view.targets.length > 0 && view.clipId;
+  const voices = VOICES.map(
+    (voice) => `<option value="${voice}"${voice === view.voice ? " selected" : ""}>${escape(t(`voice.${voice}`))}</option>`,
+  ).join("");
+  const sendable = view.canAct && !view.busy && view.targets.length > 0 && (view.clipId || view.tts);
   return `<fieldset class="targets"><legend>${escape(t("announce.targets"))}</legend>
       ${speakers}
       <div class="target-tools">
@@ -414,12 +426,12 @@ function formHtml(state, view) {
       <select id="announce-clip" name="clip"${disabled}>${clips}</select></label>
     <fieldset class="tts"${tts}><legend>${escape(t("announce.text"))}</legend>
       <div class="tts-row">
-        <textarea id="announce-text" name="text" rows="1" maxlength="500" placeholder="${escape(
+        <textarea id="announce-text" name="text" rows="1" maxlength="300" placeholder="${escape(
           t("announce.text_hint"),
-        )}"></textarea>
+        )}">${escape(view.text)}</textarea>
         <select id="announce-voice" name="voice" aria-label="${escape(t("announce.voice"))}">${voices}</select>
       </div>
-      ${view.tts ? "" : `<p class="muted coming-soon">${escape(t("announce.tts_soon"))}</p>`}
+      <p class="muted coming-soon">${escape(t(view.tts ? "announce.text_note" : "announce.tts_soon"))}</p>
     </fieldset>
     <button type="submit" id="announce-send" class="primary"${sendable ? "" : " disabled"}>${escape(
       view.busy ? t("action.busy") : t("announce.send"),

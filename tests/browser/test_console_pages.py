@@ -149,12 +149,11 @@ async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_d
     await expect(timeline.locator("li[data-type=event]").first).to_contain_text("围栏越界")
     await expect(timeline.locator(".tl-snapshot img")).to_be_visible()
 
-    # The announce panel: the zone's speaker, the site's clip, text not yet supported.
+    # The announce panel: the zone's speaker, the site's clip, or typed text.
     await expect(detail.locator('input[name=target][value="db-spk-01"]')).to_be_checked()
     await expect(detail.locator("#announce-clip")).to_have_value("warning-danshui-bridge")
-    await expect(detail.locator("#announce-text")).to_be_disabled()
-    await expect(detail.locator("#announce-voice")).to_be_disabled()
-    await expect(detail.locator(".coming-soon")).to_have_text("文字喊话即将推出，目前请选择音频")
+    await expect(detail.locator("#announce-text")).to_be_enabled()
+    await expect(detail.locator("#announce-voice")).to_have_value("cmn")
 
     await page.keyboard.press("a")
     await expect(detail.locator(".detail-title .badge.state")).to_have_text("已确认")
@@ -169,6 +168,19 @@ async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_d
     await expect(speaker).to_have_attribute("data-state", "done", timeout=SPEAKER_DONE_TIMEOUT_MS)
     await expect(timeline.locator("li[data-type=announcement]")).to_contain_text("李值班员")
     await expect(timeline.locator("li[data-type=speaker][data-state=done]")).to_have_count(1)
+    await expect(detail.locator("#announce-send")).to_be_enabled()
+
+    # Typed text, spoken by the hub in Cantonese, survives redraws while it plays.
+    await detail.locator("#announce-text").fill("请马上离开水边")
+    await detail.locator("#announce-voice").select_option("yue")
+    await detail.locator("#announce-send").click()
+    spoken = detail.locator("#detail-anns .announcement")
+    await expect(spoken).to_have_count(2)
+    await expect(spoken.first.locator(".speaker")).to_have_attribute(
+        "data-state", "done", timeout=SPEAKER_DONE_TIMEOUT_MS
+    )
+    await expect(spoken.first.locator(".ann-label")).to_contain_text("tts-")
+    await expect(detail.locator("#announce-text")).to_have_value("请马上离开水边")
 
     found = await languages(page, "detail", screenshot=True)
     assert {"detail zh-CN": [], "detail en": []} == found
