@@ -11,7 +11,9 @@ the same speaker (3.2, recorded ``failed``/``preempted by …``). Routine
 messages are capped to the volume cap during a site's quiet hours and limited
 per site (``routine_limit`` per ``routine_window_s``); life-safety is neither.
 A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
-``failed`` with detail ``no_ack``.
+``failed`` with detail ``no_ack``; one still not finished when the
+announcement's expiry, its playing time and that timeout have passed, with
+``no_ack: no final state``.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class Announcer:
         self._routine: dict[str, deque[datetime]] = {}
         # Each speaker's newest active announcement: (id, priority), for preemption.
         self._active: dict[str, tuple[str, int]] = {}
-        # When each sent announcement's speakers must have acknowledged it.
-        self._deadlines: dict[str, datetime] = {}
+        # When each sent announcement's speakers must have acknowledged it ("ack"), and
+        # reached a final state ("final": expiry plus its playing time plus the timeout).
+        self._deadlines: dict[tuple[str, str], datetime] = {}
         self._wake = asyncio.Event()
         self.store = store
         self.picture = picture
@@ -250,7 +253,8 @@ class Announcer:
                 failed[speaker.id] = ("failed", f"not sent: {exc}")
         if failed:
             await self._apply(ann_id, failed, now)
-        self._deadlines[ann_id] = now + self.ack_timeout
+        self._deadlines[(ann_id, "ack")] = now + self.ack_timeout
+        self._deadlines[(ann_id, "final")] = self._final_due(expires_at, clip.duration_ms, repeat)
         self._wake.set()
         log.info(
             "announcement sent",
@@ -424,32 +428,42 @@ class Announcer:
     # --- delivery timeouts ---------------------------------------------------
 
     async def run(self) -> None:
-        """Mark speakers that never acknowledged an announcement ``failed`` (``no_ack``)."""
+        """Mark speakers that never acknowledged, or never finished, ``failed`` (``no_ack``)."""
         if self.timer is None:
             return
-        # Announcements sent before a restart still get their timeout.
-        for record in await self.store.recent_announcements(self.clock() - timedelta(hours=1)):
-            if "pending" in record["speakers"].values():
-                self._deadlines[record["id"]] = record["created_at"] + self.ack_timeout
+        # Announcements sent before a restart still get their timeouts.
+        for record in await self.store.recent_announcements(self.clock() - timedelta(hours=2)):
+            states = set(record["speakers"].values())
+            if "pending" in states:
+                self._deadlines[(record["id"], "ack")] = record["created_at"] + self.ack_timeout
+            if states & set(_ACTIVE):
+                self._deadlines[(record["id"], "final")] = self._final_due(
+                    record["expires_at"], record["clip"]["duration_ms"], record["repeat"]
+                )
         while True:
             self._wake.clear()
             now = self.clock()
-            due = [a for a, at in self._deadlines.items() if at <= now]
-            for ann_id in due:
-                del self._deadlines[ann_id]
-                await self._no_ack(ann_id, now)
+            due = [key for key, at in self._deadlines.items() if at <= now]
+            for key in due:
+                del self._deadlines[key]
+                await self._no_ack(*key, now)
             if not due:
                 upcoming = min(self._deadlines.values(), default=None)
                 await self.timer.wait(upcoming, self._wake)
 
-    async def _no_ack(self, ann_id: str, now: datetime) -> None:
+    def _final_due(self, expires_at: datetime, duration_ms: int, repeat: int) -> datetime:
+        return expires_at + timedelta(milliseconds=duration_ms * repeat) + self.ack_timeout
+
+    async def _no_ack(self, ann_id: str, stage: str, now: datetime) -> None:
         record = await self.store.get_announcement(ann_id)
         if record is None:
             return
-        silent = [s for s, state in record["speakers"].items() if state == "pending"]
+        waiting = ("pending",) if stage == "ack" else _ACTIVE
+        silent = [s for s, state in record["speakers"].items() if state in waiting]
         if not silent:
             return
-        await self._apply(ann_id, dict.fromkeys(silent, ("failed", "no_ack")), now)
+        detail = "no_ack" if stage == "ack" else "no_ack: no final state"
+        await self._apply(ann_id, dict.fromkeys(silent, ("failed", detail)), now)
         for speaker in silent:
             if self._active.get(speaker, ("", 0))[0] == ann_id:
                 del self._active[speaker]

@@ -254,9 +254,23 @@ async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(
                 lambda m: m["type"] == "announcement" and "failed" in m["data"]["speakers"].values()
             )
 
+            # Received but never finished: failed once expiry, playing time and timeout pass.
+            clip_s = created["clip"]["duration_ms"] * created["repeat"] / 1000
+            clock.advance(30 + clip_s)
+            stuck = await console.wait_for(
+                lambda m: (
+                    m["type"] == "announcement"
+                    and set(m["data"]["speakers"].values()) == {"failed"}
+                )
+            )
+
     assert {"db-spk-01": "received", "db-spk-02": "failed"} == failed["data"]["speakers"]
     assert "no_ack" == failed["data"]["history"][-1]["detail"]
     assert "2026-07-01T03:00:30.000Z" == sent[1]["expires_at"]
+    assert ("db-spk-01", "no_ack: no final state") == (
+        stuck["data"]["history"][-1]["speaker"],
+        stuck["data"]["history"][-1]["detail"],
+    )
 
 
 async def test_scheduled_announcement_fires_on_the_injected_clock(
