@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import pytest
 
 from hub.clock import ManualClock
+from hub.schedules import ScheduleIn, next_occurrence
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Announce
@@ -359,3 +361,68 @@ async def test_http_speakers_get_wav_unless_ulaw_is_switched_on(
         _, created = await post(hub, {"speakers": ["db-spk-03"], "clip_id": "warning-yue"})
         _, body = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
     assert "wav" == body["audio"]["format"]
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def spec(**changes: Any) -> ScheduleIn:
+    values: dict[str, Any] = {
+        "site": SITE,
+        "title": "t",
+        "clip_id": "warning-cmn",
+        "start": "16:00",
+        "end": "20:00",
+        "every_min": 30,
+    }
+    return ScheduleIn.model_validate({**values, **changes})
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 7, day, hour, minute, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("changes", "after", "expected"),
+    [
+        ({}, local(1, 15, 0), local(1, 16, 0)),
+        ({}, local(1, 16, 0), local(1, 16, 30)),
+        # 20:00 is the end, not an occurrence: next is tomorrow at 16:00.
+        ({}, local(1, 19, 30), local(2, 16, 0)),
+        # 2026-07-01 is a Wednesday (3); weekends only: Saturday the 4th.
+        ({"days": [6, 7]}, local(1, 12, 0), local(4, 16, 0)),
+        # Past midnight: 22:00-02:00 every hour; 02:00 is the end, so after 01:30 comes 22:00.
+        ({"start": "22:00", "end": "02:00", "every_min": 60}, local(2, 0, 30), local(2, 1, 0)),
+        ({"start": "22:00", "end": "02:00", "every_min": 60}, local(2, 1, 30), local(2, 22, 0)),
+        # Summer only, asked in September: next June 1st.
+        (
+            {"months": [6, 7, 8]},
+            datetime(2026, 9, 1, tzinfo=UTC),
+            datetime(2027, 6, 1, 16, tzinfo=SHANGHAI).astimezone(UTC),
+        ),
+    ],
+)
+def test_next_occurrence_follows_days_months_and_windows(
+    changes: dict[str, Any], after: datetime, expected: datetime
+) -> None:
+    assert expected == next_occurrence(spec(**changes), SHANGHAI, after)
+
+
+async def test_schedules_are_kept_across_a_restart(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    clock = ManualClock(BEFORE_FOUR_PM)
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub:
+        created = await hub.http.post(
+            "/api/schedules",
+            headers=await hub.auth("supervisor-wang"),
+            json=spec().model_dump(),
+        )
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub:
+        listed = (await hub.http.get("/api/schedules", headers=await hub.auth())).json()
+        deleted = await hub.http.delete(
+            f"/api/schedules/{created.json()['id']}", headers=await hub.auth("supervisor-wang")
+        )
+        after = (await hub.http.get("/api/schedules", headers=await hub.auth())).json()
+    assert [created.json()] == listed
+    assert (204, []) == (deleted.status_code, after)
