@@ -196,6 +196,16 @@ async def test_viewer_sees_alarms_but_cannot_act_on_them(
     await expect(page.locator("#resolve-dialog")).not_to_be_visible()
     await expect(card.locator(".badge.state")).to_have_text("未确认")
 
+    # The detail is open to a viewer, its actions are not.
+    await expect(card.locator("[data-action=details]")).to_be_enabled()
+    await page.keyboard.press("Enter")
+    detail = page.locator("#detail-page")
+    await expect(detail).to_be_visible()
+    for control in ("[data-detail-action=ack]", "[data-detail-action=resolve]", "#announce-send"):
+        await expect(detail.locator(control)).to_be_disabled()
+    await page.keyboard.press("n")
+    await expect(detail.locator("#detail-anns .speaker")).to_have_count(0)
+
 
 async def test_rejected_token_returns_to_login_with_the_reason(
     stack: Stack, officer_page: Page
