@@ -114,6 +114,12 @@ class Site(_Config):
     auto_warning_cooldown_s: float = Field(default=60.0, ge=0, le=86400)
     quiet_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     timezone: str = "Asia/Shanghai"
+    # Hub announcements: routine ones (below life-safety priority) play at most at
+    # quiet_volume_cap during quiet_hours, and at most routine_limit of them per
+    # routine_window_s; life-safety ignores both. None: the hub's defaults.
+    quiet_volume_cap: int | None = Field(default=None, ge=0, le=100)
+    routine_limit: int | None = Field(default=None, ge=0, le=1000)
+    routine_window_s: float | None = Field(default=None, gt=0, le=86400)
     warning_text_zh: str = DEFAULT_WARNING_ZH
     warning_text_en: str = DEFAULT_WARNING_EN
     # Escalation of an unacknowledged alarm along the grid path (level 0 is the duty officer).
