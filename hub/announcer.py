@@ -9,7 +9,8 @@ Policy: priority ``LIFE_SAFETY_PRIORITY`` and up (any alarm's announcement by
 default) is life-safety; a higher priority stops a lower one still active on
 the same speaker (3.2, recorded ``failed``/``preempted by …``). Routine
 messages are capped to the volume cap during a site's quiet hours and limited
-per site (``routine_limit`` per ``routine_window_s``); life-safety is neither.
+per site (``routine_limit`` per ``routine_window_s``, the site's own values or
+the hub's defaults); life-safety is neither.
 A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
 ``failed`` with detail ``no_ack``; one still not finished when the
 announcement's expiry, its playing time and that timeout have passed, with
@@ -179,10 +180,12 @@ class Announcer:
         repeat = request.repeat if request.repeat is not None else DEFAULT_REPEAT
         volume = request.volume if request.volume is not None else DEFAULT_VOLUME
         capped = ""
-        quiet = in_quiet_hours(self.picture.config.site(site), now)
-        if priority < LIFE_SAFETY_PRIORITY and quiet and volume > self.quiet_volume_cap:
-            capped = f"volume capped {volume} -> {self.quiet_volume_cap} (quiet hours)"
-            volume = self.quiet_volume_cap
+        config = self.picture.config.site(site)
+        cap = self.quiet_volume_cap if config.quiet_volume_cap is None else config.quiet_volume_cap
+        quiet = in_quiet_hours(config, now)
+        if priority < LIFE_SAFETY_PRIORITY and quiet and volume > cap:
+            capped = f"volume capped {volume} -> {cap} (quiet hours)"
+            volume = cap
         expires_in = request.expires_in_s if request.expires_in_s is not None else None
         expires_at = now + (timedelta(seconds=expires_in) if expires_in else EXPIRY)
         clip_ref = {"id": clip.id, "sha256": clip.sha256, "duration_ms": clip.duration_ms}
@@ -274,16 +277,22 @@ class Announcer:
         return shaped
 
     def _check_rate(self, sites: list[str], now: datetime) -> None:
-        horizon = now - self.routine_window
         for site in sites:
+            config = self.picture.config.site(site)
+            limit = self.routine_limit if config.routine_limit is None else config.routine_limit
+            window = (
+                self.routine_window
+                if config.routine_window_s is None
+                else timedelta(seconds=config.routine_window_s)
+            )
             recent = self._routine.setdefault(site, deque())
-            while recent and recent[0] <= horizon:
+            while recent and recent[0] <= now - window:
                 recent.popleft()
-            if len(recent) >= self.routine_limit:
+            if len(recent) >= limit:
                 raise AnnouncementError(
                     "rate_limited",
                     f"site {site!r} had {len(recent)} routine announcements in the last "
-                    f"{self.routine_window.total_seconds():.0f} s (life-safety is not limited)",
+                    f"{window.total_seconds():.0f} s (life-safety is not limited)",
                     status=429,
                 )
 

@@ -52,7 +52,8 @@ BEFORE_FOUR_PM = datetime(2026, 7, 1, 7, 59, 30, tzinfo=UTC)
 def config_file(tmp_path: Path) -> Path:
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
     site_line = 'id = "danshui-bridge"\n'
-    text = text.replace(site_line, site_line + 'quiet_hours = "22:00-06:00"\n', 1)
+    site_policy = 'quiet_hours = "22:00-06:00"\nroutine_window_s = 300\n'
+    text = text.replace(site_line, site_line + site_policy, 1)
     path = tmp_path / "riverguard.toml"
     path.write_text(text + EXTRA_SPEAKERS, encoding="utf-8")
     return path
@@ -222,14 +223,19 @@ async def test_quiet_hours_cap_routine_volume_but_not_life_safety(
 async def test_routine_messages_are_rate_limited_per_site_life_safety_is_not(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
-    async with hub_with_speakers(make_settings, tmp_path, routine_limit=2) as hub:
+    clock = ManualClock(BEFORE_FOUR_PM)
+    async with hub_with_speakers(make_settings, tmp_path, clock, routine_limit=2) as hub:
         results = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(3)]
         other_site = await post(hub, {"site": "xiyong-wharf", "priority": 3})
         urgent = await post(hub, {"site": SITE, "priority": 9})
+        # The site's own window is 300 s (the hub's default is 600 s).
+        clock.advance(301)
+        later = await post(hub, {"site": SITE, "priority": 3})
 
     assert [202, 202, 429] == [status for status, _ in results]
     assert "rate_limited" == results[2][1]["error"]
-    assert (202, 202) == (other_site[0], urgent[0])
+    assert "300 s" in results[2][1]["detail"]
+    assert (202, 202, 202) == (other_site[0], urgent[0], later[0])
 
 
 async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(
