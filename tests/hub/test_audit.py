@@ -9,13 +9,16 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from hub.clock import ManualClock
 from riverguard.wire import topics
 from tests.hub.conftest import (
     SITE,
     STORES,
+    MakeSettings,
     RunningHub,
     event_payload,
     mqtt_inbox,
+    run_hub,
     store_url,
     unique_seq,
 )
@@ -159,3 +162,14 @@ async def test_audit_filters_page_and_refuse_bad_values(
     assert first[0]["id"] > first[1]["id"] > rest[0]["id"]
     assert ([], []) == (future, past)
     assert (422, 422) == (bad_action.status_code, bad_time.status_code)
+
+
+async def test_tokens_expire_after_their_time_to_live(make_settings: MakeSettings) -> None:
+    clock = ManualClock()
+    async with run_hub(make_settings(token_ttl_s=600), clock) as running:
+        headers = await running.auth("officer-li")
+        clock.advance(599)
+        fresh = await running.http.get("/api/me", headers=headers)
+        clock.advance(1)
+        expired = await running.http.get("/api/me", headers=headers)
+    assert (200, 401) == (fresh.status_code, expired.status_code)
