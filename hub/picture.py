@@ -39,8 +39,11 @@ class Picture:
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.clock = clock
-        # Hub times of each site's recent events, for the event-rate input of its risk.
-        self.recent: dict[str, deque[datetime]] = {s.id: deque() for s in config.sites}
+        # Each site's recent events as (hub time, count) per ingest batch, and their sum:
+        # the event-rate input of its risk. One entry per batch, not per event, so a
+        # flood costs no more memory than a trickle of batches.
+        self.recent: dict[str, deque[tuple[datetime, int]]] = {s.id: deque() for s in config.sites}
+        self.recent_total: dict[str, int] = {s.id: 0 for s in config.sites}
         self.active: dict[tuple[str, str], Alarm] = {}
         self.devices: dict[str, DeviceState] = {d.id: DeviceState() for d in config.devices}
         self.edges: dict[str, EdgeRow] = {}
@@ -88,10 +91,11 @@ class Picture:
         now = self.clock()
         recent = self.recent[site_id]
         horizon = now - timedelta(seconds=site.risk_window_s)
-        while recent and recent[0] <= horizon:
-            recent.popleft()
+        while recent and recent[0][0] <= horizon:
+            self.recent_total[site_id] -= recent.popleft()[1]
         active = [a for (s, _), a in self.active.items() if s == site_id]
-        return assess_site(site, active, self.unguarded(site_id), len(recent), now)
+        total = self.recent_total[site_id]
+        return assess_site(site, active, self.unguarded(site_id), total, now)
 
     def risk_state(self, site_id: str) -> tuple[str, tuple[str, ...]]:
         """What a ``site`` message shows of the risk: a change of it is pushed."""
@@ -101,8 +105,8 @@ class Picture:
     def count_events(self, site_id: str, count: int) -> None:
         recent = self.recent.get(site_id)
         if recent is not None:
-            now = self.clock()
-            recent.extend([now] * count)
+            recent.append((self.clock(), count))
+            self.recent_total[site_id] += count
 
     def unguarded(self, site_id: str) -> list[str]:
         """Zones of the site's fences and cameras that report offline."""

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiomqtt
 import httpx
 import pytest
 
+from hub.clock import ManualClock
 from hub.risk import assess_site
 from riverguard.config import Site
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Alarm
 from riverguard.wire.times import format_ts, utcnow
-from tests.hub.conftest import SITE, RunningHub, ws_inbox
+from tests.conftest import EXAMPLE_CONFIG
+from tests.hub.conftest import (
+    SITE,
+    MakeSettings,
+    RunningHub,
+    event_payload,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+    ws_inbox,
+)
 
 SUMMER_EVENING_UTC = datetime(2026, 7, 27, 11, 30, tzinfo=UTC)  # 19:30 in Shanghai
 WINTER_NOON_UTC = datetime(2026, 1, 14, 4, 0, tzinfo=UTC)
@@ -133,3 +145,37 @@ async def test_offline_fence_leaves_its_zone_unguarded_pushed_and_recorded(
     await wait_for(three_points, what="site_risk points")
     # At start-up, then each change.
     assert [["blue", ""], ["yellow", "z2"], ["blue", ""]] == await recorded()
+
+
+@pytest.mark.integration
+async def test_a_burst_of_events_raises_the_colour_until_the_window_passes(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """Events that open no alarm (fence.clear) still count towards the event rate."""
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
+        "correlation_window_s = 30",
+        "correlation_window_s = 30\nrisk_rate_events = 3\nrisk_window_s = 60",
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    clock = ManualClock()
+    async with run_hub(make_settings(config=config), clock) as running:
+        token = await running.token("viewer")
+        async with running.socket(token) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            events = [
+                event_payload(unique_seq(), kind="fence.clear", severity="info") for _ in range(3)
+            ]
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                for event in events:
+                    await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+                await wait_for(lambda: sum(len(m[1]["ids"]) for m in acks.items) >= 3, what="acks")
+            raised = await console.wait_for(
+                lambda m: m["type"] == "site" and m["data"]["id"] == SITE
+            )
+            clock.advance(61)
+            calmed = await console.wait_for(
+                lambda m: m["type"] == "site" and m["seq"] > raised["seq"]
+            )
+    assert ("yellow", ["event_rate"]) == (raised["data"]["risk"], raised["data"]["risk_reasons"])
+    assert ("blue", []) == (calmed["data"]["risk"], calmed["data"]["risk_reasons"])
