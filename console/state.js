@@ -308,7 +308,7 @@ export function shiftSummary(alarms, from, now) {
   const open = alarms.filter((alarm) => ACTIVE_STATES.has(alarm.state)).sort(compareAlarms);
   const resolved = inShift
     .filter((alarm) => alarm.state === "resolved")
-    .sort((a, b) => String(b.resolved_at).localeCompare(String(a.resolved_at)));
+    .sort((a, b) => String(b.opened_at).localeCompare(String(a.opened_at)));
   const outcomes = {};
   for (const alarm of resolved) outcomes[alarm.outcome] = (outcomes[alarm.outcome] ?? 0) + 1;
   const critical = inShift.filter((alarm) => alarm.severity === "critical").length;

@@ -172,5 +172,5 @@ class Field:
                 if mine & set(alarm["event_ids"]):
                     await self.api.post(
                         f"/api/alarms/{alarm['id']}/resolve",
-                        json={"outcome": "false_alarm", "note": "test cleanup"},
+                        json={"outcome": "false_alarm"},
                     )
