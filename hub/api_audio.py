@@ -17,6 +17,7 @@ from hub.picture import audio_url
 from hub.profiles import Profile, ProfileName
 from hub.schedules import ScheduleIn, SchedulePatch
 from hub.schemas import AnnouncementOut, ErrorOut
+from hub.store import AuditEntry
 from hub.tts import MAX_TEXT
 from riverguard.wire.models import IDENT_PATTERN
 from riverguard.wire.times import parse_ts
@@ -106,6 +107,28 @@ def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
     )
 
 
+async def _audit(
+    hub: HubDep,
+    username: str,
+    action: str,
+    target: str,
+    detail: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    entry = AuditEntry(
+        ts=hub.desk.clock.now(),
+        username=username,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+        detail=detail,
+    )
+    await hub.store.audit([entry])
+
+
 def _info(hub: HubDep, clip_id: str) -> ClipInfo:
     info = hub.audio.library.get(clip_id)
     if info is None:
@@ -176,12 +199,14 @@ async def upload_clip(
     except AudioRejected as exc:
         hub.audio.count_rejected(exc.code)
         raise _rejected(exc) from None
-    return _clip_out(hub, info)
+    out = _clip_out(hub, info)
+    await _audit(hub, user.username, "clip", info.id, "upload", after=out.model_dump())
+    return out
 
 
 @router.patch("/clips/{clip_id}")
-async def edit_clip(hub: HubDep, _: SupervisorUser, clip_id: str, body: ClipPatch) -> ClipOut:
-    _info(hub, clip_id)
+async def edit_clip(hub: HubDep, user: SupervisorUser, clip_id: str, body: ClipPatch) -> ClipOut:
+    before = _clip_out(hub, _info(hub, clip_id)).model_dump()
     changes: dict[str, Any] = body.model_dump(exclude_none=True)
     try:
         if "tags" in changes:
@@ -189,7 +214,9 @@ async def edit_clip(hub: HubDep, _: SupervisorUser, clip_id: str, body: ClipPatc
         info = hub.audio.library.update(clip_id, **changes)
     except AudioRejected as exc:
         raise _rejected(exc) from None
-    return _clip_out(hub, info)
+    out = _clip_out(hub, info)
+    await _audit(hub, user.username, "clip", clip_id, "edit", before=before, after=out.model_dump())
+    return out
 
 
 @router.get("/clips/{clip_id}/render")
@@ -266,7 +293,9 @@ async def list_schedules(hub: HubDep, _: CurrentUser) -> list[dict[str, Any]]:
 
 @router.post("/schedules", status_code=201)
 async def create_schedule(hub: HubDep, user: SupervisorUser, body: ScheduleIn) -> dict[str, Any]:
-    return (await hub.audio.schedules.create(body, user.username)).shape()
+    created = (await hub.audio.schedules.create(body, user.username)).shape()
+    await _audit(hub, user.username, "schedule", created["id"], "create", after=created)
+    return created
 
 
 @router.get("/schedules/{schedule_id}")
@@ -281,9 +310,17 @@ async def get_schedule(hub: HubDep, _: CurrentUser, schedule_id: str) -> dict[st
 async def edit_schedule(
     hub: HubDep, user: SupervisorUser, schedule_id: str, body: SchedulePatch
 ) -> dict[str, Any]:
-    return (await hub.audio.schedules.update(schedule_id, body, user.username)).shape()
+    found = hub.audio.schedules.get(schedule_id)
+    before = found.shape() if found else None
+    changed = (await hub.audio.schedules.update(schedule_id, body, user.username)).shape()
+    detail = "pause" if body.paused else "resume" if body.paused is False else "edit"
+    await _audit(hub, user.username, "schedule", schedule_id, detail, before=before, after=changed)
+    return changed
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
 async def delete_schedule(hub: HubDep, user: SupervisorUser, schedule_id: str) -> None:
+    found = hub.audio.schedules.get(schedule_id)
     await hub.audio.schedules.delete(schedule_id, user.username)
+    before = found.shape() if found else None
+    await _audit(hub, user.username, "schedule", schedule_id, "delete", before=before)

@@ -143,7 +143,18 @@ class ClipOut(BaseModel):
     url: str
 
 
-AuditAction = Literal["login", "login_failed", "ack", "resolve", "escalate", "suggest", "announce"]
+AuditAction = Literal[
+    "login",
+    "login_failed",
+    "ack",
+    "resolve",
+    "escalate",
+    "suggest",
+    "announce",
+    # Audio library and schedules (hub/api_audio.py): uploads, edits, schedule changes.
+    "clip",
+    "schedule",
+]
 
 
 class AuditOut(BaseModel):

@@ -430,5 +430,11 @@ async def test_schedules_are_kept_across_a_restart(
             f"/api/schedules/{created.json()['id']}", headers=await hub.auth("supervisor-wang")
         )
         after = (await hub.http.get("/api/schedules", headers=await hub.auth())).json()
+        audit = (
+            await hub.http.get("/api/audit?action=schedule", headers=await hub.auth("admin"))
+        ).json()
     assert [created.json()] == listed
     assert (204, []) == (deleted.status_code, after)
+    assert [("supervisor-wang", "delete"), ("supervisor-wang", "create")] == [
+        (entry["username"], entry["detail"]) for entry in audit
+    ]

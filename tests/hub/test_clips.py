@@ -151,8 +151,14 @@ async def test_titles_and_tags_are_edited(running_hub: RunningHub, tmp_path: Pat
     fetched = await running_hub.http.get(
         f"/api/clips/{clip['id']}", headers=await running_hub.auth("viewer")
     )
+    audit = await running_hub.http.get(
+        "/api/audit?action=clip", headers=await running_hub.auth("supervisor-wang")
+    )
     assert 200 == response.status_code
     assert ("Summer evening", ["summer"]) == (fetched.json()["title"], fetched.json()["tags"])
+    assert [("edit", "Summer evening"), ("upload", "a.wav")] == [
+        (entry["detail"], entry["after"]["title"]) for entry in audit.json()
+    ]
 
 
 def test_library_trims_silence_and_normalises_loudness(tmp_path: Path) -> None:
