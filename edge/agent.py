@@ -44,12 +44,13 @@ from edge.audio import AudioCache
 from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
 from edge.http_speaker import HttpSpeaker
+from edge.local_speaker import LocalSpeaker
 from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox, OutboxEntry
 from edge.settings import EdgeSettings
 from edge.sources import Raw, Source, build_sources
-from edge.speakers import Acks, MqttSpeaker, SpeakerDriver, UnsupportedSpeaker
+from edge.speakers import Acks, MqttSpeaker, SpeakerDriver
 from edge.sqlite_outbox import SqliteOutbox
 from edge.warning import prepare_warning
 from riverguard.config import Config
@@ -244,8 +245,15 @@ class EdgeAgent:
                     http,
                     done_margin_s=self.settings.speaker_done_margin_s,
                 )
-            else:
-                self.speakers[device.id] = UnsupportedSpeaker(device, self.acks)
+            else:  # "local": the config allows no other driver
+                self.speakers[device.id] = LocalSpeaker(
+                    device,
+                    audio,
+                    self.acks,
+                    self.clock,
+                    sound_device=self.settings.local_audio_device,
+                    player=self.settings.local_audio_player,
+                )
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         site = self.site.id

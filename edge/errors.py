@@ -3,7 +3,8 @@
 EdgeError
 ├── Rejected       bad input from a device or the hub: logged, counted, dropped
 ├── Skipped        good input that makes no event (a vendor's dog, a zone we do not watch)
-└── AudioError     an announcement's audio could not be fetched or did not verify
+├── AudioError     an announcement's audio could not be fetched or did not verify
+└── PlayerError    the ``local`` driver's player is missing or cannot start
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ class Skipped(EdgeError):
 
 class AudioError(EdgeError):
     """Fetching, verifying or caching an announcement's audio failed."""
+
+
+class PlayerError(EdgeError):
+    """The ``local`` speaker driver cannot run its player."""

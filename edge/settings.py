@@ -44,3 +44,7 @@ class EdgeSettings(ComponentSettings):
     # A device whose last status said online and that sent none for this long is
     # reported offline; 0 turns it off (devices that never repeat their status).
     device_offline_after_s: float = Field(default=0.0, ge=0)
+    # The ``local`` speaker driver: the ALSA device it plays on ("null" discards the
+    # sound: a machine without a sound card) and the ffmpeg it plays with.
+    local_audio_device: str = Field(default="default", min_length=1)
+    local_audio_player: str = Field(default="ffmpeg", min_length=1)

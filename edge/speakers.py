@@ -4,8 +4,8 @@
 verifies and caches the audio, then publishes ``play`` with the audio's URL;
 the speaker's ``state`` replies become acknowledgements to the hub.
 ``HttpSpeaker`` (``edge.http_speaker``) POSTs G.711 µ-law to a network
-speaker. Speakers with the ``local`` driver get ``failed`` "driver not
-implemented" for now.
+speaker and ``LocalSpeaker`` (``edge.local_speaker``) plays on the edge's own
+sound output; both share ``edge.direct_speaker``.
 
 Announcements of one speaker are played one at a time: the highest
 ``priority`` first, in arrival order within a priority; the next one waits
@@ -54,7 +54,6 @@ from riverguard.wire.models import (
 log = structlog.get_logger()
 
 STOPPED = "stopped"
-NOT_IMPLEMENTED = "driver not implemented"
 NO_RESPONSE = "no response from speaker"
 OFFLINE = "speaker offline"
 # Announcement ids the edge ended itself, remembered to drop the speaker's late states.
@@ -103,29 +102,6 @@ class SpeakerDriver(Protocol):
     async def run(self, client: aiomqtt.Client) -> None:
         """The driver's worker, for as long as a broker connection lasts."""
         ...
-
-
-class UnsupportedSpeaker:
-    """A speaker whose driver (``http``, ``local``) this edge cannot drive yet."""
-
-    def __init__(self, device: Device, acks: Acks) -> None:
-        self.device = device
-        self.acks = acks
-
-    async def announce(self, client: aiomqtt.Client, announce: Announce) -> None:
-        await self.acks.send(client, self.device.id, announce.id, "failed", NOT_IMPLEMENTED)
-
-    async def stop(self, client: aiomqtt.Client, stop: Stop) -> None:
-        log.info("stop for a speaker without a driver", speaker=self.device.id, id=stop.id)
-
-    async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None:
-        log.info("state from a speaker without a driver", speaker=self.device.id, id=state.id)
-
-    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
-        pass
-
-    async def run(self, client: aiomqtt.Client) -> None:
-        await asyncio.Event().wait()  # nothing to do, but lives as long as its siblings
 
 
 PREEMPTED = "preempted"

@@ -27,7 +27,6 @@ from tests.edge.support import (
     Recorder,
     announce,
     background,
-    config_with_local_speaker,
     edge_settings,
     publisher,
     recording,
@@ -217,21 +216,6 @@ async def test_malformed_announce_is_counted_and_the_edge_goes_on(
             "riverguard_edge_rejected_total", {"reason": "invalid"}
         )
         assert 1.0 == rejected
-
-
-async def test_speaker_without_an_implemented_driver_fails_the_announcement(
-    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
-) -> None:
-    ref = audio_server.add("warning.wav", wav_bytes(100))
-    config = config_with_local_speaker(example_config)
-    async with scene(own_broker, tmp_path, config) as s:
-        await s.announce(announce("ann-local", ref), speaker="db-spk-local")
-        acks = await s.wait_acks(2, speaker="db-spk-local")
-        expected = [
-            ("ann-local", "received", ""),
-            ("ann-local", "failed", "driver not implemented"),
-        ]
-        assert expected == acks
 
 
 # --- speakers that do not answer ----------------------------------------------------------
