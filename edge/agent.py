@@ -58,6 +58,7 @@ from riverguard.mqtt import Backoff, make_client
 from riverguard.wire import topics
 from riverguard.wire.models import (
     Announce,
+    Availability,
     Committed,
     DeviceStatus,
     EdgeStatus,
@@ -132,7 +133,7 @@ class EdgeAgent:
             identifier=f"edge-{self.site.id}",
             persistent=True,
             will=aiomqtt.Will(
-                topics.edge_status(self.site.id), self._status(online=False), qos=1, retain=True
+                topics.edge_status(self.site.id), self._status("offline"), qos=1, retain=True
             ),
         )
         # Batches of concurrent publishes are intended; aiomqtt warns above 10 by default.
@@ -197,7 +198,7 @@ class EdgeAgent:
                     async with client:
                         backoff.reset()
                         await self._session(client, stop)
-                        await self._publish_status(client, online=False)
+                        await self._publish_status(client, "stopped")
                     self.log.info("edge stopped", outbox=len(self.outbox))
                 except* aiomqtt.MqttError as group:
                     self.ready.clear()
@@ -273,7 +274,7 @@ class EdgeAgent:
         while not self._fresh.empty():
             self._fresh.get_nowait()  # in the outbox already, and due after the reset
         self._unacked.clear()  # message ids of the last connection mean nothing on this one
-        await self._publish_status(client, online=True)
+        await self._publish_status(client, "online")
         self.metrics.connects.inc()
         self.log.info("edge online", outbox=len(self.outbox), version=riverguard.__version__)
         self.ready.set()
@@ -298,24 +299,25 @@ class EdgeAgent:
 
     # --- status ---------------------------------------------------------------------
 
-    def _status(self, *, online: bool) -> str:
+    def _status(self, state: Availability) -> str:
         return EdgeStatus(
-            online=online,
+            online=state == "online",
+            state=state,
             ts=self.clock(),
             version=riverguard.__version__,
             outbox=len(self.outbox),
             dropped=self.outbox.dropped,
         ).model_dump_json()
 
-    async def _publish_status(self, client: aiomqtt.Client, *, online: bool) -> None:
+    async def _publish_status(self, client: aiomqtt.Client, state: Availability) -> None:
         await client.publish(
-            topics.edge_status(self.site.id), self._status(online=online), qos=1, retain=True
+            topics.edge_status(self.site.id), self._status(state), qos=1, retain=True
         )
 
     async def _status_refresher(self, client: aiomqtt.Client) -> None:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
-            await self._publish_status(client, online=True)
+            await self._publish_status(client, "online")
             await self._save_sequences()
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    model_validator,
 )
 
 from riverguard.wire.times import Timestamp
@@ -57,6 +58,8 @@ Outcome = Literal["persuaded_away", "rescued", "false_alarm", "patrol_sent", "ot
 RiskColour = Literal["blue", "yellow", "orange", "red"]
 NextStep = Literal["repeat", "stronger_clip", "live_talk", "send_patrol"]
 AudioFormat = Literal["wav", "mp3", "ulaw"]
+# An agent's availability (STYLE.md): "offline" is its last will, "stopped" a clean stop.
+Availability = Literal["online", "offline", "stopped"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
@@ -183,6 +186,21 @@ class EdgeStatus(_Owned):
     outbox: int = 0
     # Uncommitted events the outbox dropped for room (never critical ones), ever.
     dropped: int = 0
+    # Why it is (not) online; absent in older statuses: taken from ``online``.
+    state: Availability = "online"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_from_online(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "state" not in data and data.get("online") is False:
+            return {**data, "state": "offline"}
+        return data
+
+    @model_validator(mode="after")
+    def _state_matches_online(self) -> EdgeStatus:
+        if self.online != (self.state == "online"):
+            raise ValueError(f"online {self.online} contradicts state {self.state}")
+        return self
 
 
 class AnnouncementAck(_Owned):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
 from riverguard.config import Config
@@ -193,17 +194,38 @@ async def test_device_status_is_relayed_retained_with_edge_time(
         assert (True, 0.5, -60) == (status.online, status.battery, status.rssi)
 
 
-async def test_edge_status_online_on_connect_and_offline_on_clean_stop(
+async def test_edge_status_online_on_every_connect_and_stopped_on_clean_stop(
     own_broker: Broker, tmp_path: Path, example_config: Config
 ) -> None:
     edge_status = topics.edge_status(SITE)
     async with recording(own_broker.settings("hub"), edge_status) as hub_view:
-        async with running_edge(_agent(own_broker, tmp_path, example_config)):
-            [online] = await hub_view.wait_count(edge_status, 1)
-            status = EdgeStatus.model_validate_json(online)
-            assert (True, "0.1.0", 0) == (status.online, status.version, status.outbox)
-        offline = (await hub_view.wait_count(edge_status, 2))[1]
-        assert EdgeStatus.model_validate_json(offline).online is False
+        for run in (1, 2):
+            async with running_edge(_agent(own_broker, tmp_path, example_config)):
+                online = (await hub_view.wait_count(edge_status, 2 * run - 1))[-1]
+                status = EdgeStatus.model_validate_json(online)
+                assert (True, "online", "0.1.0", 0) == (
+                    status.online,
+                    status.state,
+                    status.version,
+                    status.outbox,
+                )
+            stopped = EdgeStatus.model_validate_json(
+                (await hub_view.wait_count(edge_status, 2 * run))[-1]
+            )
+            assert (False, "stopped") == (stopped.online, stopped.state)
+    async with recording(own_broker.settings("hub"), edge_status) as late_view:
+        [retained] = await late_view.wait_count(edge_status, 1)
+        assert "stopped" == EdgeStatus.model_validate_json(retained).state
+
+
+def test_edge_status_without_state_takes_it_from_online_and_refuses_contradictions() -> None:
+    """Statuses from before ``state`` existed still parse; a contradictory one does not."""
+    ts = "2026-07-27T21:21:05.123Z"
+    assert "offline" == EdgeStatus.model_validate({"online": False, "ts": ts}).state
+    assert "online" == EdgeStatus.model_validate({"online": True, "ts": ts}).state
+    for online, state in ((True, "stopped"), (False, "online")):
+        with pytest.raises(ValidationError, match="contradicts"):
+            EdgeStatus.model_validate({"online": online, "state": state, "ts": ts})
 
 
 async def test_bad_input_is_counted_and_the_edge_goes_on(

@@ -1,4 +1,4 @@
-"""``riverguard edge`` as its own process: its last will when it dies, online false when stopped."""
+"""``riverguard edge`` as its own process: its last will ``offline`` when it dies, ``stopped``."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def edge_process(own_broker: Broker, tmp_path: Path) -> Iterator[ManagedProcess]
     process.stop()
 
 
-def _statuses(recorder: Recorder) -> list[bool]:
-    return [EdgeStatus.model_validate_json(p).online for p in recorder.on(EDGE_STATUS)]
+def _statuses(recorder: Recorder) -> list[tuple[bool, str]]:
+    statuses = [EdgeStatus.model_validate_json(p) for p in recorder.on(EDGE_STATUS)]
+    return [(status.online, status.state) for status in statuses]
 
 
 async def _wait_online(recorder: Recorder, process: ManagedProcess) -> None:
@@ -38,7 +39,7 @@ async def _wait_online(recorder: Recorder, process: ManagedProcess) -> None:
         await recorder.wait_count(EDGE_STATUS, 1, timeout=15)
     except TimeoutError:
         raise AssertionError(process.log_tail()) from None
-    assert [True] == _statuses(recorder)
+    assert [(True, "online")] == _statuses(recorder)
 
 
 async def test_edge_last_will_marks_it_offline_when_it_dies(
@@ -48,13 +49,13 @@ async def test_edge_last_will_marks_it_offline_when_it_dies(
         await _wait_online(hub_view, edge_process)
         edge_process.kill()  # SIGKILL: no chance to say goodbye, the broker speaks for it
         await hub_view.wait_count(EDGE_STATUS, 2)
-        assert [True, False] == _statuses(hub_view)
+        assert [(True, "online"), (False, "offline")] == _statuses(hub_view)
     async with recording(own_broker.settings("hub"), EDGE_STATUS) as late_view:
         [retained] = await late_view.wait_count(EDGE_STATUS, 1)
-        assert EdgeStatus.model_validate_json(retained).online is False
+        assert "offline" == EdgeStatus.model_validate_json(retained).state
 
 
-async def test_edge_says_offline_and_exits_cleanly_on_sigterm(
+async def test_edge_says_stopped_and_exits_cleanly_on_sigterm(
     own_broker: Broker, edge_process: ManagedProcess
 ) -> None:
     async with recording(own_broker.settings("hub"), EDGE_STATUS) as hub_view:
@@ -65,5 +66,5 @@ async def test_edge_says_offline_and_exits_cleanly_on_sigterm(
         code = await asyncio.to_thread(edge_process.process.wait, 10)
         assert 0 == code, edge_process.log_tail()
         await hub_view.wait_count(EDGE_STATUS, 2)
-        assert [True, False] == _statuses(hub_view)
+        assert [(True, "online"), (False, "stopped")] == _statuses(hub_view)
     assert '"edge stopped"' in edge_process.log_path.read_text()
