@@ -329,6 +329,7 @@ function onMessage(message) {
     const open = state.alarms.size;
     document.title = open ? `(${open}) ${t("app.title")}` : t("app.title");
   }
+  if (handoverData?.byId && message.type === "alarm") handoverData.byId.set(message.data.id, message.data);
   if (detail && message.type === "alarm" && message.data.id === detail.id) {
     const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
     detail.alarm = message.data;
@@ -423,6 +424,7 @@ async function act(action, alarmId, call, doneKey) {
     return false;
   } finally {
     busy.delete(key);
+    renderNav();
     renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
     if (page === "detail") renderPage();
     updateSoundMode();
@@ -543,14 +545,22 @@ function renderNav() {
   const count = $("#nav-alarm-count");
   count.textContent = waiting.length ? String(waiting.length) : "";
   count.className = `nav-count${waiting.some((alarm) => alarm.severity === "critical") ? " critical" : ""}`;
-  // Away from the wall, an unacknowledged alarm stays in sight until someone takes it.
+  // A critical alarm nobody has acknowledged stays in a panel on every page, and
+  // away from the wall so does any unacknowledged one, until someone takes it.
   const top = topUnacknowledged(state);
   const callout = $("#alarm-callout");
-  const show = top && page !== "alarms" && detail?.id !== top.id;
+  const show =
+    top !== null &&
+    (page !== "alarms" || top.severity === "critical") &&
+    !(page === "detail" && detail?.id === top.id);
   callout.hidden = !show;
   if (show) {
     callout.className = `alarm-callout sev-${top.severity}`;
     callout.dataset.alarmId = top.id;
+    const ack = callout.querySelector(".callout-ack");
+    ack.disabled = !ui.canAct() || busy.has(`ack:${top.id}`);
+    // On a detail page A acknowledges the alarm shown there, not this one.
+    callout.querySelector(".callout-key").hidden = page === "detail";
     callout.querySelector(".callout-text").textContent = t("new_alarm.banner", {
       where: `${t(`severity.${top.severity}`)} · ${siteName(state, top.site)} · ${zoneName(state, top.site, top.zone)}`,
     });
@@ -569,7 +579,7 @@ function renderPage(messageType = null) {
     updateAges($("#detail-root"), ui.now());
   } else if (page === "history" && messageType === null) {
     renderHistoryPage();
-  } else if (page === "handover" && messageType === null) {
+  } else if (page === "handover" && (messageType === null || messageType === "alarm")) {
     renderHandover();
   }
 }
@@ -846,13 +856,7 @@ async function loadHandover() {
   renderHandover();
   try {
     const list = await api.alarms({ since: new Date(from).toISOString(), limit: 1000 });
-    const merged = new Map(list.map((alarm) => [alarm.id, alarm]));
-    // The live picture is newer than the list for active alarms.
-    for (const [id, alarm] of merged) {
-      if (alarm.state !== "resolved" && helloSeen && !state.alarms.has(id)) merged.delete(id);
-    }
-    for (const alarm of state.alarms.values()) merged.set(alarm.id, alarm);
-    handoverData = { summary: shiftSummary([...merged.values()], from, now) };
+    handoverData = { from, byId: new Map(list.map((alarm) => [alarm.id, alarm])) };
   } catch (error) {
     handoverData = { error: error.message };
   }
@@ -866,7 +870,13 @@ function renderHandover() {
   } else if (handoverData.error) {
     root.innerHTML = `<p class="form-error">${escape(t("handover.failed", { detail: handoverData.error }))}</p>`;
   } else {
-    root.innerHTML = handoverHtml(state, handoverData.summary, ui.now());
+    // The list as loaded, brought up to date by the alarms the hub pushed since.
+    const merged = new Map(handoverData.byId);
+    for (const [id, alarm] of merged) {
+      if (alarm.state !== "resolved" && helloSeen && !state.alarms.has(id)) merged.delete(id);
+    }
+    for (const alarm of state.alarms.values()) merged.set(alarm.id, alarm);
+    root.innerHTML = handoverHtml(state, shiftSummary([...merged.values()], handoverData.from, ui.now()), ui.now());
   }
 }
 
@@ -901,6 +911,13 @@ function onKey(event) {
   }
   if (page === "detail") {
     onDetailKey(event, key);
+    return;
+  }
+  if (key === "a" && page !== "alarms") {
+    // Everywhere but a detail page, A takes the top unacknowledged alarm (the panel's).
+    const top = topUnacknowledged(state);
+    if (top && ui.canAct()) acknowledge(top.id);
+    event.preventDefault();
     return;
   }
   if (page === "map" && (key === "enter" || key === " ")) {
@@ -981,7 +998,8 @@ function onClick(event) {
   else if (command === "snapshot-event") showEventSnapshot(commandEl.dataset.eventId);
   else if (command === "handover-refresh") loadHandover();
   else if (command === "print") print();
-  else if (command === "callout") openDetail(commandEl.dataset.alarmId);
+  else if (command === "callout-open") openDetail($("#alarm-callout").dataset.alarmId);
+  else if (command === "callout-ack" && ui.canAct()) acknowledge($("#alarm-callout").dataset.alarmId);
   else if (command === "targets-zone" && detail?.alarm) {
     detail.targets = defaultTargets(state, detail.alarm);
     renderPage();

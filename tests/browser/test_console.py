@@ -113,10 +113,18 @@ async def test_critical_alarm_sounds_until_acknowledged_with_the_keyboard(
     await expect(body).to_have_attribute("data-sound", "sounding")
     await expect(page.locator("#sound-indicator")).to_have_text("警报声响起中")
     await expect(card.locator(".snapshot img")).to_be_visible()
+    # The panel that stays on every page until someone acknowledges.
+    callout = page.locator("#alarm-callout")
+    await expect(callout).to_be_visible()
+    await expect(callout.locator(".callout-text")).to_contain_text("紧急")
+    await page.keyboard.press("2")
+    await expect(callout).to_be_visible()
+    await page.keyboard.press("1")
 
     await page.keyboard.press("a")
     await expect(card).to_have_class(re.compile(r"\bstate-acknowledged\b"))
     await expect(body).to_have_attribute("data-sound", "armed")
+    await expect(callout).to_be_hidden()
 
     await page.keyboard.press("n")
     await expect(card.locator('.speaker[data-speaker="db-spk-01"]')).to_have_count(1)

@@ -275,6 +275,10 @@ async def test_devices_history_and_handover_pages_in_both_languages(
     # Away from the wall, the unacknowledged alarm stays in sight.
     await expect(page.locator("#alarm-callout")).to_be_visible()
     found |= await languages(page, "handover", screenshot=True)
+    # A acknowledges the panel's alarm from any page.
+    await page.keyboard.press("a")
+    await expect(page.locator("#alarm-callout")).to_be_hidden()
+    await expect(open_item.locator(".badge.state")).to_have_text("已确认")
 
     assert {key: [] for key in found} == found
 
