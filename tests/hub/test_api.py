@@ -305,7 +305,8 @@ async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -
     assert {"width", "height", "bank", "water"} == set(sites[0]["map"])
     assert "blue" == sites[0]["risk"]
     assert 10 == len(devices)
-    # The sites' default warnings, and the built-in ones in three languages (tests/hub/test_clips.py).
+    # The sites' default warnings, and the built-in ones in three languages
+    # (tests/hub/test_clips.py).
     assert {
         "warning-danshui-bridge",
         "warning-xiyong-wharf",
