@@ -33,7 +33,7 @@ from hub.audio_desk import AudioDesk
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.desk import AlarmDesk
-from hub.errors import AnnouncementError, BrokerUnavailable
+from hub.errors import AnnouncementError, BrokerUnavailable, StoreError
 from hub.link import BrokerLink
 from hub.picture import Picture, audio_url
 from hub.schedules import Schedule
@@ -55,6 +55,7 @@ LIFE_SAFETY_PRIORITY = 8
 MIN_EXPIRY_S = 5
 MAX_EXPIRY_S = 3600
 _ACTIVE = ("pending", "received", "playing")
+STORE_RETRY = timedelta(seconds=5)
 
 # Speaker states move forward only; a late "received" does not undo "done".
 _RANK = {"pending": 0, "received": 1, "playing": 2, "done": 3, "failed": 3, "expired": 3}
@@ -455,7 +456,12 @@ class Announcer:
             due = [key for key, at in self._deadlines.items() if at <= now]
             for key in due:
                 del self._deadlines[key]
-                await self._no_ack(*key, now)
+                try:
+                    await self._no_ack(*key, now)
+                except StoreError as exc:
+                    # Try again shortly: a store outage must not end the timeout loop.
+                    log.warning("delivery timeout not recorded", key=key, error=str(exc))
+                    self._deadlines[key] = now + STORE_RETRY
             if not due:
                 upcoming = min(self._deadlines.values(), default=None)
                 await self.timer.wait(upcoming, self._wake)

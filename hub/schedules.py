@@ -282,6 +282,10 @@ class Schedules:
                 log.warning(
                     "scheduled announcement failed", schedule_id=schedule_id, error=str(exc)
                 )
+            # One bad schedule must not stop the loop.
+            except Exception as exc:
+                result = f"failed: {exc!r}"
+                log.exception("scheduled announcement crashed", schedule_id=schedule_id)
         async with self._lock:
             current = self._items.get(schedule_id)
             if current is not None:

@@ -438,3 +438,32 @@ async def test_schedules_are_kept_across_a_restart(
     assert [("supervisor-wang", "delete"), ("supervisor-wang", "create")] == [
         (entry["username"], entry["detail"]) for entry in audit
     ]
+
+
+async def test_a_failing_schedule_is_recorded_and_others_still_fire(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    clock = ManualClock(BEFORE_FOUR_PM)
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub, as_edge(edge) as inbox:
+        headers = await hub.auth("supervisor-wang")
+        broken = await hub.http.post(
+            "/api/schedules", headers=headers, json=spec(clip_id="no-such-clip").model_dump()
+        )
+        good = await hub.http.post("/api/schedules", headers=headers, json=spec().model_dump())
+        clock.advance(31)
+        await inbox.wait_for(lambda m: m[0].endswith("/announce"))
+
+        async def both_fired() -> bool:
+            return all(
+                (found := hub.hub.audio.schedules.get(r.json()["id"])) is not None
+                and found.item.fired_count == 1
+                for r in (broken, good)
+            )
+
+        await wait_for(both_fired, what="both schedules fired")
+        listed = {
+            s["id"]: s for s in (await hub.http.get("/api/schedules", headers=headers)).json()
+        }
+
+    assert listed[broken.json()["id"]]["last_result"].startswith("failed: no clip")
+    assert listed[good.json()["id"]]["last_result"].startswith("sent ann-")
