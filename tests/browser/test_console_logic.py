@@ -362,3 +362,41 @@ async def page_entries(page: Page, answer: dict[str, Any]) -> Any:
         " return d.hubTimeline(answer).map((e) => [e.type, e.eventId ?? null, e.annId ?? null]); }",
         answer,
     )
+
+
+async def test_without_a_hub_timeline_the_console_builds_one_from_events_and_announcements(
+    console_page: Page,
+) -> None:
+    alarm = {
+        **_alarm("a", "critical", "resolved", "2026-07-01T10:00:01Z"),
+        "event_ids": ["f:1", "c:1"],
+        "acked_by": "li",
+        "acked_at": "2026-07-01T10:00:30Z",
+        "resolved_by": "li",
+        "resolved_at": "2026-07-01T10:05:00Z",
+        "outcome": "rescued",
+    }
+    events = [
+        {"id": "c:1", "ts": "2026-07-01T10:00:02Z", "kind": "camera.water_entry"},
+        {"id": "f:1", "ts": "2026-07-01T10:00:00Z", "kind": "fence.breach"},
+        {"id": "x:9", "ts": "2026-07-01T10:00:03Z", "kind": "fence.breach"},
+    ]
+    announcements = [
+        {
+            "id": "ann-1",
+            "created_at": "2026-07-01T10:01:00Z",
+            "requested_by": "li",
+            "speakers": {"k": "done"},
+            "history": [
+                {"speaker": "k", "state": "pending", "ts": "2026-07-01T10:01:00Z"},
+                {"speaker": "k", "state": "done", "ts": "2026-07-01T10:01:20Z"},
+            ],
+        }
+    ]
+    types = await console_page.evaluate(
+        "async ([alarm, events, anns]) => { const d = await import('./detail.js');"
+        " return d.buildTimeline(alarm, events, anns).map((e) => e.eventId ?? e.type); }",
+        [alarm, events, announcements],
+    )
+    # Not the other zone's event, not the hub's "pending" bookkeeping.
+    assert ["opened", "f:1", "c:1", "ack", "announcement", "speaker", "resolved"] == types
