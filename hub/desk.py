@@ -31,6 +31,8 @@ from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
 
 SYSTEM = "system"
+# How long the alarm timer waits before retrying after the store refused a change.
+TIMER_RETRY_S = 2.0
 
 log = structlog.get_logger()
 
@@ -181,8 +183,12 @@ class AlarmDesk:
             try:
                 await self.tick()
             except StoreError as exc:
-                # Not lost: the due time stays in the store; try again at the next wake-up.
+                # Not lost: the due time stays in the store. Retry in a while, not at
+                # once: the overdue time would otherwise spin this loop against the store.
                 log.exception("alarm timer could not save", error=str(exc))
+                retry = self.clock.now() + timedelta(seconds=TIMER_RETRY_S)
+                await self.clock.wait(retry, asyncio.Event())
+                continue
             await self.clock.wait(self.next_due(), self._wake)
 
     def next_due(self) -> datetime | None:

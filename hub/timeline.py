@@ -125,7 +125,8 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
             entries.append(_entry(act.ts, act.action, act.username, data))
     entries.sort(key=lambda e: parse_ts(e["ts"]))
     # The opening comes first even though its first event happened (device time) earlier.
-    opened = _entry(alarm.opened_at, "opened", None, {"severity": alarm.severity})
+    first = events[0]["severity"] if events else alarm.severity
+    opened = _entry(alarm.opened_at, "opened", None, {"severity": first})
     entries.insert(0, opened)
     outcome = None
     if alarm.state == "resolved":
