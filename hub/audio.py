@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydub import AudioSegment
 from pydub.effects import normalize
-from pydub.generators import Sine
 
+from hub.profiles import chime
 from riverguard.config import Site
 
 SAMPLE_RATE = 16_000
@@ -60,17 +60,10 @@ def _speak(text: str, voice: str) -> AudioSegment:
             return AudioSegment.from_wav(wav)
 
 
-def _chime() -> AudioSegment:
-    # Two rising tones: a cue that makes people look up before the words start.
-    low = Sine(660).to_audio_segment(duration=220, volume=-8).fade_out(60)
-    high = Sine(880).to_audio_segment(duration=320, volume=-8).fade_out(120)
-    return low + high
-
-
 def _render_warning(site: Site, audio_dir: Path) -> Clip:
     pause = AudioSegment.silent(duration=450, frame_rate=SAMPLE_RATE)
     speech = [_speak(site.warning_text_zh, "cmn"), _speak(site.warning_text_en, "en")]
-    clip = _chime() + pause
+    clip = chime() + pause
     for part in speech:
         clip = clip + part.set_frame_rate(SAMPLE_RATE) + pause
     clip = normalize(clip.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2), 1.0)
