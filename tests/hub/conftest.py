@@ -24,9 +24,11 @@ from hub.clock import Clock
 from hub.hub import Hub
 from hub.main import server_config
 from hub.settings import HubSettings
+from riverguard.config import load_config
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
+from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
 from tests.conftest import EXAMPLE_CONFIG, Broker
 
@@ -180,8 +182,19 @@ MakeSettings = Callable[..., HubSettings]
 
 
 @pytest.fixture
+async def quiet_broker(broker: Broker) -> Broker:
+    """The shared broker without other tests' retained device and edge statuses."""
+    await clear_retained_statuses(broker)
+    return broker
+
+
+@pytest.fixture
 def make_settings(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, database_url: str | None
+    tmp_path: Path,
+    quiet_broker: Broker,
+    influxd: Influxd,
+    influx_database: str,
+    database_url: str | None,
 ) -> MakeSettings:
     """Hub settings on the test's broker, influxd and state store (a new HTTP port each call)."""
 
@@ -193,18 +206,30 @@ def make_settings(
             **overrides,
         }
         url, database = values.pop("influx_url"), values.pop("influx_database")
-        return hub_settings(tmp_path, broker.settings("hub"), url, database, **values)
+        return hub_settings(tmp_path, quiet_broker.settings("hub"), url, database, **values)
 
     return make
 
 
+async def clear_retained_statuses(broker: Broker) -> None:
+    """Remove device and edge statuses other tests left retained on the shared broker.
+
+    A retained ``online: false`` of a fence or camera would leave its zones unguarded
+    and move the site's risk colour in every hub test that starts after it.
+    """
+    config = load_config(EXAMPLE_CONFIG)
+    for site in config.sites:
+        async with make_client(broker.settings(f"edge-{site.id}")) as client:
+            topics_ = [topics.edge_status(site.id)]
+            topics_ += [topics.device_status(site.id, d.id) for d in config.devices_of(site.id)]
+            for topic in topics_:
+                # An empty retained message deletes the retained one (MQTT 3.3.1.3).
+                await client.publish(topic, b"", qos=1, retain=True)
+
+
 @pytest.fixture
-async def running_hub(
-    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, database_url: str | None
-) -> AsyncIterator[RunningHub]:
-    settings = hub_settings(
-        tmp_path, broker.settings("hub"), influxd.url, influx_database, database_url=database_url
-    )
+async def running_hub(make_settings: MakeSettings) -> AsyncIterator[RunningHub]:
+    settings = make_settings()
     async with run_hub(settings) as running:
         yield running
 
