@@ -8,8 +8,8 @@ Per connection, in one TaskGroup:
 - ``resender``: events the hub has not committed within ``commit_timeout_s``,
   oldest first, paced. An event resent for lack of a commit means the hub is
   not committing (away, or its link is); the resender then only probes with
-  the oldest due event, one per tick, instead of flooding a broker nobody
-  reads. The hub's next commit ends that: the outbox is reset to insertion
+  the oldest uncommitted event, once per tick, instead of flooding a broker
+  nobody reads. The hub's next commit ends that: the outbox is reset to insertion
   order and the whole backlog goes out again, oldest first, at
   ``resend_per_s``;
 - ``status``: the retained edge status, refreshed;
@@ -570,6 +570,10 @@ class EdgeAgent:
                     chunk = due[start : start + PUBLISH_BATCH]
                     await self._send(client, chunk)
                     await self.outbox.mark_sent(chunk, time.monotonic())
+                if self.hub_silent:
+                    # The next probe is the oldest event again, not the next in line: the
+                    # hub, back, then sees the backlog in its order, from the probe on.
+                    await self.outbox.reset()
                 self.metrics.published.inc(first_sends)
                 self.metrics.resent.inc(len(due) - first_sends)
                 self.log.info(
