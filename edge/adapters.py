@@ -87,6 +87,14 @@ class Adapted:
     clock_replaced: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LateSnapshot:
+    """A picture of an event already emitted without one, published after it (PROTOCOL 2.2)."""
+
+    event_id: str
+    jpeg: bytes
+
+
 def event_id(device: str, seq: int, boot: int = 0) -> str:
     """The stable id of a device event: a replay or duplicate gets the same one.
 

@@ -39,7 +39,7 @@ import structlog
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import riverguard
-from edge.adapters import Adapted, check_device, parse_message
+from edge.adapters import Adapted, LateSnapshot, check_device, parse_message
 from edge.audio import AudioCache
 from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
@@ -360,7 +360,8 @@ class EdgeAgent:
             try:
                 source = next((s for s in self.sources if s.matches(topic)), None)
                 if source is not None:
-                    await self._from_source(source, Raw(topic, payload, bool(message.retain)))
+                    raw = Raw(topic, payload, bool(message.retain))
+                    await self._from_source(client, source, raw)
                 else:
                     await self._handle(client, topic, payload)
             except Rejected as exc:
@@ -418,15 +419,28 @@ class EdgeAgent:
         else:
             raise Rejected("bad_topic", f"an edge does not read {parsed.kind} topics")
 
-    async def _from_source(self, source: Source, raw: Raw) -> None:
+    async def _from_source(self, client: aiomqtt.Client, source: Source, raw: Raw) -> None:
         try:
             made = self.normalizer.vendor(source, raw, self.clock())
         except Skipped as exc:
             self.metrics.skipped.labels(source.source, exc.reason).inc()
             self.log.debug("no event", source=source.source, reason=exc.reason, detail=exc.detail)
             return
-        for adapted in made:
-            await self._keep(adapted)
+        for item in made:
+            if isinstance(item, Adapted):
+                await self._keep(item)
+            else:
+                await self._late_snapshot(client, item)
+
+    async def _late_snapshot(self, client: aiomqtt.Client, late: LateSnapshot) -> None:
+        """A picture of an event sent earlier without one.
+
+        Published once at QoS 1 and not kept in the outbox: the hub stores it
+        by event id whenever it comes, and losing it loses a picture, never an event.
+        """
+        await client.publish(topics.snapshot(self.site.id, late.event_id), late.jpeg, qos=1)
+        self.metrics.late_snapshots.inc()
+        self.log.info("late snapshot sent", event_id=late.event_id, bytes=len(late.jpeg))
 
     async def _ingest(self, topic: FieldTopic, payload: bytes) -> None:
         await self._keep(self.normalizer.report(topic, payload, self.clock()))

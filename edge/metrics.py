@@ -66,6 +66,11 @@ class EdgeMetrics:
             "Device restarts or seq wraps detected (their ids get a boot suffix)",
             registry=r,
         )
+        self.late_snapshots = Counter(
+            "riverguard_edge_late_snapshots",
+            "Snapshots published for events sent earlier without one (Frigate)",
+            registry=r,
+        )
         self.published = Counter(
             "riverguard_edge_published", "Events published to the hub (first send)", registry=r
         )

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from edge.adapters import Adapted, adapt_report, adapt_status, event_id
+from edge.adapters import Adapted, LateSnapshot, adapt_report, adapt_status, event_id
 from edge.correlation import Correlator
 from edge.dedup import DEFAULT_WINDOW, Sequences
 from edge.errors import Rejected
@@ -65,9 +65,12 @@ class Normalizer:
         """A generic fence's or camera's report (PROTOCOL 1.1, 1.2)."""
         return self._accept(adapt_report(topic, payload, self.site, self.devices, edge_ts))
 
-    def vendor(self, source: Source, raw: Raw, edge_ts: datetime) -> list[Adapted]:
-        """What a vendor adapter makes of one of its messages."""
-        return [self._accept(adapted) for adapted in source.handle(raw, edge_ts)]
+    def vendor(self, source: Source, raw: Raw, edge_ts: datetime) -> list[Adapted | LateSnapshot]:
+        """What a vendor adapter makes of one of its messages (late snapshots pass as they are)."""
+        return [
+            self._accept(made) if isinstance(made, Adapted) else made
+            for made in source.handle(raw, edge_ts)
+        ]
 
     def _accept(self, adapted: Adapted) -> Adapted:
         event = adapted.event

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from edge.adapters import Adapted
+from edge.adapters import Adapted, LateSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,11 @@ class Source(Protocol):
         """Whether a message on ``topic`` is for this source."""
         ...
 
-    def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted]:
+    def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted | LateSnapshot]:
         """Events made from one message: none, one or several.
+
+        A ``LateSnapshot`` is a picture of an event the source made earlier
+        without one; the edge publishes it on the event's snapshot topic.
 
         Raises ``Rejected`` for bad input (logged as a warning and counted) and
         ``Skipped`` for good input that makes no event (counted, logged at debug).

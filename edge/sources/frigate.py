@@ -27,7 +27,10 @@ normally before the person reaches a zone. The newest one of the camera is
 attached to the event (PROTOCOL 2.2) if it arrived within
 ``SNAPSHOT_MAX_AGE_S`` of the event; a retained snapshot delivered at
 subscription time is old news and is not kept. One that arrives after its
-event was emitted is kept for the next event only.
+event was emitted without a snapshot, while that Frigate event is still open,
+is published for it afterwards (a ``LateSnapshot``, on the event's snapshot
+topic; the event itself, already sent, keeps ``snapshot: false``), once per
+event; it is also kept for the camera's next event as any other.
 
 Zones: each Frigate zone name maps to a site zone through the device's
 ``frigate_zones`` (names not listed are taken as site zone ids); a person
@@ -46,7 +49,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.adapters import CAMERA_KIND, Adapted, camera_severity, parse_message
+from edge.adapters import CAMERA_KIND, Adapted, LateSnapshot, camera_severity, parse_message
 from edge.errors import Rejected, Skipped
 from edge.sources.base import Raw
 from riverguard.config import Device, Site
@@ -116,6 +119,8 @@ class FrigateSource:
         self._emitted: OrderedDict[str, str] = OrderedDict()  # frigate id -> our event id
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._snapshots: dict[str, _Snapshot] = {}
+        # Frigate camera -> (Frigate id, our event id) of its open event sent without a picture.
+        self._bare: dict[str, tuple[str, str]] = {}
 
     def subscriptions(self) -> list[str]:
         return [topics.FRIGATE_EVENTS, topics.frigate_snapshot("+", PERSON)]
@@ -123,7 +128,7 @@ class FrigateSource:
     def matches(self, topic: str) -> bool:
         return topic.startswith("frigate/")
 
-    def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted]:
+    def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted | LateSnapshot]:
         try:
             parsed = topics.parse(raw.topic)
         except TopicError as exc:
@@ -131,9 +136,8 @@ class FrigateSource:
         if not isinstance(parsed, FrigateTopic):
             raise Rejected("bad_topic", f"not a Frigate topic: {raw.topic[:120]}")
         if parsed.camera is None:
-            return self._event(parse_message(FrigateMessage, raw.payload), edge_ts)
-        self._snapshot(parsed, raw, edge_ts)
-        return []
+            return [*self._event(parse_message(FrigateMessage, raw.payload), edge_ts)]
+        return [*self._snapshot(parsed, raw, edge_ts)]
 
     # --- events ---------------------------------------------------------------------
 
@@ -152,6 +156,8 @@ class FrigateSource:
             self._ended[obj.id] = None
             _bound(self._ended)
         emitted = self._emitted.pop(obj.id, None) if message.type == "end" else None
+        if self._bare.get(obj.camera, ("", ""))[0] == obj.id and message.type == "end":
+            del self._bare[obj.camera]  # a later picture is of someone else
         if emitted is not None:
             return []  # closed; see the module docstring
         if obj.id in self._emitted:
@@ -160,10 +166,15 @@ class FrigateSource:
             raise Skipped("false_positive", f"Frigate event {obj.id}")
         zone = self._zone(device, obj)
         event_id = f"{device.id}:frigate-{obj.id}"
+        adapted = self._adapted(device, obj, zone, event_id, edge_ts)
         if message.type != "end":
             self._emitted[obj.id] = event_id
             _bound(self._emitted)
-        return [self._adapted(device, obj, zone, event_id, edge_ts)]
+            if adapted.snapshot is None:
+                self._bare[obj.camera] = (obj.id, event_id)
+            else:
+                self._bare.pop(obj.camera, None)
+        return [adapted]
 
     def _zone(self, device: Device, obj: FrigateObject) -> str:
         watched = set(device.zones) or self.site.zone_ids()
@@ -203,7 +214,7 @@ class FrigateSource:
 
     # --- snapshots ------------------------------------------------------------------
 
-    def _snapshot(self, topic: FrigateTopic, raw: Raw, edge_ts: datetime) -> None:
+    def _snapshot(self, topic: FrigateTopic, raw: Raw, edge_ts: datetime) -> list[LateSnapshot]:
         camera = topic.camera or ""
         if camera not in self.cameras:
             raise Skipped("unknown_camera", f"snapshot of unconfigured camera {camera[:60]!r}")
@@ -214,6 +225,10 @@ class FrigateSource:
         if not raw.payload.startswith(_JPEG_MAGIC):
             raise Rejected("bad_snapshot", "Frigate snapshot is not a JPEG")
         self._snapshots[camera] = _Snapshot(raw.payload, edge_ts)
+        bare = self._bare.pop(camera, None)
+        if bare is None:
+            return []
+        return [LateSnapshot(bare[1], raw.payload)]
 
     def _fresh_snapshot(self, camera: str, edge_ts: datetime) -> bytes | None:
         snapshot = self._snapshots.get(camera)

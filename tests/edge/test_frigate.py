@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from edge.adapters import LateSnapshot
 from edge.agent import EdgeAgent
 from edge.errors import Rejected, Skipped
 from edge.normalizer import Normalizer
@@ -144,6 +145,31 @@ def test_stale_or_retained_snapshots_are_not_attached(
     assert "retained_snapshot" == _skipped(normalizer, source, Raw(SNAPSHOT, TINY_JPEG, True))
 
 
+def test_snapshot_after_its_event_is_published_for_it_once_while_the_event_is_open(
+    normalizer: Normalizer, source: FrigateSource
+) -> None:
+    [adapted] = _handle(
+        normalizer, source, _event(frigate_message("update", current_zones=["water_edge"]))
+    )
+    assert adapted.event.snapshot is False
+    late = _handle(normalizer, source, Raw(SNAPSHOT, TINY_JPEG))
+    assert [LateSnapshot(EVENT_ID, TINY_JPEG)] == late
+    assert [] == _handle(normalizer, source, Raw(SNAPSHOT, TINY_JPEG))  # once per event
+
+
+def test_no_late_snapshot_for_an_ended_event_or_one_sent_with_its_picture(
+    normalizer: Normalizer, source: FrigateSource
+) -> None:
+    _handle(normalizer, source, _event(frigate_message("update", "c1", current_zones=["z2"])))
+    _handle(normalizer, source, _event(frigate_message("end", "c1", current_zones=["z2"])))
+    assert [] == _handle(normalizer, source, Raw(SNAPSHOT, TINY_JPEG))  # someone else's
+    [pictured] = _handle(
+        normalizer, source, _event(frigate_message("update", "c2", current_zones=["z2"]))
+    )
+    assert pictured.event.snapshot is True
+    assert [] == _handle(normalizer, source, Raw(SNAPSHOT, TINY_JPEG))
+
+
 def test_zone_named_as_our_zone_needs_no_mapping_and_unwatched_zones_make_nothing(
     normalizer: Normalizer, source: FrigateSource
 ) -> None:
@@ -258,3 +284,26 @@ async def test_frigate_track_reaches_the_hub_as_one_event_with_its_snapshot(
             "riverguard_edge_rejected_total", {"reason": "malformed_json"}
         )
         assert 1.0 == malformed
+
+
+@pytest.mark.integration
+async def test_frigate_snapshot_after_the_event_reaches_the_hub_on_its_snapshot_topic(
+    own_broker: Broker, tmp_path: Path, config: Config
+) -> None:
+    events = topics.events(SITE)
+    snapshot_topic = topics.snapshot(SITE, EVENT_ID)
+    agent = EdgeAgent(edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path), config)
+    async with (
+        recording(own_broker.settings("hub"), events, topics.snapshot(SITE, "+")) as hub_view,
+        running_edge(agent),
+        publisher(own_broker.settings("sim")) as frigate,
+    ):
+        message = frigate_message("update", current_zones=["water_edge"])
+        await frigate.publish(topics.FRIGATE_EVENTS, json.dumps(message), qos=1)
+        [payload] = await hub_view.wait_count(events, 1)
+        assert Event.model_validate_json(payload).snapshot is False
+        await frigate.publish(SNAPSHOT, TINY_JPEG, qos=1)
+        assert [TINY_JPEG] == await hub_view.wait_count(snapshot_topic, 1)
+        assert hub_view.topics().index(events) < hub_view.topics().index(snapshot_topic)
+        late = agent.metrics.registry.get_sample_value("riverguard_edge_late_snapshots_total")
+        assert 1.0 == late
