@@ -102,6 +102,35 @@ def test_new_without_zones_then_update_in_zone_makes_one_event(
     assert event.snapshot is False
 
 
+def test_the_newer_frigate_shape_with_a_snapshot_object_and_sub_label_pair_is_read(
+    normalizer: Normalizer, source: FrigateSource
+) -> None:
+    """Frigate 0.13+ nests the best snapshot's box in ``snapshot`` and may name the person."""
+    message = frigate_message("update", current_zones=["water_edge"], has_snapshot=True)
+    for side in ("before", "after"):
+        message[side].update(
+            snapshot={
+                "frame_time": 1722115266.9,
+                "box": [410, 190, 470, 330],
+                "area": 8400,
+                "region": [280, 100, 600, 420],
+                "score": 0.83984375,
+                "attributes": [],
+            },
+            sub_label=["lifeguard-on-duty", 0.71],
+            current_attributes=[{"label": "face", "box": [430, 190, 450, 214], "score": 0.6}],
+            attributes={"face": 0.6},
+            recognized_license_plate=None,
+        )
+    [adapted] = _handle(normalizer, source, _event(message))
+    assert (EVENT_ID, "z2", 0.83984375) == (
+        adapted.event.id,
+        adapted.event.zone,
+        adapted.event.confidence,
+    )
+    assert adapted.event.snapshot is False  # a JPEG only comes on the snapshot topic
+
+
 def test_updates_after_the_event_make_no_new_event_and_end_closes_it(
     normalizer: Normalizer, source: FrigateSource
 ) -> None:
