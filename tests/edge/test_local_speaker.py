@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,9 +15,10 @@ import aiomqtt
 import pytest
 
 from edge.agent import EdgeAgent
+from edge.health import HealthServer
 from edge.local_speaker import LocalSpeaker, player_command
 from riverguard.config import Config
-from riverguard.testing import wait_for
+from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, Stop
 from tests.conftest import Broker
@@ -172,3 +175,47 @@ async def test_player_that_cannot_open_the_sound_device_fails_with_its_error(
     assert "failed" == state
     assert detail.startswith("player exited 1: ")
     assert device in detail
+
+
+@pytest.mark.integration
+async def test_a_clean_edge_stop_leaves_no_player_behind(
+    own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
+) -> None:
+    long = audio_server.add("long.wav", wav_bytes(20_000))
+    async with scene(own_broker, tmp_path, example_config) as s:
+        await s.announce(announce("ann-long", long))
+        pid = await s.playing_pid("ann-long")
+    await wait_for(lambda: not _exists(pid), what=f"player {pid} gone")
+
+
+@pytest.mark.integration
+async def test_the_edge_plays_its_own_warning_on_a_local_speaker_when_a_fence_is_breached(
+    own_broker: Broker, tmp_path: Path, example_config: Config
+) -> None:
+    data = config_with_local_speaker(example_config).model_dump()
+    for site in data["sites"]:
+        if site["id"] == SITE:
+            # A short warning: the null device takes it in real time, like a sound card.
+            site.update(auto_warning="always", warning_text_zh="离开", warning_text_en="Leave.")
+    config = Config.model_validate(data)
+    agent = EdgeAgent(
+        edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path, local_audio_device="null"),
+        config,
+    )
+    server = HealthServer(agent, 0)
+    agent.audio_base_url = f"http://127.0.0.1:{server.port}"
+    server.start()
+    try:
+        async with (
+            recording(own_broker.settings("hub"), topics.speaker_ack(SITE, SPEAKER)) as acks,
+            running_edge(agent),
+            publisher(own_broker.settings("sim")) as fence,
+        ):
+            breach = json.dumps(fence_report(1, "z1"))
+            await fence.publish(topics.field_report(SITE, "fence", "db-fence-01"), breach, qos=1)
+            payloads = await acks.wait_count(topics.speaker_ack(SITE, SPEAKER), 3, timeout=30)
+    finally:
+        await asyncio.to_thread(server.stop)  # joins a thread
+    states = [AnnouncementAck.model_validate_json(p) for p in payloads]
+    assert ["received", "playing", "done"] == [ack.state for ack in states]
+    assert states[0].id.startswith("edge-auto-z1-")
