@@ -13,38 +13,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from pydub import AudioSegment
 
 from edge.errors import AudioError
 from riverguard.config import Site
+from riverguard.speech import SpeechError, speak_wav
 from riverguard.wire.models import AudioRef
 
 SAMPLE_RATE = 16_000
-ESPEAK_TIMEOUT_S = 30.0
 
 
 def _speak(text: str, voice: str) -> AudioSegment:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise AudioError("espeak-ng is not installed")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
-        try:
-            subprocess.run(
-                [espeak, "-v", voice, "-s", "150", "-w", out.name, text],
-                check=True,
-                capture_output=True,
-                timeout=ESPEAK_TIMEOUT_S,
-            )
-        except (subprocess.SubprocessError, OSError) as exc:
-            raise AudioError(f"espeak-ng failed for voice {voice}: {exc}") from exc
-        # pydub leaks the handle when given a path: hand it an open file.
-        with open(out.name, "rb") as wav:
-            return AudioSegment.from_wav(wav)
+    try:
+        return AudioSegment.from_wav(io.BytesIO(speak_wav(text, voice)))
+    except SpeechError as exc:
+        raise AudioError(str(exc)) from exc
 
 
 def render_warning(site: Site, audio_dir: Path, base_url: str) -> AudioRef:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +20,9 @@ from pydub.effects import normalize
 
 from hub.profiles import chime
 from riverguard.config import Site
+from riverguard.speech import SpeechError, speak_wav
 
 SAMPLE_RATE = 16_000
-ESPEAK_TIMEOUT_S = 30
 
 
 class AudioError(Exception):
@@ -42,22 +40,10 @@ class Clip:
 
 
 def _speak(text: str, voice: str) -> AudioSegment:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise AudioError("espeak-ng is not installed; run scripts/setup")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
-        try:
-            subprocess.run(
-                [espeak, "-v", voice, "-s", "150", "-w", out.name, text],
-                check=True,
-                capture_output=True,
-                timeout=ESPEAK_TIMEOUT_S,
-            )
-        except subprocess.CalledProcessError as exc:
-            raise AudioError(f"espeak-ng failed for voice {voice}: {exc.stderr!r}") from exc
-        # pydub leaks the handle when given a path: hand it an open file.
-        with open(out.name, "rb") as wav:
-            return AudioSegment.from_wav(wav)
+    try:
+        return AudioSegment.from_wav(io.BytesIO(speak_wav(text, voice)))
+    except SpeechError as exc:
+        raise AudioError(str(exc)) from exc
 
 
 def _render_warning(site: Site, audio_dir: Path) -> Clip:

@@ -9,23 +9,18 @@ languages are rendered at the hub's first start and kept.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from pydub import AudioSegment
 
 from hub.clips import ClipInfo, ClipLibrary, content_key
 from hub.errors import AudioRejected
+from riverguard.speech import SPEED_WPM, SpeechError, speak_wav
 from riverguard.wire.times import format_ts
 
 MAX_TEXT = 300
-ESPEAK_TIMEOUT_S = 30
-# Words per minute: a little slower than espeak's 175, for a loudspeaker over a river.
-SPEED_WPM = 150
 
 # Accepted voice names -> espeak-ng voice.
 VOICES: dict[str, str] = {
@@ -76,25 +71,13 @@ def clean_text(text: str) -> str:
 
 
 def speak(text: str, voice: str, speed: int = SPEED_WPM) -> bytes:
-    """Blocking: espeak-ng's WAV of ``text``."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise AudioRejected("audio_unavailable", "espeak-ng is not installed", status=503)
-    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
-        try:
-            # The text goes on stdin: a text starting with "-" is not taken for an option.
-            subprocess.run(
-                [espeak, "-v", voice, "-s", str(speed), "-w", out.name, "--stdin"],
-                input=text.encode(),
-                check=True,
-                capture_output=True,
-                timeout=ESPEAK_TIMEOUT_S,
-            )
-        except subprocess.CalledProcessError as exc:
-            raise AudioRejected("tts_failed", f"espeak-ng failed: {exc.stderr!r}"[:300]) from exc
-        except subprocess.TimeoutExpired:
-            raise AudioRejected("tts_failed", "espeak-ng took too long") from None
-        return Path(out.name).read_bytes()
+    """Blocking: espeak-ng's WAV of ``text``, refusals as the API's errors."""
+    try:
+        return speak_wav(text, voice, speed)
+    except SpeechError as exc:
+        if exc.missing:
+            raise AudioRejected("audio_unavailable", str(exc), status=503) from exc
+        raise AudioRejected("tts_failed", str(exc)) from exc
 
 
 def tts_clip_id(text: str, voice: str, speed: int = SPEED_WPM) -> str:
