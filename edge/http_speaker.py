@@ -2,10 +2,12 @@
 
 Network speakers with an HTTP audio-transmit endpoint take the audio itself,
 not a URL: 8 kHz mono µ-law (``Content-Type: audio/basic``), played as it
-arrives; the request ends when the audio has played. The edge converts the
-verified, cached audio once with ffmpeg (``<sha256>.8k.ulaw`` beside it in
-the cache), repeats it ``repeat`` times in one body, acks ``playing`` when
-it starts sending and ``done`` when the speaker answers 2xx.
+arrives; the request ends when the audio has played. Audio the hub already
+rendered as µ-law (``audio.format`` ``ulaw``: headerless 8 kHz G.711, cached as
+``<sha256>.ulaw``) is sent as it is; other audio (WAV from older hubs, or a
+site's composite warning) is converted once with ffmpeg (``<sha256>.8k.ulaw``
+beside it in the cache). The edge repeats it ``repeat`` times in one body,
+acks ``playing`` when it starts sending and ``done`` when the speaker answers 2xx.
 
 Stopping or preempting an announcement that plays closes the request (the
 speaker stops when its input ends) and acks ``failed`` "stopped"/"preempted".
@@ -40,7 +42,13 @@ CONVERT_TIMEOUT_S = 60.0
 
 
 def to_ulaw(path: Path) -> Path:
-    """Blocking: ``path`` as 8 kHz mono G.711 µ-law, converted once and kept beside it."""
+    """Blocking: ``path`` as 8 kHz mono G.711 µ-law, converted once and kept beside it.
+
+    A ``.ulaw`` file (the hub's ``ulaw`` rendering) is that already and comes back as it is.
+    """
+    if path.suffix == ".ulaw":
+        # Already the speaker's own format; headerless, so ffmpeg could not even read it.
+        return path
     target = path.with_name(f"{path.name.split('.')[0]}.8k.ulaw")
     if target.exists():
         return target

@@ -26,7 +26,7 @@ from riverguard.config import Config, SpeakerDriver
 log = structlog.get_logger()
 
 # What each speaker driver is sent: http network speakers take G.711 µ-law 8 kHz
-# (when ``ulaw_for_http_speakers`` is on; otherwise the edge converts the WAV).
+# (unless ``ulaw_for_http_speakers`` is off, for old edges; then the edge converts the WAV).
 DRIVER_PROFILES: dict[SpeakerDriver, ProfileName] = {"mqtt": "wav", "local": "wav", "http": "ulaw"}
 
 

@@ -50,8 +50,9 @@ class HubSettings(ComponentSettings):
     routine_limit: int = 6
     routine_window_s: float = 600.0
     # Send http speakers' announcements as G.711 µ-law 8 kHz (format "ulaw") rather than
-    # WAV. Off until edges pass a ".ulaw" file through instead of converting it again.
-    ulaw_for_http_speakers: bool = False
+    # WAV. Edges before the ".ulaw" pass-through (edge/http_speaker.py) fail on it: turn
+    # this off while such edges remain.
+    ulaw_for_http_speakers: bool = True
     # The duty console's static files, served at /.
     console_dir: Path = REPO_ROOT / "console"
 

@@ -41,6 +41,8 @@ class HttpSpeakerSim:
         self.device = device
         self.speed = speed
         self.playbacks: list[Playback] = []
+        # The newest body played, whole: what a listener would have heard (one, to stay small).
+        self.last_audio = b""
         self.log = log.bind(speaker=device)
         app = Starlette(routes=[Route(path, self._audio, methods=["POST"])])
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
@@ -73,4 +75,5 @@ class HttpSpeakerSim:
                 return Response(status_code=499)
             await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         self.playbacks.append(Playback(len(body), seconds, completed=True))
+        self.last_audio = body
         return Response(status_code=204)

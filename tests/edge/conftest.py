@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.edge.support import AudioServer
+from riverguard.services import free_port
+from riverguard.testing import wait_for
+from simulators.http_speaker import HttpSpeakerSim
+from tests.edge.support import AudioServer, background
+
+HTTP_SPEAKER = "db-spk-http"
 
 
 @pytest.fixture
@@ -14,3 +20,14 @@ def audio_server() -> Iterator[AudioServer]:
     """A real HTTP server serving announcement audio, as the hub does."""
     with AudioServer().running() as server:
         yield server
+
+
+@pytest.fixture
+async def http_speaker() -> AsyncIterator[HttpSpeakerSim]:
+    """The simulated network speaker (``HTTP_SPEAKER``), playing in real time."""
+    sim = HttpSpeakerSim(HTTP_SPEAKER, "127.0.0.1", free_port(), speed=1.0)
+    async with background(sim.run(), "test.http-speaker") as task:
+        await wait_for(lambda: sim.started, what="http speaker serving")
+        yield sim
+        sim.stop()
+        await asyncio.wait_for(task, 10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, Stop
 from simulators.http_speaker import HttpSpeakerSim
 from tests.conftest import Broker
+from tests.edge.conftest import HTTP_SPEAKER as SPEAKER
 from tests.edge.support import (
     SITE,
     AudioServer,
     Recorder,
     announce,
-    background,
     config_with_http_speaker,
     edge_settings,
     publisher,
@@ -34,8 +33,6 @@ from tests.edge.support import (
     running_edge,
     wav_bytes,
 )
-
-SPEAKER = "db-spk-http"
 
 
 def test_audio_is_converted_once_to_8khz_ulaw(tmp_path: Path) -> None:
@@ -47,14 +44,12 @@ def test_audio_is_converted_once_to_8khz_ulaw(tmp_path: Path) -> None:
     assert ulaw == to_ulaw(wav)  # cached
 
 
-@pytest.fixture
-async def http_speaker() -> AsyncIterator[HttpSpeakerSim]:
-    sim = HttpSpeakerSim(SPEAKER, "127.0.0.1", free_port(), speed=1.0)
-    async with background(sim.run(), "test.http-speaker") as task:
-        await wait_for(lambda: sim.started, what="http speaker serving")
-        yield sim
-        sim.stop()
-        await asyncio.wait_for(task, 10)
+def test_ulaw_audio_is_passed_through_as_it_is(tmp_path: Path) -> None:
+    """The hub's headerless ``.ulaw`` rendering is not run through ffmpeg (it cannot read it)."""
+    ulaw = tmp_path / f"{'a' * 64}.ulaw"
+    ulaw.write_bytes(bytes(range(256)) * 10)
+    assert ulaw == to_ulaw(ulaw)
+    assert [ulaw.name] == [p.name for p in tmp_path.iterdir()]
 
 
 async def test_simulated_http_speaker_plays_audio_basic_and_refuses_other_types(
@@ -120,6 +115,22 @@ async def test_announcement_is_posted_as_ulaw_repeated_and_done(
     [playback] = http_speaker.playbacks
     assert 2 * 1600 == pytest.approx(playback.bytes, abs=40)  # 0.2 s at 8 kHz, twice
     assert playback.completed
+
+
+@pytest.mark.integration
+async def test_ulaw_announcement_reaches_the_speaker_byte_for_byte(
+    own_broker: Broker,
+    tmp_path: Path,
+    example_config: Config,
+    audio_server: AudioServer,
+    http_speaker: HttpSpeakerSim,
+) -> None:
+    body = bytes(range(256)) * 8  # 0.256 s of µ-law noise: any conversion would change it
+    ref = audio_server.add("warning.ulaw", body).model_copy(update={"format": "ulaw"})
+    async with scene(own_broker, tmp_path, _config(example_config, http_speaker)) as s:
+        await s.announce(announce("ann-u", ref, repeat=2))
+        await wait_for(lambda: ("ann-u", "done", "") in s.states(), what="done")
+    assert body * 2 == http_speaker.last_audio
 
 
 @pytest.mark.integration

@@ -92,7 +92,7 @@ async def test_zone_announcement_reaches_exactly_the_covering_speakers_and_each_
     make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
     async with (
-        hub_with_speakers(make_settings, tmp_path, ulaw_for_http_speakers=True) as hub,
+        hub_with_speakers(make_settings, tmp_path) as hub,
         as_edge(edge) as inbox,
     ):
         token = await hub.token("viewer")
@@ -360,10 +360,13 @@ async def test_announcement_history_is_listed_newest_first_and_filtered(
     assert (422, "invalid_request") == (bad.status_code, bad.json()["error"])
 
 
-async def test_http_speakers_get_wav_unless_ulaw_is_switched_on(
+async def test_http_speakers_get_wav_when_ulaw_is_switched_off_for_old_edges(
     make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
-    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
+    async with (
+        hub_with_speakers(make_settings, tmp_path, ulaw_for_http_speakers=False) as hub,
+        as_edge(edge) as inbox,
+    ):
         _, created = await post(hub, {"speakers": ["db-spk-03"], "clip_id": "warning-yue"})
         _, body = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
     assert "wav" == body["audio"]["format"]
