@@ -10,7 +10,8 @@ default) is life-safety; a higher priority stops a lower one still active on
 the same speaker (3.2, recorded ``failed``/``preempted by …``). Routine
 messages are capped to the volume cap during a site's quiet hours and limited
 per site (``routine_limit`` per ``routine_window_s``, the site's own values or
-the hub's defaults); life-safety is neither.
+the hub's defaults; counted in the state store, so a restart or another replica
+sees the same count); life-safety and scheduled messages are neither.
 A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
 ``failed`` with detail ``no_ack``; one still not finished when the
 announcement's expiry, its playing time and that timeout have passed, with
@@ -20,7 +21,6 @@ announcement's expiry, its playing time and that timeout have passed, with
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -33,12 +33,12 @@ from hub.audio_desk import AudioDesk
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.desk import AlarmDesk
-from hub.errors import AnnouncementError, BrokerUnavailable, StoreError
+from hub.errors import AnnouncementError, BrokerUnavailable, RoutineLimitReached, StoreError
 from hub.link import BrokerLink
 from hub.picture import Picture, audio_url
 from hub.schedules import Schedule
 from hub.schemas import AnnouncementRequest
-from hub.store import AuditEntry, Store
+from hub.store import AuditEntry, RoutineLimit, Store
 from riverguard.config import Device, Site
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, AudioRef, Stop
@@ -85,8 +85,6 @@ class Announcer:
         self.quiet_volume_cap = quiet_volume_cap
         self.routine_limit = routine_limit
         self.routine_window = timedelta(seconds=routine_window_s)
-        # Times of each site's recent routine announcements, for the rate limit.
-        self._routine: dict[str, deque[datetime]] = {}
         # Each speaker's newest active announcement: (id, priority), for preemption.
         self._active: dict[str, tuple[str, int]] = {}
         # When each sent announcement's speakers must have acknowledged it ("ack"), and
@@ -123,10 +121,12 @@ class Announcer:
             if request.priority is not None
             else (ALARM_PRIORITY if request.alarm_id else DEFAULT_PRIORITY)
         )
-        life_safety = priority >= LIFE_SAFETY_PRIORITY
+        routine = priority < LIFE_SAFETY_PRIORITY and not scheduled
         now = self.clock()
-        if not life_safety and not scheduled:
-            self._check_rate([site for site, _ in groups], now)
+        if routine:
+            # Every site first, so a grid announcement is refused whole, not in part.
+            for site, _ in groups:
+                await self._check_rate(site, now)
         clip_id = request.clip_id
         if request.text is not None and request.voice is not None:
             if self.audio is None:
@@ -141,12 +141,10 @@ class Announcer:
                 clip_id=clip_id,
                 priority=priority,
                 now=now,
+                routine=routine,
             )
             for site, speakers in groups
         ]
-        if not life_safety:
-            for site, _ in groups:
-                self._routine.setdefault(site, deque()).append(now)
         first = shaped[0]
         if len(shaped) > 1:
             first = {**first, "group": [item["id"] for item in shaped]}
@@ -174,6 +172,7 @@ class Announcer:
         clip_id: str | None,
         priority: int,
         now: datetime,
+        routine: bool,
     ) -> dict[str, Any]:
         clips = {s.id: await self._clip(clip_id, site, s) for s in speakers}
         clip = clips[speakers[0].id]
@@ -226,8 +225,17 @@ class Announcer:
             },
             detail=(request.reason or "")[:500],
         )
-        # Audited in the announcement's own transaction, before anything is sent.
-        await self.store.insert_announcement(record, {s.id: "pending" for s in speakers}, audit)
+        # Audited in the announcement's own transaction, before anything is sent; a routine
+        # one is checked against the limit there again (concurrent requests, other replicas).
+        try:
+            await self.store.insert_announcement(
+                record,
+                {s.id: "pending" for s in speakers},
+                audit,
+                routine_limit=self._routine_limit(site, now) if routine else None,
+            )
+        except RoutineLimitReached as exc:
+            raise self._rate_limited(site, exc.count) from exc
 
         preempted = await self._preempt(site, speakers, ann_id, priority, now)
         failed: dict[str, tuple[str, str]] = {}
@@ -277,25 +285,30 @@ class Announcer:
         self.broadcaster.publish("announcement", shaped)
         return shaped
 
-    def _check_rate(self, sites: list[str], now: datetime) -> None:
-        for site in sites:
-            config = self.picture.config.site(site)
-            limit = self.routine_limit if config.routine_limit is None else config.routine_limit
-            window = (
-                self.routine_window
-                if config.routine_window_s is None
-                else timedelta(seconds=config.routine_window_s)
-            )
-            recent = self._routine.setdefault(site, deque())
-            while recent and recent[0] <= now - window:
-                recent.popleft()
-            if len(recent) >= limit:
-                raise AnnouncementError(
-                    "rate_limited",
-                    f"site {site!r} had {len(recent)} routine announcements in the last "
-                    f"{window.total_seconds():.0f} s (life-safety is not limited)",
-                    status=429,
-                )
+    def _window(self, site: str) -> timedelta:
+        config = self.picture.config.site(site)
+        if config.routine_window_s is None:
+            return self.routine_window
+        return timedelta(seconds=config.routine_window_s)
+
+    def _routine_limit(self, site: str, now: datetime) -> RoutineLimit:
+        config = self.picture.config.site(site)
+        limit = self.routine_limit if config.routine_limit is None else config.routine_limit
+        return RoutineLimit(limit, now - self._window(site))
+
+    async def _check_rate(self, site: str, now: datetime) -> None:
+        quota = self._routine_limit(site, now)
+        count = await self.store.count_routine(site, quota.since)
+        if count >= quota.limit:
+            raise self._rate_limited(site, count)
+
+    def _rate_limited(self, site: str, count: int) -> AnnouncementError:
+        return AnnouncementError(
+            "rate_limited",
+            f"site {site!r} had {count} routine announcements in the last "
+            f"{self._window(site).total_seconds():.0f} s (life-safety is not limited)",
+            status=429,
+        )
 
     async def _preempt(
         self, site: str, speakers: list[Device], ann_id: str, priority: int, now: datetime

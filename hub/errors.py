@@ -6,6 +6,7 @@ HubError
 │   ├── AlarmNotFound       no alarm with that id
 │   └── AlarmTransitionError  the alarm's state does not allow that change
 ├── AnnouncementError       an announcement request that cannot be served
+├── RoutineLimitReached     a site's routine announcements are at their limit (store check)
 ├── AudioRejected           an uploaded clip, a text to speak or a rendering refused
 ├── BrokerUnavailable       the hub is not connected to the broker right now
 └── InfluxError             InfluxDB refused a write or a query, or is unreachable
@@ -43,6 +44,15 @@ class AnnouncementError(HubError):
         self.code = code
         self.detail = detail
         self.status = status
+
+
+class RoutineLimitReached(HubError):
+    """A site already had its limit of routine announcements in the window."""
+
+    def __init__(self, site: str, count: int) -> None:
+        super().__init__(f"site {site!r} had {count} routine announcements in the window")
+        self.site = site
+        self.count = count
 
 
 class AudioRejected(HubError):

@@ -25,7 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub import migrate, tables
 from hub.alarms import Outcome
-from hub.errors import StoreError
+from hub.errors import RoutineLimitReached, StoreError
 from riverguard.wire.models import Alarm, Event
 from riverguard.wire.times import format_ts
 
@@ -62,6 +62,14 @@ class EdgeRow:
     version: str
     outbox: int
     ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineLimit:
+    """A site's routine-announcement limit: fewer than ``limit`` since ``since``."""
+
+    limit: int
+    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,14 +422,35 @@ class Store:
         record: Mapping[str, Any],
         speakers: Mapping[str, str],
         audit: AuditEntry | None = None,
+        *,
+        routine_limit: RoutineLimit | None = None,
     ) -> None:
-        """``record`` holds the announcements row; ``speakers`` each one's first state."""
+        """``record`` holds the announcements row; ``speakers`` each one's first state.
+
+        With ``routine_limit`` the announcement is routine: it is recorded only if
+        its site is under the limit, checked in this transaction, else
+        ``RoutineLimitReached``. The check and the insert are one step: SQLite has
+        one writer at a time, and on PostgreSQL a per-site advisory lock keeps two
+        replicas from both taking the last place.
+        """
         now = record["created_at"]
+        site = record["site"]
         try:
             async with self._write() as conn:
+                if routine_limit is not None:
+                    if conn.dialect.name == "postgresql":
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                            {"key": f"riverguard.routine:{site}"},
+                        )
+                    count = await _count_routine(conn, site, routine_limit.since)
+                    if count >= routine_limit.limit:
+                        raise RoutineLimitReached(site, count)
                 if audit is not None:
                     await _insert_audit(conn, [audit])
-                await conn.execute(insert(tables.announcements).values(**record))
+                await conn.execute(
+                    insert(tables.announcements).values(**record, routine=routine_limit is not None)
+                )
                 await conn.execute(
                     insert(tables.announcement_speakers),
                     [
@@ -437,6 +466,11 @@ class Store:
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot record announcement {record['id']}: {exc}") from exc
+
+    async def count_routine(self, site: str, since: datetime) -> int:
+        """The site's routine announcements made after ``since``."""
+        async with self._read() as conn:
+            return await _count_routine(conn, site, since)
 
     async def get_announcement(self, ann_id: str) -> dict[str, Any] | None:
         async with self._read() as conn:
@@ -705,6 +739,14 @@ async def _touch_device(conn: AsyncConnection, device: str, site: str, seen: dat
     )
     if result.rowcount == 0:
         await conn.execute(insert(tables.devices).values(id=device, site=site, last_seen=seen))
+
+
+async def _count_routine(conn: AsyncConnection, site: str, since: datetime) -> int:
+    a = tables.announcements
+    result = await conn.execute(
+        select(func.count()).where(a.c.site == site, a.c.routine, a.c.created_at > since)
+    )
+    return int(result.scalar_one())
 
 
 async def _announcements(conn: AsyncConnection, where: Any) -> list[dict[str, Any]]:

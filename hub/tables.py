@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
 
@@ -121,7 +122,11 @@ announcements = Table(
     Column("volume", Integer, nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("history", JSON, nullable=False),
+    # Counts toward its site's routine limit (not life-safety, not scheduled): the limit
+    # is read from here, so it holds across a restart and across replicas.
+    Column("routine", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_announcements_created_at", "created_at"),
+    Index("ix_announcements_site_created_at", "site", "created_at"),
 )
 
 announcement_speakers = Table(

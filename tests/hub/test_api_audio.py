@@ -24,7 +24,17 @@ from riverguard.wire import topics
 from riverguard.wire.models import Announce
 from riverguard.wire.times import format_ts, utcnow
 from tests.conftest import EXAMPLE_CONFIG
-from tests.hub.conftest import SITE, Inbox, MakeSettings, RunningHub, mqtt_inbox, run_hub, ws_inbox
+from tests.hub.conftest import (
+    SITE,
+    STORES,
+    Inbox,
+    MakeSettings,
+    RunningHub,
+    mqtt_inbox,
+    run_hub,
+    store_url,
+    ws_inbox,
+)
 
 EXTRA_SPEAKERS = """
 [[devices]]
@@ -236,6 +246,27 @@ async def test_routine_messages_are_rate_limited_per_site_life_safety_is_not(
     assert "rate_limited" == results[2][1]["error"]
     assert "300 s" in results[2][1]["detail"]
     assert (202, 202, 202) == (other_site[0], urgent[0], later[0])
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_a_hub_restart_does_not_reset_the_routine_limit(
+    make_settings: MakeSettings, tmp_path: Path, store: str
+) -> None:
+    clock = ManualClock(BEFORE_FOUR_PM)
+    async with store_url(store) as url:
+        settings = {"routine_limit": 2, "database_url": url}
+        async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
+            before = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(2)]
+        clock.advance(60)
+        async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
+            after_restart = await post(hub, {"site": SITE, "priority": 3})
+            # The site's window is 300 s: the first two have left it.
+            clock.advance(241)
+            later = await post(hub, {"site": SITE, "priority": 3})
+
+    assert [202, 202] == [status for status, _ in before]
+    assert (429, "rate_limited") == (after_restart[0], after_restart[1]["error"])
+    assert 202 == later[0]
 
 
 async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(

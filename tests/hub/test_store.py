@@ -1,32 +1,42 @@
-"""The state store on SQLite and PostgreSQL: audit records go with their change or not at all."""
+"""The state store on SQLite and PostgreSQL: audit records go with their change or not at all;
+the routine announcement limit is checked and taken in one step."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub import alarms as rules
-from hub.errors import StoreError
-from hub.store import AuditEntry, Store, alarm_audit
+from hub.errors import RoutineLimitReached, StoreError
+from hub.store import AuditEntry, RoutineLimit, Store, alarm_audit
 from riverguard.wire.models import Event
 from tests.hub.conftest import STORES, store_url
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
+SITE = "danshui-bridge"
 
 
 @pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a fresh state store of each kind."""
     async with store_url(request.param) as url:
-        opened = await Store.open(url or f"sqlite+aiosqlite:///{tmp_path}/hub.db")
-        try:
-            yield opened
-        finally:
-            await opened.close()
+        yield url or f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+
+
+@pytest.fixture
+async def store(store_at: str) -> AsyncIterator[Store]:
+    opened = await Store.open(store_at)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 def _event() -> Event:
@@ -79,3 +89,74 @@ async def test_audit_filters_combine_and_page_newest_first(store: Store) -> None
     assert [3, 0] == [e.ts.second for e in logins_of_a]
     assert [3, 2, 1, 0] == [e.ts.second for e in first_page + second_page]
     assert [2, 1] == [e.ts.second for e in window]
+
+
+def _announcement(ann_id: str, created_at: datetime, site: str = SITE) -> dict[str, Any]:
+    return {
+        "id": ann_id,
+        "alarm_id": None,
+        "site": site,
+        "requested_by": "officer-li",
+        "created_at": created_at,
+        "clip": {"id": "warning-cmn", "sha256": "0" * 64, "duration_ms": 1000},
+        "priority": 5,
+        "repeat": 1,
+        "volume": 90,
+        "expires_at": created_at + timedelta(seconds=60),
+        "history": [],
+    }
+
+
+async def test_routine_announcements_over_the_limit_are_refused_and_not_recorded(
+    store: Store,
+) -> None:
+    limit = RoutineLimit(2, T0 - timedelta(seconds=600))
+    await store.insert_announcement(_announcement("ann-1", T0), {"s": "pending"})  # life-safety
+    for ann_id in ("ann-2", "ann-3"):
+        await store.insert_announcement(
+            _announcement(ann_id, T0), {"s": "pending"}, routine_limit=limit
+        )
+    await store.insert_announcement(
+        _announcement("ann-4", T0, site="xiyong-wharf"), {"s": "pending"}, routine_limit=limit
+    )
+
+    with pytest.raises(RoutineLimitReached) as refused:
+        await store.insert_announcement(
+            _announcement("ann-5", T0), {"s": "pending"}, routine_limit=limit
+        )
+    later = RoutineLimit(2, T0)  # the window has moved past all of them
+    await store.insert_announcement(
+        _announcement("ann-6", T0 + timedelta(seconds=1)), {"s": "pending"}, routine_limit=later
+    )
+
+    assert 2 == refused.value.count
+    assert None is await store.get_announcement("ann-5")
+    # ann-2, ann-3 and ann-6 in the first window; ann-6 alone in the later one.
+    assert (3, 1) == (
+        await store.count_routine("danshui-bridge", limit.since),
+        await store.count_routine("danshui-bridge", later.since),
+    )
+
+
+async def test_two_replicas_cannot_both_take_the_last_routine_place(store_at: str) -> None:
+    """Two stores on one database (two hub replicas) race for one place: one gets it."""
+    replicas = [await Store.open(store_at) for _ in range(2)]
+    limit = RoutineLimit(1, T0 - timedelta(seconds=600))
+    try:
+        results = await asyncio.gather(
+            *(
+                replica.insert_announcement(
+                    _announcement(f"ann-{index}", T0), {"s": "pending"}, routine_limit=limit
+                )
+                for index, replica in enumerate(replicas)
+            ),
+            return_exceptions=True,
+        )
+        count = await replicas[0].count_routine("danshui-bridge", limit.since)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+    assert [None] == [r for r in results if r is None]
+    assert [RoutineLimitReached] == [type(r) for r in results if r is not None]
+    assert 1 == count
