@@ -1,0 +1,200 @@
+"""Our MQTT 5 client against a real Mosquitto (our mosquitto.conf), and its packet codec."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from riverguard import mqtt_packets as packets
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
+from riverguard.testing import wait_for
+from tests.conftest import Broker
+
+
+def _topic() -> str:
+    return f"test/{secrets.token_hex(4)}"
+
+
+async def _take(client: Client, count: int, timeout: float = 10.0) -> list[Message]:
+    got: list[Message] = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            got += await client.next_batch(count - len(got))
+    return got
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 268_435_455])
+def test_varint_round_trip(value: int) -> None:
+    encoded = packets.varint(value)
+    assert packets.read_varint(encoded, 0) == (value, len(encoded))
+    assert packets.read_varint(encoded[:-1], 0) is None  # cut short: wait for more bytes
+
+
+def test_a_varint_longer_than_four_bytes_is_a_protocol_error() -> None:
+    with pytest.raises(packets.ProtocolError):
+        packets.read_varint(b"\xff\xff\xff\xff\x01", 0)
+
+
+def test_properties_of_every_shape_are_read() -> None:
+    block = (
+        b"\x21\x03\xe8"  # receive maximum 1000
+        + b"\x12\x00\x03abc"  # assigned client identifier
+        + b"\x26\x00\x01k\x00\x01v"  # user property
+        + b"\x0b\x81\x01"  # subscription identifier 129 (two-byte varint)
+    )
+    found, end = packets.properties(packets.varint(len(block)) + block, 0)
+    assert found[packets.RECEIVE_MAXIMUM] == 1000
+    assert found[packets.ASSIGNED_CLIENT_IDENTIFIER] == b"abc"
+    assert found[0x0B] == 129
+    assert end == len(block) + 1
+
+
+async def test_qos1_round_trip_keeps_order_topic_payload_and_retain(broker: Broker) -> None:
+    topic = _topic()
+    receiver = make_client(broker.settings("hub"))
+    sender = make_client(broker.settings("sim"))
+    async with receiver, sender:
+        await receiver.subscribe([Subscription(f"{topic}/#")])
+        batch = [(f"{topic}/{i % 7}", f"payload-{i}".encode() * (i % 50 + 1)) for i in range(3000)]
+        await sender.publish_many(batch)
+        got = await _take(receiver, len(batch))
+        assert [(m.topic, m.payload) for m in got] == batch
+        assert all(m.qos == 1 and not m.retain for m in got)
+        # A payload longer than 127 and 16383 bytes: multi-byte remaining lengths.
+        big = bytes(range(256)) * 300
+        await sender.publish(f"{topic}/big", big, qos=1)
+        await sender.publish(f"{topic}/retained", "kept", qos=1, retain=True)
+        assert [m.payload for m in await _take(receiver, 2)] == [big, b"kept"]
+    late = make_client(broker.settings("hub"))
+    async with late:
+        await late.subscribe([Subscription(f"{topic}/retained")])
+        (message,) = await _take(late, 1)
+        assert message.retain
+        assert message.payload == b"kept"
+        await late.publish(f"{topic}/retained", b"", qos=1, retain=True)  # clear it
+
+
+async def test_no_local_keeps_our_own_messages_from_coming_back(broker: Broker) -> None:
+    topic = _topic()
+    client = make_client(broker.settings("hub"))
+    async with client:
+        await client.subscribe([Subscription(topic, no_local=True), Subscription(f"{topic}/echo")])
+        await client.publish(topic, b"mine", qos=1)
+        await client.publish(f"{topic}/echo", b"back", qos=1)
+        (message,) = await _take(client, 1)
+        assert message.topic == f"{topic}/echo"
+
+
+async def test_a_wrong_password_is_refused_with_an_mqtt_error(broker: Broker) -> None:
+    bad = BrokerSettings(host="127.0.0.1", port=broker.port, username="hub", password="wrong")
+    with pytest.raises(MqttError, match="refused"):
+        async with make_client(bad):
+            pass
+
+
+async def test_no_broker_listening_is_an_mqtt_error() -> None:
+    from riverguard.services import free_port
+
+    client = Client("127.0.0.1", free_port(), username="x", password="y", timeout=2)
+    with pytest.raises(MqttError, match="cannot connect"):
+        async with client:
+            pass
+
+
+async def test_unacknowledged_messages_come_again_on_a_persistent_session(broker: Broker) -> None:
+    """Manual acknowledgement: what was not acknowledged is redelivered after a reconnect."""
+    topic = _topic()
+    identifier = f"test-{secrets.token_hex(4)}"
+    receiver = make_client(
+        broker.settings("hub"), identifier=identifier, persistent=True, manual_ack=True
+    )
+    sender = make_client(broker.settings("sim"))
+    async with sender:
+        async with receiver:
+            await receiver.subscribe([Subscription(topic)])
+            await sender.publish_many([(topic, str(i).encode()) for i in range(10)])
+            first = await _take(receiver, 10)
+            receiver.ack(first[:4])
+            # The acknowledgements are on the wire before the disconnect is.
+        # Sent while we were away: queued by the broker for the session.
+        await sender.publish(topic, b"10", qos=1)
+        async with receiver:
+            again = await _take(receiver, 7)
+            assert [m.payload for m in again] == [str(i).encode() for i in range(4, 11)]
+            receiver.ack(first)  # of the last connection: skipped, not sent with stale ids
+            receiver.ack(again)
+        async with receiver:
+            with pytest.raises(TimeoutError):
+                await _take(receiver, 1, timeout=0.5)
+
+
+async def test_the_will_is_sent_when_the_connection_dies_not_when_we_leave(
+    broker: Broker,
+) -> None:
+    topic = _topic()
+    watcher = make_client(broker.settings("sim"))
+    async with watcher:
+        await watcher.subscribe([Subscription(topic)])
+        polite = make_client(broker.settings("hub"), will=Will(topic, "gone", qos=1))
+        async with polite:
+            pass
+        dying = make_client(broker.settings("hub"), will=Will(topic, "gone", qos=1))
+        async with dying:
+            assert dying._protocol is not None
+            assert dying._protocol.transport is not None
+            dying._protocol.transport.abort()  # as if the process was killed
+            with pytest.raises(MqttError):
+                await dying.next_batch(1)
+            with pytest.raises(MqttError):
+                await dying.publish(topic, b"after", qos=1)
+        (will,) = await _take(watcher, 1)
+        assert will.payload == b"gone"
+
+
+async def test_a_broker_that_goes_away_fails_waiters_and_readers(own_broker: Broker) -> None:
+    topic = _topic()
+    client = make_client(own_broker.settings("hub"))
+    async with client:
+        await client.subscribe([Subscription(topic)])
+        reader = asyncio.create_task(client.next_batch(10))
+        await asyncio.sleep(0)  # the reader is waiting
+        own_broker.server.stop()
+        with pytest.raises(MqttError):
+            await asyncio.wait_for(reader, 10)
+        assert not client.connected
+    own_broker.server.start()
+    async with client:  # entered again: a new connection
+        await client.publish(topic, b"x", qos=1)
+
+
+async def test_publishing_respects_the_brokers_receive_maximum(broker: Broker) -> None:
+    """More QoS 1 publishes than the broker lets in flight (1000): they wait, none is refused."""
+    topic = _topic()
+    receiver = make_client(broker.settings("hub"))
+    sender = make_client(broker.settings("sim"))
+    async with receiver, sender:
+        assert sender._inflight_max == 1000
+        await receiver.subscribe([Subscription(topic)])
+        await sender.publish_many([(topic, b"%d" % i) for i in range(5000)])
+        assert sender._inflight == 0
+        got = await _take(receiver, 5000)
+        assert [m.payload for m in got] == [b"%d" % i for i in range(5000)]
+
+
+async def test_reading_pauses_when_the_consumer_falls_behind_and_nothing_is_lost(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("riverguard.mqtt_client.MAX_UNREAD", 100)
+    topic = _topic()
+    receiver = make_client(broker.settings("hub"))
+    sender = make_client(broker.settings("sim"))
+    async with receiver, sender:
+        await receiver.subscribe([Subscription(topic)])
+        await sender.publish_many([(topic, b"%d" % i) for i in range(2000)])
+        await wait_for(lambda: receiver._reading_paused, timeout=5)
+        got = await _take(receiver, 2000)
+        assert [m.payload for m in got] == [b"%d" % i for i in range(2000)]
+        assert not receiver._reading_paused
