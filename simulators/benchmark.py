@@ -28,11 +28,17 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _sweep(target: Target, rates: list[float], duration: float, find_max: bool) -> dict[str, Any]:
+def _sweep(
+    target: Target,
+    rates: list[float],
+    duration: float,
+    find_max: bool,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
     runs: list[LoadResult] = []
     for rate in rates:
         _say(f"{target.name}: {rate:g} events/s for {duration:g}s")
-        result = run_load(target, rate, duration)
+        result = run_load(target, rate, duration, profile_dir)
         runs.append(result)
         _say(
             f"  delivered {result.delivered}/{result.sent}, lost {result.lost}, "
@@ -56,6 +62,7 @@ def bench(
     find_max: bool,
     compare: bool,
     json_out: Path | None,
+    profile_dir: Path | None = None,
 ) -> int:
     """Start a stack sized for the load, run the load, print the JSON report."""
     rates = [float(r) for r in FIND_MAX_RATES] if find_max else [rate]
@@ -73,7 +80,9 @@ def bench(
         peer = NodeRedPeer(Path(tmp) / "peer", stack) if compare else None
         try:
             stack.start()
-            report["riverguard"] = _sweep(riverguard_target(stack), rates, duration, find_max)
+            report["riverguard"] = _sweep(
+                riverguard_target(stack), rates, duration, find_max, profile_dir
+            )
             if peer is not None:
                 report["broker"] = _sweep(broker_target(stack), rates, duration, find_max)
                 peer.start()

@@ -27,6 +27,7 @@ from riverguard.services import ManagedProcess
 from riverguard.stack import Stack
 from riverguard.testing import fence_report
 from riverguard.wire import topics
+from simulators.profiling import Profiler
 
 ZONES_PER_SITE = 4
 # After the last publish, how long stragglers may take before they count as lost.
@@ -294,17 +295,25 @@ def fences(stack: Stack) -> list[tuple[str, str, str]]:
     ]
 
 
-def run_load(target: Target, rate: float, duration: float) -> LoadResult:
-    """One run at one rate against a running target."""
+def run_load(
+    target: Target, rate: float, duration: float, profile_dir: Path | None = None
+) -> LoadResult:
+    """One run at one rate against a running target; ``profile_dir``: py-spy it too."""
     result = LoadResult(rate=rate, duration_s=duration, devices=len(target.devices))
     collector = _Collector(target)
     collector.start()
     if not collector.ready.wait(10):
         raise RuntimeError(f"{target.name}: listener not ready in 10 s")
     cpu = _Cpu(target.processes)
+    profiler = None
+    if profile_dir is not None:
+        python = {k: v for k, v in target.processes.items() if k in ("hub", "edges")}
+        profiler = Profiler(python, profile_dir, f"{target.name}-{rate:g}")
     publisher = _Publisher(target, rate, duration)
     started = time.perf_counter()
     publisher.start()
+    if profiler is not None:
+        profiler.start(duration)
     expected = int(rate * duration)
     deadline = started + duration + DRAIN_S
     while time.perf_counter() < deadline:
@@ -319,21 +328,35 @@ def run_load(target: Target, rate: float, duration: float) -> LoadResult:
     _show_progress(len(publisher.sent_at), len(collector.arrivals), expected)
     print(file=sys.stderr)
     result.resources = cpu.report()
+    if profiler is not None:
+        for summary in profiler.finish():
+            print(f"profile: {summary}", file=sys.stderr)
 
+    _tally(result, publisher.sent_at, collector.arrivals, started)
+    return result
+
+
+def _tally(
+    result: LoadResult,
+    sent_at: dict[str, float],
+    arrivals: list[tuple[str, float]],
+    started: float,
+) -> None:
+    """Delivered, lost, duplicated and latency percentiles from what was sent and heard."""
     latencies: list[float] = []
     seen: set[str] = set()
     last_arrival = started
-    for event_id, arrived in list(collector.arrivals):
-        sent_at = publisher.sent_at.get(event_id)
-        if sent_at is None:
+    for event_id, arrived in list(arrivals):
+        sent = sent_at.get(event_id)
+        if sent is None:
             continue  # not ours
         if event_id in seen:
             result.duplicated += 1
             continue
         seen.add(event_id)
-        latencies.append((arrived - sent_at) * 1000)
+        latencies.append((arrived - sent) * 1000)
         last_arrival = max(last_arrival, arrived)
-    result.sent = len(publisher.sent_at)
+    result.sent = len(sent_at)
     result.delivered = len(latencies)
     result.lost = result.sent - result.delivered
     if latencies:
@@ -345,7 +368,6 @@ def run_load(target: Target, rate: float, duration: float) -> LoadResult:
         "p99": round(_percentile(latencies, 0.99), 2),
         "max": round(latencies[-1], 2) if latencies else float("nan"),
     }
-    return result
 
 
 def _show_progress(sent: int, delivered: int, expected: int) -> None:
