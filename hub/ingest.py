@@ -47,7 +47,7 @@ from riverguard.wire.models import (
     EdgeStatus,
     Event,
 )
-from riverguard.wire.times import utcnow
+from riverguard.wire.times import format_ts, utcnow
 
 log = structlog.get_logger()
 
@@ -365,6 +365,9 @@ class Ingest:
         for event in committed.new:
             self.picture.touch(event.device, event.ts)
             self.broadcaster.publish("event", event.model_dump(mode="json"), site=event.site)
+        for snap in work.batch.snapshots:
+            # To every console: one that came after its event (PROTOCOL 7.10) shows live.
+            self.broadcaster.publish("snapshot", _snapshot_item(snap))
         pushed = time.monotonic()
         for event in committed.new:
             self.metrics.push_latency.observe(pushed - work.arrived[event.id])
@@ -456,6 +459,15 @@ class Ingest:
         self.picture.edges[site] = row
         await self.store.save_edge(row)
         self.broadcaster.publish("edge", self.picture.edge_item(site))
+
+
+def _snapshot_item(snap: Snapshot) -> dict[str, str]:
+    return {
+        "event_id": snap.event_id,
+        "site": snap.site,
+        "snapshot_url": f"/api/events/{snap.event_id}/snapshot",
+        "received_at": format_ts(snap.received_at),
+    }
 
 
 def _device_row(device_id: str, site: str, state: DeviceState) -> DeviceRow:

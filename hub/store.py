@@ -313,6 +313,19 @@ class Store:
             value = result.scalar_one_or_none()
         return bytes(value) if value is not None else None
 
+    async def snapshot_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events have a stored snapshot (also one that came after its event)."""
+        found: set[str] = set()
+        async with self._read() as conn:
+            for chunk in _chunks(list(dict.fromkeys(event_ids))):
+                result = await conn.execute(
+                    select(tables.snapshots.c.event_id).where(
+                        tables.snapshots.c.event_id.in_(chunk)
+                    )
+                )
+                found.update(row[0] for row in result)
+        return found
+
     async def get_event(self, event_id: str) -> Event | None:
         async with self._read() as conn:
             result = await conn.execute(

@@ -93,10 +93,15 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     zone = next((z for z in site.zones if z.id == alarm.zone), None) if site else None
     events = []
     entries = []
-    for event, received_at in await store.alarm_events(alarm.id):
+    alarm_events = await store.alarm_events(alarm.id)
+    # A Frigate snapshot may come after its event was sent with ``snapshot: false``
+    # (PROTOCOL 7.10): what the store holds counts, not only the flag.
+    pictured = await store.snapshot_event_ids([event.id for event, _ in alarm_events])
+    for event, received_at in alarm_events:
         item = event.model_dump(mode="json")
         item["received_at"] = format_ts(received_at)
-        item["snapshot_url"] = f"/api/events/{event.id}/snapshot" if event.snapshot else None
+        has_snapshot = event.snapshot or event.id in pictured
+        item["snapshot_url"] = f"/api/events/{event.id}/snapshot" if has_snapshot else None
         events.append(item)
         entries.append(_entry(event.ts, "event", None, item))
     announcements = []

@@ -19,6 +19,7 @@ from tests.hub.conftest import (
     mqtt_inbox,
     store_url,
     unique_seq,
+    ws_inbox,
 )
 
 pytestmark = pytest.mark.integration
@@ -117,6 +118,39 @@ async def test_timeline_tells_the_incident_in_order_with_snapshots_and_outcome(
         timeline["zone"]["id"],
         timeline["zone"]["name"],
     )
+
+
+async def test_a_late_snapshot_shows_in_the_timeline_and_is_pushed_to_consoles(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    """A Frigate picture that came after its event (sent with ``snapshot: false``)."""
+    camera = event_payload(
+        unique_seq(), device="db-cam-01", kind="camera.intrusion", object="person"
+    )
+    headers = await running_hub.auth("viewer")
+    async with running_hub.socket(await running_hub.token("viewer")) as ws, ws_inbox(ws) as console:
+        await console.wait_for(lambda m: m["type"] == "hello")
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            await edge.publish(topics.events(SITE), json.dumps(camera).encode(), qos=1)
+            await acks.wait_for(lambda m: camera["id"] in m[1]["ids"])
+        alarm_id = running_hub.hub.picture.active[(SITE, "z1")].id
+        url = f"/api/alarms/{alarm_id}/timeline"
+        before = (await running_hub.http.get(url, headers=headers)).json()
+        await edge.publish(topics.snapshot(SITE, camera["id"]), JPEG, qos=1)
+        pushed = await console.wait_for(lambda m: m["type"] == "snapshot")
+    after = (await running_hub.http.get(url, headers=headers)).json()
+
+    snapshot_url = f"/api/events/{camera['id']}/snapshot"
+    assert [None] == [e["snapshot_url"] for e in before["events"]]
+    assert {"event_id": camera["id"], "site": SITE, "snapshot_url": snapshot_url}.items() <= (
+        pushed["data"].items()
+    )
+    [event] = after["events"]
+    assert (False, snapshot_url) == (event["snapshot"], event["snapshot_url"])
+    [entry] = [e for e in after["entries"] if e["type"] == "event"]
+    assert snapshot_url == entry["data"]["snapshot_url"]
+    picture = await running_hub.http.get(snapshot_url, headers=headers)
+    assert JPEG == picture.content
 
 
 async def test_timeline_prints_as_html_in_chinese_or_english_with_a_query_token(
