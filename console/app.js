@@ -311,6 +311,8 @@ function onMessage(message) {
     loadHistory();
     if (first) result.newAlarms.length = 0; // what was already open on login does not chime
   }
+  // The hub holds this picture now: one that could not be loaded before is asked for again.
+  if (result.snapshot && snapshots.get(result.snapshot)?.failed) dropSnapshot(result.snapshot);
   const now = Date.now();
   for (const alarm of result.newAlarms) fresh.set(alarm.id, now);
   if (result.newAlarms.some((alarm) => alarm.severity !== "critical")) sound.chime();

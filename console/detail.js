@@ -110,7 +110,8 @@ export function hubTimeline(answer) {
         device: data.device,
         severity: data.severity,
         eventId: type === "event" ? data.id : undefined,
-        snapshot: type === "event" && Boolean(data.snapshot),
+        // snapshot_url: also a picture that came after its event (PROTOCOL 7.22).
+        snapshot: type === "event" && Boolean(data.snapshot || data.snapshot_url),
         outcome: data.outcome,
         note: data.note ?? "",
         level: data.escalation_level,
@@ -278,6 +279,10 @@ export function renderDetail(root, state, ui, ctx) {
     for (const event of liveEvents) events.set(event.id, event);
     entries = buildTimeline(alarm, [...events.values()], anns);
   }
+  // A picture the hub announced after this timeline was built (a late Frigate one).
+  entries = entries.map((entry) =>
+    entry.eventId && !entry.snapshot && state.snapshots.has(entry.eventId) ? { ...entry, snapshot: true } : entry,
+  );
   ctx.entries = entries;
   const sourceKey = ctx.timeline ? `detail.source_${ctx.timeline.source}` : "detail.loading";
   part(root, "#detail-source", `${lang}${sourceKey}`, escape(t(sourceKey)));

@@ -17,6 +17,8 @@ export function createState() {
     alarms: new Map(),
     announcements: new Map(),
     events: new Map(),
+    // Event ids the hub announced a stored snapshot for ("snapshot" messages).
+    snapshots: new Set(),
     feed: [],
     lastSeq: null,
     features: null,
@@ -29,7 +31,7 @@ function byId(items, key = "id") {
 
 // What a message changed, so the page redraws only that and rings for new alarms.
 function outcome() {
-  return { applied: false, parts: new Set(), newAlarms: [], resolved: [] };
+  return { applied: false, parts: new Set(), newAlarms: [], resolved: [], snapshot: null };
 }
 
 export function applyMessage(state, message) {
@@ -80,6 +82,13 @@ export function applyMessage(state, message) {
         result.parts.add("alarms");
       }
       break;
+    case "snapshot":
+      if (data.event_id) {
+        markSnapshot(state, data.event_id);
+        result.parts.add("alarms");
+        result.snapshot = data.event_id;
+      }
+      break;
     default:
       // A newer hub may send types this console does not know yet: skip them.
       break;
@@ -125,9 +134,18 @@ export function applyAlarmResponse(state, alarm) {
   return true;
 }
 
+// The hub holds a JPEG for this event, also one that came after the event itself
+// was sent with snapshot: false (a late Frigate picture, PROTOCOL 7.10).
+export function markSnapshot(state, eventId) {
+  state.snapshots.add(eventId);
+  if (state.snapshots.size > MAX_EVENTS) state.snapshots.delete(state.snapshots.values().next().value);
+  const event = state.events.get(eventId);
+  if (event && !event.snapshot) state.events.set(eventId, { ...event, snapshot: true });
+}
+
 export function addEvent(state, event, live = false) {
   if (!event?.id || state.events.has(event.id)) return;
-  state.events.set(event.id, event);
+  state.events.set(event.id, state.snapshots.has(event.id) ? { ...event, snapshot: true } : event);
   if (state.events.size > MAX_EVENTS) {
     const oldest = state.events.keys().next().value;
     state.events.delete(oldest);

@@ -90,12 +90,12 @@ class Field:
         # Unique across runs against one stack: the edge deduplicates on device and seq.
         self._seq = int(time.time() * 1000) % 1_000_000_000
 
-    def _broker(self) -> BrokerSettings:
+    def _broker(self, login: str = "sim") -> BrokerSettings:
         return BrokerSettings(
             host="127.0.0.1",
             port=self.stack.broker_port,
-            username="sim",
-            password=self.stack.secrets.broker["sim"],
+            username=login,
+            password=self.stack.secrets.broker[login],
         )
 
     def _next_seq(self) -> int:
@@ -140,9 +140,16 @@ class Field:
     async def fence_breach(self, site: str, device: str, zone: str) -> str:
         return await self._publish(site, "fence", device, fence_report(self._next_seq(), zone))
 
-    async def person_in_water(self, site: str, device: str, zone: str) -> str:
-        report = camera_report(self._next_seq(), zone, snapshot=TINY_JPEG)
+    async def person_in_water(
+        self, site: str, device: str, zone: str, *, snapshot: bytes | None = TINY_JPEG
+    ) -> str:
+        report = camera_report(self._next_seq(), zone, snapshot=snapshot)
         return await self._publish(site, "camera", device, report)
+
+    async def late_snapshot(self, site: str, event_id: str, jpeg: bytes) -> None:
+        """As the edge sends a Frigate picture that came after its event (PROTOCOL 7.10)."""
+        async with make_client(self._broker(f"edge-{site}")) as client:
+            await client.publish(topics.snapshot(site, event_id), jpeg, qos=1)
 
     async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:
         """The hub's alarm holding ``event_id``, once the event has made it there."""

@@ -197,6 +197,26 @@ async def test_announcement_updates_replace_the_previous_state_of_each_speaker(
     assert [{"spk-1": "done"}] == result
 
 
+async def test_a_snapshot_message_gives_known_and_later_events_their_picture(
+    console_page: Page,
+) -> None:
+    """A late Frigate picture: its event was sent with ``snapshot: false``."""
+    event = {"id": "cam:1", "kind": "camera.intrusion", "snapshot": False}
+    result = await run(
+        console_page,
+        f"const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{}}}});"
+        f" state.addEvent(s, {js(event)}, true);"
+        f" const r = state.applyMessage(s, {{seq: 2, type: 'snapshot',"
+        f"   data: {{event_id: 'cam:1', site: 's'}}}});"
+        f" state.applyMessage(s, {{seq: 3, type: 'snapshot', data: {{event_id: 'cam:2'}}}});"
+        f" state.addEvent(s, {{...{js(event)}, id: 'cam:2'}});"
+        " return [r.snapshot, [...r.parts], s.events.get('cam:1').snapshot,"
+        "   s.events.get('cam:2').snapshot];",
+    )
+    assert ["cam:1", ["alarms"], True, True] == result
+
+
 async def test_device_and_edge_updates_change_site_counts_and_unknown_is_not_offline(
     console_page: Page,
 ) -> None:

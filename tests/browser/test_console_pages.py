@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from riverguard.stack import Stack
+from simulators.snapshot import render_snapshot
 from tests.browser.conftest import ARTIFACTS, SCREENSHOTS, PageErrors
 from tests.browser.console import (
     OFFICER,
@@ -124,6 +125,29 @@ async def test_map_shows_the_alarm_zone_an_unguarded_zone_and_live_device_status
     await expect(page.locator("#detail-page")).to_be_visible()
     await page.keyboard.press("Escape")
     await expect(page.locator("#map-page")).to_be_visible()
+
+
+async def test_a_late_snapshot_appears_live_in_the_open_alarm_detail(
+    officer_page: Page, field_devices: Field
+) -> None:
+    """The camera's picture reaches the hub after its event (a Frigate track still open)."""
+    page = officer_page
+    camera = await field_devices.person_in_water("xiyong-wharf", "xy-cam-02", "z2", snapshot=None)
+    alarm = await field_devices.alarm_of(camera, "xiyong-wharf")
+    await alarm_card(page, alarm["id"]).locator("[data-action=details]").click()
+    timeline = page.locator("#detail-page #detail-timeline")
+    event = timeline.locator("li[data-type=event]")
+    await expect(event).to_have_count(1)
+    await expect(page.locator("#detail-source")).not_to_have_text(re.compile("加载|Loading"))
+    await expect(event.locator(".tl-snapshot")).to_have_count(0)
+
+    await field_devices.late_snapshot("xiyong-wharf", camera, render_snapshot("xy-cam-02"))
+    await expect(event.locator(".tl-snapshot img")).to_be_visible()
+    loaded = await event.locator(".tl-snapshot img").evaluate("img => img.naturalWidth")
+    assert 640 == loaded
+
+    found = await languages(page, "detail-late-snapshot", screenshot=True)
+    assert {"detail-late-snapshot zh-CN": [], "detail-late-snapshot en": []} == found
 
 
 async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_done(
