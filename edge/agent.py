@@ -33,10 +33,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import aiomqtt
 import httpx
 import structlog
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import riverguard
 from edge.adapters import Adapted, LateSnapshot, check_device, parse_message
@@ -55,6 +53,7 @@ from edge.sqlite_outbox import SqliteOutbox
 from edge.warning import prepare_warning
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
+from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
 from riverguard.wire import topics
 from riverguard.wire.models import (
     Announce,
@@ -72,6 +71,8 @@ log = structlog.get_logger()
 
 # Events handed to the broker per round trip of PUBACKs.
 PUBLISH_BATCH = 100
+# Device messages handled per wake-up of the receiver; acknowledged together.
+RECEIVE_BATCH = 500
 
 
 class _Stopping(Exception):
@@ -109,7 +110,7 @@ class EdgeAgent:
         self._fresh: asyncio.Queue[OutboxEntry] = asyncio.Queue()
         # Device messages of this connection handled but not yet acknowledged to the
         # broker, as (mid, qos) in arrival order: acknowledged once the outbox is on disk.
-        self._unacked: list[tuple[int, int]] = []
+        self._unacked: list[Message] = []
         self._unacked_added = asyncio.Event()
         # Set when an event needed a resend: the hub is not committing (see the module doc).
         self.hub_silent = False
@@ -132,16 +133,14 @@ class EdgeAgent:
             self.settings.broker,
             identifier=f"edge-{self.site.id}",
             persistent=True,
-            will=aiomqtt.Will(
+            will=Will(
                 topics.edge_status(self.site.id), self._status("offline"), qos=1, retain=True
             ),
+            # A device's message is acknowledged to the broker only once its event is on
+            # disk (``_acker``), so a kill -9 between the two loses nothing: the broker
+            # redelivers it.
+            manual_ack=True,
         )
-        # Batches of concurrent publishes are intended; aiomqtt warns above 10 by default.
-        client.pending_calls_threshold = 4 * PUBLISH_BATCH
-        # A device's message is acknowledged to the broker only once its event is on
-        # disk (``_acker``), so a kill -9 between the two loses nothing: the broker
-        # redelivers it. aiomqtt does not expose paho's manual acknowledgement.
-        client._client.manual_ack_set(True)
         await self.outbox.open()
         await self._load_sequences()
         try:
@@ -173,7 +172,7 @@ class EdgeAgent:
         except OSError as exc:
             self.log.warning("device sequences not saved", error=str(exc))
 
-    async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+    async def _serve(self, client: Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
             self.audio = AudioCache(
@@ -200,7 +199,7 @@ class EdgeAgent:
                         await self._session(client, stop)
                         await self._publish_status(client, "stopped")
                     self.log.info("edge stopped", outbox=len(self.outbox))
-                except* aiomqtt.MqttError as group:
+                except* MqttError as group:
                     self.ready.clear()
                     delay = backoff.next_delay()
                     self.log.warning(
@@ -256,15 +255,15 @@ class EdgeAgent:
                     player=self.settings.local_audio_player,
                 )
 
-    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+    async def _session(self, client: Client, stop: asyncio.Event) -> None:
         site = self.site.id
         await client.subscribe(
             [
                 # noLocal: our own play/stop commands to the speakers need not come back.
-                (topics.field_site_filter(site), SubscribeOptions(qos=1, noLocal=True)),
-                *((topic, SubscribeOptions(qos=1)) for topic in topics.edge_subscriptions(site)),
+                Subscription(topics.field_site_filter(site), no_local=True),
+                *(Subscription(topic) for topic in topics.edge_subscriptions(site)),
                 *(
-                    (topic, SubscribeOptions(qos=1))
+                    Subscription(topic)
                     for source in self.sources
                     for topic in source.subscriptions()
                 ),
@@ -309,18 +308,18 @@ class EdgeAgent:
             dropped=self.outbox.dropped,
         ).model_dump_json()
 
-    async def _publish_status(self, client: aiomqtt.Client, state: Availability) -> None:
+    async def _publish_status(self, client: Client, state: Availability) -> None:
         await client.publish(
             topics.edge_status(self.site.id), self._status(state), qos=1, retain=True
         )
 
-    async def _status_refresher(self, client: aiomqtt.Client) -> None:
+    async def _status_refresher(self, client: Client) -> None:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
             await self._publish_status(client, "online")
             await self._save_sequences()
 
-    async def _heartbeats(self, client: aiomqtt.Client) -> None:
+    async def _heartbeats(self, client: Client) -> None:
         """Report offline the devices that stopped sending their status."""
         after = self.settings.device_offline_after_s
         tick = min(5.0, after / 4)
@@ -351,40 +350,38 @@ class EdgeAgent:
 
     # --- receiving ------------------------------------------------------------------
 
-    async def _receiver(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            topic = message.topic.value
-            payload = message.payload
-            if not isinstance(payload, bytes):  # paho always gives bytes; typed wider
-                payload = str(payload).encode()
-            try:
-                source = next((s for s in self.sources if s.matches(topic)), None)
-                if source is not None:
-                    raw = Raw(topic, payload, bool(message.retain))
-                    await self._from_source(client, source, raw)
-                else:
-                    await self._handle(client, topic, payload)
-            except Rejected as exc:
-                self._reject(exc, topic)
-            except aiomqtt.MqttError:
-                raise
-            except Exception:
-                # A bug in handling one message must not stop the site's edge.
-                self.log.exception("message handling failed", topic=topic[:200])
-                self.metrics.rejected.labels("internal").inc()
-            self._unacked.append((message.mid, message.qos))
+    async def _receiver(self, client: Client) -> None:
+        while True:
+            for message in await client.next_batch(RECEIVE_BATCH):
+                await self._receive(client, message)
             self._unacked_added.set()
 
-    async def _acker(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, client: Client, message: Message) -> None:
+        topic = message.topic
+        try:
+            source = next((s for s in self.sources if s.matches(topic)), None)
+            if source is not None:
+                await self._from_source(client, source, Raw(topic, message.payload, message.retain))
+            else:
+                await self._handle(client, topic, message.payload)
+        except Rejected as exc:
+            self._reject(exc, topic)
+        except MqttError:
+            raise
+        except Exception:
+            # A bug in handling one message must not stop the site's edge.
+            self.log.exception("message handling failed", topic=topic[:200])
+            self.metrics.rejected.labels("internal").inc()
+        self._unacked.append(message)
+
+    async def _acker(self, client: Client) -> None:
         """Acknowledge handled device messages to the broker once their events are on disk."""
-        paho = client._client  # see manual_ack_set in run()
         while True:
             await self._unacked_added.wait()
             self._unacked_added.clear()
             batch, self._unacked = self._unacked, []
             await self.outbox.flush()
-            for mid, qos in batch:
-                paho.ack(mid, qos)
+            client.ack(batch)
 
     def _reject(self, exc: Rejected, topic: str) -> None:
         self.metrics.rejected.labels(exc.reason).inc()
@@ -392,7 +389,7 @@ class EdgeAgent:
             "message rejected", reason=exc.reason, detail=exc.detail, topic=topic[:200]
         )
 
-    async def _handle(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+    async def _handle(self, client: Client, topic: str, payload: bytes) -> None:
         try:
             parsed = topics.parse(topic)
         except TopicError as exc:
@@ -419,7 +416,7 @@ class EdgeAgent:
         else:
             raise Rejected("bad_topic", f"an edge does not read {parsed.kind} topics")
 
-    async def _from_source(self, client: aiomqtt.Client, source: Source, raw: Raw) -> None:
+    async def _from_source(self, client: Client, source: Source, raw: Raw) -> None:
         try:
             made = self.normalizer.vendor(source, raw, self.clock())
         except Skipped as exc:
@@ -432,7 +429,7 @@ class EdgeAgent:
             else:
                 await self._late_snapshot(client, item)
 
-    async def _late_snapshot(self, client: aiomqtt.Client, late: LateSnapshot) -> None:
+    async def _late_snapshot(self, client: Client, late: LateSnapshot) -> None:
         """A picture of an event sent earlier without one.
 
         Published once at QoS 1 and not kept in the outbox: the hub stores it
@@ -491,9 +488,7 @@ class EdgeAgent:
             correlated=event.attrs.get("correlated"),
         )
 
-    async def _relay_status(
-        self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes
-    ) -> None:
+    async def _relay_status(self, client: Client, topic: FieldTopic, payload: bytes) -> None:
         status = self.normalizer.status(topic, payload, self.clock())
         self._device_online[topic.device] = status.online
         self._device_heard[topic.device] = time.monotonic()
@@ -522,7 +517,7 @@ class EdgeAgent:
 
     # --- speakers -------------------------------------------------------------------
 
-    async def _announce(self, client: aiomqtt.Client, speaker_id: str, payload: bytes) -> None:
+    async def _announce(self, client: Client, speaker_id: str, payload: bytes) -> None:
         announce = parse_message(Announce, payload)
         speaker = self.speakers.get(speaker_id)
         if speaker is None:
@@ -537,7 +532,7 @@ class EdgeAgent:
         await self.acks.send(client, speaker_id, announce.id, "received")
         await speaker.announce(client, announce)
 
-    async def _stop(self, client: aiomqtt.Client, speaker_id: str, payload: bytes) -> None:
+    async def _stop(self, client: Client, speaker_id: str, payload: bytes) -> None:
         stop = parse_message(Stop, payload)
         speaker = self.speakers.get(speaker_id)
         if speaker is None:
@@ -546,16 +541,14 @@ class EdgeAgent:
         await speaker.stop(client, stop)
         self.metrics.stops.inc()
 
-    async def _speaker_state(
-        self, client: aiomqtt.Client, topic: FieldTopic, payload: bytes
-    ) -> None:
+    async def _speaker_state(self, client: Client, topic: FieldTopic, payload: bytes) -> None:
         check_device(topic, self.site, self.devices)
         state = parse_message(SpeakerState, payload)
         await self.speakers[topic.device].on_state(client, state)
 
     # --- sending --------------------------------------------------------------------
 
-    async def _publisher(self, client: aiomqtt.Client) -> None:
+    async def _publisher(self, client: Client) -> None:
         while True:
             batch = [await self._fresh.get()]
             while len(batch) < PUBLISH_BATCH and not self._fresh.empty():
@@ -565,7 +558,7 @@ class EdgeAgent:
             await self.outbox.mark_sent(batch, time.monotonic())
             self.metrics.published.inc(len(batch))
 
-    async def _resender(self, client: aiomqtt.Client) -> None:
+    async def _resender(self, client: Client) -> None:
         timeout = self.settings.commit_timeout_s
         tick = min(1.0, timeout / 2)
         per_tick = max(1, int(self.settings.resend_per_s * tick))
@@ -599,13 +592,14 @@ class EdgeAgent:
                 )
             await asyncio.sleep(tick)
 
-    async def _send(self, client: aiomqtt.Client, entries: Sequence[OutboxEntry]) -> None:
+    async def _send(self, client: Client, entries: Sequence[OutboxEntry]) -> None:
         """Publish events in order, each snapshot acknowledged by the broker before its event.
 
-        Events go out concurrently (one PUBACK round trip per batch, not per
-        event); paho queues them in call order, so the order is kept.
+        Events go out together (one PUBACK round trip per batch, not per event),
+        in call order.
         """
         site = self.site.id
+        events_topic = topics.events(site)
         index = 0
         while index < len(entries):
             entry = entries[index]
@@ -615,12 +609,7 @@ class EdgeAgent:
             end = index + 1
             while end < len(entries) and entries[end].snapshot is None:
                 end += 1
-            async with asyncio.TaskGroup() as tg:
-                for item in entries[index:end]:
-                    tg.create_task(
-                        client.publish(topics.events(site), item.payload, qos=1),
-                        name=f"{self._name}.publish[{item.id}]",
-                    )
+            await client.publish_many([(events_topic, item.payload) for item in entries[index:end]])
             index = end
 
 

@@ -30,12 +30,12 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiomqtt
 import structlog
 
 from edge.metrics import EdgeMetrics
 from edge.speakers import Acks, SpeakerDriver
 from riverguard.config import Device, Site
+from riverguard.mqtt_client import Client
 from riverguard.wire.models import Announce, AudioRef, Event
 
 log = structlog.get_logger()
@@ -113,7 +113,7 @@ class Deterrence:
             return
         self._triggers.put_nowait(_Trigger(event.id, event.zone, time.monotonic()))
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def run(self, client: Client) -> None:
         while True:
             trigger = await self._triggers.get()
             outcome = await self._decide(trigger)
@@ -141,7 +141,7 @@ class Deterrence:
                 return "hub_answered"
         return "played"
 
-    async def _play(self, client: aiomqtt.Client, trigger: _Trigger) -> None:
+    async def _play(self, client: Client, trigger: _Trigger) -> None:
         assert self.warning is not None  # checked by _decide
         self._last_played[trigger.zone] = time.monotonic()
         now = self.clock()

@@ -25,13 +25,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, TypeVar
 
-import aiomqtt
 import structlog
 
 from edge.audio import AudioCache
 from edge.errors import AudioError, PlayerError
 from edge.speakers import OFFLINE, PREEMPTED, STOPPED, Acks, next_announcement
 from riverguard.config import Device
+from riverguard.mqtt_client import Client
 from riverguard.wire.models import AckState, Announce, SpeakerState, Stop
 
 log = structlog.get_logger()
@@ -66,7 +66,7 @@ class DirectSpeaker(ABC, Generic[Media]):
     async def _deliver(self, announce: Announce, media: Media) -> tuple[AckState, str]:
         """Play ``media``; the final state and its detail. Cancelled to interrupt it."""
 
-    async def announce(self, client: aiomqtt.Client, announce: Announce) -> None:
+    async def announce(self, client: Client, announce: Announce) -> None:
         if self.online is False:
             await self._ack(client, announce.id, "failed", OFFLINE)
             return
@@ -76,7 +76,7 @@ class DirectSpeaker(ABC, Generic[Media]):
         if playing is not None and announce.priority > playing.priority:
             self._interrupt_with(PREEMPTED)
 
-    async def stop(self, client: aiomqtt.Client, stop: Stop) -> None:
+    async def stop(self, client: Client, stop: Stop) -> None:
         queued = next((a for a in self._queue if a.id == stop.id), None)
         if queued is not None:
             self._queue.remove(queued)
@@ -88,12 +88,12 @@ class DirectSpeaker(ABC, Generic[Media]):
         else:
             log.info("stop for what this speaker does not hold", speaker=self.device.id, id=stop.id)
 
-    async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None:
+    async def on_state(self, client: Client, state: SpeakerState) -> None:
         log.info(
             "state from a directly played speaker ignored", speaker=self.device.id, id=state.id
         )
 
-    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+    async def on_status(self, client: Client, online: bool) -> None:
         self.online = online
         if online:
             return
@@ -104,7 +104,7 @@ class DirectSpeaker(ABC, Generic[Media]):
         if self._playing is not None:
             self._interrupt_with(OFFLINE)
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def run(self, client: Client) -> None:
         while True:
             while not self._queue:
                 self._wakeup.clear()
@@ -121,7 +121,7 @@ class DirectSpeaker(ABC, Generic[Media]):
             if media is not None:
                 await self._play(client, announce, media)
 
-    async def _prepare(self, client: aiomqtt.Client, announce: Announce) -> Media | None:
+    async def _prepare(self, client: Client, announce: Announce) -> Media | None:
         """The media to play, or None if the announcement ended already."""
         if announce.expires_at <= self.clock():
             await self._ack(client, announce.id, "expired")
@@ -146,7 +146,7 @@ class DirectSpeaker(ABC, Generic[Media]):
             return None
         return media
 
-    async def _play(self, client: aiomqtt.Client, announce: Announce, media: Media) -> None:
+    async def _play(self, client: Client, announce: Announce, media: Media) -> None:
         self._playing = announce
         self._interrupt.clear()
         self._reason = ""
@@ -172,6 +172,6 @@ class DirectSpeaker(ABC, Generic[Media]):
         self._interrupt.set()
 
     async def _ack(
-        self, client: aiomqtt.Client, announcement_id: str, state: AckState, detail: str = ""
+        self, client: Client, announcement_id: str, state: AckState, detail: str = ""
     ) -> None:
         await self.acks.send(client, self.device.id, announcement_id, state, detail)

@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-import aiomqtt
 import structlog
 
 from edge.audio import AudioCache, audio_duration_s
 from edge.errors import AudioError
 from edge.metrics import EdgeMetrics
 from riverguard.config import Device
+from riverguard.mqtt_client import Client
 from riverguard.wire import topics
 from riverguard.wire.models import (
     AckState,
@@ -70,7 +70,7 @@ class Acks:
 
     async def send(
         self,
-        client: aiomqtt.Client,
+        client: Client,
         speaker: str,
         announcement_id: str,
         state: AckState,
@@ -87,19 +87,19 @@ class Acks:
 class SpeakerDriver(Protocol):
     device: Device
 
-    async def announce(self, client: aiomqtt.Client, announce: Announce) -> None:
+    async def announce(self, client: Client, announce: Announce) -> None:
         """Take an announcement that is not expired and was acked ``received``."""
         ...
 
-    async def stop(self, client: aiomqtt.Client, stop: Stop) -> None: ...
+    async def stop(self, client: Client, stop: Stop) -> None: ...
 
-    async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None: ...
+    async def on_state(self, client: Client, state: SpeakerState) -> None: ...
 
-    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+    async def on_status(self, client: Client, online: bool) -> None:
         """The speaker's own status (PROTOCOL 1.4) changed or was repeated."""
         ...
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def run(self, client: Client) -> None:
         """The driver's worker, for as long as a broker connection lasts."""
         ...
 
@@ -157,14 +157,14 @@ class MqttSpeaker:
         self._inflight: dict[str, _InFlight] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
 
-    async def announce(self, client: aiomqtt.Client, announce: Announce) -> None:
+    async def announce(self, client: Client, announce: Announce) -> None:
         if self.online is False:
             await self._finish(client, announce.id, OFFLINE)
             return
         self._queue.append(announce)
         self._wakeup.set()
 
-    async def stop(self, client: aiomqtt.Client, stop: Stop) -> None:
+    async def stop(self, client: Client, stop: Stop) -> None:
         queued = next((a for a in self._queue if a.id == stop.id), None)
         if queued is not None:
             self._queue.remove(queued)
@@ -179,7 +179,7 @@ class MqttSpeaker:
             )
             log.info("stop forwarded", speaker=self.device.id, id=stop.id)
 
-    async def on_state(self, client: aiomqtt.Client, state: SpeakerState) -> None:
+    async def on_state(self, client: Client, state: SpeakerState) -> None:
         if state.id in self._finished:
             self.acks.metrics.rejected.labels("late_state").inc()
             log.warning(
@@ -200,7 +200,7 @@ class MqttSpeaker:
                 inflight.ended.set()
         await self.acks.send(client, self.device.id, state.id, state.state, state.detail)
 
-    async def on_status(self, client: aiomqtt.Client, online: bool) -> None:
+    async def on_status(self, client: Client, online: bool) -> None:
         self.online = online
         if online:
             return
@@ -214,12 +214,12 @@ class MqttSpeaker:
         if self._current is not None:
             self._stopped.add(self._current.id)  # the worker acks it once the fetch returns
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def run(self, client: Client) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._worker(client), name=f"speaker[{self.device.id}].worker")
             tg.create_task(self._watchdog(client), name=f"speaker[{self.device.id}].watchdog")
 
-    async def _worker(self, client: aiomqtt.Client) -> None:
+    async def _worker(self, client: Client) -> None:
         while True:
             while not self._queue:
                 self._wakeup.clear()
@@ -238,7 +238,7 @@ class MqttSpeaker:
             if inflight is not None:
                 await self._until_ended(client, inflight)
 
-    async def _until_ended(self, client: aiomqtt.Client, inflight: _InFlight) -> None:
+    async def _until_ended(self, client: Client, inflight: _InFlight) -> None:
         """Wait for the speaker to finish, unless a higher priority preempts it."""
         while not inflight.ended.is_set():
             self._wakeup.clear()
@@ -259,7 +259,7 @@ class MqttSpeaker:
                     waiter.cancel()
                 await asyncio.gather(ended, arrived, return_exceptions=True)
 
-    async def _watchdog(self, client: aiomqtt.Client) -> None:
+    async def _watchdog(self, client: Client) -> None:
         """Fail what the speaker left unanswered past its deadline."""
         tick = min(1.0, self.response_timeout_s / 4)
         while True:
@@ -278,14 +278,14 @@ class MqttSpeaker:
                 )
                 await self._finish(client, announcement_id, NO_RESPONSE)
 
-    async def _finish(self, client: aiomqtt.Client, announcement_id: str, detail: str) -> None:
+    async def _finish(self, client: Client, announcement_id: str, detail: str) -> None:
         """Fail an announcement on the speaker's behalf and ignore what it says about it later."""
         self._finished[announcement_id] = None
         while len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
         await self.acks.send(client, self.device.id, announcement_id, "failed", detail)
 
-    async def _play(self, client: aiomqtt.Client, announce: Announce) -> _InFlight | None:
+    async def _play(self, client: Client, announce: Announce) -> _InFlight | None:
         """Send ``play``; the announcement in flight, or None if it ended before that."""
         speaker = self.device.id
         if announce.expires_at <= self.clock():

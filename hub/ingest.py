@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-import aiomqtt
 import structlog
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from hub.announcer import Announcer
@@ -37,6 +35,7 @@ from hub.store import Batch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
 from hub.store import Committed as StoreCommitted
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
+from riverguard.mqtt_client import Client, MqttError, Subscription
 from riverguard.wire import topics
 from riverguard.wire.models import (
     MAX_EVENT_PAYLOAD_BYTES,
@@ -90,16 +89,6 @@ class _Work:
     device_statuses: list[tuple[str, DeviceStatus]] = field(default_factory=list)
     edge_statuses: list[tuple[str, EdgeStatus]] = field(default_factory=list)
     acks: list[tuple[str, str, AnnouncementAck, str]] = field(default_factory=list)
-
-
-def _payload_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return b"" if payload is None else str(payload).encode()
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -262,7 +251,7 @@ class Ingest:
             try:
                 async with client:
                     await client.subscribe(
-                        [(topic, SubscribeOptions(qos=1)) for topic in topics.HUB_SUBSCRIPTIONS]
+                        [Subscription(topic) for topic in topics.HUB_SUBSCRIPTIONS]
                     )
                     self.link.client = client
                     self.metrics.broker_connected.set(1)
@@ -274,7 +263,7 @@ class Ingest:
                         port=self.settings.broker.port,
                     )
                     await self._consume(client)
-            except aiomqtt.MqttError as exc:
+            except MqttError as exc:
                 log.warning("broker connection lost", error=str(exc))
             finally:
                 self.link.client = None
@@ -282,24 +271,14 @@ class Ingest:
                 self.subscribed.clear()
             await backoff.sleep()
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
-        messages = client.messages
-        async for first in messages:
-            received = [
-                Received(first.topic.value, _payload_bytes(first.payload), time.monotonic())
-            ]
-            # Take what is already queued without a task per message (aiomqtt's
-            # iterator creates one): the batch costs one wake-up, not hundreds.
-            # aiomqtt has no public non-blocking get.
-            queue = client._queue
-            while len(received) < self.batch_max and not queue.empty():
-                message = queue.get_nowait()
-                received.append(
-                    Received(message.topic.value, _payload_bytes(message.payload), time.monotonic())
-                )
+    async def _consume(self, client: Client) -> None:
+        while True:
+            messages = await client.next_batch(self.batch_max)
+            arrived = time.monotonic()
+            received = [Received(m.topic, m.payload, arrived) for m in messages]
             try:
                 await self.process(received)
-            except aiomqtt.MqttError:
+            except MqttError:
                 raise
             except Exception:
                 # A bug must not take ingest down: the batch is not acknowledged, so

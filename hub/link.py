@@ -6,14 +6,13 @@ connected; announcements and commit acknowledgements publish through here.
 
 from __future__ import annotations
 
-import aiomqtt
-
 from hub.errors import BrokerUnavailable
+from riverguard.mqtt_client import Client, MqttError
 
 
 class BrokerLink:
     def __init__(self) -> None:
-        self.client: aiomqtt.Client | None = None
+        self.client: Client | None = None
 
     @property
     def connected(self) -> bool:
@@ -26,5 +25,5 @@ class BrokerLink:
             raise BrokerUnavailable("not connected to the broker")
         try:
             await client.publish(topic, payload, qos=qos)
-        except aiomqtt.MqttError as exc:
+        except MqttError as exc:
             raise BrokerUnavailable(f"publish to {topic} failed: {exc}") from exc

@@ -1,21 +1,19 @@
-"""MQTT client construction shared by the hub, the edges and the simulators.
+"""MQTT client construction shared by the hub and the edges.
 
-Every client: MQTT 5, TCP_NODELAY (Nagle alone adds ~10 ms per hop, see
-PERF-NOTES), a login (the broker never runs anonymous), and for agents a
-persistent session so QoS 1 messages queued while they were away are
-delivered when they come back.
+Every client: MQTT 5 (``riverguard.mqtt_client``), TCP_NODELAY (Nagle alone
+adds ~10 ms per hop, see PERF-NOTES), a login (the broker never runs
+anonymous), and for agents a persistent session so QoS 1 messages queued
+while they were away are delivered when they come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import socket
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from riverguard.mqtt_client import Client, Will
 
 # How long the broker keeps a disconnected agent's session and its queue.
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -35,33 +33,30 @@ def make_client(
     identifier: str | None = None,
     *,
     persistent: bool = False,
-    will: aiomqtt.Will | None = None,
+    will: Will | None = None,
     keepalive: int = 15,
-) -> aiomqtt.Client:
+    manual_ack: bool = False,
+) -> Client:
     """An unconnected client; enter it with ``async with``.
 
     ``persistent`` keeps the session (subscriptions and queued QoS 1 messages)
     on the broker while the client is away; it needs a stable ``identifier``.
+    ``manual_ack``: QoS 1 messages are acknowledged only by ``Client.ack``.
     """
-    properties = None
-    if persistent:
-        if identifier is None:
-            raise ValueError("a persistent session needs a stable client identifier")
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-    return aiomqtt.Client(
+    if persistent and identifier is None:
+        raise ValueError("a persistent session needs a stable client identifier")
+    return Client(
         broker.host,
         broker.port,
         username=broker.username,
         password=broker.password.get_secret_value(),
         identifier=identifier,
-        protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=not persistent,
-        properties=properties,
+        session_expiry=SESSION_EXPIRY_S if persistent else 0,
         will=will,
         keepalive=keepalive,
         timeout=10,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        manual_ack=manual_ack,
     )
 
 

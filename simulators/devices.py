@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Self
 import aiomqtt
 import structlog
 
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.testing import TINY_JPEG, camera_report, fence_report
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceType
+from simulators.mqtt import paho_client
 
 log = structlog.get_logger()
 
@@ -53,7 +54,7 @@ class SimulatedDevice:
         self.battery = round(random.uniform(0.55, 0.98), 2)
         self.rssi = random.randint(-85, -55)
         status_topic = topics.field_status(site, self.device_type, device)
-        self.client = make_client(
+        self.client = paho_client(
             broker, will=aiomqtt.Will(status_topic, OFFLINE, qos=1, retain=True)
         )
         self.log = log.bind(site=site, device=device)

@@ -21,9 +21,10 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from riverguard.mqtt import Backoff, BrokerSettings, make_client
+from riverguard.mqtt import Backoff, BrokerSettings
 from riverguard.wire import topics
 from riverguard.wire.models import SpeakerPlay, SpeakerState, Stop
+from simulators.mqtt import paho_client
 
 log = structlog.get_logger()
 
@@ -82,7 +83,7 @@ class SimulatedSpeaker:
 
     async def run(self) -> None:
         """Serve forever, reconnecting after a lost connection."""
-        client = make_client(
+        client = paho_client(
             self.broker,
             will=aiomqtt.Will(
                 topics.field_status(self.site, "speaker", self.device),

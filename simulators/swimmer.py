@@ -29,12 +29,13 @@ import structlog
 from pydantic import ValidationError
 
 from riverguard.config import Config, Site
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.wire import topics
 from riverguard.wire.models import SpeakerState
 from riverguard.wire.topics import FieldTopic, TopicError
 from simulators.devices import CameraSim, FenceSim
 from simulators.errors import ScenarioError
+from simulators.mqtt import paho_client
 from simulators.snapshot import render_snapshots
 
 log = structlog.get_logger()
@@ -173,7 +174,7 @@ async def run_swimmer(
         for site_obj, zone_id, fence_id, camera_id in plans:
             speakers = [d.id for d in config.devices_of(site_obj.id, "speaker")]
             stages.append(_Stage(site_obj, zone_id, fences[fence_id], cameras[camera_id], speakers))
-        watcher = await stack.enter_async_context(make_client(broker))
+        watcher = await stack.enter_async_context(paho_client(broker))
         speaker_states = [
             (topics.speaker_state(s.site.id, speaker), 1) for s in stages for speaker in s.speakers
         ]

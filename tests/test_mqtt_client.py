@@ -10,6 +10,7 @@ import pytest
 from riverguard import mqtt_packets as packets
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
+from riverguard.services import free_port
 from riverguard.testing import wait_for
 from tests.conftest import Broker
 
@@ -96,8 +97,6 @@ async def test_a_wrong_password_is_refused_with_an_mqtt_error(broker: Broker) ->
 
 
 async def test_no_broker_listening_is_an_mqtt_error() -> None:
-    from riverguard.services import free_port
-
     client = Client("127.0.0.1", free_port(), username="x", password="y", timeout=2)
     with pytest.raises(MqttError, match="cannot connect"):
         async with client:

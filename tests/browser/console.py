@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, expect
 
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import TINY_JPEG, camera_report, fence_report, wait_for
 from riverguard.wire import topics
+from simulators.mqtt import paho_client
 from tests.conftest import stack_logs
 
 OFFICER = "officer-li"
@@ -105,7 +106,7 @@ class Field:
     async def _publish(
         self, site: str, device_type: str, device: str, payload: dict[str, Any]
     ) -> str:
-        async with make_client(self._broker()) as client:
+        async with paho_client(self._broker()) as client:
             await client.publish(
                 topics.field_report(site, device_type, device), json.dumps(payload), qos=1
             )
@@ -129,7 +130,7 @@ class Field:
             status["battery"] = battery
         if rssi is not None:
             status["rssi"] = rssi
-        async with make_client(self._broker()) as client:
+        async with paho_client(self._broker()) as client:
             await client.publish(
                 topics.field_status(site, device_type, device),
                 json.dumps(status),
@@ -148,7 +149,7 @@ class Field:
 
     async def late_snapshot(self, site: str, event_id: str, jpeg: bytes) -> None:
         """As the edge sends a Frigate picture that came after its event (PROTOCOL 7.10)."""
-        async with make_client(self._broker(f"edge-{site}")) as client:
+        async with paho_client(self._broker(f"edge-{site}")) as client:
             await client.publish(topics.snapshot(site, event_id), jpeg, qos=1)
 
     async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:

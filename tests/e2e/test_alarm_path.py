@@ -19,10 +19,11 @@ import httpx
 import pytest
 import websockets
 
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
+from simulators.mqtt import paho_client
 from tests.conftest import stack_logs
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,7 @@ async def test_fence_breach_becomes_alarm_acked_and_answered_by_speaker(
         username="sim",
         password=stack.secrets.broker["sim"],
     )
-    async with make_client(sim) as device:
+    async with paho_client(sim) as device:
         await device.publish(
             topics.field_report(SITE, "fence", FENCE),
             json.dumps(fence_report(seq, "z1", "breach")),
@@ -156,5 +157,5 @@ async def test_broker_refuses_the_simulator_login_with_a_wrong_password(stack: S
         password="not-the-password",
     )
     with pytest.raises(aiomqtt.MqttError):
-        async with make_client(wrong):
+        async with paho_client(wrong):
             pass

@@ -25,12 +25,13 @@ import aiomqtt
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from riverguard.config import Config
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.services import ManagedProcess, free_port
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AudioRef, Committed, Event
 from riverguard.wire.times import utcnow
+from simulators.mqtt import paho_client
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
@@ -140,7 +141,7 @@ async def recording(
 ) -> AsyncIterator[Recorder]:
     """Record messages on ``filters``; with ``session``, in a persistent session of that id."""
     recorder = Recorder()
-    async with make_client(broker, session, persistent=session is not None) as client:
+    async with paho_client(broker, session, persistent=session is not None) as client:
         await client.subscribe([(topic_filter, 1) for topic_filter in filters])
         async with background(recorder.collect(client), "test.recorder"):
             yield recorder
@@ -148,7 +149,7 @@ async def recording(
 
 @contextlib.asynccontextmanager
 async def publisher(broker: BrokerSettings) -> AsyncIterator[aiomqtt.Client]:
-    async with make_client(broker) as client:
+    async with paho_client(broker) as client:
         yield client
 
 
@@ -300,7 +301,7 @@ class Committer:
     async def run(self, commit_every_s: float = 0.05) -> None:
         while True:
             try:
-                client = make_client(self.broker, self.session, persistent=self.persistent)
+                client = paho_client(self.broker, self.session, persistent=self.persistent)
                 async with client:
                     await client.subscribe(topics.events(self.site), qos=1)
                     self.ready.set()
@@ -361,7 +362,7 @@ class FenceBurst:
         start = time.monotonic()
         while self.sent < count:
             try:
-                async with make_client(self.broker) as client:
+                async with paho_client(self.broker) as client:
                     client.pending_calls_threshold = 4 * batch
                     while self.sent < count:
                         seqs = range(self.sent + 1, min(count, self.sent + batch) + 1)

@@ -25,11 +25,12 @@ from hub.hub import Hub
 from hub.main import server_config
 from hub.settings import HubSettings
 from riverguard.config import load_config
-from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
+from simulators.mqtt import paho_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
 
 PASSWORDS = {
@@ -219,7 +220,7 @@ async def clear_retained_statuses(broker: Broker) -> None:
     """
     config = load_config(EXAMPLE_CONFIG)
     for site in config.sites:
-        async with make_client(broker.settings(f"edge-{site.id}")) as client:
+        async with paho_client(broker.settings(f"edge-{site.id}")) as client:
             topics_ = [topics.edge_status(site.id)]
             topics_ += [topics.device_status(site.id, d.id) for d in config.devices_of(site.id)]
             for topic in topics_:
@@ -237,7 +238,7 @@ async def running_hub(make_settings: MakeSettings) -> AsyncIterator[RunningHub]:
 @pytest.fixture
 async def edge(broker: Broker) -> AsyncIterator[aiomqtt.Client]:
     """An MQTT client logged in as the danshui-bridge edge, subscribed to its commit acks."""
-    client = make_client(broker.settings(f"edge-{SITE}"))
+    client = paho_client(broker.settings(f"edge-{SITE}"))
     async with client:
         yield client
 

@@ -11,12 +11,12 @@ import aiomqtt
 import httpx
 import pytest
 
-from riverguard.mqtt import make_client
 from riverguard.services import Influxd, free_port
 from riverguard.testing import TINY_JPEG, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import MAX_EVENT_PAYLOAD_BYTES
 from riverguard.wire.times import format_ts, utcnow
+from simulators.mqtt import paho_client
 from tests.conftest import Broker
 from tests.hub.conftest import (
     SITE,
@@ -100,7 +100,7 @@ async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
     settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
     async with (
         run_hub(settings) as running_hub,
-        make_client(own_broker.settings(f"edge-{SITE}")) as edge,
+        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
     ):
         await _publish_bad_then_good(running_hub, edge)
 

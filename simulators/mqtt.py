@@ -1,0 +1,48 @@
+"""The simulators' MQTT client: aiomqtt over paho, as a device maker might use.
+
+Simulated devices deliberately use a client other than Riverguard's own
+(``riverguard.mqtt_client``): what they send is then checked against a second
+implementation of MQTT 5 on the real broker, as real devices would be. The
+tests use it for their stand-ins too.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from riverguard.mqtt import SESSION_EXPIRY_S, BrokerSettings
+
+
+def paho_client(
+    broker: BrokerSettings,
+    identifier: str | None = None,
+    *,
+    persistent: bool = False,
+    will: aiomqtt.Will | None = None,
+    keepalive: int = 15,
+) -> aiomqtt.Client:
+    """An unconnected aiomqtt client (MQTT 5, TCP_NODELAY, our login), for ``async with``."""
+    properties = None
+    if persistent:
+        if identifier is None:
+            raise ValueError("a persistent session needs a stable client identifier")
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password.get_secret_value(),
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=not persistent,
+        properties=properties,
+        will=will,
+        keepalive=keepalive,
+        timeout=10,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
