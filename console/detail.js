@@ -4,7 +4,7 @@
 // open is not replaced under the pointer by a speaker's state update.
 
 import { getLang, has, t } from "./i18n.js";
-import { announcementsOf, SEVERITY_RANK } from "./state.js";
+import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
 import { clockTime, dateTime, escape, siteName, zoneName } from "./view.js";
 
 export const VOICES = ["cmn", "yue", "en"];
@@ -185,10 +185,14 @@ function entryHtml(entry, state, ui) {
       text = escape(text).replace("\u0000", who(entry.who, state));
       break;
     case "announcement":
-      text = escape(t("tl.announcement", { who: "\u0000", count: entry.speakers.length })).replace(
-        "\u0000",
-        who(entry.who, state),
-      );
+      // The edge warned by itself: no person to name.
+      text =
+        entry.who === EDGE_AUTO
+          ? escape(t("tl.edge_auto", { count: entry.speakers.length }))
+          : escape(t("tl.announcement", { who: "\u0000", count: entry.speakers.length })).replace(
+              "\u0000",
+              who(entry.who, state),
+            );
       break;
     case "speaker":
       text = `<span translate="no">${escape(entry.speaker ?? "")}</span> · ${escape(
@@ -449,9 +453,11 @@ function annsHtml(anns) {
     .reverse()
     .map(
       (ann) => `<li class="announcement" data-ann-id="${escape(ann.id)}">
-        <span class="ann-label">${escape(clockTime(ann.created_at))} · <span translate="no">${escape(
-          ann.clip?.id ?? "",
-        )}</span></span>
+        <span class="ann-label">${escape(clockTime(ann.created_at))} · ${
+          ann.requested_by === EDGE_AUTO
+            ? escape(t("ann.edge_auto"))
+            : `<span translate="no">${escape(ann.clip?.id ?? "")}</span>`
+        }</span>
         ${Object.entries(ann.speakers ?? {})
           .sort(([a], [b]) => a.localeCompare(b))
           .map(

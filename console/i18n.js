@@ -97,6 +97,7 @@ export const STRINGS = {
     "kind.camera.water_entry": "有人下水",
 
     "ann.heading": "喊话",
+    "ann.edge_auto": "边缘自动警告",
     "ann.state.pending": "待发送",
     "ann.state.received": "已接收",
     "ann.state.playing": "播放中",
@@ -201,6 +202,7 @@ export const STRINGS = {
     "tl.event": "事件",
     "tl.ack": "{who} 确认警情",
     "tl.announcement": "{who} 下发喊话，{count} 个广播",
+    "tl.edge_auto": "边缘自动警告，{count} 个广播",
     "tl.escalation": "警情升级至 {level} 级",
     "tl.resolved": "{who} 处置：{outcome}",
     "tl.other": "其他记录",
@@ -377,6 +379,7 @@ export const STRINGS = {
     "kind.camera.water_entry": "Person entering water",
 
     "ann.heading": "Announcement",
+    "ann.edge_auto": "Edge auto warning",
     "ann.state.pending": "pending",
     "ann.state.received": "received",
     "ann.state.playing": "playing",
@@ -481,6 +484,7 @@ export const STRINGS = {
     "tl.event": "Event",
     "tl.ack": "Acknowledged by {who}",
     "tl.announcement": "{who} sent an announcement (speakers: {count})",
+    "tl.edge_auto": "Edge auto warning (speakers: {count})",
     "tl.escalation": "Escalated to level {level}",
     "tl.resolved": "Resolved by {who}: {outcome}",
     "tl.other": "Other entry",

@@ -7,6 +7,8 @@ const ACTIVE_STATES = new Set(["open", "acknowledged"]);
 // Enough events to find every open alarm's latest one; older ones are dropped.
 const MAX_EVENTS = 2000;
 export const FEED_LENGTH = 60;
+// Who "requested" the edge's own warning (local deterrence, PROTOCOL 7.10).
+export const EDGE_AUTO = "edge-auto";
 
 export function createState() {
   return {

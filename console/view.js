@@ -6,6 +6,7 @@ import { getLang, t } from "./i18n.js";
 import {
   announcementsOf,
   DEVICE_TYPES,
+  EDGE_AUTO,
   formatAge,
   siteSummary,
   sortedAlarms,
@@ -166,6 +167,7 @@ function cardView(state, ui, alarm, selected, top) {
     snapshotEvent: event?.snapshot && !ui.snapshotFailed(event.id) ? event.id : null,
     announcements: announcementsOf(state, alarm).map((ann) => ({
       at: clockTime(ann.created_at),
+      edgeAuto: ann.requested_by === EDGE_AUTO,
       speakers: Object.entries(ann.speakers ?? {}).sort(([a], [b]) => a.localeCompare(b)),
     })),
     canAct,
@@ -206,7 +208,9 @@ function cardHtml(view) {
   }
   const announcements = view.announcements
     .map(
-      (ann) => `<li class="announcement"><span class="ann-label">${escape(t("ann.heading"))} ${escape(ann.at)}</span>
+      (ann) => `<li class="announcement"><span class="ann-label">${escape(
+        t(ann.edgeAuto ? "ann.edge_auto" : "ann.heading"),
+      )} ${escape(ann.at)}</span>
         ${ann.speakers
           .map(
             ([speaker, state]) => `<span class="speaker ann-${escape(state)}" data-speaker="${escape(speaker)}"

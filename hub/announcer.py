@@ -16,6 +16,11 @@ A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
 ``failed`` with detail ``no_ack``; one still not finished when the
 announcement's expiry, its playing time and that timeout have passed, with
 ``no_ack: no final state``.
+
+The edge's own warnings (local deterrence, PROTOCOL 7.10: ids ``edge-auto-<zone>-<ms>``)
+reach the hub only as acknowledgements: the first one records the play as an
+announcement requested by ``edge-auto``, linked to the zone's active alarm and
+audited, and every speaker acking it joins it.
 """
 
 from __future__ import annotations
@@ -56,6 +61,14 @@ MIN_EXPIRY_S = 5
 MAX_EXPIRY_S = 3600
 _ACTIVE = ("pending", "received", "playing")
 STORE_RETRY = timedelta(seconds=5)
+
+# The edge's local warning (edge/deterrence.py, PROTOCOL 7.10). The hub learns of it
+# only from acks, so priority, repeat and volume are the edge's documented values.
+EDGE_AUTO = "edge-auto"
+EDGE_AUTO_PREFIX = f"{EDGE_AUTO}-"
+EDGE_AUTO_PRIORITY = 3
+EDGE_AUTO_REPEAT = 2
+EDGE_AUTO_VOLUME = 90
 
 # Speaker states move forward only; a late "received" does not undo "done".
 _RANK = {"pending": 0, "received": 1, "playing": 2, "done": 3, "failed": 3, "expired": 3}
@@ -400,12 +413,17 @@ class Announcer:
     async def on_ack(self, site: str, speaker: str, ack: AnnouncementAck) -> str | None:
         """Apply a speaker's state; return a rejection reason, or None."""
         record = await self.store.get_announcement(ack.id)
+        if record is None and ack.id.startswith(EDGE_AUTO_PREFIX):
+            record = await self._record_edge_auto(site, speaker, ack)
         if record is None:
             return "unknown_announcement"
         if record["site"] != site:
             return "site_mismatch"
         if speaker not in record["speakers"]:
-            return "unknown_speaker"
+            if record["requested_by"] != EDGE_AUTO:
+                return "unknown_speaker"
+            # The edge plays its warning on every speaker covering the zone, under one id.
+            await self.store.add_announcement_speaker(ack.id, speaker, ack.ts)
         await self._apply(ack.id, {speaker: (ack.state, ack.detail)}, ack.ts)
         if ack.state not in _ACTIVE and self._active.get(speaker, ("", 0))[0] == ack.id:
             del self._active[speaker]
@@ -413,6 +431,47 @@ class Announcer:
         if shaped is not None:
             self.broadcaster.publish("announcement", shaped)
         return None
+
+    async def _record_edge_auto(
+        self, site: str, speaker: str, ack: AnnouncementAck
+    ) -> dict[str, Any] | None:
+        """Record the edge's own warning, first heard of in this ack; the stored record."""
+        zone = edge_auto_zone(ack.id, self.picture.config.site(site).zone_ids())
+        alarm = self.picture.active.get((site, zone)) if zone is not None else None
+        alarm_id = alarm.id if alarm is not None else None
+        clip = {"id": EDGE_AUTO, "sha256": "", "duration_ms": 0}
+        record: dict[str, Any] = {
+            "id": ack.id,
+            "alarm_id": alarm_id,
+            "site": site,
+            "requested_by": EDGE_AUTO,
+            "created_at": ack.ts,
+            "clip": clip,
+            "priority": EDGE_AUTO_PRIORITY,
+            "repeat": EDGE_AUTO_REPEAT,
+            "volume": EDGE_AUTO_VOLUME,
+            "expires_at": ack.ts + EXPIRY,
+            "history": [],
+        }
+        audit = AuditEntry(
+            ts=ack.ts,
+            username=EDGE_AUTO,
+            action="announce",
+            alarm_id=alarm_id,
+            target=ack.id,
+            after={"site": site, "zone": zone, "clip": clip, "priority": EDGE_AUTO_PRIORITY},
+            detail="the edge's own warning (local deterrence)",
+        )
+        try:
+            await self.store.insert_announcement(record, {speaker: "pending"}, audit)
+        except StoreError:
+            # Another replica (or an earlier ack) recorded it first: that record stands.
+            existing = await self.store.get_announcement(ack.id)
+            if existing is None:
+                raise
+            return existing
+        log.info("edge auto warning recorded", announcement_id=ack.id, site=site, alarm_id=alarm_id)
+        return await self.store.get_announcement(ack.id)
 
     async def _apply(self, ann_id: str, states: dict[str, tuple[str, str]], ts: datetime) -> None:
         async with self.lock:
@@ -526,6 +585,12 @@ def shape(record: dict[str, Any]) -> dict[str, Any]:
         "speakers": record["speakers"],
         "history": record["history"],
     }
+
+
+def edge_auto_zone(announcement_id: str, zones: set[str]) -> str | None:
+    """The zone of an edge's own warning, from its id ``edge-auto-<zone>-<ms>``."""
+    zone, _, millis = announcement_id.removeprefix(EDGE_AUTO_PREFIX).rpartition("-")
+    return zone if millis.isdigit() and zone in zones else None
 
 
 def in_quiet_hours(site: Site, now: datetime) -> bool:

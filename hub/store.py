@@ -480,6 +480,19 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot record announcement {record['id']}: {exc}") from exc
 
+    async def add_announcement_speaker(self, ann_id: str, speaker: str, now: datetime) -> None:
+        """Another speaker of an announcement the hub learns of from acks (the edge's own)."""
+        async with self._write() as conn:
+            await conn.execute(
+                insert(tables.announcement_speakers).values(
+                    announcement_id=ann_id,
+                    speaker=speaker,
+                    state="pending",
+                    detail="",
+                    updated_at=now,
+                )
+            )
+
     async def count_routine(self, site: str, since: datetime) -> int:
         """The site's routine announcements made after ``since``."""
         async with self._read() as conn:

@@ -111,7 +111,8 @@ alarms = Table(
 announcements = Table(
     "announcements",
     metadata,
-    Column("id", String(40), primary_key=True),
+    # As long as an Announce id may be (3.1): the edge's own "edge-auto-<zone>-<ms>" too.
+    Column("id", String(100), primary_key=True),
     Column("alarm_id", String(40), nullable=True),
     Column("site", String(63), nullable=False),
     Column("requested_by", String(63), nullable=False),
@@ -134,7 +135,7 @@ announcement_speakers = Table(
     metadata,
     Column(
         "announcement_id",
-        String(40),
+        String(100),
         ForeignKey("announcements.id", ondelete="CASCADE"),
         primary_key=True,
     ),

@@ -150,6 +150,28 @@ async def test_a_late_snapshot_appears_live_in_the_open_alarm_detail(
     assert {"detail-late-snapshot zh-CN": [], "detail-late-snapshot en": []} == found
 
 
+async def test_the_edges_own_warning_shows_as_an_edge_auto_warning_in_the_alarm_detail(
+    officer_page: Page, field_devices: Field
+) -> None:
+    page = officer_page
+    fence = await field_devices.fence_breach("xiyong-wharf", "xy-fence-01", "z1")
+    alarm = await field_devices.alarm_of(fence, "xiyong-wharf")
+    await alarm_card(page, alarm["id"]).locator("[data-action=details]").click()
+    timeline = page.locator("#detail-page #detail-timeline")
+    await expect(timeline.locator("li[data-type=event]")).to_have_count(1)
+
+    await field_devices.edge_auto_warning("xiyong-wharf", "z1", "xy-spk-01")
+    announced = timeline.locator("li[data-type=announcement]")
+    await expect(announced).to_have_text(re.compile("边缘自动警告，1 个广播"))
+    done = timeline.locator("li[data-type=speaker][data-state=done]")
+    await expect(done).to_contain_text("xy-spk-01")
+    live = page.locator("#detail-anns .announcement")
+    await expect(live.locator(".ann-label")).to_contain_text("边缘自动警告")
+    await page.keyboard.press("l")
+    await expect(announced).to_have_text(re.compile("Edge auto warning \\(speakers: 1\\)"))
+    await page.keyboard.press("l")
+
+
 async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_done(
     officer_page: Page, field_devices: Field, officer_api: httpx.AsyncClient
 ) -> None:

@@ -30,9 +30,11 @@ from tests.hub.conftest import (
     Inbox,
     MakeSettings,
     RunningHub,
+    event_payload,
     mqtt_inbox,
     run_hub,
     store_url,
+    unique_seq,
     ws_inbox,
 )
 
@@ -84,8 +86,10 @@ async def as_edge(edge: aiomqtt.Client) -> AsyncIterator[Inbox]:
         yield inbox
 
 
-async def ack(edge: aiomqtt.Client, speaker: str, ann_id: str, state: str) -> None:
-    body = {"id": ann_id, "state": state, "ts": format_ts(utcnow())}
+async def ack(
+    edge: aiomqtt.Client, speaker: str, ann_id: str, state: str, detail: str = ""
+) -> None:
+    body = {"id": ann_id, "state": state, "ts": format_ts(utcnow()), "detail": detail}
     await edge.publish(topics.speaker_ack(SITE, speaker), json.dumps(body).encode(), qos=1)
 
 
@@ -267,6 +271,74 @@ async def test_a_hub_restart_does_not_reset_the_routine_limit(
     assert [202, 202] == [status for status, _ in before]
     assert (429, "rate_limited") == (after_restart[0], after_restart[1]["error"])
     assert 202 == later[0]
+
+
+async def test_the_edges_own_warning_is_recorded_as_an_edge_auto_play_of_the_zones_alarm(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    """Local deterrence (PROTOCOL 7.10) reaches the hub only as acks: none is refused."""
+    async with hub_with_speakers(make_settings, tmp_path) as hub:
+        breach = event_payload(unique_seq(), zone="z1")
+        async with mqtt_inbox(edge, topics.committed(SITE)) as commits:
+            await edge.publish(topics.events(SITE), json.dumps(breach).encode(), qos=1)
+            await commits.wait_for(lambda m: breach["id"] in m[1]["ids"])
+        alarm_id = hub.hub.picture.active[(SITE, "z1")].id
+        auto_id = f"edge-auto-z1-{int(utcnow().timestamp() * 1000)}"
+        elsewhere = f"edge-auto-nowhere-{int(utcnow().timestamp() * 1000)}"
+        async with hub.socket(await hub.token("viewer")) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            # The edge plays on both speakers covering z1, under one id.
+            for speaker in ("db-spk-01", "db-spk-02"):
+                await ack(edge, speaker, auto_id, "received", "edge-auto")
+            for speaker in ("db-spk-01", "db-spk-02"):
+                await ack(edge, speaker, auto_id, "done")
+            await ack(edge, "db-spk-01", elsewhere, "received", "edge-auto")
+            done = await console.wait_for(
+                lambda m: (
+                    m["type"] == "announcement"
+                    and m["data"]["id"] == auto_id
+                    and set(m["data"]["speakers"].values()) == {"done"}
+                )
+            )
+            stray = await console.wait_for(
+                lambda m: m["type"] == "announcement" and m["data"]["id"] == elsewhere
+            )
+        headers = await hub.auth("supervisor-wang")
+        timeline = (await hub.http.get(f"/api/alarms/{alarm_id}/timeline", headers=headers)).json()
+        audit = (await hub.http.get(f"/api/audit?alarm={alarm_id}", headers=headers)).json()
+        refused = [
+            await hub.metric("riverguard_hub_rejected_total", f'reason="{reason}"')
+            for reason in ("unknown_announcement", "unknown_speaker")
+        ]
+
+    assert [0.0, 0.0] == refused
+    assert ("edge-auto", alarm_id, 3) == (
+        done["data"]["requested_by"],
+        done["data"]["alarm_id"],
+        done["data"]["priority"],
+    )
+    assert {"db-spk-01": "done", "db-spk-02": "done"} == done["data"]["speakers"]
+    # A zone the site does not have: recorded all the same, with no alarm.
+    assert (None, {"db-spk-01": "received"}) == (
+        stray["data"]["alarm_id"],
+        stray["data"]["speakers"],
+    )
+    [announced] = [e for e in timeline["entries"] if e["type"] == "announcement"]
+    assert ("edge-auto", auto_id) == (announced["by"], announced["data"]["id"])
+    steps = [
+        (e["data"]["speaker"], e["data"]["state"])
+        for e in timeline["entries"]
+        if e["type"] == "speaker"
+    ]
+    assert [
+        ("db-spk-01", "received"),
+        ("db-spk-02", "received"),
+        ("db-spk-01", "done"),
+        ("db-spk-02", "done"),
+    ] == steps
+    assert [("edge-auto", auto_id)] == [
+        (a["username"], a["target"]) for a in audit if a["action"] == "announce"
+    ]
 
 
 async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(

@@ -160,3 +160,14 @@ async def test_two_replicas_cannot_both_take_the_last_routine_place(store_at: st
     assert [None] == [r for r in results if r is None]
     assert [RoutineLimitReached] == [type(r) for r in results if r is not None]
     assert 1 == count
+
+
+async def test_an_announcement_id_may_be_as_long_as_the_protocol_allows(store: Store) -> None:
+    """The edge's own ids are ``edge-auto-<zone>-<ms>``; a zone id may be 63 characters."""
+    long_id = f"edge-auto-{'z' * 63}-1764278400000"
+    await store.insert_announcement(_announcement(long_id, T0), {"s": "pending"})
+    await store.add_announcement_speaker(long_id, "t", T0)
+
+    stored = await store.get_announcement(long_id)
+    assert stored is not None
+    assert {"s": "pending", "t": "pending"} == stored["speakers"]
