@@ -302,6 +302,8 @@ class Ingest:
             self._add(item, message, now, work)
 
         batch = work.batch
+        statuses = self._device_states(work.device_statuses)
+        batch.devices = [_device_row(d, self.config.device_by_id[d].site, s) for d, s in statuses]
         risk_before = self.desk.risks(e.site for e in batch.events)
         try:
             committed = await self.desk.commit(batch)
@@ -320,10 +322,9 @@ class Ingest:
         await self._acknowledge(batch.events, work.extra_acks)
 
         self._push(committed, work, risk_before)
+        self._show_device_states(statuses)
 
         try:
-            for device, status in work.device_statuses:
-                await self._device_status(device, status)
             for site, edge_status in work.edge_statuses:
                 await self._edge_status(site, edge_status)
             for site, speaker, ack, topic in work.acks:
@@ -417,24 +418,39 @@ class Ingest:
 
     # --- statuses ------------------------------------------------------------
 
-    async def _device_status(self, device_id: str, status: DeviceStatus) -> None:
-        current = self.picture.devices.get(device_id, DeviceState())
-        if current.status_ts is not None and status.ts < current.status_ts:
-            return  # an older status arriving late: the newer one stands
-        seen = max(status.ts, current.last_seen) if current.last_seen else status.ts
-        state = DeviceState(status.online, status.battery, status.rssi, status.ts, seen)
-        self.picture.set_status(device_id, state)
-        device = self.config.device_by_id[device_id]
-        await self.store.save_device(_device_row(device_id, device.site, state))
-        self.broadcaster.publish("device", self.picture.device_item(device_id))
-        # An offline fence or camera leaves its zones unguarded: the site's risk moves.
-        self.desk.refresh_sites([device.site])
+    def _device_states(
+        self, statuses: list[tuple[str, DeviceStatus]]
+    ) -> list[tuple[str, DeviceState]]:
+        """The devices' new states, newest status per device; a late older one is ignored."""
+        states: dict[str, DeviceState] = {}
+        for device_id, status in statuses:
+            current = states.get(device_id) or self.picture.devices.get(device_id, DeviceState())
+            if current.status_ts is not None and status.ts < current.status_ts:
+                continue  # an older status arriving late: the newer one stands
+            seen = max(status.ts, current.last_seen) if current.last_seen else status.ts
+            states[device_id] = DeviceState(
+                status.online, status.battery, status.rssi, status.ts, seen
+            )
+        return list(states.items())
+
+    def _show_device_states(self, states: list[tuple[str, DeviceState]]) -> None:
+        """Committed device states into the picture and out to consoles."""
+        sites = set()
+        for device_id, state in states:
+            self.picture.set_status(device_id, state)
+            self.broadcaster.publish("device", self.picture.device_item(device_id))
+            sites.add(self.config.device_by_id[device_id].site)
+        if sites:
+            # An offline fence or camera leaves its zones unguarded: the sites' risk moves.
+            self.desk.refresh_sites(sorted(sites))
 
     async def _edge_status(self, site: str, status: EdgeStatus) -> None:
         current = self.picture.edges.get(site)
         if current is not None and status.ts < current.ts:
             return
-        row = EdgeRow(site, status.online, status.version, status.outbox, status.ts)
+        row = EdgeRow(
+            site, status.online, status.version, status.outbox, status.ts, state=status.state
+        )
         self.picture.edges[site] = row
         await self.store.save_edge(row)
         self.broadcaster.publish("edge", self.picture.edge_item(site))

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from hub import migrate, tables
 from hub.alarms import Outcome
 from hub.errors import RoutineLimitReached, StoreError
-from riverguard.wire.models import Alarm, Event
+from riverguard.wire.models import Alarm, Availability, Event
 from riverguard.wire.times import format_ts
 
 log = structlog.get_logger()
@@ -62,6 +62,8 @@ class EdgeRow:
     version: str
     outbox: int
     ts: datetime
+    # online, offline (lost: its last will) or stopped (a clean shutdown); PROTOCOL 7.10.
+    state: Availability
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class Batch:
     snapshots: list[Snapshot] = field(default_factory=list)
     last_seen: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    # Device statuses, newest per device: written with the batch, not one transaction each.
+    devices: list[DeviceRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +267,12 @@ class Store:
                         for before, after in outcome.escalated
                     ],
                 )
-                for alarm in outcome.changed.values():
-                    await _upsert_alarm(conn, alarm)
+                await _upsert_many(
+                    conn, tables.alarms, [_alarm_row(a) for a in outcome.changed.values()]
+                )
                 await self._insert_snapshots(conn, batch.snapshots)
-                for device, (site, seen) in batch.last_seen.items():
-                    await _touch_device(conn, device, site, seen)
+                await _touch_devices(conn, batch.last_seen)
+                await _upsert_many(conn, tables.devices, [_device_row(d) for d in batch.devices])
                 if batch.rejections:
                     await conn.execute(
                         insert(tables.rejected),
@@ -658,29 +663,21 @@ class Store:
                 for r in result
             ]
 
-    async def save_device(self, row: DeviceRow) -> None:
-        values = {
-            "site": row.site,
-            "online": row.online,
-            "battery": row.battery,
-            "rssi": row.rssi,
-            "status_ts": row.status_ts,
-            "last_seen": row.last_seen,
-        }
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(tables.devices).where(tables.devices.c.id == row.id).values(**values)
-            )
-            if result.rowcount == 0:
-                await conn.execute(insert(tables.devices).values(id=row.id, **values))
-
     async def load_edges(self) -> list[EdgeRow]:
         async with self._read() as conn:
             result = await conn.execute(select(tables.edges))
-            return [EdgeRow(r.site, r.online, r.version, r.outbox, r.ts) for r in result]
+            return [
+                EdgeRow(r.site, r.online, r.version, r.outbox, r.ts, state=r.state) for r in result
+            ]
 
     async def save_edge(self, row: EdgeRow) -> None:
-        values = {"online": row.online, "version": row.version, "outbox": row.outbox, "ts": row.ts}
+        values = {
+            "online": row.online,
+            "state": row.state,
+            "version": row.version,
+            "outbox": row.outbox,
+            "ts": row.ts,
+        }
         async with self._write() as conn:
             result = await conn.execute(
                 update(tables.edges).where(tables.edges.c.site == row.site).values(**values)
@@ -722,8 +719,9 @@ async def _existing(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
     return found
 
 
-async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
-    values = {
+def _alarm_row(alarm: Alarm) -> dict[str, Any]:
+    return {
+        "id": alarm.id,
         "site": alarm.site,
         "zone": alarm.zone,
         "state": alarm.state,
@@ -731,11 +729,58 @@ async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
         "opened_at": alarm.opened_at,
         "updated_at": alarm.updated_at,
     }
-    result = await conn.execute(
-        update(tables.alarms).where(tables.alarms.c.id == alarm.id).values(**values)
-    )
-    if result.rowcount == 0:
-        await conn.execute(insert(tables.alarms).values(id=alarm.id, **values))
+
+
+def _device_row(row: DeviceRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "site": row.site,
+        "online": row.online,
+        "battery": row.battery,
+        "rssi": row.rssi,
+        "status_ts": row.status_ts,
+        "last_seen": row.last_seen,
+    }
+
+
+async def _upsert_many(
+    conn: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    update_columns: Sequence[str] | None = None,
+) -> None:
+    """Update the rows whose key exists, insert the others: three statements for any number.
+
+    ``rows`` share their keys; the table's first primary key column is the key.
+    ``update_columns``: what an existing row gets (default: every column given).
+    """
+    if not rows:
+        return
+    key = table.primary_key.columns.values()[0]
+    existing: set[Any] = set()
+    for chunk in _chunks([row[key.name] for row in rows]):
+        result = await conn.execute(select(key).where(key.in_(chunk)))
+        existing.update(value for (value,) in result)
+    updates = [row for row in rows if row[key.name] in existing]
+    inserts = [row for row in rows if row[key.name] not in existing]
+    if updates:
+        # Bound names must differ from the column names SQLAlchemy binds itself.
+        columns = [name for name in update_columns or rows[0] if name != key.name]
+        statement = (
+            update(table)
+            .where(key == bindparam("k_"))
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        await conn.execute(
+            statement,
+            [{"k_": row[key.name], **{f"v_{n}": row[n] for n in columns}} for row in updates],
+        )
+    if inserts:
+        await conn.execute(insert(table), inserts)
+
+
+async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
+    await _upsert_many(conn, tables.alarms, [_alarm_row(alarm)])
 
 
 async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
@@ -759,12 +804,12 @@ async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) ->
     )
 
 
-async def _touch_device(conn: AsyncConnection, device: str, site: str, seen: datetime) -> None:
-    result = await conn.execute(
-        update(tables.devices).where(tables.devices.c.id == device).values(last_seen=seen)
-    )
-    if result.rowcount == 0:
-        await conn.execute(insert(tables.devices).values(id=device, site=site, last_seen=seen))
+async def _touch_devices(
+    conn: AsyncConnection, last_seen: Mapping[str, tuple[str, datetime]]
+) -> None:
+    """When each device was last heard of; a known device keeps its status columns."""
+    rows = [{"id": d, "site": site, "last_seen": seen} for d, (site, seen) in last_seen.items()]
+    await _upsert_many(conn, tables.devices, rows, update_columns=("last_seen",))
 
 
 async def _count_routine(conn: AsyncConnection, site: str, since: datetime) -> int:
