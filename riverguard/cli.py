@@ -48,6 +48,42 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_fleet(args: argparse.Namespace) -> int:
+    from simulators.commands import fleet
+    from simulators.fleet import FleetOptions
+
+    configure_logging("sim.fleet", "WARNING", json=False)
+    options = FleetOptions(
+        heartbeat_s=args.heartbeat,
+        wave=args.wave,
+        noise_scale=args.noise,
+        duration_s=args.duration,
+        speaker_speed=args.speaker_speed,
+        metrics_port=args.metrics_port,
+    )
+    return fleet(
+        args.stack,
+        args.config,
+        sites=args.sites,
+        devices_per_site=args.devices_per_site,
+        options=options,
+        json_out=args.json,
+    )
+
+
+def _sim_fleet_config(args: argparse.Namespace) -> int:
+    from simulators.commands import write_fleet_config
+
+    return write_fleet_config(args.sites, args.devices_per_site, args.output)
+
+
+def _sim_run(args: argparse.Namespace) -> int:
+    from simulators.commands import run_scenario
+
+    configure_logging("sim.run", "WARNING", json=False)
+    return run_scenario(args.scenario, args.stack, speed=args.speed, json_out=args.json)
+
+
 def _up(args: argparse.Namespace) -> int:
     from riverguard.stack import up
 
@@ -87,11 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     edge.set_defaults(handler=_edge)
 
     sim = commands.add_parser("sim", help="run a simulator")
-    sim.add_argument("what", choices=["speakers", "swimmer"])
-    sim.add_argument("--site", default=None, help="one site only (default: all)")
-    sim.add_argument("--zone", default=None, help="swimmer: the zone (default: first)")
-    sim.add_argument("--loop", action="store_true", help="swimmer: repeat forever")
-    sim.set_defaults(handler=_sim)
+    simulators = sim.add_subparsers(dest="what", required=True)
+    speakers = simulators.add_parser("speakers", help="simulated speakers of the configuration")
+    speakers.add_argument("--site", default=None, help="one site only (default: all)")
+    speakers.set_defaults(handler=_sim)
+    swimmer = simulators.add_parser("swimmer", help="the swimmer scenario of the demo")
+    swimmer.add_argument("--site", default=None, help="one site only (default: all)")
+    swimmer.add_argument("--zone", default=None, help="the zone (default: first)")
+    swimmer.add_argument("--loop", action="store_true", help="repeat forever")
+    swimmer.set_defaults(handler=_sim)
+    _add_sim_fleet(simulators)
+    _add_sim_run(simulators)
 
     bench = commands.add_parser(
         "bench", help="measure device->console throughput and latency on a stack of its own"
@@ -111,6 +153,52 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None, help="also write the report here")
     bench.set_defaults(handler=_bench)
     return parser
+
+
+def _add_sim_fleet(simulators: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fleet = simulators.add_parser(
+        "fleet", help="thousands of simulated devices, one MQTT connection each, against a stack"
+    )
+    fleet.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="the site configuration the stack runs (sim fleet-config writes one)",
+    )
+    fleet.add_argument("--sites", type=int, default=None, help="the first N sites (default: all)")
+    fleet.add_argument(
+        "--devices-per-site", type=int, default=None, help="the first M devices of each site"
+    )
+    fleet.add_argument("--stack", type=Path, default=Path(".riverguard/stack.json"))
+    fleet.add_argument(
+        "--duration", type=float, default=None, help="seconds (default: until Ctrl-C)"
+    )
+    fleet.add_argument("--heartbeat", type=float, default=30.0, help="status every S seconds")
+    fleet.add_argument("--wave", type=int, default=500, help="connections per connect wave")
+    fleet.add_argument(
+        "--noise", type=float, default=1.0, help="scale of the noise rates (0: none)"
+    )
+    fleet.add_argument("--speaker-speed", type=float, default=1.0, help="speaker playback speed")
+    fleet.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    fleet.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    fleet.set_defaults(handler=_sim_fleet)
+
+    config = simulators.add_parser("fleet-config", help="write a configuration of N x M devices")
+    config.add_argument("--sites", type=int, required=True)
+    config.add_argument("--devices-per-site", type=int, required=True)
+    config.add_argument("-o", "--output", type=Path, required=True)
+    config.set_defaults(handler=_sim_fleet_config)
+
+
+def _add_sim_run(simulators: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = simulators.add_parser(
+        "run", help="play a scenario (simulators/scenarios/NAME.toml, or a path) against a stack"
+    )
+    run.add_argument("scenario", help="a scenario name or a .toml path")
+    run.add_argument("--stack", type=Path, default=Path(".riverguard/stack.json"))
+    run.add_argument("--speed", type=float, default=1.0, help="divide the scenario's times by this")
+    run.add_argument("--json", type=Path, default=None, help="also write the results here")
+    run.set_defaults(handler=_sim_run)
 
 
 def main(argv: list[str] | None = None) -> int:

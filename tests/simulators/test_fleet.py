@@ -1,0 +1,157 @@
+"""``riverguard sim fleet``: the generated configuration, and a small fleet against a stack."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from riverguard.config import Config, ConfigError
+from riverguard.services import ServiceError, free_port
+from riverguard.stack import Stack
+from riverguard.testing import wait_for
+from simulators.fleet import Fleet, FleetOptions, select
+from simulators.fleet_config import SPEAKER_PORTS, fleet_config
+from simulators.stack_info import StackInfo
+from tests.conftest import stack_logs
+
+SITES, PER_SITE = 2, 50
+
+
+def _config(text: str) -> Config:
+    return Config.model_validate(tomllib.loads(text))
+
+
+def test_fleet_config_has_n_sites_of_m_devices_with_every_kind() -> None:
+    config = _config(fleet_config(3, 1000))
+    assert ["s001", "s002", "s003"] == [site.id for site in config.sites]
+    per_site = Counter(device.site for device in config.devices)
+    assert {"s001": 1000, "s002": 1000, "s003": 1000} == dict(per_site)
+    kinds = Counter(
+        (d.type, d.source, d.driver) for d in config.devices_of("s002") if d.site == "s002"
+    )
+    assert {
+        ("fence", "generic", None): 640,
+        ("camera", "generic", None): 300,
+        ("camera", "frigate", None): 50,
+        ("speaker", "generic", "mqtt"): 8,
+        ("speaker", "generic", "http"): 2,
+    } == dict(kinds)
+
+
+def test_http_speakers_listen_outside_the_ephemeral_port_range() -> None:
+    """The fleet's own 10,000 outgoing connections must not take a speaker's port."""
+    config = _config(fleet_config(4, 500))
+    ports = [httpx.URL(d.url or "").port for d in config.devices if d.driver == "http"]
+    assert 4 == len(ports)
+    assert all(port in SPEAKER_PORTS for port in ports)
+
+
+def test_fleet_config_refuses_a_site_too_small_for_a_fence_camera_and_speaker() -> None:
+    with pytest.raises(ValueError, match="at least 3 devices"):
+        fleet_config(1, 2)
+
+
+def test_select_takes_the_first_sites_and_devices_and_refuses_more_than_there_are() -> None:
+    config = _config(fleet_config(3, 50))
+    chosen = select(config, 2, 10)
+    assert ["s001", "s002"] == [site.id for site in chosen.sites]
+    assert 20 == len(chosen.devices)
+    with pytest.raises(ConfigError, match="has 50 devices, not 60"):
+        select(config, 1, 60)
+
+
+@pytest.fixture(scope="module")
+def fleet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own running a generated 2 x 50 fleet configuration (no demo simulators)."""
+    directory = tmp_path_factory.mktemp("fleet")
+    config = directory / "fleet.toml"
+    config.write_text(fleet_config(SITES, PER_SITE), encoding="utf-8")
+    stack = Stack(data_dir=directory / "stack", config_path=config, simulators=(), ports=None)
+    try:
+        stack.start()
+    except ServiceError:
+        stack.stop()
+        raise
+    yield stack
+    stack.stop()
+
+
+async def _online(stack: Stack, token: str) -> dict[str, bool | None]:
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as http:
+        response = await http.get("/api/devices", headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+        return {device["id"]: device["online"] for device in response.json()}
+
+
+def _token(stack: Stack) -> str:
+    response = httpx.post(
+        f"{stack.hub_url}/api/auth/token",
+        data={"username": "admin", "password": stack.secrets.users["admin"]},
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+@pytest.mark.integration
+async def test_small_fleet_connects_every_device_and_the_hub_sees_them_online(
+    fleet_stack: Stack,
+) -> None:
+    """Every fence, camera and mqtt speaker is online at the hub; a lost device goes
+    offline by its will and comes back; the summary and /metrics count what happened."""
+    broker = StackInfo.parse(fleet_stack.info()).broker
+    metrics_port = free_port()
+    options = FleetOptions(noise_scale=0, metrics_port=metrics_port, progress=lambda line: None)
+    fleet = Fleet(broker, fleet_stack.config, options)
+    reporting = {
+        d.id
+        for d in fleet_stack.config.devices
+        if d.source == "generic" and (d.type != "speaker" or d.driver == "mqtt")
+    }
+    stop = asyncio.Event()
+    run = asyncio.create_task(fleet.run(stop), name="test.fleet")
+    token = _token(fleet_stack)
+
+    async def all_online() -> bool:
+        online = await _online(fleet_stack, token)
+        return all(online[device] is True for device in reporting)
+
+    try:
+        await wait_for(all_online, timeout=30, what=f"{len(reporting)} devices online at the hub")
+    except TimeoutError:
+        raise AssertionError(stack_logs(fleet_stack)) from None
+    assert 2 * 47 + 2 == fleet.stats.connections  # fences and cameras, and an NVR a site
+    assert fleet.stats.connections == fleet.stats.connected
+
+    lost = fleet.field_devices[0]
+    assert lost.link is not None
+    lost.link.drop(back_after_s=None)
+
+    async def lost_is_offline() -> bool:
+        return (await _online(fleet_stack, token))[lost.device.id] is False
+
+    await wait_for(lost_is_offline, timeout=15, what="the dropped device offline by its will")
+    lost.link.come_back()
+
+    async def lost_is_back() -> bool:
+        return (await _online(fleet_stack, token))[lost.device.id] is True
+
+    await wait_for(lost_is_back, timeout=15, what="the dropped device back online")
+
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert f"riverguard_sim_fleet_connected {float(fleet.stats.connections)}" in metrics
+
+    stop.set()
+    summary = await run
+    assert 1 == summary["drops"]
+    assert 1 == summary["reconnects"]
+    assert {} == summary["errors"]
+    # Each fence and camera said online on connecting, the lost one twice (speakers say their own).
+    assert 94 + 1 == summary["sent"]["status_online"]
+    assert 0 == summary["connected"]
