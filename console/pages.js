@@ -2,7 +2,7 @@
 // the incident list) and the shift handover.
 
 import { getLang, t } from "./i18n.js";
-import { compareDeviceHealth, formatAge } from "./state.js";
+import { compareDeviceHealth, edgeHealth, formatAge } from "./state.js";
 import { batteryPercent, deviceHealth, formatBattery, formatSignal } from "./map.js";
 import { clockTime, dateTime, escape, siteName, zoneName } from "./view.js";
 
@@ -17,7 +17,7 @@ export function renderDevices(edgesRoot, table, countEl, state, now) {
   edgesRoot.innerHTML = sites
     .map((site) => {
       const edge = state.edges.get(site.id);
-      const health = edge ? (edge.online ? "online" : "offline") : "unknown";
+      const health = edgeHealth(edge);
       const facts = edge
         ? [
             edge.version ? t("devices.edge_version", { version: edge.version }) : "",
@@ -219,7 +219,9 @@ export function handoverHtml(state, summary, now) {
     .sort((a, b) => a.id.localeCompare(b.id));
   const edgesDown = [...state.edges.values()].filter((edge) => edge.online === false);
   const faults = [
-    ...edgesDown.map((edge) => `<li>${escape(siteName(state, edge.site))} · ${escape(t("status.edge_offline"))}</li>`),
+    ...edgesDown.map(
+      (edge) => `<li>${escape(siteName(state, edge.site))} · ${escape(t(`status.edge_${edgeHealth(edge)}`))}</li>`,
+    ),
     ...offline.map(
       (device) => `<li><span translate="no">${escape(device.id)}</span> · ${escape(t(`device.${device.type}`))} · ${escape(
         siteName(state, device.site),

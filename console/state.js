@@ -206,6 +206,14 @@ export function announcementsOf(state, alarm) {
     .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
 }
 
+// online, offline (lost: its last will), stopped (shut down cleanly, PROTOCOL 7.10), or
+// unknown (never reported). A status without a state is read from its online flag.
+export function edgeHealth(edge) {
+  if (!edge) return "unknown";
+  if (edge.online) return "online";
+  return edge.state === "stopped" ? "stopped" : "offline";
+}
+
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];
 
 export function siteSummary(state, siteId) {

@@ -7,6 +7,7 @@ import {
   announcementsOf,
   DEVICE_TYPES,
   EDGE_AUTO,
+  edgeHealth,
   formatAge,
   siteSummary,
   sortedAlarms,
@@ -70,7 +71,7 @@ export function renderStatus(root, state) {
 
 function siteStatus(state, site) {
   const { edge, counts } = siteSummary(state, site.id);
-  const edgeClass = edge === null ? "edge-unknown" : edge.online ? "edge-online" : "edge-offline";
+  const edgeClass = `edge-${edgeHealth(edge)}`;
   const edgeText = t(`status.${edgeClass.replace("-", "_")}`);
   const outbox = edge?.online && edge.outbox > 0 ? ` · ${t("status.outbox", { count: edge.outbox })}` : "";
   const risk = ["blue", "yellow", "orange", "red"].includes(site.risk) ? site.risk : "blue";

@@ -179,6 +179,7 @@ class Picture:
         return {
             "site": edge.site,
             "online": edge.online,
+            "state": edge.state,
             "version": edge.version,
             "outbox": edge.outbox,
             "ts": format_ts(edge.ts),

@@ -185,6 +185,8 @@ edges = Table(
     metadata,
     Column("site", String(63), primary_key=True),
     Column("online", Boolean, nullable=False),
+    # online | offline | stopped (PROTOCOL 7.10): a clean shutdown is not a lost edge.
+    Column("state", String(10), nullable=False, server_default="offline"),
     Column("version", String(100), nullable=False),
     Column("outbox", Integer, nullable=False),
     Column("ts", UTCDateTime(), nullable=False),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -161,6 +162,12 @@ class Field:
                 ack = {"id": ann_id, "state": state, "ts": format_ts(utcnow()), "detail": detail}
                 await client.publish(topics.speaker_ack(site, speaker), json.dumps(ack), qos=1)
         return ann_id
+
+    async def edge_status(self, site: str, state: str, ts: datetime) -> None:
+        """An edge status (PROTOCOL 2.3, 7.10) as the site's edge publishes it, not retained."""
+        status = {"online": state == "online", "state": state, "ts": format_ts(ts), "outbox": 0}
+        async with paho_client(self._broker(f"edge-{site}")) as client:
+            await client.publish(topics.edge_status(site), json.dumps(status), qos=1)
 
     async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:
         """The hub's alarm holding ``event_id``, once the event has made it there."""

@@ -31,7 +31,7 @@ DYNAMIC_PREFIXES = {
     "outcome.": ["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"],
     "top.role.": ["viewer", "officer", "supervisor", "admin"],
     "sound.": ["armed", "sounding", "blocked", "unsupported"],
-    "status.": ["edge_online", "edge_offline", "edge_unknown"],
+    "status.": ["edge_online", "edge_offline", "edge_unknown", "edge_stopped"],
     "health.": ["online", "offline", "unknown"],
     "voice.": ["cmn", "yue", "en"],
     "next_step.": ["repeat", "stronger_clip", "live_talk", "send_patrol"],
@@ -248,6 +248,18 @@ async def test_device_and_edge_updates_change_site_counts_and_unknown_is_not_off
             "speaker": {"online": 0, "offline": 1, "unknown": 0, "total": 1},
         },
     } == result
+
+
+async def test_an_edge_is_online_offline_stopped_or_unknown(console_page: Page) -> None:
+    edges = [
+        {"online": True, "state": "online"},
+        {"online": False, "state": "offline"},
+        {"online": False, "state": "stopped"},
+        {"online": False},  # an older hub: no state
+        None,
+    ]
+    health = await run(console_page, f"return {js(edges)}.map(state.edgeHealth);")
+    assert ["online", "offline", "stopped", "offline", "unknown"] == health
 
 
 async def test_reconnect_delays_double_from_half_a_second_and_stop_at_ten(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from riverguard.stack import Stack
+from riverguard.wire.times import utcnow
 from simulators.snapshot import render_snapshot
 from tests.browser.conftest import ARTIFACTS, SCREENSHOTS, PageErrors
 from tests.browser.console import (
@@ -170,6 +172,37 @@ async def test_the_edges_own_warning_shows_as_an_edge_auto_warning_in_the_alarm_
     await page.keyboard.press("l")
     await expect(announced).to_have_text(re.compile("Edge auto warning \\(speakers: 1\\)"))
     await page.keyboard.press("l")
+
+
+async def test_the_device_page_tells_a_cleanly_stopped_edge_from_a_lost_one(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    # Ahead of the stack's real edges, whose statuses (refreshed every 30 s with their
+    # own time) the hub then ignores as older until the test has put them back online.
+    ahead = utcnow() + timedelta(seconds=35)
+    try:
+        await field.edge_status("xiyong-wharf", "stopped", ahead)
+        await field.edge_status("danshui-bridge", "offline", ahead)
+        await page.keyboard.press("3")
+        stopped = page.locator('.edge-card[data-site="xiyong-wharf"] .health')
+        lost = page.locator('.edge-card[data-site="danshui-bridge"] .health')
+        await expect(stopped).to_have_text("边缘已停止（正常关闭）")
+        await expect(stopped).to_have_class(re.compile("health-stopped"))
+        await expect(lost).to_have_text("边缘离线")
+        header = page.locator('.site-status[data-site="xiyong-wharf"] .edge')
+        await expect(header).to_have_text("边缘已停止（正常关闭）")
+        found = await languages(page, "devices-edges", screenshot=True)
+        await page.keyboard.press("l")
+        await expect(stopped).to_have_text("Edge stopped (clean shutdown)")
+        await expect(lost).to_have_text("Edge OFFLINE")
+        await page.keyboard.press("l")
+    finally:
+        later = ahead + timedelta(milliseconds=1)
+        for site in ("xiyong-wharf", "danshui-bridge"):
+            await field.edge_status(site, "online", later)
+    assert {"devices-edges zh-CN": [], "devices-edges en": []} == found
+    await expect(stopped).to_have_text("边缘在线")
 
 
 async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_done(

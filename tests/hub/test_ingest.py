@@ -163,6 +163,31 @@ async def test_snapshot_is_stored_and_served(running_hub: RunningHub, edge: aiom
     assert (404, "not_found") == (missing.status_code, missing.json()["error"])
 
 
+async def test_an_edges_clean_stop_is_kept_apart_from_a_lost_edge_across_a_hub_restart(
+    make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """PROTOCOL 7.10: ``stopped`` (a clean shutdown) is stored as such, not as ``offline``."""
+    now = format_ts(utcnow())
+    stopped = {"online": False, "state": "stopped", "ts": now, "version": "0.1.0", "outbox": 0}
+    async with run_hub(make_settings()) as first:
+        token = await first.token("viewer")
+        async with first.socket(token) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            await edge.publish(topics.edge_status(SITE), json.dumps(stopped).encode(), qos=1)
+            pushed = await console.wait_for(
+                lambda m: m["type"] == "edge" and m["data"]["ts"] == now
+            )
+    # Restarted on the same store; the status was not retained, so only the store has it.
+    async with run_hub(make_settings()) as second:
+        token = await second.token("viewer")
+        async with second.socket(token) as ws, ws_inbox(ws) as console:
+            hello = await console.wait_for(lambda m: m["type"] == "hello")
+
+    assert (False, "stopped") == (pushed["data"]["online"], pushed["data"]["state"])
+    [kept] = [e for e in hello["data"]["edges"] if e["site"] == SITE]
+    assert (False, "stopped", now) == (kept["online"], kept["state"], kept["ts"])
+
+
 async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
     running_hub: RunningHub, edge: aiomqtt.Client
 ) -> None:
@@ -203,6 +228,7 @@ async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
     assert {
         "site": SITE,
         "online": True,
+        "state": "online",
         "version": "0.1.0",
         "outbox": 3,
         "ts": now,
