@@ -3,7 +3,8 @@
 Unlike ``test_faults`` (a stand-in hub that only counts), the hub here is the
 real one (uvicorn, SQLite, InfluxDB) and what is counted is what it stored:
 every event id once, every event in at most one alarm, once. The figures it
-prints are the ones the edge's report quotes (``-s``).
+prints are the ones the edge's report quotes (``-s``). Also: a clean shutdown
+reaches the hub as ``stopped``, not ``offline``.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from pathlib import Path
 
 import pytest
 
+from edge.agent import EdgeAgent
+from riverguard.config import load_config
 from riverguard.services import Influxd, ManagedProcess
 from riverguard.testing import wait_for
 from riverguard.wire import topics
-from tests.conftest import Broker
+from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.edge.support import (
     SITE,
     FenceBurst,
     background,
     component_env,
+    edge_settings,
     recording,
     riverguard_process,
+    running_edge,
 )
 from tests.hub.conftest import hub_settings, run_hub
 
@@ -121,3 +126,25 @@ async def test_broker_outage_and_edge_sigkill_lose_and_double_nothing_at_the_rea
     assert set(_ids(count)) == stored
     assert len(set(in_alarms)) == len(in_alarms)  # no event joined an alarm twice
     assert set(in_alarms) <= stored
+
+
+async def test_a_clean_edge_shutdown_is_stopped_at_the_hub_not_offline(
+    own_broker: Broker, influxd: Influxd, influx_database: str, tmp_path: Path
+) -> None:
+    agent = EdgeAgent(
+        edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path / "edge"),
+        load_config(EXAMPLE_CONFIG),
+    )
+    settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
+    async with run_hub(settings) as hub:
+
+        def edge_state() -> str | None:
+            row = hub.hub.picture.edges.get(SITE)
+            return row.state if row is not None else None
+
+        async with running_edge(agent):
+            await wait_for(lambda: "online" == edge_state(), what="the edge online at the hub")
+        await wait_for(lambda: "stopped" == edge_state(), what="the edge stopped at the hub")
+        [stored] = [row for row in await hub.hub.store.load_edges() if row.site == SITE]
+
+    assert (False, "stopped") == (stored.online, stored.state)
