@@ -304,7 +304,14 @@ class Influx:
 
 
 class InfluxWriter:
-    """Forwards committed events to InfluxDB, store-first, in batches."""
+    """Forwards committed events to InfluxDB, store-first, in batches.
+
+    Ingest hands over the events it has just committed, so in the steady
+    state they are written from memory, not read back from the store and
+    parsed again. The store stays the record: after a start with a backlog,
+    or when InfluxDB is away long enough for the hand-over to overflow, the
+    writer reads what is unwritten from the store until it has caught up.
+    """
 
     def __init__(
         self,
@@ -315,6 +322,7 @@ class InfluxWriter:
         batch_size: int = 5000,
         retry_cap_s: float = 5.0,
         linger_s: float = 0.2,
+        memory_limit: int = 50_000,
     ) -> None:
         self.store = store
         self.influx = influx
@@ -322,8 +330,14 @@ class InfluxWriter:
         self.batch_size = batch_size
         self.backoff = Backoff(initial=0.1, cap=retry_cap_s)
         self.linger_s = linger_s
+        self.memory_limit = memory_limit
         self.backlog = 0
         self._wake = asyncio.Event()
+        # Committed events not yet written, in commit order, while ``_from_store`` is off.
+        self._handed: deque[Event] = deque()
+        self._from_store = True  # until a pass over the store finds it caught up
+        # Whether ``_handed`` holds every event committed since the last store read began.
+        self._handed_whole = False
         # Points that are not events (site_risk): kept in memory until written. Bounded:
         # they are a chart's history, not a record, and the newest matter most.
         self._extra: deque[str] = deque(maxlen=10_000)
@@ -332,10 +346,17 @@ class InfluxWriter:
         self._extra.extend(lines)
         self._wake.set()
 
-    def notify(self, committed: int) -> None:
-        """Ingest committed ``committed`` new events: write them soon."""
-        self.backlog += committed
+    def notify(self, committed: Sequence[Event]) -> None:
+        """Ingest committed these new events: write them soon."""
+        self.backlog += len(committed)
         self.metrics.influx_backlog.set(self.backlog)
+        if len(self._handed) + len(committed) > self.memory_limit:
+            # Too far behind to hold in memory: the store has them all.
+            self._handed.clear()
+            self._handed_whole = False
+            self._from_store = True
+        else:
+            self._handed.extend(committed)
         self._wake.set()
 
     async def run(self) -> None:
@@ -350,68 +371,85 @@ class InfluxWriter:
             self._wake.clear()
             await self.drain()
 
-    async def drain(self) -> None:
-        """Write pending events until caught up, retrying until InfluxDB takes them."""
+    async def _pending(self) -> list[Event]:
+        if not self._from_store:
+            return [self._handed[i] for i in range(min(self.batch_size, len(self._handed)))]
+        # Whatever commits after this read starts is handed over: once the store is
+        # caught up, the hand-over alone has everything still to write.
+        self._handed.clear()
+        self._handed_whole = True
         while True:
             try:
-                events = await self.store.influx_pending(self.batch_size)
+                return await self.store.influx_pending(self.batch_size)
             except StoreError as exc:
                 delay = self.backoff.next_delay()
                 log.warning("cannot read the influx backlog", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
-                continue
+
+    async def drain(self) -> None:
+        """Write pending events until caught up, retrying until InfluxDB takes them."""
+        while True:
+            from_store = self._from_store
+            events = await self._pending()
             extra = list(self._extra)
             if not events and not extra:
-                self.backlog = 0
-                self.metrics.influx_backlog.set(0)
+                self._caught_up(from_store)
                 return
-            lines = []
-            for event in events:
-                try:
-                    lines.append(event_line(event))
-                except ValueError as exc:
-                    log.warning(
-                        "event cannot be written to influx", event_id=event.id, error=str(exc)
-                    )
-                    self.metrics.influx_errors.inc()
-            try:
-                with self.metrics.influx_write_latency.time():
-                    await self.influx.write(lines + extra)
-            except RejectedPoints as exc:
-                log.warning(
-                    "influx refused points; not retrying them", error=str(exc), batch=len(lines)
-                )
-                self.metrics.influx_errors.inc()
-            except InfluxError as exc:
-                self.metrics.influx_errors.inc()
-                delay = self.backoff.next_delay()
-                log.warning(
-                    "influx write failed",
-                    error=str(exc),
-                    pending=len(events),
-                    retry_in=round(delay, 2),
-                )
-                await asyncio.sleep(delay)
-                continue
-            self.backoff.reset()
+            if not await self._write(events, extra):
+                continue  # InfluxDB away: the same events again, after a backoff
             for _ in extra:
                 if self._extra:
                     self._extra.popleft()
+            if not from_store and not self._from_store:
+                for _ in events:
+                    self._handed.popleft()
             if not events:
                 continue
             try:
                 await self.store.mark_influx_written([event.id for event in events])
             except StoreError as exc:
-                # Written but not marked: they are written again later, onto themselves.
+                # Written but not marked: written again after a restart, onto themselves.
                 log.warning("cannot mark events written", error=str(exc))
-                continue
             self.metrics.influx_written.inc(len(events))
             self.backlog = max(0, self.backlog - len(events))
             self.metrics.influx_backlog.set(self.backlog)
             if len(events) < self.batch_size:
-                # Caught up: what ingest commits meanwhile waits for the next linger.
-                # Recount: events notified after this pass had already read them are
-                # pending in the counter but not in the store.
-                self.backlog = await self.store.count_influx_pending()
-                self.metrics.influx_backlog.set(self.backlog)
+                self._caught_up(from_store)
                 return
+
+    def _caught_up(self, from_store: bool) -> None:
+        """What ingest commits from now waits for the next linger."""
+        if from_store and self._from_store and self._handed_whole:
+            # From memory from now on. Events committed while the store was read may be
+            # written twice: a point written onto itself, harmless.
+            self._from_store = False
+        self.backlog = len(self._handed) if not self._from_store else 0
+        self.metrics.influx_backlog.set(self.backlog)
+
+    async def _write(self, events: list[Event], extra: list[str]) -> bool:
+        """One write; False if it is worth retrying (InfluxDB unreachable or failing)."""
+        lines = []
+        for event in events:
+            try:
+                lines.append(event_line(event))
+            except ValueError as exc:
+                log.warning("event cannot be written to influx", event_id=event.id, error=str(exc))
+                self.metrics.influx_errors.inc()
+        try:
+            with self.metrics.influx_write_latency.time():
+                await self.influx.write(lines + extra)
+        except RejectedPoints as exc:
+            log.warning(
+                "influx refused points; not retrying them", error=str(exc), batch=len(lines)
+            )
+            self.metrics.influx_errors.inc()
+        except InfluxError as exc:
+            self.metrics.influx_errors.inc()
+            delay = self.backoff.next_delay()
+            log.warning(
+                "influx write failed", error=str(exc), pending=len(events), retry_in=round(delay, 2)
+            )
+            await asyncio.sleep(delay)
+            return False
+        self.backoff.reset()
+        return True

@@ -352,7 +352,7 @@ class Ingest:
         for event in committed.new:
             self.metrics.push_latency.observe(pushed - work.arrived[event.id])
         if committed.new:
-            self.writer.notify(len(committed.new))
+            self.writer.notify(committed.new)
 
     async def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
         by_site: dict[str, list[str]] = defaultdict(list)
