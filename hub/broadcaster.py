@@ -86,7 +86,15 @@ class Broadcaster:
     def publish(self, type_: str, data: dict[str, Any], site: str | None = None) -> Envelope:
         """Send to every client (``event``s to subscribers of ``site`` only)."""
         self.seq += 1
-        envelope = Envelope(self.seq, type_, encode(self.seq, type_, data), site)
+        return self._send(Envelope(self.seq, type_, encode(self.seq, type_, data), site))
+
+    def publish_json(self, type_: str, data: str, site: str | None = None) -> Envelope:
+        """``publish`` for data already serialised to a JSON object."""
+        self.seq += 1
+        text = f'{{"seq":{self.seq},"type":"{type_}","data":{data}}}'
+        return self._send(Envelope(self.seq, type_, text, site))
+
+    def _send(self, envelope: Envelope) -> Envelope:
         self._ring.append(envelope)
         for client in list(self._clients):
             if not client.offer(envelope):

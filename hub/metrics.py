@@ -75,7 +75,7 @@ class HubMetrics:
         self.push_latency = Histogram(
             "riverguard_hub_push_seconds",
             "From an event's receipt by the hub to its alarm and event pushed to consoles"
-            " (after the commit and the edge's acknowledgement)",
+            " (right after the commit, before the edge's acknowledgement)",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )

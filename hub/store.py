@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ class Batch:
     snapshots: list[Snapshot] = field(default_factory=list)
     last_seen: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    # Each event's JSON, serialised once: stored, and pushed to consoles as it is.
+    json: dict[str, str] = field(default_factory=dict)
     # Device statuses, newest per device: written with the batch, not one transaction each.
     devices: list[DeviceRow] = field(default_factory=list)
 
@@ -187,7 +190,7 @@ class Store:
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect, configure and migrate to the newest schema."""
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, json_serializer=_json_text)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -254,7 +257,12 @@ class Store:
                     await conn.execute(
                         insert(tables.events),
                         [
-                            _event_row(ev, batch.received_at[ev.id], outcome.alarm_of.get(ev.id))
+                            _event_row(
+                                ev,
+                                batch.received_at[ev.id],
+                                outcome.alarm_of.get(ev.id),
+                                batch.json.get(ev.id),
+                            )
                             for ev in new
                         ],
                     )
@@ -689,7 +697,21 @@ class Store:
 # --- helpers -------------------------------------------------------------------
 
 
-def _event_row(ev: Event, received_at: datetime, alarm_id: str | None) -> dict[str, Any]:
+class JsonText(str):
+    """JSON already serialised (by pydantic, once per event): stored as it is."""
+
+    __slots__ = ()
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, JsonText):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _event_row(
+    ev: Event, received_at: datetime, alarm_id: str | None, text: str | None = None
+) -> dict[str, Any]:
     return {
         "id": ev.id,
         "site": ev.site,
@@ -699,7 +721,7 @@ def _event_row(ev: Event, received_at: datetime, alarm_id: str | None) -> dict[s
         "ts": ev.ts,
         "edge_ts": ev.edge_ts,
         "severity": ev.severity,
-        "payload": ev.model_dump(mode="json"),
+        "payload": JsonText(text) if text is not None else ev.model_dump(mode="json"),
         "received_at": received_at,
         "alarm_id": alarm_id,
         "influx_written": False,

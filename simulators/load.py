@@ -96,6 +96,8 @@ class _Cpu:
     def __init__(self, processes: dict[str, list[ManagedProcess]]) -> None:
         self.processes = processes
         self.start = {name: self._cpu(group) for name, group in processes.items()}
+        # The load tool's own publisher and listener share the machine: count them too.
+        self.own_start = time.process_time()
         self.started = time.monotonic()
 
     @staticmethod
@@ -134,6 +136,8 @@ class _Cpu:
                 "cpu_pct": round(100 * cpu / wall, 1),
                 "peak_rss_mb": round(self._peak_rss_mb(group), 1),
             }
+        own = time.process_time() - self.own_start
+        result["load_tool"] = {"cpu_s": round(own, 2), "cpu_pct": round(100 * own / wall, 1)}
         return result
 
 
