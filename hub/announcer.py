@@ -471,6 +471,11 @@ class Announcer:
                 raise
             return existing
         log.info("edge auto warning recorded", announcement_id=ack.id, site=site, alarm_id=alarm_id)
+        # Like the hub's own: a speaker that never reports an end is marked failed.
+        self._deadlines[(ack.id, "final")] = self._final_due(
+            record["expires_at"], 0, EDGE_AUTO_REPEAT
+        )
+        self._wake.set()
         return await self.store.get_announcement(ack.id)
 
     async def _apply(self, ann_id: str, states: dict[str, tuple[str, str]], ts: datetime) -> None:

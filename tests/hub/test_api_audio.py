@@ -7,7 +7,7 @@ z2, db-spk-02 only z1, db-spk-03 only z2.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -339,6 +339,33 @@ async def test_the_edges_own_warning_is_recorded_as_an_edge_auto_play_of_the_zon
     assert [("edge-auto", auto_id)] == [
         (a["username"], a["target"]) for a in audit if a["action"] == "announce"
     ]
+
+
+async def test_an_edge_auto_warning_that_never_ends_is_failed_after_its_expiry(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    clock = ManualClock()
+    auto_id = f"edge-auto-z2-{int(clock.now().timestamp() * 1000)}"
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub:
+        body = {"id": auto_id, "state": "received", "ts": format_ts(clock.now())}
+        await edge.publish(topics.speaker_ack(SITE, "db-spk-03"), json.dumps(body), qos=1)
+
+        async def state() -> str | None:
+            found = await hub.hub.announcer.get(auto_id)
+            return found["speakers"]["db-spk-03"] if found is not None else None
+
+        await wait_for(lambda: _is(state, "received"), what="edge auto warning recorded")
+        # Its 60 s expiry and the 10 s acknowledgement timeout.
+        clock.advance(71)
+        await wait_for(lambda: _is(state, "failed"), what="never-ending warning failed")
+        found = await hub.hub.announcer.get(auto_id)
+
+    assert found is not None
+    assert "no_ack: no final state" == found["history"][-1]["detail"]
+
+
+async def _is(state: Callable[[], Awaitable[str | None]], expected: str) -> bool:
+    return expected == await state()
 
 
 async def test_unacknowledged_speakers_fail_with_no_ack_and_expiry_is_sent(
