@@ -592,7 +592,7 @@ def shape(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def edge_auto_zone(announcement_id: str, zones: set[str]) -> str | None:
+def edge_auto_zone(announcement_id: str, zones: frozenset[str]) -> str | None:
     """The zone of an edge's own warning, from its id ``edge-auto-<zone>-<ms>``."""
     zone, _, millis = announcement_id.removeprefix(EDGE_AUTO_PREFIX).rpartition("-")
     return zone if millis.isdigit() and zone in zones else None

@@ -40,11 +40,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the state store")
-        return (
-            value.astimezone(UTC)
-            if dialect.name != "sqlite"
-            else value.astimezone(UTC).replace(tzinfo=None)
-        )
+        if value.utcoffset():  # already UTC on the hot path: skip the conversion
+            value = value.astimezone(UTC)
+        return value if dialect.name != "sqlite" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

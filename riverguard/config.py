@@ -8,13 +8,14 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -93,6 +94,8 @@ class RiskPeriod(_Config):
 
 
 class Site(_Config):
+    _zone_ids: frozenset[str] = PrivateAttr(default=frozenset())
+
     id: Ident
     name: str
     name_en: str = ""
@@ -146,8 +149,12 @@ class Site(_Config):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    def zone_ids(self) -> set[str]:
-        return {zone.id for zone in self.zones}
+    def model_post_init(self, context: Any, /) -> None:
+        # Asked for every event on the hot path; the configuration never changes.
+        self._zone_ids = frozenset(zone.id for zone in self.zones)
+
+    def zone_ids(self) -> frozenset[str]:
+        return self._zone_ids
 
 
 class Device(_Config):
