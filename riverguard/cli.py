@@ -102,6 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
         find_max=args.find_max,
         compare=args.compare,
         json_out=args.json,
+        profile_dir=args.profile,
     )
 
 
@@ -151,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the Node-RED peer and the bare broker hop, and report the ratios",
     )
     bench.add_argument("--json", type=Path, default=None, help="also write the report here")
+    bench.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample the hub and edges with py-spy during each Riverguard run, into DIR",
+    )
     bench.set_defaults(handler=_bench)
     return parser
 
