@@ -2,15 +2,17 @@
 
 Writes a fleet configuration (``riverguard sim fleet-config``), starts a stack
 of its own with it (the same ``Stack`` as ``riverguard up``, no demo
-simulators), samples the RSS of every component from /proc while idle, then
-runs ``riverguard sim fleet`` against it as a child process, waits until the
-hub lists every device that reports a status as online (``GET /api/devices``),
-holds the fleet for ``--hold`` seconds of heartbeats and noise, sampling once
-a second, stops it and reports as JSON: RSS now and peak per component (the
-largest edge and every edge), the fleet's summary (connect time, messages by
-kind, reconnects, errors), and the issue 7 targets (hub <= 300 MB, an edge of
-a 1,000-device site <= 150 MB) with pass/fail. Not a test: run it by hand and
-put the figures in docs/performance.md::
+simulators) and samples the RSS of every component from /proc while idle.
+Then it runs ``riverguard sim fleet`` against it as a child process, waits
+until the fleet reports every connection made (its /metrics) and, with
+``--poll-every``, until the hub lists every device that reports a status as
+online (``GET /api/devices``); holds the fleet for ``--hold`` seconds of
+heartbeats and noise, sampling once a second; stops it and reports as JSON:
+RSS now and peak per component, a time series of hub / broker / largest edge
+RSS, each process's CPU share during the hold, the fleet's summary (connect
+time, messages by kind, reconnects, errors), and the issue 7 targets (hub <=
+300 MB, an edge of a 1,000-device site <= 150 MB) with pass/fail. Not a test:
+run it by hand and put the figures in docs/performance.md::
 
     .venv/bin/python bench/fleet_rss.py --sites 10 --devices-per-site 1000 --hold 120
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,12 +33,14 @@ from typing import Any
 import httpx
 
 from riverguard.config import load_config
+from riverguard.services import free_port
 from riverguard.stack import Stack
 from simulators.fleet_config import fleet_config
 
 HUB_TARGET_MB = 300.0
 EDGE_TARGET_MB = 150.0
 FLEET_STOP_TIMEOUT_S = 60.0
+SERIES_EVERY_S = 10.0
 
 
 def say(message: str) -> None:
@@ -58,19 +63,46 @@ def rss_mb(pid: int | None) -> tuple[float, float]:
     return round(values.get("VmRSS", 0.0), 1), round(values.get("VmHWM", 0.0), 1)
 
 
+def cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) ``pid`` has used, from /proc; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler:
-    """Current and peak RSS of named processes, sampled on demand."""
+    """Current and peak RSS of named processes, sampled on demand; every
+    ``SERIES_EVERY_S`` also kept as a time series (hub, broker, largest edge)."""
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.peak: dict[str, float] = dict.fromkeys(pids, 0.0)
         self.now: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self.started = time.monotonic()
+        self.series: list[dict[str, float]] = []
+
+    def add(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+        self.peak[name] = self.now[name] = 0.0
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
             current, hwm = rss_mb(pid)
             self.now[name] = current
             self.peak[name] = max(self.peak[name], hwm, current)
+        elapsed = time.monotonic() - self.started
+        if not self.series or elapsed - self.series[-1]["t"] >= SERIES_EVERY_S:
+            edges = [v for name, v in self.now.items() if name.startswith("edge-")]
+            self.series.append(
+                {
+                    "t": round(elapsed),
+                    "hub": self.now["hub"],
+                    "broker": self.now["broker"],
+                    "edge_max": max(edges, default=0.0),
+                }
+            )
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         return {name: {"rss_mb": self.now[name], "peak_mb": self.peak[name]} for name in self.pids}
@@ -105,6 +137,91 @@ def reporting_devices(config_path: Path) -> int:
     )
 
 
+def fleet_metrics(metrics_port: int) -> dict[str, float]:
+    """The fleet's own gauges (connections up, connect seconds once done), from its /metrics."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("riverguard_sim_fleet_connected", "riverguard_sim_fleet_connect_seconds"):
+            values[name.removeprefix("riverguard_sim_fleet_")] = float(value)
+    return values
+
+
+def start_fleet(
+    args: argparse.Namespace, config: Path, stack: Stack, metrics_port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "riverguard",
+        "sim",
+        "fleet",
+        *("--config", str(config), "--stack", str(stack.data_dir / "stack.json")),
+        *("--heartbeat", str(args.heartbeat), "--noise", str(args.noise)),
+        *("--metrics-port", str(metrics_port)),
+    ]
+    with log.open("wb") as stderr:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+
+
+def wait_connected(
+    args: argparse.Namespace,
+    fleet: subprocess.Popen[bytes],
+    sampler: Sampler,
+    expected: tuple[int, int],
+    hub: tuple[str, str],
+) -> dict[str, Any]:
+    """Until the fleet has every connection up and, with --poll-every, the hub sees
+    every reporting device online."""
+    connections, reporting = expected
+    started = time.monotonic()
+    deadline = started + args.connect_timeout
+    result: dict[str, Any] = {"fleet_connected_s": None, "hub_sees_all_online_s": None}
+    next_poll = started
+    while time.monotonic() < deadline and fleet.poll() is None:
+        time.sleep(1)
+        sampler.sample()
+        elapsed = round(time.monotonic() - started, 1)
+        metrics = fleet_metrics(args.metrics_port)
+        connected = int(metrics.get("connected", 0))
+        if result["fleet_connected_s"] is None and "connect_seconds" in metrics:
+            result["fleet_connected_s"] = metrics["connect_seconds"]
+        online = None
+        if args.poll_every and time.monotonic() >= next_poll:
+            next_poll += args.poll_every
+            online = online_devices(*hub)
+            if online >= reporting:
+                result["hub_sees_all_online_s"] = elapsed
+        say(f"  {elapsed:.0f}s: fleet {connected}/{connections} connected, hub online {online}")
+        if result["fleet_connected_s"] is not None and (
+            not args.poll_every or result["hub_sees_all_online_s"] is not None
+        ):
+            break
+    return result
+
+
+def hold(
+    args: argparse.Namespace, fleet: subprocess.Popen[bytes], sampler: Sampler
+) -> dict[str, float]:
+    """Keep the fleet up for ``--hold`` seconds; the CPU share each process used meanwhile."""
+    say(f"holding {args.hold:g}s of heartbeats and noise ...")
+    before = {name: cpu_s(pid) for name, pid in sampler.pids.items()}
+    started = time.monotonic()
+    end = started + args.hold
+    while time.monotonic() < end and fleet.poll() is None:
+        time.sleep(1)
+        sampler.sample()
+    wall = time.monotonic() - started
+    return {
+        name: round(100 * (cpu_s(pid) - before[name]) / wall, 1)
+        for name, pid in sampler.pids.items()
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "sites": args.sites,
@@ -112,11 +229,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "hold_s": args.hold,
         "heartbeat_s": args.heartbeat,
         "noise": args.noise,
+        "poll_every_s": args.poll_every,
     }
     with tempfile.TemporaryDirectory(prefix="riverguard-fleet-") as tmp:
         config_path = Path(tmp) / "fleet.toml"
         config_path.write_text(fleet_config(args.sites, args.devices_per_site), encoding="utf-8")
-        expected = reporting_devices(config_path)
+        reporting = reporting_devices(config_path)
         stack = Stack(
             data_dir=Path(tmp) / "stack",
             config_path=config_path,
@@ -140,52 +258,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             sampler.sample()
             report["idle"] = sampler.snapshot()
-            token = login(stack)
-
-            fleet_log = (Path(tmp) / "fleet.log").open("wb")
-            command = [
-                sys.executable,
-                "-m",
-                "riverguard",
-                "sim",
-                "fleet",
-                "--config",
-                str(config_path),
-                "--stack",
-                str(stack.data_dir / "stack.json"),
-                "--heartbeat",
-                str(args.heartbeat),
-                "--noise",
-                str(args.noise),
-            ]
-            say(f"starting the fleet: {expected} devices report a status ...")
-            fleet_started = time.monotonic()
-            fleet = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=fleet_log)
-            sampler.pids["fleet"] = fleet.pid
-            sampler.peak["fleet"] = 0.0
-            deadline = fleet_started + args.connect_timeout
-            online = 0
-            while time.monotonic() < deadline and fleet.poll() is None:
-                time.sleep(2)
-                sampler.sample()
-                online = online_devices(stack.hub_url, token)
-                say(
-                    f"  hub sees {online}/{expected} online ({time.monotonic() - fleet_started:.0f}s)"
-                )
-                if online >= expected:
-                    break
-            report["hub_sees_all_online_s"] = (
-                round(time.monotonic() - fleet_started, 1) if online >= expected else None
+            hub = (stack.hub_url, login(stack))
+            say(f"starting the fleet: {reporting} devices report a status ...")
+            fleet = start_fleet(
+                args, config_path, stack, args.metrics_port, Path(tmp) / "fleet.log"
             )
-            report["hub_online"] = online
-            report["expected_online"] = expected
-            say(f"holding {args.hold:g}s of heartbeats and noise ...")
-            hold_end = time.monotonic() + args.hold
-            while time.monotonic() < hold_end and fleet.poll() is None:
-                time.sleep(1)
-                sampler.sample()
-            report["hub_online_after_hold"] = online_devices(stack.hub_url, token)
+            sampler.add("fleet", fleet.pid)
+            connections = stack_connections(config_path)
+            report.update(wait_connected(args, fleet, sampler, (connections, reporting), hub))
+            report["hold_cpu_pct"] = hold(args, fleet, sampler)
+            report["hub_online_after_hold"] = online_devices(*hub)
+            report["expected_online"] = reporting
             report["loaded"] = sampler.snapshot()
+            report["series"] = sampler.series
             fleet.send_signal(signal.SIGTERM)
             out, _ = fleet.communicate(timeout=FLEET_STOP_TIMEOUT_S)
             report["fleet"] = json.loads(out) if out.strip() else None
@@ -195,20 +280,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 fleet.kill()
                 fleet.wait()
             stack.stop()
-    edge_peaks = {n: v for n, v in report["loaded"].items() if n.startswith("edge-")}
-    biggest = max(edge_peaks.items(), key=lambda item: item[1]["rss_mb"])
-    hub = report["loaded"]["hub"]["rss_mb"]
-    report["targets"] = {
+    report["targets"] = targets(report["loaded"], args.devices_per_site)
+    return report
+
+
+def stack_connections(config_path: Path) -> int:
+    """The fleet's own MQTT connections: fences, generic cameras, one Frigate NVR a site."""
+    config = load_config(config_path)
+    field = sum(
+        1 for d in config.devices if d.type in ("fence", "camera") and d.source == "generic"
+    )
+    nvrs = len({d.site for d in config.devices if d.source == "frigate"})
+    return field + nvrs
+
+
+def targets(loaded: dict[str, dict[str, float]], devices_per_site: int) -> dict[str, Any]:
+    edges = {name: v for name, v in loaded.items() if name.startswith("edge-")}
+    biggest = max(edges.items(), key=lambda item: item[1]["rss_mb"])
+    hub = loaded["hub"]["rss_mb"]
+    return {
         "hub_rss_mb": {"value": hub, "target": HUB_TARGET_MB, "pass": hub <= HUB_TARGET_MB},
         "largest_edge_rss_mb": {
             "edge": biggest[0],
             "value": biggest[1]["rss_mb"],
             "target": EDGE_TARGET_MB,
-            "devices": args.devices_per_site,
+            "devices": devices_per_site,
             "pass": biggest[1]["rss_mb"] <= EDGE_TARGET_MB,
         },
     }
-    return report
 
 
 def main() -> int:
@@ -219,8 +318,16 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=30.0)
     parser.add_argument("--noise", type=float, default=1.0)
     parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--poll-every",
+        type=float,
+        default=5.0,
+        help="poll GET /api/devices this often until the hub sees all online (0: never)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=None, help="the fleet's /metrics")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.metrics_port = args.metrics_port or free_port()
     report = run(args)
     text = json.dumps(report, indent=2)
     print(text)

@@ -54,7 +54,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from riverguard.config import Config, ConfigError, Device
+from riverguard.config import Config, ConfigError, Device, Site
 from riverguard.mqtt import Backoff, BrokerSettings
 from riverguard.services import port_is_free
 from riverguard.testing import TINY_JPEG, camera_report, fence_report
@@ -141,6 +141,12 @@ class _StatsCollector(Collector):
         )
         connected.add_metric([], self.stats.connected)
         yield connected
+        if self.stats.connect_time_s is not None:
+            yield GaugeMetricFamily(
+                "riverguard_sim_fleet_connect_seconds",
+                "How long the connect waves took",
+                value=self.stats.connect_time_s,
+            )
         sent = CounterMetricFamily(
             "riverguard_sim_fleet_sent", "Messages the fleet published", labels=["kind"]
         )
@@ -364,7 +370,13 @@ def select(config: Config, sites: int | None, devices_per_site: int | None) -> C
         if devices_per_site and len(own) < devices_per_site:
             raise ConfigError(f"site {site.id} has {len(own)} devices, not {devices_per_site}")
         devices += own[:devices_per_site] if devices_per_site else own
-    return config.model_copy(update={"sites": chosen, "devices": devices})
+    return subset(config, chosen, devices)
+
+
+def subset(config: Config, sites: list[Site], devices: list[Device]) -> Config:
+    """A new configuration of some sites and devices (not ``model_copy``: that would
+    carry the original's cached lookups, such as ``device_by_id``, over)."""
+    return Config(sites=sites, devices=devices, users=config.users)
 
 
 def raise_file_limit() -> int:
@@ -543,8 +555,8 @@ class Fleet:
         if taken:
             self.stats.errors["http_speaker_port_taken"] += len(taken)
             log.error("http speakers left out: their port is taken", speakers=taken)
-        config = self.config.model_copy(
-            update={"devices": [d for d in self.config.devices if d.id not in taken]}
+        config = subset(
+            self.config, self.config.sites, [d for d in self.config.devices if d.id not in taken]
         )
         settings = SimSettings(
             broker=self.broker,

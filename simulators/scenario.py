@@ -49,7 +49,7 @@ from riverguard.config import Config
 from riverguard.testing import camera_report, fence_report
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
 from simulators.errors import ScenarioError, SimulatorError
-from simulators.fleet import FieldDevice, Fleet, FleetOptions
+from simulators.fleet import FieldDevice, Fleet, FleetOptions, subset
 from simulators.snapshot import render_snapshot
 from simulators.stack_info import StackInfo
 
@@ -327,7 +327,7 @@ class Player:
             ]
             fleet = Fleet(
                 self.info.broker,
-                config.model_copy(update={"sites": [site], "devices": devices}),
+                subset(config, [site], devices),
                 FleetOptions(heartbeat_s=HEARTBEAT_S, progress=lambda line: None),
             )
             result = Result(self.scenario.name, site.id, zone)
