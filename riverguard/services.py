@@ -34,13 +34,36 @@ class ServiceError(RiverguardError):
 
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
-    """``preferred`` if nothing listens there, else a free port from the kernel."""
+    """``preferred`` if nothing listens there, else a free port below the ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range,
+    the one outgoing connections take their local ports from: with thousands of
+    connections about (a fleet of simulated devices), one of them can take it
+    before our service binds it. Ports below that range are never taken that way.
+    """
     if preferred is not None and port_is_free(preferred, host):
         return preferred
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = secrets.choice(range(max(1024, low - 12_000), low))
+        # Not one this process handed out already and whose service is not up yet.
+        if port not in _HANDED_OUT and port_is_free(port, host):
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

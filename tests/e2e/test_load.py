@@ -18,7 +18,7 @@ def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
     assert 100 == result.sent
     assert (100, 0, 0) == (result.delivered, result.lost, result.duplicated)
     assert result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
-    assert {"broker", "influxd", "hub", "edges"} == set(result.resources)
+    assert {"broker", "influxd", "hub", "edges", "load_tool"} == set(result.resources)
     assert result.resources["hub"]["peak_rss_mb"] > 0
 
 
