@@ -9,7 +9,8 @@ until the fleet reports every connection made (its /metrics) and, with
 online (``GET /api/devices``); holds the fleet for ``--hold`` seconds of
 heartbeats and noise, sampling once a second; stops it and reports as JSON:
 RSS now and peak per component, a time series of hub / broker / largest edge
-RSS, each process's CPU share during the hold, the fleet's summary (connect
+RSS, each process's CPU share during the hold, with ``--scenario`` the
+results of a scenario played during the hold, the fleet's summary (connect
 time, messages by kind, reconnects, errors), and the issue 7 targets (hub <=
 300 MB, an edge of a 1,000-device site <= 150 MB) with pass/fail. Not a test:
 run it by hand and put the figures in docs/performance.md::
@@ -41,6 +42,7 @@ HUB_TARGET_MB = 300.0
 EDGE_TARGET_MB = 150.0
 FLEET_STOP_TIMEOUT_S = 60.0
 SERIES_EVERY_S = 10.0
+SCENARIO_TIMEOUT_S = 300.0
 
 
 def say(message: str) -> None:
@@ -204,6 +206,14 @@ def wait_connected(
     return result
 
 
+def start_scenario(name: str, stack: Stack) -> subprocess.Popen[bytes]:
+    """A scenario played while the fleet is up: how the alarm path fares under its load."""
+    say(f"playing scenario {name} during the hold ...")
+    command = [sys.executable, "-m", "riverguard", "sim", "run", name]
+    command += ["--stack", str(stack.data_dir / "stack.json")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE)
+
+
 def hold(
     args: argparse.Namespace, fleet: subprocess.Popen[bytes], sampler: Sampler
 ) -> dict[str, float]:
@@ -266,7 +276,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sampler.add("fleet", fleet.pid)
             connections = stack_connections(config_path)
             report.update(wait_connected(args, fleet, sampler, (connections, reporting), hub))
+            scenario = start_scenario(args.scenario, stack) if args.scenario else None
             report["hold_cpu_pct"] = hold(args, fleet, sampler)
+            if scenario is not None:
+                out, _ = scenario.communicate(timeout=SCENARIO_TIMEOUT_S)
+                report["scenario"] = json.loads(out) if out.strip() else None
             report["hub_online_after_hold"] = online_devices(*hub)
             report["expected_online"] = reporting
             report["loaded"] = sampler.snapshot()
@@ -325,6 +339,9 @@ def main() -> int:
         help="poll GET /api/devices this often until the hub sees all online (0: never)",
     )
     parser.add_argument("--metrics-port", type=int, default=None, help="the fleet's /metrics")
+    parser.add_argument(
+        "--scenario", default=None, help="also play this scenario (sim run) during the hold"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.metrics_port = args.metrics_port or free_port()

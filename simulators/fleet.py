@@ -88,6 +88,8 @@ class FleetOptions:
     duration_s: float | None = None
     speaker_speed: float = 1.0
     metrics_port: int | None = None
+    # MQTT client ids are "<prefix>-<device>": two simulators on one broker need two prefixes.
+    client_prefix: str = "fleet"
     # Where progress lines go (stderr by default); the JSON summary goes to stdout.
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
 
@@ -409,7 +411,7 @@ class Fleet:
                 field_device = FieldDevice(device, zone, seq)
                 field_device.link = Link(
                     self,
-                    f"fleet-{device.id}",
+                    f"{options.client_prefix}-{device.id}",
                     (field_device.status_topic, OFFLINE),
                     field_device.on_online,
                 )
@@ -418,7 +420,9 @@ class Fleet:
                 self.by_id[device.id] = field_device
         for site in self.sites.values():
             if site.frigate:
-                site.nvr = Link(self, f"fleet-frigate-{site.id}", None, lambda link: None)
+                site.nvr = Link(
+                    self, f"{options.client_prefix}-frigate-{site.id}", None, lambda link: None
+                )
         self.links = [d.link for d in self.field_devices if d.link] + [
             s.nvr for s in self.sites.values() if s.nvr
         ]

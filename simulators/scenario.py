@@ -45,7 +45,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from riverguard.config import Config
+from riverguard.config import Config, Device
 from riverguard.testing import camera_report, fence_report
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
 from simulators.errors import ScenarioError, SimulatorError
@@ -292,6 +292,22 @@ class Hub:
         return Config.model_validate({"sites": sites, "devices": devices})
 
 
+def resolve(candidates: list[Device], site: str, name: str, zone: str) -> list[Device]:
+    """The devices a step's ``device`` names: an id, ``fence``/``camera`` (the first
+    covering ``zone``) or ``fence:all``/``camera:all``."""
+    kind, _, every = name.partition(":")
+    if kind in ("fence", "camera"):
+        of_kind = [d for d in candidates if d.type == kind]
+        found = of_kind if every == "all" else [d for d in of_kind if zone in d.zones][:1]
+        if not found:
+            raise ScenarioError(f"no generic {kind} covers {site}/{zone}")
+        return found
+    found = [d for d in candidates if d.id == name]
+    if not found:
+        raise ScenarioError(f"{name} is not a generic fence or camera of {site}")
+    return found
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -320,22 +336,32 @@ class Player:
             zone = self.scenario.zone or site.zones[0].id
             if zone not in site.zone_ids():
                 raise ScenarioError(f"site {site.id} has no zone {zone}")
-            devices = [
+            candidates = [
                 d
                 for d in config.devices_of(site.id)
                 if d.type in ("fence", "camera") and d.source == "generic"
             ]
+            # Only the devices the steps name get a connection, under client ids of
+            # their own: a fleet running on the same stack keeps its connections.
+            named = {
+                device.id: device
+                for step in self.scenario.steps
+                if isinstance(step, FenceStep | CameraStep | StatusStep | ExpectDevice)
+                for device in resolve(candidates, site.id, step.device, step.zone or zone)
+            }
             fleet = Fleet(
                 self.info.broker,
-                subset(config, [site], devices),
-                FleetOptions(heartbeat_s=HEARTBEAT_S, progress=lambda line: None),
+                subset(config, [site], list(named.values())),
+                FleetOptions(
+                    heartbeat_s=HEARTBEAT_S, progress=lambda line: None, client_prefix="scenario"
+                ),
             )
             result = Result(self.scenario.name, site.id, zone)
             started = time.monotonic()
             await fleet.connect()
             heartbeats = asyncio.create_task(fleet.heartbeats(), name="sim.run.heartbeats")
             try:
-                run = _Run(self, hub, fleet, site.id, zone, result, started)
+                run = _Run(self, hub, fleet, site.id, zone, result, started, candidates)
                 for index, step in enumerate(self.scenario.steps, 1):
                     await run.step(index, step)
             finally:
@@ -355,6 +381,8 @@ class _Run:
     zone: str
     result: Result
     started: float
+    # The site's generic fences and cameras, in configuration order.
+    candidates: list[Device]
     snapshot: bytes | None = None
 
     async def step(self, index: int, step: Step) -> None:
@@ -391,20 +419,7 @@ class _Run:
     # --- devices -----------------------------------------------------------------------
 
     def _devices(self, name: str, zone: str) -> list[FieldDevice]:
-        kind, _, every = name.partition(":")
-        if kind in ("fence", "camera"):
-            of_kind = [d for d in self.fleet.field_devices if d.device.type == kind]
-            if every == "all":
-                found = of_kind
-            else:
-                found = [d for d in of_kind if zone in d.device.zones][:1]
-            if not found:
-                raise ScenarioError(f"no generic {kind} covers {self.site}/{zone}")
-            return found
-        device = self.fleet.by_id.get(name)
-        if device is None:
-            raise ScenarioError(f"{name} is not a generic fence or camera of {self.site}")
-        return [device]
+        return [self.fleet.by_id[d.id] for d in resolve(self.candidates, self.site, name, zone)]
 
     async def _burst(self, step: FenceStep | CameraStep, zone: str) -> None:
         devices = self._devices(step.device, zone)
