@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -10,12 +13,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from edge.sources.frigate import FrigateMessage
 from riverguard.config import Config, ConfigError
 from riverguard.services import ServiceError, free_port
 from riverguard.stack import Stack
 from riverguard.testing import wait_for
 from simulators.fleet import Fleet, FleetOptions, select
 from simulators.fleet_config import SPEAKER_PORTS, fleet_config
+from simulators.frigate import FrigateTrack
 from simulators.stack_info import StackInfo
 from tests.conftest import stack_logs
 
@@ -155,3 +160,98 @@ async def test_small_fleet_connects_every_device_and_the_hub_sees_them_online(
     # Each fence and camera said online on connecting, the lost one twice (speakers say their own).
     assert 94 + 1 == summary["sent"]["status_online"]
     assert 0 == summary["connected"]
+
+
+def test_frigate_tracks_are_what_the_edge_reads_as_frigate_events() -> None:
+    """new / update (in zones) / end, each a valid ``frigate/events`` message of one id."""
+    track = FrigateTrack("s001_bank_001", label="person")
+    messages = [
+        FrigateMessage.model_validate(message)
+        for message in (
+            track.message("new"),
+            track.message("update", ["bank_z1"]),
+            track.message("end"),
+        )
+    ]
+    assert ["new", "update", "end"] == [m.type for m in messages]
+    assert {track.id} == {m.after.id for m in messages}
+    assert (["bank_z1"], ["bank_z1"]) == (
+        messages[1].after.current_zones,
+        messages[2].after.entered_zones,
+    )
+    assert messages[2].after.end_time is not None
+
+
+@pytest.mark.integration
+async def test_fleet_noise_reaches_the_stack_as_rain_birds_and_frigate_tracks(
+    fleet_stack: Stack,
+) -> None:
+    """With the noise turned far up: fence breaches and bird detections are stored at the
+    hub, and the edges read the NVRs' Frigate tracks (and skip them: birds, the path)."""
+    broker = StackInfo.parse(fleet_stack.info()).broker
+    options = FleetOptions(noise_scale=300, progress=lambda line: None)
+    fleet = Fleet(broker, fleet_stack.config, options)
+    stop = asyncio.Event()
+    run = asyncio.create_task(fleet.run(stop), name="test.fleet.noise")
+    token = _token(fleet_stack)
+    edges = [edge["health_url"] for edge in fleet_stack.info()["edges"].values()]
+
+    async def events(kind: str) -> list[dict[str, object]]:
+        async with httpx.AsyncClient(base_url=fleet_stack.hub_url, timeout=10) as http:
+            response = await http.get(
+                "/api/events",
+                params={"kind": kind, "limit": 1000},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            response.raise_for_status()
+            found: list[dict[str, object]] = response.json()
+            return found
+
+    async def frigate_skipped() -> set[str]:
+        """Why the edges made no event of Frigate messages: reasons counted at least once."""
+        reasons: set[str] = set()
+        async with httpx.AsyncClient(timeout=10) as http:
+            for health in edges:
+                text = (await http.get(health.replace("/healthz", "/metrics"))).text
+                reasons |= {
+                    line.split('reason="')[1].split('"')[0]
+                    for line in text.splitlines()
+                    if line.startswith("riverguard_edge_source_skipped_total{")
+                    and 'source="frigate"' in line
+                    and float(line.split()[-1]) > 0
+                }
+        return reasons
+
+    async def rain_and_birds() -> bool:
+        breaches = await events("fence.breach")
+        birds = [e for e in await events("camera.intrusion") if e["object"] == "bird"]
+        # A bird is not a person; a walker on the path is in no zone the site guards.
+        frigate = {"not_person", "unconfigured_zone"} <= await frigate_skipped()
+        return bool(breaches) and bool(birds) and frigate
+
+    try:
+        await wait_for(rain_and_birds, timeout=30, what="rain, birds and Frigate tracks")
+    finally:
+        stop.set()
+        summary = await run
+    assert {"rain", "birds", "frigate_bird", "frigate_person"} <= set(summary["sent"])
+    assert summary["drops"] > 0
+
+
+@pytest.mark.integration
+def test_sim_fleet_command_runs_for_its_duration_and_prints_a_json_summary(
+    fleet_stack: Stack,
+) -> None:
+    command = [sys.executable, "-m", "riverguard", "sim", "fleet"]
+    command += ["--config", str(fleet_stack.config_path), "--noise", "0", "--duration", "3"]
+    command += ["--stack", str(fleet_stack.data_dir / "stack.json")]
+    done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    assert 0 == done.returncode, done.stderr.decode()
+    summary = json.loads(done.stdout)
+    assert (2 * PER_SITE, 96, 96) == (
+        summary["devices"],
+        summary["connections"],
+        summary["peak_connected"],
+    )
+    assert {} == summary["errors"]
+    assert "connecting 96 MQTT connections in waves of 500" in done.stderr.decode()
