@@ -70,3 +70,12 @@ def test_lookup_of_unknown_site_is_a_config_error() -> None:
     config: Config = load_config(EXAMPLE)
     with pytest.raises(ConfigError, match="no site"):
         config.site("atlantis")
+
+
+def test_devices_of_gives_a_sites_devices_in_configuration_order_and_none_of_others() -> None:
+    config = load_config(EXAMPLE)
+    assert ["db-fence-01", "db-fence-02", "db-cam-01", "db-cam-02", "db-spk-01"] == [
+        device.id for device in config.devices_of("danshui-bridge")
+    ]
+    assert ["xy-cam-01", "xy-cam-02"] == [d.id for d in config.devices_of("xiyong-wharf", "camera")]
+    assert [] == config.devices_of("no-such-site")
