@@ -95,8 +95,17 @@ def fleet_config(
     ]
     for s in range(1, sites + 1):
         lines += _site(site_id(s), s, mix)
+    given: set[int] = set()
+
+    def distinct_port() -> int:
+        # Free ports picked at random can repeat: each speaker gets its own.
+        while (chosen := port()) in given:
+            pass
+        given.add(chosen)
+        return chosen
+
     for s in range(1, sites + 1):
-        lines += _devices(site_id(s), mix, port)
+        lines += _devices(site_id(s), mix, distinct_port)
     for username, name, role in (
         ("admin", "Fleet admin", "admin"),
         ("officer", "Fleet duty officer", "officer"),

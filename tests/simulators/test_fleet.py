@@ -56,6 +56,13 @@ def test_http_speakers_listen_outside_the_ephemeral_port_range() -> None:
     assert all(port in SPEAKER_PORTS for port in ports)
 
 
+def test_each_http_speaker_gets_a_port_of_its_own_when_the_picks_repeat() -> None:
+    picks = iter([21000, 21000, 21001, 21000, 21002, 21003])
+    config = _config(fleet_config(2, 1000, port=lambda: next(picks)))
+    urls = [d.url for d in config.devices if d.driver == "http"]
+    assert [f"http://127.0.0.1:{p}/audio" for p in (21000, 21001, 21002, 21003)] == urls
+
+
 def test_fleet_config_refuses_a_site_too_small_for_a_fence_camera_and_speaker() -> None:
     with pytest.raises(ValueError, match="at least 3 devices"):
         fleet_config(1, 2)
