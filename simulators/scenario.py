@@ -363,11 +363,20 @@ class Player:
             try:
                 run = _Run(self, hub, fleet, site.id, zone, result, started, candidates)
                 for index, step in enumerate(self.scenario.steps, 1):
-                    await run.step(index, step)
+                    try:
+                        await run.step(index, step)
+                    except SimulatorError as exc:
+                        # A step that cannot act (no alarm to announce on, a refused
+                        # request) fails the scenario; the steps after it would not mean much.
+                        elapsed = time.monotonic() - started
+                        result.checks.append(Check(index, step.do, False, elapsed, str(exc)))
+                        self.say(f"FAIL step {index}: {step.do}: {exc}; scenario stopped")
+                        break
             finally:
                 heartbeats.cancel()
                 await fleet.close()
-            result.sent = fleet.stats.summary()["sent_total"]
+            # Device reports; the statuses of connecting and leaving are not the scenario's.
+            result.sent = sum(n for k, n in fleet.stats.sent.items() if not k.startswith("status"))
             result.run_s = time.monotonic() - started
             return result
 
@@ -488,6 +497,8 @@ class _Run:
         return None
 
     async def _alarm_or_fail(self, zone: str, within_s: float = 15.0) -> dict[str, Any]:
+        if not self.player.sent_ids.get(zone):
+            raise ScenarioError(f"nothing sent in {self.site}/{zone} yet: no alarm to act on")
         deadline = time.monotonic() + within_s
         while True:
             alarm = await self._alarm(zone)

@@ -131,3 +131,20 @@ async def test_an_expectation_that_does_not_hold_fails_with_what_was_seen(
         site.what,
         site.detail,
     )
+
+
+@pytest.mark.integration
+async def test_a_step_that_cannot_act_fails_the_scenario_and_stops_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "early.toml"
+    path.write_text(
+        'name = "early"\n[[steps]]\ndo = "ack"\n[[steps]]\ndo = "fence"\n', encoding="utf-8"
+    )
+    player = Player(load_scenario(str(path)), StackInfo.parse(stack.info()), say=lambda _: None)
+    result = await player.play()
+    assert not result.passed
+    [check] = result.checks
+    assert (1, "ack") == (check.step, check.what)
+    assert "nothing sent in danshui-bridge/z1 yet: no alarm to act on" == check.detail
+    assert 0 == result.sent  # the fence step after it did not run
