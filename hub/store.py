@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,8 @@ log = structlog.get_logger()
 _TRIGGERED = "trigger after an announcement"
 # SQLite limits bound parameters per statement; chunk IN (...) lists below it.
 _IN_CHUNK = 500
+# Alarm and device keys remembered as stored, at most (see Store._stored).
+_STORED_KEYS_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,10 @@ class Store:
         # sleeps in growing steps (1, 2, 5, 10 ms...) in its busy handler. Queueing
         # writers here instead hands the lock over at once.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # Keys of alarm and device rows known to exist (rows of these tables are never
+        # deleted): an upsert of one of them needs no look-up first. Learnt only from
+        # committed transactions.
+        self._stored: dict[str, set[Any]] = {"alarms": set(), "devices": set()}
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -275,12 +282,20 @@ class Store:
                         for before, after in outcome.escalated
                     ],
                 )
-                await _upsert_many(
-                    conn, tables.alarms, [_alarm_row(a) for a in outcome.changed.values()]
+                alarms = await _upsert_many(
+                    conn,
+                    tables.alarms,
+                    [_alarm_row(a) for a in outcome.changed.values()],
+                    stored=self._stored["alarms"],
                 )
                 await self._insert_snapshots(conn, batch.snapshots)
-                await _touch_devices(conn, batch.last_seen)
-                await _upsert_many(conn, tables.devices, [_device_row(d) for d in batch.devices])
+                devices = await _touch_devices(conn, batch.last_seen, self._stored["devices"])
+                devices |= await _upsert_many(
+                    conn,
+                    tables.devices,
+                    [_device_row(d) for d in batch.devices],
+                    stored=self._stored["devices"],
+                )
                 if batch.rejections:
                     await conn.execute(
                         insert(tables.rejected),
@@ -297,6 +312,11 @@ class Store:
                     )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
+        for name, keys in (("alarms", alarms), ("devices", devices)):
+            known = self._stored[name]
+            if len(known) > _STORED_KEYS_MAX:
+                known.clear()  # a cache: look the old ones up again rather than grow forever
+            known |= keys
         return Committed(new, duplicates, outcome)
 
     async def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
@@ -770,17 +790,21 @@ async def _upsert_many(
     table: Table,
     rows: list[dict[str, Any]],
     update_columns: Sequence[str] | None = None,
-) -> None:
+    stored: AbstractSet[Any] = frozenset(),
+) -> set[Any]:
     """Update the rows whose key exists, insert the others: three statements for any number.
 
     ``rows`` share their keys; the table's first primary key column is the key.
     ``update_columns``: what an existing row gets (default: every column given).
+    ``stored``: keys known to exist, not looked up. Returns the keys that exist
+    once the transaction commits.
     """
     if not rows:
-        return
+        return set()
     key = table.primary_key.columns.values()[0]
-    existing: set[Any] = set()
-    for chunk in _chunks([row[key.name] for row in rows]):
+    existing = {row[key.name] for row in rows if row[key.name] in stored}
+    unknown = [row[key.name] for row in rows if row[key.name] not in existing]
+    for chunk in _chunks(unknown):
         result = await conn.execute(select(key).where(key.in_(chunk)))
         existing.update(value for (value,) in result)
     updates = [row for row in rows if row[key.name] in existing]
@@ -799,6 +823,7 @@ async def _upsert_many(
         )
     if inserts:
         await conn.execute(insert(table), inserts)
+    return existing | {row[key.name] for row in inserts}
 
 
 async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
@@ -827,11 +852,15 @@ async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) ->
 
 
 async def _touch_devices(
-    conn: AsyncConnection, last_seen: Mapping[str, tuple[str, datetime]]
-) -> None:
+    conn: AsyncConnection,
+    last_seen: Mapping[str, tuple[str, datetime]],
+    stored: AbstractSet[str] = frozenset(),
+) -> set[Any]:
     """When each device was last heard of; a known device keeps its status columns."""
     rows = [{"id": d, "site": site, "last_seen": seen} for d, (site, seen) in last_seen.items()]
-    await _upsert_many(conn, tables.devices, rows, update_columns=("last_seen",))
+    return await _upsert_many(
+        conn, tables.devices, rows, update_columns=("last_seen",), stored=stored
+    )
 
 
 async def _count_routine(conn: AsyncConnection, site: str, since: datetime) -> int:

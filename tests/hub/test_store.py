@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from hub import alarms as rules
 from hub.errors import RoutineLimitReached, StoreError
-from hub.store import AuditEntry, RoutineLimit, Store, alarm_audit
+from hub.store import AuditEntry, Batch, RoutineLimit, Store, alarm_audit
 from riverguard.wire.models import Event
 from tests.hub.conftest import STORES, store_url
 
@@ -171,3 +172,33 @@ async def test_an_announcement_id_may_be_as_long_as_the_protocol_allows(store: S
     stored = await store.get_announcement(long_id)
     assert stored is not None
     assert {"s": "pending", "t": "pending"} == stored["speakers"]
+
+
+async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Store) -> None:
+    """After one committed batch, the next one on the same alarm and device looks nothing up."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    active: dict[rules.ZoneKey, Any] = {}
+
+    def decide(new: list[Event]) -> rules.Outcome:
+        outcome = rules.apply_events(active, new, T0, new_id=lambda: "alm-cache")
+        active.update({(a.site, a.zone): a for a in outcome.changed.values()})
+        return outcome
+
+    def batch(seq: int) -> Batch:
+        ev = _event().model_copy(update={"id": f"db-fence-01:{seq}"})
+        return Batch(events=[ev], received_at={ev.id: T0}, last_seen={ev.device: (ev.site, T0)})
+
+    await store.commit_batch(batch(1), decide)
+    assert any("FROM alarms WHERE" in s for s in statements)
+    statements.clear()
+    await store.commit_batch(batch(2), decide)
+    assert not [s for s in statements if s.startswith("SELECT") and "alarms" in s]
+    assert not [s for s in statements if s.startswith("SELECT") and "devices" in s]
+    stored = await store.get_alarm("alm-cache")
+    assert stored is not None
+    assert 2 == stored.event_count
