@@ -8,14 +8,13 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -94,8 +93,6 @@ class RiskPeriod(_Config):
 
 
 class Site(_Config):
-    _zone_ids: frozenset[str] = PrivateAttr(default=frozenset())
-
     id: Ident
     name: str
     name_en: str = ""
@@ -149,12 +146,14 @@ class Site(_Config):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    def model_post_init(self, context: Any, /) -> None:
-        # Asked for every event on the hot path; the configuration never changes.
-        self._zone_ids = frozenset(zone.id for zone in self.zones)
-
     def zone_ids(self) -> frozenset[str]:
         return self._zone_ids
+
+    @cached_property
+    def _zone_ids(self) -> frozenset[str]:
+        # Asked for every event on the hot path; the configuration never changes. A
+        # cached property is a plain attribute read (a private attribute is not).
+        return frozenset(zone.id for zone in self.zones)
 
 
 class Device(_Config):
