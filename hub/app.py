@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
@@ -111,12 +112,33 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, hub_error)
 
 
+async def _essential(app: FastAPI, name: str, work: Coroutine[Any, Any, None]) -> None:
+    """A background task the hub cannot do without (ingest, the timers, the writer).
+
+    Should one die of a bug, the hub stops with a failure, for its supervisor to
+    start it again, rather than go on serving the console half alive. The
+    server to stop is ``app.state.server`` (``hub.main.make_server`` sets it);
+    without one, the error propagates as before.
+    """
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        server = getattr(app.state, "server", None)
+        if server is None:
+            raise
+        log.exception("essential task died; stopping the hub", task=name)
+        app.state.failed = name
+        server.should_exit = True
+
+
 def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     """The hub app; ``clock`` drives its timers and timestamps (tests inject a manual one)."""
     hub_clock: Clock = clock or SystemClock()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Hub]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Hub]]:
         config = settings.load_config()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.sqlalchemy_url)
@@ -125,12 +147,15 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                 hub = await _build(settings, config, store, http, hub_clock)
                 async with asyncio.TaskGroup() as tasks:
                     running = [
-                        tasks.create_task(hub.ingest.run(), name="hub.ingest"),
-                        tasks.create_task(hub.writer.run(), name="hub.influx-writer"),
-                        tasks.create_task(hub.desk.run(), name="hub.alarm-timer"),
-                        tasks.create_task(hub.announcer.run(), name="hub.announce-timeouts"),
-                        tasks.create_task(hub.audio.schedules.run(), name="hub.schedules"),
-                        tasks.create_task(hub.desk.watch_risk(), name="hub.site-risk"),
+                        tasks.create_task(_essential(app, name, work), name=name)
+                        for name, work in (
+                            ("hub.ingest", hub.ingest.run()),
+                            ("hub.influx-writer", hub.writer.run()),
+                            ("hub.alarm-timer", hub.desk.run()),
+                            ("hub.announce-timeouts", hub.announcer.run()),
+                            ("hub.schedules", hub.audio.schedules.run()),
+                            ("hub.site-risk", hub.desk.watch_risk()),
+                        )
                     ]
                     log.info("hub started", url=settings.base_url)
                     try:

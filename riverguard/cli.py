@@ -21,8 +21,7 @@ def _hub(args: argparse.Namespace) -> int:
 
     settings = HubSettings()
     configure_logging("hub", settings.log_level, settings.log_json)
-    serve(settings)
-    return 0
+    return serve(settings)
 
 
 def _edge(args: argparse.Namespace) -> int:

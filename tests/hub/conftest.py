@@ -20,9 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
+from hub.app import create_app
 from hub.clock import Clock
 from hub.hub import Hub
-from hub.main import server_config
+from hub.main import make_server
 from hub.settings import HubSettings
 from riverguard.config import load_config
 from riverguard.mqtt import BrokerSettings
@@ -120,7 +121,7 @@ class RunningHub:
 @asynccontextmanager
 async def run_hub(settings: HubSettings, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
     """Serve the hub in this event loop until the block ends; wait for its broker session."""
-    server = uvicorn.Server(server_config(settings, clock))
+    server = make_server(create_app(settings, clock), settings)
     task = asyncio.create_task(server.serve(), name="test.hub")
     try:
         await wait_for(lambda: server.started or task.done(), what="hub to start")

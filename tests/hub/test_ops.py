@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiomqtt
 import pytest
+from fastapi import FastAPI
 
+from hub.desk import AlarmDesk
+from riverguard.testing import wait_for
 from riverguard.wire import topics
-from tests.hub.conftest import SITE, RunningHub, event_payload, mqtt_inbox, unique_seq
+from tests.hub.conftest import (
+    SITE,
+    MakeSettings,
+    RunningHub,
+    event_payload,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +72,20 @@ async def test_healthz_names_broker_influx_and_store(running_hub: RunningHub) ->
         health.status_code,
         health.json(),
     )
+
+
+async def test_a_dead_essential_task_stops_the_hub_with_a_failure(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that kills a background task must not leave a hub that serves half alive."""
+
+    async def dies(self: AlarmDesk) -> None:
+        await asyncio.sleep(0.1)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AlarmDesk, "watch_risk", dies)
+    async with run_hub(make_settings()) as running:
+        await wait_for(lambda: running.server.should_exit, what="the hub to stop itself")
+        app = running.server.config.app
+        assert isinstance(app, FastAPI)
+        assert "hub.site-risk" == app.state.failed
