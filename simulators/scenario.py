@@ -13,8 +13,8 @@ after the step before it. ``do`` says what the step is:
   connection without a word, so the broker publishes the will); ``pause``
   (``seconds``);
 - the duty officer, over the hub's REST API: ``announce`` (on the scenario's
-  alarm; ``wait`` for the speakers' ``done``), ``ack``, ``resolve``
-  (``outcome``);
+  alarm; with ``wait``, a speaker ending other than ``done`` fails the
+  scenario), ``ack``, ``resolve`` (``outcome``);
 - expectations, polled on the hub's REST API until they hold or ``within_s``
   passes: ``expect_alarm`` (of this scenario's events, in the zone:
   ``severity`` at least, ``state``, ``min_escalation_level``, ``min_events``,
@@ -522,6 +522,10 @@ class _Run:
             states = set(current["speakers"].values())
             if states and states <= {"done", "failed", "expired"}:
                 self.player.say(f"announcement {announcement['id']}: {current['speakers']}")
+                if states != {"done"}:
+                    raise ScenarioError(
+                        f"announcement {announcement['id']} not played: {current['speakers']}"
+                    )
                 return
             await asyncio.sleep(POLL_S)
         raise ScenarioError(f"announcement {announcement['id']} not played within {step.within_s}s")
