@@ -464,7 +464,7 @@ class Fleet:
                 tasks = []
                 if self.speakers:
                     tasks.append(tg.create_task(self._speakers(), name="sim.fleet.speakers"))
-                await self.connect()
+                await self.connect(stop)
                 tasks += [
                     tg.create_task(self.heartbeats(), name="sim.fleet.heartbeats"),
                     tg.create_task(self._keepalive(), name="sim.fleet.keepalive"),
@@ -484,8 +484,9 @@ class Fleet:
         self.options.progress(self.stats.line())
         return summary
 
-    async def connect(self) -> None:
-        """Connect every link, in waves; returns when each has had its first answer."""
+    async def connect(self, stop: asyncio.Event | None = None) -> None:
+        """Connect every link, in waves; returns when each has had its first answer,
+        or after the wave in which ``stop`` is set."""
         started = time.monotonic()
         total = len(self.links)
         wave = max(1, self.options.wave)
@@ -497,6 +498,9 @@ class Fleet:
                 if index % 50 == 49:
                     await asyncio.sleep(0)  # let CONNACKs in while the wave goes out
             await asyncio.wait([link.first_connack for link in batch], timeout=CONNACK_TIMEOUT_S)
+            if stop is not None and stop.is_set():
+                self.options.progress("stopped while connecting")
+                break
             self.options.progress(
                 f"  wave {first // wave + 1}: {self.stats.connected}/{total} connected "
                 f"({time.monotonic() - started:.1f}s)"
