@@ -452,8 +452,8 @@ class Ingest:
         row = EdgeRow(
             site, status.online, status.version, status.outbox, status.ts, state=status.state
         )
+        await self.store.save_edge(row)  # stored first: what consoles see is on disk
         self.picture.edges[site] = row
-        await self.store.save_edge(row)
         self.broadcaster.publish("edge", self.picture.edge_item(site))
 
 
