@@ -21,7 +21,9 @@ from pydantic import (
 )
 
 from riverguard.errors import RiverguardError
+from riverguard.wire import topics
 from riverguard.wire.models import CameraRule, DeviceType, Ident, RiskColour
+from riverguard.wire.topics import TopicError
 
 Role = Literal["viewer", "officer", "supervisor", "admin"]
 AutoWarning = Literal["always", "when_hub_unreachable", "never"]
@@ -136,6 +138,17 @@ class Site(_Config):
     risk_schedule: list[RiskPeriod] = Field(default_factory=list)
     risk_window_s: float = Field(default=600.0, gt=0, le=86400)
     risk_rate_events: int = Field(default=10, ge=1, le=1_000_000)
+    # The ``mqtt.topic_prefix`` of the site's Frigate NVR (PROTOCOL 1.3, docs/protocol.md
+    # 7.11): sites sharing a broker give each NVR its own, or every edge reads every NVR.
+    frigate_topic_prefix: str = Field(default=topics.FRIGATE_PREFIX, max_length=100)
+
+    @field_validator("frigate_topic_prefix")
+    @classmethod
+    def _usable_frigate_prefix(cls, value: str) -> str:
+        try:
+            return topics.check_frigate_prefix(value)
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("timezone")
     @classmethod
@@ -210,6 +223,7 @@ class Config(_Config):
             unknown = named - site.zone_ids()
             if unknown:
                 raise ValueError(f"device {device.id} names unknown zones {sorted(unknown)}")
+        _no_shared_frigate_camera(sites, self.devices)
         return self
 
     @cached_property
@@ -250,6 +264,23 @@ def _unique(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"duplicate {what} id {value!r}")
         seen.add(value)
+
+
+def _no_shared_frigate_camera(sites: dict[str, Site], devices: list[Device]) -> None:
+    """Two sites reading one Frigate topic prefix must not both have a camera of one
+    Frigate name: each site's edge would raise the other site's alarms as its own."""
+    owner: dict[tuple[str, str], str] = {}
+    for device in devices:
+        if device.source != "frigate" or device.type != "camera":
+            continue
+        prefix = sites[device.site].frigate_topic_prefix
+        name = device.source_ref or device.id
+        other = owner.setdefault((prefix, name), device.site)
+        if other != device.site:
+            raise ValueError(
+                f"sites {other} and {device.site} both have Frigate camera {name!r} under "
+                f"topic prefix {prefix!r}: give each site's NVR its own frigate_topic_prefix"
+            )
 
 
 def load_config(path: Path) -> Config:

@@ -23,7 +23,7 @@ from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicErr
         (topics.speaker_ack("s1", "sp"), SiteTopic("s1", "ack", "sp")),
         (topics.announce("s1", "sp"), SiteTopic("s1", "announce", "sp")),
         (topics.stop("s1", "sp"), SiteTopic("s1", "stop", "sp")),
-        (topics.FRIGATE_EVENTS, FrigateTopic()),
+        (topics.frigate_events(), FrigateTopic()),
         (topics.frigate_snapshot("cam_a"), FrigateTopic("cam_a", "person")),
     ],
 )
@@ -45,6 +45,7 @@ def test_built_topics_parse_back(topic: str, expected: object) -> None:
         "riverguard/v1/sites/s1/snapshots/bad id",
         "riverguard/v1/sites/" + "x" * 70 + "/events",
         "frigate/cam/person",
+        "frigate/cam/person/snapshot/extra",
         "homeassistant/status",
         "",
     ],
@@ -73,3 +74,44 @@ def test_subscriptions_cover_what_the_builders_produce() -> None:
         assert any(matches(p, topic) for p in topics.HUB_SUBSCRIPTIONS), topic
     for topic in (topics.announce("s1", "sp"), topics.stop("s1", "sp"), topics.committed("s1")):
         assert any(matches(p, topic) for p in topics.edge_subscriptions("s1")), topic
+
+
+@pytest.mark.parametrize("prefix", ["frigate-s002", "nvr/east"])
+def test_frigate_topics_under_a_site_prefix_parse_back_with_that_prefix(prefix: str) -> None:
+    events, snapshot = (
+        topics.frigate_events(prefix),
+        topics.frigate_snapshot("cam_a", "person", prefix),
+    )
+    assert (f"{prefix}/events", f"{prefix}/cam_a/person/snapshot") == (events, snapshot)
+    assert FrigateTopic() == topics.parse(events, prefix)
+    assert FrigateTopic("cam_a", "person") == topics.parse(snapshot, prefix)
+
+
+def test_frigate_topics_of_another_prefix_are_not_the_readers() -> None:
+    """An edge reading ``frigate-s001`` refuses ``frigate-s002``'s and the default NVR's topics."""
+    for topic in (
+        topics.frigate_events("frigate-s002"),
+        topics.frigate_snapshot("cam_a", "person", "frigate-s002"),
+        topics.frigate_events(),
+    ):
+        with pytest.raises(TopicError):
+            topics.parse(topic, "frigate-s001")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("", "empty"),
+        ("frigate/+", "wildcards"),
+        ("frigate#", "wildcards"),
+        ("/frigate", "start or end"),
+        ("frigate/", "start or end"),
+        ("nvr//east", "empty level"),
+        ("$SYS", "cannot publish"),
+        ("field", "Riverguard's own"),
+        ("riverguard/frigate", "Riverguard's own"),
+    ],
+)
+def test_unusable_frigate_prefixes_are_refused_with_the_reason(prefix: str, reason: str) -> None:
+    with pytest.raises(TopicError, match=reason):
+        topics.check_frigate_prefix(prefix)

@@ -1,4 +1,8 @@
-"""Frigate NVR (PROTOCOL 1.3): ``frigate/events`` and ``frigate/{camera}/person/snapshot``.
+"""Frigate NVR (PROTOCOL 1.3): ``{prefix}/events`` and ``{prefix}/{camera}/person/snapshot``.
+
+``prefix`` is the site's ``frigate_topic_prefix``, the ``mqtt.topic_prefix`` its
+NVR publishes under (Frigate's default ``frigate``). Sites sharing a broker give
+each NVR its own, so that an edge reads its own site's NVR only.
 
 Frigate reports each tracked object as one event id with a stream of
 messages: ``new`` when it is first confirmed, ``update`` as it moves (its
@@ -22,7 +26,7 @@ when it is gone. Riverguard makes **one** event per Frigate event id:
   events that opened it and by the officer's resolution.
 
 Snapshots: Frigate publishes the best JPEG of the latest ``person`` of a
-camera on ``frigate/{camera}/person/snapshot`` (retained) as it tracks it,
+camera on ``{prefix}/{camera}/person/snapshot`` (retained) as it tracks it,
 normally before the person reaches a zone. The newest one of the camera is
 attached to the event (PROTOCOL 2.2) if it arrived within
 ``SNAPSHOT_MAX_AGE_S`` of the event; a retained snapshot delivered at
@@ -88,7 +92,7 @@ class FrigateObject(BaseModel):
 
 
 class FrigateMessage(BaseModel):
-    """A message on ``frigate/events``."""
+    """A message on ``{prefix}/events``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -110,6 +114,7 @@ class FrigateSource:
 
     def __init__(self, site: Site, devices: Mapping[str, Device]) -> None:
         self.site = site
+        self.prefix = site.frigate_topic_prefix
         # Frigate camera name -> our camera device.
         self.cameras = {
             device.source_ref or device.id: device
@@ -123,14 +128,17 @@ class FrigateSource:
         self._bare: dict[str, tuple[str, str]] = {}
 
     def subscriptions(self) -> list[str]:
-        return [topics.FRIGATE_EVENTS, topics.frigate_snapshot("+", PERSON)]
+        return [
+            topics.frigate_events(self.prefix),
+            topics.frigate_snapshot("+", PERSON, self.prefix),
+        ]
 
     def matches(self, topic: str) -> bool:
-        return topic.startswith("frigate/")
+        return topic.startswith(self.prefix + "/")
 
     def handle(self, raw: Raw, edge_ts: datetime) -> list[Adapted | LateSnapshot]:
         try:
-            parsed = topics.parse(raw.topic)
+            parsed = topics.parse(raw.topic, self.prefix)
         except TopicError as exc:
             raise Rejected("bad_topic", str(exc)) from None
         if not isinstance(parsed, FrigateTopic):

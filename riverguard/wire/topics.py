@@ -13,7 +13,10 @@ from typing import Literal
 from riverguard.errors import RiverguardError
 
 ROOT = "riverguard/v1/sites"
-FRIGATE_EVENTS = "frigate/events"
+# Frigate's default ``mqtt.topic_prefix``; a site may set its own (``Site.frigate_topic_prefix``).
+FRIGATE_PREFIX = "frigate"
+# First topic levels of our own trees: a Frigate prefix there would be read as both.
+_OWN_TREES = ("field", ROOT.split("/", maxsplit=1)[0])
 
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -54,8 +57,30 @@ def field_site_filter(site: str) -> str:
     return f"field/{site}/#"
 
 
-def frigate_snapshot(camera: str, label: str = "person") -> str:
-    return f"frigate/{camera}/{label}/snapshot"
+def frigate_events(prefix: str = FRIGATE_PREFIX) -> str:
+    """1.3: the event stream of a Frigate NVR publishing under ``prefix``."""
+    return f"{prefix}/events"
+
+
+def frigate_snapshot(camera: str, label: str = "person", prefix: str = FRIGATE_PREFIX) -> str:
+    return f"{prefix}/{camera}/{label}/snapshot"
+
+
+def check_frigate_prefix(prefix: str) -> str:
+    """``prefix`` if it can be a Frigate ``mqtt.topic_prefix`` next to our topics."""
+    if not prefix:
+        raise TopicError("a Frigate topic prefix cannot be empty")
+    if "+" in prefix or "#" in prefix:
+        raise TopicError(f"a Frigate topic prefix cannot hold MQTT wildcards: {prefix[:70]!r}")
+    if prefix.startswith("/") or prefix.endswith("/"):
+        raise TopicError(f"a Frigate topic prefix cannot start or end with '/': {prefix[:70]!r}")
+    if "" in prefix.split("/"):
+        raise TopicError(f"a Frigate topic prefix cannot hold an empty level: {prefix[:70]!r}")
+    if prefix.startswith("$"):
+        raise TopicError(f"a Frigate NVR cannot publish under {prefix[:70]!r} ($ is the broker's)")
+    if prefix.split("/", maxsplit=1)[0] in _OWN_TREES:
+        raise TopicError(f"Frigate topic prefix {prefix[:70]!r} is inside Riverguard's own topics")
+    return prefix
 
 
 # --- 2. Edge -> hub ------------------------------------------------------------
@@ -143,7 +168,7 @@ class SiteTopic:
 
 @dataclass(frozen=True, slots=True)
 class FrigateTopic:
-    """``frigate/events`` (camera None) or ``frigate/{camera}/{label}/snapshot``."""
+    """``{prefix}/events`` (camera None) or ``{prefix}/{camera}/{label}/snapshot``."""
 
     camera: str | None = None
     label: str | None = None
@@ -175,17 +200,21 @@ def _ident(value: str, what: str) -> str:
     return value
 
 
-def parse(topic: str) -> FieldTopic | SiteTopic | FrigateTopic:
+def parse(
+    topic: str, frigate_prefix: str = FRIGATE_PREFIX
+) -> FieldTopic | SiteTopic | FrigateTopic:
+    """``frigate_prefix``: the ``mqtt.topic_prefix`` of the Frigate NVR this reader follows."""
     parts = topic.split("/")
     if parts[0] == "field":
         return _parse_field(topic, parts)
     if topic.startswith(ROOT + "/"):
         return _parse_site(topic, parts[3:])
-    if parts[0] == "frigate":
-        if topic == FRIGATE_EVENTS:
+    if topic.startswith(frigate_prefix + "/"):
+        rest = topic[len(frigate_prefix) + 1 :].split("/")
+        if rest == ["events"]:
             return FrigateTopic()
-        if len(parts) == 4 and parts[3] == "snapshot":
-            return FrigateTopic(camera=parts[1], label=parts[2])
+        if len(rest) == 3 and rest[2] == "snapshot":
+            return FrigateTopic(camera=rest[0], label=rest[1])
     raise TopicError(f"not a protocol topic: {topic[:120]!r}")
 
 

@@ -55,7 +55,7 @@ def source(normalizer: Normalizer) -> FrigateSource:
 
 
 def _event(message: dict[str, Any]) -> Raw:
-    return Raw(topics.FRIGATE_EVENTS, json.dumps(message).encode())
+    return Raw(topics.frigate_events(), json.dumps(message).encode())
 
 
 def _handle(normalizer: Normalizer, source: FrigateSource, raw: Raw, at: datetime = EDGE_TS) -> Any:
@@ -243,7 +243,7 @@ def test_other_objects_and_false_positives_make_nothing(
 def test_malformed_frigate_messages_are_rejected(
     normalizer: Normalizer, source: FrigateSource, payload: bytes, reason: str
 ) -> None:
-    assert reason == _rejected(normalizer, source, Raw(topics.FRIGATE_EVENTS, payload))
+    assert reason == _rejected(normalizer, source, Raw(topics.frigate_events(), payload))
 
 
 @pytest.mark.parametrize("payload", [b"GIF89a", b"\xff\xd8\xff" + bytes(600_000)])
@@ -290,12 +290,12 @@ async def test_frigate_track_reaches_the_hub_as_one_event_with_its_snapshot(
             frigate_message("end", current_zones=[], entered_zones=["steps", "water_edge"]),
         ]
         await frigate.publish(SNAPSHOT, TINY_JPEG, qos=1)
-        await frigate.publish(topics.FRIGATE_EVENTS, b"{oops", qos=1)
+        await frigate.publish(topics.frigate_events(), b"{oops", qos=1)
         for message in messages:
-            await frigate.publish(topics.FRIGATE_EVENTS, json.dumps(message), qos=1)
+            await frigate.publish(topics.frigate_events(), json.dumps(message), qos=1)
         # A second track afterwards is the marker that the first one was fully handled.
         marker = frigate_message("update", "second", current_zones=["z2"])
-        await frigate.publish(topics.FRIGATE_EVENTS, json.dumps(marker), qos=1)
+        await frigate.publish(topics.frigate_events(), json.dumps(marker), qos=1)
         payloads = await hub_view.wait_count(events, 2)
         [first, second] = [Event.model_validate_json(payload) for payload in payloads]
         assert (EVENT_ID, "db-frigate-01:frigate-second") == (first.id, second.id)
@@ -328,7 +328,7 @@ async def test_frigate_snapshot_after_the_event_reaches_the_hub_on_its_snapshot_
         publisher(own_broker.settings("sim")) as frigate,
     ):
         message = frigate_message("update", current_zones=["water_edge"])
-        await frigate.publish(topics.FRIGATE_EVENTS, json.dumps(message), qos=1)
+        await frigate.publish(topics.frigate_events(), json.dumps(message), qos=1)
         [payload] = await hub_view.wait_count(events, 1)
         assert Event.model_validate_json(payload).snapshot is False
         await frigate.publish(SNAPSHOT, TINY_JPEG, qos=1)
