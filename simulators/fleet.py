@@ -21,7 +21,8 @@ noise at low rates (per site per minute, times ``noise_scale``):
   publishes its will) and comes back 20-90 s later.
 
 Frigate-managed cameras are served by one Frigate NVR connection per site
-publishing on ``frigate/events``, as Frigate does. ``mqtt`` speakers run as
+publishing on ``{prefix}/events``, as Frigate does, ``prefix`` being the site's
+``frigate_topic_prefix``. ``mqtt`` speakers run as
 ``simulators.speaker.SimulatedSpeaker`` and ``http`` ones as
 ``simulators.http_speaker.HttpSpeakerSim`` (``simulators.main.run_speakers``).
 
@@ -359,6 +360,8 @@ class FleetSite:
     cameras: list[FieldDevice] = field(default_factory=list)
     frigate: list[Device] = field(default_factory=list)
     nvr: Link | None = None
+    # The site's Frigate ``mqtt.topic_prefix``, which its edge reads.
+    frigate_prefix: str = topics.FRIGATE_PREFIX
 
 
 def select(config: Config, sites: int | None, devices_per_site: int | None) -> Config:
@@ -398,7 +401,10 @@ class Fleet:
         self.stats = FleetStats()
         self.stopping = False
         self._all_down = asyncio.Event()
-        self.sites: dict[str, FleetSite] = {site.id: FleetSite(site.id) for site in config.sites}
+        self.sites: dict[str, FleetSite] = {
+            site.id: FleetSite(site.id, frigate_prefix=site.frigate_topic_prefix)
+            for site in config.sites
+        }
         self.field_devices: list[FieldDevice] = []
         self.by_id: dict[str, FieldDevice] = {}
         seq = initial_seq()
@@ -648,7 +654,7 @@ class Fleet:
 
         def send(message_type: FrigateMessageType, in_zones: list[str] | None = None) -> None:
             message = track.message(message_type, in_zones)
-            nvr.publish(topics.FRIGATE_EVENTS, json.dumps(message), kind)
+            nvr.publish(topics.frigate_events(site.frigate_prefix), json.dumps(message), kind)
 
         send("new")
         self._later(1.5, lambda: send("update", zones))
@@ -656,7 +662,9 @@ class Fleet:
             self._later(
                 1.6,
                 lambda: nvr.publish(
-                    topics.frigate_snapshot(track.camera), TINY_JPEG, "frigate_snapshot"
+                    topics.frigate_snapshot(track.camera, prefix=site.frigate_prefix),
+                    TINY_JPEG,
+                    "frigate_snapshot",
                 ),
             )
         self._later(random.uniform(4, 8), lambda: send("end"))

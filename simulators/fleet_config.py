@@ -3,7 +3,9 @@
 Each site gets zones along its bank (one per 50 devices, at least 2) and a
 mix of devices like a real stretch of river: mostly fence controllers, AI
 cameras on about a third of the posts, a few Frigate-managed cameras (one
-Frigate NVR per site, ``source = "frigate"``), and one loudspeaker per 100
+Frigate NVR per site, ``source = "frigate"``, publishing under the site's own
+``frigate_topic_prefix``, ``frigate-<site>``, so that no edge reads another
+site's NVR), and one loudspeaker per 100
 devices (at least one), a fifth of them network speakers with an HTTP
 audio-transmit endpoint (``driver = "http"``) on a free local port, which
 ``riverguard sim fleet`` serves. Device ids are unique across sites
@@ -65,8 +67,13 @@ def site_id(index: int) -> str:
 
 
 def frigate_name(site: str, index: int) -> str:
-    """The camera's name in its site's Frigate; unique across sites (see docs/performance.md)."""
+    """The camera's name in its site's Frigate."""
     return f"{site}_bank_{index:03d}"
+
+
+def frigate_prefix(site: str) -> str:
+    """The ``mqtt.topic_prefix`` of the site's Frigate NVR: one per site on the shared broker."""
+    return f"frigate-{site}"
 
 
 def speaker_port() -> int:
@@ -123,6 +130,7 @@ def _site(site: str, index: int, mix: SiteMix) -> list[str]:
         f'name = "模拟河段 {index}"',
         f'name_en = "Simulated stretch {index}"',
         f'grid = "fleet/grid-{index:03d}"',
+        f'frigate_topic_prefix = "{frigate_prefix(site)}"',
     ]
     for z in range(1, mix.zones + 1):
         lines += ["  [[sites.zones]]", f'  id = "z{z}"', f'  name = "区域 {z}"']

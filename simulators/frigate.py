@@ -1,4 +1,4 @@
-"""Frigate NVR messages as Frigate 0.13+ publishes them on ``frigate/events`` (PROTOCOL 1.3).
+"""Frigate NVR messages as Frigate 0.13+ publishes them on ``{prefix}/events`` (PROTOCOL 1.3).
 
 One tracked object is one Frigate event id with a stream of messages:
 ``new`` (usually before it reaches a zone), ``update`` as it walks into

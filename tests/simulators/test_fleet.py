@@ -46,6 +46,9 @@ def test_fleet_config_has_n_sites_of_m_devices_with_every_kind() -> None:
         ("speaker", "generic", "mqtt"): 8,
         ("speaker", "generic", "http"): 2,
     } == dict(kinds)
+    # One Frigate NVR per site on one broker: each publishes under a prefix of its own.
+    prefixes = [site.frigate_topic_prefix for site in config.sites]
+    assert ["frigate-s001", "frigate-s002", "frigate-s003"] == prefixes
 
 
 def test_http_speakers_listen_outside_the_ephemeral_port_range() -> None:
@@ -214,20 +217,24 @@ async def test_fleet_noise_reaches_the_stack_as_rain_birds_and_frigate_tracks(
             found: list[dict[str, object]] = response.json()
             return found
 
+    async def counted(metric: str) -> list[str]:
+        """The samples of ``metric`` above 0 on every edge's ``/metrics``."""
+        async with httpx.AsyncClient(timeout=10) as http:
+            texts = [(await http.get(h.replace("/healthz", "/metrics"))).text for h in edges]
+        return [
+            line
+            for text in texts
+            for line in text.splitlines()
+            if line.startswith(metric + "{") and float(line.split()[-1]) > 0
+        ]
+
     async def frigate_skipped() -> set[str]:
         """Why the edges made no event of Frigate messages: reasons counted at least once."""
-        reasons: set[str] = set()
-        async with httpx.AsyncClient(timeout=10) as http:
-            for health in edges:
-                text = (await http.get(health.replace("/healthz", "/metrics"))).text
-                reasons |= {
-                    line.split('reason="')[1].split('"')[0]
-                    for line in text.splitlines()
-                    if line.startswith("riverguard_edge_source_skipped_total{")
-                    and 'source="frigate"' in line
-                    and float(line.split()[-1]) > 0
-                }
-        return reasons
+        return {
+            line.split('reason="')[1].split('"')[0]
+            for line in await counted("riverguard_edge_source_skipped_total")
+            if 'source="frigate"' in line
+        }
 
     async def rain_and_birds() -> bool:
         breaches = await events("fence.breach")
@@ -243,6 +250,9 @@ async def test_fleet_noise_reaches_the_stack_as_rain_birds_and_frigate_tracks(
         summary = await run
     assert {"rain", "birds", "frigate_bird", "frigate_person"} <= set(summary["sent"])
     assert summary["drops"] > 0
+    # Each site's NVR has a topic prefix of its own: no edge reads another site's cameras.
+    rejected = await counted("riverguard_edge_rejected_total")
+    assert [] == [line for line in rejected if 'reason="unknown_device"' in line]
 
 
 @pytest.mark.integration
