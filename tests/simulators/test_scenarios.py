@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from riverguard.cli import main
@@ -87,6 +88,7 @@ def test_sim_run_exits_2_with_one_clear_line_for_a_file_that_is_not_toml(
 async def test_scenario_plays_against_the_stack_and_its_expectations_hold(
     stack: Stack, name: str
 ) -> None:
+    await _resolve_active_alarms(stack)  # the session stack: earlier tests leave alarms
     lines: list[str] = []
     player = Player(load_scenario(name), StackInfo.parse(stack.info()), say=lines.append)
     result = await player.play()
@@ -94,6 +96,23 @@ async def test_scenario_plays_against_the_stack_and_its_expectations_hold(
     failed = [check for check in result.checks if not check.passed]
     assert [] == failed, "\n".join(lines) + "\n" + stack_logs(stack)
     assert "danshui-bridge" == result.site
+
+
+async def _resolve_active_alarms(stack: Stack) -> None:
+    """Resolve every open or acknowledged alarm, as a shift would before a drill."""
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as http:
+        login = await http.post(
+            "/api/auth/token",
+            data={"username": "admin", "password": stack.secrets.users["admin"]},
+        )
+        login.raise_for_status()
+        http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        for state in ("open", "acknowledged"):
+            for alarm in (await http.get("/api/alarms", params={"state": state})).json():
+                resolved = await http.post(
+                    f"/api/alarms/{alarm['id']}/resolve", json={"outcome": "false_alarm"}
+                )
+                resolved.raise_for_status()
 
 
 WRONG = """
