@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 from edge.agent import EdgeAgent
 from edge.health import HealthServer
@@ -13,6 +14,7 @@ from riverguard.config import Config
 
 def serve(settings: EdgeSettings) -> None:
     """Blocking: load the configuration, run the agent, shut down cleanly on a signal."""
+    sys.setswitchinterval(settings.gil_switch_s)
     config = settings.load_config()
     asyncio.run(_serve(settings, config))
 

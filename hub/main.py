@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -14,6 +16,7 @@ EXIT_TASK_DIED = 70
 
 def serve(settings: HubSettings) -> int:
     """Run the hub (blocking) and return its exit status; Ctrl-C or SIGTERM stops it cleanly."""
+    sys.setswitchinterval(settings.gil_switch_s)
     app = create_app(settings)
     make_server(app, settings).run()
     return EXIT_TASK_DIED if getattr(app.state, "failed", None) else 0

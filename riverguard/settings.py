@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riverguard.config import Config, load_config
@@ -28,6 +29,10 @@ class ComponentSettings(BaseSettings):
     data_dir: Path = Path(".riverguard")
     log_level: str = "INFO"
     log_json: bool | None = None
+    # How long a thread may hold the GIL while another waits for it (Python's default
+    # is 5 ms). The SQLite threads of the hub and the edge wait for it on every
+    # statement while the event loop is busy: shorter turns shorten commits under load.
+    gil_switch_s: float = Field(default=0.001, gt=0, le=0.1)
 
     def load_config(self) -> Config:
         return load_config(self.config)
