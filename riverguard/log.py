@@ -8,6 +8,23 @@ import sys
 import structlog
 
 
+class _StderrLogger:
+    """Writes each line to ``sys.stderr`` as it is when the line is written.
+
+    structlog's print logger keeps the stream it was given; when that stream is
+    replaced and closed (pytest's capture after a CLI test), later lines would fail.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(component: str, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and stdlib logging once, at an entry point."""
     if json is None:
@@ -26,7 +43,7 @@ def configure_logging(component: str, level: str = "INFO", json: bool | None = N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(component=component)
