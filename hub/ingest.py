@@ -344,7 +344,7 @@ class Ingest:
         self.desk.push_current(committed.outcome.changed.values(), risk_before)
         for event in committed.new:
             self.picture.touch(event.device, event.ts)
-            self.broadcaster.publish_json("event", work.batch.json[event.id], site=event.site)
+            self.broadcaster.publish_json("event", work.batch.event_json[event.id], site=event.site)
         for snap in work.batch.snapshots:
             # To every console: one that came after its event (PROTOCOL 7.10) shows live.
             self.broadcaster.publish("snapshot", _snapshot_item(snap))
@@ -381,7 +381,7 @@ class Ingest:
                 )
             event = item.event
             work.batch.events.append(event)
-            work.batch.json[event.id] = event.model_dump_json()
+            work.batch.event_json[event.id] = event.model_dump_json()
             seen = work.batch.last_seen.get(event.device)
             if seen is None or event.ts > seen[1]:
                 work.batch.last_seen[event.device] = (event.site, event.ts)

@@ -148,7 +148,7 @@ class Batch:
     last_seen: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     # Each event's JSON, serialised once: stored, and pushed to consoles as it is.
-    json: dict[str, str] = field(default_factory=dict)
+    event_json: dict[str, str] = field(default_factory=dict)
     # Device statuses, newest per device: written with the batch, not one transaction each.
     devices: list[DeviceRow] = field(default_factory=list)
 
@@ -268,7 +268,7 @@ class Store:
                                 ev,
                                 batch.received_at[ev.id],
                                 outcome.alarm_of.get(ev.id),
-                                batch.json.get(ev.id),
+                                batch.event_json.get(ev.id),
                             )
                             for ev in new
                         ],
