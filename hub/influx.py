@@ -324,7 +324,7 @@ class InfluxWriter:
         batch_size: int = 5000,
         retry_cap_s: float = 5.0,
         linger_s: float = 0.2,
-        memory_limit: int = 50_000,
+        memory_limit: int = 10_000,  # ~10-20 MB of events; past it, the store has them
     ) -> None:
         self.store = store
         self.influx = influx
