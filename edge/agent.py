@@ -109,7 +109,7 @@ class EdgeAgent:
         self.ready = asyncio.Event()
         self._fresh: asyncio.Queue[OutboxEntry] = asyncio.Queue()
         # Device messages of this connection handled but not yet acknowledged to the
-        # broker, as (mid, qos) in arrival order: acknowledged once the outbox is on disk.
+        # broker, in arrival order: acknowledged once the outbox is on disk.
         self._unacked: list[Message] = []
         self._unacked_added = asyncio.Event()
         # Set when an event needed a resend: the hub is not committing (see the module doc).
