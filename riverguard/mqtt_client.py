@@ -137,6 +137,7 @@ class Client:
             # Unacknowledged messages of the last connection come again from the broker.
             self._queue.clear()
         self._buffer.clear()
+        self._reading_paused = False  # a new transport reads from the start
         self._connack = loop.create_future()
         self._error = None
         try:

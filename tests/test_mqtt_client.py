@@ -197,3 +197,20 @@ async def test_reading_pauses_when_the_consumer_falls_behind_and_nothing_is_lost
         got = await _take(receiver, 2000)
         assert [m.payload for m in got] == [b"%d" % i for i in range(2000)]
         assert not receiver._reading_paused
+
+
+def test_the_parser_waits_for_a_whole_packet_and_refuses_what_we_never_asked_for() -> None:
+    """Bytes no broker should send us: a clear error (the connection is then closed)."""
+    client = Client("127.0.0.1", 1)
+    whole = packets.publish(b"a/b", b"payload", 1, 7, False)
+    consumed, acks, queued = client._parse(bytearray(whole[:-1]))
+    assert (0, b"", False) == (consumed, bytes(acks), queued)  # cut short: wait for the rest
+    consumed, acks, queued = client._parse(bytearray(whole))
+    assert (len(whole), packets.puback(7), True) == (consumed, bytes(acks), queued)
+    assert b"payload" == client._queue.popleft().payload
+    with pytest.raises(packets.ProtocolError, match="QoS 2"):
+        client._parse(bytearray(packets.publish(b"a/b", b"x", 2, 8, False)))
+    with pytest.raises(packets.ProtocolError, match="unexpected packet type 1"):
+        client._parse(bytearray(b"\x10\x00"))
+    with pytest.raises(MqttError, match="reason 0x8b"):
+        client._parse(bytearray(b"\xe0\x01\x8b"))  # DISCONNECT: server shutting down
