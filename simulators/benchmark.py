@@ -17,7 +17,7 @@ from simulators.load import (
     LoadResult,
     Target,
     broker_target,
-    fleet_config,
+    fences_config,
     riverguard_target,
     run_load,
 )
@@ -69,7 +69,7 @@ def bench(
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="riverguard-bench-") as tmp:
         config = Path(tmp) / "fleet.toml"
-        config.write_text(fleet_config(sites, max(1, devices // sites)), encoding="utf-8")
+        config.write_text(fences_config(sites, max(1, devices // sites)), encoding="utf-8")
         stack = Stack(
             data_dir=Path(tmp) / "stack",
             config_path=config,

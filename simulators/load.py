@@ -56,8 +56,12 @@ class LoadResult:
         return self.lost == 0 and self.latency_ms.get("p99", float("inf")) <= MAX_P99_MS
 
 
-def fleet_config(sites: int, devices_per_site: int) -> str:
-    """A site configuration (TOML) of ``sites`` sites with that many fences each."""
+def fences_config(sites: int, devices_per_site: int) -> str:
+    """A site configuration (TOML) of ``sites`` sites with that many fences each.
+
+    Fences only, for the throughput benchmark; ``simulators.fleet_config`` makes
+    the mixed fleet (cameras, Frigate, speakers) of ``riverguard sim fleet``.
+    """
     lines = []
     for s in range(1, sites + 1):
         site = f"load-{s:03d}"

@@ -8,7 +8,7 @@ import pytest
 
 from riverguard.config import Config
 from riverguard.stack import Stack
-from simulators.load import fleet_config, riverguard_target, run_load
+from simulators.load import fences_config, riverguard_target, run_load
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +23,6 @@ def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
 
 
 def test_fleet_config_is_a_valid_site_configuration() -> None:
-    config = Config.model_validate(tomllib.loads(fleet_config(sites=3, devices_per_site=7)))
+    config = Config.model_validate(tomllib.loads(fences_config(sites=3, devices_per_site=7)))
     assert 3 == len(config.sites)
     assert 21 == len([d for d in config.devices if d.type == "fence"])
