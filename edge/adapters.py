@@ -213,7 +213,7 @@ def _adapt_camera(
 
 
 def _check_zone(zone: str, site: Site) -> None:
-    if zone not in site.zone_ids():
+    if zone not in site.zone_ids:
         raise Rejected("unknown_zone", f"zone {zone} is not a zone of {site.id}")
 
 

@@ -387,7 +387,7 @@ class Announcer:
             )
         if site not in config.site_by_id:
             raise AnnouncementError("not_found", f"no site {site!r}", status=404)
-        if zone is not None and zone not in config.site(site).zone_ids():
+        if zone is not None and zone not in config.site(site).zone_ids:
             raise AnnouncementError("not_found", f"no zone {zone!r} at {site!r}", status=404)
 
         site_speakers = config.devices_of(site, "speaker")
@@ -436,7 +436,7 @@ class Announcer:
         self, site: str, speaker: str, ack: AnnouncementAck
     ) -> dict[str, Any] | None:
         """Record the edge's own warning, first heard of in this ack; the stored record."""
-        zone = edge_auto_zone(ack.id, self.picture.config.site(site).zone_ids())
+        zone = edge_auto_zone(ack.id, self.picture.config.site(site).zone_ids)
         alarm = self.picture.active.get((site, zone)) if zone is not None else None
         alarm_id = alarm.id if alarm is not None else None
         clip = {"id": EDGE_AUTO, "sha256": "", "duration_ms": 0}

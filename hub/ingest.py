@@ -183,7 +183,7 @@ class Sorter:
                 f"device {event.device!r} is not configured for {event.site!r}",
                 ack,
             )
-        if event.zone not in self.config.site_by_id[event.site].zone_ids():
+        if event.zone not in self.config.site_by_id[event.site].zone_ids:
             raise Refused(
                 "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
             )

@@ -159,13 +159,9 @@ class Site(_Config):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    def zone_ids(self) -> frozenset[str]:
-        return self._zone_ids
-
     @cached_property
-    def _zone_ids(self) -> frozenset[str]:
-        # Asked for every event on the hot path; the configuration never changes. A
-        # cached property is a plain attribute read (a private attribute is not).
+    def zone_ids(self) -> frozenset[str]:
+        # Asked for every event on the hot path; the configuration never changes.
         return frozenset(zone.id for zone in self.zones)
 
 
@@ -220,7 +216,7 @@ class Config(_Config):
             if site is None:
                 raise ValueError(f"device {device.id} names unknown site {device.site}")
             named = {*device.zones, *device.frigate_zones.values(), *device.frigate_rules}
-            unknown = named - site.zone_ids()
+            unknown = named - site.zone_ids
             if unknown:
                 raise ValueError(f"device {device.id} names unknown zones {sorted(unknown)}")
         _no_shared_frigate_camera(sites, self.devices)

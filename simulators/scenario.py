@@ -334,7 +334,7 @@ class Player:
             config = await hub.config()
             site = config.site(self.scenario.site) if self.scenario.site else config.sites[0]
             zone = self.scenario.zone or site.zones[0].id
-            if zone not in site.zone_ids():
+            if zone not in site.zone_ids:
                 raise ScenarioError(f"site {site.id} has no zone {zone}")
             candidates = [
                 d

@@ -120,7 +120,7 @@ def plan_stage(config: Config, site_id: str, zone: str | None) -> tuple[Site, st
     """The site, zone, fence and camera of a visit; ``ScenarioError`` if there are none."""
     site = config.site(site_id)
     zone_id = zone or site.zones[0].id
-    if zone_id not in site.zone_ids():
+    if zone_id not in site.zone_ids:
         raise ScenarioError(f"{site.id} has no zone {zone_id}")
     fences = [d.id for d in config.devices_of(site.id, "fence") if zone_id in d.zones]
     cameras = [d.id for d in config.devices_of(site.id, "camera") if zone_id in d.zones]

@@ -185,7 +185,7 @@ class FrigateSource:
         return [adapted]
 
     def _zone(self, device: Device, obj: FrigateObject) -> str:
-        watched = set(device.zones) or self.site.zone_ids()
+        watched = set(device.zones) or self.site.zone_ids
         names = [*obj.current_zones, *obj.entered_zones]
         for name in names:
             zone = device.frigate_zones.get(name, name)
