@@ -13,14 +13,26 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, event, func, insert, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import (
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -32,6 +44,8 @@ from riverguard.wire.models import Alarm, Availability, Event
 from riverguard.wire.times import format_ts
 
 log = structlog.get_logger()
+
+_T = TypeVar("_T")
 
 _TRIGGERED = "trigger after an announcement"
 # SQLite limits bound parameters per statement; chunk IN (...) lists below it.
@@ -182,13 +196,22 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sqlite_ingest: Engine | None = None) -> None:
         self.engine = engine
         self._writer = engine.execution_options(begin_immediate=True)
         # SQLite has one writer at a time, and a connection waiting for the lock
         # sleeps in growing steps (1, 2, 5, 10 ms...) in its busy handler. Queueing
         # writers here instead hands the lock over at once.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite: an ingest batch's transaction runs whole on a thread of its own over
+        # a plain (sync) connection: one hand-over between threads per batch, where
+        # aiosqlite takes three or four per statement (cursor, execute, fetch, close).
+        self._sqlite_ingest = sqlite_ingest
+        self._ingest_thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub.ingest-store")
+            if sqlite_ingest is not None
+            else None
+        )
         # Keys of alarm and device rows known to exist (rows of these tables are never
         # deleted): an upsert of one of them needs no look-up first. Learnt only from
         # committed transactions.
@@ -198,17 +221,37 @@ class Store:
     async def open(cls, url: str) -> Store:
         """Connect, configure and migrate to the newest schema."""
         engine = create_async_engine(url, json_serializer=_json_text)
+        sqlite_ingest = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
+            # Only ever writes: every transaction of it takes the write lock at BEGIN.
+            sqlite_ingest = create_engine(
+                make_url(url).set(drivername="sqlite"), json_serializer=_json_text
+            )
+            event.listen(sqlite_ingest, "connect", _sqlite_pragmas)
+            event.listen(
+                sqlite_ingest, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
+            )
         try:
             await migrate.upgrade(engine)
         except SQLAlchemyError as exc:
             await engine.dispose()
             raise StoreError(f"cannot migrate the state store: {exc}") from exc
-        return cls(engine)
+        return cls(engine, sqlite_ingest)
+
+    @property
+    def ingest_engine(self) -> Engine:
+        """The engine ingest batches are committed through."""
+        return self._sqlite_ingest or self.engine.sync_engine
 
     async def close(self) -> None:
+        if self._ingest_thread is not None and self._sqlite_ingest is not None:
+            # On its own thread: the connection belongs to it.
+            await asyncio.get_running_loop().run_in_executor(
+                self._ingest_thread, self._sqlite_ingest.dispose
+            )
+            self._ingest_thread.shutdown(wait=True)
         await self.engine.dispose()
 
     async def ping(self) -> bool:
@@ -246,69 +289,21 @@ class Store:
 
         Events whose id is already stored (or repeated within the batch) are
         duplicates: not stored again and not given to ``decide``, which maps the
-        new events to their alarms (``hub.alarms.apply_events``).
+        new events to their alarms (``hub.alarms.apply_events``; pure, so it may run
+        on the store's thread).
         """
         try:
-            async with self._write() as conn:
-                existing = await _existing(conn, [e.id for e in batch.events])
-                new: list[Event] = []
-                duplicates: list[str] = []
-                for ev in batch.events:
-                    if ev.id in existing:
-                        duplicates.append(ev.id)
-                    else:
-                        existing.add(ev.id)
-                        new.append(ev)
-                outcome = decide(new) if decide is not None and new else Outcome()
-                if new:
-                    await conn.execute(
-                        insert(tables.events),
-                        [
-                            _event_row(
-                                ev,
-                                batch.received_at[ev.id],
-                                outcome.alarm_of.get(ev.id),
-                                batch.event_json.get(ev.id),
-                            )
-                            for ev in new
-                        ],
+            if self._ingest_thread is not None and self._sqlite_ingest is not None:
+                engine = self._sqlite_ingest
+                async with self._write_lock or contextlib.nullcontext():
+                    committed, alarms, devices = await asyncio.get_running_loop().run_in_executor(
+                        self._ingest_thread,
+                        lambda: _in_transaction(engine, _commit, batch, decide, self._stored),
                     )
-                # Escalations by a trigger after an announcement are audited in the
-                # same transaction, ahead of the alarm change itself.
-                await _insert_audit(
-                    conn,
-                    [
-                        alarm_audit("escalate", "system", before, after, _TRIGGERED)
-                        for before, after in outcome.escalated
-                    ],
-                )
-                alarms = await _upsert_many(
-                    conn,
-                    tables.alarms,
-                    [_alarm_row(a) for a in outcome.changed.values()],
-                    stored=self._stored["alarms"],
-                )
-                await self._insert_snapshots(conn, batch.snapshots)
-                devices = await _touch_devices(conn, batch.last_seen, self._stored["devices"])
-                devices |= await _upsert_many(
-                    conn,
-                    tables.devices,
-                    [_device_row(d) for d in batch.devices],
-                    stored=self._stored["devices"],
-                )
-                if batch.rejections:
-                    await conn.execute(
-                        insert(tables.rejected),
-                        [
-                            {
-                                "topic": r.topic,
-                                "reason": r.reason,
-                                "detail": r.detail,
-                                "payload": r.payload,
-                                "received_at": r.received_at,
-                            }
-                            for r in batch.rejections
-                        ],
+            else:
+                async with self._write() as conn:
+                    committed, alarms, devices = await conn.run_sync(
+                        _commit, batch, decide, self._stored
                     )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
@@ -317,26 +312,11 @@ class Store:
             if len(known) > _STORED_KEYS_MAX:
                 known.clear()  # a cache: look the old ones up again rather than grow forever
             known |= keys
-        return Committed(new, duplicates, outcome)
+        return committed
 
     async def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
         async with self._read() as conn:
-            return await _existing(conn, ids)
-
-    async def _insert_snapshots(self, conn: AsyncConnection, snaps: list[Snapshot]) -> None:
-        for snap in snaps:
-            # A resent snapshot replaces the stored one: same event, same picture.
-            await conn.execute(
-                delete(tables.snapshots).where(tables.snapshots.c.event_id == snap.event_id)
-            )
-            await conn.execute(
-                insert(tables.snapshots).values(
-                    event_id=snap.event_id,
-                    site=snap.site,
-                    jpeg=snap.jpeg,
-                    received_at=snap.received_at,
-                )
-            )
+            return await conn.run_sync(_existing, ids)
 
     async def get_snapshot(self, event_id: str) -> bytes | None:
         async with self._read() as conn:
@@ -430,8 +410,8 @@ class Store:
         try:
             async with self._write() as conn:
                 if audit is not None:
-                    await _insert_audit(conn, [audit])
-                await _upsert_alarm(conn, alarm)
+                    await conn.run_sync(_insert_audit, [audit])
+                await conn.run_sync(_upsert_many, tables.alarms, [_alarm_row(alarm)])
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
 
@@ -493,7 +473,7 @@ class Store:
                     if count >= routine_limit.limit:
                         raise RoutineLimitReached(site, count)
                 if audit is not None:
-                    await _insert_audit(conn, [audit])
+                    await conn.run_sync(_insert_audit, [audit])
                 await conn.execute(
                     insert(tables.announcements).values(**record, routine=routine_limit is not None)
                 )
@@ -595,7 +575,7 @@ class Store:
     ) -> None:
         async with self._write() as conn:
             if audit is not None:
-                await _insert_audit(conn, [audit])
+                await conn.run_sync(_insert_audit, [audit])
             await conn.execute(delete(tables.tokens).where(tables.tokens.c.expires_at < created_at))
             await conn.execute(
                 insert(tables.tokens).values(
@@ -620,7 +600,7 @@ class Store:
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:
         async with self._write() as conn:
-            await _insert_audit(conn, entries)
+            await conn.run_sync(_insert_audit, entries)
 
     async def list_audit(
         self,
@@ -753,10 +733,97 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _IN_CHUNK]
 
 
-async def _existing(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+def _in_transaction(engine: Engine, body: Callable[..., _T], *args: Any) -> _T:
+    with engine.begin() as conn:
+        return body(conn, *args)
+
+
+def _commit(
+    conn: Connection,
+    batch: Batch,
+    decide: Callable[[list[Event]], Outcome] | None,
+    stored: Mapping[str, AbstractSet[Any]],
+) -> tuple[Committed, set[Any], set[Any]]:
+    """An ingest batch's transaction (``Store.commit_batch``): what it committed, and
+    the alarm and device keys stored once it commits."""
+    existing = _existing(conn, [e.id for e in batch.events])
+    new: list[Event] = []
+    duplicates: list[str] = []
+    for ev in batch.events:
+        if ev.id in existing:
+            duplicates.append(ev.id)
+        else:
+            existing.add(ev.id)
+            new.append(ev)
+    outcome = decide(new) if decide is not None and new else Outcome()
+    if new:
+        conn.execute(
+            insert(tables.events),
+            [
+                _event_row(
+                    ev,
+                    batch.received_at[ev.id],
+                    outcome.alarm_of.get(ev.id),
+                    batch.event_json.get(ev.id),
+                )
+                for ev in new
+            ],
+        )
+    # Escalations by a trigger after an announcement are audited in the
+    # same transaction, ahead of the alarm change itself.
+    _insert_audit(
+        conn,
+        [
+            alarm_audit("escalate", "system", before, after, _TRIGGERED)
+            for before, after in outcome.escalated
+        ],
+    )
+    alarms = _upsert_many(
+        conn,
+        tables.alarms,
+        [_alarm_row(a) for a in outcome.changed.values()],
+        stored=stored["alarms"],
+    )
+    _insert_snapshots(conn, batch.snapshots)
+    devices = _touch_devices(conn, batch.last_seen, stored["devices"])
+    devices |= _upsert_many(
+        conn, tables.devices, [_device_row(d) for d in batch.devices], stored=stored["devices"]
+    )
+    if batch.rejections:
+        conn.execute(
+            insert(tables.rejected),
+            [
+                {
+                    "topic": r.topic,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "payload": r.payload,
+                    "received_at": r.received_at,
+                }
+                for r in batch.rejections
+            ],
+        )
+    return Committed(new, duplicates, outcome), alarms, devices
+
+
+def _insert_snapshots(conn: Connection, snaps: list[Snapshot]) -> None:
+    for snap in snaps:
+        # A resent snapshot replaces the stored one: same event, same picture.
+        conn.execute(delete(tables.snapshots).where(tables.snapshots.c.event_id == snap.event_id))
+        conn.execute(
+            insert(tables.snapshots).values(
+                event_id=snap.event_id,
+                site=snap.site,
+                jpeg=snap.jpeg,
+                received_at=snap.received_at,
+            )
+        )
+
+
+def _existing(conn: Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(list(dict.fromkeys(ids))):
-        result = await conn.execute(select(tables.events.c.id).where(tables.events.c.id.in_(chunk)))
+        result = conn.execute(select(tables.events.c.id).where(tables.events.c.id.in_(chunk)))
         found.update(row[0] for row in result)
     return found
 
@@ -785,8 +852,8 @@ def _device_row(row: DeviceRow) -> dict[str, Any]:
     }
 
 
-async def _upsert_many(
-    conn: AsyncConnection,
+def _upsert_many(
+    conn: Connection,
     table: Table,
     rows: list[dict[str, Any]],
     update_columns: Sequence[str] | None = None,
@@ -805,7 +872,7 @@ async def _upsert_many(
     existing = {row[key.name] for row in rows if row[key.name] in stored}
     unknown = [row[key.name] for row in rows if row[key.name] not in existing]
     for chunk in _chunks(unknown):
-        result = await conn.execute(select(key).where(key.in_(chunk)))
+        result = conn.execute(select(key).where(key.in_(chunk)))
         existing.update(value for (value,) in result)
     updates = [row for row in rows if row[key.name] in existing]
     inserts = [row for row in rows if row[key.name] not in existing]
@@ -817,23 +884,19 @@ async def _upsert_many(
             .where(key == bindparam("k_"))
             .values({name: bindparam(f"v_{name}") for name in columns})
         )
-        await conn.execute(
+        conn.execute(
             statement,
             [{"k_": row[key.name], **{f"v_{n}": row[n] for n in columns}} for row in updates],
         )
     if inserts:
-        await conn.execute(insert(table), inserts)
+        conn.execute(insert(table), inserts)
     return existing | {row[key.name] for row in inserts}
 
 
-async def _upsert_alarm(conn: AsyncConnection, alarm: Alarm) -> None:
-    await _upsert_many(conn, tables.alarms, [_alarm_row(alarm)])
-
-
-async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
+def _insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     if not entries:
         return
-    await conn.execute(
+    conn.execute(
         insert(tables.audit),
         [
             {
@@ -851,16 +914,14 @@ async def _insert_audit(conn: AsyncConnection, entries: Sequence[AuditEntry]) ->
     )
 
 
-async def _touch_devices(
-    conn: AsyncConnection,
+def _touch_devices(
+    conn: Connection,
     last_seen: Mapping[str, tuple[str, datetime]],
     stored: AbstractSet[str] = frozenset(),
 ) -> set[Any]:
     """When each device was last heard of; a known device keeps its status columns."""
     rows = [{"id": d, "site": site, "last_seen": seen} for d, (site, seen) in last_seen.items()]
-    return await _upsert_many(
-        conn, tables.devices, rows, update_columns=("last_seen",), stored=stored
-    )
+    return _upsert_many(conn, tables.devices, rows, update_columns=("last_seen",), stored=stored)
 
 
 async def _count_routine(conn: AsyncConnection, site: str, since: datetime) -> int:

@@ -181,7 +181,7 @@ async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Stor
     def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()))
 
-    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(store.ingest_engine, "before_cursor_execute", record)
     active: dict[rules.ZoneKey, Any] = {}
 
     def decide(new: list[Event]) -> rules.Outcome:
