@@ -280,6 +280,18 @@ class Store:
             except SQLAlchemyError as exc:
                 raise StoreError(f"state store write failed: {exc}") from exc
 
+    async def _hot_write(self, body: Callable[..., _T], *args: Any) -> _T:
+        """``body(connection, *args)`` as one write transaction, for the writes of every
+        ingest batch; on SQLite on the ingest thread (see ``__init__``)."""
+        if self._ingest_thread is None or self._sqlite_ingest is None:
+            async with self._write() as conn:
+                return await conn.run_sync(body, *args)
+        engine = self._sqlite_ingest
+        async with self._write_lock or contextlib.nullcontext():
+            return await asyncio.get_running_loop().run_in_executor(
+                self._ingest_thread, lambda: _in_transaction(engine, body, *args)
+            )
+
     # --- events --------------------------------------------------------------
 
     async def commit_batch(
@@ -293,18 +305,7 @@ class Store:
         on the store's thread).
         """
         try:
-            if self._ingest_thread is not None and self._sqlite_ingest is not None:
-                engine = self._sqlite_ingest
-                async with self._write_lock or contextlib.nullcontext():
-                    committed, alarms, devices = await asyncio.get_running_loop().run_in_executor(
-                        self._ingest_thread,
-                        lambda: _in_transaction(engine, _commit, batch, decide, self._stored),
-                    )
-            else:
-                async with self._write() as conn:
-                    committed, alarms, devices = await conn.run_sync(
-                        _commit, batch, decide, self._stored
-                    )
+            committed, alarms, devices = await self._hot_write(_commit, batch, decide, self._stored)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
         for name, keys in (("alarms", alarms), ("devices", devices)):
@@ -357,13 +358,10 @@ class Store:
             return [Event.model_validate(row[0]) for row in result]
 
     async def mark_influx_written(self, ids: Sequence[str]) -> None:
-        async with self._write() as conn:
-            for chunk in _chunks(ids):
-                await conn.execute(
-                    update(tables.events)
-                    .where(tables.events.c.id.in_(chunk))
-                    .values(influx_written=True)
-                )
+        try:
+            await self._hot_write(_mark_influx_written, ids)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"state store write failed: {exc}") from exc
 
     async def count_influx_pending(self) -> int:
         async with self._read() as conn:
@@ -804,6 +802,13 @@ def _commit(
             ],
         )
     return Committed(new, duplicates, outcome), alarms, devices
+
+
+def _mark_influx_written(conn: Connection, ids: Sequence[str]) -> None:
+    for chunk in _chunks(ids):
+        conn.execute(
+            update(tables.events).where(tables.events.c.id.in_(chunk)).values(influx_written=True)
+        )
 
 
 def _insert_snapshots(conn: Connection, snaps: list[Snapshot]) -> None:
