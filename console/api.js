@@ -122,6 +122,8 @@ export class Api {
     url.searchParams.set("token", this.token ?? "");
     // Subscribed from the first message, so a resumed socket replays missed events too.
     url.searchParams.set("events", "*");
+    // Every frame an array of messages: in a storm one frame carries a whole batch.
+    url.searchParams.set("batch", "1");
     if (since !== null && since !== undefined) url.searchParams.set("since", String(since));
     return url.toString();
   }

@@ -82,14 +82,15 @@ export class HubConnection {
         received = true;
         this.attempt = 0; // a hub that answers is healthy: start the backoff again
       }
-      let message;
+      let frame;
       try {
-        message = JSON.parse(event.data);
+        frame = JSON.parse(event.data);
       } catch {
         console.warn("hub sent a message that is not JSON", String(event.data).slice(0, 200));
         return;
       }
-      this.onMessage(message);
+      // batch=1 (PROTOCOL 4.1): an array of messages in seq order.
+      for (const message of Array.isArray(frame) ? frame : [frame]) this.onMessage(message);
     });
     socket.addEventListener("close", (event) => {
       if (socket !== this.socket) return; // superseded or stopped

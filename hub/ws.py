@@ -2,8 +2,11 @@
 
 ``?token=`` authenticates (browsers cannot set headers on a WebSocket);
 ``?since=<seq>`` resumes; ``?events=site,site|*`` subscribes to events at
-once, so a resumed client gets the events it missed too. Close codes: 4401
-bad token, 4008 too slow to keep up, 4400 a malformed client message.
+once, so a resumed client gets the events it missed too; ``?batch=1`` makes
+every frame a JSON array of the messages queued for the client at that moment
+(in a storm one frame and one socket write carry a whole ingest batch instead
+of one each). Close codes: 4401 bad token, 4008 too slow to keep up, 4400 a
+malformed client message.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ OP_ROLES = {"subscribe": "viewer", "ping": "viewer"}
 RECENT_ANNOUNCEMENTS = timedelta(hours=1)
 # How long a closing handshake may take before the hub gives up on the client.
 CLOSE_TIMEOUT_S = 5.0
+# Messages per frame at most for a ``batch`` client: bounds a frame to a few MB.
+BATCH_MAX = 500
 
 
 class _TooSlow(Exception):
@@ -69,6 +74,7 @@ async def console_socket(
     token: Annotated[str | None, Query(max_length=200)] = None,
     since: Annotated[int | None, Query(ge=0)] = None,
     events: Annotated[str | None, Query(max_length=2000)] = None,
+    batch: bool = False,
 ) -> None:
     hub = cast(Hub, websocket.state.hub)
     await websocket.accept()
@@ -81,14 +87,19 @@ async def console_socket(
     seq, replay = hub.broadcaster.attach(client, since)
     code, reason = 1000, ""
     try:
+        frame = _batch_frame if batch else _single_frame
         if replay is None:
-            await websocket.send_text(encode(seq, "hello", await hello_data(hub, user, seq)))
+            await websocket.send_text(
+                frame([encode(seq, "hello", await hello_data(hub, user, seq))])
+            )
         else:
-            for envelope in replay:
-                if client.wants(envelope):
-                    await websocket.send_text(envelope.text)
+            wanted = [envelope.text for envelope in replay if client.wants(envelope)]
+            size = BATCH_MAX if batch else 1
+            for start in range(0, len(wanted), size):
+                await websocket.send_text(frame(wanted[start : start + size]))
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_send(websocket, client), name=f"ws[{user.username}].send")
+            sender = _send_batches(websocket, client) if batch else _send(websocket, client)
+            tasks.create_task(sender, name=f"ws[{user.username}].send")
             tasks.create_task(
                 _receive(websocket, client, user), name=f"ws[{user.username}].receive"
             )
@@ -112,10 +123,27 @@ async def console_socket(
             pass
 
 
+def _single_frame(texts: list[str]) -> str:
+    (text,) = texts
+    return text
+
+
+def _batch_frame(texts: list[str]) -> str:
+    return f"[{','.join(texts)}]"
+
+
 async def _send(websocket: WebSocket, client: Client) -> None:
     while True:
         envelope = await client.queue.get()
         await websocket.send_text(envelope.text)
+
+
+async def _send_batches(websocket: WebSocket, client: Client) -> None:
+    while True:
+        texts = [(await client.queue.get()).text]
+        while len(texts) < BATCH_MAX and not client.queue.empty():
+            texts.append(client.queue.get_nowait().text)
+        await websocket.send_text(_batch_frame(texts))
 
 
 async def _watch(client: Client) -> None:

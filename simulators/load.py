@@ -233,9 +233,11 @@ class _Collector(threading.Thread):
                 except TimeoutError:
                     continue
                 arrived = time.perf_counter()
-                message = json.loads(raw)
-                if message.get("type") == "event":
-                    self.arrivals.append((message["data"]["id"], arrived))
+                frame = json.loads(raw)
+                # Riverguard's batch frames are arrays; the peer sends one message a frame.
+                for message in frame if isinstance(frame, list) else [frame]:
+                    if message.get("type") == "event":
+                        self.arrivals.append((message["data"]["id"], arrived))
 
 
 def _nodelay(client: paho.Client) -> None:
@@ -271,7 +273,8 @@ def riverguard_target(stack: Stack) -> Target:
         name="riverguard",
         broker_port=stack.broker_port,
         password=stack.secrets.broker["sim"],
-        ws_url=stack.hub_url.replace("http://", "ws://") + f"/api/ws?token={token}&events=*",
+        ws_url=stack.hub_url.replace("http://", "ws://")
+        + f"/api/ws?token={token}&events=*&batch=1",
         processes={
             "broker": [stack.mosquitto.process],
             "influxd": [stack.influxd.process],

@@ -118,6 +118,61 @@ async def test_subscribe_op_enables_event_messages(
     assert event["id"] == received["data"]["id"]
 
 
+async def test_a_batch_client_gets_arrays_holding_the_same_messages_as_a_plain_one(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    events = [event_payload(unique_seq()) for _ in range(50)]
+    wanted = {str(e["id"]) for e in events}
+    frames: list[object] = []
+
+    def got_all(inbox_items: list[dict[str, object]]) -> bool:
+        got = {m["data"]["id"] for m in inbox_items if m["type"] == "event"}  # type: ignore[index]
+        return wanted <= got
+
+    async with (
+        running_hub.socket(token, "&events=*") as plain,
+        ws_inbox(plain) as plain_inbox,
+        running_hub.socket(token, "&events=*&batch=1") as batched,
+    ):
+        hello = json.loads(await batched.recv())
+        assert isinstance(hello, list)
+        assert ["hello"] == [m["type"] for m in hello]
+        await plain_inbox.wait_for(lambda m: m["type"] == "hello")
+        await _publish_events(edge, events)
+        received: list[dict[str, object]] = []
+        while not got_all(received):
+            frame = json.loads(await batched.recv())
+            frames.append(frame)
+            assert isinstance(frame, list)
+            received.extend(frame)
+        await plain_inbox.wait_for(lambda _: got_all(plain_inbox.items))
+    # One frame carried several messages: the point of batching.
+    assert any(len(frame) > 1 for frame in frames)  # type: ignore[arg-type]
+    seqs = [m["seq"] for m in received]
+    assert sorted(set(seqs)) == seqs  # type: ignore[type-var]
+    first = seqs[0]
+    plain_after = [m for m in plain_inbox.items if m["seq"] >= first]
+    assert [m["seq"] for m in plain_after][: len(received)] == seqs
+    assert plain_after[: len(received)] == received
+
+
+async def test_a_batch_client_resuming_with_since_gets_the_missed_messages_in_arrays(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    token = await running_hub.token("viewer")
+    async with running_hub.socket(token, "&batch=1") as ws:
+        since = json.loads(await ws.recv())[0]["seq"]
+    event = event_payload(unique_seq())
+    await _publish_events(edge, [event])
+
+    async with running_hub.socket(token, f"&since={since}&events=*&batch=1") as ws:
+        replay = json.loads(await ws.recv())
+    assert isinstance(replay, list)
+    assert since + 1 == replay[0]["seq"]
+    assert event in [m["data"] for m in replay if m["type"] == "event"]
+
+
 async def test_slow_client_is_closed_with_4008_and_a_fast_one_is_not(
     tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, edge: aiomqtt.Client
 ) -> None:
