@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +54,8 @@ _TRIGGERED = "trigger after an announcement"
 _IN_CHUNK = 500
 # Alarm and device keys remembered as stored, at most (see Store._stored).
 _STORED_KEYS_MAX = 100_000
+# Devices' last-heard times are written at most this often (see Store.commit_batch).
+LAST_SEEN_WRITE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +220,10 @@ class Store:
         # deleted): an upsert of one of them needs no look-up first. Learnt only from
         # committed transactions.
         self._stored: dict[str, set[Any]] = {"alarms": set(), "devices": set()}
+        # Devices' last-heard times not yet written, and when they last were.
+        self._last_seen: dict[str, tuple[str, datetime]] = {}
+        self._last_seen_written = -math.inf
+        self.last_seen_write_s = LAST_SEEN_WRITE_S
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -246,6 +254,11 @@ class Store:
         return self._sqlite_ingest or self.engine.sync_engine
 
     async def close(self) -> None:
+        if self._last_seen:
+            try:
+                await self._hot_write(_touch_devices, dict(self._last_seen), set())
+            except (SQLAlchemyError, StoreError) as exc:
+                log.warning("devices' last-heard times not written", error=str(exc))
         if self._ingest_thread is not None and self._sqlite_ingest is not None:
             # On its own thread: the connection belongs to it.
             await asyncio.get_running_loop().run_in_executor(
@@ -303,17 +316,46 @@ class Store:
         duplicates: not stored again and not given to ``decide``, which maps the
         new events to their alarms (``hub.alarms.apply_events``; pure, so it may run
         on the store's thread).
+
+        Devices' last-heard times (``batch.last_seen``) are kept and written with a
+        batch at most every ``last_seen_write_s`` and at ``close``: an UPDATE per
+        device per batch cost more than the events' own INSERT. A crash loses a
+        few seconds of them, never an event; the picture has them live.
         """
+        touch = self._take_last_seen(batch)
         try:
-            committed, alarms, devices = await self._hot_write(_commit, batch, decide, self._stored)
+            committed, alarms, devices = await self._hot_write(
+                _commit, batch, touch, decide, self._stored
+            )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
+        if touch:
+            self._last_seen_written = time.monotonic()
+            for device, seen in touch.items():
+                if self._last_seen.get(device) == seen:
+                    del self._last_seen[device]
         for name, keys in (("alarms", alarms), ("devices", devices)):
             known = self._stored[name]
             if len(known) > _STORED_KEYS_MAX:
                 known.clear()  # a cache: look the old ones up again rather than grow forever
             known |= keys
         return committed
+
+    def _take_last_seen(self, batch: Batch) -> dict[str, tuple[str, datetime]]:
+        """The last-heard times to write with this batch: none, or all that wait."""
+        waiting = self._last_seen
+        for device, seen in batch.last_seen.items():
+            known = waiting.get(device)
+            if known is None or seen[1] > known[1]:
+                waiting[device] = seen
+        for row in batch.devices:
+            # A status row carries the device's last-heard time itself.
+            known = waiting.get(row.id)
+            if known is not None and row.last_seen is not None and known[1] <= row.last_seen:
+                del waiting[row.id]
+        if time.monotonic() - self._last_seen_written < self.last_seen_write_s:
+            return {}
+        return dict(waiting)
 
     async def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
         async with self._read() as conn:
@@ -739,6 +781,7 @@ def _in_transaction(engine: Engine, body: Callable[..., _T], *args: Any) -> _T:
 def _commit(
     conn: Connection,
     batch: Batch,
+    touch: Mapping[str, tuple[str, datetime]],
     decide: Callable[[list[Event]], Outcome] | None,
     stored: Mapping[str, AbstractSet[Any]],
 ) -> tuple[Committed, set[Any], set[Any]]:
@@ -783,7 +826,7 @@ def _commit(
         stored=stored["alarms"],
     )
     _insert_snapshots(conn, batch.snapshots)
-    devices = _touch_devices(conn, batch.last_seen, stored["devices"])
+    devices = _touch_devices(conn, touch, stored["devices"])
     devices |= _upsert_many(
         conn, tables.devices, [_device_row(d) for d in batch.devices], stored=stored["devices"]
     )

@@ -202,3 +202,36 @@ async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Stor
     stored = await store.get_alarm("alm-cache")
     assert stored is not None
     assert 2 == stored.event_count
+
+
+async def test_last_heard_times_are_written_at_most_every_few_seconds_and_at_close(
+    store_at: str,
+) -> None:
+    """The first batch writes a device's last-heard time; later ones wait; close writes them."""
+    store = await Store.open(store_at)
+    store.last_seen_write_s = 3600.0  # nothing is due again during this test
+
+    def batch(seq: int, seen: datetime) -> Batch:
+        ev = _event().model_copy(update={"id": f"db-fence-01:{seq}", "ts": seen})
+        return Batch(events=[ev], received_at={ev.id: seen}, last_seen={ev.device: (ev.site, seen)})
+
+    async def stored_last_seen(at: Store) -> datetime | None:
+        return next(d.last_seen for d in await at.load_devices() if d.id == "db-fence-01")
+
+    try:
+        await store.commit_batch(batch(1, T0))
+        assert T0 == await stored_last_seen(store)
+        later = T0 + timedelta(seconds=7)
+        await store.commit_batch(batch(2, later))
+        await store.commit_batch(batch(3, T0 + timedelta(seconds=1)))  # an older one, late
+        assert T0 == await stored_last_seen(store)
+        assert {"db-fence-01:1", "db-fence-01:2", "db-fence-01:3"} == (
+            await store.existing_event_ids([f"db-fence-01:{n}" for n in (1, 2, 3)])
+        )
+    finally:
+        await store.close()
+    reopened = await Store.open(store_at)
+    try:
+        assert later == await stored_last_seen(reopened)
+    finally:
+        await reopened.close()
