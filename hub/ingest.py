@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -293,13 +293,17 @@ class Ingest:
         self.metrics.batch_size.observe(len(received))
         now = utcnow()
         work = _Work()
+        kinds: Counter[str] = Counter()
         for message in received:
             try:
                 item = self.sorter.sort(message.topic, message.payload, now)
             except Refused as refused:
                 self._refuse(message, refused, now, work)
                 continue
+            kinds[type(item).__name__] += 1
             self._add(item, message, now, work)
+        for kind, count in kinds.items():
+            self.metrics.messages_in.labels(kind).inc(count)
 
         batch = work.batch
         statuses = self._device_states(work.device_statuses)
@@ -369,7 +373,6 @@ class Ingest:
                 log.warning("commit acknowledgement not sent", site=site, error=str(exc))
 
     def _add(self, item: Item, message: Received, now: datetime, work: _Work) -> None:
-        self.metrics.messages_in.labels(type(item).__name__).inc()
         if isinstance(item, EventIn):
             if item.skew_s > CLOCK_SKEW_S:
                 self.metrics.clock_skew.inc()

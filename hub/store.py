@@ -18,7 +18,7 @@ from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -798,8 +798,8 @@ def _commit(
             new.append(ev)
     outcome = decide(new) if decide is not None and new else Outcome()
     if new:
-        conn.execute(
-            insert(tables.events),
+        _insert_events(
+            conn,
             [
                 _event_row(
                     ev,
@@ -845,6 +845,50 @@ def _commit(
             ],
         )
     return Committed(new, duplicates, outcome), alarms, devices
+
+
+def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(tables.events), rows)
+        return
+    # On SQLite the statement goes to the driver with the values as SQLAlchemy would
+    # bind them: its per-row parameter processing was a third of an ingest batch's CPU.
+    # test_store checks that both ways store the same bytes.
+    conn.exec_driver_sql(
+        _SQLITE_INSERT_EVENT,
+        [
+            (
+                row["id"],
+                row["site"],
+                row["device"],
+                row["kind"],
+                row["zone"],
+                _sqlite_time(row["ts"]),
+                _sqlite_time(row["edge_ts"]),
+                row["severity"],
+                _json_text(row["payload"]),
+                _sqlite_time(row["received_at"]),
+                row["alarm_id"],
+                int(row["influx_written"]),
+            )
+            for row in rows
+        ],
+    )
+
+
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO events (id, site, device, kind, zone, ts, edge_ts, severity, payload,"
+    " received_at, alarm_id, influx_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy's SQLite DATETIME stores it (``tables.UTCDateTime``: UTC)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the state store")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _mark_influx_written(conn: Connection, ids: Sequence[str]) -> None:

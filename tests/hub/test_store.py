@@ -4,17 +4,27 @@ the routine announcement limit is checked and taken in one step."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from hub import alarms as rules
+from hub import tables
 from hub.errors import RoutineLimitReached, StoreError
-from hub.store import AuditEntry, Batch, RoutineLimit, Store, alarm_audit
+from hub.store import (
+    AuditEntry,
+    Batch,
+    RoutineLimit,
+    Store,
+    _event_row,
+    _insert_events,
+    alarm_audit,
+)
 from riverguard.wire.models import Event
 from tests.hub.conftest import STORES, store_url
 
@@ -235,3 +245,36 @@ async def test_last_heard_times_are_written_at_most_every_few_seconds_and_at_clo
         assert later == await stored_last_seen(reopened)
     finally:
         await reopened.close()
+
+
+async def test_events_written_for_sqlite_by_hand_are_stored_as_sqlalchemy_would(
+    tmp_path: Path,
+) -> None:
+    """The SQLite fast path of the events INSERT binds every column as SQLAlchemy does."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+    offset = timezone(timedelta(hours=8))  # a non-UTC time is converted, as by UTCDateTime
+    rows = [
+        _event_row(
+            _event().model_copy(update={"id": event_id, "attrs": {"文字": '中文 "q"'}}),
+            received_at=(T0 + timedelta(microseconds=123456)).astimezone(offset),
+            alarm_id=alarm_id,
+        )
+        for event_id, alarm_id in (("by-sqlalchemy", "alm-1"), ("by-hand", None))
+    ]
+    try:
+        with store.ingest_engine.begin() as conn:
+            conn.execute(insert(tables.events), [rows[0]])
+            _insert_events(conn, [rows[1]])
+            result = conn.exec_driver_sql("SELECT * FROM events")
+            stored = {row.id: dict(zip(result.keys(), row, strict=True)) for row in result}
+    finally:
+        await store.close()
+    by_sqlalchemy, by_hand = stored.pop("by-sqlalchemy"), stored.pop("by-hand")
+    assert {} == stored
+    assert "by-sqlalchemy" == by_sqlalchemy.pop("id")
+    assert "by-hand" == by_hand.pop("id")
+    assert "alm-1" == by_sqlalchemy.pop("alarm_id")
+    assert None is by_hand.pop("alarm_id")
+    assert json.loads(by_sqlalchemy.pop("payload"))["id"] == "by-sqlalchemy"
+    assert json.loads(by_hand.pop("payload"))["id"] == "by-hand"
+    assert by_sqlalchemy == by_hand
