@@ -132,6 +132,15 @@ def test_unknown_fields_from_vendor_are_ignored(example_config: Config) -> None:
     assert "db-fence-01:5" == _adapt(example_config, FENCE, payload).event.id
 
 
+def test_json_that_only_the_standard_parser_takes_is_still_accepted(
+    example_config: Config,
+) -> None:
+    """A lone surrogate escape in an unknown field: pydantic's JSON parser refuses it, json not."""
+    payload = json.dumps({**fence_report(5, "z1"), "label": "\ud800"}).encode()
+    assert b"\\ud800" in payload
+    assert "db-fence-01:5" == _adapt(example_config, FENCE, payload).event.id
+
+
 def test_device_clock_ahead_is_measured(example_config: Config) -> None:
     ahead = EDGE_TS + timedelta(minutes=10)
     adapted = _adapt(example_config, FENCE, fence_report(6, "z1", ts=ahead))
