@@ -4,7 +4,8 @@ Per connection, in one TaskGroup:
 - ``receiver``: device reports -> events (into the outbox and to the publisher),
   device statuses -> relayed, speaker states -> acks, hub commands
   (announce, stop, committed);
-- ``publisher``: first send of new events (snapshot first, then the event);
+- ``publisher``: first send of new events (snapshot first, then the event),
+  handed over once the outbox has them on disk;
 - ``resender``: events the hub has not committed within ``commit_timeout_s``,
   oldest first, paced. An event resent for lack of a commit means the hub is
   not committing (away, or its link is); the resender then only probes with
@@ -25,7 +26,9 @@ everything still uncommitted.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import json
 import os
 import time
@@ -65,7 +68,7 @@ from riverguard.wire.models import (
     Stop,
 )
 from riverguard.wire.times import utcnow
-from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
+from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicError
 
 log = structlog.get_logger()
 
@@ -73,6 +76,8 @@ log = structlog.get_logger()
 PUBLISH_BATCH = 100
 # Device messages handled per wake-up of the receiver; acknowledged together.
 RECEIVE_BATCH = 500
+# Parsed topic names kept (devices x their topics, with room); then it starts afresh.
+TOPIC_CACHE = 10_000
 
 
 class _Stopping(Exception):
@@ -103,15 +108,19 @@ class EdgeAgent:
         )
         self._sequences_path = settings.data_dir / "sequences.json"
         self.sources = build_sources(self.site, self.devices)
+        # Parsed topics by name (a pure function of the name), bounded: ``_handle``.
+        self._topics: dict[str, FieldTopic | SiteTopic | FrigateTopic] = {}
         self.acks = Acks(self.site.id, clock, self.metrics)
         self.speakers: dict[str, SpeakerDriver] = {}
         # Set while connected and subscribed; tests and the supervisor wait on it.
         self.ready = asyncio.Event()
-        self._fresh: asyncio.Queue[OutboxEntry] = asyncio.Queue()
-        # Device messages of this connection handled but not yet acknowledged to the
-        # broker, in arrival order: acknowledged once the outbox is on disk.
-        self._unacked: list[Message] = []
-        self._unacked_added = asyncio.Event()
+        # Events kept while handling the current batch of messages; then, once on disk,
+        # those waiting for their first send (``_publisher``), oldest first.
+        self._kept: list[OutboxEntry] = []
+        self._fresh: collections.deque[OutboxEntry] = collections.deque()
+        self._fresh_added = asyncio.Event()
+        # Counts connections: what a batch of an earlier one left is not handed on.
+        self._connection = 0
         # Set when an event needed a resend: the hub is not committing (see the module doc).
         self.hub_silent = False
         # Devices' last status (online or not) and when it came (monotonic), and those
@@ -137,7 +146,7 @@ class EdgeAgent:
                 topics.edge_status(self.site.id), self._status("offline"), qos=1, retain=True
             ),
             # A device's message is acknowledged to the broker only once its event is on
-            # disk (``_acker``), so a kill -9 between the two loses nothing: the broker
+            # disk (``_receiver``), so a kill -9 between the two loses nothing: the broker
             # redelivers it.
             manual_ack=True,
         )
@@ -270,9 +279,9 @@ class EdgeAgent:
             ]
         )
         await self.outbox.reset()  # whatever was sent before may be lost: send it all again
-        while not self._fresh.empty():
-            self._fresh.get_nowait()  # in the outbox already, and due after the reset
-        self._unacked.clear()  # message ids of the last connection mean nothing on this one
+        self._connection += 1
+        self._kept.clear()
+        self._fresh.clear()  # in the outbox already, and due after the reset
         await self._publish_status(client, "online")
         self.metrics.connects.inc()
         self.log.info("edge online", outbox=len(self.outbox), version=riverguard.__version__)
@@ -280,7 +289,6 @@ class EdgeAgent:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receiver(client), name=f"{self._name}.receiver")
-                tg.create_task(self._acker(client), name=f"{self._name}.acker")
                 tg.create_task(self._publisher(client), name=f"{self._name}.publisher")
                 tg.create_task(self._resender(client), name=f"{self._name}.resender")
                 tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
@@ -352,9 +360,28 @@ class EdgeAgent:
 
     async def _receiver(self, client: Client) -> None:
         while True:
-            for message in await client.next_batch(RECEIVE_BATCH):
+            batch = await client.next_batch(RECEIVE_BATCH)
+            for message in batch:
                 await self._receive(client, message)
-            self._unacked_added.set()
+            kept, self._kept = self._kept, []
+            if kept:
+                self.metrics.events.inc(len(kept))
+                self.metrics.outbox.set(len(self.outbox))
+            # The messages are acknowledged to the broker, and their events handed to the
+            # publisher, all together once the events are on disk.
+            self.outbox.when_durable(
+                functools.partial(self._on_disk, client, self._connection, batch, kept)
+            )
+
+    def _on_disk(
+        self, client: Client, connection: int, messages: list[Message], kept: list[OutboxEntry]
+    ) -> None:
+        # The ack of a connection lost by then is skipped (the broker redelivers).
+        with contextlib.suppress(MqttError):
+            client.ack(messages)
+        if kept and connection == self._connection:  # else due after the reconnect's reset
+            self._fresh.extend(kept)
+            self._fresh_added.set()
 
     async def _receive(self, client: Client, message: Message) -> None:
         topic = message.topic
@@ -372,16 +399,6 @@ class EdgeAgent:
             # A bug in handling one message must not stop the site's edge.
             self.log.exception("message handling failed", topic=topic[:200])
             self.metrics.rejected.labels("internal").inc()
-        self._unacked.append(message)
-
-    async def _acker(self, client: Client) -> None:
-        """Acknowledge handled device messages to the broker once their events are on disk."""
-        while True:
-            await self._unacked_added.wait()
-            self._unacked_added.clear()
-            batch, self._unacked = self._unacked, []
-            await self.outbox.flush()
-            client.ack(batch)
 
     def _reject(self, exc: Rejected, topic: str) -> None:
         self.metrics.rejected.labels(exc.reason).inc()
@@ -389,11 +406,20 @@ class EdgeAgent:
             "message rejected", reason=exc.reason, detail=exc.detail, topic=topic[:200]
         )
 
+    def _parse_topic(self, topic: str) -> FieldTopic | SiteTopic | FrigateTopic:
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            try:
+                parsed = topics.parse(topic)
+            except TopicError as exc:
+                raise Rejected("bad_topic", str(exc)) from None
+            if len(self._topics) >= TOPIC_CACHE:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        return parsed
+
     async def _handle(self, client: Client, topic: str, payload: bytes) -> None:
-        try:
-            parsed = topics.parse(topic)
-        except TopicError as exc:
-            raise Rejected("bad_topic", str(exc)) from None
+        parsed = self._parse_topic(topic)
         if isinstance(parsed, FieldTopic):
             if parsed.kind == "report":
                 await self._ingest(parsed, payload)
@@ -473,9 +499,7 @@ class EdgeAgent:
         if dropped:
             self.metrics.outbox_dropped.inc(dropped)
             self.log.error("outbox full, oldest events dropped", dropped=dropped)
-        self.metrics.outbox.set(len(self.outbox))
-        self.metrics.events.inc()
-        self._fresh.put_nowait(entry)
+        self._kept.append(entry)  # counted and handed on with the rest of its batch
         if self.deterrence is not None:
             self.deterrence.observe(event)
         log_event = self.log.info if event.severity == "critical" else self.log.debug
@@ -550,10 +574,12 @@ class EdgeAgent:
 
     async def _publisher(self, client: Client) -> None:
         while True:
-            batch = [await self._fresh.get()]
-            while len(batch) < PUBLISH_BATCH and not self._fresh.empty():
-                batch.append(self._fresh.get_nowait())
-            await self.outbox.flush()  # nothing leaves the edge before it is on disk
+            await self._fresh_added.wait()
+            fresh = self._fresh
+            batch = [fresh.popleft() for _ in range(min(PUBLISH_BATCH, len(fresh)))]
+            if not fresh:
+                self._fresh_added.clear()
+            # On disk already (``_on_disk``): nothing leaves the edge before it is stored.
             await self._send(client, batch)
             await self.outbox.mark_sent(batch, time.monotonic())
             self.metrics.published.inc(len(batch))

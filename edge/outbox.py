@@ -10,8 +10,9 @@ keeps them on disk and survives ``kill -9``.
 Durability is a group commit: ``add`` only queues the write, and ``flush``
 returns once everything added before it is on disk. The agent publishes an
 event, and acknowledges the device's message to the broker, only after a
-``flush``, so nothing is ever sent (or forgotten by the broker) before it is
-stored, while one fsync covers every event that arrived in the meantime.
+``flush`` (or in a ``when_durable`` callback), so nothing is ever sent (or
+forgotten by the broker) before it is stored, while one fsync covers every
+event that arrived in the meantime.
 
 When the outbox is full the oldest non-critical entry makes room; a critical
 event is never dropped (the outbox grows past its limit instead). ``dropped``
@@ -21,7 +22,7 @@ counts what was dropped; the edge reports it in its status.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,6 +85,15 @@ class Outbox(Protocol):
         """Flush and release the storage."""
         ...
 
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once everything added, acked or dropped so far is on disk.
+
+        At once if it is already; otherwise from the event loop, in the order
+        given, without a task of its own. It must not block; an exception it
+        raises is logged.
+        """
+        ...
+
     async def add(self, entry: OutboxEntry) -> int:
         """Keep ``entry``; returns how many of the oldest non-critical entries were dropped."""
         ...
@@ -135,6 +145,9 @@ class MemoryOutbox:
 
     async def close(self) -> None:
         pass
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        call_logged(callback)
 
     async def add(self, entry: OutboxEntry) -> int:
         self._entries.pop(entry.id, None)
@@ -197,6 +210,14 @@ def make_room(entries: OrderedDict[str, OutboxEntry], limit: int) -> list[Outbox
             limit=limit,
         )
     return victims
+
+
+def call_logged(callback: Callable[[], None]) -> None:
+    """Run a ``when_durable`` callback; its failure is its own, not the outbox's."""
+    try:
+        callback()
+    except Exception:
+        log.exception("outbox durable callback failed")
 
 
 def reset_order(entries: OrderedDict[str, OutboxEntry]) -> None:

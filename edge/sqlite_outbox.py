@@ -31,7 +31,7 @@ import functools
 import queue
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from edge.outbox import DEFAULT_LIMIT, OutboxEntry, make_room, reset_order
+from edge.outbox import DEFAULT_LIMIT, OutboxEntry, call_logged, make_room, reset_order
 from riverguard.wire.models import Event
 
 log = structlog.get_logger()
@@ -58,11 +58,10 @@ _SCHEMA = (
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Put:
-    entry: OutboxEntry
+_INSERT = (
+    "INSERT INTO outbox (id, critical, payload, snapshot) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT(id) DO NOTHING"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +69,8 @@ class _Delete:
     ids: tuple[str, ...]
 
 
-_Op = _Put | _Delete
+# An entry to write, or ids to delete.
+_Op = OutboxEntry | _Delete
 # A call for the outbox thread and the future its result goes to; None stops the thread.
 _Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop] | None
 
@@ -92,6 +92,8 @@ class SqliteOutbox:
         self._durable = 0  # of the last write on disk
         self._dirty = asyncio.Event()
         self._progress = asyncio.Event()
+        # ``when_durable`` callbacks and the generation each waits for, in order.
+        self._on_durable: deque[tuple[int, Callable[[], None]]] = deque()
         self._dropped_on_disk = 0
         # Rounds written and entries per round, for the metrics and the report.
         self.rounds = 0
@@ -136,10 +138,8 @@ class SqliteOutbox:
                     self._dirty.set()
                     continue
                 self.rounds += 1
-                self.rows_written += sum(1 for op in ops if isinstance(op, _Put))
-            self._durable = generation
-            progress, self._progress = self._progress, asyncio.Event()
-            progress.set()
+                self.rows_written += sum(1 for op in ops if isinstance(op, OutboxEntry))
+            self._made_durable(generation)
 
     async def flush(self) -> None:
         # What is not durable yet is either queued (``_queue`` woke the writer) or in
@@ -148,12 +148,18 @@ class SqliteOutbox:
         while self._durable < target:
             await self._progress.wait()
 
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        if self._durable >= self._generation:
+            call_logged(callback)
+        else:
+            self._on_durable.append((self._generation, callback))
+
     async def close(self) -> None:
         """Write what is queued (directly: the writer task may be gone) and close."""
         if self._pending:
             ops, self._pending = self._pending, []
             await self._call(functools.partial(self._write, ops, self.dropped))
-            self._durable = self._generation
+            self._made_durable(self._generation)
         if self._db is not None:
             await self._call(self._db.close)
             self._db = None
@@ -175,7 +181,7 @@ class SqliteOutbox:
         if victims:
             self.dropped += len(victims)
             self._queue(_Delete(tuple(victim.id for victim in victims)))
-        self._queue(_Put(entry))
+        self._queue(entry)
         return len(victims)
 
     async def ack(self, ids: Iterable[str]) -> int:
@@ -214,6 +220,14 @@ class SqliteOutbox:
         reset_order(self._entries)
 
     # --- internals ------------------------------------------------------------------
+
+    def _made_durable(self, generation: int) -> None:
+        self._durable = generation
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+        waiting = self._on_durable
+        while waiting and waiting[0][0] <= generation:
+            call_logged(waiting.popleft()[1])
 
     def _queue(self, op: _Op) -> None:
         self._pending.append(op)
@@ -265,16 +279,17 @@ class SqliteOutbox:
             raise sqlite3.ProgrammingError("outbox is not open")
         db.execute("BEGIN IMMEDIATE")
         try:
+            puts: list[tuple[str, int, bytes, bytes | None]] = []
             for op in ops:
-                if isinstance(op, _Put):
-                    entry = op.entry
-                    db.execute(
-                        "INSERT INTO outbox (id, critical, payload, snapshot) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT(id) DO NOTHING",
-                        (entry.id, int(entry.critical), entry.payload, entry.snapshot),
-                    )
-                else:
-                    db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in op.ids])
+                if isinstance(op, OutboxEntry):
+                    puts.append((op.id, int(op.critical), op.payload, op.snapshot))
+                    continue
+                if puts:  # the adds before this delete, in one statement
+                    db.executemany(_INSERT, puts)
+                    puts = []
+                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in op.ids])
+            if puts:
+                db.executemany(_INSERT, puts)
             if dropped != self._dropped_on_disk:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('dropped', ?)"

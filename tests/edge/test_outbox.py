@@ -100,3 +100,11 @@ async def test_full_outbox_never_drops_a_critical_event() -> None:
     assert "db-fence-01:1" in outbox
     assert "db-fence-01:2" not in outbox
     assert 1 == outbox.dropped
+
+
+async def test_when_durable_calls_back_at_once_in_memory() -> None:
+    outbox = MemoryOutbox()
+    await outbox.add(_entry(1))
+    called: list[int] = []
+    outbox.when_durable(lambda: called.append(1))
+    assert [1] == called

@@ -132,6 +132,34 @@ async def test_a_redelivered_event_is_kept_once(tmp_path: Path) -> None:
         assert ["db-cam-01:1"] == _rows(path)
 
 
+async def test_when_durable_calls_back_in_order_once_the_writes_before_it_are_on_disk(
+    tmp_path: Path,
+) -> None:
+    """The agent acknowledges and publishes in these; a failing callback stops nothing."""
+    path = tmp_path / "outbox.sqlite3"
+
+    def failing() -> None:
+        raise RuntimeError("a bug in a callback")
+
+    async with opened(path) as outbox:
+        seen: list[tuple[str, list[str]]] = []
+        outbox.when_durable(lambda: seen.append(("nothing queued", _rows(path))))
+        assert [("nothing queued", [])] == seen  # at once
+        await outbox.add(_entry(1))
+        outbox.when_durable(lambda: seen.append(("after 1", _rows(path))))
+        outbox.when_durable(failing)
+        await outbox.add(_entry(2))
+        outbox.when_durable(lambda: seen.append(("after 2", _rows(path))))
+        assert 1 == len(seen)  # not before the round is written
+        await outbox.flush()
+        assert ["nothing queued", "after 1", "after 2"] == [label for label, _ in seen]
+        assert "db-cam-01:1" in seen[1][1]
+        assert ["db-cam-01:1", "db-cam-01:2"] == seen[2][1]
+        await outbox.add(_entry(3))
+        await outbox.flush()
+        assert ["db-cam-01:1", "db-cam-01:2", "db-cam-01:3"] == _rows(path)
+
+
 async def test_group_commit_writes_many_events_per_fsync(tmp_path: Path) -> None:
     """Adds from a busy receiver while a publisher flushes: measured, and far above one per fsync.
 
