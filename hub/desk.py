@@ -108,7 +108,7 @@ class AlarmDesk:
     def push_alarms(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
         """Push each changed alarm, then each site whose risk changed."""
         for alarm in changed:
-            self.broadcaster.publish("alarm", alarm.model_dump(mode="json"))
+            self.broadcaster.publish_json("alarm", alarm.model_dump_json())
         self.refresh_sites(risk_before)
 
     def refresh_sites(self, sites: Iterable[str]) -> None:
