@@ -346,8 +346,9 @@ class Ingest:
         for site, count in per_site.items():
             self.picture.count_events(site, count)
         self.desk.push_current(committed.outcome.changed.values(), risk_before)
+        for device, (_, seen) in work.batch.last_seen.items():
+            self.picture.touch(device, seen)  # once per device: the newest of the batch
         for event in committed.new:
-            self.picture.touch(event.device, event.ts)
             self.broadcaster.publish_json("event", work.batch.event_json[event.id], site=event.site)
         for snap in work.batch.snapshots:
             # To every console: one that came after its event (PROTOCOL 7.10) shows live.

@@ -6,6 +6,7 @@ raises ``TopicError`` with the reason.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -200,6 +201,9 @@ def _ident(value: str, what: str) -> str:
     return value
 
 
+# Every message is parsed by topic, and a site's topics are few: cached (results are
+# immutable; a refused topic raises each time and is not kept).
+@functools.lru_cache(maxsize=8192)
 def parse(
     topic: str, frigate_prefix: str = FRIGATE_PREFIX
 ) -> FieldTopic | SiteTopic | FrigateTopic:
