@@ -62,8 +62,10 @@ class RecentSeqs:
         return seen.get(seq) if seen is not None else None
 
     def add(self, device: str, seq: int, ts: datetime | None = None) -> None:
-        seen = self._seen.setdefault(device, OrderedDict())
-        if seq in seen:
+        seen = self._seen.get(device)
+        if seen is None:  # not setdefault: that builds a dict per call (the hot path)
+            seen = self._seen[device] = OrderedDict()
+        elif seq in seen:
             return
         if len(seen) >= self.window:
             seen.popitem(last=False)
@@ -86,6 +88,10 @@ class Accepted:
     restarted: bool
 
 
+# What nearly every report gets: shared rather than built per report.
+_FIRST_BOOT = Accepted(0, restarted=False)
+
+
 class Sequences:
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         self.recent = RecentSeqs(window)
@@ -93,7 +99,9 @@ class Sequences:
 
     def accept(self, device: str, seq: int, ts: datetime) -> Accepted:
         """The boot a new report belongs to; ``Rejected("duplicate")`` for a redelivery."""
-        state = self.boots.setdefault(device, DeviceBoot())
+        state = self.boots.get(device)
+        if state is None:  # not setdefault: that builds a DeviceBoot per call
+            state = self.boots[device] = DeviceBoot()
         if self.recent.seen(device, seq):
             if self.recent.ts_of(device, seq) == ts:
                 raise Rejected("duplicate", f"{device} seq {seq} was already accepted")
@@ -112,6 +120,8 @@ class Sequences:
         self.recent.add(device, seq, ts)
         if state.max_seq is None or seq > state.max_seq:
             state.max_seq, state.max_ts = seq, ts
+        if not state.boot and not restarted:
+            return _FIRST_BOOT
         return Accepted(state.boot, restarted)
 
     def state(self) -> dict[str, Any]:
