@@ -239,6 +239,8 @@ class Ingest:
         self.batch_max = settings.ingest_batch_max
         self.sorter = Sorter(config)
         self.subscribed = asyncio.Event()
+        # Commit acknowledgements on their way (referenced until done).
+        self._acks: set[asyncio.Task[None]] = set()
 
     # --- connection ----------------------------------------------------------
 
@@ -326,7 +328,7 @@ class Ingest:
         # Consoles first: the officer's screen should not wait for the broker's PUBACK.
         self._push(committed, work, risk_before)
         self._show_device_states(statuses)
-        await self._acknowledge(batch.events, work.extra_acks)
+        self._acknowledge(batch.events, work.extra_acks)
 
         try:
             for site, edge_status in work.edge_statuses:
@@ -359,7 +361,10 @@ class Ingest:
         if committed.new:
             self.writer.notify(committed.new)
 
-    async def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
+    def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
+        """Publish each site's ``committed``, without waiting for the broker's PUBACK:
+        the next batch need not wait a broker round trip (a lost one is resent by the
+        edge, and a resent event is a duplicate, acknowledged again)."""
         by_site: dict[str, list[str]] = defaultdict(list)
         for event in events:
             by_site[event.site].append(event.id)
@@ -367,11 +372,15 @@ class Ingest:
             by_site[site].extend(ids)
         for site, ids in by_site.items():
             payload = Committed(ids=list(dict.fromkeys(ids))).model_dump_json().encode()
-            try:
-                await self.link.publish(topics.committed(site), payload, qos=1)
-            except BrokerUnavailable as exc:
-                # The edge resends; the resent events are duplicates and get acknowledged then.
-                log.warning("commit acknowledgement not sent", site=site, error=str(exc))
+            task = asyncio.create_task(self._send_ack(site, payload), name=f"ingest.ack[{site}]")
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+
+    async def _send_ack(self, site: str, payload: bytes) -> None:
+        try:
+            await self.link.publish(topics.committed(site), payload, qos=1)
+        except BrokerUnavailable as exc:
+            log.warning("commit acknowledgement not sent", site=site, error=str(exc))
 
     def _add(self, item: Item, message: Received, now: datetime, work: _Work) -> None:
         if isinstance(item, EventIn):
