@@ -46,6 +46,9 @@ class Picture:
         self.recent_total: dict[str, int] = {s.id: 0 for s in config.sites}
         self.active: dict[tuple[str, str], Alarm] = {}
         self.devices: dict[str, DeviceState] = {d.id: DeviceState() for d in config.devices}
+        # Each site's fences and cameras that report offline: what ``unguarded`` reads,
+        # kept as statuses arrive instead of walking every device of the site each time.
+        self._offline_guards: dict[str, set[str]] = {s.id: set() for s in config.sites}
         self.edges: dict[str, EdgeRow] = {}
         self.clips: dict[str, Clip] = {}
         # Default warning clip id per site.
@@ -60,8 +63,9 @@ class Picture:
             self.active[(alarm.site, alarm.zone)] = alarm
         for row in devices:
             if row.id in self.devices:
-                self.devices[row.id] = DeviceState(
-                    row.online, row.battery, row.rssi, row.status_ts, row.last_seen
+                self.set_status(
+                    row.id,
+                    DeviceState(row.online, row.battery, row.rssi, row.status_ts, row.last_seen),
                 )
         for edge in edges:
             if edge.site in self.config.site_by_id:
@@ -110,12 +114,10 @@ class Picture:
 
     def unguarded(self, site_id: str) -> list[str]:
         """Zones of the site's fences and cameras that report offline."""
+        devices = self.config.device_by_id
         zones: set[str] = set()
-        for device in self.config.devices_of(site_id):
-            if device.type in ("fence", "camera"):
-                state = self.devices.get(device.id)
-                if state is not None and state.online is False:
-                    zones.update(device.zones)
+        for device_id in self._offline_guards.get(site_id, ()):
+            zones.update(devices[device_id].zones)
         return sorted(zones)
 
     # --- devices -------------------------------------------------------------
@@ -130,6 +132,14 @@ class Picture:
 
     def set_status(self, device_id: str, state: DeviceState) -> None:
         self.devices[device_id] = state
+        device = self.config.device_by_id.get(device_id)
+        if device is None or device.type not in ("fence", "camera"):
+            return
+        offline = self._offline_guards.setdefault(device.site, set())
+        if state.online is False:
+            offline.add(device_id)
+        else:
+            offline.discard(device_id)
 
     # --- shapes --------------------------------------------------------------
 

@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from hub.clock import ManualClock
+from hub.picture import DeviceState, Picture
 from hub.risk import assess_site
-from riverguard.config import Site
+from hub.store import DeviceRow
+from riverguard.config import Config, Site
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Alarm
@@ -179,3 +181,16 @@ async def test_a_burst_of_events_raises_the_colour_until_the_window_passes(
             )
     assert ("yellow", ["event_rate"]) == (raised["data"]["risk"], raised["data"]["risk_reasons"])
     assert ("blue", []) == (calmed["data"]["risk"], calmed["data"]["risk_reasons"])
+
+
+def test_unguarded_zones_follow_loaded_and_later_statuses(example_config: Config) -> None:
+    picture = Picture(example_config)
+    fence = example_config.device_by_id["db-fence-02"]
+    picture.load([], [DeviceRow(fence.id, fence.site, False, None, None, None, None)], [])
+    assert fence.zones == picture.unguarded(fence.site)
+    picture.set_status(fence.id, DeviceState(online=True))
+    assert [] == picture.unguarded(fence.site)
+    picture.set_status(fence.id, DeviceState(online=False))
+    speaker = next(d for d in example_config.devices if d.type == "speaker")
+    picture.set_status(speaker.id, DeviceState(online=False))  # a speaker guards no zone
+    assert fence.zones == picture.unguarded(fence.site)
