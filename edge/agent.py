@@ -280,7 +280,9 @@ class EdgeAgent:
         )
         await self.outbox.reset()  # whatever was sent before may be lost: send it all again
         self._connection += 1
-        self._kept.clear()
+        if self._kept:  # kept in a batch the lost connection cut short
+            self.metrics.events.inc(len(self._kept))
+            self._kept.clear()
         self._fresh.clear()  # in the outbox already, and due after the reset
         await self._publish_status(client, "online")
         self.metrics.connects.inc()
