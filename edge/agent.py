@@ -68,7 +68,7 @@ from riverguard.wire.models import (
     Stop,
 )
 from riverguard.wire.times import utcnow
-from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicError
+from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
 
 log = structlog.get_logger()
 
@@ -76,8 +76,6 @@ log = structlog.get_logger()
 PUBLISH_BATCH = 100
 # Device messages handled per wake-up of the receiver; acknowledged together.
 RECEIVE_BATCH = 500
-# Parsed topic names kept (devices x their topics, with room); then it starts afresh.
-TOPIC_CACHE = 10_000
 
 
 class _Stopping(Exception):
@@ -108,8 +106,6 @@ class EdgeAgent:
         )
         self._sequences_path = settings.data_dir / "sequences.json"
         self.sources = build_sources(self.site, self.devices)
-        # Parsed topics by name (a pure function of the name), bounded: ``_handle``.
-        self._topics: dict[str, FieldTopic | SiteTopic | FrigateTopic] = {}
         self.acks = Acks(self.site.id, clock, self.metrics)
         self.speakers: dict[str, SpeakerDriver] = {}
         # Set while connected and subscribed; tests and the supervisor wait on it.
@@ -408,20 +404,11 @@ class EdgeAgent:
             "message rejected", reason=exc.reason, detail=exc.detail, topic=topic[:200]
         )
 
-    def _parse_topic(self, topic: str) -> FieldTopic | SiteTopic | FrigateTopic:
-        parsed = self._topics.get(topic)
-        if parsed is None:
-            try:
-                parsed = topics.parse(topic)
-            except TopicError as exc:
-                raise Rejected("bad_topic", str(exc)) from None
-            if len(self._topics) >= TOPIC_CACHE:
-                self._topics.clear()
-            self._topics[topic] = parsed
-        return parsed
-
     async def _handle(self, client: Client, topic: str, payload: bytes) -> None:
-        parsed = self._parse_topic(topic)
+        try:
+            parsed = topics.parse(topic)
+        except TopicError as exc:
+            raise Rejected("bad_topic", str(exc)) from None
         if isinstance(parsed, FieldTopic):
             if parsed.kind == "report":
                 await self._ingest(parsed, payload)
