@@ -10,6 +10,7 @@ from edge.agent import EdgeAgent
 from edge.health import HealthServer
 from edge.settings import EdgeSettings
 from riverguard.config import Config
+from riverguard.heap import freeze_startup_heap
 
 
 def serve(settings: EdgeSettings) -> None:
@@ -31,6 +32,7 @@ async def _serve(settings: EdgeSettings, config: Config) -> None:
         http.start()
         if agent.audio_base_url is None:
             agent.audio_base_url = f"http://{settings.metrics_host}:{http.port}"
+    freeze_startup_heap()
     try:
         await agent.run(stop)
     finally:

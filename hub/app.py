@@ -43,6 +43,7 @@ from hub.picture import Picture
 from hub.settings import HubSettings
 from hub.store import Store
 from riverguard.config import Config
+from riverguard.heap import freeze_startup_heap
 
 log = structlog.get_logger()
 
@@ -157,6 +158,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                             ("hub.site-risk", hub.desk.watch_risk()),
                         )
                     ]
+                    freeze_startup_heap()
                     log.info("hub started", url=settings.base_url)
                     try:
                         yield {"hub": hub}

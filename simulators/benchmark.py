@@ -42,7 +42,8 @@ def _sweep(
         runs.append(result)
         _say(
             f"  delivered {result.delivered}/{result.sent}, lost {result.lost}, "
-            f"p99 {result.latency_ms['p99']} ms, {result.throughput} events/s"
+            f"p99 {result.latency_ms['p99']} ms, {result.throughput} events/s, "
+            f"{result.delivered / max(result.frames, 1):.1f} events per frame"
         )
         if find_max and not result.passes:
             break

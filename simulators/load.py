@@ -48,6 +48,9 @@ class LoadResult:
     duplicated: int = 0
     throughput: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    # Frames (messages) the listener received: delivered / frames is how many events
+    # a Riverguard console frame carried, about the hub's ingest batch.
+    frames: int = 0
     resources: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -200,6 +203,7 @@ class _Collector(threading.Thread):
         super().__init__(name="bench.collector", daemon=True)
         self.ws_url = ws_url
         self.arrivals: list[tuple[str, float]] = []
+        self.frames = 0
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.mqtt: paho.Client | None = None
@@ -214,6 +218,7 @@ class _Collector(threading.Thread):
 
     def _on_mqtt(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         arrived = time.perf_counter()
+        self.frames += 1
         device = message.topic.rsplit("/", 1)[1]
         seq = json.loads(message.payload)["seq"]
         self.arrivals.append((f"{device}:{seq}", arrived))
@@ -233,6 +238,7 @@ class _Collector(threading.Thread):
                 except TimeoutError:
                     continue
                 arrived = time.perf_counter()
+                self.frames += 1
                 frame = json.loads(raw)
                 # Riverguard's batch frames are arrays; the peer sends one message a frame.
                 for message in frame if isinstance(frame, list) else [frame]:
@@ -339,6 +345,7 @@ def run_load(
     _show_progress(len(publisher.sent_at), len(collector.arrivals), expected)
     print(file=sys.stderr)
     result.resources = cpu.report()
+    result.frames = collector.frames
     if profiler is not None:
         for summary in profiler.finish():
             print(f"profile: {summary}", file=sys.stderr)
