@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import time
@@ -199,6 +200,11 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # Straight to the driver: the statement needs none of SQLAlchemy's execution path.
+    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+
 class Store:
     def __init__(self, engine: AsyncEngine, sqlite_ingest: Engine | None = None) -> None:
         self.engine = engine
@@ -211,6 +217,9 @@ class Store:
         # a plain (sync) connection: one hand-over between threads per batch, where
         # aiosqlite takes three or four per statement (cursor, execute, fetch, close).
         self._sqlite_ingest = sqlite_ingest
+        # The ingest thread's one connection, opened there and kept: checking a
+        # connection out of the pool and back for every batch cost more than its SQL.
+        self._ingest_conn: Connection | None = None
         self._ingest_thread = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub.ingest-store")
             if sqlite_ingest is not None
@@ -238,9 +247,7 @@ class Store:
                 make_url(url).set(drivername="sqlite"), json_serializer=_json_text
             )
             event.listen(sqlite_ingest, "connect", _sqlite_pragmas)
-            event.listen(
-                sqlite_ingest, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
-            )
+            event.listen(sqlite_ingest, "begin", _sqlite_begin_immediate)
         try:
             await migrate.upgrade(engine)
         except SQLAlchemyError as exc:
@@ -259,10 +266,10 @@ class Store:
                 await self._hot_write(_touch_devices, dict(self._last_seen), set())
             except (SQLAlchemyError, StoreError) as exc:
                 log.warning("devices' last-heard times not written", error=str(exc))
-        if self._ingest_thread is not None and self._sqlite_ingest is not None:
+        if self._ingest_thread is not None:
             # On its own thread: the connection belongs to it.
             await asyncio.get_running_loop().run_in_executor(
-                self._ingest_thread, self._sqlite_ingest.dispose
+                self._ingest_thread, self._close_ingest
             )
             self._ingest_thread.shutdown(wait=True)
         await self.engine.dispose()
@@ -299,11 +306,26 @@ class Store:
         if self._ingest_thread is None or self._sqlite_ingest is None:
             async with self._write() as conn:
                 return await conn.run_sync(body, *args)
-        engine = self._sqlite_ingest
         async with self._write_lock or contextlib.nullcontext():
             return await asyncio.get_running_loop().run_in_executor(
-                self._ingest_thread, lambda: _in_transaction(engine, body, *args)
+                self._ingest_thread, lambda: self._in_ingest_transaction(body, *args)
             )
+
+    def _in_ingest_transaction(self, body: Callable[..., _T], *args: Any) -> _T:
+        """On the ingest thread: ``body`` in a transaction of its kept connection."""
+        assert self._sqlite_ingest is not None
+        conn = self._ingest_conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._ingest_conn = self._sqlite_ingest.connect()
+        with conn.begin():
+            return body(conn, *args)
+
+    def _close_ingest(self) -> None:
+        if self._ingest_conn is not None:
+            self._ingest_conn.close()
+            self._ingest_conn = None
+        if self._sqlite_ingest is not None:
+            self._sqlite_ingest.dispose()
 
     # --- events --------------------------------------------------------------
 
@@ -773,11 +795,6 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _IN_CHUNK]
 
 
-def _in_transaction(engine: Engine, body: Callable[..., _T], *args: Any) -> _T:
-    with engine.begin() as conn:
-        return body(conn, *args)
-
-
 def _commit(
     conn: Connection,
     batch: Batch,
@@ -954,6 +971,19 @@ def _device_row(row: DeviceRow) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _update_by_key(table: Table, columns: tuple[str, ...]) -> Any:
+    """UPDATE ``columns`` of the row whose key is ``k_``; built once per shape, as its
+    cache key costs SQLAlchemy more to work out than the statement costs to run."""
+    key = table.primary_key.columns.values()[0]
+    # Bound names must differ from the column names SQLAlchemy binds itself.
+    return (
+        update(table)
+        .where(key == bindparam("k_"))
+        .values({name: bindparam(f"v_{name}") for name in columns})
+    )
+
+
 def _upsert_many(
     conn: Connection,
     table: Table,
@@ -979,15 +1009,9 @@ def _upsert_many(
     updates = [row for row in rows if row[key.name] in existing]
     inserts = [row for row in rows if row[key.name] not in existing]
     if updates:
-        # Bound names must differ from the column names SQLAlchemy binds itself.
-        columns = [name for name in update_columns or rows[0] if name != key.name]
-        statement = (
-            update(table)
-            .where(key == bindparam("k_"))
-            .values({name: bindparam(f"v_{name}") for name in columns})
-        )
+        columns = tuple(name for name in update_columns or rows[0] if name != key.name)
         conn.execute(
-            statement,
+            _update_by_key(table, columns),
             [{"k_": row[key.name], **{f"v_{n}": row[n] for n in columns}} for row in updates],
         )
     if inserts:
