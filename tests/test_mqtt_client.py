@@ -130,6 +130,30 @@ async def test_unacknowledged_messages_come_again_on_a_persistent_session(broker
                 await _take(receiver, 1, timeout=0.5)
 
 
+async def test_automatic_acknowledgements_go_out_together_and_before_we_leave(
+    broker: Broker,
+) -> None:
+    """PUBACKs linger a moment to share a write; a clean exit still sends them first."""
+    topic = _topic()
+    identifier = f"test-{secrets.token_hex(4)}"
+    receiver = make_client(broker.settings("hub"), identifier=identifier, persistent=True)
+    sender = make_client(broker.settings("sim"))
+    async with sender:
+        async with receiver:
+            await receiver.subscribe([Subscription(topic)])
+            await sender.publish_many([(topic, str(i).encode()) for i in range(10)])
+            await _take(receiver, 10)
+            # Leaving at once: the acknowledgements are still waiting to be written.
+        async with receiver:
+            await sender.publish(topic, b"10", qos=1)
+            got = await _take(receiver, 1)
+            assert [b"10"] == [m.payload for m in got]  # nothing of before came again
+            await wait_for(lambda: not receiver._pubacks, what="PUBACKs written")
+        async with receiver:
+            with pytest.raises(TimeoutError):
+                await _take(receiver, 1, timeout=0.5)
+
+
 async def test_the_will_is_sent_when_the_connection_dies_not_when_we_leave(
     broker: Broker,
 ) -> None:
