@@ -14,7 +14,7 @@ a restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 import structlog
@@ -105,10 +105,18 @@ class AlarmDesk:
             )
         return committed
 
-    def push_alarms(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
-        """Push each changed alarm, then each site whose risk changed."""
+    def push_alarms(
+        self,
+        changed: Iterable[Alarm],
+        risk_before: dict[str, str],
+        known_json: Mapping[str, str] | None = None,
+    ) -> None:
+        """Push each changed alarm, then each site whose risk changed.
+
+        ``known_json``: alarms (by id) already serialised as they are, by the store."""
         for alarm in changed:
-            self.broadcaster.publish_json("alarm", alarm.model_dump_json())
+            text = known_json.get(alarm.id) if known_json else None
+            self.broadcaster.publish_json("alarm", text or alarm.model_dump_json())
         self.refresh_sites(risk_before)
 
     def refresh_sites(self, sites: Iterable[str]) -> None:
@@ -135,7 +143,9 @@ class AlarmDesk:
             self.refresh_sites(site.id for site in self.config.sites)
             await self.clock.wait(self.clock.now() + timedelta(seconds=self.risk_check_s), wake)
 
-    def push_current(self, changed: Iterable[Alarm], risk_before: dict[str, str]) -> None:
+    def push_current(
+        self, changed: Iterable[Alarm], risk_before: dict[str, str], stored_json: Mapping[str, str]
+    ) -> None:
         """Push the current version of alarms an ingest batch changed.
 
         Called after the batch's commit acknowledgement went out; an ack or
@@ -143,11 +153,14 @@ class AlarmDesk:
         alarms still active with the same id are pushed, as they are now.
         """
         current = []
+        unchanged_json = {}
         for alarm in changed:
             now = self.picture.active.get((alarm.site, alarm.zone))
             if now is not None and now.id == alarm.id:
                 current.append(now)
-        self.push_alarms(current, risk_before)
+                if now is alarm and alarm.id in stored_json:
+                    unchanged_json[alarm.id] = stored_json[alarm.id]
+        self.push_alarms(current, risk_before, unchanged_json)
 
     def risks(self, sites: Iterable[str]) -> dict[str, str]:
         """The sites whose risk a change may move (see ``refresh_sites``)."""

@@ -347,7 +347,9 @@ class Ingest:
             per_site[event.site] += 1
         for site, count in per_site.items():
             self.picture.count_events(site, count)
-        self.desk.push_current(committed.outcome.changed.values(), risk_before)
+        self.desk.push_current(
+            committed.outcome.changed.values(), risk_before, committed.alarm_json
+        )
         for device, (_, seen) in work.batch.last_seen.items():
             self.picture.touch(device, seen)  # once per device: the newest of the batch
         for event in committed.new:

@@ -177,6 +177,8 @@ class Committed:
     new: list[Event]
     duplicates: list[str]
     outcome: Outcome
+    # The JSON stored for each changed alarm (by id): consoles get the same text.
+    alarm_json: dict[str, str] = field(default_factory=dict)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -836,10 +838,11 @@ def _commit(
             for before, after in outcome.escalated
         ],
     )
+    alarm_json = {a.id: a.model_dump_json() for a in outcome.changed.values()}
     alarms = _upsert_many(
         conn,
         tables.alarms,
-        [_alarm_row(a) for a in outcome.changed.values()],
+        [_alarm_row(a, alarm_json[a.id]) for a in outcome.changed.values()],
         stored=stored["alarms"],
     )
     _insert_snapshots(conn, batch.snapshots)
@@ -861,7 +864,7 @@ def _commit(
                 for r in batch.rejections
             ],
         )
-    return Committed(new, duplicates, outcome), alarms, devices
+    return Committed(new, duplicates, outcome, alarm_json), alarms, devices
 
 
 def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -947,13 +950,13 @@ def _existing(conn: Connection, ids: Sequence[str]) -> set[str]:
     return found
 
 
-def _alarm_row(alarm: Alarm) -> dict[str, Any]:
+def _alarm_row(alarm: Alarm, text: str | None = None) -> dict[str, Any]:
     return {
         "id": alarm.id,
         "site": alarm.site,
         "zone": alarm.zone,
         "state": alarm.state,
-        "data": JsonText(alarm.model_dump_json()),
+        "data": JsonText(text if text is not None else alarm.model_dump_json()),
         "opened_at": alarm.opened_at,
         "updated_at": alarm.updated_at,
     }
