@@ -22,6 +22,20 @@ def test_emitted_form_is_rfc3339_with_milliseconds_and_z() -> None:
     assert "2026-07-27T21:21:05.123Z" == format_ts(T.astimezone().replace())
 
 
+@pytest.mark.parametrize(
+    ("value", "emitted"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=UTC), "2026-01-02T03:04:05.999Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05.000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 1000, tzinfo=UTC), "0999-12-31T23:59:59.001Z"),
+    ],
+)
+def test_milliseconds_are_truncated_and_every_field_is_zero_padded(
+    value: datetime, emitted: str
+) -> None:
+    assert emitted == format_ts(value)
+
+
 def test_round_trips_through_unix_ms_and_ns() -> None:
     assert 1785187265123 == to_unix_ms(T)
     assert 1785187265123000000 == to_unix_ns(T)
