@@ -156,6 +156,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                             ("hub.announce-timeouts", hub.announcer.run()),
                             ("hub.schedules", hub.audio.schedules.run()),
                             ("hub.site-risk", hub.desk.watch_risk()),
+                            ("hub.store-checkpoints", store.run_checkpoints()),
                         )
                     ]
                     freeze_startup_heap()

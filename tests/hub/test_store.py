@@ -4,7 +4,10 @@ the routine announcement limit is checked and taken in one step."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +28,7 @@ from hub.store import (
     _insert_events,
     alarm_audit,
 )
+from riverguard.testing import wait_for
 from riverguard.wire.models import Event
 from tests.hub.conftest import STORES, store_url
 
@@ -278,3 +282,30 @@ async def test_events_written_for_sqlite_by_hand_are_stored_as_sqlalchemy_would(
     assert json.loads(by_sqlalchemy.pop("payload"))["id"] == "by-sqlalchemy"
     assert json.loads(by_hand.pop("payload"))["id"] == "by-hand"
     assert by_sqlalchemy == by_hand
+
+
+async def test_sqlite_commits_leave_checkpoints_to_their_own_task(tmp_path: Path) -> None:
+    """Ingest commits never copy the WAL into the database; run_checkpoints does."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+
+    def events_in_database_file() -> int:
+        # A copy of the database file alone, without its WAL: what checkpoints put there.
+        shutil.copyfile(tmp_path / "hub.db", tmp_path / "copy.db")
+        with contextlib.closing(sqlite3.connect(tmp_path / "copy.db")) as copy:
+            try:
+                return int(copy.execute("SELECT count(*) FROM events").fetchone()[0])
+            except sqlite3.OperationalError:  # not even the table is there yet
+                return 0
+
+    try:
+        for seq in range(1, 301):
+            ev = _event().model_copy(update={"id": f"db-fence-01:{seq}"})
+            await store.commit_batch(Batch(events=[ev], received_at={ev.id: T0}))
+        assert 0 == events_in_database_file()
+        checkpoints = asyncio.create_task(store.run_checkpoints(every_s=0.05))
+        try:
+            await wait_for(lambda: events_in_database_file() == 300, what="a checkpoint")
+        finally:
+            checkpoints.cancel()
+    finally:
+        await store.close()
