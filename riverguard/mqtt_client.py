@@ -215,9 +215,14 @@ class Client:
     async def publish_many(self, messages: Sequence[tuple[str, bytes]], qos: int = 1) -> None:
         """Publish in order, all in flight together; return once all are acknowledged."""
         waiters = []
+        # One write for the lot: a write per message was a send() and a wake-up of the
+        # broker each.
+        unwritten: list[bytes] = []
         try:
             for topic, payload in messages:
-                waiters.append(await self._send(topic, payload, qos, False))
+                waiters.append(await self._send(topic, payload, qos, False, unwritten))
+            if unwritten:
+                self._write(b"".join(unwritten))
             for (topic, _), waiter in zip(messages, waiters, strict=False):
                 if waiter is not None:
                     await self._acknowledged(waiter, topic)
@@ -273,22 +278,37 @@ class Client:
     # --- internals ------------------------------------------------------------------
 
     async def _send(
-        self, topic: str, payload: bytes | str, qos: int, retain: bool
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int,
+        retain: bool,
+        unwritten: list[bytes] | None = None,
     ) -> asyncio.Future[bytes] | None:
+        """Send one PUBLISH; with ``unwritten``, append it there for the caller to write."""
         if qos not in (0, 1):
             raise ValueError("this client publishes at QoS 0 or 1 only")
         raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+        waiter = None
         if qos == 0:
-            self._write(packets.publish(topic.encode(), raw, 0, 0, retain))
-            return None
-        while self._inflight >= self._inflight_max:
-            self._raise_if_lost()
-            self._slot_freed.clear()
-            await self._slot_freed.wait()
-        packet_id = self._packet_id()
-        waiter = self._expect(packet_id)
-        self._inflight += 1
-        self._write(packets.publish(topic.encode(), raw, 1, packet_id, retain))
+            packet = packets.publish(topic.encode(), raw, 0, 0, retain)
+        else:
+            while self._inflight >= self._inflight_max:
+                self._raise_if_lost()
+                if unwritten:
+                    # Their PUBACKs are what frees a slot: out with them first.
+                    self._write(b"".join(unwritten))
+                    unwritten.clear()
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+            packet_id = self._packet_id()
+            waiter = self._expect(packet_id)
+            self._inflight += 1
+            packet = packets.publish(topic.encode(), raw, 1, packet_id, retain)
+        if unwritten is None:
+            self._write(packet)
+        else:
+            unwritten.append(packet)
         return waiter
 
     async def _acknowledged(self, waiter: asyncio.Future[bytes], what: str) -> bytes:
