@@ -358,8 +358,16 @@ class Store:
         conn = self._ingest_conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._ingest_conn = self._sqlite_ingest.connect()
-        with conn.begin():
-            return body(conn, *args)
+        try:
+            with conn.begin():
+                return body(conn, *args)
+        except SQLAlchemyError:
+            # Whatever state a failure (disk full, I/O error) left it in, the next
+            # batch starts on a fresh connection.
+            self._ingest_conn = None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+            raise
 
     def _close_ingest(self) -> None:
         if self._ingest_conn is not None:

@@ -22,6 +22,7 @@ from hub.errors import RoutineLimitReached, StoreError
 from hub.store import (
     AuditEntry,
     Batch,
+    Rejection,
     RoutineLimit,
     Store,
     _event_row,
@@ -309,3 +310,24 @@ async def test_sqlite_commits_leave_checkpoints_to_their_own_task(tmp_path: Path
             checkpoints.cancel()
     finally:
         await store.close()
+
+
+async def test_a_batch_the_store_refuses_leaves_the_next_one_unharmed(store: Store) -> None:
+    """A failed ingest transaction is rolled back whole; the next batch commits as usual."""
+    first = _event().model_copy(update={"id": "db-fence-01:1"})
+    broken = Batch(
+        events=[first],
+        received_at={first.id: T0},
+        # NOT NULL violated: the whole transaction fails, the event with it.
+        rejections=[Rejection(None, "invalid", "", b"", T0)],  # type: ignore[arg-type]
+    )
+    with pytest.raises(StoreError):
+        await store.commit_batch(broken)
+    assert set() == await store.existing_event_ids([first.id])
+
+    second = _event().model_copy(update={"id": "db-fence-01:2"})
+    committed = await store.commit_batch(
+        Batch(events=[first, second], received_at={first.id: T0, second.id: T0})
+    )
+    assert [first.id, second.id] == [e.id for e in committed.new]
+    assert {first.id, second.id} == await store.existing_event_ids([first.id, second.id])
