@@ -148,9 +148,10 @@ class AlarmDesk:
     ) -> None:
         """Push the current version of alarms an ingest batch changed.
 
-        Called after the batch's commit acknowledgement went out; an ack or
-        resolve that happened meanwhile already pushed a newer version, so only
-        alarms still active with the same id are pushed, as they are now.
+        Called once the batch is committed; an ack or resolve that happened
+        meanwhile already pushed a newer version, so only alarms still active
+        with the same id are pushed, as they are now (with the JSON the store
+        wrote, ``stored_json``, when they are still that version).
         """
         current = []
         unchanged_json = {}

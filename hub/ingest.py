@@ -5,9 +5,10 @@ models; anything refused is logged with its reason, counted in
 ``riverguard_hub_rejected_total{reason}`` and kept as a dead letter; the loop
 goes on. Messages are taken in batches (whatever is queued, up to
 ``ingest_batch_max``) and a batch's events are committed in one transaction,
-idempotent on the event id. Only then does the hub publish ``committed`` to
+idempotent on the event id. Only then does the hub push alarms and events to
+consoles, hand the events to the InfluxDB writer and publish ``committed`` to
 each site's edge (duplicates included: they are stored, the edge may forget
-them), then push alarms and events to consoles and wake the InfluxDB writer.
+them), without waiting for the broker's PUBACK before the next batch.
 """
 
 from __future__ import annotations
