@@ -12,6 +12,7 @@ malformed client message.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
@@ -88,18 +89,19 @@ async def console_socket(
     code, reason = 1000, ""
     try:
         frame = _batch_frame if batch else _single_frame
+        size = BATCH_MAX if batch else 1
         if replay is None:
             await websocket.send_text(
                 frame([encode(seq, "hello", await hello_data(hub, user, seq))])
             )
         else:
             wanted = [envelope.text for envelope in replay if client.wants(envelope)]
-            size = BATCH_MAX if batch else 1
             for start in range(0, len(wanted), size):
                 await websocket.send_text(frame(wanted[start : start + size]))
         async with asyncio.TaskGroup() as tasks:
-            sender = _send_batches(websocket, client) if batch else _send(websocket, client)
-            tasks.create_task(sender, name=f"ws[{user.username}].send")
+            tasks.create_task(
+                _send(websocket, client, frame, size), name=f"ws[{user.username}].send"
+            )
             tasks.create_task(
                 _receive(websocket, client, user), name=f"ws[{user.username}].receive"
             )
@@ -132,18 +134,15 @@ def _batch_frame(texts: list[str]) -> str:
     return f"[{','.join(texts)}]"
 
 
-async def _send(websocket: WebSocket, client: Client) -> None:
-    while True:
-        envelope = await client.queue.get()
-        await websocket.send_text(envelope.text)
-
-
-async def _send_batches(websocket: WebSocket, client: Client) -> None:
+async def _send(
+    websocket: WebSocket, client: Client, frame: Callable[[list[str]], str], size: int
+) -> None:
+    """Live messages: each frame carries what is queued, up to ``size`` messages."""
     while True:
         texts = [(await client.queue.get()).text]
-        while len(texts) < BATCH_MAX and not client.queue.empty():
+        while len(texts) < size and not client.queue.empty():
             texts.append(client.queue.get_nowait().text)
-        await websocket.send_text(_batch_frame(texts))
+        await websocket.send_text(frame(texts))
 
 
 async def _watch(client: Client) -> None:
