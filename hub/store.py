@@ -20,7 +20,7 @@ from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -951,11 +951,7 @@ _SQLITE_INSERT_EVENT = (
 
 def _sqlite_time(value: datetime) -> str:
     """A time as SQLAlchemy's SQLite DATETIME stores it (``tables.UTCDateTime``: UTC)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the state store")
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return tables.as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _mark_influx_written(conn: Connection, ids: Sequence[str]) -> None:

@@ -29,6 +29,15 @@ from sqlalchemy import (
 )
 
 
+def as_utc(value: datetime) -> datetime:
+    """A time as the store keeps it: in UTC; a naive one is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the state store")
+    if value.utcoffset():  # already UTC on the hot path: skip the conversion
+        value = value.astimezone(UTC)
+    return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime; SQLite keeps no offset, so it is re-attached."""
 
@@ -38,10 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the state store")
-        if value.utcoffset():  # already UTC on the hot path: skip the conversion
-            value = value.astimezone(UTC)
+        value = as_utc(value)
         return value if dialect.name != "sqlite" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
