@@ -223,3 +223,12 @@ async def test_slow_client_is_closed_with_4008_and_a_fast_one_is_not(
         assert closed.value.rcvd is not None
         assert 4008 == closed.value.rcvd.code
         assert 1.0 == await running.metric("riverguard_hub_ws_slow_closed_total")
+
+
+async def test_a_batch_value_that_is_not_a_boolean_is_refused(running_hub: RunningHub) -> None:
+    """Refused at the handshake (HTTP 403), before any message: not taken as false."""
+    token = await running_hub.token("viewer")
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with running_hub.socket(token, "&batch=maybe"):
+            pass
+    assert 403 == refused.value.response.status_code
