@@ -409,6 +409,11 @@ class InfluxWriter:
             if not from_store and not self._from_store:
                 for _ in events:
                     self._handed.popleft()
+            elif self._handed:
+                # Read from the store, but some were committed (and handed over) while
+                # the read ran: written now, they must not count or go out again.
+                written = {event.id for event in events}
+                self._handed = deque(event for event in self._handed if event.id not in written)
             if not events:
                 continue
             try:
@@ -426,8 +431,7 @@ class InfluxWriter:
     def _caught_up(self, from_store: bool) -> None:
         """What ingest commits from now waits for the next linger."""
         if from_store and self._from_store and self._handed_whole:
-            # From memory from now on. Events committed while the store was read may be
-            # written twice: a point written onto itself, harmless.
+            # From memory from now on: the hand-over holds what the store reads missed.
             self._from_store = False
         self.backlog = len(self._handed) if not self._from_store else 0
         self.metrics.influx_backlog.set(self.backlog)

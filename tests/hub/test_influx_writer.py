@@ -78,3 +78,31 @@ async def test_handed_over_events_are_written_and_an_overflow_reads_the_store(
         assert await store.count_influx_pending() == 0
         assert not writer._from_store
         assert writer.backlog == 0
+
+
+async def test_events_committed_while_the_store_is_read_are_written_once(
+    store: Store, influxd: Influxd, influx_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = HubMetrics()
+    async with httpx.AsyncClient() as http:
+        writer = InfluxWriter(store, Influx(http, influxd.url, influx_database), metrics)
+        await _commit(store, 3)
+        read_store = store.influx_pending
+
+        async def read_while_ingest_commits(limit: int) -> list[Event]:
+            # Ingest commits and hands over just as the writer's read begins: the read
+            # sees these events too.
+            writer.notify(await _commit(store, 2))
+            monkeypatch.setattr(store, "influx_pending", read_store)
+            return await read_store(limit)
+
+        monkeypatch.setattr(store, "influx_pending", read_while_ingest_commits)
+        await writer.drain()
+
+        assert (5, 5.0, 0, 0.0, 0) == (
+            await _points(influxd, influx_database),
+            metrics.influx_written._value.get(),
+            writer.backlog,
+            metrics.influx_backlog._value.get(),
+            len(writer._handed),
+        )
