@@ -8,7 +8,7 @@ import pytest
 
 from riverguard.config import Config
 from riverguard.stack import Stack
-from simulators.load import fences_config, riverguard_target, run_load
+from simulators.load import broker_target, fences_config, riverguard_target, run_load
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +20,15 @@ def test_every_published_event_reaches_the_console_once(stack: Stack) -> None:
     assert result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
     assert {"broker", "influxd", "hub", "edges", "load_tool"} == set(result.resources)
     assert result.resources["hub"]["peak_rss_mb"] > 0
+
+
+def test_the_bare_broker_hop_hears_every_report_once_on_the_raw_topics(
+    stack: Stack,
+) -> None:
+    result = run_load(broker_target(stack), rate=200, duration=1.0)
+    assert (200, 200, 0, 0) == (result.sent, result.delivered, result.lost, result.duplicated)
+    assert 200 == result.frames  # one MQTT message per report
+    assert {"broker", "load_tool"} == set(result.resources)
 
 
 def test_fleet_config_is_a_valid_site_configuration() -> None:
