@@ -951,7 +951,18 @@ _SQLITE_INSERT_EVENT = (
 
 def _sqlite_time(value: datetime) -> str:
     """A time as SQLAlchemy's SQLite DATETIME stores it (``tables.UTCDateTime``: UTC)."""
-    return tables.as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    value = tables.as_utc(value)
+    # SQLAlchemy's own storage format, %-formatted as it does: 1.6x faster than
+    # replace() + isoformat(), three times per event.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _mark_influx_written(conn: Connection, ids: Sequence[str]) -> None:
