@@ -64,27 +64,30 @@ def _level_name(site: Site | None, level: int) -> str:
     return "duty officer" if level == 0 else _levels(site)[level - 1].level_name
 
 
-def _after_trigger(alarm: Alarm, event: Event, site: Site | None) -> dict[str, object]:
-    """Severity raised by corroboration and repeats: the fields a trigger changes."""
-    sources = sorted({*alarm.sources, event.device_type})
-    severity = _max_severity(alarm.severity, event.severity)
+def _trigger(
+    sources: list[str],
+    severity: str,
+    window_start: datetime | None,
+    repeats: int,
+    *,
+    event: Event,
+    site: Site | None,
+) -> tuple[list[str], str, datetime, int]:
+    """A trigger joining: sources, severity (raised by corroboration and repeats) and
+    repeat window after it."""
+    sources = sorted({*sources, event.device_type})
+    severity = _max_severity(severity, event.severity)
     if _CORROBORATING <= set(sources):
         severity = "critical"
     window_s = site.repeat_window_s if site is not None else 60.0
     needed = site.repeat_count if site is not None else 3
-    start = alarm.repeat_window_start
-    if start is None or (event.ts - start).total_seconds() > window_s:
-        start, count = event.ts, 1
+    if window_start is None or (event.ts - window_start).total_seconds() > window_s:
+        window_start, repeats = event.ts, 1
     else:
-        count = alarm.repeat_count + 1
-    if count == needed:
+        repeats += 1
+    if repeats == needed:
         severity = _RAISED[severity]
-    return {
-        "sources": sources,
-        "severity": severity,
-        "repeat_window_start": start,
-        "repeat_count": count,
-    }
+    return sources, severity, window_start, repeats
 
 
 def open_alarm(event: Event, now: datetime, alarm_id: str, site: Site | None = None) -> Alarm:
@@ -107,25 +110,62 @@ def open_alarm(event: Event, now: datetime, alarm_id: str, site: Site | None = N
 
 
 def join(alarm: Alarm, event: Event, now: datetime, site: Site | None = None) -> Alarm:
-    event_ids = [*alarm.event_ids, event.id][-MAX_EVENT_IDS:]
+    if alarm.clear_at is None:
+        return _join_quietly(alarm, [event], now, site)
     update: dict[str, object] = {
         "severity": _max_severity(alarm.severity, event.severity),
         "updated_at": now,
         "event_count": alarm.event_count + 1,
-        "event_ids": event_ids,
+        "event_ids": [*alarm.event_ids, event.id][-MAX_EVENT_IDS:],
         "last_event_id": event.id,
     }
     if opens_alarm(event):
-        update.update(_after_trigger(alarm, event, site))
-        if alarm.clear_at is not None:
-            # A trigger after an announcement: it did not work. Climb and propose more.
-            update.update(_climb(alarm, site, now))
-            update["next_step"] = next_step(alarm.next_step)
-            update["suggestion"] = None
-            update["clear_at"] = None
-    elif event.kind == "fence.clear" and alarm.clear_at is not None:
+        sources, severity, start, repeats = _trigger(
+            alarm.sources,
+            alarm.severity,
+            alarm.repeat_window_start,
+            alarm.repeat_count,
+            event=event,
+            site=site,
+        )
+        update.update(
+            sources=sources, severity=severity, repeat_window_start=start, repeat_count=repeats
+        )
+        # A trigger after an announcement: it did not work. Climb and propose more.
+        update.update(_climb(alarm, site, now))
+        update["next_step"] = next_step(alarm.next_step)
+        update["suggestion"] = None
+        update["clear_at"] = None
+    elif event.kind == "fence.clear":
         update["fence_clear"] = True
     return alarm.model_copy(update=update)
+
+
+def _join_quietly(alarm: Alarm, events: Sequence[Event], now: datetime, site: Site | None) -> Alarm:
+    """``events`` join, in order, an alarm with no clear window open: ``join`` of each
+    in turn, in one model copy. A burst on a zone joins dozens of events per ingest
+    batch, and a copy per event (~13 us with 200 event ids) was a tenth of the hub."""
+    severity: str = alarm.severity
+    sources, start, repeats = alarm.sources, alarm.repeat_window_start, alarm.repeat_count
+    for event in events:
+        if opens_alarm(event):
+            sources, severity, start, repeats = _trigger(
+                sources, severity, start, repeats, event=event, site=site
+            )
+        else:
+            severity = _max_severity(severity, event.severity)
+    return alarm.model_copy(
+        update={
+            "severity": severity,
+            "updated_at": now,
+            "event_count": alarm.event_count + len(events),
+            "event_ids": [*alarm.event_ids, *(event.id for event in events)][-MAX_EVENT_IDS:],
+            "last_event_id": events[-1].id,
+            "sources": sources,
+            "repeat_window_start": start,
+            "repeat_count": repeats,
+        }
+    )
 
 
 def next_step(current: NextStep | None) -> NextStep:
@@ -195,24 +235,31 @@ def apply_events(
     sites: Mapping[str, Site] | None = None,
 ) -> Outcome:
     """Join or open alarms for ``events`` (all new, in arrival order)."""
-    working = dict(active)
     outcome = Outcome()
+    by_zone: dict[ZoneKey, list[Event]] = {}
     for event in events:
-        key = (event.site, event.zone)
-        site = sites.get(event.site) if sites is not None else None
-        current = working.get(key)
-        if current is None:
-            if not opens_alarm(event):
-                continue
-            current = open_alarm(event, now, new_id(), site)
-        else:
-            before = current
-            current = join(current, event, now, site)
-            if current.escalation_level != before.escalation_level:
-                outcome.escalated.append((before, current))
-        working[key] = current
-        outcome.changed[current.id] = current
-        outcome.alarm_of[event.id] = current.id
+        by_zone.setdefault((event.site, event.zone), []).append(event)
+    for key, zone_events in by_zone.items():
+        site = sites.get(key[0]) if sites is not None else None
+        current = active.get(key)
+        quiet: list[Event] = []  # joining once the zone's clear window is closed
+        for event in zone_events:
+            if current is None:
+                if not opens_alarm(event):
+                    continue
+                current = open_alarm(event, now, new_id(), site)
+            elif current.clear_at is None:
+                quiet.append(event)
+            else:
+                before = current
+                current = join(current, event, now, site)
+                if current.escalation_level != before.escalation_level:
+                    outcome.escalated.append((before, current))
+            outcome.alarm_of[event.id] = current.id
+        if quiet and current is not None:
+            current = _join_quietly(current, quiet, now, site)
+        if current is not None and current is not active.get(key):
+            outcome.changed[current.id] = current
     return outcome
 
 
