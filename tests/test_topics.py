@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riverguard.wire import topics
-from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicError
+from riverguard.wire.topics import FieldTopic, FrigateTopic, HubTopic, SiteTopic, TopicError
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,8 @@ from riverguard.wire.topics import FieldTopic, FrigateTopic, SiteTopic, TopicErr
         (topics.speaker_play("s1", "sp"), FieldTopic("s1", "speaker", "sp", "play")),
         (topics.speaker_state("s1", "sp"), FieldTopic("s1", "speaker", "sp", "state")),
         (topics.events("s1"), SiteTopic("s1", "events")),
+        (topics.event_batch("s1"), SiteTopic("s1", "event_batch")),
+        (topics.hub_status(), HubTopic()),
         (topics.committed("s1"), SiteTopic("s1", "committed")),
         (topics.snapshot("s1", "f-1:42"), SiteTopic("s1", "snapshot", "f-1:42")),
         (topics.edge_status("s1"), SiteTopic("s1", "edge_status")),
@@ -41,6 +43,10 @@ def test_built_topics_parse_back(topic: str, expected: object) -> None:
         "field/s1/fence/f1/status/extra",
         "riverguard/v1/sites/s1",
         "riverguard/v1/sites/s1/alarms",
+        "riverguard/v1/sites/s1/events/other",
+        "riverguard/v1/sites/s1/events/batch/more",
+        "riverguard/v1/hub/status/extra",
+        "riverguard/v1/hub",
         "riverguard/v1/sites/s1/speakers/sp/dance",
         "riverguard/v1/sites/s1/snapshots/bad id",
         "riverguard/v1/sites/" + "x" * 70 + "/events",
@@ -66,13 +72,19 @@ def test_subscriptions_cover_what_the_builders_produce() -> None:
 
     for topic in (
         topics.events("s1"),
+        topics.event_batch("s1"),
         topics.snapshot("s1", "f:1"),
         topics.device_status("s1", "f"),
         topics.edge_status("s1"),
         topics.speaker_ack("s1", "sp"),
     ):
         assert any(matches(p, topic) for p in topics.HUB_SUBSCRIPTIONS), topic
-    for topic in (topics.announce("s1", "sp"), topics.stop("s1", "sp"), topics.committed("s1")):
+    for topic in (
+        topics.announce("s1", "sp"),
+        topics.stop("s1", "sp"),
+        topics.committed("s1"),
+        topics.hub_status(),
+    ):
         assert any(matches(p, topic) for p in topics.edge_subscriptions("s1")), topic
 
 

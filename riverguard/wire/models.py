@@ -36,6 +36,13 @@ MAX_SNAPSHOT_BYTES = 512 * 1024
 MAX_RAW_PAYLOAD_BYTES = 768 * 1024
 # Largest normalised event the hub will parse (snapshots travel separately).
 MAX_EVENT_PAYLOAD_BYTES = 64 * 1024
+# An event batch (7.12): at most this many events and bytes. 500 is the most the hub
+# commits in one transaction; 512 KiB holds 500 events of ~1 KiB (ours are ~350 bytes)
+# and stays well under the broker's max_packet_size (1,100,000 in mosquitto.conf).
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_PAYLOAD_BYTES = 512 * 1024
+# What a hub lists in its status (7.12) when it takes event batches.
+EVENT_BATCH = "events/batch"
 
 FenceState = Literal["breach", "clear", "tamper", "fault"]
 CameraRule = Literal["intrusion", "line_crossing", "loitering", "water_entry"]
@@ -168,6 +175,10 @@ class Event(_Owned):
         return self.kind.split(".", 1)[0]
 
 
+# A batch's events (7.12) parsed in one pass; its limits are checked by the reader.
+EVENT_LIST = TypeAdapter(list[Event])
+
+
 class DeviceStatus(_Owned):
     """PROTOCOL 2.3: a device's status as relayed by the edge."""
 
@@ -213,6 +224,29 @@ class AnnouncementAck(_Owned):
 
 
 # --- 3. Hub -> edge ------------------------------------------------------------
+
+
+class HubStatus(BaseModel):
+    """PROTOCOL 7.12: the hub's retained availability; its last will has online false.
+
+    Tolerant, unlike our other formats: edges of every age read the status of
+    hubs of every age, and an edge that refused a newer hub's status would only
+    lose the batches it could have sent.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    online: bool = Field(strict=True)
+    # ``online``, ``offline`` (the last will) or ``stopped`` (a clean shutdown).
+    state: str
+    # Optional messages the hub takes on top of PROTOCOL 2 (``EVENT_BATCH``).
+    accepts: list[str] = Field(default_factory=list)
+    version: str = ""
+    ts: Timestamp
+
+    @property
+    def takes_event_batches(self) -> bool:
+        return self.online and self.state == "online" and EVENT_BATCH in self.accepts
 
 
 class AudioRef(_Owned):

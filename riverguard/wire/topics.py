@@ -14,6 +14,8 @@ from typing import Literal
 from riverguard.errors import RiverguardError
 
 ROOT = "riverguard/v1/sites"
+# Topics of the hub itself, not of a site (7.12).
+HUB_ROOT = "riverguard/v1/hub"
 # Frigate's default ``mqtt.topic_prefix``; a site may set its own (``Site.frigate_topic_prefix``).
 FRIGATE_PREFIX = "frigate"
 # First topic levels of our own trees: a Frigate prefix there would be read as both.
@@ -91,6 +93,11 @@ def events(site: str) -> str:
     return f"{ROOT}/{site}/events"
 
 
+def event_batch(site: str) -> str:
+    """7.12: several 2.1 events in one message, for a hub that says it takes them."""
+    return f"{ROOT}/{site}/events/batch"
+
+
 def snapshot(site: str, event_id: str) -> str:
     return f"{ROOT}/{site}/snapshots/{event_id}"
 
@@ -122,9 +129,15 @@ def committed(site: str) -> str:
     return f"{ROOT}/{site}/committed"
 
 
+def hub_status() -> str:
+    """7.12: the hub's retained availability and what it accepts."""
+    return f"{HUB_ROOT}/status"
+
+
 # Subscriptions: the hub's (all sites) and an edge's (its own site).
 HUB_SUBSCRIPTIONS = (
     f"{ROOT}/+/events",
+    f"{ROOT}/+/events/batch",
     f"{ROOT}/+/snapshots/+",
     f"{ROOT}/+/devices/+/status",
     f"{ROOT}/+/edge/status",
@@ -137,6 +150,7 @@ def edge_subscriptions(site: str) -> tuple[str, ...]:
         f"{ROOT}/{site}/speakers/+/announce",
         f"{ROOT}/{site}/speakers/+/stop",
         f"{ROOT}/{site}/committed",
+        hub_status(),
     )
 
 
@@ -144,7 +158,15 @@ def edge_subscriptions(site: str) -> tuple[str, ...]:
 
 FieldKind = Literal["report", "status", "play", "state", "stop"]
 SiteKind = Literal[
-    "events", "snapshot", "device_status", "edge_status", "ack", "announce", "stop", "committed"
+    "events",
+    "event_batch",
+    "snapshot",
+    "device_status",
+    "edge_status",
+    "ack",
+    "announce",
+    "stop",
+    "committed",
 ]
 
 
@@ -168,6 +190,13 @@ class SiteTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class HubTopic:
+    """``riverguard/v1/hub/status``: the one topic of the hub itself so far."""
+
+    kind: Literal["status"] = "status"
+
+
+@dataclass(frozen=True, slots=True)
 class FrigateTopic:
     """``{prefix}/events`` (camera None) or ``{prefix}/{camera}/{label}/snapshot``."""
 
@@ -185,6 +214,7 @@ _FIELD_SUFFIX: dict[str | None, FieldKind] = {
 _SITE_SHAPES: dict[tuple[int, str, str | None], SiteKind] = {
     # (number of parts after the site, first part, last part) -> kind
     (1, "events", None): "events",
+    (2, "events", "batch"): "event_batch",
     (1, "committed", None): "committed",
     (2, "snapshots", None): "snapshot",
     (2, "edge", "status"): "edge_status",
@@ -206,13 +236,15 @@ def _ident(value: str, what: str) -> str:
 @functools.lru_cache(maxsize=8192)
 def parse(
     topic: str, frigate_prefix: str = FRIGATE_PREFIX
-) -> FieldTopic | SiteTopic | FrigateTopic:
+) -> FieldTopic | SiteTopic | HubTopic | FrigateTopic:
     """``frigate_prefix``: the ``mqtt.topic_prefix`` of the Frigate NVR this reader follows."""
     parts = topic.split("/")
     if parts[0] == "field":
         return _parse_field(topic, parts)
     if topic.startswith(ROOT + "/"):
         return _parse_site(topic, parts[3:])
+    if topic == hub_status():
+        return HubTopic()
     if topic.startswith(frigate_prefix + "/"):
         rest = topic[len(frigate_prefix) + 1 :].split("/")
         if rest == ["events"]:
