@@ -1,7 +1,10 @@
 """MQTT ingest: edge messages in, committed events out (PROTOCOL 2 and 3.3).
 
-One persistent broker session. Each message is parsed once with the wire
-models; anything refused is logged with its reason, counted in
+One persistent broker session, announced by the hub's retained status
+(PROTOCOL 7.12: online and taking event batches on connect, its last will
+offline, stopped on a clean shutdown). Each message is parsed once with the
+wire models; a batch's events (7.12) each as a single event's would be.
+Anything refused is logged with its reason, counted in
 ``riverguard_hub_rejected_total{reason}`` and kept as a dead letter; the loop
 goes on. Messages are taken in batches (whatever is queued, up to
 ``ingest_batch_max``) and a batch's events are committed in one transaction,
@@ -14,6 +17,7 @@ them), without waiting for the broker's PUBACK before the next batch.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -34,18 +38,25 @@ from hub.picture import DeviceState, Picture
 from hub.settings import HubSettings
 from hub.store import Batch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
 from hub.store import Committed as StoreCommitted
+from riverguard import __version__
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
-from riverguard.mqtt_client import Client, MqttError, Subscription
+from riverguard.mqtt_client import Client, MqttError, Subscription, Will
 from riverguard.wire import topics
 from riverguard.wire.models import (
+    EVENT_BATCH,
+    EVENT_LIST,
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_PAYLOAD_BYTES,
     MAX_EVENT_PAYLOAD_BYTES,
     MAX_SNAPSHOT_BYTES,
     AnnouncementAck,
+    Availability,
     Committed,
     DeviceStatus,
     EdgeStatus,
     Event,
+    HubStatus,
 )
 from riverguard.wire.times import format_ts, utcnow
 
@@ -57,19 +68,32 @@ MAX_STATUS_PAYLOAD_BYTES = 16 * 1024
 DEAD_LETTER_BYTES = 64 * 1024
 # An edge clock further off than this is logged and counted (the event is kept).
 CLOCK_SKEW_S = 300.0
+# How long a clean shutdown waits for the broker to take the hub's ``stopped`` status.
+STOPPED_STATUS_TIMEOUT_S = 2.0
 _JPEG_MAGIC = b"\xff\xd8"
 
 _Small = TypeVar("_Small", DeviceStatus, EdgeStatus, AnnouncementAck)
 
 
 class Refused(Exception):
-    """A message refused with ``reason``; ``ack`` names an event id to acknowledge anyway."""
+    """A message refused with ``reason``; ``ack`` names an event id to acknowledge anyway.
 
-    def __init__(self, reason: str, detail: str, ack: tuple[str, str] | None = None) -> None:
+    ``payload``: what to keep as the dead letter when it is not the whole message
+    (one element of a batch).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        ack: tuple[str, str] | None = None,
+        payload: bytes | None = None,
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.ack = ack
+        self.payload = payload
 
 
 @dataclass
@@ -108,6 +132,16 @@ class EventIn:
     event: Event
     # How far the edge's clock is from the hub's, in seconds.
     skew_s: float
+    # The event serialised once, as it is stored and pushed.
+    json: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatchIn:
+    """A batch (PROTOCOL 7.12): its good events, and each bad element's refusal."""
+
+    events: list[EventIn]
+    refused: list[Refused]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +163,7 @@ class AckIn:
     ack: AnnouncementAck
 
 
-Item = EventIn | Snapshot | DeviceStatusIn | EdgeStatusIn | AckIn
+Item = EventIn | EventBatchIn | Snapshot | DeviceStatusIn | EdgeStatusIn | AckIn
 
 
 class Sorter:
@@ -152,6 +186,8 @@ class Sorter:
             raise Refused("unknown_site", f"site {parsed.site!r} is not configured")
         if parsed.kind == "events":
             return self._event(parsed.site, payload, now)
+        if parsed.kind == "event_batch":
+            return self._event_batch(parsed.site, payload, now)
         name = parsed.name or ""
         if parsed.kind == "snapshot":
             return self._snapshot(parsed.site, name, payload, now)
@@ -172,6 +208,10 @@ class Sorter:
             event = Event.model_validate_json(payload)
         except ValidationError as exc:
             raise Refused(_validation_reason(exc), _short(exc)) from None
+        return self._checked(topic_site, event, event.model_dump_json(), now)
+
+    def _checked(self, topic_site: str, event: Event, event_json: str, now: datetime) -> EventIn:
+        """A parsed event of ``topic_site``'s topic, checked against the configuration."""
         ack = (topic_site, event.id)
         if event.site != topic_site:
             raise Refused(
@@ -188,7 +228,59 @@ class Sorter:
             raise Refused(
                 "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
             )
-        return EventIn(event, round(abs((event.edge_ts - now).total_seconds()), 1))
+        return EventIn(event, round(abs((event.edge_ts - now).total_seconds()), 1), event_json)
+
+    def _event_batch(self, topic_site: str, payload: bytes, now: datetime) -> EventBatchIn:
+        """Each element as a single event on ``topic_site``'s topic would be (7.12).
+
+        The common case, every element a valid event of a normal size, is
+        parsed in one pass. Otherwise each element is parsed again alone, so
+        that a bad one is refused with its own reason and the rest are kept.
+        """
+        if len(payload) > MAX_BATCH_PAYLOAD_BYTES:
+            raise Refused("oversize", f"batch of {len(payload)} bytes > {MAX_BATCH_PAYLOAD_BYTES}")
+        try:
+            events = EVENT_LIST.validate_json(payload)
+        except ValidationError:
+            return self._elements(topic_site, payload, now)
+        dumped = [event.model_dump_json() for event in events]
+        if not 0 < len(events) <= MAX_BATCH_EVENTS or any(
+            len(text) > MAX_EVENT_PAYLOAD_BYTES for text in dumped
+        ):
+            return self._elements(topic_site, payload, now)
+        good: list[EventIn] = []
+        refused: list[Refused] = []
+        for index, (event, text) in enumerate(zip(events, dumped, strict=True)):
+            try:
+                good.append(self._checked(topic_site, event, text, now))
+            except Refused as exc:
+                refused.append(_element_refused(exc, index, text.encode()))
+        return EventBatchIn(good, refused)
+
+    def _elements(self, topic_site: str, payload: bytes, now: datetime) -> EventBatchIn:
+        try:
+            elements = json.loads(payload)
+        except (ValueError, RecursionError) as exc:  # also not UTF-8, or nested too deeply
+            raise Refused("malformed_json", f"batch: {str(exc)[:200]}") from None
+        if not isinstance(elements, list):
+            raise Refused("not_array", f"a batch is a JSON array, not {type(elements).__name__}")
+        if not 0 < len(elements) <= MAX_BATCH_EVENTS:
+            reason = "invalid" if not elements else "oversize"
+            raise Refused(reason, f"batch of {len(elements)} events, not 1 to {MAX_BATCH_EVENTS}")
+        good: list[EventIn] = []
+        refused: list[Refused] = []
+        for index, element in enumerate(elements):
+            try:
+                text = json.dumps(element, separators=(",", ":")).encode()
+            except RecursionError:  # as deep as json.loads allowed, and a few frames deeper
+                refused.append(Refused("invalid", f"batch element {index}: nested too deeply"))
+                continue
+            try:
+                # Through a single event's own path: the same checks, reasons and details.
+                good.append(self._event(topic_site, text, now))
+            except Refused as exc:
+                refused.append(_element_refused(exc, index, text))
+        return EventBatchIn(good, refused)
 
     def _snapshot(self, site: str, event_id: str, payload: bytes, now: datetime) -> Snapshot:
         if len(payload) > MAX_SNAPSHOT_BYTES:
@@ -248,13 +340,20 @@ class Ingest:
     async def run(self) -> None:
         backoff = Backoff()
         client = make_client(
-            self.settings.broker, identifier=self.settings.mqtt_client_id, persistent=True
+            self.settings.broker,
+            identifier=self.settings.mqtt_client_id,
+            persistent=True,
+            will=Will(topics.hub_status(), _hub_status("offline"), qos=1, retain=True),
         )
         while True:
             try:
                 async with client:
                     await client.subscribe(
                         [Subscription(topic) for topic in topics.HUB_SUBSCRIPTIONS]
+                    )
+                    # Subscribed first: an edge told we take batches finds them heard.
+                    await client.publish(
+                        topics.hub_status(), _hub_status("online"), qos=1, retain=True
                     )
                     self.link.client = client
                     self.metrics.broker_connected.set(1)
@@ -265,7 +364,11 @@ class Ingest:
                         host=self.settings.broker.host,
                         port=self.settings.broker.port,
                     )
-                    await self._consume(client)
+                    try:
+                        await self._consume(client)
+                    except asyncio.CancelledError:
+                        await _publish_stopped(client)
+                        raise
             except MqttError as exc:
                 log.warning("broker connection lost", error=str(exc))
             finally:
@@ -387,22 +490,12 @@ class Ingest:
 
     def _add(self, item: Item, message: Received, now: datetime, work: _Work) -> None:
         if isinstance(item, EventIn):
-            if item.skew_s > CLOCK_SKEW_S:
-                self.metrics.clock_skew.inc()
-                log.warning(
-                    "edge clock skew",
-                    event_id=item.event.id,
-                    site=item.event.site,
-                    skew_s=item.skew_s,
-                )
-            event = item.event
-            work.batch.events.append(event)
-            work.batch.event_json[event.id] = event.model_dump_json()
-            seen = work.batch.last_seen.get(event.device)
-            if seen is None or event.ts > seen[1]:
-                work.batch.last_seen[event.device] = (event.site, event.ts)
-            work.batch.received_at.setdefault(event.id, now)
-            work.arrived.setdefault(event.id, message.monotonic)
+            self._add_event(item, message, now, work)
+        elif isinstance(item, EventBatchIn):
+            for event in item.events:
+                self._add_event(event, message, now, work)
+            for refused in item.refused:
+                self._refuse(message, refused, now, work)
         elif isinstance(item, Snapshot):
             work.batch.snapshots.append(item)
         elif isinstance(item, DeviceStatusIn):
@@ -412,14 +505,28 @@ class Ingest:
         else:
             work.acks.append((item.site, item.speaker, item.ack, message.topic))
 
+    def _add_event(self, item: EventIn, message: Received, now: datetime, work: _Work) -> None:
+        event = item.event
+        if item.skew_s > CLOCK_SKEW_S:
+            self.metrics.clock_skew.inc()
+            log.warning("edge clock skew", event_id=event.id, site=event.site, skew_s=item.skew_s)
+        work.batch.events.append(event)
+        work.batch.event_json[event.id] = item.json
+        seen = work.batch.last_seen.get(event.device)
+        if seen is None or event.ts > seen[1]:
+            work.batch.last_seen[event.device] = (event.site, event.ts)
+        work.batch.received_at.setdefault(event.id, now)
+        work.arrived.setdefault(event.id, message.monotonic)
+
     def _refuse(self, message: Received, refused: Refused, now: datetime, work: _Work) -> None:
         self._count_refusal(message.topic, refused.reason, refused.detail)
+        payload = message.payload if refused.payload is None else refused.payload
         work.batch.rejections.append(
             Rejection(
                 message.topic[:300],
                 refused.reason,
                 refused.detail,
-                message.payload[:DEAD_LETTER_BYTES],
+                payload[:DEAD_LETTER_BYTES],
                 now,
             )
         )
@@ -471,6 +578,32 @@ class Ingest:
         await self.store.save_edge(row)  # stored first: what consoles see is on disk
         self.picture.edges[site] = row
         self.broadcaster.publish("edge", self.picture.edge_item(site))
+
+
+def _element_refused(refused: Refused, index: int, element: bytes) -> Refused:
+    """A batch element's refusal: its index in the detail, its own JSON as the dead letter."""
+    detail = f"batch element {index}: {refused.detail}"
+    return Refused(refused.reason, detail, refused.ack, element[:DEAD_LETTER_BYTES])
+
+
+def _hub_status(state: Availability) -> bytes:
+    status = HubStatus(
+        online=state == "online",
+        state=state,
+        accepts=[EVENT_BATCH],
+        version=__version__,
+        ts=utcnow(),
+    )
+    return status.model_dump_json().encode()
+
+
+async def _publish_stopped(client: Client) -> None:
+    """A clean shutdown: ``stopped`` replaces ``online`` (the will is not sent)."""
+    try:
+        async with asyncio.timeout(STOPPED_STATUS_TIMEOUT_S):
+            await client.publish(topics.hub_status(), _hub_status("stopped"), qos=1, retain=True)
+    except (MqttError, TimeoutError) as exc:
+        log.warning("stopped status not published", error=str(exc))
 
 
 def _snapshot_item(snap: Snapshot) -> dict[str, str]:

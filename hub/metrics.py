@@ -11,6 +11,8 @@ REJECT_REASONS = (
     "bad_topic",
     "oversize",
     "malformed_json",
+    # An event batch (PROTOCOL 7.12) that is JSON but not an array.
+    "not_array",
     "invalid",
     "unknown_site",
     "unknown_device",
