@@ -5,7 +5,9 @@ Per connection, in one TaskGroup:
   device statuses -> relayed, speaker states -> acks, hub commands
   (announce, stop, committed);
 - ``publisher``: first send of new events (snapshot first, then the event),
-  handed over once the outbox has them on disk;
+  handed over once the outbox has them on disk; several to a message
+  (PROTOCOL 7.12) while the hub's retained status says it takes batches, one
+  per message otherwise;
 - ``resender``: events the hub has not committed within ``commit_timeout_s``,
   oldest first, paced. An event resent for lack of a commit means the hub is
   not committing (away, or its link is); the resender then only probes with
@@ -57,22 +59,25 @@ from edge.warning import prepare_warning
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
-from riverguard.wire import topics
+from riverguard.wire import batches, topics
 from riverguard.wire.models import (
+    MAX_BATCH_EVENTS,
     Announce,
     Availability,
     Committed,
     DeviceStatus,
     EdgeStatus,
+    HubStatus,
     SpeakerState,
     Stop,
 )
 from riverguard.wire.times import utcnow
-from riverguard.wire.topics import FieldTopic, SiteTopic, TopicError
+from riverguard.wire.topics import FieldTopic, HubTopic, SiteTopic, TopicError
 
 log = structlog.get_logger()
 
-# Events handed to the broker per round trip of PUBACKs.
+# Events handed to the broker per round trip of PUBACKs: one message each, or batches
+# (PROTOCOL 7.12) of up to MAX_BATCH_EVENTS when the hub takes them.
 PUBLISH_BATCH = 100
 # Device messages handled per wake-up of the receiver; acknowledged together.
 RECEIVE_BATCH = 500
@@ -119,6 +124,9 @@ class EdgeAgent:
         self._connection = 0
         # Set when an event needed a resend: the hub is not committing (see the module doc).
         self.hub_silent = False
+        # What the hub's latest retained status (7.12) says: it is online and takes event
+        # batches. False until a status says so, on every connection.
+        self.hub_takes_batches = False
         # Devices' last status (online or not) and when it came (monotonic), and those
         # the edge reported offline for missing heartbeats.
         self._device_online: dict[str, bool] = {}
@@ -276,6 +284,7 @@ class EdgeAgent:
         )
         await self.outbox.reset()  # whatever was sent before may be lost: send it all again
         self._connection += 1
+        self.hub_takes_batches = False  # until the hub's retained status, just subscribed to
         if self._kept:  # kept in a batch the lost connection cut short
             self.metrics.events.inc(len(self._kept))
             self._kept.clear()
@@ -418,6 +427,9 @@ class EdgeAgent:
                 await self._speaker_state(client, parsed, payload)
             # "play" and "stop" are commands to speakers, not for the edge to read.
             return
+        if isinstance(parsed, HubTopic):
+            self._hub_status(payload)
+            return
         if not isinstance(parsed, SiteTopic):
             raise Rejected("bad_topic", f"not for an edge: {topic[:120]}")
         if parsed.site != self.site.id:
@@ -528,6 +540,23 @@ class EdgeAgent:
             await self.outbox.reset()  # the backlog goes out again, oldest first
             self.log.info("hub commits again; resending the backlog", outbox=len(self.outbox))
 
+    def _hub_status(self, payload: bytes) -> None:
+        """How events go to the hub from now on: in batches only while it says it takes them."""
+        if not payload:  # an empty retained message: the status was deleted
+            self._send_batches(False)
+            return
+        try:
+            status = parse_message(HubStatus, payload)
+        except Rejected:
+            self._send_batches(False)  # what the hub takes is unknown: one event per message
+            raise
+        self._send_batches(status.takes_event_batches)
+
+    def _send_batches(self, takes: bool) -> None:
+        if takes != self.hub_takes_batches:
+            self.hub_takes_batches = takes
+            self.log.info("hub takes event batches" if takes else "one event per message")
+
     # --- speakers -------------------------------------------------------------------
 
     async def _announce(self, client: Client, speaker_id: str, payload: bytes) -> None:
@@ -565,7 +594,7 @@ class EdgeAgent:
         while True:
             await self._fresh_added.wait()
             fresh = self._fresh
-            batch = [fresh.popleft() for _ in range(min(PUBLISH_BATCH, len(fresh)))]
+            batch = [fresh.popleft() for _ in range(min(self._send_size(), len(fresh)))]
             if not fresh:
                 self._fresh_added.clear()
             # On disk already (``_on_disk``): nothing leaves the edge before it is stored.
@@ -588,8 +617,9 @@ class EdgeAgent:
             if due:
                 await self.outbox.flush()
                 first_sends = sum(1 for entry in due if entry.sends == 0)
-                for start in range(0, len(due), PUBLISH_BATCH):
-                    chunk = due[start : start + PUBLISH_BATCH]
+                size = self._send_size()
+                for start in range(0, len(due), size):
+                    chunk = due[start : start + size]
                     await self._send(client, chunk)
                     await self.outbox.mark_sent(chunk, time.monotonic())
                 if self.hub_silent:
@@ -607,14 +637,18 @@ class EdgeAgent:
                 )
             await asyncio.sleep(tick)
 
+    def _send_size(self) -> int:
+        return MAX_BATCH_EVENTS if self.hub_takes_batches else PUBLISH_BATCH
+
     async def _send(self, client: Client, entries: Sequence[OutboxEntry]) -> None:
         """Publish events in order, each snapshot acknowledged by the broker before its event.
 
-        Events go out together (one PUBACK round trip per batch, not per event),
-        in call order.
+        Events go out together (one PUBACK round trip per call, not per event),
+        in call order: in batches (7.12) if the hub takes them, else one per message.
         """
         site = self.site.id
         events_topic = topics.events(site)
+        batch_topic = topics.event_batch(site)
         index = 0
         while index < len(entries):
             entry = entries[index]
@@ -624,7 +658,13 @@ class EdgeAgent:
             end = index + 1
             while end < len(entries) and entries[end].snapshot is None:
                 end += 1
-            await client.publish_many([(events_topic, item.payload) for item in entries[index:end]])
+            payloads = [item.payload for item in entries[index:end]]
+            if self.hub_takes_batches:
+                packed = batches.pack(payloads)
+                await client.publish_many([(batch_topic, payload) for payload in packed])
+                self.metrics.batches.inc(len(packed))
+            else:
+                await client.publish_many([(events_topic, payload) for payload in payloads])
             index = end
 
 

@@ -74,6 +74,12 @@ class EdgeMetrics:
         self.published = Counter(
             "riverguard_edge_published", "Events published to the hub (first send)", registry=r
         )
+        self.batches = Counter(
+            "riverguard_edge_event_batches",
+            "Event batches published to the hub (PROTOCOL 7.12); their events count in"
+            " published or resent",
+            registry=r,
+        )
         self.resent = Counter(
             "riverguard_edge_resent",
             "Events resent for lack of a commit acknowledgement",
