@@ -395,12 +395,21 @@ class Ingest:
     # --- one batch -----------------------------------------------------------
 
     async def process(self, received: list[Received]) -> None:
-        """Sort, commit, acknowledge, push: one batch, never raising for bad input."""
+        """Sort, commit, acknowledge, push: one batch, never raising for bad input.
+
+        One transaction, or several when event batches (7.12) bring more than
+        ``batch_max`` events: a new one starts once that many are gathered, so a
+        message's events always share one and none holds more than ``batch_max``
+        plus one batch (a backlog resent in batches must not make one huge commit).
+        """
         self.metrics.batch_size.observe(len(received))
         now = utcnow()
         work = _Work()
         kinds: Counter[str] = Counter()
         for message in received:
+            if len(work.batch.events) >= self.batch_max:
+                await self._commit(work)
+                work = _Work()
             try:
                 item = self.sorter.sort(message.topic, message.payload, now)
             except Refused as refused:
@@ -410,7 +419,10 @@ class Ingest:
             self._add(item, message, now, work)
         for kind, count in kinds.items():
             self.metrics.messages_in.labels(kind).inc(count)
+        await self._commit(work)
 
+    async def _commit(self, work: _Work) -> None:
+        """Commit what ``work`` gathered, then push it, acknowledge it, store the rest."""
         batch = work.batch
         statuses = self._device_states(work.device_statuses)
         batch.devices = [_device_row(d, self.config.device_by_id[d].site, s) for d, s in statuses]

@@ -7,11 +7,13 @@ what an edge would.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.ingest import Received
 from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
@@ -135,3 +137,27 @@ async def test_a_batch_that_is_not_an_array_or_too_big_is_dead_lettered_and_coun
             assert 1 == await store.count_rejected(reason)
         assert 1.0 == await hub.metric("riverguard_hub_events_total")
         assert [good["id"]] == [i for _, m in acks.items for i in m["ids"]]
+
+
+async def test_batches_beyond_the_ingest_batch_size_are_committed_in_several_transactions(
+    tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str
+) -> None:
+    """A group of received messages holding more than ``ingest_batch_max`` events (a backlog
+    resent in batches) is committed in pieces, each message's events together."""
+    settings = hub_settings(
+        tmp_path, own_broker.settings("hub"), influxd.url, influx_database, ingest_batch_max=4
+    )
+    batches = [[event_payload(unique_seq()) for _ in range(3)] for _ in range(3)]
+    async with (
+        run_hub(settings) as hub,
+        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
+        mqtt_inbox(edge, topics.committed(SITE)) as acks,
+    ):
+        # Handed to ingest as one received group, as the broker connection would.
+        arrived = time.monotonic()
+        await hub.hub.ingest.process([Received(BATCH, _json(b), arrived) for b in batches])
+        await wait_for(lambda: 2 == len(acks.items), what="two commit acknowledgements")
+        assert 9.0 == await hub.metric("riverguard_hub_events_total")
+    expected = {frozenset(e["id"] for e in batches[0] + batches[1])}
+    expected.add(frozenset(e["id"] for e in batches[2]))
+    assert expected == {frozenset(payload["ids"]) for _, payload in acks.items}
