@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import structlog
 
 from edge.outbox import DEFAULT_LIMIT, OutboxEntry, call_logged, make_room, reset_order
+from riverguard import sqlite_checkpoints
 from riverguard.wire.models import Event
 
 log = structlog.get_logger()
@@ -76,11 +77,17 @@ _Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop] 
 
 
 class SqliteOutbox:
-    def __init__(self, path: Path, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self,
+        path: Path,
+        limit: int = DEFAULT_LIMIT,
+        checkpoint_every_s: float = sqlite_checkpoints.CHECKPOINT_EVERY_S,
+    ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.path = path
         self.limit = limit
+        self.checkpoint_every_s = checkpoint_every_s
         self.dropped = 0
         self._entries: OrderedDict[str, OutboxEntry] = OrderedDict()
         self._added = 0
@@ -120,7 +127,16 @@ class SqliteOutbox:
         log.info("outbox opened", path=str(self.path), entries=len(self._entries), dropped=dropped)
 
     async def run(self) -> None:
-        """The writer: one transaction per round of queued writes, forever."""
+        """The writer, and the WAL's checkpoints beside it (``riverguard.sqlite_checkpoints``),
+        forever."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                sqlite_checkpoints.run_checkpoints(self.path, "outbox", self.checkpoint_every_s)
+            )
+            await self._write_rounds()
+
+    async def _write_rounds(self) -> None:
+        """One transaction per round of queued writes, forever."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
@@ -266,6 +282,8 @@ class SqliteOutbox:
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is fsync'd at every commit, so a committed round survives power loss.
         db.execute("PRAGMA synchronous=FULL")
+        # No checkpoint inside a round's commit: ``run`` checkpoints beside the writer.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         for statement in _SCHEMA:
             db.execute(statement)
         rows = db.execute("SELECT payload FROM outbox ORDER BY seq").fetchall()

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import json
 import math
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -44,6 +43,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from hub import migrate, tables
 from hub.alarms import Outcome
 from hub.errors import RoutineLimitReached, StoreError
+from riverguard import sqlite_checkpoints
 from riverguard.wire.models import Alarm, Availability, Event
 from riverguard.wire.times import format_ts
 
@@ -58,8 +58,6 @@ _IN_CHUNK = 500
 _STORED_KEYS_MAX = 100_000
 # Devices' last-heard times are written at most this often (see Store.commit_batch).
 LAST_SEEN_WRITE_S = 5.0
-# SQLite: the WAL is copied into the database this often (Store.run_checkpoints).
-CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +192,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    # No checkpoint inside a commit: copying ~4 MB of WAL into the database and
-    # syncing it made one ingest commit in a few take 15-25 ms. Store.run_checkpoints
-    # does it off the ingest path.
+    # No checkpoint inside a commit: Store.run_checkpoints does it off the ingest path.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
@@ -207,16 +203,6 @@ def _sqlite_begin(conn: Connection) -> None:
     # timeout does not apply). Write transactions take the lock up front instead.
     immediate = conn.get_execution_options().get("begin_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def _open_for_checkpoints(path: str | None) -> sqlite3.Connection:
-    db = sqlite3.connect(path or "", isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA busy_timeout=5000")
-    return db
-
-
-def _checkpoint(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _sqlite_begin_immediate(conn: Connection) -> None:
@@ -274,27 +260,13 @@ class Store:
             raise StoreError(f"cannot migrate the state store: {exc}") from exc
         return cls(engine, sqlite_ingest)
 
-    async def run_checkpoints(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
-        """SQLite: copy the WAL into the database file every ``every_s``, on a thread and
-        a connection of its own (PASSIVE: it waits for no reader or writer, and none
-        waits for it); never returns. Nothing to do on PostgreSQL."""
+    async def run_checkpoints(self, every_s: float = sqlite_checkpoints.CHECKPOINT_EVERY_S) -> None:
+        """SQLite: copy the WAL into the database file every ``every_s``
+        (``riverguard.sqlite_checkpoints``); never returns. Nothing to do on PostgreSQL."""
         if self._sqlite_ingest is None:
             return
-        path = self._sqlite_ingest.url.database
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub.checkpoint")
-        loop = asyncio.get_running_loop()
-        db = await loop.run_in_executor(thread, _open_for_checkpoints, path)
-        try:
-            while True:
-                await asyncio.sleep(every_s)
-                try:
-                    await loop.run_in_executor(thread, _checkpoint, db)
-                except sqlite3.Error as exc:
-                    # The WAL only grows meanwhile; the next round tries again.
-                    log.warning("state store checkpoint failed", error=str(exc))
-        finally:
-            await loop.run_in_executor(thread, db.close)
-            thread.shutdown(wait=False)
+        database = self._sqlite_ingest.url.database or ""
+        await sqlite_checkpoints.run_checkpoints(database, "state store", every_s)
 
     @property
     def ingest_engine(self) -> Engine:

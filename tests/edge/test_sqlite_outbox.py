@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +16,7 @@ import structlog
 
 from edge.outbox import OutboxEntry
 from edge.sqlite_outbox import SqliteOutbox
-from riverguard.testing import TINY_JPEG
+from riverguard.testing import TINY_JPEG, wait_for
 from riverguard.wire.models import Event, Severity
 from tests.edge.support import background
 
@@ -38,9 +40,11 @@ def _entry(seq: int, severity: Severity = "warning", snapshot: bytes | None = No
 
 
 @asynccontextmanager
-async def opened(path: Path, limit: int = 1000) -> AsyncIterator[SqliteOutbox]:
+async def opened(
+    path: Path, limit: int = 1000, checkpoint_every_s: float = 1.0
+) -> AsyncIterator[SqliteOutbox]:
     """An open outbox with its writer running; closed (and flushed) afterwards."""
-    outbox = SqliteOutbox(path, limit)
+    outbox = SqliteOutbox(path, limit, checkpoint_every_s)
     await outbox.open()
     try:
         async with background(outbox.run(), "test.outbox.writer"):
@@ -203,3 +207,32 @@ async def test_group_commit_writes_many_events_per_fsync(tmp_path: Path) -> None
             await outbox.flush()
         single_rate = single / (time.perf_counter() - start)
         print(f"outbox: one commit per event: {single_rate:.0f} events/s")
+
+
+def _rows_in_database_file(path: Path) -> int:
+    """Entries in a copy of the database file alone, without its WAL: what checkpoints
+    put there."""
+    copy = path.with_name("copy.sqlite3")
+    shutil.copyfile(path, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        except sqlite3.OperationalError:  # not even the table is there yet
+            return 0
+
+
+async def test_rounds_leave_checkpoints_to_the_task_beside_the_writer(tmp_path: Path) -> None:
+    """No round's commit copies the WAL into the database (it took 15-25 ms in one
+    commit of a few); the checkpoint task does, on its own connection."""
+    quiet, busy = tmp_path / "quiet" / "outbox.sqlite3", tmp_path / "busy" / "outbox.sqlite3"
+    async with opened(quiet, limit=2000, checkpoint_every_s=3600) as outbox:
+        # 600 rounds of one entry: more WAL pages than SQLite's autocheckpoint threshold.
+        for seq in range(600):
+            await outbox.add(_entry(seq))
+            await outbox.flush()
+        assert 0 == _rows_in_database_file(quiet)
+    async with opened(busy, checkpoint_every_s=0.05) as outbox:
+        for seq in range(30):
+            await outbox.add(_entry(seq))
+        await outbox.flush()
+        await wait_for(lambda: _rows_in_database_file(busy) == 30, what="a checkpoint")
