@@ -34,7 +34,23 @@ ZONES_PER_SITE = 4
 # After the last publish, how long stragglers may take before they count as lost.
 DRAIN_S = 10.0
 # --find-max: the rates tried, in order, until one fails the bar.
-FIND_MAX_RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
+FIND_MAX_RATES = (
+    250,
+    500,
+    1000,
+    1500,
+    2000,
+    2500,
+    3000,
+    3500,
+    4000,
+    5000,
+    6000,
+    8000,
+    10_000,
+    12_000,
+    16_000,
+)
 MAX_P99_MS = 100.0
 
 
