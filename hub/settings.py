@@ -30,6 +30,9 @@ class HubSettings(ComponentSettings):
     mqtt_client_id: str = "riverguard-hub"
     # Largest ingest batch (messages committed in one transaction).
     ingest_batch_max: int = 500
+    # Shortest time between the starts of two ingest batches: what arrives meanwhile
+    # waits (up to this long) and joins the next batch.
+    ingest_min_interval_s: float = 0.01
     # InfluxDB 2.x/3.x token for the v1 API; None for 1.x without auth.
     influx_token: SecretStr | None = None
     influx_batch_size: int = 5000

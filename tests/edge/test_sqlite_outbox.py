@@ -41,10 +41,13 @@ def _entry(seq: int, severity: Severity = "warning", snapshot: bytes | None = No
 
 @asynccontextmanager
 async def opened(
-    path: Path, limit: int = 1000, checkpoint_every_s: float = 1.0
+    path: Path,
+    limit: int = 1000,
+    checkpoint_every_s: float = 1.0,
+    min_round_interval_s: float = 0.005,
 ) -> AsyncIterator[SqliteOutbox]:
     """An open outbox with its writer running; closed (and flushed) afterwards."""
-    outbox = SqliteOutbox(path, limit, checkpoint_every_s)
+    outbox = SqliteOutbox(path, limit, checkpoint_every_s, min_round_interval_s)
     await outbox.open()
     try:
         async with background(outbox.run(), "test.outbox.writer"):
@@ -236,3 +239,15 @@ async def test_rounds_leave_checkpoints_to_the_task_beside_the_writer(tmp_path: 
             await outbox.add(_entry(seq))
         await outbox.flush()
         await wait_for(lambda: _rows_in_database_file(busy) == 30, what="a checkpoint")
+
+
+async def test_adds_within_the_round_interval_share_the_next_round(tmp_path: Path) -> None:
+    """A round's fixed cost is paid at most once per interval, however the adds trickle in."""
+    async with opened(tmp_path / "outbox.sqlite3", min_round_interval_s=0.3) as outbox:
+        await outbox.add(_entry(0))
+        await outbox.flush()
+        for seq in range(1, 21):
+            await outbox.add(_entry(seq))
+            await asyncio.sleep(0.005)  # a receiver's pace, not a wait for a result
+        await outbox.flush()
+        assert (2, 21) == (outbox.rounds, outbox.rows_written)

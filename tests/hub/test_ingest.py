@@ -297,3 +297,23 @@ async def test_events_sent_while_the_hub_is_down_are_committed_after_restart(
             await acks.wait_for(lambda m: second["id"] in m[1]["ids"])
             alarm = await running.hub.desk.get(alarm_id)
     assert [first["id"], second["id"]] == alarm.event_ids
+
+
+async def test_messages_arriving_within_the_batch_interval_are_committed_together(
+    make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """A batch's fixed cost is paid at most once per ``ingest_min_interval_s``."""
+    async with (
+        run_hub(make_settings(ingest_min_interval_s=0.5)),
+        mqtt_inbox(edge, topics.committed(SITE)) as acks,
+    ):
+        first = event_payload(unique_seq())
+        await edge.publish(topics.events(SITE), json.dumps(first).encode(), qos=1)
+        await acks.wait_for(lambda m: first["id"] in m[1]["ids"])
+        # Within half a second of the first batch: they wait for, and share, the next.
+        trickle = [event_payload(unique_seq()) for _ in range(10)]
+        for event in trickle:
+            await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+        await acks.wait_for(lambda m: trickle[-1]["id"] in m[1]["ids"])
+
+    assert [[first["id"]], [e["id"] for e in trickle]] == [ids for _, ids in _ack_ids(acks.items)]
