@@ -109,9 +109,9 @@ def open_alarm(event: Event, now: datetime, alarm_id: str, site: Site | None = N
     )
 
 
-def join(alarm: Alarm, event: Event, now: datetime, site: Site | None = None) -> Alarm:
-    if alarm.clear_at is None:
-        return _join_quietly(alarm, [event], now, site)
+def _join_in_clear_window(alarm: Alarm, event: Event, now: datetime, site: Site | None) -> Alarm:
+    """``event`` joins an alarm whose clear window (after an announcement) is open: a
+    trigger climbs a level and closes the window; a fence ``clear`` is noted."""
     update: dict[str, object] = {
         "severity": _max_severity(alarm.severity, event.severity),
         "updated_at": now,
@@ -142,9 +142,10 @@ def join(alarm: Alarm, event: Event, now: datetime, site: Site | None = None) ->
 
 
 def _join_quietly(alarm: Alarm, events: Sequence[Event], now: datetime, site: Site | None) -> Alarm:
-    """``events`` join, in order, an alarm with no clear window open: ``join`` of each
-    in turn, in one model copy. A burst on a zone joins dozens of events per ingest
-    batch, and a copy per event (~13 us with 200 event ids) was a tenth of the hub."""
+    """``events`` join, in order, an alarm with no clear window open, in one model copy.
+
+    A burst on a zone joins dozens of events per ingest batch, and a copy per event
+    (~13 us with 200 event ids) was a tenth of the hub."""
     severity: str = alarm.severity
     sources, start, repeats = alarm.sources, alarm.repeat_window_start, alarm.repeat_count
     for event in events:
@@ -252,7 +253,7 @@ def apply_events(
                 quiet.append(event)
             else:
                 before = current
-                current = join(current, event, now, site)
+                current = _join_in_clear_window(current, event, now, site)
                 if current.escalation_level != before.escalation_level:
                     outcome.escalated.append((before, current))
             outcome.alarm_of[event.id] = current.id
