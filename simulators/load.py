@@ -33,7 +33,7 @@ from simulators.profiling import Profiler
 ZONES_PER_SITE = 4
 # After the last publish, how long stragglers may take before they count as lost.
 DRAIN_S = 10.0
-# --find-max: the rates tried, in order, until one fails the bar.
+# --find-max: the rates tried, in order, until one fails the bar twice in a row.
 FIND_MAX_RATES = (
     250,
     500,
@@ -46,7 +46,9 @@ FIND_MAX_RATES = (
     4000,
     5000,
     6000,
+    7000,
     8000,
+    9000,
     10_000,
     12_000,
     16_000,
