@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--devices", type=int, default=100, help="simulated fences")
     bench.add_argument("--sites", type=int, default=1, help="sites (one edge each)")
     bench.add_argument(
-        "--find-max", action="store_true", help="step the rate up to the highest that passes"
+        "--find-max",
+        action="store_true",
+        help="step the rate up to the highest that passes (a failed step is tried once more)",
     )
     bench.add_argument(
         "--compare",
