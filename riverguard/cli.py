@@ -105,6 +105,96 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
+def _certs(args: argparse.Namespace) -> int:
+    from riverguard import certs
+    from riverguard.config import load_config
+
+    sites: list[tuple[str, list[str]]] = []
+    for value in args.site:
+        site, _, hosts = value.partition("=")
+        sites.append((site, [host for host in hosts.split(",") if host]))
+    devices: list[tuple[str, str]] = []
+    if args.devices:
+        if args.config is None:
+            print("riverguard certs: --devices needs --config", file=sys.stderr)
+            return 2
+        chosen = {site for site, _ in sites}
+        config = load_config(args.config)
+        devices = [(d.site, d.id) for d in config.devices if not chosen or d.site in chosen]
+    try:
+        requests = certs.plan(
+            args.hub, sites, broker_hosts=args.broker, devices=devices, clients=args.client
+        )
+        outcomes = certs.make_all(
+            args.dir,
+            requests,
+            days=args.days,
+            ca_days=args.ca_days,
+            key_type=args.key_type,
+            new_ca=args.new_ca,
+        )
+    except certs.CertificateError as exc:
+        print(f"riverguard certs: {exc}", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        print(
+            f"{outcome.action:8} {outcome.cert_path}  until {outcome.not_after:%Y-%m-%d}"
+            f"  {outcome.what} ({outcome.reason})"
+        )
+    return 0
+
+
+def _add_certs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    certs = commands.add_parser(
+        "certs",
+        help="make the private CA and the certificates of a deployment (safe to run again)",
+        description="Make (or keep, while still good) a private CA and the server and client "
+        "certificates of a deployment in DIR: hub-https and broker-central for the hub's "
+        "names, hub-mqtt, per site edge-SITE and, with names, broker-SITE; optionally "
+        "device-SITE-DEVICE per device. Keys are written 0600.",
+    )
+    certs.add_argument("--dir", type=Path, required=True, help="where the PEM files go")
+    certs.add_argument(
+        "--hub",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a DNS name or IP address of the hub machine (repeat for several)",
+    )
+    certs.add_argument(
+        "--broker",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="the central broker's names when not the hub's (repeat)",
+    )
+    certs.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="SITE[=HOST,...]",
+        help="a site: an edge client certificate, and a site broker one for the HOSTs",
+    )
+    certs.add_argument(
+        "--devices",
+        action="store_true",
+        help="a client certificate per device of the --site sites (all: no --site) in --config",
+    )
+    certs.add_argument("--config", type=Path, default=None, help="site configuration TOML")
+    certs.add_argument(
+        "--client", action="append", default=[], metavar="NAME", help="another client certificate"
+    )
+    certs.add_argument("--days", type=int, default=825, help="validity of new certificates")
+    certs.add_argument("--ca-days", type=int, default=3650, help="validity of a new CA")
+    certs.add_argument("--key-type", choices=["ec", "rsa"], default="ec", help="P-256 or RSA-3072")
+    certs.add_argument(
+        "--new-ca",
+        action="store_true",
+        help="replace an existing CA (every certificate it signed is then issued again)",
+    )
+    certs.set_defaults(handler=_certs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riverguard", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample the hub and edges with py-spy during each Riverguard run, into DIR",
     )
     bench.set_defaults(handler=_bench)
+    _add_certs(commands)
     return parser
 
 
