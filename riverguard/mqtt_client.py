@@ -7,20 +7,24 @@ parses what arrives in one pass per socket read, hands messages over in
 batches (``next_batch``), writes the PUBACKs of one read in one write, and
 publishes without a task or callback object per message.
 
-What it does: MQTT 5 over TCP, QoS 0 and 1 both ways, retained messages, a
+What it does: MQTT 5 over TCP or TLS, QoS 0 and 1 both ways, retained messages, a
 will, persistent sessions (clean start off plus a session expiry), subscription
 options (noLocal), manual acknowledgement (a message is acknowledged only when
 its owner says so), the broker's Receive Maximum for our QoS 1 publishes,
-keepalive pings, and reading paused when the consumer falls behind. What it
+keepalive pings (a broker silent for 1.5 keepalives is a lost connection),
+reading paused when the consumer falls behind, and writing bounded: a
+publisher waits while the socket's buffer is above ``WRITE_BUFFER_HIGH`` (a
+slow broker slows its publishers instead of growing our memory). What it
 does not: QoS 2, topic aliases, AUTH, or reconnecting by itself: callers
 enter ``async with client`` again, as they did with aiomqtt. Every failure of
-the connection surfaces as ``MqttError``.
+the connection surfaces as ``MqttError``; bytes from the broker that are not
+MQTT 5 (``mqtt_packets.ProtocolError``) close the connection with one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
+import ssl
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -43,6 +47,14 @@ OUR_RECEIVE_MAXIMUM = 65_535
 PUBACK_LINGER_S = 0.002
 # How long a clean exit waits for the broker to answer its last PINGREQ.
 EXIT_ROUND_TRIP_S = 1.0
+# Unsent bytes a connection holds before its publishers wait for the socket to take them
+# (and may go on once it is down to the low mark). Above the 64 KiB asyncio default so that
+# a burst at 10,000 events/s does not stop at every few hundred messages.
+WRITE_BUFFER_HIGH = 1024 * 1024
+WRITE_BUFFER_LOW = 256 * 1024
+# ``publish_many`` writes its messages in pieces of about this size, each once the last
+# has left the buffer.
+WRITE_CHUNK = 64 * 1024
 
 __all__ = ["Client", "Message", "MqttError", "Subscription", "Will"]
 
@@ -80,6 +92,13 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports (the hub runs on uvloop) are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+
+    def pause_writing(self) -> None:
+        self.client._writable_changed(self, False)
+
+    def resume_writing(self) -> None:
+        self.client._writable_changed(self, True)
 
     def data_received(self, data: bytes) -> None:
         self.client._received(self, data)
@@ -104,7 +123,15 @@ class Client:
         keepalive: int = 15,
         timeout: float = 10.0,
         manual_ack: bool = False,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        max_packet_size: int = packets.MAX_PACKET_SIZE,
     ) -> None:
+        """``tls``: connect over TLS with this context (its CA, hostname check and
+        client certificate); ``server_hostname``: the name the broker's certificate
+        must carry, when it is not ``host``. ``max_packet_size``: the largest packet
+        we take from the broker (told to it in CONNECT).
+        """
         self.host = host
         self.port = port
         self.username = username
@@ -116,6 +143,9 @@ class Client:
         self.keepalive = keepalive
         self.timeout = timeout
         self.manual_ack = manual_ack
+        self.tls = tls
+        self.server_hostname = server_hostname
+        self.max_packet_size = max_packet_size
         self._protocol: _Protocol | None = None
         self._generation = 0
         self._buffer = bytearray()
@@ -123,11 +153,14 @@ class Client:
         self._readable = asyncio.Event()
         self._error: MqttError | None = MqttError("not connected")
         self._connack: asyncio.Future[tuple[int, dict[int, object]]] | None = None
-        self._waiting: dict[int, asyncio.Future[bytes]] = {}  # packet id -> PUBACK/SUBACK
+        # Packet id -> (the packet type that answers it: PUBACK or SUBACK, its waiter).
+        self._waiting: dict[int, tuple[int, asyncio.Future[bytes]]] = {}
         self._next_id = 0
         self._inflight = 0
         self._inflight_max = OUR_RECEIVE_MAXIMUM
         self._slot_freed = asyncio.Event()
+        self._writable = asyncio.Event()  # clear while the transport's buffer is too full
+        self._writable.set()
         self._reading_paused = False
         self._last_heard = 0.0
         self._pinger: asyncio.Task[None] | None = None
@@ -148,13 +181,18 @@ class Client:
             self._queue.clear()
         self._buffer.clear()
         self._reading_paused = False  # a new transport reads from the start
+        self._writable.set()  # and writes from the start
         self._connack = loop.create_future()
         self._error = None
         try:
             async with asyncio.timeout(self.timeout):
                 # asyncio sets TCP_NODELAY on TCP transports (Nagle would add ~10 ms a hop).
                 _, protocol = await loop.create_connection(
-                    lambda: _Protocol(self, generation), self.host, self.port
+                    lambda: _Protocol(self, generation),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.server_hostname if self.tls else None,
                 )
                 self._protocol = protocol
                 self._write(
@@ -167,9 +205,13 @@ class Client:
                         session_expiry=self.session_expiry,
                         receive_maximum=OUR_RECEIVE_MAXIMUM,
                         will=self.will,
+                        maximum_packet_size=self.max_packet_size,
                     )
                 )
                 reason, properties = await self._connack
+        except ssl.SSLError as exc:  # before OSError: it is one
+            self._close(MqttError(f"TLS with {self.host}:{self.port} failed: {_tls_reason(exc)}"))
+            raise self._fresh_error() from exc
         except (OSError, TimeoutError) as exc:
             self._close(MqttError(f"cannot connect to {self.host}:{self.port}: {exc!r}"))
             raise self._fresh_error() from exc
@@ -180,8 +222,8 @@ class Client:
             self._close(MqttError(f"connection refused by the broker: reason {reason:#04x}"))
             raise self._fresh_error()
         assigned = properties.get(packets.ASSIGNED_CLIENT_IDENTIFIER)
-        if isinstance(assigned, bytes):
-            self.identifier = assigned.decode()
+        if isinstance(assigned, str):
+            self.identifier = assigned
         maximum = properties.get(packets.RECEIVE_MAXIMUM)
         self._inflight_max = maximum if isinstance(maximum, int) else OUR_RECEIVE_MAXIMUM
         self._inflight = 0
@@ -238,12 +280,19 @@ class Client:
     async def publish_many(self, messages: Sequence[tuple[str, bytes]], qos: int = 1) -> None:
         """Publish in order, all in flight together; return once all are acknowledged."""
         waiters = []
-        # One write for the lot: a write per message was a send() and a wake-up of the
-        # broker each.
+        # Written in pieces of WRITE_CHUNK: a write per message was a send() and a
+        # wake-up of the broker each; one write for the lot, a copy of it all at once.
         unwritten: list[bytes] = []
         try:
+            pending = 0
             for topic, payload in messages:
                 waiters.append(await self._send(topic, payload, qos, False, unwritten))
+                pending += len(unwritten[-1]) if unwritten else 0
+                if pending >= WRITE_CHUNK:
+                    self._write(b"".join(unwritten))
+                    unwritten.clear()
+                    pending = 0
+                    await self._drained()
             if unwritten:
                 self._write(b"".join(unwritten))
             for (topic, _), waiter in zip(messages, waiters, strict=False):
@@ -259,11 +308,15 @@ class Client:
         if any(s.qos not in (0, 1) for s in wanted):
             raise ValueError("this client subscribes at QoS 0 or 1 only")
         packet_id = self._packet_id()
-        waiter = self._expect(packet_id)
+        waiter = self._expect(packet_id, packets.SUBACK)
         filters = [(s.topic, packets.subscription_options(s.qos, s.no_local)) for s in wanted]
         self._write(packets.subscribe(packet_id, filters))
         codes = await self._acknowledged(waiter, "subscribe")
-        for subscription, code in zip(wanted, codes, strict=False):
+        if len(codes) != len(wanted):
+            error = MqttError(f"SUBACK with {len(codes)} reason codes for {len(wanted)} filters")
+            self._close(error)
+            raise self._fresh_error()
+        for subscription, code in zip(wanted, codes, strict=True):
             if code >= 0x80:
                 raise MqttError(f"subscription to {subscription.topic} refused: {code:#04x}")
 
@@ -313,6 +366,8 @@ class Client:
             raise ValueError("this client publishes at QoS 0 or 1 only")
         raw = payload.encode() if isinstance(payload, str) else bytes(payload)
         waiter = None
+        if unwritten is None:
+            await self._drained()
         if qos == 0:
             packet = packets.publish(topic.encode(), raw, 0, 0, retain)
         else:
@@ -325,7 +380,7 @@ class Client:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
             packet_id = self._packet_id()
-            waiter = self._expect(packet_id)
+            waiter = self._expect(packet_id, packets.PUBACK)
             self._inflight += 1
             packet = packets.publish(topic.encode(), raw, 1, packet_id, retain)
         if unwritten is None:
@@ -340,11 +395,26 @@ class Client:
         except MqttError as exc:
             raise MqttError(f"{what}: {exc}") from None
 
-    def _expect(self, packet_id: int) -> asyncio.Future[bytes]:
+    def _expect(self, packet_id: int, answer: int) -> asyncio.Future[bytes]:
         self._raise_if_lost()
         waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[packet_id] = waiter
+        self._waiting[packet_id] = (answer, waiter)
         return waiter
+
+    async def _drained(self) -> None:
+        """Return once the transport's buffer is below its low mark (at once if it is)."""
+        while not self._writable.is_set():
+            self._raise_if_lost()
+            await self._writable.wait()
+        self._raise_if_lost()
+
+    def _writable_changed(self, protocol: _Protocol, writable: bool) -> None:
+        if protocol is not self._protocol:
+            return
+        if writable:
+            self._writable.set()
+        else:
+            self._writable.clear()
 
     def _packet_id(self) -> int:
         for _ in range(65_535):
@@ -368,15 +438,24 @@ class Client:
         return MqttError(str(self._error or "not connected"))
 
     async def _ping(self, keepalive: int) -> None:
-        """PINGREQ every half keepalive; no word from the broker in 1.5 keepalives: lost."""
+        """PINGREQ every half keepalive; no word from the broker in 1.5 keepalives: lost.
+
+        The check wakes at the deadline itself, not at the next ping, so a silent
+        broker (a hung process, a cut uplink that drops packets without a reset) is
+        found 1.5 keepalives after it was last heard.
+        """
+        silence = 1.5 * keepalive
+        next_ping = time.monotonic() + keepalive / 2
         while self.connected:
-            await asyncio.sleep(keepalive / 2)
-            if not self.connected:
+            now = time.monotonic()
+            deadline = self._last_heard + silence
+            if now >= deadline:
+                self._close(MqttError(f"no answer from the broker in {silence:g} s"))
                 return
-            if time.monotonic() - self._last_heard > 1.5 * keepalive:
-                self._close(MqttError(f"no answer from the broker in {1.5 * keepalive:g} s"))
-                return
-            self._write(packets.PINGREQ_PACKET)
+            if now >= next_ping:
+                self._write(packets.PINGREQ_PACKET)
+                next_ping = now + keepalive / 2
+            await asyncio.sleep(min(next_ping, deadline) - now)
 
     def _write_pubacks(self) -> None:
         self._pubacks_due = None
@@ -393,6 +472,11 @@ class Client:
     def _lost(self, protocol: _Protocol, error: MqttError) -> None:
         if protocol is self._protocol:
             self._protocol = None
+            if self._connack is not None and not self._connack.done():
+                error = MqttError(
+                    f"{error} before the broker answered CONNECT"
+                    " (a TLS port reached without TLS, or not an MQTT 5 broker?)"
+                )
             self._fail(error)
 
     def _fail(self, error: MqttError) -> None:
@@ -408,10 +492,11 @@ class Client:
         if self._connack is not None and not self._connack.done():
             self._connack.set_exception(self._fresh_error())
         waiting, self._waiting = self._waiting, {}
-        for waiter in waiting.values():
+        for _, waiter in waiting.values():
             if not waiter.done():
                 waiter.set_exception(self._fresh_error())
         self._slot_freed.set()
+        self._writable.set()  # publishers waiting for the buffer: raise
         self._readable.set()
         pinger, self._pinger = self._pinger, None
         if pinger is not None and pinger is not asyncio.current_task():
@@ -446,7 +531,11 @@ class Client:
                     protocol.transport.pause_reading()
 
     def _parse(self, buffer: bytearray) -> tuple[int, bytearray, bool]:
-        """Handle every whole packet in ``buffer``: (bytes used, PUBACKs to send, queued?)."""
+        """Handle every whole packet in ``buffer``: (bytes used, PUBACKs to send, queued?).
+
+        Every read is bounded by the packet it is in: a malformed packet raises
+        ``ProtocolError`` (``MqttError`` for the broker's DISCONNECT).
+        """
         position = 0
         size = len(buffer)
         acks = bytearray()
@@ -454,6 +543,7 @@ class Client:
         generation = self._generation
         auto_ack = not self.manual_ack
         append = self._queue.append
+        limit = self.max_packet_size
         while size - position >= 2:
             first = buffer[position]
             if buffer[position + 1] < 0x80:  # the usual short packet: one length byte
@@ -464,24 +554,17 @@ class Client:
                     break
                 length, start = found
             end = start + length
+            if end - position > limit:
+                # Refused from its header: never buffer up to 256 MB on a broker's word.
+                raise packets.ProtocolError(
+                    f"a packet of {end - position} bytes, above our maximum of {limit}"
+                )
             if end > size:
                 break
             kind = first >> 4
             if kind == packets.PUBLISH:
                 qos = (first >> 1) & 0x03
-                topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
-                index = topic_end
-                mid = 0
-                if qos:
-                    if qos > 1:
-                        raise packets.ProtocolError("QoS 2 message, but we subscribe at most QoS 1")
-                    mid = (buffer[index] << 8) | buffer[index + 1]
-                    index += 2
-                if buffer[index] == 0:
-                    index += 1
-                else:
-                    _, index = packets.properties(buffer, index)
-                topic = buffer[start + 2 : topic_end].decode()
+                topic, mid, index = _publish_head(buffer, qos, start, end)
                 append(
                     Message(topic, bytes(buffer[index:end]), qos, bool(first & 1), mid, generation)
                 )
@@ -489,38 +572,77 @@ class Client:
                 if qos and auto_ack:
                     acks += packets.puback(mid)
             else:
-                self._on_control(kind, buffer, start, end)
+                self._on_control(first, buffer, start, end)
             position = end
         return position, acks, queued
 
-    def _on_control(self, kind: int, buffer: bytearray, start: int, end: int) -> None:
+    def _on_control(self, first: int, buffer: bytearray, start: int, end: int) -> None:
         """Every packet but PUBLISH (rare next to it)."""
+        kind = first >> 4
+        length = end - start
+        if first & 0x0F:
+            # Reserved flags of every packet we take but PUBLISH are 0 (2.1.3).
+            raise packets.ProtocolError(f"packet type {kind} with flags {first & 0x0F:#x}")
         if kind == packets.PUBACK:
-            self._on_puback(buffer, start, end - start)
+            self._on_puback(buffer, start, end)
         elif kind == packets.SUBACK:
-            packet_id = (buffer[start] << 8) | buffer[start + 1]
-            _, codes_at = packets.properties(buffer, start + 2)
-            waiter = self._waiting.pop(packet_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(bytes(buffer[codes_at:end]))
+            self._on_suback(buffer, start, end)
         elif kind == packets.CONNACK:
-            reason = buffer[start + 1]
-            found, _ = packets.properties(buffer, start + 2)
-            if self._connack is not None and not self._connack.done():
-                self._connack.set_result((reason, found))
+            self._on_connack(buffer, start, end)
         elif kind == packets.DISCONNECT:
             reason = buffer[start] if end > start else 0
             raise MqttError(f"the broker disconnected us: reason {reason:#04x}")
         elif kind == packets.PINGRESP:
+            if length:
+                raise packets.ProtocolError(f"PINGRESP of {length} bytes")
             if self._pong is not None and not self._pong.done():
                 self._pong.set_result(None)
         else:
             raise packets.ProtocolError(f"unexpected packet type {kind}")
 
-    def _on_puback(self, buffer: bytearray, start: int, length: int) -> None:
-        (packet_id,) = struct.unpack_from("!H", buffer, start)
+    def _on_suback(self, buffer: bytearray, start: int, end: int) -> None:
+        if end - start < 4:  # packet id, property length, at least one reason code
+            raise packets.ProtocolError(f"SUBACK of {end - start} bytes")
+        packet_id = (buffer[start] << 8) | buffer[start + 1]
+        _, codes_at = packets.properties(buffer, start + 2, end)
+        if codes_at >= end:
+            raise packets.ProtocolError("SUBACK without reason codes")
+        waiter = self._answered(packet_id, packets.SUBACK)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(bytes(buffer[codes_at:end]))
+
+    def _on_connack(self, buffer: bytearray, start: int, end: int) -> None:
+        if end - start < 3:  # flags, reason, property length
+            raise packets.ProtocolError(f"CONNACK of {end - start} bytes")
+        reason = buffer[start + 1]
+        found, after = packets.properties(buffer, start + 2, end)
+        if after != end:
+            raise packets.ProtocolError("CONNACK longer than its properties")
+        if found.get(packets.RECEIVE_MAXIMUM) == 0:
+            # 0 is a protocol error (3.2.2.3.3); taken as is, every QoS 1 publish would wait.
+            raise packets.ProtocolError("CONNACK with Receive Maximum 0")
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result((reason, found))
+
+    def _answered(self, packet_id: int, kind: int) -> asyncio.Future[bytes] | None:
+        """The waiter of our packet ``packet_id``, if ``kind`` is what answers it."""
+        entry = self._waiting.get(packet_id)
+        if entry is None:
+            return None  # already failed or answered: a late duplicate
+        if entry[0] != kind:
+            raise packets.ProtocolError(f"packet type {kind} answers packet id {packet_id}")
+        del self._waiting[packet_id]
+        return entry[1]
+
+    def _on_puback(self, buffer: bytearray, start: int, end: int) -> None:
+        length = end - start
+        if length < 2:
+            raise packets.ProtocolError(f"PUBACK of {length} bytes")
+        if length > 3:
+            packets.properties(buffer, start + 3, end)  # well-formed, though unused
+        packet_id = (buffer[start] << 8) | buffer[start + 1]
         reason = buffer[start + 2] if length > 2 else 0
-        waiter = self._waiting.pop(packet_id, None)
+        waiter = self._answered(packet_id, packets.PUBACK)
         if waiter is None:
             return
         self._inflight -= 1
@@ -531,3 +653,42 @@ class Client:
             waiter.set_exception(MqttError(f"publish refused by the broker: reason {reason:#04x}"))
         else:
             waiter.set_result(b"")
+
+
+def _publish_head(buffer: bytearray, qos: int, start: int, end: int) -> tuple[str, int, int]:
+    """A PUBLISH's topic, packet id (0 at QoS 0) and where its payload starts."""
+    if qos > 1:
+        raise packets.ProtocolError(f"QoS {qos} message, but we subscribe at most QoS 1")
+    if end - start < 3:
+        raise packets.ProtocolError(f"PUBLISH of {end - start} bytes")
+    topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
+    index = topic_end
+    mid = 0
+    if qos:
+        index += 2
+        if index > end:
+            raise packets.ProtocolError("PUBLISH shorter than its topic")
+        mid = (buffer[index - 2] << 8) | buffer[index - 1]
+        if not mid:
+            raise packets.ProtocolError("QoS 1 PUBLISH with packet identifier 0")
+    if index >= end:
+        raise packets.ProtocolError("PUBLISH shorter than its topic")
+    if buffer[index] == 0:
+        index += 1
+    else:
+        # Their shape is checked, not their strings: those are another client's (a user
+        # property), unused here, and refusing them would close our connection on every
+        # redelivery of that one message.
+        _, index = packets.properties(buffer, index, end, decode=False)
+    topic = packets.utf8(buffer[start + 2 : topic_end])
+    if not topic or "+" in topic or "#" in topic:
+        # Empty: a topic alias, which we never allow (our Topic Alias Maximum is 0).
+        raise packets.ProtocolError(f"PUBLISH on topic {topic[:80]!r}")
+    return topic, mid, index
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake, in the words a reader can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the broker's certificate was refused: {exc.verify_message}"
+    return exc.reason or str(exc)

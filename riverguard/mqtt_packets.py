@@ -3,6 +3,11 @@
 Only what Riverguard's agents use: CONNECT/CONNACK, PUBLISH at QoS 0 and 1,
 PUBACK, SUBSCRIBE/SUBACK, PINGREQ/PINGRESP and DISCONNECT (OASIS MQTT 5.0,
 section 3). Pure functions over bytes, so they are tested without a broker.
+
+Reading is bounded: every length is checked against the packet it is in, so
+bytes that are not MQTT 5 raise ``ProtocolError`` (never an ``IndexError`` or a
+read into the next packet), and a packet longer than we accept is refused from
+its fixed header, before its bytes are buffered.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ REASON_STRING = 0x1F
 RECEIVE_MAXIMUM = 0x21
 TOPIC_ALIAS_MAXIMUM = 0x22
 MAXIMUM_QOS = 0x24
+MAXIMUM_PACKET_SIZE = 0x27
+
+# The largest packet we accept from the broker, told to it in CONNECT (it then drops
+# bigger messages for us instead of sending them): twice the broker's own limit
+# (mosquitto.conf, 1,100,000 bytes: a camera report with a 512 KiB snapshot).
+MAX_PACKET_SIZE = 2 * 1024 * 1024
 
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"  # reason 0, normal disconnection: the broker drops the will
@@ -39,6 +50,11 @@ _FIXED_SIZE = {
 }  # fmt: skip
 _STRING_PAIR = 0x26  # user property: two strings
 _VARINT = 0x0B  # subscription identifier
+# Length-prefixed UTF-8 strings: content type, response topic, assigned client id,
+# authentication method, response information, server reference, reason string.
+_UTF8 = frozenset({0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F})
+# Length-prefixed binary data: correlation data, authentication data.
+_BINARY = frozenset({0x09, 0x16})
 
 
 class ProtocolError(Exception):
@@ -57,12 +73,15 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def read_varint(data: bytes | bytearray | memoryview, start: int) -> tuple[int, int] | None:
-    """(value, index after it), or None if the bytes end before it does."""
+def read_varint(
+    data: bytes | bytearray | memoryview, start: int, end: int | None = None
+) -> tuple[int, int] | None:
+    """(value, index after it), or None if the bytes (up to ``end``) end before it does."""
     value = 0
     shift = 0
     index = start
-    while index < len(data):
+    stop = len(data) if end is None else min(end, len(data))
+    while index < stop:
         byte = data[index]
         value |= (byte & 0x7F) << shift
         index += 1
@@ -105,6 +124,7 @@ def connect(
     session_expiry: int,
     receive_maximum: int,
     will: Will | None,
+    maximum_packet_size: int = MAX_PACKET_SIZE,
 ) -> bytes:
     flags = 0x02 if clean_start else 0
     if username is not None:
@@ -117,6 +137,7 @@ def connect(
     if session_expiry:
         properties += struct.pack("!BI", SESSION_EXPIRY_INTERVAL, session_expiry)
     properties += struct.pack("!BH", RECEIVE_MAXIMUM, receive_maximum)
+    properties += struct.pack("!BI", MAXIMUM_PACKET_SIZE, maximum_packet_size)
     body = bytearray(b"\x00\x04MQTT\x05")
     body += struct.pack("!BH", flags, keepalive)
     body += varint(len(properties)) + properties
@@ -158,32 +179,68 @@ def subscription_options(qos: int, no_local: bool = False) -> int:
     return qos | (0x04 if no_local else 0)
 
 
-def properties(data: bytes | bytearray | memoryview, start: int) -> tuple[dict[int, object], int]:
-    """The property block at ``start``: ({identifier: value}, index after the block)."""
-    found = read_varint(data, start)
+def properties(
+    data: bytes | bytearray | memoryview,
+    start: int,
+    end: int | None = None,
+    *,
+    decode: bool = True,
+) -> tuple[dict[int, object], int]:
+    """The property block at ``start`` of a packet ending at ``end``.
+
+    ({identifier: value}, index after the block). Values are ints, ``str`` for
+    UTF-8 strings (a user property: its value) and ``bytes`` for binary data;
+    with ``decode`` off, strings stay ``bytes`` and are not checked.
+    """
+    limit = len(data) if end is None else end
+    found = read_varint(data, start, limit)
     if found is None:
-        raise ProtocolError("truncated properties")
+        raise ProtocolError("truncated property length")
     length, index = found
-    end = index + length
+    stop = index + length
+    if stop > limit:
+        raise ProtocolError(f"properties of {length} bytes overrun their packet")
     result: dict[int, object] = {}
-    while index < end:
+    while index < stop:
         identifier = data[index]
         index += 1
         size = _FIXED_SIZE.get(identifier)
         if size is not None:
+            if index + size > stop:
+                raise ProtocolError(f"property {identifier:#04x} cut short")
             result[identifier] = int.from_bytes(data[index : index + size], "big")
             index += size
         elif identifier == _VARINT:
-            value = read_varint(data, index)
+            value = read_varint(data, index, stop)
             if value is None:
                 raise ProtocolError("truncated subscription identifier")
             result[identifier], index = value
+        elif identifier in _UTF8 or identifier in _BINARY or identifier == _STRING_PAIR:
+            for _ in range(2 if identifier == _STRING_PAIR else 1):
+                raw, index = _length_prefixed(data, index, stop, identifier)
+                result[identifier] = raw if identifier in _BINARY or not decode else utf8(raw)
         else:
-            count = 2 if identifier == _STRING_PAIR else 1
-            for _ in range(count):
-                (size,) = struct.unpack_from("!H", data, index)
-                result[identifier] = bytes(data[index + 2 : index + 2 + size])
-                index += 2 + size
-    if index != end:
-        raise ProtocolError("properties overrun their length")
-    return result, end
+            raise ProtocolError(f"unknown property {identifier:#04x}")
+    return result, stop
+
+
+def _length_prefixed(
+    data: bytes | bytearray | memoryview, index: int, stop: int, identifier: int
+) -> tuple[bytes, int]:
+    if index + 2 > stop:
+        raise ProtocolError(f"property {identifier:#04x} cut short")
+    size = (data[index] << 8) | data[index + 1]
+    if index + 2 + size > stop:
+        raise ProtocolError(f"property {identifier:#04x} of {size} bytes overruns its block")
+    return bytes(data[index + 2 : index + 2 + size]), index + 2 + size
+
+
+def utf8(raw: bytes | bytearray | memoryview) -> str:
+    """An MQTT UTF-8 string: well-formed UTF-8 (no surrogates) without U+0000 (1.5.4)."""
+    try:
+        text = bytes(raw).decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"a string that is not UTF-8: {exc.reason}") from None
+    if "\x00" in text:
+        raise ProtocolError("a string with U+0000")
+    return text

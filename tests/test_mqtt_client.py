@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
+import time
 
 import pytest
 
+from riverguard import mqtt_client
 from riverguard import mqtt_packets as packets
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
@@ -48,7 +51,7 @@ def test_properties_of_every_shape_are_read() -> None:
     )
     found, end = packets.properties(packets.varint(len(block)) + block, 0)
     assert found[packets.RECEIVE_MAXIMUM] == 1000
-    assert found[packets.ASSIGNED_CLIENT_IDENTIFIER] == b"abc"
+    assert found[packets.ASSIGNED_CLIENT_IDENTIFIER] == "abc"
     assert found[0x0B] == 129
     assert end == len(block) + 1
 
@@ -238,3 +241,118 @@ def test_the_parser_waits_for_a_whole_packet_and_refuses_what_we_never_asked_for
         client._parse(bytearray(b"\x10\x00"))
     with pytest.raises(MqttError, match="reason 0x8b"):
         client._parse(bytearray(b"\xe0\x01\x8b"))  # DISCONNECT: server shutting down
+
+
+# --- a broker that stops answering, and one that stops reading ---------------------------
+
+
+async def test_a_broker_that_stops_answering_is_found_within_one_and_a_half_keepalives(
+    own_broker: Broker,
+) -> None:
+    """A hung broker (SIGSTOP: the socket stays open, nothing answers) loses the connection
+    1.5 keepalives after it was last heard; once it runs again, the client connects again."""
+    keepalive = 1
+    topic = _topic()
+    client = make_client(own_broker.settings("hub"), keepalive=keepalive)
+    process = own_broker.server.process.process
+    assert process is not None
+    async with client:
+        await client.subscribe([Subscription(topic)])
+        process.send_signal(signal.SIGSTOP)
+        try:
+            stopped_at = time.monotonic()
+            with pytest.raises(MqttError, match=r"no answer from the broker in 1\.5 s"):
+                async with asyncio.timeout(10 * keepalive):
+                    await client.next_batch(1)
+            waited = time.monotonic() - stopped_at
+            assert not client.connected
+        finally:
+            process.send_signal(signal.SIGCONT)
+    # Last heard at most half a keepalive before the stop (the pings' answers): found
+    # 1 to 1.5 keepalives after it; the bound below leaves room for a busy machine.
+    assert keepalive * 0.9 <= waited < keepalive * 4
+    async with client:  # the reconnect every agent's outer loop makes
+        await client.subscribe([Subscription(topic)])
+        await client.publish(topic, b"back", qos=1)
+        assert [b"back"] == [m.payload for m in await _take(client, 1)]
+
+
+async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first = (await reader.readexactly(1))[0]
+    length, shift = 0, 0
+    while True:
+        byte = (await reader.readexactly(1))[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return first, await reader.readexactly(length)
+
+
+class _SlowBroker:
+    """A TCP peer that answers CONNECT and then reads nothing until told to."""
+
+    def __init__(self) -> None:
+        self.read_again = asyncio.Event()
+        self.received = 0
+        self.server: asyncio.Server | None = None
+        self.closed = asyncio.Event()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+        await asyncio.wait_for(self.closed.wait(), 10)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first, _ = await _read_packet(reader)
+            assert packets.CONNECT == first >> 4
+            writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: accepted, no properties
+            await writer.drain()
+            await self.read_again.wait()
+            while True:
+                first, body = await _read_packet(reader)
+                self.received += len(body)
+                if first == 0xC0:  # PINGREQ: the client's clean exit waits for the answer
+                    writer.write(b"\xd0\x00")
+        except asyncio.IncompleteReadError:
+            pass  # the client left
+        finally:
+            writer.close()
+            await writer.wait_closed()
+            self.closed.set()
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["publish", "publish_many"])
+async def test_publishers_wait_while_a_slow_broker_reads_nothing(many: bool) -> None:
+    """Writes are bounded: the unsent bytes we hold stop near WRITE_BUFFER_HIGH."""
+    payload = b"p" * 60_000
+    count = 1000  # 60 MB: well past what the kernel's socket buffers take
+    slow = _SlowBroker()
+    async with slow as port:
+        client = Client("127.0.0.1", port, keepalive=0)
+        async with client:
+
+            async def publish_all() -> None:
+                if many:
+                    await client.publish_many([("t", payload)] * count, qos=0)
+                else:
+                    for _ in range(count):
+                        await client.publish("t", payload)
+
+            publisher = asyncio.create_task(publish_all())
+            await wait_for(lambda: not client._writable.is_set(), what="the publisher waiting")
+            assert client._protocol is not None
+            assert client._protocol.transport is not None
+            held = client._protocol.transport.get_write_buffer_size()
+            assert held <= mqtt_client.WRITE_BUFFER_HIGH + mqtt_client.WRITE_CHUNK + len(payload)
+            assert not publisher.done()
+            slow.read_again.set()
+            await asyncio.wait_for(publisher, 60)
+            await wait_for(lambda: slow.received > count * len(payload), what="all bytes read")
