@@ -33,6 +33,7 @@ import contextlib
 import functools
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -187,7 +188,13 @@ class EdgeAgent:
 
     async def _serve(self, client: Client, stop: asyncio.Event) -> None:
         backoff = Backoff()
-        async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as http:
+        # The hub's HTTPS may carry a private CA's certificate: that CA is trusted too
+        # (besides the system's, for speakers that serve a public one).
+        verify: ssl.SSLContext | bool = True
+        if self.settings.hub_ca_file is not None:
+            verify = ssl.create_default_context()
+            verify.load_verify_locations(cafile=self.settings.hub_ca_file)
+        async with httpx.AsyncClient(timeout=self.settings.http_timeout_s, verify=verify) as http:
             self.audio = AudioCache(
                 self.settings.data_dir / "audio",
                 http,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from riverguard import plaintext
 from riverguard.settings import ComponentSettings
 
 
@@ -48,3 +49,26 @@ class EdgeSettings(ComponentSettings):
     # sound: a machine without a sound card) and the ffmpeg it plays with.
     local_audio_device: str = Field(default="default", min_length=1)
     local_audio_player: str = Field(default="ffmpeg", min_length=1)
+
+    # --- Deployment: TLS, plain text ---------------------------------------------
+    # The /healthz, /metrics and local-warning HTTP server has no TLS (the site's
+    # speakers fetch the warning from it): on an address other than loopback it is
+    # refused at start-up unless this is set (riverguard/plaintext.py).
+    allow_plaintext: bool = False
+    # The CA that signed the hub's HTTPS certificate (a private CA), for fetching
+    # announcement audio; default: the system's authorities.
+    hub_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _deployment(self) -> EdgeSettings:
+        if self.metrics_port is not None:
+            plaintext.check(
+                plaintext.refusal(
+                    "the edge's health and audio HTTP",
+                    self.metrics_host,
+                    encrypted=False,
+                    allowed=self.allow_plaintext,
+                    remedy="listen on 127.0.0.1",
+                )
+            )
+        return self

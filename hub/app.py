@@ -36,6 +36,7 @@ from hub.errors import (
 )
 from hub.hub import Hub
 from hub.influx import Influx, InfluxWriter
+from hub.influx import http_client as influx_http_client
 from hub.ingest import Ingest
 from hub.link import BrokerLink
 from hub.metrics import HubMetrics
@@ -144,8 +145,13 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.sqlalchemy_url)
         try:
-            async with httpx.AsyncClient() as http:
-                hub = await _build(settings, config, store, http, hub_clock)
+            async with (
+                httpx.AsyncClient() as http,
+                influx_http_client(settings.influx_ca_file) as influx_http,
+            ):
+                hub = await _build(
+                    settings, config, store, http, hub_clock, influx_http=influx_http
+                )
                 async with asyncio.TaskGroup() as tasks:
                     running = [
                         tasks.create_task(_essential(app, name, work), name=name)
@@ -192,7 +198,13 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
 
 
 async def _build(
-    settings: HubSettings, config: Config, store: Store, http: httpx.AsyncClient, clock: Clock
+    settings: HubSettings,
+    config: Config,
+    store: Store,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    *,
+    influx_http: httpx.AsyncClient,
 ) -> Hub:
     metrics = HubMetrics()
     broadcaster = Broadcaster(
@@ -214,7 +226,11 @@ async def _build(
     await auth.sync_users(config, settings.users_file)
     link = BrokerLink()
     token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    influx = Influx(http, settings.influx_url, settings.influx_database, token)
+    login = None
+    if settings.influx_username is not None:
+        password = settings.influx_password.get_secret_value() if settings.influx_password else ""
+        login = (settings.influx_username, password)
+    influx = Influx(influx_http, settings.influx_url, settings.influx_database, token, login)
     writer = InfluxWriter(
         store,
         influx,

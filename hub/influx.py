@@ -16,14 +16,17 @@ overwrites only itself.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import math
+import ssl
 import zlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -237,16 +240,41 @@ def row_to_event(row: dict[str, Any]) -> Event:
 # --- client --------------------------------------------------------------------
 
 
+def http_client(ca_file: Path | None) -> httpx.AsyncClient:
+    """InfluxDB's own HTTP client: an https:// server is verified against ``ca_file``
+    (a private CA) or, without one, the system's authorities."""
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    return httpx.AsyncClient(verify=verify)
+
+
 class Influx:
-    """The HTTP API v1 of InfluxDB 1.x, 2.x (v1 compatibility) or 3.x."""
+    """The HTTP API v1 of InfluxDB 1.x, 2.x (v1 compatibility) or 3.x.
+
+    A login (InfluxDB 1.x with auth-enabled) goes as HTTP basic auth: from
+    ``login`` or the URL's ``user:password@``, which is taken out of the URL so
+    that the URL can be shown in logs and errors.
+    """
 
     def __init__(
-        self, http: httpx.AsyncClient, url: str, database: str, token: str | None = None
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        database: str,
+        token: str | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.http = http
-        self.url = url.rstrip("/")
+        parsed = httpx.URL(url)
+        if login is None and parsed.username:
+            login = (parsed.username, parsed.password)
+        self.url = str(parsed.copy_with(username=None, password=None)).rstrip("/")
         self.database = database
         self.headers = {"Authorization": f"Token {token}"} if token else {}
+        if login is not None:
+            basic = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+            self.headers = {"Authorization": f"Basic {basic}"}
 
     async def ping(self) -> bool:
         try:

@@ -38,6 +38,9 @@ def make_server(app: FastAPI, settings: HubSettings) -> uvicorn.Server:
             # Compressing every small JSON message cost ~10 % of the hub's CPU under load
             # (bench --profile); consoles sit on the city network, not a slow link.
             ws_per_message_deflate=False,
+            # HTTPS when the settings name a certificate; uvicorn reads the files at start.
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
         )
     )
     app.state.server = server

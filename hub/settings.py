@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+import httpx
+from pydantic import SecretStr, model_validator
+from sqlalchemy.engine import make_url
 
+from riverguard import plaintext
 from riverguard.settings import REPO_ROOT, ComponentSettings
 
 
@@ -59,9 +62,66 @@ class HubSettings(ComponentSettings):
     # The duty console's static files, served at /.
     console_dir: Path = REPO_ROOT / "console"
 
+    # --- Deployment: TLS, credentials, plain text ---------------------------------
+    # Serve HTTPS with this certificate chain and key (PEM; both or neither).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Plain HTTP, InfluxDB or PostgreSQL on an address other than loopback is refused
+    # at start-up unless this is set (riverguard/plaintext.py).
+    allow_plaintext: bool = False
+    # InfluxDB 1.x login (auth-enabled), sent as HTTP basic auth; a user:password@ in
+    # influx_url does the same.
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    # The CA that signed an https:// InfluxDB's certificate (a private CA); default:
+    # the system's authorities.
+    influx_ca_file: Path | None = None
+    # PostgreSQL: the password when database_url has none (kept out of the URL, which
+    # may be logged); database_url's ?sslmode= (disable, require, verify-ca,
+    # verify-full) and ?sslrootcert= as in libpq, or this CA file for verify-full.
+    database_password: SecretStr | None = None
+    database_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _deployment(self) -> HubSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        influx = httpx.URL(self.influx_url)
+        refusals = [
+            plaintext.refusal(
+                "the hub's HTTP",
+                self.http_host,
+                encrypted=self.tls_cert_file is not None,
+                allowed=self.allow_plaintext,
+                remedy="set tls_cert_file and tls_key_file, or listen on 127.0.0.1 behind a proxy",
+            ),
+            plaintext.refusal(
+                "InfluxDB",
+                influx.host,
+                encrypted=influx.scheme == "https",
+                allowed=self.allow_plaintext,
+                remedy="use an https:// influx_url",
+            ),
+        ]
+        database = make_url(self.database_url) if self.database_url else None
+        if database is not None and database.get_backend_name() == "postgresql":
+            sslmode = str(database.query.get("sslmode", "disable"))
+            refusals.append(
+                plaintext.refusal(
+                    "PostgreSQL",
+                    database.host or "localhost",  # no host: the Unix socket
+                    encrypted=sslmode in ("require", "verify-ca", "verify-full"),
+                    allowed=self.allow_plaintext,
+                    remedy="add ?sslmode=verify-full to database_url",
+                )
+            )
+        plaintext.check(*refusals)
+        return self
+
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+        scheme = "https" if self.tls_cert_file is not None else "http"
+        return self.public_url or f"{scheme}://{self.http_host}:{self.http_port}"
 
     @property
     def audio_dir(self) -> Path:

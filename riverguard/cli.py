@@ -12,14 +12,33 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from riverguard.log import configure_logging
+
+# Settings that cannot be used (sysexits EX_CONFIG): the systemd units do not restart on it.
+EXIT_CONFIG = 78
+
+
+def _refuse(component: str, error: ValidationError) -> int:
+    """One readable line per wrong setting on stderr (the journal), then EX_CONFIG."""
+    print(
+        f"riverguard {component}: refusing to start, the settings cannot be used:", file=sys.stderr
+    )
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        print(f"  {where}: {problem['msg']}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _hub(args: argparse.Namespace) -> int:
     from hub.main import serve
     from hub.settings import HubSettings
 
-    settings = HubSettings()
+    try:
+        settings = HubSettings()
+    except ValidationError as exc:
+        return _refuse("hub", exc)
     configure_logging("hub", settings.log_level, settings.log_json)
     return serve(settings)
 
@@ -28,7 +47,10 @@ def _edge(args: argparse.Namespace) -> int:
     from edge.main import serve
     from edge.settings import EdgeSettings
 
-    settings = EdgeSettings(site=args.site)
+    try:
+        settings = EdgeSettings(site=args.site)
+    except ValidationError as exc:
+        return _refuse(f"edge --site {args.site}", exc)
     configure_logging(f"edge[{args.site}]", settings.log_level, settings.log_json)
     serve(settings)
     return 0

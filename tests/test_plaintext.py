@@ -1,0 +1,129 @@
+"""Plain text only on loopback: components told otherwise refuse to start, unless allowed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from edge.settings import EdgeSettings
+from hub.settings import HubSettings
+from riverguard.mqtt import BrokerSettings
+from riverguard.plaintext import is_loopback
+
+BROKER = BrokerSettings(username="hub", password=SecretStr("pw"))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("192.168.1.20", False),
+        ("hub.river.example", False),
+        ("localhost.evil.example", False),
+        ("::ffff:10.0.0.1", False),
+    ],
+)
+def test_only_loopback_addresses_and_localhost_count_as_loopback(host: str, loopback: bool) -> None:
+    assert loopback == is_loopback(host)
+
+
+def hub(**values: Any) -> HubSettings:
+    return HubSettings(broker=BROKER, **values)
+
+
+def test_the_hub_defaults_are_all_loopback() -> None:
+    settings = hub()
+    assert "http://127.0.0.1:8080" == settings.base_url
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"http_host": "0.0.0.0"}, "the hub's HTTP would be plain text on '0.0.0.0'"),
+        ({"http_host": "10.0.0.5"}, "set tls_cert_file and tls_key_file"),
+        ({"influx_url": "http://influx.example:8086"}, "InfluxDB would be plain text"),
+        (
+            {"database_url": "postgresql+asyncpg://rg@db.example/riverguard"},
+            "PostgreSQL would be plain text on 'db.example'",
+        ),
+        (
+            {"database_url": "postgresql+asyncpg://rg@10.0.0.9/riverguard?sslmode=prefer"},
+            "add \\?sslmode=verify-full",
+        ),
+    ],
+)
+def test_the_hub_refuses_plain_text_off_the_machine(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        hub(**values)
+
+
+def test_the_hub_names_every_plain_text_link_at_once() -> None:
+    with pytest.raises(ValidationError) as refused:
+        hub(http_host="0.0.0.0", influx_url="http://10.0.0.7:8086")
+    assert "HTTP" in str(refused.value)
+    assert "InfluxDB" in str(refused.value)
+
+
+def test_tls_or_an_explicit_allowance_lets_the_hub_leave_loopback(tmp_path: Path) -> None:
+    cert, key = tmp_path / "hub.crt", tmp_path / "hub.key"
+    settings = hub(
+        http_host="0.0.0.0",
+        tls_cert_file=cert,
+        tls_key_file=key,
+        influx_url="https://influx.example:8086",
+        database_url="postgresql+asyncpg://rg@db.example/riverguard?sslmode=verify-full",
+    )
+    assert settings.base_url.startswith("https://0.0.0.0:")
+    assert hub(http_host="10.0.0.5", allow_plaintext=True).http_host == "10.0.0.5"
+    # The Unix socket and SQLite are on the machine.
+    assert hub(database_url="postgresql+asyncpg:///riverguard?host=/run/postgresql")
+    assert hub(database_url="sqlite+aiosqlite:////var/lib/riverguard/hub.db")
+
+
+def test_the_edge_refuses_its_http_server_off_loopback_unless_allowed() -> None:
+    with pytest.raises(ValidationError, match="the edge's health and audio HTTP"):
+        EdgeSettings(site="s", broker=BROKER, metrics_port=9100, metrics_host="0.0.0.0")
+    assert EdgeSettings(site="s", broker=BROKER, metrics_port=9100)
+    # No HTTP server at all: nothing to refuse.
+    assert EdgeSettings(site="s", broker=BROKER, metrics_host="0.0.0.0")
+    allowed = EdgeSettings(
+        site="s", broker=BROKER, metrics_port=9100, metrics_host="0.0.0.0", allow_plaintext=True
+    )
+    assert allowed.allow_plaintext
+
+
+def test_the_hub_command_exits_with_a_clear_line_and_does_not_serve() -> None:
+    """EX_CONFIG (78), which the systemd units do not restart on, and nothing listening."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RIVERGUARD_")}
+    env |= {
+        "RIVERGUARD_BROKER__USERNAME": "hub",
+        "RIVERGUARD_BROKER__PASSWORD": "pw",
+        "RIVERGUARD_HTTP_HOST": "0.0.0.0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "riverguard", "hub"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 78 == done.returncode
+    assert "refusing to start" in done.stderr
+    assert "plain text on '0.0.0.0'" in done.stderr
+    assert "Traceback" not in done.stderr
