@@ -143,7 +143,8 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Hub]]:
         config = settings.load_config()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.sqlalchemy_url)
+        store_url = settings.store_url()
+        store = await Store.open(store_url.url, store_url.connect_args)
         try:
             async with (
                 httpx.AsyncClient() as http,

@@ -8,6 +8,7 @@ import httpx
 from pydantic import SecretStr, model_validator
 from sqlalchemy.engine import make_url
 
+from hub.database import ENCRYPTED, SSLMODES, EngineURL, engine_url
 from riverguard import plaintext
 from riverguard.settings import REPO_ROOT, ComponentSettings
 
@@ -105,12 +106,14 @@ class HubSettings(ComponentSettings):
         ]
         database = make_url(self.database_url) if self.database_url else None
         if database is not None and database.get_backend_name() == "postgresql":
-            sslmode = str(database.query.get("sslmode", "disable"))
+            sslmode = str(database.query.get("sslmode", "prefer"))
+            if sslmode not in SSLMODES:
+                raise ValueError(f"database_url: sslmode is one of {', '.join(SSLMODES)}")
             refusals.append(
                 plaintext.refusal(
                     "PostgreSQL",
                     database.host or "localhost",  # no host: the Unix socket
-                    encrypted=sslmode in ("require", "verify-ca", "verify-full"),
+                    encrypted=sslmode in ENCRYPTED,
                     allowed=self.allow_plaintext,
                     remedy="add ?sslmode=verify-full to database_url",
                 )
@@ -130,3 +133,8 @@ class HubSettings(ComponentSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/hub.db"
+
+    def store_url(self) -> EngineURL:
+        """The state store's URL with its password and TLS, as the engine takes them."""
+        password = self.database_password.get_secret_value() if self.database_password else None
+        return engine_url(self.sqlalchemy_url, password=password, ca_file=self.database_ca_file)

@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -240,9 +240,12 @@ class Store:
         self.last_seen_write_s = LAST_SEEN_WRITE_S
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect, configure and migrate to the newest schema."""
-        engine = create_async_engine(url, json_serializer=_json_text)
+    async def open(cls, url: str | URL, connect_args: Mapping[str, Any] | None = None) -> Store:
+        """Connect, configure and migrate to the newest schema; ``connect_args`` go to
+        the driver (hub/database.py: PostgreSQL's TLS)."""
+        engine = create_async_engine(
+            url, json_serializer=_json_text, connect_args=dict(connect_args or {})
+        )
         sqlite_ingest = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -255,7 +258,9 @@ class Store:
             event.listen(sqlite_ingest, "begin", _sqlite_begin_immediate)
         try:
             await migrate.upgrade(engine)
-        except SQLAlchemyError as exc:
+        # OSError: a refused connection or TLS handshake (ssl.SSLError), which the
+        # driver raises as it is.
+        except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
             raise StoreError(f"cannot migrate the state store: {exc}") from exc
         return cls(engine, sqlite_ingest)

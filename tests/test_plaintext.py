@@ -127,3 +127,8 @@ def test_the_hub_command_exits_with_a_clear_line_and_does_not_serve() -> None:
     assert "refusing to start" in done.stderr
     assert "plain text on '0.0.0.0'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_sslmode_is_a_settings_error_not_a_silent_plain_connection() -> None:
+    with pytest.raises(ValidationError, match="sslmode is one of"):
+        hub(database_url="postgresql+asyncpg://rg@localhost/riverguard?sslmode=verify_full")
