@@ -5,31 +5,40 @@ library or ``text`` and ``voice`` ask for speech (rendered once, then cached).
 Targets: named speakers, all speakers of a site, all under a grid path, or the
 speakers covering a zone (the alarm's by default).
 
-Policy: priority ``LIFE_SAFETY_PRIORITY`` and up (any alarm's announcement by
-default) is life-safety; a higher priority stops a lower one still active on
-the same speaker (3.2, recorded ``failed``/``preempted by …``). Routine
-messages are capped to the volume cap during a site's quiet hours and limited
-per site (``routine_limit`` per ``routine_window_s``, the site's own values or
-the hub's defaults; counted in the state store, so a restart or another replica
-sees the same count); life-safety and scheduled messages are neither.
+Policy (``riverguard.policy``, which the edge applies again): priority
+``LIFE_SAFETY_PRIORITY`` and up is life-safety, and only an alarm's
+announcement may have it (its default); one without an alarm is capped to
+``ROUTINE_MAX_PRIORITY`` and is routine. A higher priority stops a lower one
+still active on the same speaker (3.2, recorded ``failed``/``preempted by …``).
+Routine messages repeat at most ``ROUTINE_MAX_REPEAT`` times, are capped to
+the volume cap during a site's quiet hours and limited per site
+(``routine_limit`` per ``routine_window_s``, the site's own values or the hub's
+defaults; counted in the state store, so a restart or another replica sees the
+same count); life-safety messages are none of these, scheduled ones are not
+rate-limited.
 A speaker with no acknowledgement ``ack_timeout_s`` after sending is marked
 ``failed`` with detail ``no_ack``; one still not finished when the
 announcement's expiry, its playing time and that timeout have passed, with
 ``no_ack: no final state``.
 
+Acknowledgements move a speaker's state forward only (pending, received,
+playing, then one final state); one that does not is refused (``stale_state``)
+and leaves no trace in the history, so repeated or forged acks cannot rewrite
+a final state or grow an announcement without bound. Only the announcement's
+own speakers may acknowledge it.
+
 The edge's own warnings (local deterrence, PROTOCOL 7.10: ids ``edge-auto-<zone>-<ms>``)
 reach the hub only as acknowledgements: the first one records the play as an
 announcement requested by ``edge-auto``, linked to the zone's active alarm and
-audited, and every speaker acking it joins it.
+audited, and every speaker covering the zone that acks it joins it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -44,7 +53,8 @@ from hub.picture import Picture, audio_url
 from hub.schedules import Schedule
 from hub.schemas import AnnouncementRequest
 from hub.store import AuditEntry, RoutineLimit, Store
-from riverguard.config import Device, Site
+from riverguard import policy
+from riverguard.config import Device
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, AudioRef, Stop
 from riverguard.wire.times import format_ts, utcnow
@@ -56,7 +66,7 @@ ALARM_PRIORITY = 8
 DEFAULT_PRIORITY = 5
 DEFAULT_REPEAT = 2
 DEFAULT_VOLUME = 90
-LIFE_SAFETY_PRIORITY = 8
+LIFE_SAFETY_PRIORITY = policy.LIFE_SAFETY_PRIORITY
 MIN_EXPIRY_S = 5
 MAX_EXPIRY_S = 3600
 _ACTIVE = ("pending", "received", "playing")
@@ -134,7 +144,8 @@ class Announcer:
             if request.priority is not None
             else (ALARM_PRIORITY if request.alarm_id else DEFAULT_PRIORITY)
         )
-        routine = priority < LIFE_SAFETY_PRIORITY and not scheduled
+        # Life-safety only as an alarm's answer: any other priority is capped and routine.
+        routine = not policy.is_life_safety(priority, request.alarm_id) and not scheduled
         now = self.clock()
         if routine:
             # Every site first, so a grid announcement is refused whole, not in part.
@@ -190,15 +201,21 @@ class Announcer:
         clips = {s.id: await self._clip(clip_id, site, s) for s in speakers}
         clip = clips[speakers[0].id]
         ann_id = ids.announcement_id()
-        repeat = request.repeat if request.repeat is not None else DEFAULT_REPEAT
-        volume = request.volume if request.volume is not None else DEFAULT_VOLUME
-        capped = ""
-        config = self.picture.config.site(site)
-        cap = self.quiet_volume_cap if config.quiet_volume_cap is None else config.quiet_volume_cap
-        quiet = in_quiet_hours(config, now)
-        if priority < LIFE_SAFETY_PRIORITY and quiet and volume > cap:
-            capped = f"volume capped {volume} -> {cap} (quiet hours)"
-            volume = cap
+        shaped_policy = policy.shape(
+            priority=priority,
+            repeat=request.repeat if request.repeat is not None else DEFAULT_REPEAT,
+            volume=request.volume if request.volume is not None else DEFAULT_VOLUME,
+            alarm_id=request.alarm_id,
+            site=self.picture.config.site(site),
+            now=now,
+            quiet_volume_cap=self.quiet_volume_cap,
+        )
+        priority, repeat, volume = (
+            shaped_policy.priority,
+            shaped_policy.repeat,
+            shaped_policy.volume,
+        )
+        capped = shaped_policy.detail
         expires_in = request.expires_in_s if request.expires_in_s is not None else None
         expires_at = now + (timedelta(seconds=expires_in) if expires_in else EXPIRY)
         clip_ref = {"id": clip.id, "sha256": clip.sha256, "duration_ms": clip.duration_ms}
@@ -414,17 +431,22 @@ class Announcer:
         """Apply a speaker's state; return a rejection reason, or None."""
         record = await self.store.get_announcement(ack.id)
         if record is None and ack.id.startswith(EDGE_AUTO_PREFIX):
+            if not self._covers(site, speaker, ack.id):
+                return "unknown_speaker"
             record = await self._record_edge_auto(site, speaker, ack)
         if record is None:
             return "unknown_announcement"
         if record["site"] != site:
             return "site_mismatch"
         if speaker not in record["speakers"]:
-            if record["requested_by"] != EDGE_AUTO:
+            if record["requested_by"] != EDGE_AUTO or not self._covers(site, speaker, ack.id):
                 return "unknown_speaker"
             # The edge plays its warning on every speaker covering the zone, under one id.
             await self.store.add_announcement_speaker(ack.id, speaker, ack.ts)
-        await self._apply(ack.id, {speaker: (ack.state, ack.detail)}, ack.ts)
+        moved = await self._apply(ack.id, {speaker: (ack.state, ack.detail)}, ack.ts)
+        if not moved:
+            # A repeat, or a state behind the one recorded (a late or forged ack).
+            return "stale_state"
         if ack.state not in _ACTIVE and self._active.get(speaker, ("", 0))[0] == ack.id:
             del self._active[speaker]
         shaped = await self.get(ack.id)
@@ -478,21 +500,41 @@ class Announcer:
         self._wake.set()
         return await self.store.get_announcement(ack.id)
 
-    async def _apply(self, ann_id: str, states: dict[str, tuple[str, str]], ts: datetime) -> None:
+    def _covers(self, site: str, speaker: str, ann_id: str) -> bool:
+        """Whether the edge's own warning ``ann_id`` may have played on ``speaker``.
+
+        The edge plays it on the speakers covering the zone, or covering every zone
+        (edge/deterrence.py); of a zone the site does not have, any of its speakers.
+        """
+        zone = edge_auto_zone(ann_id, self.picture.config.site(site).zone_ids)
+        device = self.picture.config.device_by_id.get(speaker)
+        if device is None or device.site != site:
+            return False
+        return zone is None or not device.zones or zone in device.zones
+
+    async def _apply(self, ann_id: str, states: dict[str, tuple[str, str]], ts: datetime) -> bool:
+        """Move speakers' states forward; False when none moved (nothing is recorded).
+
+        The history gets one step per move, so it holds at most one entry per
+        state and speaker, however many acknowledgements arrive.
+        """
         async with self.lock:
             record = await self.store.get_announcement(ann_id)
             if record is None:
-                return
+                return False
             history = list(record["history"])
             forward: dict[str, tuple[str, str]] = {}
             for speaker, (state, detail) in states.items():
-                history.append(
-                    {"speaker": speaker, "state": state, "ts": format_ts(ts), "detail": detail}
-                )
                 current = record["speakers"].get(speaker, "pending")
                 if _RANK[state] > _RANK[current]:
                     forward[speaker] = (state, detail)
+                    history.append(
+                        {"speaker": speaker, "state": state, "ts": format_ts(ts), "detail": detail}
+                    )
+            if not forward:
+                return False
             await self.store.set_speaker_states(ann_id, forward, history, self.clock())
+            return True
 
     async def fire_schedule(self, schedule: Schedule) -> str:
         """Send one occurrence of a scheduled announcement; the result, for the schedule."""
@@ -596,15 +638,3 @@ def edge_auto_zone(announcement_id: str, zones: frozenset[str]) -> str | None:
     """The zone of an edge's own warning, from its id ``edge-auto-<zone>-<ms>``."""
     zone, _, millis = announcement_id.removeprefix(EDGE_AUTO_PREFIX).rpartition("-")
     return zone if millis.isdigit() and zone in zones else None
-
-
-def in_quiet_hours(site: Site, now: datetime) -> bool:
-    """Whether ``now`` falls in the site's ``quiet_hours`` ("HH:MM-HH:MM", local time)."""
-    if not site.quiet_hours:
-        return False
-    start_s, end_s = site.quiet_hours.split("-")
-    start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
-    local = now.astimezone(ZoneInfo(site.timezone)).time()
-    if start <= end:
-        return start <= local < end
-    return local >= start or local < end

@@ -21,6 +21,12 @@ REJECT_REASONS = (
     "not_jpeg",
     "unknown_announcement",
     "unknown_speaker",
+    # An acknowledgement that does not move its speaker's state forward (a repeat, a
+    # late one, or one forged to overwrite a final state).
+    "stale_state",
+    # An event whose kind its device's type cannot report (a speaker's breach, a
+    # fence's water entry), or whose id is not one of its device's.
+    "wrong_device",
 )
 
 

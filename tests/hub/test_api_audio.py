@@ -97,6 +97,15 @@ def speaker_of(topic: str) -> str:
     return topic.split("/")[-2]
 
 
+async def raise_alarm(hub: RunningHub, edge: aiomqtt.Client, zone: str = "z1") -> str:
+    """A breach in ``zone`` as the edge sends it; the id of the alarm it opened or joined."""
+    breach = event_payload(unique_seq(), zone=zone)
+    async with mqtt_inbox(edge, topics.committed(SITE)) as commits:
+        await edge.publish(topics.events(SITE), json.dumps(breach).encode(), qos=1)
+        await commits.wait_for(lambda m: breach["id"] in m[1]["ids"])
+    return hub.hub.picture.active[(SITE, zone)].id
+
+
 async def post(hub: RunningHub, body: dict[str, Any], user: str = "officer-li") -> Any:
     response = await hub.http.post("/api/announcements", headers=await hub.auth(user), json=body)
     return response.status_code, response.json()
@@ -189,23 +198,26 @@ async def test_grid_announcement_reaches_every_site_under_it(
 async def test_life_safety_preempts_a_routine_announcement(
     make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
-    async with hub_with_speakers(make_settings, tmp_path) as hub, as_edge(edge) as inbox:
-        _, routine = await post(hub, {"speakers": ["db-spk-02"], "priority": 3})
-        await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
-        await ack(edge, "db-spk-02", routine["id"], "playing")
+    async with hub_with_speakers(make_settings, tmp_path) as hub:
+        alarm_id = await raise_alarm(hub, edge)
+        async with as_edge(edge) as inbox:
+            _, routine = await post(hub, {"speakers": ["db-spk-02"], "priority": 3})
+            await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
+            await ack(edge, "db-spk-02", routine["id"], "playing")
 
-        async def playing() -> bool:
-            found = await hub.hub.announcer.get(routine["id"])
-            return found is not None and found["speakers"]["db-spk-02"] == "playing"
+            async def playing() -> bool:
+                found = await hub.hub.announcer.get(routine["id"])
+                return found is not None and found["speakers"]["db-spk-02"] == "playing"
 
-        await wait_for(playing, what="routine announcement playing")
-        _, urgent = await post(hub, {"speakers": ["db-spk-02"], "priority": 9})
-        stop = await inbox.wait_for(lambda m: m[0] == topics.stop(SITE, "db-spk-02"))
-        await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
-        fetched = await hub.http.get(
-            f"/api/announcements/{routine['id']}", headers=await hub.auth()
-        )
-        _, lower = await post(hub, {"speakers": ["db-spk-02"], "priority": 2})
+            await wait_for(playing, what="routine announcement playing")
+            urgent_body = {"speakers": ["db-spk-02"], "priority": 9, "alarm_id": alarm_id}
+            _, urgent = await post(hub, urgent_body)
+            stop = await inbox.wait_for(lambda m: m[0] == topics.stop(SITE, "db-spk-02"))
+            await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
+            fetched = await hub.http.get(
+                f"/api/announcements/{routine['id']}", headers=await hub.auth()
+            )
+            _, lower = await post(hub, {"speakers": ["db-spk-02"], "priority": 2})
 
     assert {"id": routine["id"]} == stop[1]
     assert {"db-spk-02": "failed"} == fetched.json()["speakers"]
@@ -219,29 +231,30 @@ async def test_quiet_hours_cap_routine_volume_but_not_life_safety(
     make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock(QUIET_NIGHT)
-    async with (
-        hub_with_speakers(make_settings, tmp_path, clock, quiet_volume_cap=35) as hub,
-        as_edge(edge) as inbox,
-    ):
-        _, routine = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 4})
-        _, urgent = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 9})
-        routine_sent = await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
-        urgent_sent = await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
-        clock.advance(8 * 3600)  # 07:00 local: quiet hours are over.
-        _, morning = await post(hub, {"speakers": ["db-spk-01"], "volume": 90, "priority": 4})
+    async with hub_with_speakers(make_settings, tmp_path, clock, quiet_volume_cap=35) as hub:
+        alarm_id = await raise_alarm(hub, edge)
+        async with as_edge(edge) as inbox:
+            body = {"speakers": ["db-spk-01"], "volume": 90, "priority": 4}
+            _, routine = await post(hub, body)
+            _, urgent = await post(hub, {**body, "priority": 9, "alarm_id": alarm_id})
+            routine_sent = await inbox.wait_for(lambda m: m[1].get("id") == routine["id"])
+            urgent_sent = await inbox.wait_for(lambda m: m[1].get("id") == urgent["id"])
+            clock.advance(8 * 3600)  # 07:00 local: quiet hours are over.
+            _, morning = await post(hub, body)
 
     assert (35, 90, 90) == (routine_sent[1]["volume"], urgent_sent[1]["volume"], morning["volume"])
     assert "volume capped 90 -> 35 (quiet hours)" == routine["history"][0]["detail"]
 
 
 async def test_routine_messages_are_rate_limited_per_site_life_safety_is_not(
-    make_settings: MakeSettings, tmp_path: Path
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
 ) -> None:
     clock = ManualClock(BEFORE_FOUR_PM)
     async with hub_with_speakers(make_settings, tmp_path, clock, routine_limit=2) as hub:
+        alarm_id = await raise_alarm(hub, edge)
         results = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(3)]
         other_site = await post(hub, {"site": "xiyong-wharf", "priority": 3})
-        urgent = await post(hub, {"site": SITE, "priority": 9})
+        urgent = await post(hub, {"site": SITE, "priority": 9, "alarm_id": alarm_id})
         # The site's own window is 300 s (the hub's default is 600 s).
         clock.advance(301)
         later = await post(hub, {"site": SITE, "priority": 3})
@@ -478,8 +491,8 @@ async def test_announcement_history_is_listed_newest_first_and_filtered(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
     async with hub_with_speakers(make_settings, tmp_path) as hub:
-        _, first = await post(hub, {"site": SITE, "priority": 9})
-        _, second = await post(hub, {"site": "xiyong-wharf", "priority": 9})
+        _, first = await post(hub, {"site": SITE})
+        _, second = await post(hub, {"site": "xiyong-wharf"})
         headers = await hub.auth("viewer")
         everything = (await hub.http.get("/api/announcements", headers=headers)).json()
         one_site = (await hub.http.get(f"/api/announcements?site={SITE}", headers=headers)).json()
