@@ -44,7 +44,7 @@ import structlog
 
 import riverguard
 from edge.adapters import Adapted, LateSnapshot, check_device, parse_message
-from edge.audio import AudioCache
+from edge.audio import AudioCache, on_hub
 from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
 from edge.http_speaker import HttpSpeaker
@@ -57,6 +57,7 @@ from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver
 from edge.sqlite_outbox import SqliteOutbox
 from edge.warning import prepare_warning
+from riverguard import policy
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
 from riverguard.mqtt_client import Client, Message, MqttError, Subscription, Will
@@ -82,6 +83,8 @@ log = structlog.get_logger()
 PUBLISH_BATCH = 100
 # Device messages handled per wake-up of the receiver; acknowledged together.
 RECEIVE_BATCH = 500
+# The ack of an announce whose audio is not the hub's: no more than that.
+NOT_HUB_AUDIO = "audio URL is not the hub's"
 
 
 class _Stopping(Exception):
@@ -575,10 +578,37 @@ class EdgeAgent:
         self.log.info(
             "announce", speaker=speaker_id, id=announce.id, requested_by=announce.requested_by
         )
-        if announce.expires_at <= self.clock():
+        if not on_hub(announce.audio.url, self.settings.hub_url):
+            # Fetched by the edge and handed to mqtt speakers: only the hub's audio.
+            await self.acks.send(client, speaker_id, announce.id, "failed", NOT_HUB_AUDIO)
+            raise Rejected(
+                "foreign_audio_url",
+                f"{announce.id}: audio not under the hub URL {self.settings.hub_url!r}",
+            )
+        now = self.clock()
+        if announce.expires_at <= now:
             await self.acks.send(client, speaker_id, announce.id, "expired")
             return
-        await self.acks.send(client, speaker_id, announce.id, "received")
+        shaped = policy.shape(
+            priority=announce.priority,
+            repeat=announce.repeat,
+            volume=announce.volume,
+            alarm_id=announce.alarm_id,
+            site=self.site,
+            now=now,
+            quiet_volume_cap=self.settings.quiet_volume_cap,
+        )
+        if shaped.notes:
+            self.metrics.announcements_capped.inc()
+            self.log.warning("announce beyond policy; capped", id=announce.id, caps=shaped.detail)
+            announce = announce.model_copy(
+                update={
+                    "priority": shaped.priority,
+                    "repeat": shaped.repeat,
+                    "volume": shaped.volume,
+                }
+            )
+        await self.acks.send(client, speaker_id, announce.id, "received", shaped.detail)
         await speaker.announce(client, announce)
 
     async def _stop(self, client: Client, speaker_id: str, payload: bytes) -> None:

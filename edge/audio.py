@@ -9,6 +9,12 @@ recently used files (by modification time, refreshed on every use) go until
 the rest fits, except the one just written and the ``pinned`` ones (the
 site's own warning, which local deterrence needs when the hub is away).
 Derived files (``<sha256>.8k.ulaw`` of the http driver) count and go alike.
+
+Audio comes from the hub only (``on_hub``): the agent refuses an announce whose
+URL is anywhere else, so an edge cannot be made to fetch (or hand its
+speakers) an arbitrary URL. What goes wrong fetching is logged in full here
+but told to the hub in a few fixed words, never with another server's status
+or error text.
 """
 
 from __future__ import annotations
@@ -33,6 +39,38 @@ MAX_AUDIO_BYTES = 32 * 1024 * 1024
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 # G.711 µ-law: 8 kHz, one byte per sample.
 ULAW_BYTES_PER_S = 8000
+# Where the hub serves announcement audio, under its public URL (PROTOCOL 4.2).
+HUB_AUDIO_PATH = "/api/audio/"
+
+
+def on_hub(url: str, hub_url: str | None) -> bool:
+    """Whether ``url`` is audio the hub at ``hub_url`` serves: same scheme, host and
+    port, no user info, one plain file name under ``<hub path>/api/audio/`` (no
+    escapes, no dot segments), no query or fragment."""
+    if hub_url is None:
+        return False
+    try:
+        target, hub = httpx.URL(url), httpx.URL(hub_url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    prefix = hub.path.rstrip("/") + HUB_AUDIO_PATH
+    name = target.path.removeprefix(prefix)
+    return (
+        target.scheme in ("http", "https")
+        and (target.scheme, target.host, _port(target)) == (hub.scheme, hub.host, _port(hub))
+        and not target.userinfo
+        and b"%" not in target.raw_path
+        and not target.query
+        and not target.fragment
+        and target.path.startswith(prefix)
+        and bool(name)
+        and "/" not in name
+        and not name.startswith(".")
+    )
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def audio_duration_s(path: Path) -> float | None:
@@ -92,7 +130,8 @@ class AudioCache:
         try:
             async with self.http.stream("GET", ref.url) as response:
                 if response.status_code != 200:
-                    raise AudioError(f"GET {ref.url} answered {response.status_code}")
+                    log.warning("audio not fetched", url=ref.url, status=response.status_code)
+                    raise AudioError("audio not available from the hub")
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self.max_bytes:
@@ -100,10 +139,12 @@ class AudioCache:
                     digest.update(chunk)
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise AudioError(f"GET {ref.url} failed: {exc!r}"[:300]) from exc
+            log.warning("audio not fetched", url=ref.url, error=repr(exc)[:300])
+            raise AudioError("audio not available from the hub") from exc
         actual = digest.hexdigest()
         if actual != ref.sha256:
-            raise AudioError(f"sha256 mismatch: expected {ref.sha256}, got {actual}")
+            log.warning("audio digest differs", url=ref.url, expected=ref.sha256, got=actual)
+            raise AudioError("sha256 mismatch: the audio is not the one announced")
         return b"".join(chunks)
 
 

@@ -20,6 +20,10 @@ REJECT_REASONS = (
     "debounced",
     # The event was kept; only the snapshot the camera attached was left out.
     "bad_snapshot",
+    # An announce whose audio URL is not under the hub's (PROTOCOL 7.31): not fetched.
+    "foreign_audio_url",
+    # A speaker's state for an announcement it is not playing (forged or stale).
+    "unknown_state",
     "internal",
 )
 
@@ -107,6 +111,11 @@ class EdgeMetrics:
         )
         self.stops = Counter(
             "riverguard_edge_stops", "Stop commands handled (PROTOCOL 3.2)", registry=r
+        )
+        self.announcements_capped = Counter(
+            "riverguard_edge_announcements_capped",
+            "Announces played below what they asked: priority, repeat or volume beyond policy",
+            registry=r,
         )
         self.connects = Counter(
             "riverguard_edge_broker_connects", "Successful broker connections", registry=r

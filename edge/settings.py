@@ -13,6 +13,12 @@ from riverguard.settings import ComponentSettings
 
 class EdgeSettings(ComponentSettings):
     site: str
+    # The hub's public URL (its RIVERGUARD_PUBLIC_URL): announcement audio is fetched
+    # from under it only. Unset, the edge plays no announcement from the hub.
+    hub_url: str | None = None
+    # Routine announcements during a site's quiet hours play at most this loud when the
+    # site sets no quiet_volume_cap: the hub's setting of the same name, applied again.
+    quiet_volume_cap: int = Field(default=40, ge=0, le=100)
     # Resend an event the hub has not committed after this long (PROTOCOL 3.3).
     commit_timeout_s: float = Field(default=5.0, gt=0)
     # Pace of resends, so a backlog after an outage does not flood the broker.

@@ -19,9 +19,11 @@ forever: ``MqttSpeaker`` watches each ``play`` it sent. No ``playing`` within
 ``repeat`` plus ``done_margin_s``, and the edge acks ``failed`` "no response
 from speaker" itself; a speaker whose relayed status is offline fails what it
 holds and what it is given at once ("speaker offline"). States the speaker
-sends later for an announcement the edge already failed are dropped and
-counted (``rejected{reason="late_state"}``), so the hub never sees ``done``
-after ``failed``.
+sends later for an announcement that already ended are dropped and counted
+(``rejected{reason="late_state"}``), so the hub never sees ``done`` after
+``failed``; so are states of an announcement the speaker is not playing
+(``unknown_state``: forged, or from before an edge restart), and a repeated
+``playing``.
 """
 
 from __future__ import annotations
@@ -191,13 +193,27 @@ class MqttSpeaker:
             )
             return
         inflight = self._inflight.get(state.id)
-        if inflight is not None:
-            if state.state == "playing":
-                inflight.playing = True
-                inflight.deadline = time.monotonic() + inflight.length_s + self.done_margin_s
-            else:
-                del self._inflight[state.id]
-                inflight.ended.set()
+        if inflight is None:
+            # Not what this speaker was told to play: forged, or of a play the edge
+            # forgot (a restart; the hub then times it out as unacknowledged).
+            self.acks.metrics.rejected.labels("unknown_state").inc()
+            log.warning(
+                "speaker state of no play in flight dropped",
+                speaker=self.device.id,
+                id=state.id[:100],
+                state=state.state,
+                reason="unknown_state",
+            )
+            return
+        if state.state == "playing":
+            if inflight.playing:
+                return  # said already: the hub needs it once
+            inflight.playing = True
+            inflight.deadline = time.monotonic() + inflight.length_s + self.done_margin_s
+        else:
+            del self._inflight[state.id]
+            inflight.ended.set()
+            self._remember_finished(state.id)
         await self.acks.send(client, self.device.id, state.id, state.state, state.detail)
 
     async def on_status(self, client: Client, online: bool) -> None:
@@ -278,11 +294,14 @@ class MqttSpeaker:
                 )
                 await self._finish(client, announcement_id, NO_RESPONSE)
 
-    async def _finish(self, client: Client, announcement_id: str, detail: str) -> None:
-        """Fail an announcement on the speaker's behalf and ignore what it says about it later."""
+    def _remember_finished(self, announcement_id: str) -> None:
         self._finished[announcement_id] = None
         while len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
+
+    async def _finish(self, client: Client, announcement_id: str, detail: str) -> None:
+        """Fail an announcement on the speaker's behalf and ignore what it says about it later."""
+        self._remember_finished(announcement_id)
         await self.acks.send(client, self.device.id, announcement_id, "failed", detail)
 
     async def _play(self, client: Client, announce: Announce) -> _InFlight | None:

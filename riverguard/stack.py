@@ -149,6 +149,8 @@ class Stack:
                     f"edge-{site.id}",
                     self.data_dir / f"edge-{site.id}",
                     RIVERGUARD_METRICS_PORT=str(self.edge_ports[site.id]),
+                    # Announcement audio is fetched from the hub only.
+                    RIVERGUARD_HUB_URL=self.hub_url,
                     # Simulated devices repeat their status every 30 s: three missed is offline.
                     RIVERGUARD_DEVICE_OFFLINE_AFTER_S="90",
                 ),

@@ -16,9 +16,13 @@ HTTP_SPEAKER = "db-spk-http"
 
 
 @pytest.fixture
-def audio_server() -> Iterator[AudioServer]:
-    """A real HTTP server serving announcement audio, as the hub does."""
+def audio_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[AudioServer]:
+    """A real HTTP server serving announcement audio, as the hub does.
+
+    Edges built during the test take it as their hub (``RIVERGUARD_HUB_URL``).
+    """
     with AudioServer().running() as server:
+        monkeypatch.setenv("RIVERGUARD_HUB_URL", server.hub_url)
         yield server
 
 

@@ -165,7 +165,10 @@ def wav_bytes(duration_ms: int, rate: int = 8000) -> bytes:
 
 
 class AudioServer:
-    """A real HTTP server in a thread, serving files from a dict by path."""
+    """A real HTTP server in a thread, serving files as the hub does (``/api/audio/<name>``).
+
+    ``files``, ``requests`` and ``gated`` hold paths below ``/api/audio`` (``/w.wav``).
+    """
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -177,10 +180,11 @@ class AudioServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                requests.append(self.path)
-                if self.path in gated:
+                path = self.path.removeprefix("/api/audio")
+                requests.append(path)
+                if path in gated:
                     gate.wait(10)
-                body = files.get(self.path)
+                body = files.get(path) if self.path.startswith("/api/audio/") else None
                 if body is None:
                     self.send_error(404)
                     return
@@ -202,11 +206,16 @@ class AudioServer:
     def add(self, name: str, body: bytes) -> AudioRef:
         self.files[f"/{name}"] = body
         return AudioRef(
-            url=f"http://127.0.0.1:{self.port}/{name}",
+            url=f"{self.hub_url}/api/audio/{name}",
             sha256=hashlib.sha256(body).hexdigest(),
             format="wav",
             duration_ms=0,
         )
+
+    @property
+    def hub_url(self) -> str:
+        """The public URL of the hub this server stands in for (an edge's ``hub_url``)."""
+        return f"http://127.0.0.1:{self.port}"
 
     @contextlib.contextmanager
     def running(self) -> Iterator[AudioServer]:

@@ -50,11 +50,14 @@ async def test_http_speaker_gets_the_hubs_ulaw_rendering_and_reports_done(
 ) -> None:
     url = f"http://127.0.0.1:{http_speaker.server.config.port}/audio"
     path = config_file(tmp_path, url)
-    agent = EdgeAgent(
-        edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path / "edge"), load_config(path)
-    )
     settings = hub_settings(
         tmp_path, own_broker.settings("hub"), influxd.url, influx_database, config=path
+    )
+    agent = EdgeAgent(
+        edge_settings(
+            own_broker.settings(f"edge-{SITE}"), tmp_path / "edge", hub_url=settings.base_url
+        ),
+        load_config(path),
     )
     async with run_hub(settings) as hub, running_edge(agent):
         headers = await hub.auth()

@@ -75,7 +75,10 @@ async def test_swimmer_is_warned_by_an_announcement_and_leaves(
     own_broker: Broker, tmp_path: Path, example_config: Config, audio_server: AudioServer
 ) -> None:
     audio = audio_server.add("warning.wav", wav_bytes(300))
-    agent = EdgeAgent(edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path), example_config)
+    agent = EdgeAgent(
+        edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path, hub_url=audio_server.hub_url),
+        example_config,
+    )
     answered = asyncio.Event()
     async with httpx.AsyncClient() as http:
         speaker = SimulatedSpeaker(own_broker.settings("sim"), SITE, SPEAKER, http, speed=20)
