@@ -182,7 +182,7 @@ class Client:
         self._buffer.clear()
         self._reading_paused = False  # a new transport reads from the start
         self._writable.set()  # and writes from the start
-        self._connack = loop.create_future()
+        self._connack = connack = loop.create_future()
         self._error = None
         try:
             async with asyncio.timeout(self.timeout):
@@ -210,9 +210,13 @@ class Client:
                 )
                 reason, properties = await self._connack
         except ssl.SSLError as exc:  # before OSError: it is one
+            connack.cancel()  # as below
             self._close(MqttError(f"TLS with {self.host}:{self.port} failed: {_tls_reason(exc)}"))
             raise self._fresh_error() from exc
         except (OSError, TimeoutError) as exc:
+            # Not awaited any more: failed by ``_close``, it would be an exception nobody
+            # reads ("Future exception was never retrieved" on every failed reconnect).
+            connack.cancel()
             self._close(MqttError(f"cannot connect to {self.host}:{self.port}: {exc!r}"))
             raise self._fresh_error() from exc
         except MqttError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 import signal
 import time
@@ -356,3 +357,23 @@ async def test_publishers_wait_while_a_slow_broker_reads_nothing(many: bool) -> 
             slow.read_again.set()
             await asyncio.wait_for(publisher, 60)
             await wait_for(lambda: slow.received > count * len(payload), what="all bytes read")
+
+
+async def test_a_failed_connect_leaves_no_future_with_an_unretrieved_exception() -> None:
+    """Every failed reconnect used to log "Future exception was never retrieved"."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        client = Client("127.0.0.1", free_port(), username="x", password="y", timeout=2)
+        for _ in range(3):
+            with pytest.raises(MqttError, match="cannot connect"):
+                async with client:
+                    pass
+        del client
+        gc.collect()
+        await asyncio.sleep(0)  # the loop reports a dropped future on its next turn
+    finally:
+        loop.set_exception_handler(previous)
+    assert [] == [str(context.get("message")) for context in reported]
