@@ -39,6 +39,7 @@ from hub.influx import Influx, InfluxWriter
 from hub.influx import http_client as influx_http_client
 from hub.ingest import Ingest
 from hub.link import BrokerLink
+from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.settings import HubSettings
@@ -164,6 +165,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                             ("hub.schedules", hub.audio.schedules.run()),
                             ("hub.site-risk", hub.desk.watch_risk()),
                             ("hub.store-checkpoints", store.run_checkpoints()),
+                            ("hub.links", hub.links.run(hub.influx, store)),
                         )
                     ]
                     freeze_startup_heap()
@@ -213,6 +215,15 @@ async def _build(
     )
     picture = Picture(config, clock.now)
     picture.load(await store.active_alarms(), await store.load_devices(), await store.load_edges())
+    links = Links(
+        config,
+        broadcaster,
+        metrics,
+        clock,
+        silent_after_s=settings.edge_silent_after_s,
+        check_interval_s=settings.link_check_interval_s,
+    )
+    links.load(picture.edges.values())
     # One after another: sites with the same warning text render the same file.
     for site in config.sites:
         picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
@@ -241,6 +252,7 @@ async def _build(
         linger_s=settings.influx_linger_s,
     )
     desk.risk_points = writer.add_points
+    writer.report = lambda ok, detail: links.report("influx", "write", ok, detail)
     desk.start_risk()
     announcer = Announcer(
         store=store,
@@ -268,6 +280,7 @@ async def _build(
         broadcaster=broadcaster,
         writer=writer,
         link=link,
+        links=links,
         metrics=metrics,
     )
     return Hub(
@@ -284,6 +297,7 @@ async def _build(
         announcer=announcer,
         auth=auth,
         link=link,
+        links=links,
         ingest=ingest,
         audio=audio,
     )

@@ -14,6 +14,7 @@ from hub.desk import AlarmDesk
 from hub.influx import Influx, InfluxWriter
 from hub.ingest import Ingest
 from hub.link import BrokerLink
+from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.settings import HubSettings
@@ -36,5 +37,6 @@ class Hub:
     announcer: Announcer
     auth: Auth
     link: BrokerLink
+    links: Links
     ingest: Ingest
     audio: AudioDesk

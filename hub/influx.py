@@ -23,7 +23,7 @@ import math
 import ssl
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,6 +375,8 @@ class InfluxWriter:
         # Points that are not events (site_risk): kept in memory until written. Bounded:
         # they are a chart's history, not a record, and the newest matter most.
         self._extra: deque[str] = deque(maxlen=10_000)
+        # Told each write's outcome (ok, error): the consoles' InfluxDB link state.
+        self.report: Callable[[bool, str], None] = lambda ok, detail: None
 
     def add_points(self, lines: list[str]) -> None:
         self._extra.extend(lines)
@@ -486,11 +488,13 @@ class InfluxWriter:
             self.metrics.influx_errors.inc()
         except InfluxError as exc:
             self.metrics.influx_errors.inc()
+            self.report(False, str(exc)[:300])
             delay = self.backoff.next_delay()
             log.warning(
                 "influx write failed", error=str(exc), pending=len(events), retry_in=round(delay, 2)
             )
             await asyncio.sleep(delay)
             return False
+        self.report(True, "")
         self.backoff.reset()
         return True

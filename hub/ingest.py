@@ -33,6 +33,7 @@ from hub.desk import AlarmDesk
 from hub.errors import BrokerUnavailable, StoreError
 from hub.influx import InfluxWriter
 from hub.link import BrokerLink
+from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import DeviceState, Picture
 from hub.settings import HubSettings
@@ -101,6 +102,8 @@ class Received:
     topic: str
     payload: bytes
     monotonic: float
+    # Delivered as retained: stored by the broker, not sent just now.
+    retain: bool = False
 
 
 @dataclass
@@ -317,6 +320,7 @@ class Ingest:
         broadcaster: Broadcaster,
         writer: InfluxWriter,
         link: BrokerLink,
+        links: Links,
         metrics: HubMetrics,
     ) -> None:
         self.settings = settings
@@ -328,6 +332,7 @@ class Ingest:
         self.broadcaster = broadcaster
         self.writer = writer
         self.link = link
+        self.links = links
         self.metrics = metrics
         self.batch_max = settings.ingest_batch_max
         self.min_interval_s = settings.ingest_min_interval_s
@@ -347,6 +352,8 @@ class Ingest:
             will=Will(topics.hub_status(), _hub_status("offline"), qos=1, retain=True),
         )
         while True:
+            connected = False
+            error = "connection closed"
             try:
                 async with client:
                     await client.subscribe(
@@ -358,8 +365,10 @@ class Ingest:
                     )
                     self.link.client = client
                     self.metrics.broker_connected.set(1)
+                    self.links.report("broker", "connection", True)
                     self.subscribed.set()
                     backoff.reset()
+                    connected = True
                     log.info(
                         "broker connected",
                         host=self.settings.broker.host,
@@ -371,12 +380,21 @@ class Ingest:
                         await _publish_stopped(client)
                         raise
             except MqttError as exc:
-                log.warning("broker connection lost", error=str(exc))
+                error = str(exc)
+            except asyncio.CancelledError:
+                error = ""  # the hub is stopping: not a lost link
+                raise
             finally:
                 self.link.client = None
                 self.metrics.broker_connected.set(0)
+                if error:
+                    self.links.report("broker", "connection", False, error)
                 self.subscribed.clear()
-            await backoff.sleep()
+            # One line per failed attempt, with the wait before the next.
+            delay = backoff.next_delay()
+            what = "broker connection lost" if connected else "broker connect failed"
+            log.warning(what, error=error, retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
 
     async def _consume(self, client: Client) -> None:
         started = 0.0
@@ -389,7 +407,7 @@ class Ingest:
                 await asyncio.sleep(wait)
             messages = await client.next_batch(self.batch_max)
             arrived = started = time.monotonic()
-            received = [Received(m.topic, m.payload, arrived) for m in messages]
+            received = [Received(m.topic, m.payload, arrived, m.retain) for m in messages]
             try:
                 await self.process(received)
             except MqttError:
@@ -412,6 +430,8 @@ class Ingest:
         """
         self.metrics.batch_size.observe(len(received))
         now = utcnow()
+        heard_now = self.links.clock.now()
+        heard: dict[str, datetime] = {}
         work = _Work()
         kinds: Counter[str] = Counter()
         for message in received:
@@ -424,10 +444,37 @@ class Ingest:
                 self._refuse(message, refused, now, work)
                 continue
             kinds[type(item).__name__] += 1
+            self._heard(item, message.retain, heard_now, heard)
             self._add(item, message, now, work)
         for kind, count in kinds.items():
             self.metrics.messages_in.labels(kind).inc(count)
+        for site, at in heard.items():
+            self.links.heard(site, at)
         await self._commit(work)
+
+    def _heard(self, item: Item, retain: bool, now: datetime, heard: dict[str, datetime]) -> None:
+        """When ``item`` says its site's edge was last heard (into ``heard``).
+
+        A live message: now. A retained one was stored by the broker, perhaps long
+        ago: only an edge status tells when (its own time, never later than now).
+        """
+        if retain:
+            if not isinstance(item, EdgeStatusIn):
+                return
+            site, at = item.site, min(item.status.ts, now)
+        elif isinstance(item, EventIn):
+            site, at = item.event.site, now
+        elif isinstance(item, EventBatchIn):
+            if not item.events:
+                return
+            site, at = item.events[0].event.site, now
+        elif isinstance(item, DeviceStatusIn):
+            site, at = self.config.device_by_id[item.device].site, now
+        else:
+            site, at = item.site, now
+        known = heard.get(site)
+        if known is None or at > known:
+            heard[site] = at
 
     async def _commit(self, work: _Work) -> None:
         """Commit what ``work`` gathered, then push it, acknowledge it, store the rest."""
@@ -440,7 +487,9 @@ class Ingest:
         except StoreError as exc:
             # Not acknowledged: the edges resend these events after their timeout.
             log.exception("ingest batch not committed", error=str(exc), events=len(batch.events))
+            self.links.report("store", "commit", False, str(exc)[:300])
             return
+        self.links.report("store", "commit", True)
         done = time.monotonic()
         self.metrics.events_in.inc(len(committed.new))
         if committed.duplicates:
@@ -486,6 +535,7 @@ class Ingest:
             self.metrics.push_latency.observe(pushed - work.arrived[event.id])
         if committed.new:
             self.writer.notify(committed.new)
+            self.links.event_committed()
 
     def _acknowledge(self, events: list[Event], extra: dict[str, list[str]]) -> None:
         """Publish each site's ``committed``, without waiting for the broker's PUBACK:

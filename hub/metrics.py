@@ -107,6 +107,17 @@ class HubMetrics:
         )
         for cause in ("timer", "trigger"):
             self.escalations.labels(cause)
+        self.link_up = Gauge(
+            "riverguard_hub_link_up",
+            "1 while the hub's link is up (broker, store, influx; PROTOCOL 7.13)",
+            ["link"],
+            registry=r,
+        )
+        self.edges_unheard = Gauge(
+            "riverguard_hub_edges_unheard",
+            "Configured edges the hub has not heard from lately (PROTOCOL 7.13)",
+            registry=r,
+        )
         self.broker_connected = Gauge(
             "riverguard_hub_broker_connected", "1 while connected to the broker", registry=r
         )

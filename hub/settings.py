@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from sqlalchemy.engine import make_url
 
 from hub.database import ENCRYPTED, SSLMODES, EngineURL, engine_url
@@ -44,6 +44,11 @@ class HubSettings(ComponentSettings):
     influx_linger_s: float = 0.2
     # Longest wait between retries while InfluxDB is down.
     influx_retry_cap_s: float = 5.0
+    # How often each edge refreshes its status (the edges' RIVERGUARD_STATUS_INTERVAL_S):
+    # an edge not heard from for two of these is shown unknown (PROTOCOL 7.13).
+    edge_status_interval_s: float = Field(default=30.0, gt=0)
+    # How often the hub pings InfluxDB and its state store for the consoles' link states.
+    link_check_interval_s: float = Field(default=5.0, gt=0)
     # Messages a console may fall behind before it is closed with 4008.
     ws_queue_size: int = 2000
     # Messages kept for consoles that resume with ?since=.
@@ -120,6 +125,10 @@ class HubSettings(ComponentSettings):
             )
         plaintext.check(*refusals)
         return self
+
+    @property
+    def edge_silent_after_s(self) -> float:
+        return 2 * self.edge_status_interval_s
 
     @property
     def base_url(self) -> str:

@@ -66,6 +66,7 @@ async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
         "devices": picture.device_items(),
         "edges": picture.edge_items(),
         "announcements": await hub.announcer.recent(utcnow() - RECENT_ANNOUNCEMENTS),
+        "links": hub.links.data(),
     }
 
 
