@@ -9,6 +9,7 @@ import {
   renderDetail,
   siteSpeakers,
 } from "./detail.js";
+import { renderLinksBanner, renderWallNotice, wallNotice } from "./links.js";
 import { renderMapDetail, renderMaps } from "./map.js";
 import { chartSvg, handoverHtml, incidentsHtml, renderDevices } from "./pages.js";
 import { AlertSound } from "./sound.js";
@@ -18,6 +19,7 @@ import {
   announcementsOf,
   applyAlarmResponse,
   applyMessage,
+  blindAlarm,
   bucketEvents,
   createState,
   formatAge,
@@ -105,6 +107,8 @@ const ui = {
   // The hub speaks typed text (PROTOCOL 7.10); an older hub refuses it with
   // not_supported (7.3), and then the text input waits, marked "coming soon".
   ttsSupported: () => !ttsRefused,
+  // What the wall says when it cannot vouch for "no open alarms" (null: it can).
+  wallNotice: () => wallNotice(state, connection, helloSeen),
 };
 
 // --- views -----------------------------------------------------------------------
@@ -144,6 +148,7 @@ function renderAll() {
   renderFeed($("#feed-list"), state);
   renderSound();
   renderConnection();
+  renderLinks();
   renderNav();
   renderPage();
   const open = state.alarms.size;
@@ -162,6 +167,7 @@ function renderUser() {
 function renderSound() {
   const status = sound.status;
   document.body.dataset.sound = status;
+  document.body.dataset.soundMode = sound.mode;
   const indicator = $("#sound-indicator");
   indicator.className = `sound-indicator sound-${status}`;
   indicator.querySelector(".label").textContent = t(`sound.${status}`);
@@ -180,10 +186,18 @@ function renderConnection() {
     status === "lost" && since ? t("conn.lost_for", { duration: formatAge(Date.now() - since) }) : "";
 }
 
+// The hub's own links (PROTOCOL 7.13) and what the wall can vouch for.
+function renderLinks() {
+  renderLinksBanner($("#links-banner"), state, ui.now(), connection?.status === "open");
+  renderWallNotice($("#wall-notice"), ui.wallNotice(), state.alarms.size > 0);
+}
+
 function updateSoundMode() {
   const lostFor = connection?.lostSince ? Date.now() - connection.lostSince : 0;
   if (needsAlarmSound(state)) sound.setMode("alarm");
   else if (connection?.status === "lost" && lostFor > LOST_SOUND_AFTER_MS) sound.setMode("lost");
+  // The hub cannot hear the field: an alarm in its own right, at once.
+  else if (connection?.status === "open" && blindAlarm(state)) sound.setMode("lost");
   else sound.setMode("idle");
 }
 
@@ -274,6 +288,9 @@ function startConsole(user) {
     onMessage,
     onStatus: () => {
       renderConnection();
+      // The wall and the sites: known again, or only as last known.
+      renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
+      renderLinks();
       updateSoundMode();
     },
     onAuthFailure: () => endSession("login.expired"),
@@ -326,6 +343,7 @@ function onMessage(message) {
   }
   if (result.parts.size) renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
   if (result.parts.has("events") || result.parts.has("status")) renderFeed($("#feed-list"), state);
+  if (result.parts.has("links") || result.parts.has("alarms")) renderLinks();
   if (result.parts.has("alarms")) {
     pruneSnapshots();
     const open = state.alarms.size;
@@ -1048,6 +1066,7 @@ function tick() {
   // "Last seen" ages on the device list move on without a message.
   if (page === "devices" && Math.floor(now / 1000) % 5 === 0) renderPage();
   if (connection?.status === "lost") renderConnection();
+  if (!$("#links-banner").hidden) renderLinks();
   updateSoundMode();
 }
 

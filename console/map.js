@@ -2,7 +2,7 @@
 // coordinates (PROTOCOL 7.9). No tiles, no CDN: it works on a closed network.
 
 import { t } from "./i18n.js";
-import { activeAlarmsIn, SEVERITY_RANK, unguardedReasons } from "./state.js";
+import { activeAlarmsIn, SEVERITY_RANK, siteKnown, unguardedReasons } from "./state.js";
 import { clockTime, escape, siteName, zoneName } from "./view.js";
 
 const RISKS = ["blue", "yellow", "orange", "red"];
@@ -108,7 +108,9 @@ function siteSvg(state, site, selection) {
 }
 
 function siteCard(state, site, selection) {
-  const risk = RISKS.includes(site.risk) ? site.risk : "blue";
+  // A site the hub cannot hear has no colour to show (PROTOCOL 7.13).
+  let risk = RISKS.includes(site.risk) ? site.risk : "blue";
+  if (!siteKnown(state, site.id)) risk = "unknown";
   const open = activeAlarmsIn(state, site.id).length;
   const body = site.map
     ? siteSvg(state, site, selection)

@@ -2,9 +2,9 @@
 // the incident list) and the shift handover.
 
 import { getLang, t } from "./i18n.js";
-import { compareDeviceHealth, edgeHealth, formatAge } from "./state.js";
+import { compareDeviceHealth, edgeHealth, edgeStatus, formatAge } from "./state.js";
 import { batteryPercent, deviceHealth, formatBattery, formatSignal } from "./map.js";
-import { clockTime, dateTime, escape, siteName, zoneName } from "./view.js";
+import { clockTime, dateTime, edgeLabel, escape, siteName, zoneName } from "./view.js";
 
 // --- devices and sites -------------------------------------------------------------
 
@@ -17,7 +17,7 @@ export function renderDevices(edgesRoot, table, countEl, state, now) {
   edgesRoot.innerHTML = sites
     .map((site) => {
       const edge = state.edges.get(site.id);
-      const health = edgeHealth(edge);
+      const health = edgeStatus(state, site.id);
       const facts = edge
         ? [
             edge.version ? t("devices.edge_version", { version: edge.version }) : "",
@@ -27,7 +27,7 @@ export function renderDevices(edgesRoot, table, countEl, state, now) {
         : [];
       return `<div class="edge-card health-border-${health}" data-site="${escape(site.id)}">
         <span class="name">${escape(siteName(state, site.id))}</span>
-        <span class="health health-${health}">${escape(t(`status.edge_${health}`))}</span>
+        <span class="health health-${health}">${escape(edgeLabel(state, site.id, health))}</span>
         <span class="muted">${escape(facts.join(" · "))}</span></div>`;
     })
     .join("");

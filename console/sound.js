@@ -45,10 +45,11 @@ export class AlertSound {
   get status() {
     if (!this.supported) return "unsupported";
     if (!this.armed) return "blocked";
-    return this.mode === "alarm" ? "sounding" : "armed";
+    return this.mode === "idle" ? "armed" : "sounding";
   }
 
-  // "alarm": a critical alarm waits for acknowledgement; "lost": the hub is unreachable.
+  // "alarm": a critical alarm waits for acknowledgement; "lost": the hub is unreachable
+  // or cannot hear the field.
   setMode(mode) {
     if (mode === this.mode) return;
     this.mode = mode;

@@ -24,6 +24,9 @@ export function createState() {
     feed: [],
     lastSeq: null,
     features: null,
+    // The hub's own links (PROTOCOL 7.13); null from a hub that does not report them.
+    links: null,
+    edgeLinks: new Map(),
   };
 }
 
@@ -84,6 +87,10 @@ export function applyMessage(state, message) {
         result.parts.add("alarms");
       }
       break;
+    case "links":
+      applyLinks(state, data);
+      for (const part of ["links", "status", "alarms"]) result.parts.add(part);
+      break;
     case "snapshot":
       if (data.event_id) {
         markSnapshot(state, data.event_id);
@@ -108,11 +115,17 @@ function applyHello(state, data, result) {
   state.edges = byId(data.edges, "site");
   state.alarms = byId((data.alarms ?? []).filter((alarm) => ACTIVE_STATES.has(alarm.state)));
   state.announcements = byId(data.announcements);
+  applyLinks(state, data.links ?? null);
   for (const alarm of state.alarms.values()) {
     if (!previous.has(alarm.id)) result.newAlarms.push(alarm);
   }
   for (const id of previous) if (!state.alarms.has(id)) result.resolved.push(id);
-  for (const part of ["alarms", "status", "events", "user"]) result.parts.add(part);
+  for (const part of ["alarms", "status", "events", "user", "links"]) result.parts.add(part);
+}
+
+function applyLinks(state, links) {
+  state.links = links && typeof links === "object" ? links : null;
+  state.edgeLinks = byId(state.links?.edges, "site");
 }
 
 function applyAlarm(state, alarm, result) {
@@ -212,6 +225,64 @@ export function edgeHealth(edge) {
   if (!edge) return "unknown";
   if (edge.online) return "online";
   return edge.state === "stopped" ? "stopped" : "offline";
+}
+
+// --- the hub's own links (PROTOCOL 7.13) -------------------------------------------
+// Without a links report (an older hub) nothing is taken as lost.
+
+export const LINKS = ["broker", "store", "influx"];
+
+export function linkDown(state, link) {
+  return state.links?.[link]?.up === false;
+}
+
+// The hub cannot hear the field (broker) or cannot commit what it hears (state
+// store): no new alarm can reach the wall, whatever the wall shows.
+export function hubDeaf(state) {
+  return linkDown(state, "broker") || linkDown(state, "store");
+}
+
+// A site's edge as the wall may show it: its own status, unless the hub cannot vouch
+// for it: unknown while the hub's broker link is down, or while an edge that says it
+// is online has not been heard from within its status intervals.
+export function edgeStatus(state, siteId) {
+  const health = edgeHealth(state.edges.get(siteId));
+  if (!state.links) return health;
+  if (linkDown(state, "broker")) return "unknown";
+  if (health === "online" && state.edgeLinks.get(siteId)?.heard === false) return "unknown";
+  return health;
+}
+
+// Whether the site's risk colour can be trusted: the hub hears the field and the
+// site's edge is known (an edge never heard from is not a quiet site).
+export function siteKnown(state, siteId) {
+  if (!state.links) return true;
+  return !hubDeaf(state) && edgeStatus(state, siteId) !== "unknown";
+}
+
+// What the hub has lost, for the banner: each link down, then each edge not heard
+// from (but one stopped cleanly on purpose), with since when. `severe`: the field may
+// be calling and nobody hears it (InfluxDB only holds the history).
+export function lostLinks(state) {
+  const lost = [];
+  if (!state.links) return lost;
+  for (const link of LINKS) {
+    if (linkDown(state, link)) {
+      lost.push({ kind: link, since: state.links[link].since, severe: link !== "influx" });
+    }
+  }
+  if (linkDown(state, "broker")) return lost; // every edge is unheard: the broker says it all
+  const sites = [...state.sites.keys()].sort();
+  for (const site of sites) {
+    const edge = state.edgeLinks.get(site);
+    if (!edge || edge.heard !== false || edgeHealth(state.edges.get(site)) === "stopped") continue;
+    lost.push({ kind: "edge", site, since: edge.last_heard ?? null, severe: true });
+  }
+  return lost;
+}
+
+export function blindAlarm(state) {
+  return lostLinks(state).some((item) => item.severe);
 }
 
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];

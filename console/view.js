@@ -7,8 +7,9 @@ import {
   announcementsOf,
   DEVICE_TYPES,
   EDGE_AUTO,
-  edgeHealth,
+  edgeStatus,
   formatAge,
+  siteKnown,
   siteSummary,
   sortedAlarms,
   topUnacknowledged,
@@ -71,10 +72,15 @@ export function renderStatus(root, state) {
 
 function siteStatus(state, site) {
   const { edge, counts } = siteSummary(state, site.id);
-  const edgeClass = `edge-${edgeHealth(edge)}`;
-  const edgeText = t(`status.${edgeClass.replace("-", "_")}`);
-  const outbox = edge?.online && edge.outbox > 0 ? ` · ${t("status.outbox", { count: edge.outbox })}` : "";
-  const risk = ["blue", "yellow", "orange", "red"].includes(site.risk) ? site.risk : "blue";
+  const health = edgeStatus(state, site.id);
+  const edgeClass = `edge-${health}`;
+  const edgeText = edgeLabel(state, site.id, health);
+  const outbox =
+    health === "online" && edge.outbox > 0 ? ` · ${t("status.outbox", { count: edge.outbox })}` : "";
+  // A site the hub cannot hear has no colour to show: not blue (PROTOCOL 7.13).
+  const known = siteKnown(state, site.id);
+  let risk = ["blue", "yellow", "orange", "red"].includes(site.risk) ? site.risk : "blue";
+  if (!known) risk = "unknown";
   const devices = DEVICE_TYPES.filter((type) => counts[type].total > 0)
     .map((type) => {
       const { online, offline, unknown, total } = counts[type];
@@ -89,7 +95,7 @@ function siteStatus(state, site) {
         <b>${escape(t("status.devices", { online, total }))}</b>${unknownNote}</span>`;
     })
     .join("");
-  return `<div class="site-status ${edgeClass}" data-site="${escape(site.id)}">
+  return `<div class="site-status ${edgeClass}${known ? "" : " site-unknown"}" data-site="${escape(site.id)}">
     <div class="site-title">
       <span class="risk risk-${risk}" title="${escape(t("status.risk"))}">${escape(t(`risk.${risk}`))}</span>
       <span class="name">${escape(localized(site, site.id))}</span>
@@ -101,11 +107,30 @@ function siteStatus(state, site) {
   </div>`;
 }
 
+// An edge the hub vouches for is named by its status; one it cannot says since when
+// it has not been heard.
+export function edgeLabel(state, siteId, health = edgeStatus(state, siteId)) {
+  const lastHeard = state.edgeLinks.get(siteId)?.last_heard;
+  if (health === "unknown" && lastHeard) {
+    return t("status.edge_unheard", { time: clockTime(lastHeard) });
+  }
+  return t(`status.edge_${health}`);
+}
+
 // --- alarm cards ---------------------------------------------------------------
 
 export function renderAlarms(list, countEl, state, ui) {
   const alarms = sortedAlarms(state);
   countEl.textContent = alarms.length ? t("alarms.count", { count: alarms.length }) : "";
+  // Not knowing is not "no open alarms": greyed, saying what it last knew.
+  const notice = ui.wallNotice?.() ?? null;
+  list.dataset.known = notice ? notice.kind : "yes";
+  if (alarms.length === 0 && notice) {
+    list.innerHTML = `<div class="empty unknown" role="status">
+      <p class="empty-title">${escape(notice.title)}</p>
+      <p class="empty-hint">${escape(notice.hint)}</p></div>`;
+    return;
+  }
   if (alarms.length === 0) {
     list.innerHTML = `<div class="empty">
       <p class="empty-title">${escape(t("alarms.none"))}</p>

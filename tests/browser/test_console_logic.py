@@ -25,7 +25,7 @@ DYNAMIC_PREFIXES = {
               "camera.water_entry"],
     "severity.": ["info", "warning", "critical"],
     "state.": ["open", "acknowledged", "resolved"],
-    "risk.": ["blue", "yellow", "orange", "red"],
+    "risk.": ["blue", "yellow", "orange", "red", "unknown"],
     "device.": ["fence", "camera", "speaker"],
     "ann.state.": ["pending", "received", "playing", "done", "failed", "expired"],
     "outcome.": ["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"],
