@@ -325,7 +325,7 @@ class Alarm(_Owned):
 # --- 4. Hub -> console ---------------------------------------------------------
 
 ServerMessageType = Literal[
-    "hello", "alarm", "event", "device", "edge", "announcement", "site", "error"
+    "hello", "alarm", "event", "device", "edge", "announcement", "site", "error", "links"
 ]
 
 
