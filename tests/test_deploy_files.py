@@ -1,0 +1,216 @@
+"""deploy/ as shipped: systemd units that systemd accepts, with restarts and the order
+broker -> store -> hub, and a central broker configuration that Mosquitto runs: TLS
+with a client certificate of the deployment's CA, or no connection."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import getpass
+import re
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from riverguard import certs
+from riverguard.cli import EXIT_CONFIG
+from riverguard.services import ManagedProcess, free_port, port_accepts
+from riverguard.settings import REPO_ROOT
+from riverguard.testing import wait_for
+
+DEPLOY = REPO_ROOT / "deploy"
+UNITS = ["riverguard-hub.service", "riverguard-edge@.service"]
+DROP_INS = ["mosquitto.service.d", "influxdb.service.d", "postgresql@.service.d"]
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys keep their case
+    parser.read(DEPLOY / "systemd" / name, encoding="utf-8")
+    return parser
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_units_restart_on_failure_but_not_on_unusable_settings(name: str) -> None:
+    service = unit(name)["Service"]
+    assert "on-failure" == service["Restart"]
+    assert 2 == int(service["RestartSec"])
+    assert str(EXIT_CONFIG) == service["RestartPreventExitStatus"]
+    assert "0" == unit(name)["Unit"]["StartLimitIntervalSec"]
+
+
+@pytest.mark.parametrize("drop_in", DROP_INS)
+def test_the_broker_and_stores_restart_forever_too(drop_in: str) -> None:
+    parser = unit(f"{drop_in}/riverguard.conf")
+    assert "on-failure" == parser["Service"]["Restart"]
+    assert "2" == parser["Service"]["RestartSec"]
+    assert "0" == parser["Unit"]["StartLimitIntervalSec"]
+
+
+def test_the_hub_starts_after_its_broker_and_stores() -> None:
+    after = unit("riverguard-hub.service")["Unit"]["After"].split()
+    wants = unit("riverguard-hub.service")["Unit"]["Wants"].split()
+    for needed in ("mosquitto.service", "influxdb.service", "postgresql.service"):
+        assert needed in after
+    assert "mosquitto.service" in wants
+    assert "mosquitto.service" in unit("riverguard-edge@.service")["Unit"]["After"].split()
+
+
+def verify(directory: Path, *names: str) -> subprocess.CompletedProcess[str]:
+    assert SYSTEMD_ANALYZE is not None
+    return subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", "--man=no", *names],
+        cwd=directory,
+        # Units and drop-ins are looked up here first, then in the system's folders.
+        env={"SYSTEMD_UNIT_PATH": f"{directory}:", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def unit_dir(tmp_path: Path) -> Path:
+    """The units and drop-ins, with /opt/riverguard pointing at this checkout (systemd
+    checks that ExecStart exists)."""
+    if SYSTEMD_ANALYZE is None:
+        pytest.skip("systemd-analyze is not installed")
+    for path in (DEPLOY / "systemd").rglob("*"):
+        target = tmp_path / path.relative_to(DEPLOY / "systemd")
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            text = path.read_text(encoding="utf-8").replace("/opt/riverguard", str(REPO_ROOT))
+            target.write_text(text, encoding="utf-8")
+    # An instance of the template, as systemctl would start it.
+    shutil.copy(tmp_path / "riverguard-edge@.service", tmp_path / "riverguard-edge@site.service")
+    for debian in ("mosquitto.service", "influxdb.service"):
+        if Path("/lib/systemd/system", debian).exists():
+            shutil.copy(Path("/lib/systemd/system", debian), tmp_path / debian)
+    return tmp_path
+
+
+def test_systemd_accepts_the_units_and_drop_ins_without_a_warning(unit_dir: Path) -> None:
+    names = ["riverguard-hub.service", "riverguard-edge@site.service"]
+    names += [
+        name for name in ("mosquitto.service", "influxdb.service") if (unit_dir / name).exists()
+    ]
+    done = verify(unit_dir, *names)
+    assert 0 == done.returncode, done.stderr
+    assert "" == done.stderr.strip()
+
+
+def test_the_verification_sees_a_broken_setting(unit_dir: Path) -> None:
+    """The check above can fail: systemd only warns on a bad value, and the warning counts."""
+    path = unit_dir / "riverguard-hub.service"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("RestartSec=2", "RestartSec=soon"),
+        encoding="utf-8",
+    )
+    assert "Failed to parse sec value" in verify(unit_dir, "riverguard-hub.service").stderr
+
+
+# --- the central broker --------------------------------------------------------
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+ADMIN, PASSWORD = "admin", "admin-pw"
+
+
+async def refused_with(log: Path, port: int, context: ssl.SSLContext | None, line: str) -> None:
+    """The client does not get in, and the broker's log says why. (paho notices a refusal
+    only when its own timeout ends, hence the short one; the log line is the proof.)"""
+    assert not await connects(port, context, "127.0.0.1" if context is None else "localhost", 2)
+    await wait_for(
+        lambda: line in log.read_text(encoding="utf-8", errors="replace"),
+        what=f"broker log line {line!r}",
+    )
+
+
+@asynccontextmanager
+async def central_broker(tmp_path: Path, tls: Path) -> AsyncIterator[tuple[int, int]]:
+    """Mosquitto with deploy/mosquitto/central.conf, its paths and ports replaced;
+    yields the loopback and the TLS port."""
+    ctrl = shutil.which("mosquitto_ctrl")
+    if ctrl is None or not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto and mosquitto_ctrl are not installed")
+    plain_port, tls_port = free_port(), free_port()
+    dynsec = tmp_path / "dynamic-security.json"
+    subprocess.run(
+        [ctrl, "dynsec", "init", str(dynsec), ADMIN, PASSWORD],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
+    for old, new in {
+        "/run/mosquitto/": f"{tmp_path}/",
+        "/var/lib/mosquitto/dynamic-security.json": str(dynsec),
+        "/var/lib/mosquitto/": f"{tmp_path}/",
+        "/etc/mosquitto/certs/": f"{tls}/",
+        "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
+        # The test binds loopback only: the shipped file listens on every address.
+        "listener 8883": f"listener {tls_port} 127.0.0.1",
+        "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
+    }.items():
+        text = text.replace(old, new)
+    settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    assert re.search(r"/etc/|/var/|/run/", settings) is None, "a system path left"
+    conf = tmp_path / "central.conf"
+    # Started as root, Mosquitto would switch to the "mosquitto" user.
+    conf.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+    process = ManagedProcess("mosquitto", [MOSQUITTO, "-c", str(conf)], tmp_path / "log")
+    process.start()
+    try:
+        process.wait_until(lambda: port_accepts(tls_port), 15, "listening")
+        yield plain_port, tls_port
+    finally:
+        process.stop()
+
+
+def client_tls(tls: Path, cert: Path | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=tls / "ca.crt")
+    if cert is not None:
+        context.load_cert_chain(cert.with_suffix(".crt"), cert.with_suffix(".key"))
+    return context
+
+
+async def connects(
+    port: int, context: ssl.SSLContext | None, hostname: str = "localhost", timeout: float = 10
+) -> bool:
+    client = aiomqtt.Client(
+        hostname, port, username=ADMIN, password=PASSWORD, tls_context=context, timeout=timeout
+    )
+    try:
+        async with asyncio.timeout(20):
+            async with client:
+                return True
+    except (aiomqtt.MqttError, ssl.SSLError, OSError):
+        return False
+
+
+@pytest.mark.integration
+async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
+    tmp_path: Path,
+) -> None:
+    tls, other = tmp_path / "tls", tmp_path / "other"
+    certs.make_all(tls, certs.plan(["localhost", "127.0.0.1"], [("s", [])]))
+    certs.make_all(other, certs.plan([], [("s", [])]))
+    async with central_broker(tmp_path, tls) as (plain_port, tls_port):
+        edge = client_tls(tls, tls / "edge-s")
+        assert await connects(tls_port, edge)
+        # The hub, on the machine, in plain text on loopback.
+        assert await connects(plain_port, None, "127.0.0.1")
+        # No client certificate, one of another CA, plain text on the TLS port: refused.
+        log = tmp_path / "log"
+        await refused_with(log, tls_port, client_tls(tls, None), "did not return a certificate")
+        another = client_tls(tls, other / "edge-s")
+        await refused_with(log, tls_port, another, "certificate verify failed")
+        await refused_with(log, tls_port, None, "wrong version number")
