@@ -35,6 +35,7 @@ from riverguard.wire.models import (
     FenceState,
     Severity,
 )
+from riverguard.wire.times import in_range
 from riverguard.wire.topics import FieldTopic
 
 FENCE_KIND: dict[FenceState, EventKind] = {
@@ -82,6 +83,9 @@ class Adapted:
     snapshot_problem: str | None = None
     # Device time minus edge time, in seconds; large and positive means a skewed clock.
     skew_s: float = 0.0
+    # The device's own time when it is out of the wire's range (the event has the
+    # edge's); the normalizer keeps it in ``attrs.device_ts``.
+    device_ts: datetime | None = None
     # Set by the normalizer: the device restarted (a new boot), its time was replaced.
     restarted: bool = False
     clock_replaced: bool = False
@@ -167,19 +171,26 @@ def camera_severity(rule: CameraRule) -> Severity:
 # --- internals -----------------------------------------------------------------
 
 
+def device_time(ts: datetime, edge_ts: datetime) -> tuple[datetime, datetime | None]:
+    """The event time for a device time: itself, or the edge's when it is out of range
+    (then also returned second, to keep)."""
+    return (ts, None) if in_range(ts) else (edge_ts, ts)
+
+
 def _adapt_fence(device: Device, report: FenceReport, site: Site, edge_ts: datetime) -> Adapted:
     _check_zone(report.zone, site)
+    ts, off = device_time(report.ts, edge_ts)
     event = Event(
         id=event_id(device.id, report.seq),
         site=site.id,
         device=device.id,
         kind=FENCE_KIND[report.state],
         zone=report.zone,
-        ts=report.ts,
+        ts=ts,
         edge_ts=edge_ts,
         severity=fence_severity(report.state),
     )
-    return Adapted(event, report.seq, skew_s=(report.ts - edge_ts).total_seconds())
+    return Adapted(event, report.seq, skew_s=(report.ts - edge_ts).total_seconds(), device_ts=off)
 
 
 def _adapt_camera(
@@ -191,13 +202,14 @@ def _adapt_camera(
         snapshot = _decode_snapshot(snapshot_raw)
     except _BadSnapshot as exc:
         snapshot_problem = str(exc)
+    ts, off = device_time(report.ts, edge_ts)
     event = Event(
         id=event_id(device.id, report.seq),
         site=site.id,
         device=device.id,
         kind=CAMERA_KIND[report.rule],
         zone=report.zone,
-        ts=report.ts,
+        ts=ts,
         edge_ts=edge_ts,
         severity=camera_severity(report.rule),
         confidence=report.confidence,
@@ -210,6 +222,7 @@ def _adapt_camera(
         snapshot=snapshot,
         snapshot_problem=snapshot_problem,
         skew_s=(report.ts - edge_ts).total_seconds(),
+        device_ts=off,
     )
 
 

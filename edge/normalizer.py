@@ -3,9 +3,10 @@
 In order: the adapter (generic or a vendor source); the duplicate filter and
 device restarts (``edge.dedup.Sequences``: ids get a boot suffix after a
 restart); clock skew (a device time more than ``clock_ahead_max_s`` ahead of
-the edge clock, or ``clock_behind_max_s`` behind it, is replaced by the edge
-time and kept in ``attrs.device_ts``; reports buffered by a device during an
-outage are legitimately late, hence the looser bound behind); the debounce
+the edge clock, or ``clock_behind_max_s`` behind it, or outside the wire's
+range (2000-2100), is replaced by the edge time and kept in ``attrs.device_ts``;
+reports buffered by a device during an outage are legitimately late, hence the
+looser bound behind); the debounce
 (a report of the same device, zone and kind within the site's
 ``debounce_s`` of the last accepted one is dropped as ``debounced``);
 correlation.
@@ -82,18 +83,25 @@ class Normalizer:
                 event = event.model_copy(
                     update={"id": event_id(event.device, adapted.seq, accepted.boot)}
                 )
-        event, skewed = self._unskew(event, adapted.skew_s)
+        event, skewed = self._unskew(event, adapted.skew_s, adapted.device_ts)
         self._debounce(event)
         event = self._correlator.observe(event)
         if event is adapted.event:
             return adapted
         return dataclasses.replace(adapted, event=event, restarted=restarted, clock_replaced=skewed)
 
-    def _unskew(self, event: Event, skew_s: float) -> tuple[Event, bool]:
-        """The event with the edge's time if the device's is out of bounds."""
-        if -self.clock_behind_max_s <= skew_s <= self.clock_ahead_max_s:
+    def _unskew(
+        self, event: Event, skew_s: float, out_of_range: datetime | None
+    ) -> tuple[Event, bool]:
+        """The event with the edge's time if the device's is out of bounds.
+
+        ``out_of_range``: a device time the wire cannot carry, already replaced by
+        the adapter; kept in ``attrs.device_ts`` all the same.
+        """
+        if out_of_range is None and -self.clock_behind_max_s <= skew_s <= self.clock_ahead_max_s:
             return event, False
-        attrs = {**event.attrs, "device_ts": format_ts(event.ts)}
+        device_ts = event.ts if out_of_range is None else out_of_range
+        attrs = {**event.attrs, "device_ts": format_ts(device_ts)}
         return event.model_copy(update={"ts": event.edge_ts, "attrs": attrs}), True
 
     def _debounce(self, event: Event) -> None:

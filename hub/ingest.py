@@ -215,7 +215,10 @@ class Sorter:
 
     def _checked(self, topic_site: str, event: Event, event_json: str, now: datetime) -> EventIn:
         """A parsed event of ``topic_site``'s topic, checked against the configuration."""
-        ack = (topic_site, event.id)
+        own_id = event.id.startswith(f"{event.device}:")
+        # A refused event is acknowledged (7.4a) only under an id of its own device: one
+        # that names another device's id must not end that event's resends.
+        ack = (topic_site, event.id) if own_id else None
         if event.site != topic_site:
             raise Refused(
                 "site_mismatch", f"event of {event.site!r} on {topic_site!r}'s topic", ack
@@ -227,6 +230,14 @@ class Sorter:
                 f"device {event.device!r} is not configured for {event.site!r}",
                 ack,
             )
+        if device.type != event.device_type:
+            raise Refused(
+                "wrong_device", f"{event.device!r} is a {device.type}: no {event.kind}", ack
+            )
+        if not own_id:
+            # Ids are the device's own (PROTOCOL 2.1, 7.10): an event cannot take, and so
+            # pre-empt, an id of another device.
+            raise Refused("wrong_device", f"id {event.id!r} is not one of {event.device!r}'s", ack)
         if event.zone not in self.config.site_by_id[event.site].zone_ids:
             raise Refused(
                 "unknown_zone", f"zone {event.zone!r} is not a zone of {event.site!r}", ack
@@ -290,6 +301,8 @@ class Sorter:
             raise Refused("oversize", f"snapshot of {len(payload)} bytes > {MAX_SNAPSHOT_BYTES}")
         if not payload.startswith(_JPEG_MAGIC):
             raise Refused("not_jpeg", "snapshot does not start with a JPEG marker")
+        # Only a camera of the site takes pictures: its events' ids start with its id.
+        self._known_device(site, event_id.partition(":")[0], "camera")
         return Snapshot(event_id, site, payload, now)
 
     def _known_device(self, site: str, device_id: str, device_type: str | None = None) -> None:

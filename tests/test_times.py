@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from riverguard.wire.times import format_ts, parse_ts, to_unix_ms, to_unix_ns
+from riverguard.wire.times import (
+    format_ts,
+    parse_device_ts,
+    parse_ts,
+    to_unix_ms,
+    to_unix_ns,
+)
 
 T = datetime(2026, 7, 27, 21, 21, 5, 123000, tzinfo=UTC)
 
@@ -56,3 +62,39 @@ def test_round_trips_through_unix_ms_and_ns() -> None:
 def test_bad_times_are_refused_with_a_reason(value: object, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_ts(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59.999Z",  # accepted once, then refused by InfluxDB
+        "2100-01-01T00:00:00Z",
+        "1999-12-31T23:59:59.999Z",
+        "2262-04-12T00:00:00Z",
+        datetime(9999, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_times_outside_2000_to_2100_are_refused_in_every_form(value: object) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_ts(value)
+
+
+def test_the_range_ends_are_inclusive_then_exclusive() -> None:
+    assert datetime(2000, 1, 1, tzinfo=UTC) == parse_ts("2000-01-01T00:00:00Z")
+    assert datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) == parse_ts(
+        "2099-12-31T23:59:59.999Z"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "year"),
+    [("9999-12-31T23:59:59.999Z", 9999), (0, 1970), ("1970-01-01T00:00:05Z", 1970)],
+)
+def test_a_devices_own_time_is_read_however_far_off(value: object, year: int) -> None:
+    """A device with a bad clock still reports: the edge replaces its time, not the event."""
+    assert year == parse_device_ts(value).year
+
+
+def test_a_device_time_beyond_any_calendar_is_no_time() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_device_ts(10**20)

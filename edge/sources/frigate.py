@@ -53,13 +53,23 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.adapters import CAMERA_KIND, Adapted, LateSnapshot, camera_severity, parse_message
+from edge.adapters import (
+    CAMERA_KIND,
+    Adapted,
+    LateSnapshot,
+    camera_severity,
+    device_time,
+    parse_message,
+)
 from edge.errors import Rejected, Skipped
 from edge.sources.base import Raw
 from riverguard.config import Device, Site
 from riverguard.wire import topics
 from riverguard.wire.models import MAX_SNAPSHOT_BYTES, CameraRule, Event
 from riverguard.wire.topics import FrigateTopic, TopicError
+
+# A Frigate time no calendar holds: read as the latest one, so the edge's time stands in.
+MAX_DEVICE_TIME = datetime.max.replace(tzinfo=UTC)
 
 PERSON = "person"
 DEFAULT_RULE: CameraRule = "intrusion"
@@ -200,7 +210,11 @@ class FrigateSource:
     ) -> Adapted:
         rule = device.frigate_rules.get(zone, DEFAULT_RULE)
         snapshot = self._fresh_snapshot(obj.camera, edge_ts)
-        ts = datetime.fromtimestamp(obj.frame_time or obj.start_time, tz=UTC)
+        try:
+            raw_ts = datetime.fromtimestamp(obj.frame_time or obj.start_time, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raw_ts = MAX_DEVICE_TIME  # beyond any calendar: the edge's time stands in
+        ts, off = device_time(raw_ts, edge_ts)
         event = Event(
             id=event_id,
             site=self.site.id,
@@ -218,7 +232,13 @@ class FrigateSource:
                 "frigate_zones": list(dict.fromkeys([*obj.current_zones, *obj.entered_zones])),
             },
         )
-        return Adapted(event, None, snapshot=snapshot, skew_s=(ts - edge_ts).total_seconds())
+        return Adapted(
+            event,
+            None,
+            snapshot=snapshot,
+            skew_s=(raw_ts - edge_ts).total_seconds(),
+            device_ts=off,
+        )
 
     # --- snapshots ------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from riverguard.wire.times import Timestamp
+from riverguard.wire.times import DeviceTime, Timestamp
 
 IDENT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -105,7 +105,8 @@ class FenceReport(_Vendor):
     """PROTOCOL 1.1: generic fence controller."""
 
     seq: int = Field(ge=0, strict=True)
-    ts: Timestamp
+    # The device's clock, however wrong: the edge replaces a time out of range.
+    ts: DeviceTime
     zone: Ident
     state: FenceState
 
@@ -114,7 +115,7 @@ class CameraReport(_Vendor):
     """PROTOCOL 1.2: generic AI camera."""
 
     seq: int = Field(ge=0, strict=True)
-    ts: Timestamp
+    ts: DeviceTime
     zone: Ident
     rule: CameraRule
     object: str = Field(min_length=1, max_length=64)

@@ -2,6 +2,13 @@
 
 Accepted: integer Unix milliseconds or an RFC 3339 string. Emitted: RFC 3339
 with milliseconds and ``Z``. Everything is UTC and timezone-aware inside.
+
+Formats we own (``Timestamp``) take times from 2000-01-01 to 2100-01-01
+(exclusive) only, in either form: well inside InfluxDB's range (1677-2262),
+so that an event the hub commits is never one InfluxDB then refuses. A device's
+own time (``DeviceTime``, vendor formats) is taken as it is, however far off:
+a device with a bad clock still reports a real intrusion, and the edge puts
+its own time in place of one outside the range (PROTOCOL 7.10).
 """
 
 from __future__ import annotations
@@ -11,9 +18,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-# Unix ms outside this range is certainly a unit mistake (seconds, µs) or junk.
-_MIN_MS = 946_684_800_000  # 2000-01-01
-_MAX_MS = 4_102_444_800_000  # 2100-01-01
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+_RANGE = "time out of range (2000-01-01 to 2100-01-01)"
+
+
+def in_range(value: datetime) -> bool:
+    """Whether a time may travel in a format we own (and be stored in InfluxDB)."""
+    return MIN_TIME <= value < MAX_TIME
 
 
 def utcnow() -> datetime:
@@ -38,7 +50,15 @@ def format_ts(value: datetime) -> str:
 
 
 def parse_ts(value: Any) -> datetime:
-    """Parse a wire time; raises ValueError with a reason on anything else."""
+    """Parse a wire time in range; raises ValueError with a reason on anything else."""
+    parsed = parse_device_ts(value)
+    if not in_range(parsed):
+        raise ValueError(_RANGE)
+    return parsed
+
+
+def parse_device_ts(value: Any) -> datetime:
+    """Parse a device's time, in range or not; ValueError for what is no time at all."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("time has no timezone")
@@ -47,9 +67,10 @@ def parse_ts(value: Any) -> datetime:
         # pydantic turns ValueError (not TypeError) into a validation error
         raise ValueError("time must be Unix milliseconds or RFC 3339, not a boolean")  # noqa: TRY004
     if isinstance(value, int):
-        if not _MIN_MS <= value <= _MAX_MS:
-            raise ValueError("Unix milliseconds out of range (2000..2100)")
-        return datetime.fromtimestamp(value / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("Unix milliseconds out of range (beyond any calendar)") from None
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -82,5 +103,11 @@ def to_unix_ns(value: datetime) -> int:
 Timestamp = Annotated[
     datetime,
     BeforeValidator(parse_ts),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
+]
+
+DeviceTime = Annotated[
+    datetime,
+    BeforeValidator(parse_device_ts),
     PlainSerializer(format_ts, return_type=str, when_used="json"),
 ]

@@ -191,6 +191,29 @@ def test_device_time_out_of_bounds_is_replaced_by_edge_time_and_kept_in_attrs(
         assert "device_ts" not in adapted.event.attrs
 
 
+@pytest.mark.parametrize(
+    ("ts", "kept"),
+    [
+        ("9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z"),
+        (1785187265, "1970-01-21T15:53:07.265Z"),  # seconds, not milliseconds
+        (0, "1970-01-01T00:00:00.000Z"),  # a clock never set
+    ],
+)
+def test_a_device_time_the_wire_cannot_carry_keeps_the_event_with_the_edge_time(
+    example_config: Config, ts: object, kept: str
+) -> None:
+    """Even with no skew bounds: year 9999 was accepted, then refused by InfluxDB."""
+    normalizer = Normalizer(example_config.site(SITE), example_config.device_by_id)
+    report = {**fence_report(1, "z1", "breach"), "ts": ts}
+    adapted = normalizer.report(FENCE, _raw(report), T0)
+    assert (T0, kept, True) == (
+        adapted.event.ts,
+        adapted.event.attrs["device_ts"],
+        adapted.clock_replaced,
+    )
+    assert T0 == Event.model_validate_json(adapted.event.model_dump_json()).ts
+
+
 # --- through a running edge ---------------------------------------------------------------
 
 

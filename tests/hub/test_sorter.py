@@ -143,3 +143,33 @@ def test_statuses_snapshots_and_acks_are_accepted(sorter: Sorter) -> None:
     )
     ack = {"id": "ann-1", "state": "playing", "ts": ts}
     assert isinstance(sorter.sort(topics.speaker_ack(SITE, "db-spk-01"), _json(ack), NOW), AckIn)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {**event_payload(5, device="db-fence-02"), "id": "db-fence-01:5"},
+        {**event_payload(5, device="ghost-01"), "id": "db-fence-01:5"},
+        {**event_payload(5, zone="z9"), "id": "db-cam-01:5"},
+    ],
+)
+def test_a_refused_event_under_another_devices_id_is_not_acknowledged(
+    sorter: Sorter, payload: dict[str, object]
+) -> None:
+    """Its acknowledgement would end the resends of that device's own event."""
+    assert None is _refusal(sorter, topics.events(SITE), _json(payload)).ack
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        event_payload(5, device="db-spk-01"),
+        event_payload(5, kind="camera.water_entry", severity="critical"),
+        event_payload(5, device="db-cam-01"),
+    ],
+)
+def test_an_event_its_device_cannot_report_is_refused_as_wrong_device(
+    sorter: Sorter, payload: dict[str, object]
+) -> None:
+    refused = _refusal(sorter, topics.events(SITE), _json(payload))
+    assert ("wrong_device", (SITE, payload["id"])) == (refused.reason, refused.ack)
