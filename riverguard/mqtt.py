@@ -4,28 +4,86 @@ Every client: MQTT 5 (``riverguard.mqtt_client``), TCP_NODELAY (Nagle alone
 adds ~10 ms per hop, see PERF-NOTES), a login (the broker never runs
 anonymous), and for agents a persistent session so QoS 1 messages queued
 while they were away are delivered when they come back.
+
+TLS (``BrokerSettings.tls``): the broker's certificate is checked against
+``ca_file`` (or the system's CAs) and must name ``host``; a client
+certificate (``certfile``, ``keyfile``) is sent when the broker asks for one.
+The same ``ssl.SSLContext`` serves our client and paho/aiomqtt ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import ssl
+from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from riverguard.errors import RiverguardError
 from riverguard.mqtt_client import Client, Will
 
 # How long the broker keeps a disconnected agent's session and its queue.
 SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
+class TlsSettingsError(RiverguardError):
+    """The broker's TLS settings name files that cannot be used."""
+
+
 class BrokerSettings(BaseModel):
+    """Where and how to reach the broker: ``RIVERGUARD_BROKER__HOST``, ``__TLS``, ..."""
+
     model_config = ConfigDict(frozen=True)
 
     host: str = "127.0.0.1"
     port: int = 1883
     username: str
     password: SecretStr
+    tls: bool = Field(default=False, description="Connect over TLS (the broker's TLS listener).")
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) the broker's certificate must chain to; "
+        "unset: the system's trusted CAs.",
+    )
+    certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require one."
+    )
+    keyfile: Path | None = Field(
+        default=None, description="PEM key of the client certificate; unset: in certfile."
+    )
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> Self:
+        named = [
+            name for name in ("ca_file", "certfile", "keyfile") if getattr(self, name) is not None
+        ]
+        if named and not self.tls:
+            # A CA file given and plain MQTT used would look secure and not be.
+            raise ValueError(f"broker {', '.join(named)} set but broker tls is off")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("broker keyfile set without a certfile")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for this broker (None without TLS): CA and host name checked."""
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(
+                ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file) if self.ca_file else None
+            )
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.certfile is not None:
+                context.load_cert_chain(
+                    self.certfile, self.keyfile if self.keyfile is not None else None
+                )
+        except (OSError, ssl.SSLError) as exc:
+            files = {"ca_file": self.ca_file, "certfile": self.certfile, "keyfile": self.keyfile}
+            named = ", ".join(f"{key} {value}" for key, value in files.items() if value)
+            raise TlsSettingsError(f"broker TLS files unusable ({named}): {exc}") from exc
+        return context
 
 
 def make_client(
@@ -57,6 +115,7 @@ def make_client(
         keepalive=keepalive,
         timeout=10,
         manual_ack=manual_ack,
+        tls=broker.ssl_context(),
     )
 
 

@@ -88,10 +88,12 @@ class _Protocol(asyncio.Protocol):
         self.client = client
         self.generation = generation
         self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] | None = None  # done once the transport is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports (the hub runs on uvloop) are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
+        self.closed = asyncio.get_running_loop().create_future()
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
     def pause_writing(self) -> None:
@@ -104,8 +106,9 @@ class _Protocol(asyncio.Protocol):
         self.client._received(self, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        reason = f"connection lost: {exc}" if exc else "connection closed"
-        self.client._lost(self, MqttError(reason))
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
+        self.client._lost(self, exc)
 
 
 class Client:
@@ -247,7 +250,15 @@ class Client:
             await self._round_trip()
             if self._protocol is not None and self._error is None:
                 self._write(packets.DISCONNECT_PACKET)  # normal: the will is not sent
-        self._close(MqttError("disconnected"))
+        protocol = self._protocol
+        self._close(MqttError("disconnected"), flush=True)
+        if protocol is not None and protocol.transport is not None and protocol.closed:
+            # Closed when we return: over TLS, closing is a goodbye exchanged with the broker.
+            try:
+                async with asyncio.timeout(EXIT_ROUND_TRIP_S):
+                    await asyncio.shield(protocol.closed)
+            except TimeoutError:
+                protocol.transport.abort()
 
     async def _round_trip(self) -> None:
         """A PINGREQ answered: the broker has handled everything we wrote before it.
@@ -467,21 +478,35 @@ class Client:
         if acks and self.connected:
             self._write(bytes(acks))
 
-    def _close(self, error: MqttError) -> None:
+    def _close(self, error: MqttError, *, flush: bool = False) -> None:
+        """End the connection: ``flush`` sends what is buffered first (a clean exit);
+        otherwise it is dropped at once, as a failed connection's unsent bytes (and
+        a TLS goodbye to a peer that may never answer) are worth nothing."""
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
-            protocol.transport.close()
+            if flush:
+                protocol.transport.close()
+            else:
+                protocol.transport.abort()
         self._fail(error)
 
-    def _lost(self, protocol: _Protocol, error: MqttError) -> None:
-        if protocol is self._protocol:
-            self._protocol = None
-            if self._connack is not None and not self._connack.done():
-                error = MqttError(
-                    f"{error} before the broker answered CONNECT"
-                    " (a TLS port reached without TLS, or not an MQTT 5 broker?)"
-                )
-            self._fail(error)
+    def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        if isinstance(exc, ssl.SSLError):
+            reason = f"TLS with {self.host}:{self.port} failed: {_tls_reason(exc)}"
+        else:
+            reason = f"connection lost: {exc}" if exc else "connection closed"
+        if self._connack is not None and not self._connack.done():
+            reason += " before the broker answered CONNECT"
+            if self.tls is None:
+                reason += " (a TLS port reached without TLS, or not an MQTT 5 broker?)"
+            elif not isinstance(exc, ssl.SSLError):
+                # TLS 1.3 checks a client certificate after the client's handshake is done:
+                # a missing or refused one is an alert or a reset at our first read.
+                reason += " (a client certificate missing or refused? see the broker's log)"
+        self._fail(MqttError(reason))
 
     def _fail(self, error: MqttError) -> None:
         if self._error is None:
@@ -495,6 +520,9 @@ class Client:
             self._pubacks_due = None
         if self._connack is not None and not self._connack.done():
             self._connack.set_exception(self._fresh_error())
+            # Retrieved: when the connection failed before it was awaited (a refused TLS
+            # handshake), nobody will, and asyncio would log it as never retrieved.
+            self._connack.exception()
         waiting, self._waiting = self._waiting, {}
         for _, waiter in waiting.values():
             if not waiter.done():
@@ -695,4 +723,9 @@ def _tls_reason(exc: ssl.SSLError) -> str:
     """What went wrong in a TLS handshake, in the words a reader can act on."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"the broker's certificate was refused: {exc.verify_message}"
-    return exc.reason or str(exc)
+    reason = exc.reason or str(exc)
+    if "CERTIFICATE_REQUIRED" in reason:
+        return f"{reason}: the broker requires a client certificate (certfile, keyfile)"
+    if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason:
+        return f"{reason}: the broker refused our client certificate"
+    return reason

@@ -197,6 +197,8 @@ class Link:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311
         )
         client.username_pw_set(fleet.broker.username, fleet.broker.password.get_secret_value())
+        if fleet.tls is not None:
+            client.tls_set_context(fleet.tls)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
         # Unlimited: a burst from one device must not be refused locally.
@@ -395,6 +397,8 @@ def raise_file_limit() -> int:
 class Fleet:
     def __init__(self, broker: BrokerSettings, config: Config, options: FleetOptions) -> None:
         self.broker = broker
+        # One context for every link: each would otherwise read the CA file again.
+        self.tls = broker.ssl_context()
         self.config = config
         self.options = options
         self.loop = asyncio.get_running_loop()

@@ -25,7 +25,8 @@ def paho_client(
     will: aiomqtt.Will | None = None,
     keepalive: int = 15,
 ) -> aiomqtt.Client:
-    """An unconnected aiomqtt client (MQTT 5, TCP_NODELAY, our login), for ``async with``."""
+    """An unconnected aiomqtt client (MQTT 5, TCP_NODELAY, our login, TLS if the settings
+    say so), for ``async with``."""
     properties = None
     if persistent:
         if identifier is None:
@@ -45,4 +46,5 @@ def paho_client(
         keepalive=keepalive,
         timeout=10,
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        tls_context=broker.ssl_context(),
     )
