@@ -21,6 +21,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from riverguard import plaintext
 from riverguard.errors import RiverguardError
 from riverguard.mqtt_client import Client, Will
 
@@ -53,6 +54,24 @@ class BrokerSettings(BaseModel):
     keyfile: Path | None = Field(
         default=None, description="PEM key of the client certificate; unset: in certfile."
     )
+    allow_plaintext: bool = Field(
+        default=False,
+        description="Allow plain MQTT to a broker that is not on loopback "
+        "(riverguard/plaintext.py).",
+    )
+
+    @model_validator(mode="after")
+    def _plain_text_stays_on_the_machine(self) -> Self:
+        plaintext.check(
+            plaintext.refusal(
+                "the broker connection",
+                self.host,
+                encrypted=self.tls,
+                allowed=self.allow_plaintext,
+                remedy="set broker tls (and ca_file)",
+            )
+        )
+        return self
 
     @model_validator(mode="after")
     def _tls_files_need_tls(self) -> Self:

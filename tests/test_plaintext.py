@@ -132,3 +132,34 @@ def test_the_hub_command_exits_with_a_clear_line_and_does_not_serve() -> None:
 def test_an_unknown_sslmode_is_a_settings_error_not_a_silent_plain_connection() -> None:
     with pytest.raises(ValidationError, match="sslmode is one of"):
         hub(database_url="postgresql+asyncpg://rg@localhost/riverguard?sslmode=verify_full")
+
+
+def test_a_broker_connection_off_the_machine_needs_tls_or_an_explicit_allowance() -> None:
+    password = SecretStr("pw")
+    with pytest.raises(ValidationError, match="the broker connection would be plain text"):
+        BrokerSettings(host="hub.river.example", port=8883, username="edge", password=password)
+    assert BrokerSettings(host="hub.river.example", username="edge", password=password, tls=True)
+    assert BrokerSettings(
+        host="10.0.0.5", username="edge", password=password, allow_plaintext=True
+    ).allow_plaintext
+    assert BrokerSettings(host="localhost", username="edge", password=password)
+
+
+def test_the_edge_command_refuses_a_plain_broker_across_the_city() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RIVERGUARD_")}
+    env |= {
+        "RIVERGUARD_BROKER__HOST": "hub.river.example",
+        "RIVERGUARD_BROKER__USERNAME": "edge-danshui-bridge",
+        "RIVERGUARD_BROKER__PASSWORD": "pw",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "riverguard", "edge", "--site", "danshui-bridge"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 78 == done.returncode, done.stderr
+    assert "broker" in done.stderr
+    assert "plain text on 'hub.river.example'" in done.stderr
