@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 
-from riverguard.services import Influxd
+from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
@@ -290,3 +290,39 @@ async def test_a_cut_console_socket_greys_the_wall_with_the_time_it_last_knew(
     reconnect.set()
     await expect(notice).to_be_hidden(timeout=20_000)
     await expect(wall).to_have_attribute("data-known", "yes")
+
+
+async def test_influx_not_answering_is_named_in_amber_without_sound_or_a_greyed_wall(
+    tmp_path: Path, own_broker: Broker, influx_database: str, page: Page
+) -> None:
+    """The hub still hears the field and raises alarms; only the history has gaps."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    settings = hub_settings(
+        tmp_path,
+        own_broker.settings("hub"),
+        f"http://127.0.0.1:{free_port()}",
+        influx_database,
+        console_dir=CONSOLE_DIR,
+        link_check_interval_s=0.5,
+    )
+    async with run_hub(settings) as running:
+        for site in SITES:
+            await edge_status(own_broker, site)
+        await log_in(page, running.url, OFFICER, PASSWORDS[OFFICER])
+        banner = page.locator("#links-banner")
+        await expect(banner).to_have_class(re.compile("links-degraded"))
+        since = running.hub.links.states["influx"].since
+        line = banner.locator('li[data-link="influx"]')
+        await expect(line.locator(".what")).to_have_text(
+            "事件历史库（InfluxDB）不可用，历史记录暂缺"
+        )
+        await expect(line.locator(".since")).to_have_text(
+            re.compile(rf"^自 {local_time(since)} 起（已 \d\d:\d\d）$")
+        )
+        await expect(page.locator("body")).to_have_attribute("data-links", "degraded")
+        await expect(page.locator("body")).to_have_attribute("data-sound", "armed")
+        await expect(page.locator("#alarm-list .empty-title")).to_have_text(NO_OPEN_ALARMS)
+        strip = page.locator(f'.site-status[data-site="{SITE}"]')
+        await expect(strip.locator(".risk")).to_have_text("蓝色风险")
+        found = await _both_languages(page, "influx-lost")
+    assert {"influx-lost zh-CN": [], "influx-lost en": []} == found

@@ -432,3 +432,75 @@ async def test_without_a_hub_timeline_the_console_builds_one_from_events_and_ann
     )
     # Not the other zone's event, not the hub's "pending" bookkeeping.
     assert ["opened", "f:1", "c:1", "ack", "announcement", "speaker", "resolved"] == types
+
+
+def _links(broker: bool = True, store: bool = True, influx: bool = True, **heard: bool) -> Any:
+    at = "2026-07-27T01:20:03.000Z"
+    return {
+        "broker": {"up": broker, "since": at, "detail": ""},
+        "store": {"up": store, "since": at, "detail": ""},
+        "influx": {"up": influx, "since": at, "detail": ""},
+        "last_event_at": "2026-07-27T01:20:00.000Z",
+        "edge_silent_after_s": 60,
+        "edges": [
+            {"site": site, "heard": value, "since": at, "last_heard": at}
+            for site, value in heard.items()
+        ],
+    }
+
+
+async def test_what_the_hub_cannot_hear_makes_sites_and_edges_unknown_and_fills_the_banner(
+    console_page: Page,
+) -> None:
+    """PROTOCOL 7.13: a silent edge is unknown whatever its status said; one stopped on
+    purpose stays stopped and out of the banner; with the broker down every site is
+    unknown; InfluxDB alone is no reason to sound; an older hub (no links) loses nothing."""
+    sites = [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}, {"id": "c", "name": "C"}]
+    edges = [
+        {"site": "a", "online": True, "state": "online"},
+        {"site": "b", "online": False, "state": "stopped"},
+        {"site": "c", "online": False, "state": "offline"},
+    ]
+    picture = (
+        f"const s = state.createState(); const hello = (links) => state.applyMessage(s, "
+        f"{{seq: 1, type: 'hello', data: {{sites: {js(sites)}, edges: {js(edges)}, links}}}});"
+        " const look = () => ({"
+        "  edges: ['a', 'b', 'c'].map((id) => state.edgeStatus(s, id)),"
+        "  known: ['a', 'b', 'c'].map((id) => state.siteKnown(s, id)),"
+        "  lost: state.lostLinks(s).map((i) => [i.kind, i.site ?? null, i.severe]),"
+        "  alarm: state.blindAlarm(s), deaf: state.hubDeaf(s)});"
+    )
+    results = await run(
+        console_page,
+        picture + f"hello({js(_links(a=True, b=True, c=True))}); const all = look();"
+        f" hello({js(_links(a=False, b=False, c=False))}); const silent = look();"
+        f" hello({js(_links(broker=False, a=False, b=False, c=False))}); const deaf = look();"
+        " state.applyMessage(s, {seq: 2, type: 'links', data:"
+        f" {js(_links(influx=False, a=True, b=True, c=True))}}}); const history = look();"
+        " hello(undefined); const older = look();"
+        " return {all, silent, deaf, history, older};",
+    )
+    assert {
+        "edges": ["online", "stopped", "offline"],
+        "known": [True, True, True],
+        "lost": [],
+        "alarm": False,
+        "deaf": False,
+    } == results["all"]
+    assert {
+        "edges": ["unknown", "stopped", "offline"],
+        "known": [False, True, True],
+        "lost": [["edge", "a", True], ["edge", "c", True]],
+        "alarm": True,
+        "deaf": False,
+    } == results["silent"]
+    assert {
+        "edges": ["unknown", "unknown", "unknown"],
+        "known": [False, False, False],
+        "lost": [["broker", None, True]],
+        "alarm": True,
+        "deaf": True,
+    } == results["deaf"]
+    assert [["influx", None, False]] == results["history"]["lost"]
+    assert (False, [True, True, True]) == (results["history"]["alarm"], results["history"]["known"])
+    assert ([], [True, True, True]) == (results["older"]["lost"], results["older"]["known"])

@@ -14,13 +14,17 @@ from typing import Any
 import pytest
 import structlog
 
+from hub.broadcaster import Broadcaster, Client
 from hub.clock import ManualClock
+from hub.links import Links
+from hub.metrics import HubMetrics
+from riverguard.config import load_config
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
 from simulators.mqtt import paho_client
-from tests.conftest import Broker
+from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.hub.conftest import SITE, Inbox, MakeSettings, hub_settings, run_hub, ws_inbox
 
 pytestmark = pytest.mark.integration
@@ -188,3 +192,76 @@ async def test_influx_not_answering_is_a_link_down_and_back_up_when_it_answers(
             # The same hub, its InfluxDB now answering.
             running.hub.influx.url = influxd.url
             await _latest(inbox, lambda ln: ln["influx"]["up"], "InfluxDB back")
+
+
+def _plain_links(clock: ManualClock) -> tuple[Links, Broadcaster, Client]:
+    broadcaster = Broadcaster(HubMetrics(), start_seq=0)
+    client = Client(100)
+    broadcaster.attach(client, None)
+    links = Links(
+        load_config(EXAMPLE_CONFIG),
+        broadcaster,
+        broadcaster.metrics,
+        clock,
+        silent_after_s=60,
+        check_interval_s=5,
+    )
+    return links, broadcaster, client
+
+
+def _sent(client: Client) -> list[dict[str, Any]]:
+    sent = []
+    while not client.queue.empty():
+        sent.append(json.loads(client.queue.get_nowait().text))
+    return sent
+
+
+def test_a_failed_commit_keeps_the_store_down_until_a_commit_succeeds_whatever_pings_say() -> None:
+    """A full disk answers SELECT 1: only a commit that works again brings the store back."""
+    clock = ManualClock()
+    links, broadcaster, client = _plain_links(clock)
+    links.report("broker", "connection", True)
+    assert ["links"] == [m["type"] for m in _sent(client)]
+
+    clock.advance(3)
+    links.report("store", "commit", False, "database or disk is full")
+    (down,) = _sent(client)
+    assert {"up": False, "since": format_ts(clock.now()), "detail": "database or disk is full"} == (
+        down["data"]["store"]
+    )
+    links.report("store", "ping", True)
+    links.report("store", "commit", False, "database or disk is full")
+    links.report("store", "ping", False, "no answer")  # down already: not news
+    assert [] == _sent(client)
+    assert "database or disk is full; no answer" == links.states["store"].detail
+    links.report("store", "ping", True)
+    links.report("store", "commit", True)
+    (up,) = _sent(client)
+    assert (True, "") == (up["data"]["store"]["up"], up["data"]["store"]["detail"])
+    samples = {
+        s.labels["link"]: s.value
+        for metric in broadcaster.metrics.link_up.collect()
+        for s in metric.samples
+    }
+    assert {"broker": 1.0, "store": 1.0, "influx": 1.0} == samples
+
+
+def test_while_the_broker_is_down_no_edge_is_heard_and_the_first_message_after_is() -> None:
+    clock = ManualClock()
+    links, _, client = _plain_links(clock)
+    links.heard(SITE, clock.now())
+    assert not links.edges[SITE].heard  # the broker link is not up yet
+    links.report("broker", "connection", True)
+    assert (True, False) == (links.edges[SITE].heard, links.edges[OTHER_SITE].heard)
+    links.report("broker", "connection", False, "connection lost")
+    assert not links.edges[SITE].heard
+    (_, down) = _sent(client)
+    assert (False, False) == (down["data"]["broker"]["up"], _edge(down["data"], SITE)["heard"])
+    links.report("broker", "connection", True)
+    assert links.edges[SITE].heard  # heard 0 s ago: within the limit
+    clock.advance(10)
+    links.heard(OTHER_SITE, clock.now())
+    assert links.edges[OTHER_SITE].heard
+    # An older message (a retained status's own time) never moves last_heard back.
+    links.heard(OTHER_SITE, clock.now() - timedelta(seconds=30))
+    assert clock.now() == links.edges[OTHER_SITE].last_heard
