@@ -17,9 +17,11 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from pydantic import SecretStr
 
 from riverguard import certs
 from riverguard.cli import EXIT_CONFIG
+from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.settings import REPO_ROOT
 from riverguard.testing import wait_for
@@ -206,6 +208,19 @@ async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
     async with central_broker(tmp_path, tls) as (plain_port, tls_port):
         edge = client_tls(tls, tls / "edge-s")
         assert await connects(tls_port, edge)
+        # Our own client, as an edge's settings configure it.
+        settings = BrokerSettings(
+            host="localhost",
+            port=tls_port,
+            username=ADMIN,
+            password=SecretStr(PASSWORD),
+            tls=True,
+            ca_file=tls / "ca.crt",
+            certfile=tls / "edge-s.crt",
+            keyfile=tls / "edge-s.key",
+        )
+        async with asyncio.timeout(20), make_client(settings) as client:
+            assert client.connected
         # The hub, on the machine, in plain text on loopback.
         assert await connects(plain_port, None, "127.0.0.1")
         # No client certificate, one of another CA, plain text on the TLS port: refused.

@@ -121,6 +121,8 @@ async def test_nginx_serves_the_hub_over_https_with_the_websocket_upgrade(
                 token = login.json()["access_token"]
                 console = await http.get(f"{base}/")
                 assert "<title>console</title>" in console.text
+                # The metrics stay on the hub's loopback port.
+                assert 404 == (await http.get(f"{base}/metrics")).status_code
 
             url = f"wss://localhost:{nginx.https_port}/api/ws?token={token}"
             async with websockets.connect(url, ssl=trusted) as ws:
