@@ -2,18 +2,26 @@
 // (PROTOCOL 7.13: a red banner naming what and since when), or the console's own
 // socket down. Either way the wall never shows the green "no open alarms".
 
-import { t } from "./i18n.js";
+import { getLang, t } from "./i18n.js";
 import { formatAge, hubDeaf, linkDown, lostLinks } from "./state.js";
 import { clockTime, escape, siteName } from "./view.js";
 
 // The banner: one line per thing lost, with since when and for how long. While the
 // console's own socket is down it does not know what the hub hears now: the
-// connection banner speaks instead.
+// connection banner speaks instead. Redrawn only when what is lost changes; the
+// durations tick on their own, hidden from screen readers (the alert is not read
+// out again every second).
 export function renderLinksBanner(el, state, now, connected) {
   const lost = connected ? lostLinks(state) : [];
   const severe = lost.some((item) => item.severe);
   document.body.dataset.links = severe ? "lost" : lost.length ? "degraded" : "ok";
   el.hidden = lost.length === 0;
+  const signature = JSON.stringify([getLang(), lost, state.sites.size]);
+  if (el.dataset.signature === signature) {
+    updateDurations(el, now);
+    return;
+  }
+  el.dataset.signature = signature;
   if (lost.length === 0) {
     el.innerHTML = "";
     return;
@@ -31,18 +39,26 @@ export function renderLinksBanner(el, state, now, connected) {
             })
           : lostLinkText(item.kind);
       const at = Date.parse(item.since ?? "");
+      const edge = item.kind === "edge";
       const since = Number.isNaN(at)
         ? ""
-        : t(item.kind === "edge" ? "links.last_heard" : "links.since", {
-            time: clockTime(new Date(at)),
-            duration: formatAge(now - at),
-          });
+        : `${escape(t(edge ? "links.last_heard" : "links.since", { time: clockTime(new Date(at)) }))}<span
+            class="duration" aria-hidden="true" data-at="${at}" data-key="${edge ? "ago" : "for"}"></span>`;
       const site = item.site ? ` data-site="${escape(item.site)}"` : "";
       return `<li data-link="${escape(item.kind)}"${site}><span class="what">${escape(what)}</span>
-        <span class="since">${escape(since)}</span></li>`;
+        <span class="since">${since}</span></li>`;
     })
     .join("");
   el.innerHTML = `<p class="links-heading">${escape(heading)}</p><ul>${items}</ul>`;
+  updateDurations(el, now);
+}
+
+function updateDurations(el, now) {
+  for (const span of el.querySelectorAll(".duration[data-at]")) {
+    const duration = formatAge(now - Number(span.dataset.at));
+    span.textContent =
+      span.dataset.key === "ago" ? t("links.ago", { duration }) : t("links.for", { duration });
+  }
 }
 
 function lostLinkText(kind) {
