@@ -16,7 +16,13 @@ from pathlib import Path
 import trustme
 
 from riverguard.mqtt import BrokerSettings
-from riverguard.services import ManagedProcess, free_port, port_accepts, write_password_file
+from riverguard.services import (
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    port_accepts,
+    write_password_file,
+)
 
 
 @dataclass
@@ -70,6 +76,19 @@ class TlsMosquitto:
         )
 
     def start(self) -> None:
+        """Start on a free port; another port if one taken meanwhile made it exit."""
+        for _ in range(3):
+            try:
+                self._start()
+            except ServiceError:
+                if "Address already in use" not in self.log():
+                    raise
+                self.port = free_port()
+            else:
+                return
+        raise ServiceError(f"no free port for mosquitto:\n{self.log()}")
+
+    def _start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         passwd = self.directory / "passwd"
         write_password_file(passwd, {self.username: self.password})
@@ -90,8 +109,13 @@ class TlsMosquitto:
             f"user {getpass.getuser()}",
         ]
         self.conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.log_path.write_text("", encoding="utf-8")
         self.process.start()
-        self.process.wait_until(lambda: port_accepts(self.port), 15, "listening")
+        # Its own "running" line, not just a port that accepts: another process may hold
+        # the port (a race between free_port and our bind), and then this one exits.
+        self.process.wait_until(
+            lambda: " running" in self.log() and port_accepts(self.port), 15, "listening"
+        )
 
     def stop(self) -> None:
         self.process.stop()
