@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import getpass
-import re
 import shutil
 import ssl
 import subprocess
@@ -22,11 +20,10 @@ from pydantic import SecretStr
 from riverguard import certs
 from riverguard.cli import EXIT_CONFIG
 from riverguard.mqtt import BrokerSettings, make_client
-from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.settings import REPO_ROOT
 from riverguard.testing import wait_for
+from tests.deployment import DEPLOY, MOSQUITTO, CentralBroker
 
-DEPLOY = REPO_ROOT / "deploy"
 UNITS = ["riverguard-hub.service", "riverguard-edge@.service"]
 DROP_INS = ["mosquitto.service.d", "influxdb.service.d", "postgresql@.service.d"]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -122,28 +119,15 @@ def test_the_verification_sees_a_broken_setting(unit_dir: Path) -> None:
 
 # --- the central broker --------------------------------------------------------
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 ADMIN, PASSWORD = "admin", "admin-pw"
 
 
-async def refused_with(log: Path, port: int, context: ssl.SSLContext | None, line: str) -> None:
-    """The client does not get in, and the broker's log says why. (paho notices a refusal
-    only when its own timeout ends, hence the short one; the log line is the proof.)"""
-    assert not await connects(port, context, "127.0.0.1" if context is None else "localhost", 2)
-    await wait_for(
-        lambda: line in log.read_text(encoding="utf-8", errors="replace"),
-        what=f"broker log line {line!r}",
-    )
-
-
 @asynccontextmanager
-async def central_broker(tmp_path: Path, tls: Path) -> AsyncIterator[tuple[int, int]]:
-    """Mosquitto with deploy/mosquitto/central.conf, its paths and ports replaced;
-    yields the loopback and the TLS port."""
+async def central_broker(tmp_path: Path, tls: Path) -> AsyncIterator[CentralBroker]:
+    """deploy/mosquitto/central.conf with its dynamic security plugin and one login."""
     ctrl = shutil.which("mosquitto_ctrl")
     if ctrl is None or not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto and mosquitto_ctrl are not installed")
-    plain_port, tls_port = free_port(), free_port()
     dynsec = tmp_path / "dynamic-security.json"
     subprocess.run(
         [ctrl, "dynsec", "init", str(dynsec), ADMIN, PASSWORD],
@@ -151,30 +135,12 @@ async def central_broker(tmp_path: Path, tls: Path) -> AsyncIterator[tuple[int, 
         capture_output=True,
         timeout=30,
     )
-    text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
-    for old, new in {
-        "/run/mosquitto/": f"{tmp_path}/",
-        "/var/lib/mosquitto/dynamic-security.json": str(dynsec),
-        "/var/lib/mosquitto/": f"{tmp_path}/",
-        "/etc/mosquitto/certs/": f"{tls}/",
-        "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
-        # The test binds loopback only: the shipped file listens on every address.
-        "listener 8883": f"listener {tls_port} 127.0.0.1",
-        "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
-    }.items():
-        text = text.replace(old, new)
-    settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    assert re.search(r"/etc/|/var/|/run/", settings) is None, "a system path left"
-    conf = tmp_path / "central.conf"
-    # Started as root, Mosquitto would switch to the "mosquitto" user.
-    conf.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
-    process = ManagedProcess("mosquitto", [MOSQUITTO, "-c", str(conf)], tmp_path / "log")
-    process.start()
+    broker = CentralBroker(tmp_path / "broker", tls, dynsec_file=dynsec)
+    broker.start()
     try:
-        process.wait_until(lambda: port_accepts(tls_port), 15, "listening")
-        yield plain_port, tls_port
+        yield broker
     finally:
-        process.stop()
+        broker.stop()
 
 
 def client_tls(tls: Path, cert: Path | None) -> ssl.SSLContext:
@@ -198,6 +164,16 @@ async def connects(
         return False
 
 
+async def refused_with(log: Path, port: int, context: ssl.SSLContext | None, line: str) -> None:
+    """The client does not get in, and the broker's log says why. (paho notices a refusal
+    only when its own timeout ends, hence the short one; the log line is the proof.)"""
+    assert not await connects(port, context, "127.0.0.1" if context is None else "localhost", 2)
+    await wait_for(
+        lambda: line in log.read_text(encoding="utf-8", errors="replace"),
+        what=f"broker log line {line!r}",
+    )
+
+
 @pytest.mark.integration
 async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
     tmp_path: Path,
@@ -205,7 +181,8 @@ async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
     tls, other = tmp_path / "tls", tmp_path / "other"
     certs.make_all(tls, certs.plan(["localhost", "127.0.0.1"], [("s", [])]))
     certs.make_all(other, certs.plan([], [("s", [])]))
-    async with central_broker(tmp_path, tls) as (plain_port, tls_port):
+    async with central_broker(tmp_path, tls) as broker:
+        plain_port, tls_port = broker.plain_port, broker.tls_port
         edge = client_tls(tls, tls / "edge-s")
         assert await connects(tls_port, edge)
         # Our own client, as an edge's settings configure it.
@@ -224,7 +201,7 @@ async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
         # The hub, on the machine, in plain text on loopback.
         assert await connects(plain_port, None, "127.0.0.1")
         # No client certificate, one of another CA, plain text on the TLS port: refused.
-        log = tmp_path / "log"
+        log = broker.log_path
         await refused_with(log, tls_port, client_tls(tls, None), "did not return a certificate")
         another = client_tls(tls, other / "edge-s")
         await refused_with(log, tls_port, another, "certificate verify failed")

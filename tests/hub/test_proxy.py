@@ -3,11 +3,7 @@ and passes the console's WebSocket through."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import re
-import shutil
 import ssl
 from pathlib import Path
 
@@ -16,71 +12,10 @@ import pytest
 import websockets
 
 from riverguard import certs
-from riverguard.services import ManagedProcess, free_port, port_accepts
-from riverguard.settings import REPO_ROOT
+from tests.deployment import Nginx
 from tests.hub.conftest import MakeSettings, run_hub
 
 pytestmark = pytest.mark.integration
-
-TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "riverguard.conf"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-class Nginx:
-    """nginx on free loopback ports with everything in one directory: its own main
-    configuration, pid file and logs, nothing of the system's."""
-
-    def __init__(self, directory: Path, hub_port: int, tls: Path) -> None:
-        self.directory = directory
-        self.https_port, self.http_port = free_port(), free_port()
-        site = TEMPLATE.read_text(encoding="utf-8")
-        for word, value in {
-            "@LISTEN@": f"127.0.0.1:{self.https_port}",
-            "@HTTP_LISTEN@": f"127.0.0.1:{self.http_port}",
-            "@SERVER_NAME@": "localhost",
-            "@TLS_CERT@": str(tls / "hub-https.crt"),
-            "@TLS_KEY@": str(tls / "hub-https.key"),
-            "@HUB@": f"127.0.0.1:{hub_port}",
-        }.items():
-            site = site.replace(word, value)
-        assert re.search(r"@[A-Z_]+@", site) is None, "a placeholder left in the template"
-        (directory / "riverguard.conf").write_text(site, encoding="utf-8")
-        temp = "\n".join(
-            f"    {kind}_temp_path {directory}/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        # As root, workers would switch to "nobody", which cannot enter the test's folder.
-        user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
-        (directory / "nginx.conf").write_text(
-            f"""{user}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {directory}/access.log;
-{temp}
-    include {directory}/riverguard.conf;
-}}
-""",
-            encoding="utf-8",
-        )
-        self.process = ManagedProcess(
-            "nginx",
-            # -e: the error log before the configuration is read (not /var/log/nginx).
-            [
-                *(NGINX, "-e", f"{directory}/error.log", "-p", str(directory)),
-                *("-c", f"{directory}/nginx.conf", "-g", "daemon off;"),
-            ],
-            directory / "nginx.out",
-        )
-
-    def start(self) -> None:
-        self.process.start()
-        self.process.wait_until(lambda: port_accepts(self.https_port), 15, "listening")
-
-    def error_log(self) -> str:
-        return (self.directory / "error.log").read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture
@@ -92,7 +27,7 @@ def tls(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def nginx_dir(tmp_path: Path) -> Path:
-    if not Path(NGINX).exists():
+    if not Nginx.installed():
         pytest.skip("nginx is not installed (scripts/setup installs it)")
     directory = tmp_path / "nginx"
     directory.mkdir()
@@ -143,7 +78,7 @@ async def test_nginx_serves_the_hub_over_https_with_the_websocket_upgrade(
                 with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                     await untrusting.get(f"{base}/healthz")
         finally:
-            nginx.process.stop()
+            nginx.stop()
 
 
 async def test_a_websocket_with_a_bad_token_is_refused_through_the_proxy(
@@ -163,4 +98,4 @@ async def test_a_websocket_with_a_bad_token_is_refused_through_the_proxy(
             assert closed.value.rcvd is not None
             assert 4401 == closed.value.rcvd.code
         finally:
-            nginx.process.stop()
+            nginx.stop()

@@ -1,0 +1,158 @@
+"""The files of deploy/ run as shipped, on free loopback ports in a test's folder.
+
+``Nginx``: deploy/nginx/riverguard.conf inside a main configuration of its
+own (pid file, logs, temp folders: nothing of the system's). ``CentralBroker``:
+Mosquitto with deploy/mosquitto/central.conf, its system paths and ports
+replaced. ``env_file``: the settings examples of deploy/env/ as a dictionary.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+from pathlib import Path
+
+from riverguard.services import ManagedProcess, free_port, port_accepts
+from riverguard.settings import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class Nginx:
+    """nginx in front of a hub on ``hub_port``, with the ``hub-https`` files of ``tls``."""
+
+    def __init__(self, directory: Path, hub_port: int, tls: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.https_port, self.http_port = free_port(), free_port()
+        site = (DEPLOY / "nginx" / "riverguard.conf").read_text(encoding="utf-8")
+        for word, value in {
+            "@LISTEN@": f"127.0.0.1:{self.https_port}",
+            "@HTTP_LISTEN@": f"127.0.0.1:{self.http_port}",
+            "@SERVER_NAME@": "localhost",
+            "@TLS_CERT@": str(tls / "hub-https.crt"),
+            "@TLS_KEY@": str(tls / "hub-https.key"),
+            "@HUB@": f"127.0.0.1:{hub_port}",
+        }.items():
+            site = site.replace(word, value)
+        if re.search(r"@[A-Z_]+@", site):
+            raise AssertionError("a placeholder left in deploy/nginx/riverguard.conf")
+        (directory / "riverguard.conf").write_text(site, encoding="utf-8")
+        temp = "\n".join(
+            f"    {kind}_temp_path {directory}/{kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        # As root, workers would switch to "nobody", which cannot enter the test's folder.
+        user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+        (directory / "nginx.conf").write_text(
+            f"""{user}
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {directory}/access.log;
+{temp}
+    include {directory}/riverguard.conf;
+}}
+""",
+            encoding="utf-8",
+        )
+        self.process = ManagedProcess(
+            "nginx",
+            # -e: the error log before the configuration is read (not /var/log/nginx).
+            [
+                *(NGINX, "-e", f"{directory}/error.log", "-p", str(directory)),
+                *("-c", f"{directory}/nginx.conf", "-g", "daemon off;"),
+            ],
+            directory / "nginx.out",
+        )
+
+    @staticmethod
+    def installed() -> bool:
+        return Path(NGINX).exists()
+
+    def start(self) -> None:
+        self.process.start()
+        self.process.wait_until(lambda: port_accepts(self.https_port), 15, "listening")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def error_log(self) -> str:
+        return (self.directory / "error.log").read_text(encoding="utf-8", errors="replace")
+
+
+class CentralBroker:
+    """Mosquitto with deploy/mosquitto/central.conf: ``plain_port`` on loopback,
+    ``tls_port`` (loopback here; every address as shipped) with client certificates.
+
+    ``dynsec_file``: the dynamic security plugin's file, as shipped; or
+    ``password_file`` in its place, for a test that brings its own logins.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        tls: Path,
+        *,
+        dynsec_file: Path | None = None,
+        password_file: Path | None = None,
+    ) -> None:
+        if (dynsec_file is None) == (password_file is None):
+            raise ValueError("either the plugin's file or a password file")
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.plain_port, self.tls_port = free_port(), free_port()
+        self.log_path = directory / "mosquitto.log"
+        text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
+        replacements: dict[str, str] = {}
+        if dynsec_file is not None:
+            # Before the folder it is in, which the next lines replace.
+            replacements["/var/lib/mosquitto/dynamic-security.json"] = str(dynsec_file)
+        replacements |= {
+            "/run/mosquitto/": f"{directory}/",
+            "/var/lib/mosquitto/": f"{directory}/",
+            "/etc/mosquitto/certs/": f"{tls}/",
+            "listener 1883 127.0.0.1": f"listener {self.plain_port} 127.0.0.1",
+            "listener 8883": f"listener {self.tls_port} 127.0.0.1",
+            "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
+        }
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        if password_file is not None:
+            text = re.sub(r"^plugin.*$", "", text, flags=re.MULTILINE)
+            text += f"\npassword_file {password_file}\n"
+        settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        if re.search(r"/etc/|/var/|/run/", settings):
+            raise AssertionError("a system path left in deploy/mosquitto/central.conf")
+        self.conf_path = directory / "central.conf"
+        # Started as root, Mosquitto would switch to the "mosquitto" user.
+        self.conf_path.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+        self.process = ManagedProcess(
+            "mosquitto", [MOSQUITTO, "-c", str(self.conf_path)], self.log_path
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        self.process.wait_until(lambda: port_accepts(self.tls_port), 15, "listening")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def env_file(name: str) -> dict[str, str]:
+    """The settings of deploy/env/NAME: its uncommented KEY=VALUE lines."""
+    values: dict[str, str] = {}
+    for line in (DEPLOY / "env" / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
