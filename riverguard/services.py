@@ -8,9 +8,7 @@ Mosquitto or InfluxDB, which we never touch).
 
 from __future__ import annotations
 
-import base64
 import getpass
-import hashlib
 import os
 import secrets
 import shutil
@@ -23,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from riverguard import clientid_guard
+from riverguard.broker_acl import BrokerAccess
 from riverguard.errors import RiverguardError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,25 +85,6 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(18)
-
-
-def mosquitto_password_line(username: str, password: str) -> str:
-    """A ``password_file`` line in Mosquitto 2's PBKDF2-SHA512 format (``$7$``).
-
-    Written directly instead of running ``mosquitto_passwd`` once per login.
-    """
-    iterations = 101  # mosquitto_passwd's own default
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
-    salt_b64 = base64.b64encode(salt).decode()
-    digest_b64 = base64.b64encode(digest).decode()
-    return f"{username}:$7${iterations}${salt_b64}${digest_b64}"
-
-
-def write_password_file(path: Path, logins: Mapping[str, str]) -> None:
-    lines = [mosquitto_password_line(user, password) for user, password in logins.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
 
 
 class ManagedProcess:
@@ -184,6 +165,15 @@ class ManagedProcess:
             self.process.wait(5)
 
 
+def _dynsec_plugin() -> Path:
+    """Mosquitto's dynamic security plugin, as Debian's ``mosquitto`` ships it."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    found += [p for p in [Path("/usr/lib/mosquitto_dynamic_security.so")] if p.exists()]
+    if not found:
+        raise ServiceError("mosquitto_dynamic_security.so not found; install mosquitto 2")
+    return found[0]
+
+
 def _require(binary: str) -> str:
     path = shutil.which(binary) or (
         f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
@@ -194,33 +184,50 @@ def _require(binary: str) -> str:
 
 
 class Mosquitto:
-    """A Mosquitto broker with our ``mosquitto.conf``, on our own port and directory."""
+    """A Mosquitto broker with our ``mosquitto.conf``, on our own port and directory.
 
-    def __init__(self, directory: Path, port: int, logins: Mapping[str, str]) -> None:
+    Its logins and access lists are ``access`` (riverguard/broker_acl.py), enforced
+    by the client id guard and the dynamic security plugin; there is no other way in.
+    """
+
+    def __init__(self, directory: Path, port: int, access: BrokerAccess) -> None:
         self.directory = directory
         self.port = port
         self.host = "127.0.0.1"
-        self.logins = dict(logins)
+        self.access = access
         self.conf_path = directory / "mosquitto.conf"
-        self.passwd_path = directory / "mosquitto.passwd"
+        self.dynsec_path = directory / "dynamic-security.json"
+        self.bound_ids_path = directory / "bound-client-ids"
         self.process = ManagedProcess(
             "mosquitto",
             [_require("mosquitto"), "-c", str(self.conf_path)],
             directory / "mosquitto.log",
         )
 
+    @property
+    def logins(self) -> dict[str, str]:
+        """Username -> password of every login the broker was started with."""
+        return self.access.passwords
+
     def write_config(self) -> None:
         data_dir = self.directory / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        write_password_file(self.passwd_path, self.logins)
+        self.access.write(self.dynsec_path, self.bound_ids_path)
         runtime = {
             "listener": f"listener {self.port} {self.host}",
-            "password_file": f"password_file {self.passwd_path}",
             "persistence_location": f"persistence_location {data_dir}/",
+            "plugin_opt_bound_ids": f"plugin_opt_bound_ids {self.bound_ids_path}",
+            "plugin_opt_config_file": f"plugin_opt_config_file {self.dynsec_path}",
+        }
+        plugins = {
+            "clientid_guard.so": f"plugin {clientid_guard.plugin_path()}",
+            "mosquitto_dynamic_security.so": f"plugin {_dynsec_plugin()}",
         }
         lines = []
         for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
             key = line.split(" ", 1)[0]
+            if key == "plugin":
+                line = plugins[Path(line.split(" ", 1)[1]).name]
             lines.append(runtime.get(key, line))
         # Started as root, Mosquitto would switch to the "mosquitto" user and
         # lose access to our directory: run as whoever started us.

@@ -25,7 +25,9 @@ import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from riverguard import broker_acl
 from riverguard.config import Config, load_config
+from riverguard.provisioning import DeviceLoginStore, device_logins_json
 from riverguard.services import (
     Influxd,
     ManagedProcess,
@@ -54,7 +56,8 @@ class Secrets:
         stored: dict[str, dict[str, str]] = {"broker": {}, "users": {}}
         if path.exists():
             stored = json.loads(path.read_text(encoding="utf-8"))
-        broker_names = ["hub", "sim", *(f"edge-{site.id}" for site in config.sites)]
+        # Every broker login but the devices' (those are in device-logins.json).
+        broker_names = [i.username for i in broker_acl.identities(config, devices=())]
         broker = {name: stored["broker"].get(name) or generate_password() for name in broker_names}
         users = {
             user.username: stored["users"].get(user.username) or generate_password()
@@ -84,6 +87,8 @@ class Stack:
     ports: dict[str, int] | None = field(default_factory=lambda: dict(USUAL_PORTS))
     speaker_speed: float = 1.0
     progress: Callable[[str], None] = lambda message: None
+    # Extra top-level topic trees the sim login may use (the benchmark's own).
+    sandboxes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -95,9 +100,18 @@ class Stack:
         self.influx_port = free_port(preferred.get("influx"))
         self.hub_port = free_port(preferred.get("hub"))
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
-        self.mosquitto = Mosquitto(
-            self.data_dir / "mosquitto", self.broker_port, self.secrets.broker
+        self.device_logins = DeviceLoginStore.in_data_dir(self.data_dir).ensure(self.config)
+        passwords = {
+            **self.secrets.broker,
+            **{broker_acl.device_username(d): p for d, p in self.device_logins.devices.items()},
+        }
+        access = broker_acl.broker_access(
+            self.config,
+            passwords,
+            devices=[d for d in self.device_logins.devices if d in self.config.device_by_id],
+            sandboxes=self.sandboxes,
         )
+        self.mosquitto = Mosquitto(self.data_dir / "mosquitto", self.broker_port, access)
         self.influxd = Influxd(self.data_dir / "influxdb", self.influx_port)
         self.components: dict[str, Component] = {}
         self._build_components()
@@ -137,6 +151,11 @@ class Stack:
                 RIVERGUARD_HTTP_PORT=str(self.hub_port),
                 RIVERGUARD_INFLUX_URL=self.influxd.url,
                 RIVERGUARD_USERS_FILE=str(users_file),
+                # Device login provisioning from the admin API (riverguard/provisioning.py).
+                RIVERGUARD_DEVICE_LOGINS_FILE=str(DeviceLoginStore.in_data_dir(self.data_dir).path),
+                RIVERGUARD_BROKER_ADMIN__PORT=str(self.broker_port),
+                RIVERGUARD_BROKER_ADMIN__USERNAME=broker_acl.ADMIN,
+                RIVERGUARD_BROKER_ADMIN__PASSWORD=self.secrets.broker[broker_acl.ADMIN],
             ),
         )
         # Each edge serves /healthz, /metrics and its local warning audio here.
@@ -253,7 +272,8 @@ class Stack:
                 done.set()
 
         client = paho.Client(CallbackAPIVersion.VERSION2)
-        client.username_pw_set("sim", self.secrets.broker["sim"])
+        # Read-only: statuses are all it needs.
+        client.username_pw_set(broker_acl.OBSERVER, self.secrets.broker[broker_acl.OBSERVER])
         client.on_message = on_message
         client.on_connect = lambda c, *_: c.subscribe([(topic, 1) for topic in status_topics])
         client.connect("127.0.0.1", self.broker_port)
@@ -286,6 +306,11 @@ class Stack:
                 "username": "sim",
                 "password": self.secrets.broker["sim"],
             },
+            "observer": {
+                "username": broker_acl.OBSERVER,
+                "password": self.secrets.broker[broker_acl.OBSERVER],
+            },
+            "device_logins": device_logins_json(self.device_logins),
             "influx": {"url": self.influxd.url, "database": self.influxd.database},
             "edges": {
                 site: {"health_url": f"http://127.0.0.1:{port}/healthz"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from riverguard import broker_acl
+from riverguard.broker_acl import BrokerAccess
 from riverguard.config import Config, load_config
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, Mosquitto, ServiceError, free_port
@@ -28,7 +31,8 @@ class Broker:
         return self.server.port
 
     def settings(self, username: str) -> BrokerSettings:
-        """Broker settings for one of the generated logins: hub, sim, edge-<site>."""
+        """Broker settings for one of the logins of riverguard/broker_acl.py: hub, sim,
+        observer, broker-admin, edge-<site>, nvr-<site>, device-<device id>."""
         return BrokerSettings(
             host="127.0.0.1",
             port=self.server.port,
@@ -36,10 +40,15 @@ class Broker:
             password=self.server.logins[username],
         )
 
+    def device(self, device_id: str) -> BrokerSettings:
+        """The login of one configured device (its client id is the same as its username)."""
+        return self.settings(broker_acl.device_username(device_id))
 
-def _logins(config: Config) -> dict[str, str]:
-    names = ["hub", "sim", *(f"edge-{site.id}" for site in config.sites)]
-    return {name: secrets.token_urlsafe(12) for name in names}
+
+def broker_access(config: Config) -> BrokerAccess:
+    """Every login of ``config`` with the production access lists, fresh passwords."""
+    names = [identity.username for identity in broker_acl.identities(config)]
+    return broker_acl.broker_access(config, {name: secrets.token_urlsafe(12) for name in names})
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +57,20 @@ def example_config() -> Config:
 
 
 def _start_broker(directory: Path, config: Config) -> Mosquitto:
-    server = Mosquitto(directory, free_port(), _logins(config))
+    server = Mosquitto(directory, free_port(), broker_access(config))
     server.start()
     return server
+
+
+@contextlib.contextmanager
+def broker_for(directory: Path, config: Config) -> Iterator[Broker]:
+    """A real Mosquitto whose logins and access lists are those of ``config`` (for a
+    test with a configuration of its own: the broker's rules follow the sites)."""
+    server = _start_broker(directory, config)
+    try:
+        yield Broker(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -142,9 +142,18 @@ async def recording(
     """Record messages on ``filters``; with ``session``, in a persistent session of that id."""
     recorder = Recorder()
     async with paho_client(broker, session, persistent=session is not None) as client:
-        await client.subscribe([(topic_filter, 1) for topic_filter in filters])
+        granted = await client.subscribe([(topic_filter, 1) for topic_filter in filters])
+        # A subscription the broker's access list refuses must fail the test, not record nothing.
+        refused = [f for f, code in zip(filters, granted or (), strict=False) if _code(code) >= 0x80]
+        if refused:
+            raise AssertionError(f"{broker.username} may not subscribe to {refused}")
         async with background(recorder.collect(client), "test.recorder"):
             yield recorder
+
+
+def _code(code: object) -> int:
+    value = getattr(code, "value", code)
+    return value if isinstance(value, int) else 0x80
 
 
 @contextlib.asynccontextmanager

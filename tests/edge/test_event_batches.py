@@ -164,7 +164,7 @@ async def test_edge_to_real_hub_in_batches_then_singles_after_its_last_will(
                         pushed.append(item["data"]["id"])
 
     async with (
-        recording(own_broker.settings("sim"), EVENTS, BATCH, HUB_STATUS) as view,
+        recording(own_broker.settings("observer"), EVENTS, BATCH, HUB_STATUS) as view,
         httpx.AsyncClient(base_url=url, timeout=10) as http,
     ):
         hub_process.start()

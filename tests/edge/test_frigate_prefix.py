@@ -15,7 +15,7 @@ from edge.sources.frigate import FrigateSource
 from riverguard.config import Config, ConfigError, load_config
 from riverguard.wire import topics
 from riverguard.wire.models import Event
-from tests.conftest import Broker
+from tests.conftest import Broker, broker_for
 from tests.edge.support import (
     EXAMPLE_CONFIG,
     edge_settings,
@@ -84,13 +84,22 @@ def _counted(agent: EdgeAgent, metric: str, labels: dict[str, str]) -> float:
 
 @pytest.mark.integration
 async def test_two_sites_nvrs_with_one_camera_name_each_alarm_only_their_own_site(
-    own_broker: Broker, tmp_path: Path, example_config: Config
+    tmp_path: Path, example_config: Config
 ) -> None:
     """Two NVRs on one broker, each with a camera ``bridge_cam``, under their sites' own
     prefixes (and a third on Frigate's default one): each edge makes events of its own
     site's NVR only, and counts nobody else's camera as an ``unknown_device``."""
     config = _config(example_config, PREFIXES)
     sites = list(PREFIXES)
+    async with contextlib.AsyncExitStack() as stack:
+        # The broker's access lists follow the sites' own prefixes.
+        own_broker = stack.enter_context(broker_for(tmp_path / "mosquitto", config))
+        await _each_site_reads_its_own_nvr(own_broker, tmp_path, config, sites)
+
+
+async def _each_site_reads_its_own_nvr(
+    own_broker: Broker, tmp_path: Path, config: Config, sites: list[str]
+) -> None:
     agents = {
         site: EdgeAgent(
             edge_settings(own_broker.settings(f"edge-{site}"), tmp_path / site, site=site), config
