@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import api, api_audio, ws
+from hub import api, api_audio, api_devices, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
@@ -190,6 +190,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_audio.router)
+    app.include_router(api_devices.router)
     app.include_router(api.root)
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from hub.database import ENCRYPTED, SSLMODES, EngineURL, engine_url
 from riverguard import plaintext
+from riverguard.mqtt import BrokerSettings
 from riverguard.settings import REPO_ROOT, ComponentSettings
 
 
@@ -65,6 +66,12 @@ class HubSettings(ComponentSettings):
     # WAV. Edges before the ".ulaw" pass-through (edge/http_speaker.py) fail on it: turn
     # this off while such edges remain.
     ulaw_for_http_speakers: bool = True
+    # Device login provisioning (admin API, hub/api_devices.py): the broker's
+    # administration login, the device logins file, and the broker address given to
+    # devices (default: the broker's host as the hub reaches it).
+    broker_admin: BrokerSettings | None = None
+    device_logins_file: Path | None = None
+    broker_public_host: str | None = None
     # The duty console's static files, served at /.
     console_dir: Path = REPO_ROOT / "console"
 

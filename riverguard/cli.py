@@ -111,6 +111,15 @@ def _up(args: argparse.Namespace) -> int:
     return up(data_dir=args.data_dir, config=args.config, simulate=not args.no_sim)
 
 
+def _devices(args: argparse.Namespace) -> int:
+    from riverguard.devices import run
+    from riverguard.settings import DEFAULT_CONFIG
+
+    configure_logging("devices", "WARNING", json=False)
+    config = args.config or DEFAULT_CONFIG
+    return run(args.action, args.device, args.data_dir, config, args.offline)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from simulators.benchmark import bench
 
@@ -227,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-sim", action="store_true", help="do not start the simulators")
     up.set_defaults(handler=_up)
 
+    devices = commands.add_parser(
+        "devices", help="list, add, rotate or revoke the broker logins of a stack's devices"
+    )
+    devices.add_argument("action", choices=["list", "add", "rotate", "revoke"])
+    devices.add_argument("device", nargs="?", default=None, help="a configured device id")
+    devices.add_argument("--data-dir", type=Path, default=Path(".riverguard"))
+    devices.add_argument("--config", type=Path, default=None, help="site configuration TOML")
+    devices.add_argument(
+        "--offline", action="store_true", help="the stack is stopped: record for its next start"
+    )
+    devices.set_defaults(handler=_devices)
+
     hub = commands.add_parser("hub", help="run the hub (settings from RIVERGUARD_*)")
     hub.set_defaults(handler=_hub)
 
@@ -324,7 +345,10 @@ def _add_sim_run(simulators: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "devices" and args.action != "list" and args.device is None:
+        parser.error(f"devices {args.action} needs a device id")
     handler = args.handler
     result: int = handler(args)
     return result

@@ -43,7 +43,11 @@ LoginState = Literal["active", "revoked", "none"]
 
 
 class ProvisioningError(RiverguardError):
-    """The device is unknown, the change does not apply, or the broker refused it."""
+    """The device is unknown, or the change does not apply to its login's state."""
+
+
+class BrokerControlError(ProvisioningError):
+    """The broker's control topic could not be reached, or the broker refused the change."""
 
 
 def generate_password() -> str:
@@ -113,9 +117,7 @@ class DeviceLoginStore:
         """Every configured device gets a login unless it was revoked."""
         with self.locked():
             logins = self.read()
-            missing = [
-                d.id for d in config.devices if logins.state(d.id) == "none"
-            ]
+            missing = [d.id for d in config.devices if logins.state(d.id) == "none"]
             for device in missing:
                 logins.devices[device] = generate_password()
             if missing or not self.path.exists():
@@ -175,7 +177,7 @@ class BrokerControl:
             await self.client.__aenter__()
             await self.client.subscribe([Subscription(RESPONSE_TOPIC, qos=1)])
         except (MqttError, OSError) as exc:
-            raise ProvisioningError(f"cannot reach the broker's control topic: {exc}") from exc
+            raise BrokerControlError(f"cannot reach the broker's control topic: {exc}") from exc
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -191,13 +193,17 @@ class BrokerControl:
                 while True:
                     for message in await self.client.next_batch(100):
                         responses = _responses(message.payload)
-                        ours = [r for r in responses if str(r.get("correlationData", "")).startswith(tag)]
+                        ours = [
+                            r
+                            for r in responses
+                            if str(r.get("correlationData", "")).startswith(tag)
+                        ]
                         if ours:
                             return ours
         except TimeoutError:
-            raise ProvisioningError("the broker did not answer on its control topic") from None
+            raise BrokerControlError("the broker did not answer on its control topic") from None
         except MqttError as exc:
-            raise ProvisioningError(f"the broker's control topic failed: {exc}") from exc
+            raise BrokerControlError(f"the broker's control topic failed: {exc}") from exc
 
 
 def _responses(payload: bytes) -> list[dict[str, Any]]:
@@ -213,7 +219,7 @@ def _raise_errors(responses: list[dict[str, Any]], tolerated: Callable[[str], bo
     for response in responses:
         error = response.get("error")
         if error and not tolerated(str(error)):
-            raise ProvisioningError(f"the broker refused {response.get('command')}: {error}")
+            raise BrokerControlError(f"the broker refused {response.get('command')}: {error}")
 
 
 class Provisioner:
@@ -282,7 +288,11 @@ class Provisioner:
             if self.admin is not None:
                 async with BrokerControl(self.admin) as control:
                     responses = await control.run(
-                        {"command": "setClientPassword", "username": username, "password": password},
+                        {
+                            "command": "setClientPassword",
+                            "username": username,
+                            "password": password,
+                        },
                         # Disabling closes the connection made with the old password.
                         {"command": "disableClient", "username": username},
                         {"command": "enableClient", "username": username},

@@ -227,8 +227,9 @@ class Mosquitto:
         for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
             key = line.split(" ", 1)[0]
             if key == "plugin":
-                line = plugins[Path(line.split(" ", 1)[1]).name]
-            lines.append(runtime.get(key, line))
+                lines.append(plugins[Path(line.split(" ", 1)[1]).name])
+            else:
+                lines.append(runtime.get(key, line))
         # Started as root, Mosquitto would switch to the "mosquitto" user and
         # lose access to our directory: run as whoever started us.
         lines.append(f"user {getpass.getuser()}")

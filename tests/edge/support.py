@@ -144,7 +144,9 @@ async def recording(
     async with paho_client(broker, session, persistent=session is not None) as client:
         granted = await client.subscribe([(topic_filter, 1) for topic_filter in filters])
         # A subscription the broker's access list refuses must fail the test, not record nothing.
-        refused = [f for f, code in zip(filters, granted or (), strict=False) if _code(code) >= 0x80]
+        refused = [
+            f for f, code in zip(filters, granted or (), strict=False) if _code(code) >= 0x80
+        ]
         if refused:
             raise AssertionError(f"{broker.username} may not subscribe to {refused}")
         async with background(recorder.collect(client), "test.recorder"):

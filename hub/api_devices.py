@@ -1,0 +1,138 @@
+"""Device logins on the broker (admin only): list, add, rotate, revoke.
+
+Each change reaches the broker at once on its dynamic security control topic
+(riverguard/provisioning.py); revoking disconnects a connected device. Add and
+rotate answer the device's connection settings, password included, once: the
+hub keeps no copy it would show again. Every change is audited
+(``device_login``, detail ``add``, ``rotate`` or ``revoke``; never the password).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from hub.deps import AdminUser, ApiError, HubDep
+from hub.schemas import ErrorOut
+from hub.store import AuditEntry
+from riverguard.provisioning import (
+    BrokerControlError,
+    DeviceLoginStore,
+    Provisioner,
+    ProvisioningError,
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 502, 503)
+}
+
+router = APIRouter(prefix="/api/device-logins", responses=_ERRORS, tags=["device logins"])
+
+
+class DeviceLoginOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    site: str
+    type: str
+    username: str
+    state: str  # active | revoked | none
+
+
+class ConnectionSettingsOut(BaseModel):
+    """What a device needs to connect; ``password`` is shown this once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    site: str
+    type: str
+    host: str
+    port: int
+    protocol: str
+    username: str
+    password: str
+    client_id: str | None
+    publish: list[str]
+    subscribe: list[str]
+
+
+def _provisioner(hub: HubDep) -> Provisioner:
+    settings = hub.settings
+    if settings.device_logins_file is None or settings.broker_admin is None:
+        raise ApiError(503, "not_configured", "device login provisioning is not configured")
+    return Provisioner(
+        hub.config,
+        DeviceLoginStore(settings.device_logins_file),
+        settings.broker_admin,
+        public_host=settings.broker_public_host,
+    )
+
+
+def _device(hub: HubDep, device: str) -> None:
+    if device not in hub.config.device_by_id:
+        raise ApiError(404, "not_found", f"no device {device!r} in the configuration")
+
+
+async def _audit(hub: HubDep, username: str, device: str, detail: str) -> None:
+    item = hub.config.device_by_id[device]
+    entry = AuditEntry(
+        ts=hub.desk.clock.now(),
+        username=username,
+        action="device_login",
+        target=device,
+        after={"device": device, "site": item.site, "type": item.type},
+        detail=detail,
+    )
+    await hub.store.audit([entry])
+
+
+def _refused(exc: ProvisioningError) -> ApiError:
+    if isinstance(exc, BrokerControlError):
+        return ApiError(502, "broker_refused", str(exc))
+    return ApiError(409, "conflict", str(exc))
+
+
+@router.get("")
+async def list_device_logins(hub: HubDep, _: AdminUser) -> list[DeviceLoginOut]:
+    try:
+        return [DeviceLoginOut(**row) for row in _provisioner(hub).list()]
+    except ProvisioningError as exc:
+        raise _refused(exc) from None
+
+
+@router.post("/{device}")
+async def add_device_login(hub: HubDep, user: AdminUser, device: str) -> ConnectionSettingsOut:
+    """A login for a device that has none (never had one, or was revoked)."""
+    _device(hub, device)
+    try:
+        login = await _provisioner(hub).add(device)
+    except ProvisioningError as exc:
+        raise _refused(exc) from None
+    await _audit(hub, user.username, device, "add")
+    return ConnectionSettingsOut(**login.connection_settings())
+
+
+@router.post("/{device}/rotate")
+async def rotate_device_login(hub: HubDep, user: AdminUser, device: str) -> ConnectionSettingsOut:
+    """A new password; the old one stops working and its connection is closed."""
+    _device(hub, device)
+    try:
+        login = await _provisioner(hub).rotate(device)
+    except ProvisioningError as exc:
+        raise _refused(exc) from None
+    await _audit(hub, user.username, device, "rotate")
+    return ConnectionSettingsOut(**login.connection_settings())
+
+
+@router.delete("/{device}", status_code=204)
+async def revoke_device_login(hub: HubDep, user: AdminUser, device: str) -> None:
+    """The login is deleted and a connected device disconnected at once."""
+    _device(hub, device)
+    try:
+        await _provisioner(hub).revoke(device)
+    except ProvisioningError as exc:
+        raise _refused(exc) from None
+    await _audit(hub, user.username, device, "revoke")
