@@ -66,6 +66,8 @@ class Identity:
     client_id: str | None = None
     description: str = ""
     control: bool = field(default=False)
+    # Filters inside ``publish`` the identity may still not publish on (checked first).
+    deny_publish: tuple[str, ...] = ()
 
 
 def _site_tree(site: str, *rest: str) -> str:
@@ -170,11 +172,14 @@ def sim_identity(config: Config, sandboxes: Iterable[str] = ()) -> Identity:
         *(f"{prefix}/#" for prefix in _nvr_prefixes(config)),
         *(f"{tree}/#" for tree in sandboxes),
     ]
+    every = "+"
     return Identity(
         SIM,
         "sim",
         publish=tuple(trees),
         read=tuple(trees),
+        # Only an edge tells a speaker what to play or to stop.
+        deny_publish=(topics.speaker_play(every, every), topics.speaker_stop(every, every)),
         description="simulators and integrators: the field side (field/# and NVR topics)",
     )
 
@@ -256,13 +261,16 @@ def _check_unique(found: list[Identity]) -> None:
 # --- the dynamic security plugin's objects ------------------------------------------
 
 
-def _acl(acltype: str, topic: str) -> dict[str, Any]:
-    return {"acltype": acltype, "topic": topic, "allow": True}
+def _acl(acltype: str, topic: str, allow: bool = True) -> dict[str, Any]:
+    # A deny is looked at before the allows (higher priority first).
+    return {"acltype": acltype, "topic": topic, "allow": allow, "priority": 0 if allow else 10}
 
 
 def role_json(identity: Identity) -> dict[str, Any]:
-    """The identity's role: its access list, every entry an allow (default deny)."""
-    acls = [_acl("publishClientSend", topic) for topic in identity.publish]
+    """The identity's role: its access list (default deny); its few denials carve
+    topics out of a broader allow."""
+    acls = [_acl("publishClientSend", topic, allow=False) for topic in identity.deny_publish]
+    acls += [_acl("publishClientSend", topic) for topic in identity.publish]
     for topic in identity.read:
         acls.append(_acl("subscribePattern", topic))
         acls.append(_acl("publishClientReceive", topic))
