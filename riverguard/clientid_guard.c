@@ -155,11 +155,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		}
 	}
 	if(bound_ids_path == NULL){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "clientid_guard: plugin_opt_bound_ids is required");
+		fprintf(stderr, "clientid_guard: plugin_opt_bound_ids is required\n");
 		return MOSQ_ERR_INVAL;
 	}
 	reload_if_changed();
 	if(!loaded_ok){
+		/* The broker's log is not open yet while plugins start. */
+		fprintf(stderr, "clientid_guard: %s is missing or malformed: the broker must not start\n",
+				bound_ids_path);
 		return MOSQ_ERR_INVAL;
 	}
 	return mosquitto_callback_register(plugin_id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
