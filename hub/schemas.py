@@ -154,6 +154,8 @@ AuditAction = Literal[
     # Audio library and schedules (hub/api_audio.py): uploads, edits, schedule changes.
     "clip",
     "schedule",
+    # Device broker logins (hub/api_devices.py): detail add, rotate or revoke.
+    "device_login",
 ]
 
 

@@ -44,7 +44,7 @@ async def test_the_hub_announces_batches_on_connect_and_stopped_on_a_clean_shutd
     tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str
 ) -> None:
     settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
-    async with recording(own_broker.settings("sim"), topics.hub_status()) as view:
+    async with recording(own_broker.settings("observer"), topics.hub_status()) as view:
         async with run_hub(settings):
             [online] = await view.wait_count(topics.hub_status(), 1)
         [_, stopped] = await view.wait_count(topics.hub_status(), 2)
@@ -55,7 +55,7 @@ async def test_the_hub_announces_batches_on_connect_and_stopped_on_a_clean_shutd
     assert (False, "stopped") == (status.online, status.state)
     assert not status.takes_event_batches
     # Retained: an edge connecting now is told at once.
-    async with recording(own_broker.settings("sim"), topics.hub_status()) as later:
+    async with recording(own_broker.settings("observer"), topics.hub_status()) as later:
         [retained] = await later.wait_count(topics.hub_status(), 1)
     assert stopped == retained
 

@@ -11,13 +11,14 @@ import aiomqtt
 import httpx
 import pytest
 
+from riverguard.config import Config
 from riverguard.services import Influxd, free_port
 from riverguard.testing import TINY_JPEG, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import MAX_EVENT_PAYLOAD_BYTES
 from riverguard.wire.times import format_ts, utcnow
 from simulators.mqtt import paho_client
-from tests.conftest import Broker
+from tests.conftest import Broker, broker_for
 from tests.hub.conftest import (
     SITE,
     STORES,
@@ -93,19 +94,27 @@ async def test_event_is_committed_acknowledged_alarmed_and_forwarded_once(
 
 
 async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
-    tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str
+    tmp_path: Path, influxd: Influxd, influx_database: str, example_config: Config
 ) -> None:
     """Each refusal is counted under its reason and kept as a dead letter; the good event
-    published after them is committed. (Own broker: no retained messages of other tests.)"""
-    settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
-    async with (
-        run_hub(settings) as running_hub,
-        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
-    ):
-        await _publish_bad_then_good(running_hub, edge)
+    published after them is committed. (Own broker: no retained messages of other tests.)
+    The broker knows a site the hub does not (a hub behind on its configuration), so that
+    an event of an unknown site reaches it."""
+    raw = example_config.model_dump()
+    raw["sites"].append({**raw["sites"][0], "id": "atlantis"})
+    with broker_for(tmp_path / "mosquitto", Config.model_validate(raw)) as broker:
+        settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
+        async with (
+            run_hub(settings) as running_hub,
+            paho_client(broker.settings(f"edge-{SITE}")) as edge,
+            paho_client(broker.settings("edge-atlantis")) as stranger,
+        ):
+            await _publish_bad_then_good(running_hub, edge, stranger)
 
 
-async def _publish_bad_then_good(running_hub: RunningHub, edge: aiomqtt.Client) -> None:
+async def _publish_bad_then_good(
+    running_hub: RunningHub, edge: aiomqtt.Client, stranger: aiomqtt.Client
+) -> None:
     bad = [
         (topics.events(SITE), b"{oops", "malformed_json"),
         (topics.events(SITE), json.dumps(event_payload(1, confidence="high")).encode(), "invalid"),
@@ -125,7 +134,8 @@ async def _publish_bad_then_good(running_hub: RunningHub, edge: aiomqtt.Client) 
     good = event_payload(unique_seq())
     async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
         for topic, payload, _ in bad:
-            await edge.publish(topic, payload, qos=1)
+            sender = stranger if topic == topics.events("atlantis") else edge
+            await sender.publish(topic, payload, qos=1)
         await edge.publish(topics.events(SITE), json.dumps(good).encode(), qos=1)
         await acks.wait_for(lambda m: good["id"] in m[1]["ids"])
 
