@@ -8,7 +8,9 @@ Mosquitto or InfluxDB, which we never touch).
 
 from __future__ import annotations
 
+import base64
 import getpass
+import hashlib
 import os
 import secrets
 import shutil
@@ -85,6 +87,25 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+def mosquitto_password_line(username: str, password: str) -> str:
+    """A ``password_file`` line in Mosquitto 2's PBKDF2-SHA512 format (``$7$``).
+
+    Written directly instead of running ``mosquitto_passwd`` once per login.
+    """
+    iterations = 101  # mosquitto_passwd's own default
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    salt_b64 = base64.b64encode(salt).decode()
+    digest_b64 = base64.b64encode(digest).decode()
+    return f"{username}:$7${iterations}${salt_b64}${digest_b64}"
+
+
+def write_password_file(path: Path, logins: Mapping[str, str]) -> None:
+    lines = [mosquitto_password_line(user, password) for user, password in logins.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
 
 
 class ManagedProcess:
@@ -219,8 +240,12 @@ class Mosquitto:
             "plugin_opt_bound_ids": f"plugin_opt_bound_ids {self.bound_ids_path}",
             "plugin_opt_config_file": f"plugin_opt_config_file {self.dynsec_path}",
         }
+        try:
+            guard = clientid_guard.plugin_path()
+        except clientid_guard.GuardBuildError as exc:
+            raise ServiceError(str(exc)) from exc
         plugins = {
-            "clientid_guard.so": f"plugin {clientid_guard.plugin_path()}",
+            "clientid_guard.so": f"plugin {guard}",
             "mosquitto_dynamic_security.so": f"plugin {_dynsec_plugin()}",
         }
         lines = []
