@@ -14,6 +14,7 @@ from typing import Any
 
 from riverguard.stack import Stack
 from simulators.load import (
+    BENCH_TREES,
     FIND_MAX_RATES,
     LoadResult,
     Target,
@@ -91,6 +92,8 @@ def bench(
             simulators=(),
             ports=None,
             progress=_say,
+            # The bare broker hop and the peer publish under trees of their own.
+            sandboxes=BENCH_TREES,
         )
         peer = NodeRedPeer(Path(tmp) / "peer", stack) if compare else None
         try:

@@ -31,6 +31,11 @@ from riverguard.wire import topics
 from simulators.profiling import Profiler
 
 ZONES_PER_SITE = 4
+# Top-level topic trees of the bare broker hop and of the Node-RED peer: the sim login
+# may use them only on a stack started with them as sandboxes (riverguard.broker_acl).
+HOP_TREE = "hop"
+PEER_TREE = "peer"
+BENCH_TREES = (HOP_TREE, PEER_TREE)
 # After the last publish, how long stragglers may take before they count as lost.
 DRAIN_S = 10.0
 # --find-max: the rates tried, in order, until one fails the bar twice in a row.
@@ -342,7 +347,7 @@ def broker_target(stack: Stack) -> Target:
         ws_url=None,
         processes={"broker": [stack.mosquitto.process]},
         devices=fences(stack),
-        prefix="hop/",
+        prefix=HOP_TREE + "/",
     )
 
 

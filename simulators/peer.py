@@ -20,7 +20,7 @@ from websockets.sync.client import connect as ws_connect
 
 from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.stack import Stack
-from simulators.load import Target, fences
+from simulators.load import PEER_TREE, Target, fences
 
 PEER_DIR = Path(__file__).resolve().parent.parent / "bench" / "peer"
 PEER_DATABASE = "peer"
@@ -66,7 +66,7 @@ class NodeRedPeer:
         nodes = json.loads(flows)
         for node in nodes:
             if node["type"] == "mqtt in":
-                node["topic"] = "peer/" + node["topic"]
+                node["topic"] = PEER_TREE + "/" + node["topic"]
         (self.directory / "flows.json").write_text(json.dumps(nodes), encoding="utf-8")
         # credentialSecret is false in settings.js: credentials are plain JSON.
         credentials = {"cfg-mqtt": {"user": "sim", "password": self.stack.secrets.broker["sim"]}}
@@ -102,5 +102,5 @@ class NodeRedPeer:
                 "node-red": [self.process],
             },
             devices=fences(self.stack),
-            prefix="peer/",
+            prefix=PEER_TREE + "/",
         )

@@ -17,6 +17,7 @@ from riverguard.config import Config, load_config
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, Mosquitto, ServiceError, free_port
 from riverguard.stack import Stack
+from simulators.load import HOP_TREE
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
@@ -119,6 +120,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulators=("speakers",),
         ports=None,
         speaker_speed=10.0,
+        # The bare broker hop of tests/e2e/test_load.py publishes under its own tree.
+        sandboxes=(HOP_TREE,),
     )
     try:
         running.start()

@@ -45,7 +45,7 @@ async def test_sim_speakers_serves_every_mqtt_speaker_and_dies_with_a_will(
     statuses = [topics.field_status(site, "speaker", spk) for site, spk in SPEAKERS.items()]
     state = topics.speaker_state("xiyong-wharf", "xy-spk-01")
     ref = audio_server.add("w.wav", wav_bytes(200))
-    async with recording(own_broker.settings("hub"), *statuses, state) as view:
+    async with recording(own_broker.settings("sim"), *statuses, state) as view:
         for status in statuses:
             try:
                 await view.wait_count(status, 1, timeout=15)
@@ -73,7 +73,7 @@ async def test_sim_swimmer_visits_a_site_and_exits(own_broker: Broker, tmp_path:
     args = ["sim", "swimmer", "--site", "xiyong-wharf", "--zone", "z2"]
     process = riverguard_process("sim-swimmer", args, env, tmp_path / "swimmer.log")
     fence = topics.field_report("xiyong-wharf", "fence", "xy-fence-02")
-    async with recording(own_broker.settings("hub"), fence) as view:
+    async with recording(own_broker.settings("sim"), fence) as view:
         process.start()
         try:
             assert process.process is not None
@@ -109,7 +109,7 @@ async def test_sim_swimmer_brings_every_fence_and_camera_online_with_heartbeats(
         last = [DeviceStatusReport.model_validate_json(view.on(s)[-1]) for s in statuses]
         return not any(report.online for report in last)
 
-    async with recording(own_broker.settings("hub"), *statuses) as view:
+    async with recording(own_broker.settings("sim"), *statuses) as view:
         process.start()
         try:
             for status in statuses:

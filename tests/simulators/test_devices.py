@@ -23,7 +23,7 @@ async def test_fence_reports_with_increasing_seq_and_status_online_then_offline(
 ) -> None:
     report_topic = topics.field_report(SITE, "fence", "db-fence-01")
     status_topic = topics.field_status(SITE, "fence", "db-fence-01")
-    async with recording(own_broker.settings("hub"), "field/#") as view:
+    async with recording(own_broker.settings("sim"), "field/#") as view:
         async with FenceSim(own_broker.settings("sim"), SITE, "db-fence-01", seq_start=41) as fence:
             await fence.report("z1", "breach")
             await fence.report("z1", "clear")
@@ -44,7 +44,7 @@ async def test_fence_reports_with_increasing_seq_and_status_online_then_offline(
 async def test_heartbeat_repeats_the_retained_online_status(own_broker: Broker) -> None:
     status_topic = topics.field_status(SITE, "camera", "db-cam-02")
     async with (
-        recording(own_broker.settings("hub"), status_topic) as view,
+        recording(own_broker.settings("sim"), status_topic) as view,
         CameraSim(own_broker.settings("sim"), SITE, "db-cam-02") as camera,
         background(camera.heartbeat(0.02), "test.heartbeat"),
     ):
@@ -57,7 +57,7 @@ async def test_heartbeat_repeats_the_retained_online_status(own_broker: Broker) 
 @pytest.mark.integration
 async def test_camera_detection_carries_the_snapshot(own_broker: Broker) -> None:
     report_topic = topics.field_report(SITE, "camera", "db-cam-01")
-    async with recording(own_broker.settings("hub"), report_topic) as view:
+    async with recording(own_broker.settings("sim"), report_topic) as view:
         async with CameraSim(own_broker.settings("sim"), SITE, "db-cam-01") as camera:
             await camera.detect("z1", "water_entry", snapshot=TINY_JPEG)
         [payload] = await view.wait_count(report_topic, 1)

@@ -118,7 +118,7 @@ async def test_newer_play_preempts_the_current_one(
 @pytest.mark.integration
 async def test_speaker_announces_itself_online_retained(own_broker: Broker) -> None:
     status = topics.field_status(SITE, "speaker", SPEAKER)
-    async with speaker_scene(own_broker), recording(own_broker.settings("hub"), status) as view:
+    async with speaker_scene(own_broker), recording(own_broker.settings("sim"), status) as view:
         [payload] = await view.wait_count(status, 1)
         assert view.messages[0].retain
         assert {"online": True} == json.loads(payload)
@@ -129,7 +129,7 @@ async def test_speaker_repeats_its_online_status_as_a_heartbeat(own_broker: Brok
     status = topics.field_status(SITE, "speaker", SPEAKER)
     async with (
         httpx.AsyncClient() as http,
-        recording(own_broker.settings("hub"), status) as view,
+        recording(own_broker.settings("sim"), status) as view,
     ):
         sim = own_broker.settings("sim")
         speaker = SimulatedSpeaker(sim, SITE, SPEAKER, http, heartbeat_s=0.05)

@@ -132,7 +132,7 @@ async def test_unwarned_swimmer_leaves_anyway_and_loop_alternates_sites(
         )
 
     async with (
-        recording(own_broker.settings("hub"), fences) as view,
+        recording(own_broker.settings("sim"), fences) as view,
         background(swim(), "test.swimmer") as task,
     ):
         # Two visits per site: breach and clear each.
