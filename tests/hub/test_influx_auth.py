@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from tests.hub.conftest import MakeSettings, run_hub
 
 pytestmark = pytest.mark.integration
 
-ADMIN, PASSWORD = "riverguard", "s3cret:with@signs"
+ADMIN, ADMIN_PASSWORD = "admin", "admin-pw"
+# The hub's login, made as docs/deploy.md makes it: a user with ALL on its database only.
+USER, PASSWORD = "riverguard", "s3cret:with@signs"
 DATABASE = "riverguard_auth"
 # The hub's own: the bare test lines of the other tests are not whole events.
 HUB_DATABASE = "riverguard_hub"
@@ -68,14 +71,25 @@ class _AuthInfluxd(Influxd):
             # With no user yet, InfluxDB 1.x accepts exactly this statement unauthenticated.
             first = http.post(
                 f"{self.url}/query",
-                data={"q": f"CREATE USER {ADMIN} WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"},
+                data={
+                    "q": f"CREATE USER {ADMIN} WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES"
+                },
             )
+            # docs/deploy.md's statements, for both databases of these tests.
             database = http.post(
                 f"{self.url}/query",
-                data={"q": f'CREATE DATABASE "{DATABASE}"; CREATE DATABASE "{HUB_DATABASE}"'},
-                auth=(ADMIN, PASSWORD),
+                data={
+                    "q": f"CREATE USER {USER} WITH PASSWORD '{PASSWORD}'; "
+                    + "; ".join(
+                        f"CREATE DATABASE {name}; GRANT ALL ON {name} TO {USER}; "
+                        f"CREATE RETENTION POLICY two_years ON {name} DURATION 730d "
+                        "REPLICATION 1 DEFAULT"
+                        for name in (DATABASE, HUB_DATABASE)
+                    )
+                },
+                auth=(ADMIN, ADMIN_PASSWORD),
             )
-        if first.status_code != 200 or database.status_code != 200:
+        if first.status_code != 200 or database.status_code != 200 or "error" in database.text:
             raise ServiceError(f"influxd set-up refused: {first.text} {database.text}")
 
 
@@ -93,14 +107,14 @@ def secure_influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureI
         influxd.stop()
 
 
-LINE = 'events,site=s,device=d,kind=heartbeat id="e1" 1700000000000000000'
+LINE = f'events,site=s,device=d,kind=heartbeat id="e1" {time.time_ns()}'
 
 
 async def test_a_login_in_the_url_writes_and_reads_over_verified_https(
     secure_influxd: SecureInfluxd,
 ) -> None:
     host = secure_influxd.url.removeprefix("https://")
-    quoted = httpx.URL(f"https://{host}").copy_with(username=ADMIN, password=PASSWORD)
+    quoted = httpx.URL(f"https://{host}").copy_with(username=USER, password=PASSWORD)
     async with http_client(secure_influxd.ca_file) as http:
         influx = Influx(http, str(quoted), DATABASE)
         # The password is not kept in the URL that errors and logs may show.
@@ -114,7 +128,7 @@ async def test_a_wrong_password_or_no_login_is_refused_by_influxdb(
     secure_influxd: SecureInfluxd,
 ) -> None:
     async with http_client(secure_influxd.ca_file) as http:
-        wrong = Influx(http, secure_influxd.url, DATABASE, login=(ADMIN, "nope"))
+        wrong = Influx(http, secure_influxd.url, DATABASE, login=(USER, "nope"))
         with pytest.raises(InfluxError, match="401"):
             await wrong.write([LINE])
         anonymous = Influx(http, secure_influxd.url, DATABASE)
@@ -127,7 +141,7 @@ async def test_an_influxdb_certificate_the_ca_file_does_not_vouch_for_is_refused
 ) -> None:
     other, _ = certs.load_or_create_ca(tmp_path / "other")
     async with http_client(other.cert_path) as http:
-        influx = Influx(http, secure_influxd.url, DATABASE, login=(ADMIN, PASSWORD))
+        influx = Influx(http, secure_influxd.url, DATABASE, login=(USER, PASSWORD))
         with pytest.raises(InfluxError, match="CERTIFICATE_VERIFY_FAILED"):
             await influx.write([LINE])
 
@@ -138,7 +152,7 @@ async def test_the_hub_reads_events_from_a_secured_influxdb_with_its_settings(
     settings = make_settings(
         influx_url=secure_influxd.url,
         influx_database=HUB_DATABASE,
-        influx_username=ADMIN,
+        influx_username=USER,
         influx_password=PASSWORD,
         influx_ca_file=secure_influxd.ca_file,
     )
