@@ -175,6 +175,39 @@ def _certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_logins(args: argparse.Namespace) -> int:
+    from riverguard import broker_logins
+    from riverguard.errors import RiverguardError
+
+    try:
+        written = broker_logins.write(args.config, args.dir, devices=args.devices)
+    except RiverguardError as exc:
+        print(f"riverguard broker-logins: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(written.made)} logins made, {len(written.kept)} kept, in {written.directory}:")
+    for name in written.made:
+        print(f"  made {name}")
+    print(
+        f"passwords in {written.directory / broker_logins.LOGINS}; the broker reads "
+        f"{broker_logins.DYNSEC} and {broker_logins.BOUND_IDS} (docs/deploy.md)"
+    )
+    return 0
+
+
+def _add_broker_logins(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    logins = commands.add_parser(
+        "broker-logins",
+        help="write a deployment's broker logins and access lists (safe to run again)",
+        description="Write logins.json (passwords, kept across runs), dynamic-security.json "
+        "(the dynamic security plugin's logins and access lists) and bound-client-ids (the "
+        "client id guard's) for every hub, edge, NVR and tool login of the configuration.",
+    )
+    logins.add_argument("--config", type=Path, required=True, help="site configuration TOML")
+    logins.add_argument("--dir", type=Path, required=True, help="where the three files go")
+    logins.add_argument("--devices", action="store_true", help="a login for every device too")
+    logins.set_defaults(handler=_broker_logins)
+
+
 def _add_certs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     certs = commands.add_parser(
         "certs",
@@ -295,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_bench)
     _add_certs(commands)
+    _add_broker_logins(commands)
     return parser
 
 

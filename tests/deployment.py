@@ -3,17 +3,20 @@
 ``Nginx``: deploy/nginx/riverguard.conf inside a main configuration of its
 own (pid file, logs, temp folders: nothing of the system's). ``CentralBroker``:
 Mosquitto with deploy/mosquitto/central.conf, its system paths and ports
-replaced. ``env_file``: the settings examples of deploy/env/ as a dictionary.
+replaced, with the files of ``riverguard broker-logins``. ``env_file``: the
+settings examples of deploy/env/ as a dictionary.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+from riverguard import broker_logins, clientid_guard
 from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.settings import REPO_ROOT
 
@@ -89,46 +92,34 @@ http {{
 
 class CentralBroker:
     """Mosquitto with deploy/mosquitto/central.conf: ``plain_port`` on loopback,
-    ``tls_port`` (loopback here; every address as shipped) with client certificates.
-
-    ``dynsec_file``: the dynamic security plugin's file, as shipped; or
-    ``password_file`` in its place, for a test that brings its own logins.
+    ``tls_port`` (loopback here; every address as shipped) with client certificates,
+    the logins and access lists ``riverguard broker-logins`` wrote into ``access``.
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        tls: Path,
-        *,
-        dynsec_file: Path | None = None,
-        password_file: Path | None = None,
-    ) -> None:
-        if (dynsec_file is None) == (password_file is None):
-            raise ValueError("either the plugin's file or a password file")
+    def __init__(self, directory: Path, tls: Path, access: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.plain_port, self.tls_port = free_port(), free_port()
         self.log_path = directory / "mosquitto.log"
+        self.logins: dict[str, str] = json.loads(
+            (access / broker_logins.LOGINS).read_text(encoding="utf-8")
+        )
         text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
-        replacements: dict[str, str] = {}
-        if dynsec_file is not None:
-            # Before the folder it is in, which the next lines replace.
-            replacements["/var/lib/mosquitto/dynamic-security.json"] = str(dynsec_file)
-        replacements |= {
+        for old, new in {
+            # The files first, then the folders they are in.
+            "/usr/local/lib/riverguard/clientid_guard.so": str(clientid_guard.plugin_path()),
+            "/etc/mosquitto/bound-client-ids": str(access / broker_logins.BOUND_IDS),
+            "/var/lib/mosquitto/dynamic-security.json": str(access / broker_logins.DYNSEC),
             "/run/mosquitto/": f"{directory}/",
             "/var/lib/mosquitto/": f"{directory}/",
             "/etc/mosquitto/certs/": f"{tls}/",
             "listener 1883 127.0.0.1": f"listener {self.plain_port} 127.0.0.1",
             "listener 8883": f"listener {self.tls_port} 127.0.0.1",
             "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
-        }
-        for old, new in replacements.items():
+        }.items():
             text = text.replace(old, new)
-        if password_file is not None:
-            text = re.sub(r"^plugin.*$", "", text, flags=re.MULTILINE)
-            text += f"\npassword_file {password_file}\n"
         settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-        if re.search(r"/etc/|/var/|/run/", settings):
+        if re.search(r"/etc/|/var/|/run/|/usr/local/", settings):
             raise AssertionError("a system path left in deploy/mosquitto/central.conf")
         self.conf_path = directory / "central.conf"
         # Started as root, Mosquitto would switch to the "mosquitto" user.

@@ -17,7 +17,7 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
-from riverguard import certs
+from riverguard import broker_logins, certs
 from riverguard.cli import EXIT_CONFIG
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.settings import REPO_ROOT
@@ -119,23 +119,18 @@ def test_the_verification_sees_a_broken_setting(unit_dir: Path) -> None:
 
 # --- the central broker --------------------------------------------------------
 
-ADMIN, PASSWORD = "admin", "admin-pw"
+SITE = "danshui-bridge"
+EDGE = f"edge-{SITE}"
 
 
 @asynccontextmanager
 async def central_broker(tmp_path: Path, tls: Path) -> AsyncIterator[CentralBroker]:
-    """deploy/mosquitto/central.conf with its dynamic security plugin and one login."""
-    ctrl = shutil.which("mosquitto_ctrl")
-    if ctrl is None or not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto and mosquitto_ctrl are not installed")
-    dynsec = tmp_path / "dynamic-security.json"
-    subprocess.run(
-        [ctrl, "dynsec", "init", str(dynsec), ADMIN, PASSWORD],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    broker = CentralBroker(tmp_path / "broker", tls, dynsec_file=dynsec)
+    """deploy/mosquitto/central.conf with the logins of ``riverguard broker-logins``."""
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed")
+    access = tmp_path / "access"
+    broker_logins.write(REPO_ROOT / "examples" / "danshui.toml", access, devices=False)
+    broker = CentralBroker(tmp_path / "broker", tls, access)
     broker.start()
     try:
         yield broker
@@ -151,10 +146,14 @@ def client_tls(tls: Path, cert: Path | None) -> ssl.SSLContext:
 
 
 async def connects(
-    port: int, context: ssl.SSLContext | None, hostname: str = "localhost", timeout: float = 10
+    port: int,
+    context: ssl.SSLContext | None,
+    password: str,
+    hostname: str = "localhost",
+    timeout: float = 10,
 ) -> bool:
     client = aiomqtt.Client(
-        hostname, port, username=ADMIN, password=PASSWORD, tls_context=context, timeout=timeout
+        hostname, port, username=EDGE, password=password, tls_context=context, timeout=timeout
     )
     try:
         async with asyncio.timeout(20):
@@ -164,14 +163,12 @@ async def connects(
         return False
 
 
-async def refused_with(log: Path, port: int, context: ssl.SSLContext | None, line: str) -> None:
+async def refused_with(broker: CentralBroker, context: ssl.SSLContext | None, line: str) -> None:
     """The client does not get in, and the broker's log says why. (paho notices a refusal
     only when its own timeout ends, hence the short one; the log line is the proof.)"""
-    assert not await connects(port, context, "127.0.0.1" if context is None else "localhost", 2)
-    await wait_for(
-        lambda: line in log.read_text(encoding="utf-8", errors="replace"),
-        what=f"broker log line {line!r}",
-    )
+    host = "127.0.0.1" if context is None else "localhost"
+    assert not await connects(broker.tls_port, context, broker.logins[EDGE], host, 2)
+    await wait_for(lambda: line in broker.log(), what=f"broker log line {line!r}")
 
 
 @pytest.mark.integration
@@ -179,30 +176,31 @@ async def test_the_central_broker_takes_tls_with_a_client_certificate_only(
     tmp_path: Path,
 ) -> None:
     tls, other = tmp_path / "tls", tmp_path / "other"
-    certs.make_all(tls, certs.plan(["localhost", "127.0.0.1"], [("s", [])]))
-    certs.make_all(other, certs.plan([], [("s", [])]))
+    certs.make_all(tls, certs.plan(["localhost", "127.0.0.1"], [(SITE, [])]))
+    certs.make_all(other, certs.plan([], [(SITE, [])]))
     async with central_broker(tmp_path, tls) as broker:
-        plain_port, tls_port = broker.plain_port, broker.tls_port
-        edge = client_tls(tls, tls / "edge-s")
-        assert await connects(tls_port, edge)
-        # Our own client, as an edge's settings configure it.
+        password = broker.logins[EDGE]
+        edge = client_tls(tls, tls / EDGE)
+        assert await connects(broker.tls_port, edge, password)
+        # Our own client, as an edge's settings configure it, with the edge's client id.
         settings = BrokerSettings(
             host="localhost",
-            port=tls_port,
-            username=ADMIN,
-            password=SecretStr(PASSWORD),
+            port=broker.tls_port,
+            username=EDGE,
+            password=SecretStr(password),
             tls=True,
             ca_file=tls / "ca.crt",
-            certfile=tls / "edge-s.crt",
-            keyfile=tls / "edge-s.key",
+            certfile=tls / f"{EDGE}.crt",
+            keyfile=tls / f"{EDGE}.key",
         )
-        async with asyncio.timeout(20), make_client(settings) as client:
+        async with asyncio.timeout(20), make_client(settings, EDGE) as client:
             assert client.connected
-        # The hub, on the machine, in plain text on loopback.
-        assert await connects(plain_port, None, "127.0.0.1")
+        # On the machine, plain text on loopback.
+        assert await connects(broker.plain_port, None, password, "127.0.0.1")
         # No client certificate, one of another CA, plain text on the TLS port: refused.
-        log = broker.log_path
-        await refused_with(log, tls_port, client_tls(tls, None), "did not return a certificate")
-        another = client_tls(tls, other / "edge-s")
-        await refused_with(log, tls_port, another, "certificate verify failed")
-        await refused_with(log, tls_port, None, "wrong version number")
+        await refused_with(broker, client_tls(tls, None), "did not return a certificate")
+        await refused_with(broker, client_tls(tls, other / EDGE), "certificate verify failed")
+        await refused_with(broker, None, "wrong version number")
+        # The access lists apply on the TLS listener: a wrong password is refused.
+        assert not await connects(broker.tls_port, edge, "not-the-password", timeout=2)
+        await wait_for(lambda: "not authorised" in broker.log(), what="refused login logged")

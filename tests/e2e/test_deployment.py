@@ -1,8 +1,8 @@
 """docs/deploy.md's "working alarm", with deploy/ as shipped, on one machine's loopback:
 
-certificates from ``riverguard certs``; the central broker of
-deploy/mosquitto/central.conf (logins from a password file in place of the
-plugin's); ``riverguard hub`` and ``riverguard edge`` as processes with the
+certificates from ``riverguard certs``; logins and access lists from
+``riverguard broker-logins``; the central broker of
+deploy/mosquitto/central.conf; ``riverguard hub`` and ``riverguard edge`` as processes with the
 settings of deploy/env/ (ports and paths replaced); nginx with
 deploy/nginx/riverguard.conf. A fence breach published as the document shows
 (``mosquitto_pub`` with the device's certificate over TLS) becomes an alarm
@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from riverguard import certs
-from riverguard.services import Influxd, ManagedProcess, free_port, write_password_file
+from riverguard import broker_logins, certs
+from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.settings import REPO_ROOT
 from riverguard.testing import fence_report, wait_for
 from tests.deployment import CentralBroker, Nginx, env_file
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.integration
 
 SITE, FENCE = "danshui-bridge", "db-fence-01"
 CONFIG = REPO_ROOT / "examples" / "danshui.toml"
-LOGINS = {"hub": "hub-pw", f"edge-{SITE}": "edge-pw", f"device-{FENCE}": "fence-pw"}
 
 
 def component(name: str, argv: list[str], env: dict[str, str], log: Path) -> ManagedProcess:
@@ -50,9 +49,10 @@ async def test_a_fence_breach_over_tls_becomes_an_alarm_read_through_nginx(
     tls = tmp_path / "tls"
     requests = certs.plan(["localhost", "127.0.0.1"], [(SITE, [])], devices=[(SITE, FENCE)])
     certs.make_all(tls, requests)
-    passwd = tmp_path / "mosquitto.passwd"
-    write_password_file(passwd, LOGINS)
-    broker = CentralBroker(tmp_path / "broker", tls, password_file=passwd)
+    access = tmp_path / "access"
+    broker_logins.write(CONFIG, access, devices=True)
+    broker = CentralBroker(tmp_path / "broker", tls, access)
+    logins = broker.logins
     users = tmp_path / "users.json"
     users.write_text(json.dumps({"officer-li": "officer-pw"}), encoding="utf-8")
 
@@ -65,8 +65,7 @@ async def test_a_fence_breach_over_tls_becomes_an_alarm_read_through_nginx(
         "RIVERGUARD_HTTP_PORT": str(hub_port),
         "RIVERGUARD_PUBLIC_URL": public_url,
         "RIVERGUARD_BROKER__PORT": str(broker.plain_port),
-        "RIVERGUARD_BROKER__PASSWORD": LOGINS["hub"],
-        "RIVERGUARD_MQTT_CLIENT_ID": "riverguard-hub-deployment-test",
+        "RIVERGUARD_BROKER__PASSWORD": logins["hub"],
         "RIVERGUARD_INFLUX_URL": influxd.url,
         "RIVERGUARD_INFLUX_DATABASE": influx_database,
         "RIVERGUARD_DATA_DIR": str(tmp_path / "hub"),
@@ -83,7 +82,7 @@ async def test_a_fence_breach_over_tls_becomes_an_alarm_read_through_nginx(
         "RIVERGUARD_BROKER__CA_FILE": str(tls / "ca.crt"),
         "RIVERGUARD_BROKER__CERTFILE": str(tls / f"edge-{SITE}.crt"),
         "RIVERGUARD_BROKER__KEYFILE": str(tls / f"edge-{SITE}.key"),
-        "RIVERGUARD_BROKER__PASSWORD": LOGINS[f"edge-{SITE}"],
+        "RIVERGUARD_BROKER__PASSWORD": logins[f"edge-{SITE}"],
         "RIVERGUARD_HUB_URL": public_url,
         "RIVERGUARD_HUB_CA_FILE": str(tls / "ca.crt"),
         "RIVERGUARD_METRICS_PORT": str(free_port()),
@@ -125,7 +124,7 @@ async def test_a_fence_breach_over_tls_becomes_an_alarm_read_through_nginx(
                     *("mosquitto_pub", "-h", "localhost", "-p", str(broker.tls_port)),
                     *("--cafile", str(tls / "ca.crt")),
                     *("--cert", str(tls / f"{device}.crt"), "--key", str(tls / f"{device}.key")),
-                    *("-u", f"device-{FENCE}", "-P", LOGINS[f"device-{FENCE}"], "-q", "1"),
+                    *("-u", f"device-{FENCE}", "-P", logins[f"device-{FENCE}"], "-q", "1"),
                     *("-t", f"field/{SITE}/fence/{FENCE}"),
                     *("-m", json.dumps(fence_report(1, "z1"))),
                 ],
