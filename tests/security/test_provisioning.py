@@ -14,13 +14,15 @@ from pydantic import SecretStr
 
 from riverguard import broker_acl
 from riverguard.config import Config
+from riverguard.devices import run
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, MqttError
 from riverguard.provisioning import DeviceLoginStore, Provisioner, ProvisioningError
 from riverguard.services import Mosquitto, free_port
+from riverguard.stack import Stack
 from riverguard.testing import fence_report
 from riverguard.wire import topics
-from tests.conftest import Broker
+from tests.conftest import EXAMPLE_CONFIG, Broker
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +163,23 @@ async def test_a_change_the_broker_refuses_is_not_recorded(
     assert before == provisioner.store.read().devices[FENCE]
     async with make_client(broker.device(FENCE)):
         pass
+
+
+def test_an_offline_revocation_is_kept_by_the_next_start(tmp_path: Path) -> None:
+    """`riverguard devices revoke --offline` with the stack stopped: the next `riverguard up`
+    builds the broker without that device's login (and keeps the others')."""
+    first = Stack(data_dir=tmp_path, config_path=EXAMPLE_CONFIG, simulators=(), ports=None)
+    password = first.device_logins.devices["db-cam-01"]
+    assert 0 == run("revoke", FENCE, tmp_path, EXAMPLE_CONFIG, offline=True)
+    assert 1 == run("revoke", FENCE, tmp_path, EXAMPLE_CONFIG, offline=True)
+    again = Stack(data_dir=tmp_path, config_path=EXAMPLE_CONFIG, simulators=(), ports=None)
+    usernames = {identity.username for identity in again.mosquitto.access.identities}
+    assert broker_acl.device_username(FENCE) not in usernames
+    assert broker_acl.device_username("db-cam-01") in usernames
+    assert password == again.mosquitto.logins[broker_acl.device_username("db-cam-01")]
+    # Its client id stays bound to it: nobody else may use it meanwhile.
+    bound = {identity.client_id for identity in again.mosquitto.access.bound}
+    assert broker_acl.device_username(FENCE) in bound
+    assert 0 == run("add", FENCE, tmp_path, EXAMPLE_CONFIG, offline=True)
+    third = Stack(data_dir=tmp_path, config_path=EXAMPLE_CONFIG, simulators=(), ports=None)
+    assert broker_acl.device_username(FENCE) in third.mosquitto.logins
