@@ -120,13 +120,6 @@ def _devices(args: argparse.Namespace) -> int:
     return run(args.action, args.device, args.data_dir, config, args.offline)
 
 
-def _broker_files(args: argparse.Namespace) -> int:
-    from riverguard.broker_files import run
-    from riverguard.settings import DEFAULT_CONFIG
-
-    return run(args.config or DEFAULT_CONFIG, args.out)
-
-
 def _bench(args: argparse.Namespace) -> int:
     from simulators.benchmark import bench
 
@@ -287,14 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", help="the stack is stopped: record for its next start"
     )
     devices.set_defaults(handler=_devices)
-
-    files = commands.add_parser(
-        "broker-files",
-        help="write a deployment's broker logins and access lists (kept across runs) into a folder",
-    )
-    files.add_argument("--config", type=Path, default=None, help="site configuration TOML")
-    files.add_argument("--out", type=Path, required=True, help="folder (created 0700)")
-    files.set_defaults(handler=_broker_files)
 
     hub = commands.add_parser("hub", help="run the hub (settings from RIVERGUARD_*)")
     hub.set_defaults(handler=_hub)
