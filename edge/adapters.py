@@ -180,7 +180,7 @@ def device_time(ts: datetime, edge_ts: datetime) -> tuple[datetime, datetime | N
 def _adapt_fence(device: Device, report: FenceReport, site: Site, edge_ts: datetime) -> Adapted:
     _check_zone(report.zone, site)
     ts, off = device_time(report.ts, edge_ts)
-    event = Event(
+    event = new_event(
         id=event_id(device.id, report.seq),
         site=site.id,
         device=device.id,
@@ -203,7 +203,7 @@ def _adapt_camera(
     except _BadSnapshot as exc:
         snapshot_problem = str(exc)
     ts, off = device_time(report.ts, edge_ts)
-    event = Event(
+    event = new_event(
         id=event_id(device.id, report.seq),
         site=site.id,
         device=device.id,
@@ -224,6 +224,19 @@ def _adapt_camera(
         skew_s=(report.ts - edge_ts).total_seconds(),
         device_ts=off,
     )
+
+
+def new_event(**fields: Any) -> Event:
+    """An event from a device's fields; one the wire cannot carry is ``Rejected``.
+
+    The reports are validated, but what is built from them can still break a limit
+    of the event (an id longer than 200 characters from a long device id and a
+    vendor's long id): refused with its reason, not raised as a ``ValidationError``.
+    """
+    try:
+        return Event(**fields)
+    except ValidationError as exc:
+        raise Rejected("invalid", _summary(exc)) from None
 
 
 def _check_zone(zone: str, site: Site) -> None:

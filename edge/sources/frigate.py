@@ -49,9 +49,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from edge.adapters import (
     CAMERA_KIND,
@@ -59,13 +59,14 @@ from edge.adapters import (
     LateSnapshot,
     camera_severity,
     device_time,
+    new_event,
     parse_message,
 )
 from edge.errors import Rejected, Skipped
 from edge.sources.base import Raw
 from riverguard.config import Device, Site
 from riverguard.wire import topics
-from riverguard.wire.models import MAX_SNAPSHOT_BYTES, CameraRule, Event
+from riverguard.wire.models import MAX_SNAPSHOT_BYTES, CameraRule
 from riverguard.wire.topics import FrigateTopic, TopicError
 
 # A Frigate time no calendar holds: read as the latest one, so the edge's time stands in.
@@ -78,6 +79,10 @@ SNAPSHOT_MAX_AGE_S = 30.0
 # Frigate events tracked at once, and ended ids remembered, before the oldest are forgotten
 # (an ``end`` lost on the way must not grow memory forever).
 MAX_TRACKED = 10_000
+# Zones of one Frigate object, and the length of a zone's name: far above any real
+# camera's (Frigate zones are a handful of short names from its configuration).
+MAX_ZONES = 64
+ZoneName = Annotated[str, StringConstraints(max_length=100)]
 _FRIGATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$")
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -96,8 +101,10 @@ class FrigateObject(BaseModel):
     top_score: float | None = Field(default=None, ge=0.0, le=1.0)
     score: float | None = Field(default=None, ge=0.0, le=1.0)
     false_positive: bool = False
-    current_zones: list[str] = Field(default_factory=list)
-    entered_zones: list[str] = Field(default_factory=list)
+    # Bounded: they travel in the event's attrs, and the hub takes events up to 64 KiB
+    # (20,000 zone names made an event the hub then refused: a person lost).
+    current_zones: list[ZoneName] = Field(default_factory=list, max_length=MAX_ZONES)
+    entered_zones: list[ZoneName] = Field(default_factory=list, max_length=MAX_ZONES)
     has_snapshot: bool = False
 
 
@@ -164,7 +171,7 @@ class FrigateSource:
         device = self.cameras.get(obj.camera)
         if device is None:
             raise Rejected("unknown_device", f"Frigate camera {obj.camera!r} is not configured")
-        if not _FRIGATE_ID.match(obj.id):
+        if not _FRIGATE_ID.fullmatch(obj.id):  # match(): "$" would let a final "\n" by
             raise Rejected("invalid", f"Frigate event id {obj.id[:60]!r} has unusual characters")
         if obj.id in self._ended:
             raise Skipped("ended", f"Frigate event {obj.id} already ended")
@@ -215,7 +222,7 @@ class FrigateSource:
         except (OverflowError, OSError, ValueError):
             raw_ts = MAX_DEVICE_TIME  # beyond any calendar: the edge's time stands in
         ts, off = device_time(raw_ts, edge_ts)
-        event = Event(
+        event = new_event(
             id=event_id,
             site=self.site.id,
             device=device.id,

@@ -101,10 +101,15 @@ def _check_snapshot(value: str | None) -> str | None:
     return value
 
 
+# A device's sequence numbers: 64-bit as any controller counts (and as SQLite stores
+# them); a bigger number would make an event id longer than ids may be.
+MAX_SEQ = 2**63 - 1
+
+
 class FenceReport(_Vendor):
     """PROTOCOL 1.1: generic fence controller."""
 
-    seq: int = Field(ge=0, strict=True)
+    seq: int = Field(ge=0, le=MAX_SEQ, strict=True)
     # The device's clock, however wrong: the edge replaces a time out of range.
     ts: DeviceTime
     zone: Ident
@@ -114,7 +119,7 @@ class FenceReport(_Vendor):
 class CameraReport(_Vendor):
     """PROTOCOL 1.2: generic AI camera."""
 
-    seq: int = Field(ge=0, strict=True)
+    seq: int = Field(ge=0, le=MAX_SEQ, strict=True)
     ts: DeviceTime
     zone: Ident
     rule: CameraRule
