@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -204,18 +205,41 @@ def _require(binary: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A broker's TLS listener: its address, its certificate, its clients' CA."""
+
+    port: int
+    host: str
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    # Clients must also show a certificate of ``cafile`` (the central broker's way).
+    require_certificate: bool = False
+
+
 class Mosquitto:
     """A Mosquitto broker with our ``mosquitto.conf``, on our own port and directory.
 
     Its logins and access lists are ``access`` (riverguard/broker_acl.py), enforced
     by the client id guard and the dynamic security plugin; there is no other way in.
+    With ``tls`` it also listens there over TLS, as a remote site connects.
     """
 
-    def __init__(self, directory: Path, port: int, access: BrokerAccess) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        access: BrokerAccess,
+        *,
+        tls: TlsListener | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.directory = directory
         self.port = port
-        self.host = "127.0.0.1"
+        self.host = host
         self.access = access
+        self.tls = tls
         self.conf_path = directory / "mosquitto.conf"
         self.dynsec_path = directory / "dynamic-security.json"
         self.bound_ids_path = directory / "bound-client-ids"
@@ -258,6 +282,17 @@ class Mosquitto:
         # Started as root, Mosquitto would switch to the "mosquitto" user and
         # lose access to our directory: run as whoever started us.
         lines.append(f"user {getpass.getuser()}")
+        if self.tls is not None:
+            # Last: the lines after a listener are that listener's.
+            tls = self.tls
+            lines += [
+                f"listener {tls.port} {tls.host}",
+                f"cafile {tls.cafile}",
+                f"certfile {tls.certfile}",
+                f"keyfile {tls.keyfile}",
+                f"require_certificate {'true' if tls.require_certificate else 'false'}",
+                "tls_version tlsv1.2",
+            ]
         self.conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def start(self, timeout: float = 15.0) -> None:

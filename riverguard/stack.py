@@ -25,7 +25,7 @@ import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from riverguard import broker_acl
+from riverguard import broker_acl, certs
 from riverguard.config import Config, load_config
 from riverguard.provisioning import DeviceLoginStore, device_logins_json
 from riverguard.services import (
@@ -33,13 +33,14 @@ from riverguard.services import (
     ManagedProcess,
     Mosquitto,
     ServiceError,
+    TlsListener,
     free_port,
     generate_password,
 )
 from riverguard.settings import DEFAULT_CONFIG
 from riverguard.wire import topics
 
-USUAL_PORTS = {"broker": 1883, "influx": 8086, "hub": 8080}
+USUAL_PORTS = {"broker": 1883, "broker_tls": 8883, "influx": 8086, "hub": 8080}
 SIMULATORS = ("speakers", "swimmer")
 RESTART_DELAY_CAP_S = 30.0
 
@@ -78,6 +79,14 @@ class Component:
     next_restart: float = 0.0
 
 
+def make_demo_certificates(directory: Path) -> certs.Outcome:
+    """The stack's own CA (``ca.crt``, kept across runs) and its broker's server
+    certificate for 127.0.0.1 and localhost, made or kept by ``riverguard certs``' rules."""
+    dns, ips = certs.split_hosts(["localhost", "127.0.0.1"])
+    request = certs.Request("broker", True, False, dns, ips, what="the demo broker")
+    return certs.make_all(directory, [request])[-1]
+
+
 @dataclass
 class Stack:
     data_dir: Path
@@ -89,6 +98,9 @@ class Stack:
     progress: Callable[[str], None] = lambda message: None
     # Extra top-level topic trees the sim login may use (the benchmark's own).
     sandboxes: tuple[str, ...] = ()
+    # The hub and edges connect to the broker's TLS listener instead of its plain one
+    # (``riverguard bench --tls``). The TLS listener is open either way.
+    tls: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -111,7 +123,23 @@ class Stack:
             devices=[d for d in self.device_logins.devices if d in self.config.device_by_id],
             sandboxes=self.sandboxes,
         )
-        self.mosquitto = Mosquitto(self.data_dir / "mosquitto", self.broker_port, access)
+        # A TLS listener too, with a CA of the stack's own: connect as a remote site does.
+        self.broker_tls_port = free_port(preferred.get("broker_tls"))
+        self.tls_dir = self.data_dir / "tls"
+        self.ca_file = self.tls_dir / "ca.crt"
+        broker_cert = make_demo_certificates(self.tls_dir)
+        self.mosquitto = Mosquitto(
+            self.data_dir / "mosquitto",
+            self.broker_port,
+            access,
+            tls=TlsListener(
+                self.broker_tls_port,
+                "127.0.0.1",
+                self.ca_file,
+                broker_cert.cert_path,
+                broker_cert.key_path,
+            ),
+        )
         self.influxd = Influxd(self.data_dir / "influxdb", self.influx_port)
         self.components: dict[str, Component] = {}
         self._build_components()
@@ -124,6 +152,15 @@ class Stack:
             "RIVERGUARD_CONFIG": str(self.config_path.resolve()),
             "RIVERGUARD_BROKER__HOST": "127.0.0.1",
             "RIVERGUARD_BROKER__PORT": str(self.broker_port),
+            **(
+                {
+                    "RIVERGUARD_BROKER__PORT": str(self.broker_tls_port),
+                    "RIVERGUARD_BROKER__TLS": "true",
+                    "RIVERGUARD_BROKER__CA_FILE": str(self.ca_file),
+                }
+                if self.tls
+                else {}
+            ),
             "RIVERGUARD_BROKER__USERNAME": login,
             "RIVERGUARD_BROKER__PASSWORD": self.secrets.broker[login],
             "RIVERGUARD_DATA_DIR": str(data_dir),
@@ -303,6 +340,10 @@ class Stack:
             "broker": {
                 "host": "127.0.0.1",
                 "port": self.broker_port,
+                # The same broker over TLS, its certificate signed by ca_file (for 127.0.0.1
+                # and localhost): how a remote site connects.
+                "tls_port": self.broker_tls_port,
+                "ca_file": str(self.ca_file),
                 "username": "sim",
                 "password": self.secrets.broker["sim"],
             },
@@ -377,6 +418,7 @@ def up(data_dir: Path, config: Path | None, simulate: bool) -> int:
     )
     for service, port in (
         ("broker", stack.broker_port),
+        ("broker_tls", stack.broker_tls_port),
         ("influx", stack.influx_port),
         ("hub", stack.hub_port),
     ):

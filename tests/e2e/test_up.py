@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt_client import MqttError
 from riverguard.services import port_accepts
 from riverguard.stack import Stack
 from tests.conftest import EXAMPLE_CONFIG
@@ -29,6 +32,11 @@ def _alive(pid: int) -> bool:
     # A zombie still answers kill(0); it has exited all the same.
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "zombie" not in status.read_text()
+
+
+async def _connect(settings: BrokerSettings) -> None:
+    async with make_client(settings):
+        pass
 
 
 def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> None:
@@ -52,8 +60,22 @@ def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> N
         assert f"Console: {info['hub_url']}/" in output
         assert "officer-li" in output
         assert {"hub_url", "broker", "influx", "admin", "logins"} <= set(info)
-        assert {"host", "port", "username", "password"} == set(info["broker"])
-        assert port_accepts(info["broker"]["port"])
+        broker = info["broker"]
+        assert {"host", "port", "tls_port", "ca_file", "username", "password"} == set(broker)
+        assert port_accepts(broker["port"])
+        # The TLS listener, as a remote site connects: the stack's CA, the host name checked.
+        login = {"username": broker["username"], "password": broker["password"]}
+        over_tls = BrokerSettings(
+            host=broker["host"],
+            port=broker["tls_port"],
+            tls=True,
+            ca_file=Path(broker["ca_file"]),
+            **login,
+        )
+        asyncio.run(_connect(over_tls))
+        plain = BrokerSettings(host=broker["host"], port=broker["tls_port"], **login)
+        with pytest.raises(MqttError):
+            asyncio.run(_connect(plain))
         assert 204 == httpx.get(f"{info['influx']['url']}/ping").status_code
         assert 200 == httpx.get(f"{info['hub_url']}/healthz").status_code
         for edge in info["edges"].values():
