@@ -16,8 +16,8 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +98,19 @@ class DeviceLoginStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @asynccontextmanager
+    async def locked_async(self) -> AsyncIterator[None]:
+        """``locked`` for a coroutine: the wait for the lock happens in a thread, so a
+        second change in the same process (the hub's API) waits without blocking the
+        event loop the first one needs to finish."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as lock:
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -265,7 +278,7 @@ class Provisioner:
     async def add(self, device_id: str) -> DeviceLogin:
         """A login for a device that has none (never had, or was revoked)."""
         device = self._device(device_id)
-        with self.store.locked():
+        async with self.store.locked_async():
             logins = self.store.read()
             if logins.state(device.id) == "active":
                 raise ProvisioningError(f"device {device.id} has a login already: rotate it")
@@ -279,7 +292,7 @@ class Provisioner:
     async def rotate(self, device_id: str) -> DeviceLogin:
         """A new password; the old one stops working and its connection is closed."""
         device = self._device(device_id)
-        with self.store.locked():
+        async with self.store.locked_async():
             logins = self.store.read()
             if logins.state(device.id) != "active":
                 raise ProvisioningError(f"device {device.id} has no login: add one")
@@ -305,7 +318,7 @@ class Provisioner:
     async def revoke(self, device_id: str) -> None:
         """No login any more; a connected device is disconnected at once."""
         device = self._device(device_id)
-        with self.store.locked():
+        async with self.store.locked_async():
             logins = self.store.read()
             if logins.state(device.id) != "active":
                 raise ProvisioningError(f"device {device.id} has no login to revoke")

@@ -183,3 +183,14 @@ def test_an_offline_revocation_is_kept_by_the_next_start(tmp_path: Path) -> None
     assert 0 == run("add", FENCE, tmp_path, EXAMPLE_CONFIG, offline=True)
     third = Stack(data_dir=tmp_path, config_path=EXAMPLE_CONFIG, simulators=(), ports=None)
     assert broker_acl.device_username(FENCE) in third.mosquitto.logins
+
+
+async def test_concurrent_changes_in_one_process_both_land(
+    deployment: tuple[Broker, Provisioner],
+) -> None:
+    """Two admins rotating at once through the hub: the second waits for the first's
+    lock without holding up the event loop the first needs, and both are recorded."""
+    _, provisioner = deployment
+    first, second = await asyncio.gather(provisioner.rotate(FENCE), provisioner.rotate("db-cam-01"))
+    stored = provisioner.store.read().devices
+    assert (first.password, second.password) == (stored[FENCE], stored["db-cam-01"])
