@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +68,8 @@ class EdgeSettings(ComponentSettings):
 
     @model_validator(mode="after")
     def _deployment(self) -> EdgeSettings:
+        if self.hub_ca_file is not None and not os.access(self.hub_ca_file, os.R_OK):
+            raise ValueError(f"hub_ca_file {self.hub_ca_file} cannot be read")
         if self.metrics_port is not None:
             plaintext.check(
                 plaintext.refusal(

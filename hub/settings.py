@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 from pathlib import Path
 
 import httpx
@@ -99,6 +101,18 @@ class HubSettings(ComponentSettings):
     def _deployment(self) -> HubSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            # Read now, so that a missing, unreadable or mismatched file is one line and
+            # exit status 78 at start-up, not a traceback in uvicorn restarted forever.
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"tls_cert_file/tls_key_file cannot be used: {exc}") from exc
+        for name in ("influx_ca_file", "database_ca_file"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ValueError(f"{name} {path} cannot be read")
         influx = httpx.URL(self.influx_url)
         refusals = [
             plaintext.refusal(

@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 
 from edge.settings import EdgeSettings
 from hub.settings import HubSettings
+from riverguard import certs
 from riverguard.mqtt import BrokerSettings
 from riverguard.plaintext import is_loopback
 
@@ -80,7 +81,8 @@ def test_the_hub_names_every_plain_text_link_at_once() -> None:
 
 
 def test_tls_or_an_explicit_allowance_lets_the_hub_leave_loopback(tmp_path: Path) -> None:
-    cert, key = tmp_path / "hub.crt", tmp_path / "hub.key"
+    certs.make_all(tmp_path, certs.plan(["hub.example"], []))
+    cert, key = tmp_path / "hub-https.crt", tmp_path / "hub-https.key"
     settings = hub(
         http_host="0.0.0.0",
         tls_cert_file=cert,
@@ -163,3 +165,21 @@ def test_the_edge_command_refuses_a_plain_broker_across_the_city() -> None:
     assert 78 == done.returncode, done.stderr
     assert "broker" in done.stderr
     assert "plain text on 'hub.river.example'" in done.stderr
+
+
+def test_unusable_tls_files_are_a_settings_error_naming_them(tmp_path: Path) -> None:
+    """Missing, mismatched or unreadable: one line and exit status 78 at start-up, not a
+    traceback from uvicorn restarted for ever."""
+    certs.make_all(tmp_path, certs.plan(["hub.example"], []))
+    with pytest.raises(ValidationError, match="tls_cert_file/tls_key_file cannot be used"):
+        hub(tls_cert_file=tmp_path / "missing.crt", tls_key_file=tmp_path / "hub-https.key")
+    with pytest.raises(ValidationError, match="tls_cert_file/tls_key_file cannot be used"):
+        # The broker's key with the hub's certificate.
+        hub(
+            tls_cert_file=tmp_path / "hub-https.crt",
+            tls_key_file=tmp_path / "broker-central.key",
+        )
+    with pytest.raises(ValidationError, match=r"influx_ca_file .* cannot be read"):
+        hub(influx_ca_file=tmp_path / "nowhere.crt")
+    with pytest.raises(ValidationError, match=r"hub_ca_file .* cannot be read"):
+        EdgeSettings(site="s", broker=BROKER, hub_ca_file=tmp_path / "nowhere.crt")
