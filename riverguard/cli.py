@@ -139,20 +139,25 @@ def _bench(args: argparse.Namespace) -> int:
 def _certs(args: argparse.Namespace) -> int:
     from riverguard import certs
     from riverguard.config import load_config
+    from riverguard.errors import RiverguardError
 
     sites: list[tuple[str, list[str]]] = []
     for value in args.site:
         site, _, hosts = value.partition("=")
         sites.append((site, [host for host in hosts.split(",") if host]))
     devices: list[tuple[str, str]] = []
-    if args.devices:
-        if args.config is None:
-            print("riverguard certs: --devices needs --config", file=sys.stderr)
-            return 2
-        chosen = {site for site, _ in sites}
-        config = load_config(args.config)
-        devices = [(d.site, d.id) for d in config.devices if not chosen or d.site in chosen]
+    if args.devices and args.config is None:
+        print("riverguard certs: --devices needs --config", file=sys.stderr)
+        return 2
     try:
+        if args.config is not None:
+            config = load_config(args.config)
+            if not sites:
+                # No --site: every site of the configuration (an edge certificate each).
+                sites = [(site.id, []) for site in config.sites]
+            chosen = {site for site, _ in sites}
+            if args.devices:
+                devices = [(d.site, d.id) for d in config.devices if d.site in chosen]
         requests = certs.plan(
             args.hub, sites, broker_hosts=args.broker, devices=devices, clients=args.client
         )
@@ -164,7 +169,7 @@ def _certs(args: argparse.Namespace) -> int:
             key_type=args.key_type,
             new_ca=args.new_ca,
         )
-    except certs.CertificateError as exc:
+    except RiverguardError as exc:  # a certificate or a configuration that cannot be used
         print(f"riverguard certs: {exc}", file=sys.stderr)
         return 1
     for outcome in outcomes:
@@ -237,12 +242,13 @@ def _add_certs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="SITE[=HOST,...]",
-        help="a site: an edge client certificate, and a site broker one for the HOSTs",
+        help="a site: an edge client certificate, and a site broker one for the HOSTs "
+        "(default with --config: every site of it, without a site broker)",
     )
     certs.add_argument(
         "--devices",
         action="store_true",
-        help="a client certificate per device of the --site sites (all: no --site) in --config",
+        help="a client certificate per device of the sites, from --config",
     )
     certs.add_argument("--config", type=Path, default=None, help="site configuration TOML")
     certs.add_argument(

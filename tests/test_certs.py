@@ -263,3 +263,18 @@ def test_the_command_makes_a_deployment_and_says_what_it_did(
     assert "made" not in capsys.readouterr().out
     assert 1 == main(["certs", "--dir", str(tmp_path), "--hub", "not a host"])
     assert "not a DNS name" in capsys.readouterr().err
+
+
+def test_with_a_configuration_and_no_site_every_site_gets_its_edge_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(__file__).parent.parent / "examples" / "danshui.toml"
+    argv = ["certs", "--dir", str(tmp_path / "tls"), "--hub", "hub.example"]
+    assert 0 == main([*argv, "--config", str(config), "--devices"])
+    assert (tmp_path / "tls" / "edge-danshui-bridge.crt").exists()
+    assert (tmp_path / "tls" / "edge-xiyong-wharf.crt").exists()
+    assert (tmp_path / "tls" / "device-xiyong-wharf-xy-fence-01.crt").exists()
+    assert not list((tmp_path / "tls").glob("broker-danshui*"))
+    capsys.readouterr()
+    assert 1 == main([*argv, "--config", str(tmp_path / "missing.toml")])
+    assert "riverguard certs:" in capsys.readouterr().err
