@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from riverguard import clientid_guard
+from riverguard import clientid_guard, mqtt_packets
 from riverguard.broker_acl import BrokerAccess
 from riverguard.errors import RiverguardError
 
@@ -307,6 +307,33 @@ class Mosquitto:
     def kill(self) -> None:
         self.process.kill()
 
+    def answers(self, timeout: float = 2.0) -> bool:
+        """Whether the broker answers an MQTT CONNECT within ``timeout``.
+
+        A stopped or hung Mosquitto still accepts TCP connections (the kernel
+        does, into the listen backlog): only an MQTT answer tells it is alive.
+        The probe logs in as nobody, so it depends on no login and gets no
+        session: the refusal (a CONNACK all the same) is the answer.
+        """
+        hello = mqtt_packets.connect(
+            client_id="riverguard-up-probe",
+            username=None,
+            password=None,
+            keepalive=5,
+            clean_start=True,
+            session_expiry=0,
+            receive_maximum=1,
+            will=None,
+        )
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                sock.sendall(hello)
+                first = sock.recv(1)
+        except OSError:
+            return False
+        return first[:1] == bytes([mqtt_packets.CONNACK << 4])
+
 
 class Influxd:
     """An InfluxDB 1.x ``influxd`` on our own ports, its data in our directory."""
@@ -356,6 +383,14 @@ bind-address = "127.0.0.1:{rpc_port}"
             return httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204
         except httpx.HTTPError:
             return False
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        """Whether ``/ping`` gets any HTTP answer within ``timeout``."""
+        try:
+            httpx.get(f"{self.url}/ping", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return True
 
     def start(self, timeout: float = 30.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

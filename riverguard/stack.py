@@ -3,8 +3,24 @@
 Order: Mosquitto and influxd (with their data under the data directory), the
 hub, one edge per configured site, then the simulators. Each component runs
 through this same command line (``riverguard hub`` ...), its log in
-``DIR/logs``. A component that dies is restarted with a growing delay; Ctrl-C
-or SIGTERM stops everything in reverse order. The tests use ``Stack`` too.
+``DIR/logs``. Ctrl-C or SIGTERM stops everything in reverse order. The tests
+use ``Stack`` too.
+
+Supervision (``Stack.supervise_once``, every half second), the same for every
+child, Mosquitto and influxd included:
+- a child that exited is reaped at once (no zombie) and started again with
+  the same command line, port and data directory after 1, 2, 4 ... 30 s
+  (the delay doubles per restart; a child up for ``STABLE_AFTER_S`` starts
+  again from 1 s);
+- a child with a health probe (Mosquitto: an MQTT CONNECT answered; influxd:
+  ``/ping``; hub and edges: ``/healthz``, any status) is probed every
+  ``PROBE_EVERY_S``; once it has answered since its start, a probe left
+  unanswered is a hang: said after ``HANG_SAY_AFTER_S``, and after
+  ``hang_restart_s`` of silence the child is killed (SIGKILL) and restarted
+  as if it had died. A child that never answered after a start is left to
+  its own start-up time: only its exit restarts it.
+Each of these is one progress line: what happened, to which child, what comes
+next.
 """
 
 from __future__ import annotations
@@ -43,6 +59,15 @@ from riverguard.wire import topics
 USUAL_PORTS = {"broker": 1883, "broker_tls": 8883, "influx": 8086, "hub": 8080}
 SIMULATORS = ("speakers", "swimmer")
 RESTART_DELAY_CAP_S = 30.0
+# A child up this long without dying has its restart delay reset to 1 s.
+STABLE_AFTER_S = 120.0
+PROBE_EVERY_S = 2.0
+PROBE_TIMEOUT_S = 2.0
+HANG_SAY_AFTER_S = 5.0
+# A child silent this long is killed and restarted: long enough for a busy hub
+# or a compacting influxd not to be killed for being slow, short enough that a
+# hung broker does not leave the site deaf for long.
+HANG_RESTART_S = 60.0
 
 
 @dataclass
@@ -75,8 +100,24 @@ class Component:
     """A child process the supervisor keeps alive."""
 
     process: ManagedProcess
+    # Whether the child answers (any answer, within its own timeout); None: no probe.
+    probe: Callable[[], bool] | None = None
+    # Where it serves and keeps its data, for the progress lines.
+    where: str = ""
     restarts: int = 0
     next_restart: float = 0.0
+    started_at: float = 0.0
+    answered: bool = False  # since its last start
+    next_probe: float = 0.0
+    silent_since: float | None = None
+    said_silent: bool = False
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+        self.answered = False
+        self.next_probe = now
+        self.silent_since = None
+        self.said_silent = False
 
 
 def make_demo_certificates(directory: Path) -> certs.Outcome:
@@ -101,6 +142,8 @@ class Stack:
     # The hub and edges connect to the broker's TLS listener instead of its plain one
     # (``riverguard bench --tls``). The TLS listener is open either way.
     tls: bool = False
+    # How long a child may leave its health probe unanswered before it is restarted.
+    hang_restart_s: float = HANG_RESTART_S
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -141,7 +184,18 @@ class Stack:
             ),
         )
         self.influxd = Influxd(self.data_dir / "influxdb", self.influx_port)
-        self.components: dict[str, Component] = {}
+        self.components: dict[str, Component] = {
+            "mosquitto": Component(
+                self.mosquitto.process,
+                probe=partial(self.mosquitto.answers, PROBE_TIMEOUT_S),
+                where=f"port {self.broker_port}, data {self.mosquitto.directory}",
+            ),
+            "influxd": Component(
+                self.influxd.process,
+                probe=partial(self.influxd.answers, PROBE_TIMEOUT_S),
+                where=f"port {self.influx_port}, data {self.influxd.directory}",
+            ),
+        }
         self._build_components()
 
     # --- construction ------------------------------------------------------------
@@ -170,10 +224,16 @@ class Stack:
         env.update(extra)
         return env
 
-    def _add(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def _add(
+        self, name: str, argv: list[str], env: dict[str, str], health_url: str | None = None
+    ) -> None:
         log = self.data_dir / "logs" / f"{name}.log"
         command = [sys.executable, "-m", "riverguard", *argv]
-        self.components[name] = Component(ManagedProcess(name, command, log, env=env))
+        self.components[name] = Component(
+            ManagedProcess(name, command, log, env=env),
+            probe=partial(_answers, health_url) if health_url else None,
+            where=f"data {env['RIVERGUARD_DATA_DIR']}",
+        )
 
     def _build_components(self) -> None:
         users_file = self.data_dir / "users.json"
@@ -194,6 +254,7 @@ class Stack:
                 RIVERGUARD_BROKER_ADMIN__USERNAME=broker_acl.ADMIN,
                 RIVERGUARD_BROKER_ADMIN__PASSWORD=self.secrets.broker[broker_acl.ADMIN],
             ),
+            health_url=f"{self.hub_url}/healthz",
         )
         # Each edge serves /healthz, /metrics and its local warning audio here.
         self.edge_ports = {site.id: free_port() for site in self.config.sites}
@@ -210,6 +271,7 @@ class Stack:
                     # Simulated devices repeat their status every 30 s: three missed is offline.
                     RIVERGUARD_DEVICE_OFFLINE_AFTER_S="90",
                 ),
+                health_url=f"http://127.0.0.1:{self.edge_ports[site.id]}/healthz",
             )
         sim_env = self._env(
             "sim", self.data_dir / "sim", RIVERGUARD_SPEAKER_SPEED=str(self.speaker_speed)
@@ -376,32 +438,94 @@ class Stack:
         }
 
     def supervise_once(self, now: float | None = None) -> list[str]:
-        """Restart components that died, with a growing delay; names restarted."""
+        """Reap, restart and probe the children (module docstring); names restarted."""
         now = time.monotonic() if now is None else now
         restarted = []
         for name, component in self.components.items():
             process = component.process
-            if process.process is None or process.running():
+            if process.process is None:
+                continue  # not started yet (start() is still on its way)
+            if process.running():
+                self._probe(name, component, now)
                 continue
             if component.next_restart == 0.0:
                 delay = min(RESTART_DELAY_CAP_S, 2.0**component.restarts)
                 component.next_restart = now + delay
                 self.progress(
-                    f"{name} exited (code {process.process.returncode}); restart in {delay:.0f}s"
+                    f"{name} exited ({_exit_text(process.process.returncode)});"
+                    f" restart {component.restarts + 1} in {delay:.0f}s ({component.where})"
                 )
             elif now >= component.next_restart:
                 component.restarts += 1
                 component.next_restart = 0.0
-                process.start()
+                try:
+                    process.start()
+                except OSError as exc:  # its binary gone, its log directory full ...
+                    self.progress(f"{name} could not be started: {exc}")
+                    process.process = None
+                    continue
+                component.started(now)
                 restarted.append(name)
+                self.progress(f"{name} restarted (pid {process.pid}, {component.where})")
         return restarted
+
+    def _probe(self, name: str, component: Component, now: float) -> None:
+        if now - component.started_at >= STABLE_AFTER_S:
+            component.restarts = 0
+        if component.probe is None or now < component.next_probe:
+            return
+        answered = component.probe()
+        # After a slow probe, the next one is due a full interval later, not at once.
+        now = max(now, time.monotonic())
+        component.next_probe = now + PROBE_EVERY_S
+        if answered:
+            if component.said_silent and component.silent_since is not None:
+                self.progress(
+                    f"{name} answers again after {now - component.silent_since:.0f}s of silence"
+                )
+            component.answered = True
+            component.silent_since = None
+            component.said_silent = False
+            return
+        if not component.answered:
+            return  # still starting: its exit, not its silence, restarts it
+        if component.silent_since is None:
+            component.silent_since = now
+        silent_s = now - component.silent_since
+        if silent_s >= self.hang_restart_s:
+            self.progress(
+                f"{name} (pid {component.process.pid}) silent for {silent_s:.0f}s: killed"
+            )
+            component.process.kill()
+        elif silent_s >= HANG_SAY_AFTER_S and not component.said_silent:
+            component.said_silent = True
+            self.progress(
+                f"{name} (pid {component.process.pid}) not answering for {silent_s:.0f}s;"
+                f" killed and restarted if still silent after {self.hang_restart_s:.0f}s"
+            )
 
     def stop(self) -> None:
         """Stop everything, newest first: simulators, edges, hub, influxd, Mosquitto."""
         for component in reversed(list(self.components.values())):
             component.process.stop()
-        self.influxd.stop()
-        self.mosquitto.stop()
+
+
+def _answers(url: str) -> bool:
+    """Whether ``url`` gets any HTTP answer (503 included) within the probe timeout."""
+    try:
+        httpx.get(url, timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
 
 
 def _print(message: str) -> None:

@@ -1,0 +1,269 @@
+"""The fault suite's tools: a supervisor thread, a sequenced fence stream, the tally.
+
+A case streams sequenced fence reports into the whole stack, injects one fault
+into one process (by its PID), ends it, waits for the stack to recover and
+classifies every report it sent: delivered (in the hub's state store and in
+InfluxDB, once), missing, stored twice, or stray (stored, but never sent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from riverguard.stack import Stack
+from riverguard.testing import fence_report
+from riverguard.wire import topics
+from riverguard.wire.times import utcnow
+
+Fault = Literal["SIGKILL", "SIGSTOP"]
+
+
+class Supervisor:
+    """``riverguard up``'s supervision loop, in a thread; its progress lines kept."""
+
+    def __init__(self, stack: Stack, lines: list[str], lock: threading.Lock) -> None:
+        self.stack = stack
+        self._lines = lines
+        self._lock = lock
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="faults.supervisor", daemon=True)
+        # Every report id any case sent: a stored id outside it is stray.
+        self.ever_sent: set[str] = set()
+        self.failure: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(0.2):
+                self.stack.supervise_once()
+        except BaseException as exc:  # the test that looks next fails with it
+            self.failure = exc
+            raise
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def said(self, *fragments: str, after: int = 0) -> bool:
+        """Whether a progress line since line ``after`` holds every fragment."""
+        if self.failure is not None:
+            raise AssertionError("the supervisor loop failed") from self.failure
+        return any(all(f in line for f in fragments) for line in self.lines()[after:])
+
+    def pid(self, name: str) -> int:
+        pid = self.stack.components[name].process.pid
+        assert pid is not None, f"{name} never started"
+        return pid
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` until true; the seconds it took. AssertionError after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not {what} after {timeout:.0f}s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def answers(url: str, timeout: float = 1.0) -> int | None:
+    """The HTTP status ``url`` answers with, or None when it does not answer in time."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has exited, whatever kill(0) says)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class FenceStream:
+    """Sequenced fence reports at a steady rate, as the fences of the stack send them.
+
+    One paho client (a second MQTT implementation, as real controllers are), QoS 1,
+    keeping every report until the broker acknowledges it and sending it again
+    after a reconnect (paho does, as the standard asks): what a controller does
+    when its broker goes away. Every report has its own ``seq`` and device time,
+    so its event id is ``{device}:{seq}``.
+    """
+
+    def __init__(self, stack: Stack, rate: float) -> None:
+        self.rate = rate
+        self.fences = [
+            (d.site, d.id, d.zones[0]) for d in stack.config.devices if d.type == "fence"
+        ]
+        # Far from any earlier stream's numbers, and increasing across cases.
+        self._seq = int(time.time() * 1000)
+        self._last_ms: dict[str, int] = {}
+        self.sent: dict[str, int] = {}  # event id -> the MQTT packet id it went with
+        self._acked: set[int] = set()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fault-fences-{self._seq}",
+            protocol=paho.MQTTv311,
+            clean_session=False,
+        )
+        self._client.username_pw_set("sim", stack.secrets.broker["sim"])
+        self._client.on_publish = self._on_publish
+        self._client.max_inflight_messages_set(200)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.connect_async("127.0.0.1", stack.broker_port, keepalive=5)
+        self._thread = threading.Thread(target=self._run, name="faults.fences", daemon=True)
+
+    def __enter__(self) -> FenceStream:
+        self._client.loop_start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._client.loop_stop()
+        self._client.disconnect()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self.sent)
+
+    def acked(self) -> int:
+        """How many reports the broker acknowledged (PUBACK)."""
+        with self._lock:
+            mids = list(self.sent.values())
+        return sum(1 for mid in mids if mid in self._acked)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        # Not under self._lock: paho calls this holding its own lock, which publish()
+        # takes too. A set's add is atomic.
+        self._acked.add(mid)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        count = 0
+        while not self._stopping.wait(0.01):
+            due = int((time.monotonic() - started) * self.rate)
+            while count < due:
+                site, device, zone = self.fences[count % len(self.fences)]
+                self._publish(site, device, zone)
+                count += 1
+
+    def _publish(self, site: str, device: str, zone: str) -> None:
+        self._seq += 1
+        # One report per device and millisecond: InfluxDB keeps one point per series and time.
+        now_ms = int(utcnow().timestamp() * 1000)
+        ts_ms = max(now_ms, self._last_ms.get(device, 0) + 1)
+        self._last_ms[device] = ts_ms
+        ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
+        payload = fence_report(self._seq, zone, "breach", ts=ts)
+        topic = topics.field_report(site, "fence", device)
+        # Published while the broker is away, a report waits in the client (paho keeps
+        # it and sends it after the reconnect); its packet id is what its PUBACK names.
+        # Packet ids wrap at 65,535: far more than one case sends.
+        info = self._client.publish(topic, json.dumps(payload), qos=1)
+        with self._lock:
+            self.sent[f"{device}:{self._seq}"] = info.mid
+
+
+@dataclass
+class Tally:
+    """Every report of a case, classified."""
+
+    sent: int
+    delivered: int = 0
+    missing: list[str] = field(default_factory=list)
+    twice: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
+    # Stored by the hub, not (yet) in InfluxDB: the event history lacks them.
+    not_in_influx: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"sent {self.sent}, delivered {self.delivered}, missing {len(self.missing)},"
+            f" stored twice {len(self.twice)}, stray {len(self.stray)},"
+            f" not in InfluxDB {len(self.not_in_influx)}"
+        )
+
+
+def stored_ids(stack: Stack, devices: set[str]) -> list[str]:
+    """Event ids the hub's state store holds for ``devices`` (read-only, beside the hub)."""
+    path = stack.data_dir / "hub" / "hub.db"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        marks = ",".join("?" * len(devices))
+        query = f"SELECT id FROM events WHERE device IN ({marks})"  # noqa: S608  # only ?s
+        rows = db.execute(query, sorted(devices))
+        return [str(row[0]) for row in rows]
+    finally:
+        db.close()
+
+
+def influx_ids(stack: Stack, since: datetime) -> list[str]:
+    """Every event point's id in InfluxDB since ``since``, one per point."""
+    since_ms = int(since.timestamp() * 1000)
+    query = f'SELECT "id" FROM "events" WHERE time >= {since_ms}ms'  # noqa: S608  # an int
+    response = httpx.get(
+        f"{stack.influxd.url}/query",
+        params={"db": stack.influxd.database, "q": query, "epoch": "ms"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    series = response.json()["results"][0].get("series", [])
+    return [str(row[1]) for row in series[0]["values"]] if series else []
+
+
+def tally(supervised: Supervisor, sent: set[str], since: datetime) -> Tally:
+    stack = supervised.stack
+    devices = {event_id.split(":", 1)[0] for event_id in supervised.ever_sent}
+    stored = Counter(stored_ids(stack, devices))
+    history = Counter(influx_ids(stack, since - timedelta(minutes=1)))
+    result = Tally(sent=len(sent))
+    result.missing = sorted(sent - set(stored))
+    result.twice = sorted(i for i in sent if stored.get(i, 0) > 1 or history.get(i, 0) > 1)
+    result.stray = sorted(i for i in set(stored) | set(history) if i not in supervised.ever_sent)
+    result.not_in_influx = sorted(i for i in sent if i in stored and i not in history)
+    result.delivered = sum(1 for i in sent if stored.get(i) == 1 and history.get(i) == 1)
+    return result
+
+
+def signal_pid(pid: int, signum: signal.Signals) -> None:
+    """Send ``signum`` to a process of ours, by its PID only."""
+    os.kill(pid, signum)
