@@ -7,6 +7,7 @@ other, each waiting until the stack has recovered from the last.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,27 @@ from tests.faults.support import Supervisor
 # reports a second per fence, as a fence in an incident sends.
 SITES = 2
 FENCES_PER_SITE = 20
+# The hub's data directory (state store, rendered audio) on a tmpfs of this size, so
+# that a case can fill it: big enough for every case's events, small enough to fill.
+HUB_TMPFS = "192m"
+
+
+def _mount_tmpfs(directory: Path) -> str | None:
+    """Mount a small tmpfs at ``directory``; None, or why it could not be."""
+    directory.mkdir(parents=True)
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={HUB_TMPFS},mode=0700", "tmpfs", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError as exc:
+        return f"mount: {exc}"
+    if mounted.returncode != 0:
+        return f"mount -t tmpfs refused (needs root): {mounted.stderr.strip()}"
+    return None
 
 
 @pytest.fixture(scope="package")
@@ -37,6 +59,8 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
         with lock:
             lines.append(message)
 
+    hub_dir = directory / "stack" / "hub"
+    no_tmpfs = _mount_tmpfs(hub_dir)
     stack = Stack(
         data_dir=Path(directory / "stack"),
         config_path=config,
@@ -48,9 +72,16 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
         stack.start()
     except ServiceError:
         stack.stop()
+        if no_tmpfs is None:
+            subprocess.run(["umount", str(hub_dir)], check=False, timeout=30)
         raise
-    supervisor = Supervisor(stack, lines, lock)
+    supervisor = Supervisor(stack, lines, lock, hub_tmpfs=None if no_tmpfs else hub_dir)
+    supervisor.no_tmpfs = no_tmpfs
     supervisor.start()
-    yield supervisor
-    supervisor.stop()
-    stack.stop()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+        stack.stop()
+        if no_tmpfs is None:
+            subprocess.run(["umount", str(hub_dir)], check=False, timeout=30)

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -33,12 +34,26 @@ from riverguard.wire.times import utcnow
 
 Fault = Literal["SIGKILL", "SIGSTOP"]
 
+# Fence reports a second during a case.
+RATE = 300.0
+# The stream goes on this long after the fault ended (the SIGKILL, SIGCONT, space freed).
+AFTER_S = 1.0
+# A case is over when everything sent is stored and in InfluxDB, or when nothing
+# more arrived for this long (then the tally says what is missing).
+SETTLED_S = 8.0
+RECOVERY_TIMEOUT_S = 90.0
+
 
 class Supervisor:
     """``riverguard up``'s supervision loop, in a thread; its progress lines kept."""
 
-    def __init__(self, stack: Stack, lines: list[str], lock: threading.Lock) -> None:
+    def __init__(
+        self, stack: Stack, lines: list[str], lock: threading.Lock, hub_tmpfs: Path | None
+    ) -> None:
         self.stack = stack
+        # The tmpfs the hub's data directory is on (None: could not mount one).
+        self.hub_tmpfs = hub_tmpfs
+        self.no_tmpfs: str | None = None
         self._lines = lines
         self._lock = lock
         self._stopping = threading.Event()
@@ -267,3 +282,80 @@ def tally(supervised: Supervisor, sent: set[str], since: datetime) -> Tally:
 def signal_pid(pid: int, signum: signal.Signals) -> None:
     """Send ``signum`` to a process of ours, by its PID only."""
     os.kill(pid, signum)
+
+
+@dataclass
+class Injection:
+    """One fault: how it begins, how it ends, how long it lasts, how it shows."""
+
+    name: str
+    begin: Callable[[], None]
+    end: Callable[[], None]
+    lasts_s: float
+    # Whether the fault is visible where an officer would see it.
+    shows: Callable[[], bool]
+
+
+@dataclass
+class Case:
+    name: str
+    tally: Tally
+    shown_s: float | None
+    recovered_s: float
+
+    def line(self) -> str:
+        shown = f"shown after {self.shown_s:.1f} s" if self.shown_s is not None else "not shown"
+        return (
+            f"{self.name}: {shown}, recovered {self.recovered_s:.1f} s after the fault"
+            f" ended; {self.tally.line()}"
+        )
+
+
+def healthy(stack: Stack) -> bool:
+    return answers(f"{stack.hub_url}/healthz", timeout=5) == 200
+
+
+def run_fault(supervised: Supervisor, fault: Injection) -> Case:
+    """Stream, inject ``fault`` after a second, end it, stream a second more, tally."""
+    stack = supervised.stack
+    since = utcnow()
+    wait_until(lambda: healthy(stack), 60, "healthy before the fault")
+    shown_s: float | None = None
+    with FenceStream(stack, RATE) as stream:
+        wait_until(lambda: stream.acked() >= RATE, 20, "a second of reports acknowledged")
+        fault_at = time.monotonic()
+        fault.begin()
+        ended_at = fault_at + fault.lasts_s
+        ongoing = True
+        while time.monotonic() < ended_at + AFTER_S:
+            if shown_s is None and fault.shows():
+                shown_s = time.monotonic() - fault_at
+            if ongoing and time.monotonic() >= ended_at:
+                fault.end()
+                ongoing = False
+            threading.Event().wait(0.1)
+        if ongoing:
+            fault.end()
+        stream.stop()
+        sent = stream.ids()
+        supervised.ever_sent |= sent
+        wait_until(
+            lambda: stream.acked() == len(sent), 60, "every report acknowledged by the broker"
+        )
+    devices = {i.split(":", 1)[0] for i in sent}
+    progress = {"count": -1, "at": time.monotonic()}
+
+    def recovered() -> bool:
+        if not healthy(stack):
+            return False
+        stored = set(stored_ids(stack, devices)) & sent
+        history = set(influx_ids(stack, since)) & sent
+        count = len(stored) + len(history)
+        if count != progress["count"]:
+            progress.update(count=count, at=time.monotonic())
+        if len(stored) == len(history) == len(sent):
+            return True
+        return time.monotonic() - progress["at"] > SETTLED_S
+
+    wait_until(recovered, RECOVERY_TIMEOUT_S, "recovered")
+    return Case(fault.name, tally(supervised, sent, since), shown_s, progress["at"] - ended_at)
