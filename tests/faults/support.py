@@ -325,7 +325,8 @@ def run_fault(supervised: Supervisor, fault: Injection) -> Case:
         wait_until(lambda: stream.acked() >= RATE, 20, "a second of reports acknowledged")
         fault_at = time.monotonic()
         fault.begin()
-        ended_at = fault_at + fault.lasts_s
+        # A fault that takes a while to set up lasts ``lasts_s`` from when it is set up.
+        ended_at = time.monotonic() + fault.lasts_s
         ongoing = True
         while time.monotonic() < ended_at + AFTER_S:
             if shown_s is None and fault.shows():
