@@ -57,6 +57,7 @@ class Supervisor:
         self._lines = lines
         self._lock = lock
         self._stopping = threading.Event()
+        self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faults.supervisor", daemon=True)
         # Every report id any case sent: a stored id outside it is stray.
         self.ever_sent: set[str] = set()
@@ -69,10 +70,18 @@ class Supervisor:
         self._stopping.set()
         self._thread.join(30)
 
+    def pause(self) -> None:
+        """Supervise nothing until ``resume``: a child killed meanwhile stays away."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
     def _run(self) -> None:
         try:
             while not self._stopping.wait(0.2):
-                self.stack.supervise_once()
+                if not self._paused.is_set():
+                    self.stack.supervise_once()
         except BaseException as exc:  # the test that looks next fails with it
             self.failure = exc
             raise

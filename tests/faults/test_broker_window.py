@@ -1,15 +1,21 @@
 """The broker's own window: reports it acknowledged and had not yet saved or delivered.
 
-Mosquitto acknowledges a device's QoS 1 report (PUBACK) when it has the report
-in memory; the device then forgets it. The report reaches disk only with the
-next save of the persistent database (``autosave_interval``,
-``autosave_on_changes`` in mosquitto.conf). Killed (SIGKILL) in between, the
+Mosquitto acknowledges a device's QoS 1 report (PUBACK) once it holds the
+report in memory; the device then forgets it. The report reaches disk with
+the broker's next save of its persistent database (``autosave_interval``,
+``autosave_on_changes`` in mosquitto.conf); killed (SIGKILL) before that, the
 broker forgets it too. While the site's edge takes reports as they come, a
-report spends milliseconds in the broker; this case makes the window wide
-open: the edge is hung (SIGSTOP) so that its reports wait in the broker's
-queue for it, the broker is killed five seconds later and restarted by the
-supervisor, then the edge goes on (SIGCONT). What the edge never gets is the
-broker's window, counted and printed (docs/reliability.md).
+report spends milliseconds in the broker (the other cases of the suite lose
+none). This case opens the window wide: the edge is away (killed, and the
+supervisor held back) so that its site's reports wait in the broker's queue
+for its session, then the broker is killed, and the supervisor resumes and
+restarts both. The reports the edge never gets are the broker's window,
+counted and printed (docs/reliability.md).
+
+Kept out of the window on purpose: an edge that is hung (SIGSTOP) but still
+connected. The broker has already written up to ``max_inflight_messages``
+of its reports into the connection, and whether the edge can read them
+after the broker's death depends on how the kernel closes that connection.
 """
 
 from __future__ import annotations
@@ -34,54 +40,54 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 EDGE = "edge-load-001"
 # How long the edge's reports queue in the broker before the broker is killed.
 QUEUED_S = 5.0
-# How long the edge stays hung after the kill (the broker is back after ~1 s).
-HUNG_AFTER_S = 3.0
-# What mosquitto.conf leaves open (docs/reliability.md): reports acknowledged in the
-# last pass of the broker's loop before the kill, not yet saved. A pass takes well
-# under this at these rates.
-WINDOW_S = 0.2
+# At most this many seconds of reports queued for an absent session may be lost:
+# those since the broker's last save. mosquitto.conf says autosave_interval 1, and
+# Mosquitto saves when the last save is more than that many whole seconds old:
+# every 2 s.
+WINDOW_S = 2.0
 
 
 def test_broker_killed_with_reports_queued_loses_at_most_its_window(
     supervised: Supervisor,
 ) -> None:
     stack = supervised.stack
-    edge = stack.components[EDGE].process
     edge_pid = supervised.pid(EDGE)
     broker_pid = supervised.pid("mosquitto")
     lines = len(supervised.lines())
 
     def begin() -> None:
-        signal_pid(edge_pid, signal.SIGSTOP)
-        threading.Event().wait(QUEUED_S)
-        signal_pid(broker_pid, signal.SIGKILL)
-
-    def end() -> None:
-        assert edge_pid == edge.pid
-        assert edge.process is not None
-        edge.process.send_signal(signal.SIGCONT)
+        supervised.pause()
+        try:
+            signal_pid(edge_pid, signal.SIGKILL)
+            threading.Event().wait(QUEUED_S)
+            signal_pid(broker_pid, signal.SIGKILL)
+        finally:
+            supervised.resume()
 
     case = run_fault(
         supervised,
         Injection(
-            f"SIGKILL mosquitto with {QUEUED_S:.0f} s of reports queued for a hung edge",
+            f"SIGKILL mosquitto with {QUEUED_S:.0f} s of reports queued for an absent edge",
             begin,
-            end,
-            lasts_s=HUNG_AFTER_S,
+            end=lambda: None,
+            lasts_s=0.0,
             shows=lambda: answers(f"{stack.hub_url}/healthz", timeout=5) != 200,
         ),
     )
     print(f"\n{case.line()}")
     site = EDGE.removeprefix("edge-")
     lost_of_site = [i for i in case.tally.missing if i.startswith(f"{site}-")]
-    # Half the fences are the hung edge's: that many reports were queued for it.
+    # Half the fences are the absent edge's: that many reports a second queued for it.
+    per_s = RATE / 2
     print(
         f"broker window: {len(case.tally.missing)} reports lost"
-        f" ({len(lost_of_site)} of the hung edge's site) of ~{RATE / 2 * QUEUED_S:.0f}"
-        f" queued in the broker for {QUEUED_S:.0f} s"
+        f" ({len(lost_of_site)} of the absent edge's site), {per_s * QUEUED_S:.0f}"
+        f" queued for it in {QUEUED_S:.0f} s"
     )
     wait_until(lambda: supervised.said("mosquitto restarted", after=lines), 30, "restarted")
+    wait_until(lambda: supervised.said(f"{EDGE} restarted", after=lines), 30, "edge restarted")
     assert [] == case.tally.twice
     assert [] == case.tally.stray
     assert lost_of_site == case.tally.missing  # only reports that waited in the broker
-    assert len(case.tally.missing) <= RATE * WINDOW_S
+    # A little slack: the save and the kill are not on the same clock tick.
+    assert len(case.tally.missing) <= per_s * WINDOW_S * 1.2
