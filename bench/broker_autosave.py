@@ -24,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from riverguard import broker_acl
+from riverguard.config import load_config
 from riverguard.mqtt_client import Client, Subscription
 from riverguard.services import Mosquitto, free_port, port_accepts
+from riverguard.settings import DEFAULT_CONFIG
 
 SETTINGS = {
     "interval 10 s": ["autosave_interval 10"],
@@ -37,8 +40,12 @@ ROUND = 500
 
 
 def _start(directory: Path, lines: list[str]) -> Mosquitto:
-    logins = {"bench": secrets.token_urlsafe(12)}
-    broker = Mosquitto(directory, free_port(), logins)
+    # The simulators' login, with a topic tree of its own ("bench/#").
+    config = load_config(DEFAULT_CONFIG)
+    names = [identity.username for identity in broker_acl.identities(config)]
+    passwords = {name: secrets.token_urlsafe(12) for name in names}
+    access = broker_acl.broker_access(config, passwords, sandboxes=("bench",))
+    broker = Mosquitto(directory, free_port(), access)
     directory.mkdir(parents=True, exist_ok=True)
     broker.write_config()
     text = broker.conf_path.read_text(encoding="utf-8")
@@ -50,11 +57,11 @@ def _start(directory: Path, lines: list[str]) -> Mosquitto:
 
 
 async def _run(broker: Mosquitto, messages: int, seconds: float) -> dict[str, float]:
-    password = broker.logins["bench"]
+    password = broker.logins[broker_acl.SIM]
     away = Client(
         "127.0.0.1",
         broker.port,
-        username="bench",
+        username=broker_acl.SIM,
         password=password,
         identifier="away",
         clean_start=False,
@@ -62,7 +69,7 @@ async def _run(broker: Mosquitto, messages: int, seconds: float) -> dict[str, fl
     )
     async with away:
         await away.subscribe([Subscription("bench/#", qos=1)])
-    publisher = Client("127.0.0.1", broker.port, username="bench", password=password)
+    publisher = Client("127.0.0.1", broker.port, username=broker_acl.SIM, password=password)
     payload = json.dumps({"seq": 0, "pad": "x" * 180}).encode()
     rates: list[float] = []
     sent = 0
