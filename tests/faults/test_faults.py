@@ -29,6 +29,7 @@ from tests.faults.support import (
     answers,
     run_fault,
     signal_pid,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -77,6 +78,9 @@ TARGETS = ("hub", EDGE, "mosquitto", "influxd")
 def test_a_fault_loses_no_report_stores_none_twice_and_invents_none(
     supervised: Supervisor, target: str, fault: Fault
 ) -> None:
+    # The supervisor counts silence only from a child that answered since its start.
+    component = supervised.stack.components[target]
+    wait_until(lambda: component.answered, 60, f"{target} answering the supervisor")
     pid = supervised.pid(target)
     case = run_fault(supervised, _signal(supervised, target, fault))
     print(f"\n{case.line()}")
