@@ -243,7 +243,9 @@ async def _build(
     if settings.influx_username is not None:
         password = settings.influx_password.get_secret_value() if settings.influx_password else ""
         login = (settings.influx_username, password)
-    influx = Influx(influx_http, settings.influx_url, settings.influx_database, token, login)
+    influx = Influx(
+        influx_http, settings.influx_url, settings.influx_database, token, login, metrics=metrics
+    )
     writer = InfluxWriter(
         store,
         influx,

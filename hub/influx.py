@@ -264,8 +264,11 @@ class Influx:
         database: str,
         token: str | None = None,
         login: tuple[str, str] | None = None,
+        *,
+        metrics: HubMetrics | None = None,
     ) -> None:
         self.http = http
+        self.metrics = metrics
         parsed = httpx.URL(url)
         if login is None and parsed.username:
             login = (parsed.username, parsed.password)
@@ -328,8 +331,22 @@ class Influx:
         return rows
 
     async def events(self, query: EventQuery) -> list[Event]:
+        """The events of ``query``; a point that is not one of our events is skipped.
+
+        The database may hold points we did not write (another writer, a manual
+        import, an older schema): one such point must not make the history
+        unreadable, so it is logged and counted instead.
+        """
         rows = await self.query(build_query(query))
-        return [row_to_event(row) for row in rows]
+        events = []
+        for row in rows:
+            try:
+                events.append(row_to_event(row))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("influx_point_unreadable", error=repr(exc), time=row.get("time"))
+                if self.metrics is not None:
+                    self.metrics.influx_unreadable.inc()
+        return events
 
     async def counts(self, query: CountQuery) -> list[tuple[datetime, int]]:
         """(bucket start, events) per hour or day, oldest first, empty buckets as 0."""

@@ -66,6 +66,11 @@ class HubMetrics:
         self.influx_errors = Counter(
             "riverguard_hub_influx_errors", "Failed InfluxDB writes", registry=r
         )
+        self.influx_unreadable = Counter(
+            "riverguard_hub_influx_unreadable_points",
+            "Points read from InfluxDB that are not events (skipped)",
+            registry=r,
+        )
         self.ws_clients = Gauge(
             "riverguard_hub_ws_clients", "Connected WebSocket clients", registry=r
         )

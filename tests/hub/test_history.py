@@ -137,3 +137,28 @@ async def test_bad_stats_queries_are_422(running_hub: RunningHub, query: str) ->
         f"/api/stats/events?{query}", headers=await running_hub.auth("viewer")
     )
     assert (422, "invalid_request") == (response.status_code, response.json()["error"])
+
+
+async def test_a_point_that_is_not_an_event_is_skipped_and_counted(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    """A foreign point in the database (here: no zone tag) leaves the history readable."""
+    ids = await _publish_at(running_hub, edge, [utcnow().replace(microsecond=0)])
+    settings = running_hub.settings
+    foreign = f'events,site={SITE},device=x,kind=fence.breach,severity=warning id="foreign"'
+    written = await running_hub.hub.influx.http.post(
+        f"{settings.influx_url}/write",
+        params={"db": settings.influx_database},
+        content=foreign.encode(),
+    )
+    assert 204 == written.status_code
+    before = await running_hub.metric("riverguard_hub_influx_unreadable_points_total")
+
+    page = await running_hub.http.get(
+        "/api/events?limit=50", headers=await running_hub.auth("viewer")
+    )
+
+    assert 200 == page.status_code
+    assert ids[0] in {e["id"] for e in page.json()}
+    assert "foreign" not in {e["id"] for e in page.json()}
+    assert before + 1 == await running_hub.metric("riverguard_hub_influx_unreadable_points_total")
