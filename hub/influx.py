@@ -20,6 +20,7 @@ import base64
 import functools
 import json
 import math
+import re
 import ssl
 import zlib
 from collections import deque
@@ -50,19 +51,38 @@ _NS_PER_MS = 1_000_000
 # --- line protocol -------------------------------------------------------------
 
 
+# InfluxDB 1.x unescapes only a backslash before a separator (comma, space, and in keys
+# and tag values an equals sign), and reads any other backslash, a doubled one too, as
+# itself. So backslashes are written as they are, and one just before a separator or at
+# the end (which would escape the separator that follows) cannot be written at all.
+_BACKSLASH_BEFORE_KEY_SEPARATOR = re.compile(r"\\(?=[ ,=]|\Z)")
+_BACKSLASH_BEFORE_SEPARATOR = re.compile(r"\\(?=[ ,]|\Z)")
+
+
 def escape_measurement(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    """A measurement name: commas and spaces are escaped. ValueError if it cannot be written."""
+    _check_writable(value, _BACKSLASH_BEFORE_SEPARATOR)
+    return value.replace(",", "\\,").replace(" ", "\\ ")
 
 
 def escape_key(value: str) -> str:
     """A tag key, tag value or field key: commas, equals signs and spaces are escaped.
 
-    A backslash is doubled so that one at the end cannot escape the separator
-    that follows. Newlines end a line in line protocol and cannot be escaped.
+    ValueError for what line protocol cannot carry: a newline (it ends a line and
+    cannot be escaped), or a backslash before a separator or at the end.
     """
+    _check_writable(value, _BACKSLASH_BEFORE_KEY_SEPARATOR)
+    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _check_writable(value: str, backslash: re.Pattern[str]) -> None:
     if "\n" in value or "\r" in value:
         raise ValueError("line protocol keys and tag values cannot contain newlines")
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    if backslash.search(value):
+        raise ValueError(
+            "line protocol cannot carry a backslash before a separator or at the end"
+            f" of a key or tag value: {value[:60]!r}"
+        )
 
 
 def escape_string_field(value: str) -> str:
@@ -139,13 +159,22 @@ def risk_line(site: str, assessment: Assessment, now: datetime) -> str:
 
 
 def quote_literal(value: str) -> str:
-    """An InfluxQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """An InfluxQL string literal. ValueError for a U+0000, which InfluxQL cannot carry."""
+    return _quoted(value, "'")
 
 
 def quote_ident(value: str) -> str:
-    """An InfluxQL identifier."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """An InfluxQL identifier. ValueError for a U+0000, which InfluxQL cannot carry."""
+    return _quoted(value, '"')
+
+
+def _quoted(value: str, quote: str) -> str:
+    # InfluxQL's scanner takes U+0000 for the end of the query, and a raw newline ends a
+    # string with an error; "\n" is its escape for one (as "\\" and the quote are).
+    if "\x00" in value:
+        raise ValueError("InfluxQL cannot carry U+0000")
+    escaped = value.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+    return quote + escaped + quote
 
 
 @dataclass(frozen=True, slots=True)

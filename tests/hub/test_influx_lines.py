@@ -49,12 +49,13 @@ def _event(event_id: str = "db-fence-01:1", **overrides: Any) -> Event:
         ("a,b", "a\\,b"),
         ("a=b", "a\\=b"),
         ('say "hi"', 'say\\ "hi"'),
-        ("back\\slash", "back\\\\slash"),
-        ("trailing\\", "trailing\\\\"),
+        # InfluxDB 1.x reads a doubled backslash back doubled: written as it is.
+        ("back\\slash", "back\\slash"),
+        ("two\\\\back", "two\\\\back"),
         ("水域 z1", "水域\\ z1"),
     ],
 )
-def test_keys_and_tag_values_escape_commas_equals_spaces_and_backslashes(
+def test_keys_and_tag_values_escape_commas_equals_and_spaces(
     raw: str, escaped: str
 ) -> None:
     assert escaped == escape_key(raw)
@@ -63,6 +64,13 @@ def test_keys_and_tag_values_escape_commas_equals_spaces_and_backslashes(
 def test_keys_refuse_newlines() -> None:
     with pytest.raises(ValueError, match="newlines"):
         escape_key("a\nb")
+
+
+@pytest.mark.parametrize("raw", ["trailing\\", "a\\ b", "a\\,b", "a\\=b"])
+def test_keys_refuse_a_backslash_before_a_separator_or_at_the_end(raw: str) -> None:
+    """It would escape the separator (or the space after the value): not writable."""
+    with pytest.raises(ValueError, match="backslash"):
+        escape_key(raw)
 
 
 def test_measurement_escapes_commas_and_spaces_only() -> None:
