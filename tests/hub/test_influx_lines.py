@@ -55,9 +55,7 @@ def _event(event_id: str = "db-fence-01:1", **overrides: Any) -> Event:
         ("水域 z1", "水域\\ z1"),
     ],
 )
-def test_keys_and_tag_values_escape_commas_equals_and_spaces(
-    raw: str, escaped: str
-) -> None:
+def test_keys_and_tag_values_escape_commas_equals_and_spaces(raw: str, escaped: str) -> None:
     assert escaped == escape_key(raw)
 
 
