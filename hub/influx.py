@@ -60,8 +60,14 @@ _BACKSLASH_BEFORE_SEPARATOR = re.compile(r"\\(?=[ ,]|\Z)")
 
 
 def escape_measurement(value: str) -> str:
-    """A measurement name: commas and spaces are escaped. ValueError if it cannot be written."""
+    """A measurement name: commas and spaces are escaped. ValueError if it cannot be written.
+
+    Nor can one that starts with ``#`` (the line is a comment: InfluxDB answers 204 and
+    stores nothing) or with a tab (skipped as blank: another name is stored).
+    """
     _check_writable(value, _BACKSLASH_BEFORE_SEPARATOR)
+    if value[:1] in ("#", "\t"):
+        raise ValueError(f"line protocol cannot carry a measurement starting {value[:1]!r}")
     return value.replace(",", "\\,").replace(" ", "\\ ")
 
 
@@ -78,6 +84,8 @@ def escape_key(value: str) -> str:
 def _check_writable(value: str, backslash: re.Pattern[str]) -> None:
     if "\n" in value or "\r" in value:
         raise ValueError("line protocol keys and tag values cannot contain newlines")
+    if "\x00" in value:  # InfluxDB skips it as it skips blanks: another key is stored
+        raise ValueError("line protocol keys and tag values cannot contain U+0000")
     if backslash.search(value):
         raise ValueError(
             "line protocol cannot carry a backslash before a separator or at the end"
