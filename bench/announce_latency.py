@@ -37,6 +37,7 @@ import httpx
 import websockets
 
 from riverguard.stack import Stack
+from riverguard.wire.socket_auth import subprotocols
 
 SITE = "danshui-bridge"
 SPEAKER = "db-spk-01"
@@ -113,8 +114,8 @@ async def measure(stack: Stack, count: int, tts: int) -> list[dict[str, Any]]:
         login.raise_for_status()
         token = login.json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        url = stack.hub_url.replace("http://", "ws://") + f"/api/ws?token={token}"
-        async with websockets.connect(url, max_size=None) as ws:
+        url = stack.hub_url.replace("http://", "ws://") + "/api/ws"
+        async with websockets.connect(url, max_size=None, subprotocols=subprotocols(token)) as ws:
             console = Console(ws)
             async with asyncio.TaskGroup() as tasks:
                 reader = tasks.create_task(console.read(), name="bench.console")

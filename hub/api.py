@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Form, Query, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import timeline
-from hub.deps import ActingUser, AdminUser, ApiError, CurrentUser, HubDep, MediaUser, SupervisorUser
+from hub.deps import (
+    ActingUser,
+    AdminUser,
+    ApiError,
+    CurrentSession,
+    CurrentUser,
+    HubDep,
+    MediaUser,
+    SupervisorUser,
+    bearer_token,
+)
 from hub.influx import CountQuery, EventQuery
 from hub.schemas import (
     AnnouncementOut,
@@ -23,6 +36,9 @@ from hub.schemas import (
     DeviceOut,
     ErrorOut,
     HealthOut,
+    LinkIn,
+    LinkOut,
+    RefreshIn,
     ResolveIn,
     SiteOut,
     StatsBucketOut,
@@ -30,6 +46,9 @@ from hub.schemas import (
     TokenOut,
     UserOut,
 )
+from hub.security import DOCS_CSP, PRINTABLE_CSP
+from hub.signed_links import LINKABLE
+from hub.store import UserRow
 from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
 from riverguard.wire.times import format_ts, parse_ts
 
@@ -44,29 +63,94 @@ _AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(wav|mp3|ulaw)$")
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ulaw": "audio/basic"}
 
 
-def _time(value: str | None, name: str) -> datetime | None:
-    """A query time: Unix milliseconds or RFC 3339."""
-    if value is None:
+# Query times are checked against what the stores can hold: InfluxDB keeps signed
+# 64-bit nanoseconds (to 2262-04-11); nothing here is older than 1970.
+_TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
+# The largest id SQLite and PostgreSQL (bigint) take.
+MAX_ID = 2**63 - 1
+
+
+def query_time(value: str | None, name: str) -> datetime | None:
+    """A query time: Unix milliseconds or RFC 3339, in 1970..2262; empty is no time."""
+    if value is None or not value.strip():
         return None
-    try:
-        return parse_ts(int(value) if value.isdigit() else value)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
+    if value.isascii() and value.isdigit():
+        # More than 16 digits is past any year a store takes; don't build the number.
+        ms = int(value) if len(value) <= 16 else 2**62
+        moment = _TIME_MIN + timedelta(milliseconds=min(ms, 2**62 // 1000))
+    else:
+        try:
+            moment = parse_ts(value)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
+    if not _TIME_MIN <= moment < _TIME_MAX:
+        raise ApiError(422, "invalid_request", f"{name}: out of range (1970..2262)")
+    return moment
+
+
+_time = query_time
 
 
 # --- auth ------------------------------------------------------------------------
 
 
-@router.post("/auth/token")
+_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "throttled or busy; try again after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
+
+def _address(request: Request) -> str:
+    # The peer's address as uvicorn sees it: behind a reverse proxy, the proxy's
+    # (docs/security.md).
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/auth/token", responses=_THROTTLED)
 async def login(
     hub: HubDep,
+    request: Request,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
 ) -> TokenOut:
-    token = await hub.auth.login(username, password)
-    if token is None:
+    """Log in (OAuth2 password form): a short access token and a refresh token."""
+    grant = await hub.auth.login(username, password, _address(request))
+    if grant is None:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
-    return TokenOut(access_token=token, expires_in=hub.settings.token_ttl_s)
+    return TokenOut(**asdict(grant))
+
+
+@router.post("/auth/refresh")
+async def refresh(hub: HubDep, body: RefreshIn) -> TokenOut:
+    """New access and refresh tokens for a refresh token, which is then used up."""
+    grant = await hub.auth.refresh(body.refresh_token)
+    if grant is None:
+        raise ApiError(401, "unauthorized", "invalid, used or expired refresh token")
+    return TokenOut(**asdict(grant))
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(hub: HubDep, session: CurrentSession) -> Response:
+    """End the session: its access and refresh tokens stop working at once."""
+    await hub.auth.logout(session)
+    return Response(status_code=204)
+
+
+@router.post("/links")
+async def make_link(hub: HubDep, user: CurrentUser, body: LinkIn) -> LinkOut:
+    """A signed link to a timeline export or a snapshot, for the browser to load by itself
+    (good for ``link_ttl_s``, for that user and path only)."""
+    parts = urlsplit(body.path)
+    if parts.scheme or parts.netloc or parts.fragment or not LINKABLE.match(parts.path):
+        raise ApiError(422, "invalid_request", "path: not a path a link may be made for")
+    query, expires = hub.auth.links.sign(parts.path, user.username)
+    extra = [(k, v) for k, v in parse_qsl(parts.query) if k not in {"u", "exp", "sig", "token"}]
+    url = parts.path + "?" + (urlencode(extra) + "&" if extra else "") + query
+    return LinkOut(url=url, expires_at=format_ts(datetime.fromtimestamp(expires, UTC)))
 
 
 @router.get("/me")
@@ -115,26 +199,42 @@ async def get_alarm(hub: HubDep, _: CurrentUser, alarm_id: str) -> Alarm:
 )
 async def alarm_timeline(
     hub: HubDep,
-    _: MediaUser,
+    user: MediaUser,
     alarm_id: str,
     format_: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
     lang: timeline.Lang = "zh",
 ) -> Response:
-    """The incident timeline; ``format=html`` for a printable page (token may be ``?token=``)."""
+    """The incident timeline; ``format=html`` for a printable page (bearer header or a
+    signed link, ``POST /api/links``)."""
     alarm = await hub.desk.get(alarm_id)
     built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
     if format_ == "html":
-        return HTMLResponse(timeline.render_html(built, lang))
+        return _printable(hub, user, built, lang)
     return JSONResponse(built)
+
+
+# Snapshot links in a printable page: long enough to read the page, short enough that
+# a page left open does not hold a working link for the shift.
+PAGE_LINK_TTL_S = 15 * 60
+
+
+def _printable(hub: HubDep, user: UserRow, built: dict[str, Any], lang: timeline.Lang) -> Response:
+    def link(path: str) -> str:
+        return f"{path}?{hub.auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
+
+    page = HTMLResponse(timeline.render_html(built, lang, link))
+    # The page's one inline style block; never a script.
+    page.headers["Content-Security-Policy"] = PRINTABLE_CSP
+    return page
 
 
 @router.get("/alarms/{alarm_id}/timeline.html", response_class=HTMLResponse)
 async def alarm_timeline_html(
-    hub: HubDep, _: MediaUser, alarm_id: str, lang: timeline.Lang = "zh"
-) -> HTMLResponse:
+    hub: HubDep, user: MediaUser, alarm_id: str, lang: timeline.Lang = "zh"
+) -> Response:
     alarm = await hub.desk.get(alarm_id)
     built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
-    return HTMLResponse(timeline.render_html(built, lang))
+    return _printable(hub, user, built, lang)
 
 
 @router.post("/alarms/{alarm_id}/ack")
@@ -160,7 +260,7 @@ async def audit(
     alarm: Annotated[str | None, Query(max_length=40)] = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditOut]:
     """The audit log, newest first; page with ``before=<id of the last one seen>``."""
@@ -320,6 +420,41 @@ async def healthz(hub: HubDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@root.get("/metrics", response_class=Response)
-async def metrics(hub: HubDep) -> Response:
+async def _gate(hub: HubDep, bearer: str | None, access: str, what: str) -> None:
+    """``metrics_access`` / ``openapi_access``: open, a logged-in user, or nobody (404)."""
+    if access == "off":
+        raise ApiError(404, "not_found", f"{what} is turned off on this hub")
+    if access == "login" and await hub.auth.session_for(bearer) is None:
+        raise ApiError(401, "unauthorized", f"{what} needs a bearer token on this hub")
+
+
+@root.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+    },
+)
+async def metrics(hub: HubDep, bearer: Annotated[str | None, Depends(bearer_token)]) -> Response:
+    """Prometheus metrics; who may read them is ``RIVERGUARD_METRICS_ACCESS``."""
+    await _gate(hub, bearer, hub.settings.metrics_access, "/metrics")
     return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@root.get("/api/openapi.json", include_in_schema=False)
+async def openapi(
+    hub: HubDep, request: Request, bearer: Annotated[str | None, Depends(bearer_token)]
+) -> JSONResponse:
+    await _gate(hub, bearer, hub.settings.openapi_access, "the OpenAPI document")
+    return JSONResponse(request.app.openapi())
+
+
+@root.get("/api/docs", include_in_schema=False)
+async def docs(hub: HubDep) -> HTMLResponse:
+    if hub.settings.openapi_access != "open":
+        raise ApiError(404, "not_found", "the API page needs openapi_access open on this hub")
+    page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="Riverguard hub")
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page

@@ -6,8 +6,12 @@ import asyncio
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from hub.announcer import shape
 from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
@@ -159,34 +163,93 @@ async def get_clip(hub: HubDep, _: CurrentUser, clip_id: str) -> ClipOut:
     return _clip_out(hub, _info(hub, clip_id))
 
 
-@router.post("/clips", status_code=201)
-async def upload_clip(
-    hub: HubDep,
-    request: Request,
-    *,
-    user: SupervisorUser,
-    file: Annotated[UploadFile, File(description="WAV, MP3, OGG or M4A, at most 10 MB, 60 s")],
-    title: Annotated[str, Form(min_length=1, max_length=MAX_TITLE)],
-    name_zh: Annotated[str, Form(max_length=MAX_TITLE)] = "",
-    name_en: Annotated[str, Form(max_length=MAX_TITLE)] = "",
-    tags: Annotated[str, Form(max_length=500, description="comma-separated")] = "",
-) -> ClipOut:
-    """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master."""
-    # The form is spooled before this runs: refuse what announces itself as too large first.
+_TOO_LARGE = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"
+# The form as OpenAPI shows it: the route reads it itself, after the login check.
+_UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "title"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "WAV, MP3, OGG or M4A, at most 10 MB, 60 s",
+                        },
+                        "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+                        "name_zh": {"type": "string", "maxLength": MAX_TITLE},
+                        "name_en": {"type": "string", "maxLength": MAX_TITLE},
+                        "tags": {
+                            "type": "string",
+                            "maxLength": 500,
+                            "description": "comma-separated",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _field(form: FormData, name: str, *, min_length: int = 0, max_length: int) -> str:
+    value = form.get(name, "")
+    if not isinstance(value, str) or not min_length <= len(value) <= max_length:
+        raise ApiError(
+            422, "invalid_request", f"{name}: a text of {min_length} to {max_length} characters"
+        )
+    return value
+
+
+@router.post(
+    "/clips",
+    status_code=201,
+    openapi_extra=_UPLOAD_FORM,
+    max_body_size=MAX_UPLOAD_BYTES + _FORM_OVERHEAD,
+)
+async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> ClipOut:
+    """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master.
+
+    The login is checked and the declared size refused before the body is read, and
+    reading stops at the limit: an anonymous or too large upload is never spooled.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
         hub.audio.count_rejected("too_large")
-        raise ApiError(413, "too_large", f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await file.read(_CHUNK):
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "too_large", _TOO_LARGE)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "send a multipart/form-data form")
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=_FORM_OVERHEAD)
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:
             hub.audio.count_rejected("too_large")
-            raise ApiError(
-                413, "too_large", f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"
-            )
-        chunks.append(chunk)
+            raise ApiError(413, "too_large", _TOO_LARGE) from None
+        raise ApiError(422, "invalid_request", f"the form: {exc.detail}") from None
+    except (MultiPartException, ValueError) as exc:
+        raise ApiError(422, "invalid_request", f"the form: {exc}") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUploadFile):
+            raise ApiError(422, "invalid_request", "file: missing (a file part named file)")
+        title = _field(form, "title", min_length=1, max_length=MAX_TITLE)
+        name_zh = _field(form, "name_zh", max_length=MAX_TITLE)
+        name_en = _field(form, "name_en", max_length=MAX_TITLE)
+        tags = _field(form, "tags", max_length=500)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await upload.read(_CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                hub.audio.count_rejected("too_large")
+                raise ApiError(413, "too_large", _TOO_LARGE)
+            chunks.append(chunk)
+    finally:
+        # The spooled file parts: removed now, not when collected.
+        await form.close()
     try:
         info = await hub.audio.add_upload(
             b"".join(chunks),

@@ -20,7 +20,7 @@ from hub import api, api_audio, api_devices, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
-from hub.auth import Auth
+from hub.auth import Auth, LoginRefused, LoginThrottle
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
 from hub.deps import ApiError
@@ -42,7 +42,9 @@ from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
+from hub.security import ConsoleMount, SecurityHeaders, secure_data_dir
 from hub.settings import HubSettings
+from hub.signed_links import LinkSigner
 from hub.store import Store
 from riverguard.config import Config
 from riverguard.heap import freeze_startup_heap
@@ -56,7 +58,9 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "too_large",
     422: "invalid_request",
+    429: "rate_limited",
     503: "unavailable",
 }
 
@@ -86,6 +90,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{loc}: {error.get('msg', '')}")
         return _error(422, "invalid_request", "; ".join(parts))
 
+    async def login_refused(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LoginRefused)
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        detail = (
+            "too many failed logins; try again later"
+            if exc.reason == "throttled"
+            else "too many logins at once; try again shortly"
+        )
+        return _error(429, exc.reason, detail, headers)
+
     async def hub_error(_: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, AlarmNotFound):
             return _error(404, "not_found", str(exc))
@@ -103,6 +117,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(LoginRefused, login_refused)
     for exc_type in (
         AlarmNotFound,
         AlarmTransitionError,
@@ -144,6 +159,8 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Hub]]:
         config = settings.load_config()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.database_url is None:
+            secure_data_dir(settings.data_dir)
         store_url = settings.store_url()
         store = await Store.open(store_url.url, store_url.connect_args)
         try:
@@ -183,10 +200,14 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
         title="Riverguard hub",
         version="1",
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served by hub/api.py behind openapi_access.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
+        # Larger bodies are refused with 413 before they are read (uploads: their route's).
+        max_body_size=settings.max_body_bytes,
     )
+    app.add_middleware(SecurityHeaders)
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_audio.router)
@@ -195,7 +216,8 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.
     if settings.console_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.console_dir, html=True), name="console")
+        console = StaticFiles(directory=settings.console_dir, html=True)
+        app.router.routes.append(ConsoleMount("/", app=console, name="console"))
     else:
         log.warning("console folder missing; not serving it", path=str(settings.console_dir))
     return app
@@ -235,7 +257,24 @@ async def _build(
     hasher = PasswordHasher(
         time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
     )
-    auth = Auth(store, settings.token_ttl_s, hasher, clock.now)
+    throttle = LoginThrottle(
+        free=settings.login_user_free_failures,
+        max_delay_s=settings.login_user_max_delay_s,
+        address_limit=settings.login_address_failures,
+        window_s=settings.login_window_s,
+    )
+    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
+    auth = Auth(
+        store,
+        settings.token_ttl_s,
+        hasher,
+        clock.now,
+        session_ttl_s=settings.session_ttl_s,
+        throttle=throttle,
+        hash_concurrency=settings.login_hash_concurrency,
+        queue_max=settings.login_queue_max,
+        links=LinkSigner(secret, settings.link_ttl_s),
+    )
     await auth.sync_users(config, settings.users_file)
     link = BrokerLink()
     token = settings.influx_token.get_secret_value() if settings.influx_token else None

@@ -8,7 +8,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from hub.auth import has_role
+from hub.auth import Session, has_role
 from hub.hub import Hub
 from hub.store import UserRow
 
@@ -30,13 +30,22 @@ def _hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(_hub)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+# The bearer token, if any, for routes that decide themselves what to do without one.
+bearer_token = _bearer
 
 
-async def _current_user(hub: HubDep, token: Annotated[str | None, Depends(_bearer)]) -> UserRow:
-    user = await hub.auth.user_for(token)
-    if user is None:
+async def _current_session(hub: HubDep, token: Annotated[str | None, Depends(_bearer)]) -> Session:
+    session = await hub.auth.session_for(token)
+    if session is None:
         raise ApiError(401, "unauthorized", "missing, invalid or expired bearer token")
-    return user
+    return session
+
+
+CurrentSession = Annotated[Session, Depends(_current_session)]
+
+
+async def _current_user(session: CurrentSession) -> UserRow:
+    return session.user
 
 
 CurrentUser = Annotated[UserRow, Depends(_current_user)]
@@ -57,16 +66,38 @@ SupervisorUser = Annotated[UserRow, Depends(_role("supervisor"))]
 AdminUser = Annotated[UserRow, Depends(_role("admin"))]
 
 
-async def _user_by_header_or_query(
+async def _user_by_header_or_link(
     hub: HubDep,
+    request: Request,
     bearer: Annotated[str | None, Depends(_bearer)],
-    token: Annotated[str | None, Query(max_length=200)] = None,
+    *,
+    u: Annotated[str | None, Query(max_length=63, description="signed link: user")] = None,
+    exp: Annotated[
+        int | None, Query(ge=0, le=2**53, description="signed link: expiry (Unix s)")
+    ] = None,
+    sig: Annotated[str | None, Query(max_length=64, description="signed link: HMAC")] = None,
 ) -> UserRow:
-    """For URLs a browser loads by itself (``<img src>``), which cannot send a header."""
-    user = await hub.auth.user_for(bearer or token)
-    if user is None:
-        raise ApiError(401, "unauthorized", "missing, invalid or expired token")
+    """For URLs a browser loads by itself (a download, a printable page), which cannot
+    send a header: the bearer header, or a signed link (``POST /api/links``)."""
+    if bearer:
+        session = await hub.auth.session_for(bearer)
+        if session is None:
+            raise ApiError(401, "unauthorized", "missing, invalid or expired bearer token")
+        return session.user
+    if "token" in request.query_params:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a token in the URL is not accepted; use a signed link (POST /api/links)",
+        )
+    if u is None or exp is None or sig is None:
+        raise ApiError(401, "unauthorized", "missing bearer token or signed link")
+    if not hub.auth.links.verify(request.url.path, u, exp, sig):
+        raise ApiError(401, "unauthorized", "invalid or expired link")
+    user = await hub.store.get_user(u)
+    if user is None or user.username not in hub.auth.enabled:
+        raise ApiError(401, "unauthorized", "invalid or expired link")
     return user
 
 
-MediaUser = Annotated[UserRow, Depends(_user_by_header_or_query)]
+MediaUser = Annotated[UserRow, Depends(_user_by_header_or_link)]

@@ -23,6 +23,22 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
+    # Renews the access token once (POST /api/auth/refresh) until the session ends.
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class RefreshIn(_Body):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class LinkIn(_Body):
+    path: str = Field(min_length=1, max_length=500)
+
+
+class LinkOut(BaseModel):
+    url: str
+    expires_at: str
 
 
 class UserOut(BaseModel):
@@ -146,6 +162,8 @@ class ClipOut(BaseModel):
 AuditAction = Literal[
     "login",
     "login_failed",
+    "login_throttled",
+    "logout",
     "ack",
     "resolve",
     "escalate",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from pydantic import Field, SecretStr, model_validator
@@ -28,8 +29,38 @@ class HubSettings(ComponentSettings):
     # JSON {"username": "password"} for the config's users, written by `riverguard up`;
     # the hub stores only argon2 hashes.
     users_file: Path | None = None
-    # A duty shift, not an hour: a console must not log out at 3 a.m.
-    token_ttl_s: int = 12 * 3600
+    # Access tokens are short: one that leaks is good for minutes. The console renews
+    # its token with the session's refresh token well before it runs out.
+    token_ttl_s: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    # A session (its refresh tokens) lasts a duty shift from the login, renewed or not:
+    # a console must not log out at 3 a.m., and a stolen refresh token dies with it.
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    # Login throttling (per hub process). Per user: this many failures within the window
+    # are free, then each further attempt waits twice as long as the one before, up to
+    # the cap (a cap, not a lock-out, so that an attacker cannot keep an officer out for
+    # long). Per address: this many failures within the window block the address for
+    # the rest of the window.
+    login_user_free_failures: int = Field(default=5, ge=1)
+    login_user_max_delay_s: float = Field(default=60.0, gt=0)
+    login_address_failures: int = Field(default=20, ge=1)
+    login_window_s: float = Field(default=900.0, gt=0)
+    # Passwords hashed at once (argon2id takes argon2_memory_kib and a core each);
+    # logins beyond this many waiting are refused with 429 at once.
+    login_hash_concurrency: int = Field(default=1, ge=1)
+    login_queue_max: int = Field(default=4, ge=0)
+    # Who may read /metrics and the OpenAPI document (/api/openapi.json, and the
+    # /api/docs page when "open"): anyone, a logged-in user (bearer token), or nobody.
+    metrics_access: Literal["open", "login", "off"] = "login"
+    openapi_access: Literal["open", "login", "off"] = "login"
+    # Key of the signed links (exports, snapshots) that browsers load without a header;
+    # None: a random key per hub process (links then die with the process, and replicas
+    # behind one address need a shared key).
+    link_secret: SecretStr | None = None
+    # How long a signed link is good for.
+    link_ttl_s: int = Field(default=60, ge=5, le=3600)
+    # Largest request body (uploads have their own limit, hub/clips.py); larger ones are
+    # refused with 413 before they are read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # argon2id cost of stored password hashes (the library's defaults: RFC 9106 low-memory).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -66,6 +67,16 @@ class UserRow:
     name: str
     role: str
     password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    token_hash: str
+    username: str
+    kind: str
+    session_id: str
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,36 +664,101 @@ class Store:
             row = result.one_or_none()
         return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
 
-    async def insert_token(
+    async def usernames(self) -> list[str]:
+        async with self._read() as conn:
+            result = await conn.execute(select(tables.users.c.username))
+            return [row.username for row in result]
+
+    async def insert_tokens(
         self,
-        token_hash: str,
-        username: str,
-        created_at: datetime,
-        expires_at: datetime,
+        tokens: Sequence[TokenRow],
         audit: AuditEntry | None = None,
-    ) -> None:
+        *,
+        replaces: str | None = None,
+    ) -> bool:
+        """Store ``tokens``; with ``replaces`` (a refresh token's hash), only if that token
+        still exists, which is then removed with its session's access tokens, all in one
+        transaction: a refresh token is good once. False when it was already used."""
+        now = min(token.created_at for token in tokens)
         async with self._write() as conn:
+            t = tables.tokens
+            if replaces is not None:
+                gone = await conn.execute(
+                    delete(t).where(t.c.token_hash == replaces, t.c.kind == "refresh")
+                )
+                if gone.rowcount != 1:
+                    return False
+                sessions = {token.session_id for token in tokens}
+                await conn.execute(
+                    delete(t).where(t.c.session_id.in_(sessions), t.c.kind == "access")
+                )
             if audit is not None:
                 await conn.run_sync(_insert_audit, [audit])
-            await conn.execute(delete(tables.tokens).where(tables.tokens.c.expires_at < created_at))
+            await conn.execute(delete(t).where(t.c.expires_at < now))
             await conn.execute(
-                insert(tables.tokens).values(
-                    token_hash=token_hash,
-                    username=username,
-                    created_at=created_at,
-                    expires_at=expires_at,
-                )
+                insert(t),
+                [
+                    {
+                        "token_hash": token.token_hash,
+                        "username": token.username,
+                        "created_at": token.created_at,
+                        "expires_at": token.expires_at,
+                        "kind": token.kind,
+                        "session_id": token.session_id,
+                    }
+                    for token in tokens
+                ],
             )
+        return True
 
-    async def user_for_token(self, token_hash: str, now: datetime) -> UserRow | None:
+    async def token_owner(
+        self, token_hash: str, kind: str, now: datetime
+    ) -> tuple[UserRow, str, datetime] | None:
+        """The user, session and expiry of a live token of that kind."""
+        t = tables.tokens
         query = (
-            select(tables.users)
-            .join(tables.tokens, tables.tokens.c.username == tables.users.c.username)
-            .where(tables.tokens.c.token_hash == token_hash, tables.tokens.c.expires_at > now)
+            select(tables.users, t.c.session_id, t.c.expires_at)
+            .join(t, t.c.username == tables.users.c.username)
+            .where(t.c.token_hash == token_hash, t.c.kind == kind, t.c.expires_at > now)
         )
         async with self._read() as conn:
             row = (await conn.execute(query)).one_or_none()
-        return UserRow(row.username, row.name, row.role, row.password_hash) if row else None
+        if row is None:
+            return None
+        return (
+            UserRow(row.username, row.name, row.role, row.password_hash),
+            row.session_id,
+            (row.expires_at),
+        )
+
+    async def session_alive(self, session_id: str, now: datetime) -> bool:
+        """Whether the session still has a live token (its refresh token, at least)."""
+        t = tables.tokens
+        query = select(t.c.token_hash).where(t.c.session_id == session_id, t.c.expires_at > now)
+        async with self._read() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
+    async def end_sessions(
+        self,
+        *,
+        session_id: str | None = None,
+        usernames: Sequence[str] = (),
+        audit: Sequence[AuditEntry] = (),
+    ) -> int:
+        """Remove every token of a session, or of these users; the number removed."""
+        t = tables.tokens
+        where = []
+        if session_id is not None:
+            where.append(t.c.session_id == session_id)
+        if usernames:
+            where.append(t.c.username.in_(list(usernames)))
+        if not where:
+            return 0
+        async with self._write() as conn:
+            if audit:
+                await conn.run_sync(_insert_audit, list(audit))
+            result = await conn.execute(delete(t).where(or_(*where)))
+        return int(result.rowcount or 0)
 
     # --- audit and timelines -------------------------------------------------
 

@@ -169,7 +169,12 @@ tokens = Table(
     ),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # "access" (bearer, minutes) or "refresh" (renews the access token, once each).
+    Column("kind", String(10), nullable=False, server_default="access"),
+    # The login the token belongs to: logout and a disabled user end every token of it.
+    Column("session_id", String(64), nullable=False),
     Index("ix_tokens_expires_at", "expires_at"),
+    Index("ix_tokens_session_id", "session_id"),
 )
 
 devices = Table(

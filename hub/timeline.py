@@ -9,6 +9,7 @@ InfluxDB is down.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -188,8 +189,9 @@ def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
     return labels.get(kind, kind), detail.strip()
 
 
-def render_html(timeline: dict[str, Any], lang: Lang) -> str:
-    """A self-contained page for printing: no scripts, no external resources."""
+def render_html(timeline: dict[str, Any], lang: Lang, url: Callable[[str], str] = str) -> str:
+    """A self-contained page for printing: no scripts, no external resources.
+    ``url`` turns a snapshot path into the URL the page shows (a signed link)."""
     labels = LABELS[lang]
     esc = html.escape
     alarm = timeline["alarm"]
@@ -202,7 +204,7 @@ def render_html(timeline: dict[str, Any], lang: Lang) -> str:
         what, detail = _what(entry, labels)
         data = entry["data"]
         if entry["type"] == "event" and data.get("snapshot_url"):
-            link = f' <a href="{esc(data["snapshot_url"])}">{esc(labels["snapshot"])}</a>'
+            link = f' <a href="{esc(url(data["snapshot_url"]))}">{esc(labels["snapshot"])}</a>'
         else:
             link = ""
         by = entry["by"]

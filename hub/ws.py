@@ -1,7 +1,10 @@
 """The console WebSocket ``/api/ws`` (PROTOCOL 4.1).
 
-``?token=`` authenticates (browsers cannot set headers on a WebSocket);
-``?since=<seq>`` resumes; ``?events=site,site|*`` subscribes to events at
+The bearer token comes as the subprotocol ``bearer.<token>`` next to
+``riverguard.v1``, or as a first message ``{"op": "auth", "token": …}``
+(``riverguard/wire/socket_auth.py``), never in the URL: a ``?token=`` is refused
+(4401). The socket is closed (4401) once its session ends (logout, a disabled
+user, the session's end). ``?since=<seq>`` resumes; ``?events=site,site|*`` subscribes to events at
 once, so a resumed client gets the events it missed too; ``?batch=1`` makes
 every frame a JSON array of the messages queued for the client at that moment
 (in a storm one frame and one socket write carry a whole ingest batch instead
@@ -12,6 +15,7 @@ malformed client message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, cast
@@ -20,11 +24,12 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from hub.auth import has_role
+from hub.auth import Session, has_role
 from hub.broadcaster import Client, encode
 from hub.hub import Hub
 from hub.store import UserRow
 from riverguard.wire.models import CLIENT_OP, SubscribeOp
+from riverguard.wire.socket_auth import SUBPROTOCOL, AuthOp, bearer_from
 from riverguard.wire.times import utcnow
 
 log = structlog.get_logger()
@@ -40,8 +45,16 @@ OP_ROLES = {"subscribe": "viewer", "ping": "viewer"}
 RECENT_ANNOUNCEMENTS = timedelta(hours=1)
 # How long a closing handshake may take before the hub gives up on the client.
 CLOSE_TIMEOUT_S = 5.0
+# How long a client without the bearer subprotocol has to send its auth message.
+AUTH_TIMEOUT_S = 10.0
+# How often an open socket's session is checked (logout, disabled user, session end).
+SESSION_CHECK_S = 5.0
 # Messages per frame at most for a ``batch`` client: bounds a frame to a few MB.
 BATCH_MAX = 500
+
+
+class _SessionEnded(Exception):
+    """The socket's session was logged out, ran out, or its user was disabled."""
 
 
 class _TooSlow(Exception):
@@ -70,20 +83,41 @@ async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
     }
 
 
+async def _authenticate(hub: Hub, websocket: WebSocket) -> Session | None:
+    """Accept the socket and find its session: from the bearer subprotocol, else from
+    a first ``auth`` message within ``AUTH_TIMEOUT_S``. None: closed with 4401."""
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    if "token" in websocket.query_params:
+        await websocket.close(CLOSE_UNAUTHORIZED, "token in the URL refused")
+        return None
+    token = bearer_from(offered)
+    if token is None:
+        try:
+            async with asyncio.timeout(AUTH_TIMEOUT_S):
+                first = await websocket.receive_text()
+            token = AuthOp.model_validate_json(first).token
+        except (TimeoutError, ValidationError, KeyError, RuntimeError, WebSocketDisconnect):
+            token = None
+    session = await hub.auth.session_for(token)
+    if session is None:
+        with contextlib.suppress(RuntimeError):  # the client may have gone already
+            await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+    return session
+
+
 @router.websocket("/api/ws")
 async def console_socket(
     websocket: WebSocket,
-    token: Annotated[str | None, Query(max_length=200)] = None,
     since: Annotated[int | None, Query(ge=0)] = None,
     events: Annotated[str | None, Query(max_length=2000)] = None,
     batch: bool = False,
 ) -> None:
     hub = cast(Hub, websocket.state.hub)
-    await websocket.accept()
-    user = await hub.auth.user_for(token)
-    if user is None:
-        await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+    session = await _authenticate(hub, websocket)
+    if session is None:
         return
+    user = session.user
     sites = {s for s in (events or "").split(",") if s}
     client = Client(hub.settings.ws_queue_size, sites)
     seq, replay = hub.broadcaster.attach(client, since)
@@ -107,6 +141,9 @@ async def console_socket(
                 _receive(websocket, client, user), name=f"ws[{user.username}].receive"
             )
             tasks.create_task(_watch(client), name=f"ws[{user.username}].watch")
+            tasks.create_task(_watch_session(hub, session), name=f"ws[{user.username}].session")
+    except* _SessionEnded:
+        code, reason = CLOSE_UNAUTHORIZED, "session ended"
     except* _TooSlow:
         code, reason = CLOSE_TOO_SLOW, "too slow"
         log.warning("websocket client too slow, closing", username=user.username)
@@ -144,6 +181,13 @@ async def _send(
         while len(texts) < size and not client.queue.empty():
             texts.append(client.queue.get_nowait().text)
         await websocket.send_text(frame(texts))
+
+
+async def _watch_session(hub: Hub, session: Session) -> None:
+    while True:
+        await asyncio.sleep(SESSION_CHECK_S)
+        if not await hub.auth.session_alive(session):
+            raise _SessionEnded
 
 
 async def _watch(client: Client) -> None:

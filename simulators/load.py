@@ -28,6 +28,7 @@ from riverguard.services import ManagedProcess
 from riverguard.stack import Stack
 from riverguard.testing import fence_report
 from riverguard.wire import topics
+from riverguard.wire.socket_auth import subprotocols
 from simulators.profiling import Profiler
 
 ZONES_PER_SITE = 4
@@ -283,7 +284,9 @@ class _Collector(threading.Thread):
                     self.arrivals.append((f"{device}:{seq}", arrived))
 
     def _listen_websocket(self, ws_url: str) -> None:
-        with ws_connect(ws_url, max_size=None) as ws:
+        token = self.target.ws_token
+        offered = subprotocols(token) if token else None
+        with ws_connect(ws_url, max_size=None, subprotocols=offered) as ws:
             self.ready.set()
             while not self.stopping.is_set():
                 try:
@@ -312,6 +315,8 @@ class Target:
     # Raw reports go to prefix + the device topic: the peer and the bare broker
     # hop get topics of their own, so the other systems on the broker stay idle.
     prefix: str = ""
+    # The hub's bearer token, offered as a WebSocket subprotocol (never in the URL).
+    ws_token: str | None = None
 
 
 def riverguard_target(stack: Stack) -> Target:
@@ -326,8 +331,8 @@ def riverguard_target(stack: Stack) -> Target:
         name="riverguard",
         broker_port=stack.broker_port,
         password=stack.secrets.broker["sim"],
-        ws_url=stack.hub_url.replace("http://", "ws://")
-        + f"/api/ws?token={token}&events=*&batch=1",
+        ws_url=stack.hub_url.replace("http://", "ws://") + "/api/ws?events=*&batch=1",
+        ws_token=token,
         processes={
             "broker": [stack.mosquitto.process],
             "influxd": [stack.influxd.process],

@@ -23,6 +23,7 @@ from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
+from riverguard.wire.socket_auth import subprotocols
 from simulators.mqtt import paho_client
 from tests.conftest import stack_logs
 
@@ -81,8 +82,8 @@ async def officer(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def console(stack: Stack, officer: httpx.AsyncClient) -> AsyncIterator[Console]:
     token = officer.headers["Authorization"].removeprefix("Bearer ")
-    url = stack.hub_url.replace("http://", "ws://") + f"/api/ws?token={token}"
-    async with websockets.connect(url) as connection:
+    url = stack.hub_url.replace("http://", "ws://") + "/api/ws"
+    async with websockets.connect(url, subprotocols=subprotocols(token)) as connection:
         client = Console(connection)
         pump = asyncio.create_task(client.pump(), name="test.console.pump")
         try:

@@ -24,6 +24,7 @@ from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import EVENT_BATCH, HubStatus
+from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import utcnow
 from tests.conftest import Broker
 from tests.edge.support import (
@@ -153,10 +154,12 @@ async def test_edge_to_real_hub_in_batches_then_singles_after_its_last_will(
     hello = asyncio.Event()
 
     async def console(token: str) -> None:
-        ws_url = f"ws://127.0.0.1:{env['RIVERGUARD_HTTP_PORT']}/api/ws?token={token}"
+        ws_url = f"ws://127.0.0.1:{env['RIVERGUARD_HTTP_PORT']}/api/ws"
         # Until the hub is killed.
         with contextlib.suppress(websockets.ConnectionClosed):
-            async with websockets.connect(f"{ws_url}&events={SITE}") as ws:
+            async with websockets.connect(
+                f"{ws_url}?events={SITE}", subprotocols=subprotocols(token)
+            ) as ws:
                 async for message in ws:
                     item = json.loads(message)
                     hello.set()

@@ -30,6 +30,7 @@ from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
+from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import format_ts, utcnow
 from simulators.mqtt import paho_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
@@ -62,6 +63,8 @@ def hub_settings(
         # Each test hub has its own persistent session: no messages left by another test.
         "mqtt_client_id": f"hub-test-{secrets.token_hex(4)}",
         "influx_retry_cap_s": 0.3,
+        # The tests read counters; tests of the setting itself set it (test_security.py).
+        "metrics_access": "open",
         # Cheap hashes: every test starts a hub and logs in; production keeps the defaults.
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
@@ -113,8 +116,10 @@ class RunningHub:
 
     @asynccontextmanager
     async def socket(self, token: str, query: str = "") -> AsyncIterator[ClientConnection]:
-        url = f"ws://127.0.0.1:{self.settings.http_port}/api/ws?token={token}{query}"
-        async with websockets.connect(url, max_size=None) as ws:
+        """The console WebSocket, the token offered as a subprotocol; ``query`` is
+        ``&name=value…``."""
+        url = f"ws://127.0.0.1:{self.settings.http_port}/api/ws?{query.removeprefix('&')}"
+        async with websockets.connect(url, max_size=None, subprotocols=subprotocols(token)) as ws:
             yield ws
 
 

@@ -319,7 +319,7 @@ async def test_sites_devices_clips_health_and_metrics(running_hub: RunningHub) -
         health.json(),
     )
     assert "riverguard_hub_ingest_commit_seconds_bucket" in metrics.text
-    openapi = await running_hub.http.get("/api/openapi.json")
+    openapi = await running_hub.http.get("/api/openapi.json", headers=headers)
     assert "/api/alarms/{alarm_id}/resolve" in openapi.json()["paths"]
 
 

@@ -166,9 +166,15 @@ async def test_snapshot_is_stored_and_served(running_hub: RunningHub, edge: aiom
     await wait_for(stored, what="snapshot")
     response = await running_hub.http.get(f"/api/events/{event['id']}/snapshot", headers=headers)
     assert ("image/jpeg", TINY_JPEG) == (response.headers["content-type"], response.content)
+    # For an <img> or a link: a signed link, never the token in the URL.
     token = await running_hub.token("viewer")
     by_query = await running_hub.http.get(f"/api/events/{event['id']}/snapshot?token={token}")
-    assert 200 == by_query.status_code
+    assert 401 == by_query.status_code
+    link = await running_hub.http.post(
+        "/api/links", headers=headers, json={"path": f"/api/events/{event['id']}/snapshot"}
+    )
+    by_link = await running_hub.http.get(link.json()["url"])
+    assert (200, TINY_JPEG) == (by_link.status_code, by_link.content)
     missing = await running_hub.http.get("/api/events/nope:1/snapshot", headers=headers)
     assert (404, "not_found") == (missing.status_code, missing.json()["error"])
 

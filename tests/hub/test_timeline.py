@@ -153,15 +153,19 @@ async def test_a_late_snapshot_shows_in_the_timeline_and_is_pushed_to_consoles(
     assert JPEG == picture.content
 
 
-async def test_timeline_prints_as_html_in_chinese_or_english_with_a_query_token(
+async def test_timeline_prints_as_html_in_chinese_or_english_by_a_signed_link(
     running_hub: RunningHub, edge: aiomqtt.Client
 ) -> None:
     alarm_id = await _incident(running_hub, edge)
-    token = await running_hub.token("viewer")
+    headers = await running_hub.auth("viewer")
 
-    zh = await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline.html?token={token}")
+    async def link(path: str) -> str:
+        made = await running_hub.http.post("/api/links", headers=headers, json={"path": path})
+        return str(made.json()["url"])
+
+    zh = await running_hub.http.get(await link(f"/api/alarms/{alarm_id}/timeline.html"))
     en = await running_hub.http.get(
-        f"/api/alarms/{alarm_id}/timeline?format=html&lang=en&token={token}"
+        await link(f"/api/alarms/{alarm_id}/timeline?format=html&lang=en")
     )
     anonymous = await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline.html")
 

@@ -13,6 +13,7 @@ import websockets
 from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
+from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import Broker
 from tests.hub.conftest import (
     SITE,
@@ -197,7 +198,7 @@ async def test_slow_client_is_closed_with_4008_and_a_fast_one_is_not(
     )
     async with run_hub(settings) as running:
         token = await running.token("viewer")
-        url = f"ws://127.0.0.1:{settings.http_port}/api/ws?token={token}&events=*"
+        url = f"ws://127.0.0.1:{settings.http_port}/api/ws?events=*"
         # max_queue=1: the slow client's library stops reading the socket at once; a
         # fixed small receive buffer (no autotuning up to 32 MB) keeps the kernel from
         # absorbing it all, so the hub's queue for this client fills up. No compression:
@@ -208,7 +209,12 @@ async def test_slow_client_is_closed_with_4008_and_a_fast_one_is_not(
         sock.setblocking(False)
         async with (
             websockets.connect(
-                url, sock=sock, max_queue=1, max_size=None, compression=None
+                url,
+                sock=sock,
+                max_queue=1,
+                max_size=None,
+                compression=None,
+                subprotocols=subprotocols(token),
             ) as slow,
             running.socket(token, "&events=*") as fast,
             ws_inbox(fast) as fast_inbox,
