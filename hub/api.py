@@ -63,33 +63,41 @@ _AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(wav|mp3|ulaw)$")
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ulaw": "audio/basic"}
 
 
-# Query times are checked against what the stores can hold: InfluxDB keeps signed
-# 64-bit nanoseconds (to 2262-04-11); nothing here is older than 1970.
+# Query times: from 1970 to what Python's datetime holds. InfluxDB keeps signed
+# 64-bit nanoseconds, so its queries see times clamped to its range.
 _TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
-_TIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
+_INFLUX_MAX = datetime(2262, 4, 11, tzinfo=UTC)
+_MS_MAX = int((datetime(9999, 12, 31, tzinfo=UTC) - _TIME_MIN).total_seconds() * 1000)
 # The largest id SQLite and PostgreSQL (bigint) take.
 MAX_ID = 2**63 - 1
 
 
 def query_time(value: str | None, name: str) -> datetime | None:
-    """A query time: Unix milliseconds or RFC 3339, in 1970..2262; empty is no time."""
+    """A query time: Unix milliseconds or RFC 3339, 1970 or later; empty is no time."""
     if value is None or not value.strip():
         return None
     if value.isascii() and value.isdigit():
-        # More than 16 digits is past any year a store takes; don't build the number.
-        ms = int(value) if len(value) <= 16 else 2**62
-        moment = _TIME_MIN + timedelta(milliseconds=min(ms, 2**62 // 1000))
-    else:
-        try:
-            moment = parse_ts(value)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
-    if not _TIME_MIN <= moment < _TIME_MAX:
-        raise ApiError(422, "invalid_request", f"{name}: out of range (1970..2262)")
+        # Compared as text first: a thousand digits is not turned into a number.
+        if len(value) > 15 or int(value) > _MS_MAX:
+            raise ApiError(422, "invalid_request", f"{name}: Unix milliseconds out of range")
+        return _TIME_MIN + timedelta(milliseconds=int(value))
+    try:
+        moment = parse_ts(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
+    if moment < _TIME_MIN:
+        raise ApiError(422, "invalid_request", f"{name}: before 1970")
     return moment
 
 
-_time = query_time
+def _time(value: str | None, name: str) -> datetime | None:
+    return query_time(value, name)
+
+
+def _influx_time(value: str | None, name: str) -> datetime | None:
+    """``query_time`` within what InfluxDB holds: later times are its last one."""
+    moment = query_time(value, name)
+    return None if moment is None else min(moment, _INFLUX_MAX)
 
 
 # --- auth ------------------------------------------------------------------------
@@ -306,11 +314,11 @@ async def list_events(
         site=site,
         device=device,
         kind=kind,
-        start=_time(from_, "from"),
-        end=_time(to, "to"),
+        start=_influx_time(from_, "from"),
+        end=_influx_time(to, "to"),
         limit=limit,
         offset=offset,
-        before=_time(before, "before"),
+        before=_influx_time(before, "before"),
     )
     return await hub.influx.events(query)
 
@@ -340,8 +348,8 @@ async def event_stats(
     """Events per hour or day from InfluxDB (default: the last 24 hours or 30 days)."""
     if tz is not None and tz not in _time_zones():
         raise ApiError(422, "invalid_request", f"tz: unknown time zone {tz!r}")
-    end = _time(to, "to") or hub.desk.clock.now()
-    start = _time(from_, "from") or end - _STATS_SPAN[interval]
+    end = _influx_time(to, "to") or hub.desk.clock.now()
+    start = _influx_time(from_, "from") or end - _STATS_SPAN[interval]
     if start >= end:
         raise ApiError(422, "invalid_request", "from must be before to")
     step = timedelta(hours=1) if interval == "hour" else timedelta(days=1)

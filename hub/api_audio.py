@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from hub.announcer import shape
+from hub.api import query_time
 from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
 from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, SupervisorUser
 from hub.errors import AudioRejected
@@ -24,7 +25,6 @@ from hub.schemas import AnnouncementOut, ErrorOut
 from hub.store import AuditEntry
 from hub.tts import MAX_TEXT
 from riverguard.wire.models import IDENT_PATTERN
-from riverguard.wire.times import parse_ts
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 415, 422, 503)
@@ -333,10 +333,7 @@ async def list_announcements(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AnnouncementOut]:
     """Announcements with each speaker's states and their history, newest first."""
-    try:
-        start = parse_ts(since) if since else hub.desk.clock.now() - _HISTORY
-    except ValueError as exc:
-        raise ApiError(422, "invalid_request", f"since: {exc}") from None
+    start = query_time(since, "since") or hub.desk.clock.now() - _HISTORY
     records = await hub.store.recent_announcements(start)
     chosen = [
         r

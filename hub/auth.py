@@ -313,7 +313,7 @@ class Auth:
                 reason = "no password set"
             else:
                 reason = "wrong password"
-            await self._failed(name, f"{reason}; from {address}")
+            await self._failed(name, reason, address)
             return None
         self.throttle.succeeded(name)
         now = self.clock()
@@ -329,8 +329,8 @@ class Auth:
                 "role": user.role,
                 "expires_at": format_ts(now + _seconds(grant.expires_in)),
                 "session_expires_at": format_ts(session_end),
+                "address": address,
             },
-            detail=f"from {address}",
         )
         await self.store.insert_tokens(rows, audit)
         log.info("login", username=user.username, address=address)
@@ -397,14 +397,14 @@ class Auth:
                     username=name,
                     action="login_throttled",
                     target=name,
-                    detail=f"too many failed logins per {limit}; from {address}; "
-                    f"retry after {math.ceil(wait)} s",
+                    after={"address": address, "limit": limit, "retry_after_s": math.ceil(wait)},
+                    detail=f"too many failed logins per {limit}",
                 )
             ]
         )
         log.warning("login throttled", username=name, address=address, limit=limit)
 
-    async def _failed(self, name: str, reason: str) -> None:
+    async def _failed(self, name: str, reason: str, address: str) -> None:
         await self.store.audit(
             [
                 AuditEntry(
@@ -412,6 +412,7 @@ class Auth:
                     username=name,
                     action="login_failed",
                     target=name,
+                    after={"address": address},
                     detail=reason,
                 )
             ]
