@@ -128,9 +128,7 @@ export function chartSvg(state, series, interval) {
     .join("");
   const legend = series
     .map(
-      (s, si) => `<span class="legend-item"><span class="swatch" style="background:${
-        SERIES_COLOURS[si % SERIES_COLOURS.length]
-      }"></span>${escape(siteName(state, s.site))} · ${escape(
+      (s, si) => `<span class="legend-item"><span class="swatch series-${si % SERIES_COLOURS.length}"></span>${escape(siteName(state, s.site))} · ${escape(
         t("history.total", { count: s.buckets.reduce((sum, b) => sum + b.count, 0) }),
       )}</span>`,
     )

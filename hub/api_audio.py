@@ -163,6 +163,8 @@ async def get_clip(hub: HubDep, _: CurrentUser, clip_id: str) -> ClipOut:
     return _clip_out(hub, _info(hub, clip_id))
 
 
+# The largest upload request (hub/security.py refuses larger ones unread).
+UPLOAD_BODY_MAX = MAX_UPLOAD_BYTES + _FORM_OVERHEAD
 _TOO_LARGE = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"
 # The form as OpenAPI shows it: the route reads it itself, after the login check.
 _UPLOAD_FORM = {
@@ -208,7 +210,6 @@ def _field(form: FormData, name: str, *, min_length: int = 0, max_length: int) -
     "/clips",
     status_code=201,
     openapi_extra=_UPLOAD_FORM,
-    max_body_size=MAX_UPLOAD_BYTES + _FORM_OVERHEAD,
 )
 async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> ClipOut:
     """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master.

@@ -42,7 +42,7 @@ from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
-from hub.security import ConsoleMount, SecurityHeaders, secure_data_dir
+from hub.security import BodyLimit, ConsoleMount, SecurityHeaders, secure_data_dir
 from hub.settings import HubSettings
 from hub.signed_links import LinkSigner
 from hub.store import Store
@@ -204,8 +204,12 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
-        # Larger bodies are refused with 413 before they are read (uploads: their route's).
-        max_body_size=settings.max_body_bytes,
+    )
+    # Larger bodies are refused with 413 before they are read; uploads have their own.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        limits={"/api/clips": api_audio.UPLOAD_BODY_MAX},
     )
     app.add_middleware(SecurityHeaders)
     _install_error_handlers(app)

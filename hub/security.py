@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +39,46 @@ _HEADERS = {
     # For browsers older than CSP's frame-ancestors.
     "X-Frame-Options": "DENY",
 }
+
+
+class BodyLimit:
+    """Refuses request bodies over a limit (413 JSON) without reading them: a declared
+    Content-Length at once, a streamed body as soon as it passes the limit. ``limits``
+    gives some paths (uploads) a limit of their own."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default)
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            status = 413 if declared.isdigit() else 400
+            code = "too_large" if status == 413 else "bad_request"
+            detail = f"request body over {limit} bytes" if status == 413 else "bad Content-Length"
+            response = JSONResponse({"error": code, "detail": detail}, status_code=status)
+            # Nothing of the body is read: the connection cannot be reused.
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Handled as any HTTPException: a 413 JSON answer (hub/app.py).
+                    raise HTTPException(413, f"request body over {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class SecurityHeaders:

@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from riverguard import certs
+from riverguard.wire.socket_auth import subprotocols
 from tests.hub.conftest import MakeSettings, run_hub
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,9 @@ async def test_the_hub_serves_https_verified_against_the_private_ca(
             assert 200 == login.status_code
             token = login.json()["access_token"]
         async with websockets.connect(
-            f"wss://localhost:{settings.http_port}/api/ws?token={token}", ssl=trusted
+            f"wss://localhost:{settings.http_port}/api/ws",
+            ssl=trusted,
+            subprotocols=subprotocols(token),
         ) as ws:
             assert "hello" == json.loads(await ws.recv())["type"]
 

@@ -12,6 +12,7 @@ import pytest
 import websockets
 
 from riverguard import certs
+from riverguard.wire.socket_auth import subprotocols
 from tests.deployment import Nginx
 from tests.hub.conftest import MakeSettings, run_hub
 
@@ -59,8 +60,9 @@ async def test_nginx_serves_the_hub_over_https_with_the_websocket_upgrade(
                 # The metrics stay on the hub's loopback port.
                 assert 404 == (await http.get(f"{base}/metrics")).status_code
 
-            url = f"wss://localhost:{nginx.https_port}/api/ws?token={token}"
-            async with websockets.connect(url, ssl=trusted) as ws:
+            # The token as a subprotocol: nginx passes the handshake header through.
+            url = f"wss://localhost:{nginx.https_port}/api/ws"
+            async with websockets.connect(url, ssl=trusted, subprotocols=subprotocols(token)) as ws:
                 hello = json.loads(await ws.recv())
                 assert "hello" == hello["type"]
                 # Both ways through the proxy: the hub answers a ping frame.
@@ -91,8 +93,10 @@ async def test_a_websocket_with_a_bad_token_is_refused_through_the_proxy(
     async with run_hub(settings):
         nginx.start()
         try:
-            url = f"wss://localhost:{nginx.https_port}/api/ws?token=forged"
-            async with websockets.connect(url, ssl=trusted) as ws:
+            url = f"wss://localhost:{nginx.https_port}/api/ws"
+            async with websockets.connect(
+                url, ssl=trusted, subprotocols=subprotocols("forged")
+            ) as ws:
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await ws.recv()
             assert closed.value.rcvd is not None
