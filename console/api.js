@@ -1,7 +1,14 @@
-// The hub's REST API (PROTOCOL 4.2), with the bearer token kept in sessionStorage:
-// it survives a reload of the wall screen but not closing the browser.
+// The hub's REST API (PROTOCOL 4.2), with the session's tokens kept in sessionStorage:
+// they survive a reload of the wall screen but not closing the browser. The access
+// token is short-lived (PROTOCOL 7.3): it is renewed with the refresh token a minute
+// before it runs out, or when the hub answers 401. No token ever goes into a URL.
 
 const TOKEN_KEY = "riverguard.token";
+const REFRESH_KEY = "riverguard.refresh";
+const EXPIRES_KEY = "riverguard.expires";
+const RENEW_BEFORE_MS = 60_000;
+// The WebSocket subprotocol; the token travels as a second one, "bearer.<token>".
+export const WS_SUBPROTOCOL = "riverguard.v1";
 
 export class ApiError extends Error {
   constructor(status, code, detail) {
@@ -26,6 +33,10 @@ export class Api {
     this.base = base;
     this.storage = storage;
     this.token = storage.getItem(TOKEN_KEY);
+    this.refreshToken = storage.getItem(REFRESH_KEY);
+    // When the access token runs out (our clock, ms); 0: unknown.
+    this.expiresAt = Number(storage.getItem(EXPIRES_KEY)) || 0;
+    this.renewing = null;
     // Hub clock minus ours, from the Date header: ages count from the hub's times.
     this.clockOffsetMs = 0;
     this.onUnauthorized = () => {};
@@ -34,7 +45,70 @@ export class Api {
   setToken(token) {
     this.token = token;
     if (token) this.storage.setItem(TOKEN_KEY, token);
-    else this.storage.removeItem(TOKEN_KEY);
+    else {
+      this.storage.removeItem(TOKEN_KEY);
+      this.#setRefresh(null, 0);
+    }
+  }
+
+  #setRefresh(refreshToken, expiresAt) {
+    this.refreshToken = refreshToken;
+    this.expiresAt = expiresAt;
+    if (refreshToken) {
+      this.storage.setItem(REFRESH_KEY, refreshToken);
+      this.storage.setItem(EXPIRES_KEY, String(expiresAt));
+    } else {
+      this.storage.removeItem(REFRESH_KEY);
+      this.storage.removeItem(EXPIRES_KEY);
+    }
+  }
+
+  #setGrant(data) {
+    this.setToken(data.access_token);
+    this.#setRefresh(data.refresh_token ?? null, Date.now() + data.expires_in * 1000);
+  }
+
+  // New tokens for the refresh token (each is good once); one renewal at a time.
+  // False when there is none or the hub refused it (the session is over).
+  renew() {
+    if (!this.refreshToken) return Promise.resolve(false);
+    this.renewing ??= (async () => {
+      try {
+        const body = { refresh_token: this.refreshToken };
+        const response = await this.#fetch("POST", "/api/auth/refresh", body, false);
+        this.#setGrant(await response.json());
+        return true;
+      } catch (error) {
+        if (error.status === 401) this.setToken(null);
+        return false;
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
+  }
+
+  // Renews the access token if it runs out within a minute.
+  async fresh() {
+    if (this.token && this.expiresAt && Date.now() > this.expiresAt - RENEW_BEFORE_MS) {
+      await this.renew();
+    }
+  }
+
+  // Ends the session on the hub (its tokens stop working there) and forgets it here.
+  async logout() {
+    const token = this.token;
+    this.setToken(null);
+    if (!token) return;
+    try {
+      await fetch(`${this.base}/api/auth/logout`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+        keepalive: true,
+      });
+    } catch {
+      // Unreachable: the access token runs out by itself within minutes.
+    }
   }
 
   now() {
@@ -45,12 +119,27 @@ export class Api {
     const body = new URLSearchParams({ username, password, grant_type: "password" });
     const response = await this.#fetch("POST", "/api/auth/token", body, false);
     const data = await response.json();
-    this.setToken(data.access_token);
+    this.#setGrant(data);
     return data;
   }
 
   async request(method, path, body = undefined) {
-    const response = await this.#fetch(method, path, body, true);
+    await this.fresh();
+    let response;
+    try {
+      response = await this.#fetch(method, path, body, true);
+    } catch (error) {
+      if (error.status !== 401 || !(await this.renew())) {
+        if (error.status === 401) this.onUnauthorized();
+        throw error;
+      }
+      try {
+        response = await this.#fetch(method, path, body, true);
+      } catch (again) {
+        if (again.status === 401) this.onUnauthorized();
+        throw again;
+      }
+    }
     if (response.status === 204) return null;
     const type = response.headers.get("content-type") ?? "";
     return type.includes("json") ? response.json() : response.blob();
@@ -116,10 +205,20 @@ export class Api {
     return this.request("GET", `/api/events/${encodeURIComponent(eventId)}/snapshot`);
   }
 
+  // A short-lived signed URL for the browser to load by itself (a download, a page).
+  async link(path) {
+    const made = await this.request("POST", "/api/links", { path });
+    return this.base + made.url;
+  }
+
+  // The token goes as a subprotocol, never in the URL (PROTOCOL 7.1).
+  wsProtocols() {
+    return [WS_SUBPROTOCOL, `bearer.${this.token ?? ""}`];
+  }
+
   wsUrl(since) {
     const url = new URL("/api/ws", this.base || location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("token", this.token ?? "");
     // Subscribed from the first message, so a resumed socket replays missed events too.
     url.searchParams.set("events", "*");
     // Every frame an array of messages: in a storm one frame carries a whole batch.
@@ -153,7 +252,6 @@ export class Api {
       } catch {
         // Not the hub's JSON error (a proxy's page, say): keep the status text.
       }
-      if (response.status === 401 && authenticated) this.onUnauthorized();
       throw new ApiError(response.status, code, detail);
     }
     return response;

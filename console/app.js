@@ -94,14 +94,14 @@ const ui = {
   snapshotFailed: (eventId) => snapshots.get(eventId)?.failed === true,
   // Text-to-speech is refused by the hub (PROTOCOL 7.3) until it announces support.
   // The hub's own timeline export (JSON to save, a printable page in the officer's
-  // language); links carry the token as ?token= like snapshot links do.
+  // language). A click asks the hub for a short-lived signed link (PROTOCOL 7.3):
+  // the token never goes into a URL.
   exportLinks: (alarmId) => {
     const base = `/api/alarms/${encodeURIComponent(alarmId)}/timeline`;
-    const token = encodeURIComponent(api.token ?? "");
     const lang = getLang() === "en" ? "en" : "zh";
-    return `<a class="button-link" data-export="json" href="${escape(`${base}?token=${token}`)}"
+    return `<a class="button-link" data-export="json" href="${escape(base)}"
         download="timeline-${escape(alarmId)}.json">${escape(t("history.export_json"))}</a>
-      <a class="button-link" data-export="html" href="${escape(`${base}?format=html&lang=${lang}&token=${token}`)}"
+      <a class="button-link" data-export="html" href="${escape(`${base}?format=html&lang=${lang}`)}"
         target="_blank" rel="noopener">${escape(t("history.export_html"))}</a>`;
   },
   // The hub speaks typed text (PROTOCOL 7.10); an older hub refuses it with
@@ -312,7 +312,8 @@ function stopConsole() {
 function endSession(messageKey = null) {
   if (document.body.dataset.view === "login") return;
   stopConsole();
-  api.setToken(null);
+  // Ends the session on the hub too (its tokens stop working), then forgets them here.
+  api.logout();
   state = createState();
   showLogin(messageKey);
 }
@@ -1007,7 +1008,38 @@ function showEventSnapshot(eventId) {
   $("#snapshot-dialog").showModal();
 }
 
+// An export link: the href names what to export; the browser loads a signed link
+// to it instead (a download, or the printable page in a new tab).
+async function openExport(link) {
+  const path = link.getAttribute("href");
+  // Opened now, inside the click: a window opened after the await would be a popup.
+  const tab = link.dataset.export === "html" ? open("", "_blank") : null;
+  if (tab) tab.opener = null;
+  try {
+    const signed = await api.link(path);
+    if (tab) {
+      tab.location.href = signed;
+      return;
+    }
+    const save = document.createElement("a");
+    save.href = signed;
+    save.download = link.getAttribute("download") ?? "";
+    document.body.append(save);
+    save.click();
+    save.remove();
+  } catch (error) {
+    tab?.close();
+    console.error("export", error);
+  }
+}
+
 function onClick(event) {
+  const exportLink = event.target.closest("a[data-export]");
+  if (exportLink) {
+    event.preventDefault();
+    openExport(exportLink);
+    return;
+  }
   const commandEl = event.target.closest("[data-command]");
   const command = commandEl?.dataset.command;
   if (command === "lang") switchLanguage();

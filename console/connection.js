@@ -1,5 +1,7 @@
 // The WebSocket to the hub (PROTOCOL 4.1): subscribe to every site's events, keep
 // the last seq, and reconnect with capped jittered backoff and ?since=<last seq>.
+// The token goes as the subprotocol "bearer.<token>" (7.1), renewed before each
+// connect when it is about to run out; never in the URL.
 // Close 4008 means "too slow": reconnect at once. 4401 (the hub's), 4001 and 1008
 // mean the token is no longer good: hand back to the login page.
 
@@ -54,12 +56,14 @@ export class HubConnection {
     this.onStatus(status, this.lostSince);
   }
 
-  #connect() {
+  async #connect() {
     clearTimeout(this.timer);
+    if (this.stopped) return;
+    await this.api.fresh();
     if (this.stopped) return;
     let socket;
     try {
-      socket = new WebSocket(this.api.wsUrl(this.getSince()));
+      socket = new WebSocket(this.api.wsUrl(this.getSince()), this.api.wsProtocols());
     } catch (error) {
       console.error("websocket", error);
       this.#scheduleReconnect();

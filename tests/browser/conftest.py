@@ -53,17 +53,21 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 class PageErrors:
-    """JavaScript exceptions and i18n misses a page reported."""
+    """JavaScript exceptions, i18n misses and Content Security Policy refusals a page
+    reported (the hub serves the console with a CSP without inline script or style)."""
 
     def __init__(self, page: Page) -> None:
         self.exceptions: list[str] = []
         self.i18n: list[str] = []
+        self.csp: list[str] = []
         page.on("pageerror", lambda error: self.exceptions.append(str(error)))
         page.on("console", self._console)
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error" and message.text.startswith("i18n:"):
             self.i18n.append(message.text)
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.csp.append(message.text)
 
 
 @pytest.fixture
@@ -77,6 +81,7 @@ async def page(chromium: Browser) -> AsyncIterator[Page]:
     await context.close()
     assert [] == errors.exceptions, "the console threw"
     assert [] == errors.i18n, "the console asked for strings the table lacks"
+    assert [] == errors.csp, "the console did something its CSP forbids"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

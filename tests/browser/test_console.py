@@ -220,17 +220,57 @@ async def test_rejected_token_returns_to_login_with_the_reason(
 ) -> None:
     page = officer_page
     await page.evaluate("sessionStorage.setItem('riverguard.token', 'not-a-token')")
+    await page.evaluate("sessionStorage.setItem('riverguard.refresh', 'not-a-token-either')")
     await page.reload()
     await expect(page.locator("body")).to_have_attribute("data-view", "login")
     await expect(page.locator("#login-error")).to_have_text("登录已过期，请重新登录")
     assert await page.evaluate("sessionStorage.getItem('riverguard.token')") is None
 
 
-async def test_logout_forgets_the_token_so_a_reload_stays_on_login(officer_page: Page) -> None:
+async def test_a_rejected_access_token_is_renewed_with_the_refresh_token(
+    stack: Stack, officer_page: Page
+) -> None:
+    """Access tokens live minutes: the console renews one the hub refuses (or that runs
+    out) with the session's refresh token, and stays on the console."""
     page = officer_page
+    await page.evaluate("sessionStorage.setItem('riverguard.token', 'not-a-token')")
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-view", "console")
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open")
+    token = await page.evaluate("sessionStorage.getItem('riverguard.token')")
+    assert token not in (None, "not-a-token")
+
+
+async def test_the_websocket_and_exports_carry_no_token_in_their_urls(
+    stack: Stack, page: Page
+) -> None:
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await log_in(page, stack.hub_url, OFFICER, stack.secrets.users[OFFICER])
+    token = await page.evaluate("sessionStorage.getItem('riverguard.token')")
+    assert sockets
+    assert all("token" not in url for url in sockets)
+    assert all(token not in url for url in requests)
+
+
+async def test_logout_forgets_the_token_so_a_reload_stays_on_login(
+    stack: Stack, officer_page: Page
+) -> None:
+    page = officer_page
+    token = await page.evaluate("sessionStorage.getItem('riverguard.token')")
     await page.click("#logout")
     await expect(page.locator("body")).to_have_attribute("data-view", "login")
     assert await page.evaluate("sessionStorage.getItem('riverguard.token')") is None
+    # Revoked on the hub as well, not only forgotten by the browser.
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as http:
+
+        async def revoked() -> bool:
+            me = await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+            return me.status_code == 401
+
+        await wait_for(revoked, what="the logged-out token refused")
     await page.reload()
     await expect(page.locator("body")).to_have_attribute("data-view", "login")
     await expect(page.locator("#login-error")).to_be_hidden()

@@ -1,0 +1,114 @@
+"""Schemathesis over the hub's own OpenAPI document, against a real hub (uvicorn, the
+test broker, influxd, SQLite), logged in as admin: no 5xx, every status documented,
+every response matching its schema, other methods answered 405 with the right Allow.
+
+Bounded: ``MAX_EXAMPLES`` cases per operation (a couple of minutes in all).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import Case
+from schemathesis.openapi import from_dict
+from schemathesis.schemas import BaseSchema
+
+from hub.app import create_app
+from hub.main import make_server
+from riverguard.services import Influxd
+from tests.conftest import Broker
+from tests.hub.conftest import PASSWORDS
+from tests.hub.conftest import hub_settings as hub_settings_for
+
+pytestmark = pytest.mark.integration
+
+MAX_EXAMPLES = 12
+
+
+@dataclass
+class FuzzedHub:
+    url: str
+    token: str
+
+    def login(self) -> str:
+        response = httpx.post(
+            f"{self.url}/api/auth/token",
+            data={"username": "admin", "password": PASSWORDS["admin"]},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def fuzzed_hub(
+    tmp_path_factory: pytest.TempPathFactory, broker: Broker, influxd: Influxd
+) -> Iterator[FuzzedHub]:
+    """One hub for every operation, in a thread of its own: Schemathesis calls it
+    synchronously. Settings as shipped, but for the login throttle (thousands of
+    made-up logins; it has tests of its own in test_security.py)."""
+    database = f"fuzz_{secrets.token_hex(4)}"
+    httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{database}"'})
+    hub_settings = hub_settings_for(
+        tmp_path_factory.mktemp("fuzzed-hub"),
+        broker.settings("hub"),
+        influxd.url,
+        database,
+        metrics_access="login",
+        login_address_failures=1_000_000,
+        login_user_free_failures=1_000_000,
+        login_queue_max=100,
+    )
+    server = make_server(create_app(hub_settings), hub_settings)
+    thread = threading.Thread(target=server.run, name="test.fuzzed-hub")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive(), "the hub stopped during start-up"
+            assert time.monotonic() < deadline, "the hub did not start"
+            thread.join(0.05)
+        hub = FuzzedHub(hub_settings.base_url, "")
+        hub.token = hub.login()
+        yield hub
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def hub_schema(fuzzed_hub: FuzzedHub) -> BaseSchema:
+    document = httpx.get(
+        f"{fuzzed_hub.url}/api/openapi.json",
+        headers={"Authorization": f"Bearer {fuzzed_hub.token}"},
+        timeout=10,
+    ).json()
+    return from_dict(document)
+
+
+schema = schemathesis.pytest.from_fixture("hub_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_api_keeps_to_its_openapi_document(case: Case[Any], fuzzed_hub: FuzzedHub) -> None:
+    # Logging out ends the session it is called with: give it one of its own.
+    token = fuzzed_hub.login() if case.path == "/api/auth/logout" else fuzzed_hub.token
+    case.call_and_validate(
+        base_url=fuzzed_hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
