@@ -50,7 +50,7 @@ from hub.security import DOCS_CSP, PRINTABLE_CSP
 from hub.signed_links import LINKABLE
 from hub.store import UserRow
 from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
-from riverguard.wire.times import format_ts, parse_ts
+from riverguard.wire.times import format_ts, parse_device_ts
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
@@ -82,7 +82,8 @@ def query_time(value: str | None, name: str) -> datetime | None:
             raise ApiError(422, "invalid_request", f"{name}: Unix milliseconds out of range")
         return _TIME_MIN + timedelta(milliseconds=int(value))
     try:
-        moment = parse_ts(value)
+        # Any time a calendar holds: a window may reach outside what the wire carries.
+        moment = parse_device_ts(value)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
     if moment < _TIME_MIN:
@@ -236,7 +237,11 @@ def _printable(hub: HubDep, user: UserRow, built: dict[str, Any], lang: timeline
     return page
 
 
-@router.get("/alarms/{alarm_id}/timeline.html", response_class=HTMLResponse)
+@router.get(
+    "/alarms/{alarm_id}/timeline.html",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}}},
+)
 async def alarm_timeline_html(
     hub: HubDep, user: MediaUser, alarm_id: str, lang: timeline.Lang = "zh"
 ) -> Response:

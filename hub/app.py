@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,16 +72,35 @@ def _error(
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """Every method the API's routes take at ``path``."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _error(exc.status, exc.code, exc.detail, headers)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        status = exc.status_code
+        headers = dict(exc.headers or {})
+        if status == 400:
+            # FastAPI's "error parsing the body" (not UTF-8, a broken form): bad input
+            # like any other, answered as the API documents it.
+            status = 422
+        if status == 405:
+            # Starlette names the methods of the first route of the path only; a path
+            # may have several (GET and POST /api/clips are two routes).
+            headers["Allow"] = ", ".join(_methods_of(request.app, request.url.path))
+        code = _HTTP_CODES.get(status, f"http_{status}")
+        return _error(status, code, str(exc.detail), headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

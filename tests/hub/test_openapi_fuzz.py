@@ -12,18 +12,21 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase, settings
+from pydantic import SecretStr
 from schemathesis import Case
 from schemathesis.openapi import from_dict
-from schemathesis.schemas import BaseSchema
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from hub.app import create_app
 from hub.main import make_server
+from hub.settings import HubSettings
+from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd
 from tests.conftest import Broker
 from tests.hub.conftest import PASSWORDS
@@ -31,7 +34,7 @@ from tests.hub.conftest import hub_settings as hub_settings_for
 
 pytestmark = pytest.mark.integration
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 25
 
 
 @dataclass
@@ -85,17 +88,30 @@ def fuzzed_hub(
         thread.join(30)
 
 
-@pytest.fixture
-def hub_schema(fuzzed_hub: FuzzedHub) -> BaseSchema:
-    document = httpx.get(
+def _document() -> dict[str, Any]:
+    """The hub's OpenAPI document, built without starting anything (only the lifespan
+    connects). Built at import: Schemathesis makes one test per operation when pytest
+    collects (its lazy ``from_fixture`` does not run on pytest 9)."""
+    app = create_app(
+        HubSettings(
+            broker=BrokerSettings(username="unused", password=SecretStr("unused")),
+            data_dir=Path("unused"),
+        )
+    )
+    return app.openapi()
+
+
+DOCUMENT = _document()
+schema = from_dict(DOCUMENT)
+
+
+def test_the_fuzzed_document_is_the_one_the_hub_serves(fuzzed_hub: FuzzedHub) -> None:
+    served = httpx.get(
         f"{fuzzed_hub.url}/api/openapi.json",
         headers={"Authorization": f"Bearer {fuzzed_hub.token}"},
         timeout=10,
     ).json()
-    return from_dict(document)
-
-
-schema = schemathesis.pytest.from_fixture("hub_schema")
+    assert DOCUMENT == served
 
 
 @schema.parametrize()
@@ -110,5 +126,10 @@ def test_the_api_keeps_to_its_openapi_document(case: Case[Any], fuzzed_hub: Fuzz
     # Logging out ends the session it is called with: give it one of its own.
     token = fuzzed_hub.login() if case.path == "/api/auth/logout" else fuzzed_hub.token
     case.call_and_validate(
-        base_url=fuzzed_hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=fuzzed_hub.url,
+        headers={"Authorization": f"Bearer {token}"},
+        # Valid by the schema yet refused (422) is right here: times, time zones, audio
+        # content and link paths are checked beyond what JSON Schema says.
+        excluded_checks=[positive_data_acceptance],
+        timeout=30,
     )
