@@ -102,7 +102,9 @@ def _document() -> dict[str, Any]:
 
 
 DOCUMENT = _document()
-schema = from_dict(DOCUMENT)
+# The device login routes change the shared test broker's logins (and answer 503
+# "not_configured" on a hub without provisioning settings): their own tests drive them.
+schema = from_dict(DOCUMENT).exclude(path_regex=r"^/api/device-logins")
 
 
 def test_the_fuzzed_document_is_the_one_the_hub_serves(fuzzed_hub: FuzzedHub) -> None:
