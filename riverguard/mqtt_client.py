@@ -326,7 +326,13 @@ class Client:
         waiter = self._expect(packet_id, packets.SUBACK)
         filters = [(s.topic, packets.subscription_options(s.qos, s.no_local)) for s in wanted]
         self._write(packets.subscribe(packet_id, filters))
-        codes = await self._acknowledged(waiter, "subscribe")
+        try:
+            async with asyncio.timeout(self.timeout):
+                codes = await self._acknowledged(waiter, "subscribe")
+        except TimeoutError:
+            # A broker that answers pings but not this would leave the caller waiting forever.
+            self._close(MqttError(f"no SUBACK from the broker in {self.timeout:g} s"))
+            raise self._fresh_error() from None
         if len(codes) != len(wanted):
             error = MqttError(f"SUBACK with {len(codes)} reason codes for {len(wanted)} filters")
             self._close(error)

@@ -20,7 +20,8 @@ from tests.conftest import Broker
 
 
 def _topic() -> str:
-    return f"test/{secrets.token_hex(4)}"
+    # The field side: the tree the simulators' login may publish and read.
+    return f"field/test-{secrets.token_hex(4)}"
 
 
 async def _take(client: Client, count: int, timeout: float = 10.0) -> list[Message]:
@@ -59,7 +60,7 @@ def test_properties_of_every_shape_are_read() -> None:
 
 async def test_qos1_round_trip_keeps_order_topic_payload_and_retain(broker: Broker) -> None:
     topic = _topic()
-    receiver = make_client(broker.settings("hub"))
+    receiver = make_client(broker.settings("sim"))
     sender = make_client(broker.settings("sim"))
     async with receiver, sender:
         await receiver.subscribe([Subscription(f"{topic}/#")])
@@ -73,7 +74,7 @@ async def test_qos1_round_trip_keeps_order_topic_payload_and_retain(broker: Brok
         await sender.publish(f"{topic}/big", big, qos=1)
         await sender.publish(f"{topic}/retained", "kept", qos=1, retain=True)
         assert [m.payload for m in await _take(receiver, 2)] == [big, b"kept"]
-    late = make_client(broker.settings("hub"))
+    late = make_client(broker.settings("sim"))
     async with late:
         await late.subscribe([Subscription(f"{topic}/retained")])
         (message,) = await _take(late, 1)
@@ -84,7 +85,7 @@ async def test_qos1_round_trip_keeps_order_topic_payload_and_retain(broker: Brok
 
 async def test_no_local_keeps_our_own_messages_from_coming_back(broker: Broker) -> None:
     topic = _topic()
-    client = make_client(broker.settings("hub"))
+    client = make_client(broker.settings("sim"))
     async with client:
         await client.subscribe([Subscription(topic, no_local=True), Subscription(f"{topic}/echo")])
         await client.publish(topic, b"mine", qos=1)
@@ -112,7 +113,7 @@ async def test_unacknowledged_messages_come_again_on_a_persistent_session(broker
     topic = _topic()
     identifier = f"test-{secrets.token_hex(4)}"
     receiver = make_client(
-        broker.settings("hub"), identifier=identifier, persistent=True, manual_ack=True
+        broker.settings("sim"), identifier=identifier, persistent=True, manual_ack=True
     )
     sender = make_client(broker.settings("sim"))
     async with sender:
@@ -140,7 +141,7 @@ async def test_automatic_acknowledgements_go_out_together_and_before_we_leave(
     """PUBACKs linger a moment to share a write; a clean exit still sends them first."""
     topic = _topic()
     identifier = f"test-{secrets.token_hex(4)}"
-    receiver = make_client(broker.settings("hub"), identifier=identifier, persistent=True)
+    receiver = make_client(broker.settings("sim"), identifier=identifier, persistent=True)
     sender = make_client(broker.settings("sim"))
     async with sender:
         async with receiver:
@@ -165,10 +166,10 @@ async def test_the_will_is_sent_when_the_connection_dies_not_when_we_leave(
     watcher = make_client(broker.settings("sim"))
     async with watcher:
         await watcher.subscribe([Subscription(topic)])
-        polite = make_client(broker.settings("hub"), will=Will(topic, "gone", qos=1))
+        polite = make_client(broker.settings("sim"), will=Will(topic, "gone", qos=1))
         async with polite:
             pass
-        dying = make_client(broker.settings("hub"), will=Will(topic, "gone", qos=1))
+        dying = make_client(broker.settings("sim"), will=Will(topic, "gone", qos=1))
         async with dying:
             assert dying._protocol is not None
             assert dying._protocol.transport is not None
@@ -183,7 +184,7 @@ async def test_the_will_is_sent_when_the_connection_dies_not_when_we_leave(
 
 async def test_a_broker_that_goes_away_fails_waiters_and_readers(own_broker: Broker) -> None:
     topic = _topic()
-    client = make_client(own_broker.settings("hub"))
+    client = make_client(own_broker.settings("sim"))
     async with client:
         await client.subscribe([Subscription(topic)])
         reader = asyncio.create_task(client.next_batch(10))
@@ -200,7 +201,7 @@ async def test_a_broker_that_goes_away_fails_waiters_and_readers(own_broker: Bro
 async def test_publishing_respects_the_brokers_receive_maximum(broker: Broker) -> None:
     """More QoS 1 publishes than the broker lets in flight (1000): they wait, none is refused."""
     topic = _topic()
-    receiver = make_client(broker.settings("hub"))
+    receiver = make_client(broker.settings("sim"))
     sender = make_client(broker.settings("sim"))
     async with receiver, sender:
         assert sender._inflight_max == 1000
@@ -216,7 +217,7 @@ async def test_reading_pauses_when_the_consumer_falls_behind_and_nothing_is_lost
 ) -> None:
     monkeypatch.setattr("riverguard.mqtt_client.MAX_UNREAD", 100)
     topic = _topic()
-    receiver = make_client(broker.settings("hub"))
+    receiver = make_client(broker.settings("sim"))
     sender = make_client(broker.settings("sim"))
     async with receiver, sender:
         await receiver.subscribe([Subscription(topic)])
@@ -254,7 +255,7 @@ async def test_a_broker_that_stops_answering_is_found_within_one_and_a_half_keep
     1.5 keepalives after it was last heard; once it runs again, the client connects again."""
     keepalive = 1
     topic = _topic()
-    client = make_client(own_broker.settings("hub"), keepalive=keepalive)
+    client = make_client(own_broker.settings("sim"), keepalive=keepalive)
     process = own_broker.server.process.process
     assert process is not None
     async with client:
@@ -377,3 +378,15 @@ async def test_a_failed_connect_leaves_no_future_with_an_unretrieved_exception()
     finally:
         loop.set_exception_handler(previous)
     assert [] == [str(context.get("message")) for context in reported]
+
+
+async def test_a_subscribe_the_broker_never_answers_fails_after_the_timeout() -> None:
+    """It answers pings but not SUBSCRIBE: an error and a closed connection, not a hang."""
+    silent = _SlowBroker()
+    silent.read_again.set()  # reads everything, answers PINGREQ only
+    async with silent as port:
+        client = Client("127.0.0.1", port, keepalive=0, timeout=0.5)
+        async with client:
+            with pytest.raises(MqttError, match=r"no SUBACK from the broker in 0\.5 s"):
+                await client.subscribe([Subscription("t")])
+            assert not client.connected

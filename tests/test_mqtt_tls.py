@@ -9,6 +9,7 @@ port gets nowhere. Each refusal says why.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,16 @@ import pytest
 import trustme
 from pydantic import ValidationError
 
+from edge.agent import EdgeAgent
+from riverguard.config import Config
 from riverguard.mqtt import BrokerSettings, TlsSettingsError, make_client
 from riverguard.mqtt_client import Client, MqttError, Subscription
 from riverguard.settings import ComponentSettings
-from riverguard.testing import wait_for
+from riverguard.testing import fence_report, wait_for
+from riverguard.wire import topics
+from riverguard.wire.models import Event
 from simulators.mqtt import paho_client
+from tests.edge.support import SITE, edge_settings, publisher, recording, running_edge
 from tests.tls_mosquitto import TlsFiles, TlsMosquitto
 
 pytestmark = pytest.mark.integration
@@ -243,3 +249,21 @@ def test_an_unreadable_ca_file_is_a_clear_error(tmp_path: Path) -> None:
     garbage.write_text("not a certificate")
     with pytest.raises(TlsSettingsError, match="unusable"):
         BrokerSettings(username="u", password="p", tls=True, ca_file=garbage).ssl_context()
+
+
+async def test_an_edge_agent_relays_a_fence_report_over_tls(
+    tls_broker: TlsMosquitto, files: TlsFiles, tmp_path: Path, example_config: Config
+) -> None:
+    """The edge builds its client from BrokerSettings: TLS settings are all it takes."""
+    settings = tls_broker.settings(files.ca_file)
+    agent = EdgeAgent(edge_settings(settings, tmp_path), example_config)
+    events = topics.events(SITE)
+    async with (
+        recording(settings, events) as hub_view,
+        running_edge(agent),
+        publisher(settings) as device,
+    ):
+        fence = topics.field_report(SITE, "fence", "db-fence-01")
+        await device.publish(fence, json.dumps(fence_report(1842, "z1")), qos=1)
+        [payload] = await hub_view.wait_count(events, 1)
+        assert "db-fence-01:1842" == Event.model_validate_json(payload).id
