@@ -133,6 +133,7 @@ def _bench(args: argparse.Namespace) -> int:
         compare=args.compare,
         json_out=args.json,
         profile_dir=args.profile,
+        tls=args.tls,
     )
 
 
@@ -331,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="sample the hub and edges with py-spy during each Riverguard run, into DIR",
+    )
+    bench.add_argument(
+        "--tls",
+        action="store_true",
+        help="devices, edges and hub reach the broker over its TLS listener (both hops); "
+        "the Node-RED peer of --compare stays plain",
     )
     bench.set_defaults(handler=_bench)
     _add_certs(commands)

@@ -79,10 +79,14 @@ def bench(
     compare: bool,
     json_out: Path | None,
     profile_dir: Path | None = None,
+    tls: bool = False,
 ) -> int:
-    """Start a stack sized for the load, run the load, print the JSON report."""
+    """Start a stack sized for the load, run the load, print the JSON report.
+
+    ``tls``: devices, the edges (both sides) and the hub reach the broker over TLS.
+    """
     rates = [float(r) for r in FIND_MAX_RATES] if find_max else [rate]
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"tls": tls}
     with tempfile.TemporaryDirectory(prefix="riverguard-bench-") as tmp:
         config = Path(tmp) / "fleet.toml"
         config.write_text(fences_config(sites, max(1, devices // sites)), encoding="utf-8")
@@ -94,6 +98,7 @@ def bench(
             progress=_say,
             # The bare broker hop and the peer publish under trees of their own.
             sandboxes=BENCH_TREES,
+            tls=tls,
         )
         peer = NodeRedPeer(Path(tmp) / "peer", stack) if compare else None
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import threading
 import time
@@ -206,7 +207,11 @@ class _Publisher(threading.Thread):
     async def _publish(self) -> None:
         target = self.target
         client = MqttClient(
-            "127.0.0.1", target.broker_port, username="sim", password=target.password
+            "127.0.0.1",
+            target.broker_port,
+            username="sim",
+            password=target.password,
+            tls=target.tls_context(),
         )
         async with client:
             self.connected.set()
@@ -265,7 +270,11 @@ class _Collector(threading.Thread):
     async def _listen_mqtt(self) -> None:
         target = self.target
         client = MqttClient(
-            "127.0.0.1", target.broker_port, username="sim", password=target.password
+            "127.0.0.1",
+            target.broker_port,
+            username="sim",
+            password=target.password,
+            tls=target.tls_context(),
         )
         async with client:
             await client.subscribe([Subscription(target.prefix + "field/+/fence/+", qos=1)])
@@ -317,6 +326,15 @@ class Target:
     prefix: str = ""
     # The hub's bearer token, offered as a WebSocket subprotocol (never in the URL).
     ws_token: str | None = None
+    # Devices and the listener connect over TLS, this CA checking the broker.
+    ca_file: Path | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
 
 
 def riverguard_target(stack: Stack) -> Target:
@@ -329,7 +347,8 @@ def riverguard_target(stack: Stack) -> Target:
         token = response.json()["access_token"]
     return Target(
         name="riverguard",
-        broker_port=stack.broker_port,
+        broker_port=stack.broker_tls_port if stack.tls else stack.broker_port,
+        ca_file=stack.ca_file if stack.tls else None,
         password=stack.secrets.broker["sim"],
         ws_url=stack.hub_url.replace("http://", "ws://") + "/api/ws?events=*&batch=1",
         ws_token=token,
@@ -347,7 +366,8 @@ def broker_target(stack: Stack) -> Target:
     """The raw broker hop: device -> Mosquitto -> a Python subscriber."""
     return Target(
         name="broker",
-        broker_port=stack.broker_port,
+        broker_port=stack.broker_tls_port if stack.tls else stack.broker_port,
+        ca_file=stack.ca_file if stack.tls else None,
         password=stack.secrets.broker["sim"],
         ws_url=None,
         processes={"broker": [stack.mosquitto.process]},
