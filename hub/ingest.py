@@ -661,6 +661,9 @@ class Ingest:
         await self.store.save_edge(row)  # stored first: what consoles see is on disk
         self.picture.edges[site] = row
         self.broadcaster.publish("edge", self.picture.edge_item(site))
+        if current is None or current.online != row.online:
+            # An edge that is not online leaves its site's zones unguarded: the risk moves.
+            self.desk.refresh_sites([site])
 
 
 def _element_refused(refused: Refused, index: int, element: bytes) -> Refused:

@@ -113,7 +113,11 @@ class Picture:
             self.recent_total[site_id] += count
 
     def unguarded(self, site_id: str) -> list[str]:
-        """Zones of the site's fences and cameras that report offline."""
+        """Zones of the site's fences and cameras that report offline; every zone of
+        the site while its edge is not online (the hub hears none of them)."""
+        edge = self.edges.get(site_id)
+        if edge is not None and not edge.online:
+            return sorted(zone.id for zone in self.config.site(site_id).zones)
         devices = self.config.device_by_id
         zones: set[str] = set()
         for device_id in self._offline_guards.get(site_id, ()):

@@ -13,7 +13,7 @@ import pytest
 from hub.clock import ManualClock
 from hub.picture import DeviceState, Picture
 from hub.risk import assess_site
-from hub.store import DeviceRow
+from hub.store import DeviceRow, EdgeRow
 from riverguard.config import Config, Site
 from riverguard.testing import wait_for
 from riverguard.wire import topics
@@ -194,3 +194,22 @@ def test_unguarded_zones_follow_loaded_and_later_statuses(example_config: Config
     speaker = next(d for d in example_config.devices if d.type == "speaker")
     picture.set_status(speaker.id, DeviceState(online=False))  # a speaker guards no zone
     assert fence.zones == picture.unguarded(fence.site)
+
+
+def test_an_edge_not_online_leaves_every_zone_of_its_site_unguarded(
+    example_config: Config,
+) -> None:
+    """The hub hears none of the site's fences and cameras then: no zone is known guarded."""
+    picture = Picture(example_config)
+    site = example_config.sites[0]
+    every_zone = sorted(zone.id for zone in site.zones)
+    seen = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    picture.load([], [], [EdgeRow(site.id, True, "1", 0, seen, state="online")])
+    assert [] == picture.unguarded(site.id)
+    for state in ("offline", "stopped"):
+        picture.edges[site.id] = EdgeRow(site.id, False, "1", 0, seen, state=state)
+        assert every_zone == picture.unguarded(site.id)
+        assessment = picture.assess(site.id)
+        assert "unguarded" in assessment.reasons
+    picture.edges[site.id] = EdgeRow(site.id, True, "1", 0, seen, state="online")
+    assert [] == picture.unguarded(site.id)
