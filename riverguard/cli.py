@@ -200,6 +200,35 @@ def _broker_logins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_config(args: argparse.Namespace) -> int:
+    from riverguard.config import ConfigError, load_config, site_part
+
+    try:
+        part = site_part(load_config(args.config), args.site)
+    except ConfigError as exc:
+        print(f"riverguard site-config: {exc}", file=sys.stderr)
+        return 1
+    text = part.model_dump_json(indent=2, exclude_defaults=True) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _add_site_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    part = commands.add_parser(
+        "site-config",
+        help="write the part of the configuration one site's edge needs (JSON)",
+        description="The site and its devices, nothing of other sites and no user: what an "
+        "edge box gets as its RIVERGUARD_CONFIG (a name ending in .json is read as JSON).",
+    )
+    part.add_argument("--config", type=Path, required=True, help="the whole configuration")
+    part.add_argument("--site", required=True, help="site id")
+    part.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    part.set_defaults(handler=_site_config)
+
+
 def _add_broker_logins(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logins = commands.add_parser(
         "broker-logins",
@@ -342,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
     _add_certs(commands)
     _add_broker_logins(commands)
+    _add_site_config(commands)
     return parser
 
 

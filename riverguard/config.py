@@ -5,6 +5,7 @@ Loaded once at an entry point and passed down. See ``examples/danshui.toml``.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -279,13 +280,26 @@ def _no_shared_frigate_camera(sites: dict[str, Site], devices: list[Device]) -> 
             )
 
 
+def site_part(config: Config, site_id: str) -> Config:
+    """What one site's edge needs: the site and its devices, no other site, no user."""
+    site = config.site(site_id)
+    return Config(sites=[site], devices=config.devices_of(site.id))
+
+
 def load_config(path: Path) -> Config:
+    """The configuration in ``path``: TOML, or JSON when its name ends in ``.json``
+    (what ``riverguard site-config`` writes)."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: not a table of sites, devices and users")
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from riverguard.config import Config, ConfigError, load_config
+from riverguard.cli import main
+from riverguard.config import Config, ConfigError, load_config, site_part
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "danshui.toml"
 
@@ -79,3 +80,30 @@ def test_devices_of_gives_a_sites_devices_in_configuration_order_and_none_of_oth
     ]
     assert ["xy-cam-01", "xy-cam-02"] == [d.id for d in config.devices_of("xiyong-wharf", "camera")]
     assert [] == config.devices_of("no-such-site")
+
+
+def test_site_config_writes_what_one_edge_needs_and_nothing_of_other_sites(
+    tmp_path: Path,
+) -> None:
+    """``riverguard site-config``: the site and its devices as JSON, loaded as they were."""
+    whole = load_config(EXAMPLE)
+    out = tmp_path / "danshui-bridge.json"
+    argv = ["site-config", "--config", str(EXAMPLE), "--site", "danshui-bridge", "--out", str(out)]
+    assert 0 == main(argv)
+    part = load_config(out)
+    assert site_part(whole, "danshui-bridge") == part
+    assert ["danshui-bridge"] == [site.id for site in part.sites]
+    assert whole.devices_of("danshui-bridge") == part.devices
+    assert [] == part.users
+    assert "xiyong" not in out.read_text(encoding="utf-8")
+
+
+def test_site_config_of_an_unknown_site_or_a_broken_json_is_refused(tmp_path: Path) -> None:
+    assert 1 == main(["site-config", "--config", str(EXAMPLE), "--site", "nowhere"])
+    broken = tmp_path / "site.json"
+    broken.write_text('{"sites": [', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(broken)
+    broken.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a table"):
+        load_config(broken)
