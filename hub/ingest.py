@@ -654,7 +654,12 @@ class Ingest:
     async def _edge_status(self, site: str, status: EdgeStatus) -> None:
         current = self.picture.edges.get(site)
         if current is not None and status.ts < current.ts:
-            return
+            if status.state != "offline" or not current.online:
+                return  # an older status arriving late: the newer one stands
+            # The edge's last will: composed when it connected, so older than the statuses
+            # it sent since, and sent by the broker only after them, once the link died.
+            # It stands, as of now.
+            status = status.model_copy(update={"ts": max(utcnow(), current.ts)})
         row = EdgeRow(
             site, status.online, status.version, status.outbox, status.ts, state=status.state
         )

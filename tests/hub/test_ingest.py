@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiomqtt
@@ -202,6 +203,34 @@ async def test_an_edges_clean_stop_is_kept_apart_from_a_lost_edge_across_a_hub_r
     assert (False, "stopped") == (pushed["data"]["online"], pushed["data"]["state"])
     [kept] = [e for e in hello["data"]["edges"] if e["site"] == SITE]
     assert (False, "stopped", now) == (kept["online"], kept["state"], kept["ts"])
+
+
+async def test_an_edges_last_will_shows_it_offline_though_composed_before_its_last_status(
+    running_hub: RunningHub, edge: aiomqtt.Client
+) -> None:
+    """The will is made when the edge connects and sent when its link dies: older than the
+    online statuses the edge sent meanwhile, it still says what is true now."""
+    token = await running_hub.token("viewer")
+    connected = utcnow() - timedelta(minutes=5)
+    now = format_ts(utcnow())
+    online = {"online": True, "state": "online", "ts": now, "version": "0.1.0", "outbox": 0}
+    will = dict(online, online=False, state="offline", ts=format_ts(connected))
+    async with running_hub.socket(token) as ws, ws_inbox(ws) as console:
+        await console.wait_for(lambda m: m["type"] == "hello")
+        await edge.publish(topics.edge_status(SITE), json.dumps(online).encode(), qos=1)
+        await console.wait_for(lambda m: m["type"] == "edge" and m["data"]["ts"] == now)
+        await edge.publish(topics.edge_status(SITE), json.dumps(will).encode(), qos=1)
+        lost = await console.wait_for(
+            lambda m: m["type"] == "edge" and m["data"]["state"] == "offline"
+        )
+        # Every zone of the site unguarded, the site's risk up a step.
+        site = await console.wait_for(
+            lambda m: m["type"] == "site" and m["data"]["id"] == SITE and m["data"]["unguarded"]
+        )
+    assert lost["data"]["online"] is False
+    assert lost["data"]["ts"] >= now
+    assert ["z1", "z2"] == site["data"]["unguarded"]
+    assert "unguarded" in site["data"]["risk_reasons"]
 
 
 async def test_device_and_edge_statuses_reach_the_console_and_the_device_list(
