@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from riverguard.config import load_config
+from riverguard.hub_session import HubSession
 from riverguard.services import free_port
 from riverguard.stack import Stack
 from simulators.fleet_config import fleet_config
@@ -110,23 +111,16 @@ class Sampler:
         return {name: {"rss_mb": self.now[name], "peak_mb": self.peak[name]} for name in self.pids}
 
 
-def online_devices(hub_url: str, token: str) -> int:
-    response = httpx.get(
-        f"{hub_url}/api/devices", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
+def online_devices(hub_url: str, session: HubSession) -> int:
+    response = httpx.get(f"{hub_url}/api/devices", auth=session, timeout=30)
     response.raise_for_status()
     return sum(1 for device in response.json() if device.get("online") is True)
 
 
-def login(stack: Stack) -> str:
-    response = httpx.post(
-        f"{stack.hub_url}/api/auth/token",
-        data={"username": "admin", "password": stack.secrets.users["admin"]},
-        timeout=10,
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
+def login(stack: Stack) -> HubSession:
+    """The admin's session (renewed on a 401: a large fleet takes longer to connect than
+    an access token lives)."""
+    return HubSession.login(stack.hub_url, "admin", stack.secrets.users["admin"])
 
 
 def reporting_devices(config_path: Path) -> int:
@@ -175,7 +169,7 @@ def wait_connected(
     fleet: subprocess.Popen[bytes],
     sampler: Sampler,
     expected: tuple[int, int],
-    hub: tuple[str, str],
+    hub: tuple[str, HubSession],
 ) -> dict[str, Any]:
     """Until the fleet has every connection up and, with --poll-every, the hub sees
     every reporting device online."""

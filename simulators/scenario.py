@@ -46,6 +46,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from riverguard.config import Config, Device
+from riverguard.hub_session import HubSession
 from riverguard.testing import camera_report, fence_report
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
 from simulators.errors import ScenarioError, SimulatorError
@@ -257,7 +258,8 @@ class Hub:
         )
         if response.status_code != 200:
             raise SimulatorError(f"login as {login.username} refused: {response.text[:200]}")
-        http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        # Renews the minutes-long access token on a 401: scenarios may run longer.
+        http.auth = HubSession(str(http.base_url), response.json())
         return cls(http)
 
     async def get(self, path: str, **params: Any) -> Any:

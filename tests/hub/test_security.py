@@ -21,6 +21,7 @@ import websockets
 
 from hub.auth import LoginThrottle
 from hub.clips import MAX_UPLOAD_BYTES
+from riverguard.hub_session import HubSession
 from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import EXAMPLE_CONFIG
 from tests.hub.conftest import PASSWORDS, MakeSettings, RunningHub, run_hub
@@ -507,3 +508,16 @@ async def test_an_api_route_answers_other_methods_itself_not_the_console(
     assert (405, "method_not_allowed") == (put.status_code, put.json()["error"])
     assert (404, "not_found") == (unknown.status_code, unknown.json()["error"])
     assert 405 == console.status_code
+
+
+async def test_a_tools_session_renews_a_refused_access_token_and_retries(
+    running_hub: RunningHub,
+) -> None:
+    """Simulators and benchmarks run longer than an access token lives."""
+    grant = (await _login(running_hub.http, "officer-li", PASSWORDS["officer-li"])).json()
+    session = HubSession(running_hub.url, grant)
+    session.access_token = "ran-out"
+    async with httpx.AsyncClient(base_url=running_hub.url, auth=session, timeout=10) as http:
+        me = await http.get("/api/me")
+    assert (200, "officer-li") == (me.status_code, me.json()["username"])
+    assert grant["refresh_token"] != session.refresh_token
