@@ -695,22 +695,15 @@ class Client:
 
 def _publish_head(buffer: bytearray, qos: int, start: int, end: int) -> tuple[str, int, int]:
     """A PUBLISH's topic, packet id (0 at QoS 0) and where its payload starts."""
-    if qos > 1:
-        raise packets.ProtocolError(f"QoS {qos} message, but we subscribe at most QoS 1")
-    if end - start < 3:
-        raise packets.ProtocolError(f"PUBLISH of {end - start} bytes")
-    topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
-    index = topic_end
+    topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1]) if end - start > 2 else end
+    index = topic_end + 2 if qos else topic_end
+    if index >= end or qos > 1:  # one test on the hot path for every malformed case
+        raise _malformed_publish(buffer, qos, start, end)
     mid = 0
     if qos:
-        index += 2
-        if index > end:
-            raise packets.ProtocolError("PUBLISH shorter than its topic")
         mid = (buffer[index - 2] << 8) | buffer[index - 1]
         if not mid:
             raise packets.ProtocolError("QoS 1 PUBLISH with packet identifier 0")
-    if index >= end:
-        raise packets.ProtocolError("PUBLISH shorter than its topic")
     if buffer[index] == 0:
         index += 1
     else:
@@ -718,11 +711,23 @@ def _publish_head(buffer: bytearray, qos: int, start: int, end: int) -> tuple[st
         # property), unused here, and refusing them would close our connection on every
         # redelivery of that one message.
         _, index = packets.properties(buffer, index, end, decode=False)
-    topic = packets.utf8(buffer[start + 2 : topic_end])
-    if not topic or "+" in topic or "#" in topic:
+    try:
+        topic = buffer[start + 2 : topic_end].decode()
+    except UnicodeDecodeError as exc:
+        raise packets.ProtocolError(f"a topic that is not UTF-8: {exc.reason}") from None
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
         # Empty: a topic alias, which we never allow (our Topic Alias Maximum is 0).
         raise packets.ProtocolError(f"PUBLISH on topic {topic[:80]!r}")
     return topic, mid, index
+
+
+def _malformed_publish(buffer: bytearray, qos: int, start: int, end: int) -> packets.ProtocolError:
+    """Why a PUBLISH cannot be read (off the hot path)."""
+    if qos > 1:
+        return packets.ProtocolError(f"QoS {qos} message, but we subscribe at most QoS 1")
+    if end - start < 3:
+        return packets.ProtocolError(f"PUBLISH of {end - start} bytes")
+    return packets.ProtocolError("PUBLISH shorter than its topic")
 
 
 def _tls_reason(exc: ssl.SSLError) -> str:

@@ -1,6 +1,7 @@
 """Every field adapter, fed anything: a typed result or a ``Rejected`` with a reason.
 
-Devices and NVRs are hostile or broken as often as not: any bytes, any JSON
+Devices and NVRs (and anything else that reaches the edge's topics) are
+hostile or broken as often as not: any bytes, any JSON
 (NaN and Infinity included, which Python's parser takes), valid reports with
 one field replaced by anything. Whatever comes in, the generic adapters
 (PROTOCOL 1.1, 1.2, 1.4), the Frigate source (1.3) and the normaliser return
@@ -18,8 +19,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from edge.adapters import Adapted, LateSnapshot, adapt_report, adapt_status
+from edge.adapters import Adapted, LateSnapshot, adapt_report, adapt_status, parse_message
 from edge.errors import Rejected, Skipped
 from edge.normalizer import Normalizer
 from edge.sources import Raw, build_sources
@@ -27,7 +29,16 @@ from edge.sources.frigate import FrigateSource
 from riverguard.config import Config
 from riverguard.testing import TINY_JPEG, camera_report, fence_report
 from riverguard.wire import topics
-from riverguard.wire.models import MAX_EVENT_PAYLOAD_BYTES, DeviceStatus, Event
+from riverguard.wire.models import (
+    MAX_EVENT_PAYLOAD_BYTES,
+    Announce,
+    Committed,
+    DeviceStatus,
+    Event,
+    HubStatus,
+    SpeakerState,
+    Stop,
+)
 from riverguard.wire.topics import FieldTopic
 from tests.edge.support import FRIGATE_CAMERA, SITE, config_with_frigate_camera, frigate_message
 
@@ -265,3 +276,29 @@ def test_a_frigate_event_whose_id_would_be_too_long_is_rejected(config: Config) 
         normalizer.vendor(source, _frigate_example(id="a" * 151)[0], EDGE_TS)
     assert "invalid" == refused.value.reason
     assert "id" in refused.value.detail
+
+
+# --- the edge's other inputs: speakers' states and the hub's messages -------------------
+
+_MESSAGE_MODELS: list[type[BaseModel]] = [SpeakerState, Committed, HubStatus, Announce, Stop]
+
+
+@PROPERTY
+@given(
+    model=st.sampled_from(_MESSAGE_MODELS),
+    payload=st.one_of(
+        _json.map(_encoded),
+        st.binary(max_size=200),
+        _mutated({"id": "ann-1", "state": "playing", "detail": ""}),
+        _mutated({"ids": ["db-fence-01:1"]}),
+    ),
+)
+@example(model=SpeakerState, payload=b'{"id": "a", "state": "done", "detail": NaN}')
+@example(model=Committed, payload=b'{"ids": [' + b"[" * 5000 + b"]" * 5000 + b"]}")
+def test_any_message_is_its_model_or_rejected(model: type[BaseModel], payload: bytes) -> None:
+    try:
+        parsed = parse_message(model, payload)
+    except Rejected as exc:
+        _has_reason(exc)
+        return
+    assert isinstance(parsed, model)
