@@ -11,11 +11,13 @@ const RENEW_BEFORE_MS = 60_000;
 export const WS_SUBPROTOCOL = "riverguard.v1";
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, retryAfter = null) {
     super(detail || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
     this.detail = detail;
+    // Seconds to wait before trying again (429 Retry-After), or null.
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -252,7 +254,13 @@ export class Api {
       } catch {
         // Not the hub's JSON error (a proxy's page, say): keep the status text.
       }
-      throw new ApiError(response.status, code, detail);
+      const retryAfter = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
+      throw new ApiError(
+        response.status,
+        code,
+        detail,
+        Number.isNaN(retryAfter) ? null : retryAfter,
+      );
     }
     return response;
   }

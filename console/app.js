@@ -261,6 +261,9 @@ async function onLogin(event) {
   } catch (failure) {
     if (failure instanceof ApiError && (failure.status === 401 || failure.status === 400)) {
       setLoginError("login.bad_credentials");
+    } else if (failure instanceof ApiError && failure.status === 429) {
+      // Throttled (PROTOCOL 7.16): say how long, rather than let the officer keep trying.
+      setLoginError("login.throttled", { seconds: failure.retryAfter ?? 60 });
     } else if (failure instanceof ApiError && failure.status === 0) {
       setLoginError("login.unreachable");
     } else {

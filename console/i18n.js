@@ -23,6 +23,7 @@ export const STRINGS = {
     "login.unreachable": "无法连接中心服务器，请检查网络",
     "login.expired": "登录已过期，请重新登录",
     "login.failed": "登录失败：{detail}",
+    "login.throttled": "登录尝试过多，请 {seconds} 秒后再试",
 
     "top.logout": "退出登录",
     "top.role.viewer": "观察员",
@@ -327,6 +328,7 @@ export const STRINGS = {
     "login.unreachable": "Cannot reach the hub; check the network",
     "login.expired": "Your session has expired; please sign in again",
     "login.failed": "Sign-in failed: {detail}",
+    "login.throttled": "Too many sign-in attempts; try again in {seconds} s",
 
     "top.logout": "Log out",
     "top.role.viewer": "Viewer",
