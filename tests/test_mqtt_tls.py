@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ from riverguard.settings import ComponentSettings
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Event
+from simulators.fleet import Fleet, FleetOptions
+from simulators.fleet_config import fleet_config
 from simulators.mqtt import paho_client
 from tests.edge.support import SITE, edge_settings, publisher, recording, running_edge
 from tests.tls_mosquitto import TlsFiles, TlsMosquitto
@@ -267,3 +270,32 @@ async def test_an_edge_agent_relays_a_fence_report_over_tls(
         await device.publish(fence, json.dumps(fence_report(1842, "z1")), qos=1)
         [payload] = await hub_view.wait_count(events, 1)
         assert "db-fence-01:1842" == Event.model_validate_json(payload).id
+
+
+async def test_a_simulated_fleet_connects_over_tls(
+    tls_broker: TlsMosquitto, files: TlsFiles
+) -> None:
+    """paho driven by the event loop (the fleet's links) speaks TLS too: every device
+    connects and its online status reaches a subscriber."""
+    config = Config.model_validate(tomllib.loads(fleet_config(1, 12)))
+    settings = tls_broker.settings(files.ca_file)
+    fleet = Fleet(settings, config, FleetOptions(noise_scale=0, progress=lambda _: None))
+    statuses = {
+        topics.field_status(d.site, d.type, d.id)
+        for d in config.devices
+        if d.source == "generic" and d.type in ("fence", "camera")
+    }
+    async with make_client(settings) as watcher:
+        await watcher.subscribe([Subscription("field/+/+/+/status")])
+        stop = asyncio.Event()
+        run = asyncio.create_task(fleet.run(stop), name="test.fleet")
+        seen: set[str] = set()
+        try:
+            async with asyncio.timeout(30):
+                while not statuses <= seen:
+                    seen.update(m.topic for m in await watcher.next_batch(100))
+        finally:
+            stop.set()
+            summary = await run
+    assert fleet.stats.connections == summary["peak_connected"]
+    assert {} == summary["errors"]
