@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from riverguard.wire import topics
 from riverguard.wire.topics import FieldTopic, FrigateTopic, HubTopic, SiteTopic, TopicError
@@ -127,3 +129,26 @@ def test_frigate_topics_of_another_prefix_are_not_the_readers() -> None:
 def test_unusable_frigate_prefixes_are_refused_with_the_reason(prefix: str, reason: str) -> None:
     with pytest.raises(TopicError, match=reason):
         topics.check_frigate_prefix(prefix)
+
+
+_LEVELS = ["field", "riverguard", "v1", "sites", "hub", "status", "danshui-bridge", "fence"]
+_LEVELS += ["camera", "speaker", "db-fence-01", "events", "snapshots", "frigate", "person"]
+_LEVELS += ["snapshot", "+", "#", "", "Z", "a b", "水", "x" * 70, "\x00"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    topic=st.one_of(
+        st.text(max_size=80),
+        st.lists(st.sampled_from(_LEVELS), max_size=8).map("/".join),
+    )
+)
+@example(topic="field/danshui-bridge/fence/db-fence-01/status/extra")
+@example(topic="riverguard/v1/sites//events")
+def test_any_topic_parses_to_a_protocol_topic_or_is_a_topic_error(topic: str) -> None:
+    """Whatever a broker delivers, routing it is a parse or a TopicError, nothing else."""
+    try:
+        parsed = topics.parse(topic)
+    except TopicError:
+        return
+    assert isinstance(parsed, FieldTopic | SiteTopic | HubTopic | FrigateTopic)
