@@ -19,7 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from pydantic import SecretStr
-from schemathesis import Case
+from schemathesis import Case, GenerationMode
 from schemathesis.openapi import from_dict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -105,6 +105,8 @@ DOCUMENT = _document()
 # The device login routes change the shared test broker's logins (and answer 503
 # "not_configured" on a hub without provisioning settings): their own tests drive them.
 schema = from_dict(DOCUMENT).exclude(path_regex=r"^/api/device-logins")
+# Valid requests and invalid ones (wrong types, out of range, missing fields).
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
 def test_the_fuzzed_document_is_the_one_the_hub_serves(fuzzed_hub: FuzzedHub) -> None:
