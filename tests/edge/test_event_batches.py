@@ -128,6 +128,8 @@ def hub_process(
         RIVERGUARD_INFLUX_URL=influxd.url,
         RIVERGUARD_INFLUX_DATABASE=influx_database,
         RIVERGUARD_USERS_FILE=str(users),
+        # The test reads the hub's counters without a login.
+        RIVERGUARD_METRICS_ACCESS="open",
         RIVERGUARD_ARGON2_TIME_COST="1",
         RIVERGUARD_ARGON2_MEMORY_KIB="1024",
     )

@@ -140,6 +140,8 @@ def _hub_env(
         "RIVERGUARD_INFLUX_URL": influx_url,
         "RIVERGUARD_INFLUX_DATABASE": database,
         "RIVERGUARD_USERS_FILE": str(users),
+        # The test reads the hub's counters without a login.
+        "RIVERGUARD_METRICS_ACCESS": "open",
         "RIVERGUARD_MQTT_CLIENT_ID": f"hub-kill-{secrets.token_hex(4)}",
         "RIVERGUARD_ARGON2_TIME_COST": "1",
         "RIVERGUARD_ARGON2_MEMORY_KIB": "1024",
