@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from riverguard.wire import batches
 from riverguard.wire.models import MAX_BATCH_EVENTS, MAX_BATCH_PAYLOAD_BYTES
 
@@ -49,3 +52,24 @@ def test_an_event_too_big_to_share_goes_alone() -> None:
     big = _payload(1, MAX_BATCH_PAYLOAD_BYTES)
     packed = batches.pack([_payload(0), big, _payload(2)])
     assert [["f:0"], ["f:1"], ["f:2"]] == _ids(packed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.one_of(
+            st.integers(40, 2_000),
+            st.integers(40, 2_000),
+            st.integers(100_000, MAX_BATCH_PAYLOAD_BYTES + 10),
+        ),
+        max_size=1_200,
+    )
+)
+def test_any_events_pack_in_order_within_both_limits(sizes: list[int]) -> None:
+    payloads = [_payload(number, size) for number, size in enumerate(sizes)]
+    packed = batches.pack(payloads)
+    assert [f"f:{number}" for number in range(len(sizes))] == _all_ids(packed)
+    for batch in packed:
+        count = len(json.loads(batch))
+        assert 1 <= count <= MAX_BATCH_EVENTS
+        assert count == 1 or len(batch) <= MAX_BATCH_PAYLOAD_BYTES  # a big one goes alone
