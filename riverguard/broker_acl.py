@@ -3,8 +3,8 @@
 Generated from the site configuration with the topic builders of
 ``riverguard.wire.topics``, so that the rules and the topics the components use
 cannot drift apart. The broker enforces them with Mosquitto's dynamic security
-plugin (``dynsec_config`` writes its JSON; ``role_json`` and ``client_json``
-are the same objects for its control topic) and our client id guard
+plugin (``dynsec_config`` writes its file; ``role_json`` and
+``create_client_command`` are the same for its control topic) and our client id guard
 (``bound_client_ids``): access is denied unless an access list here allows it.
 docs/security.md lists the identities and what each may do.
 """
@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,13 +65,8 @@ class Identity:
     read: tuple[str, ...] = ()
     client_id: str | None = None
     description: str = ""
-    control: bool = field(default=False)
     # Filters inside ``publish`` the identity may still not publish on (checked first).
     deny_publish: tuple[str, ...] = ()
-
-
-def _site_tree(site: str, *rest: str) -> str:
-    return "/".join([topics.ROOT, site, *rest])
 
 
 def hub_identity(client_id: str = HUB_CLIENT_ID) -> Identity:
@@ -209,7 +204,6 @@ def admin_identity() -> Identity:
         "admin",
         publish=(_CONTROL_TREE,),
         read=(_CONTROL_TREE,),
-        control=True,
         description="provisioning: the dynamic security control topic only",
     )
 
