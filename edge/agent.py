@@ -47,6 +47,7 @@ from edge.adapters import Adapted, LateSnapshot, check_device, parse_message
 from edge.audio import AudioCache, on_hub
 from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
+from edge.event_ids import EventIds
 from edge.http_speaker import HttpSpeaker
 from edge.local_speaker import LocalSpeaker
 from edge.metrics import EdgeMetrics
@@ -160,6 +161,10 @@ class EdgeAgent:
         )
         await self.outbox.open()
         await self._load_sequences()
+        # A small file, made once: still, disk I/O blocks.
+        self.normalizer.ids = await asyncio.to_thread(
+            EventIds.load_or_create, self.settings.data_dir
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self.outbox.run(), name=f"{self._name}.outbox")

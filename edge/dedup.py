@@ -2,15 +2,19 @@
 
 Devices resend a report when they miss their broker's PUBACK, and the broker
 redelivers to a persistent session after a reconnect: the same ``seq`` can
-arrive twice, with the same device time. That is a duplicate.
+arrive twice, with the same device time and the same content (kind and zone).
+That is a duplicate. A report with a seen ``seq`` and time but other content
+is not: a forged report sent ahead of the real one (``clear`` where the fence
+will say ``breach``) must not make the real one a "duplicate", so it counts
+as a new boot like any other seen ``seq`` with a new meaning.
 
 A device that restarts (or whose counter wraps) starts counting again, so a
 new report reuses a ``seq`` of an old one; with ids ``{device}:{seq}`` the hub
 would take the new event for the old one and drop it. ``Sequences`` detects
 a new boot when
 
-- a ``seq`` already seen arrives with another device time (a new report,
-  not a redelivery), or
+- a ``seq`` already seen arrives with another device time or content (a new
+  report, not a redelivery), or
 - the ``seq`` starts again from (near) zero, below ``RESTART_BELOW``, under the
   highest seen, with a device time later than that highest one's (counting
   from the start again while time moves forwards; a late or redelivered
@@ -34,6 +38,7 @@ moves cannot be told to have restarted except through a seen ``seq``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,22 +51,24 @@ RESTART_BELOW = 1000
 
 
 class RecentSeqs:
-    """The last ``window`` sequence numbers accepted from each device, with their device times."""
+    """The last ``window`` sequence numbers accepted from each device, each with its mark:
+    what a redelivery of that report has the same of (device time, kind, zone)."""
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self.window = window
-        self._seen: dict[str, OrderedDict[int, datetime | None]] = {}
+        self._seen: dict[str, OrderedDict[int, Hashable]] = {}
 
     def seen(self, device: str, seq: int) -> bool:
         return seq in self._seen.get(device, ())
 
-    def ts_of(self, device: str, seq: int) -> datetime | None:
+    def mark_of(self, device: str, seq: int) -> Hashable:
+        """The mark kept with ``seq`` (None if none, or not seen)."""
         seen = self._seen.get(device)
         return seen.get(seq) if seen is not None else None
 
-    def add(self, device: str, seq: int, ts: datetime | None = None) -> None:
+    def add(self, device: str, seq: int, ts: Hashable = None) -> None:
         seen = self._seen.get(device)
         if seen is None:  # not setdefault: that builds a dict per call (the hot path)
             seen = self._seen[device] = OrderedDict()
@@ -97,13 +104,17 @@ class Sequences:
         self.recent = RecentSeqs(window)
         self.boots: dict[str, DeviceBoot] = {}
 
-    def accept(self, device: str, seq: int, ts: datetime) -> Accepted:
-        """The boot a new report belongs to; ``Rejected("duplicate")`` for a redelivery."""
+    def accept(self, device: str, seq: int, ts: datetime, content: Hashable = None) -> Accepted:
+        """The boot a new report belongs to; ``Rejected("duplicate")`` for a redelivery.
+
+        ``content``: what a redelivery has the same of besides its time (kind, zone).
+        """
         state = self.boots.get(device)
         if state is None:  # not setdefault: that builds a DeviceBoot per call
             state = self.boots[device] = DeviceBoot()
+        mark = (ts, content)
         if self.recent.seen(device, seq):
-            if self.recent.ts_of(device, seq) == ts:
+            if self.recent.mark_of(device, seq) == mark:
                 raise Rejected("duplicate", f"{device} seq {seq} was already accepted")
             restarted = True
         else:
@@ -117,7 +128,7 @@ class Sequences:
             state.boot = max(int(ts.timestamp()), state.boot + 1)
             state.max_seq = state.max_ts = None
             self.recent.forget(device)
-        self.recent.add(device, seq, ts)
+        self.recent.add(device, seq, mark)
         if state.max_seq is None or seq > state.max_seq:
             state.max_seq, state.max_ts = seq, ts
         if not state.boot and not restarted:

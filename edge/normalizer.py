@@ -2,13 +2,13 @@
 
 In order: the adapter (generic or a vendor source); the duplicate filter and
 device restarts (``edge.dedup.Sequences``: ids get a boot suffix after a
-restart); clock skew (a device time more than ``clock_ahead_max_s`` ahead of
-the edge clock, or ``clock_behind_max_s`` behind it, or outside the wire's
-range (2000-2100), is replaced by the edge time and kept in ``attrs.device_ts``;
-reports buffered by a device during an outage are legitimately late, hence the
-looser bound behind); the debounce
-(a report of the same device, zone and kind within the site's
-``debounce_s`` of the last accepted one is dropped as ``debounced``);
+restart); the id's key tag (``edge.event_ids``); clock skew (a device time
+more than ``clock_ahead_max_s`` ahead of the edge clock, or
+``clock_behind_max_s`` behind it, or outside the wire's range (2000-2100), is
+replaced by the edge time and kept in ``attrs.device_ts``; reports buffered by
+a device during an outage are legitimately late, hence the looser bound
+behind); the debounce (a report of the same device, zone and kind within the
+site's ``debounce_s`` of the last accepted one is dropped as ``debounced``);
 correlation.
 
 The clock bounds default to none (unit tests of other steps use fixed edge
@@ -29,6 +29,7 @@ from edge.adapters import Adapted, LateSnapshot, adapt_report, adapt_status, eve
 from edge.correlation import Correlator
 from edge.dedup import DEFAULT_WINDOW, Sequences
 from edge.errors import Rejected
+from edge.event_ids import EventIds
 from edge.sources import Raw, Source
 from riverguard.config import Config, Device, Site
 from riverguard.wire.models import DeviceStatus, Event
@@ -51,6 +52,8 @@ class Normalizer:
         self.site = site
         self.devices = dict(devices)
         self.sequences = Sequences(dedup_window)
+        # Plain derived ids until the agent loads its key (``edge.event_ids``).
+        self.ids = EventIds()
         self.clock_ahead_max_s = clock_ahead_max_s
         self.clock_behind_max_s = clock_behind_max_s
         self._correlator = Correlator(site.correlation_window_s)
@@ -69,20 +72,27 @@ class Normalizer:
     def vendor(self, source: Source, raw: Raw, edge_ts: datetime) -> list[Adapted | LateSnapshot]:
         """What a vendor adapter makes of one of its messages (late snapshots pass as they are)."""
         return [
-            self._accept(made) if isinstance(made, Adapted) else made
+            self._accept(made)
+            if isinstance(made, Adapted)
+            else dataclasses.replace(made, event_id=self.ids.mint(made.event_id))
             for made in source.handle(raw, edge_ts)
         ]
 
     def _accept(self, adapted: Adapted) -> Adapted:
         event = adapted.event
         restarted = False
+        derived = event.id
         if adapted.seq is not None:
-            accepted = self.sequences.accept(event.device, adapted.seq, event.ts)
+            content = (event.kind, event.zone)
+            # The device's own time, also where the event has the edge's: a redelivery has it.
+            device_ts = adapted.device_ts or event.ts
+            accepted = self.sequences.accept(event.device, adapted.seq, device_ts, content)
             restarted = accepted.restarted
             if accepted.boot:
-                event = event.model_copy(
-                    update={"id": event_id(event.device, adapted.seq, accepted.boot)}
-                )
+                derived = event_id(event.device, adapted.seq, accepted.boot)
+        minted = self.ids.mint(derived)
+        if minted != event.id:
+            event = event.model_copy(update={"id": minted})
         event, skewed = self._unskew(event, adapted.skew_s, adapted.device_ts)
         self._debounce(event)
         event = self._correlator.observe(event)

@@ -29,6 +29,7 @@ from riverguard.services import ManagedProcess
 from riverguard.stack import Stack
 from riverguard.testing import fence_report
 from riverguard.wire import topics
+from riverguard.wire.event_ids import derived_id
 from riverguard.wire.socket_auth import subprotocols
 from simulators.profiling import Profiler
 
@@ -308,7 +309,8 @@ class _Collector(threading.Thread):
                 # Riverguard's batch frames are arrays; the peer sends one message a frame.
                 for message in frame if isinstance(frame, list) else [frame]:
                     if message.get("type") == "event":
-                        self.arrivals.append((message["data"]["id"], arrived))
+                        # Sent as device:seq; an edge adds its key tag (7.10).
+                        self.arrivals.append((derived_id(message["data"]["id"]), arrived))
 
 
 @dataclass

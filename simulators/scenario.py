@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from riverguard.config import Config, Device
 from riverguard.hub_session import HubSession
 from riverguard.testing import camera_report, fence_report
+from riverguard.wire.event_ids import device_seq_id
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
 from simulators.errors import ScenarioError, SimulatorError
 from simulators.fleet import FieldDevice, Fleet, FleetOptions, subset
@@ -601,8 +602,8 @@ class _Run:
         offset = 0
         while True:
             page = await self.hub.get("/api/events", site=self.site, limit=10_000, offset=offset)
-            # A restarted device's ids carry a boot suffix (":b1"); count them as ours too.
-            stored += sum(1 for e in page if e["id"] in ours or e["id"].rsplit(":", 1)[0] in ours)
+            # The edge's key tag and a restarted device's boot suffix set aside (7.10).
+            stored += sum(1 for e in page if device_seq_id(e["id"]) in ours)
             if len(page) < 10_000 or stored >= minimum:
                 break
             offset += len(page)

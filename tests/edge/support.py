@@ -88,6 +88,11 @@ def edge_settings(broker: BrokerSettings, data_dir: Path, **overrides: Any) -> E
     )
 
 
+def keyed(agent: EdgeAgent, *derived: str) -> list[str]:
+    """The ids a running agent gives the events whose derived ids are ``derived`` (7.10)."""
+    return [agent.normalizer.ids.mint(event_id) for event_id in derived]
+
+
 @contextlib.asynccontextmanager
 async def running_edge(agent: EdgeAgent) -> AsyncIterator[EdgeAgent]:
     """The agent connected and subscribed for the block; stopped cleanly afterwards."""

@@ -17,6 +17,7 @@ from tests.conftest import Broker
 from tests.edge.support import (
     SITE,
     edge_settings,
+    keyed,
     publisher,
     recording,
     running_edge,
@@ -56,7 +57,7 @@ async def test_raw_fence_report_reaches_the_hub_topic_as_an_event(
     ):
         await device.publish(FENCE, json.dumps(fence_report(1842, "z1")), qos=1)
         [event] = _events(await hub_view.wait_count(EVENTS, 1))
-        assert ("db-fence-01:1842", "fence.breach", "warning") == (
+        assert (*keyed(agent, "db-fence-01:1842"), "fence.breach", "warning") == (
             event.id,
             event.kind,
             event.severity,
@@ -72,13 +73,13 @@ async def test_camera_snapshot_is_published_before_its_event(
     snapshots = topics.snapshot(SITE, "+")
     async with (
         recording(hub, EVENTS, snapshots) as hub_view,
-        running_edge(_agent(own_broker, tmp_path, example_config)),
+        running_edge(_agent(own_broker, tmp_path, example_config)) as agent,
         publisher(own_broker.settings("sim")) as device,
     ):
         payload = camera_report(77, "z1", snapshot=TINY_JPEG)
         await device.publish(CAMERA, json.dumps(payload), qos=1)
         [event] = _events(await hub_view.wait_count(EVENTS, 1))
-        snapshot_topic = topics.snapshot(SITE, "db-cam-01:77")
+        snapshot_topic = topics.snapshot(SITE, *keyed(agent, "db-cam-01:77"))
         assert [TINY_JPEG] == hub_view.on(snapshot_topic)
         assert [snapshot_topic, EVENTS] == hub_view.topics()
         assert event.snapshot is True
@@ -97,7 +98,8 @@ async def test_fence_then_camera_in_same_zone_is_correlated_end_to_end(
         await device.publish(CAMERA, json.dumps(camera_report(2, "z1", rule="intrusion")), qos=1)
         fence, camera = _events(await hub_view.wait_count(EVENTS, 2))
         assert "warning" == fence.severity
-        assert ("critical", ["db-fence-01:1"]) == (camera.severity, camera.attrs["correlated"])
+        correlated = keyed(agent, "db-fence-01:1")
+        assert ("critical", correlated) == (camera.severity, camera.attrs["correlated"])
         assert 1.0 == agent.metrics.registry.get_sample_value("riverguard_edge_correlated_total")
 
 
@@ -115,7 +117,7 @@ async def test_duplicate_report_is_not_republished(
         await device.publish(FENCE, json.dumps(fence_report(6, "z1")), qos=1)
         # Reports are handled in order: once seq 6 is out, the duplicate had its chance.
         events = _events(await hub_view.wait_count(EVENTS, 2))
-        assert ["db-fence-01:5", "db-fence-01:6"] == [event.id for event in events]
+        assert keyed(agent, "db-fence-01:5", "db-fence-01:6") == [event.id for event in events]
         assert 1.0 == _rejected(agent, "duplicate")
 
 
@@ -132,7 +134,8 @@ async def test_event_is_resent_until_committed_and_not_after(
     ):
         await device.publish(FENCE, json.dumps(fence_report(10, "z1")), qos=1)
         await hub_view.wait_count(EVENTS, 3)  # the first send and two resends
-        await hub.publish(committed_topic, json.dumps({"ids": ["db-fence-01:10"]}), qos=1)
+        ten, eleven = keyed(agent, "db-fence-01:10", "db-fence-01:11")
+        await hub.publish(committed_topic, json.dumps({"ids": [ten]}), qos=1)
         await wait_for(lambda: 0 == len(agent.outbox), what="outbox emptied by the commit")
         sends_of_10 = len(hub_view.on(EVENTS))
 
@@ -143,8 +146,8 @@ async def test_event_is_resent_until_committed_and_not_after(
         def sends(event_id: str) -> int:
             return sum(1 for event in _events(hub_view.on(EVENTS)) if event.id == event_id)
 
-        await wait_for(lambda: sends("db-fence-01:11") >= 3, what="event 11 resent twice")
-        assert sends_of_10 == sends("db-fence-01:10")
+        await wait_for(lambda: sends(eleven) >= 3, what="event 11 resent twice")
+        assert sends_of_10 == sends(ten)
         resent = agent.metrics.registry.get_sample_value("riverguard_edge_resent_total")
         assert (resent or 0) >= 4
 
@@ -168,7 +171,7 @@ async def test_uncommitted_events_are_resent_after_a_broker_restart(
         await wait_for(agent.ready.is_set, what="edge reconnected")
         async with recording(hub, EVENTS, session="test-hub") as hub_view:
             [event] = _events(await hub_view.wait_count(EVENTS, 1))
-            assert "db-fence-01:20" == event.id
+            assert keyed(agent, "db-fence-01:20") == [event.id]
             assert 1 == len(agent.outbox)
 
 
@@ -261,7 +264,7 @@ async def test_bad_input_is_counted_and_the_edge_goes_on(
             await sender.publish(topic, payload, qos=1)
         events = _events(await hub_view.wait_count(EVENTS, 2))
         # The camera event survived without its snapshot; the good fence report came through.
-        assert ["db-cam-01:3", "db-fence-01:4"] == [event.id for event in events]
+        assert keyed(agent, "db-cam-01:3", "db-fence-01:4") == [event.id for event in events]
         assert events[0].snapshot is False
         expected = {
             "malformed_json": 1.0,

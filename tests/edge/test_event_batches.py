@@ -23,6 +23,7 @@ from riverguard.config import Config
 from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
+from riverguard.wire.event_ids import derived_id
 from riverguard.wire.models import EVENT_BATCH, HubStatus
 from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import utcnow
@@ -61,11 +62,11 @@ def _report(seq: int) -> str:
 
 
 def _single_ids(view: Recorder) -> list[str]:
-    return [json.loads(payload)["id"] for payload in view.on(EVENTS)]
+    return [derived_id(json.loads(payload)["id"]) for payload in view.on(EVENTS)]
 
 
 def _batched_ids(view: Recorder) -> list[str]:
-    return [event["id"] for payload in view.on(BATCH) for event in json.loads(payload)]
+    return [derived_id(event["id"]) for payload in view.on(BATCH) for event in json.loads(payload)]
 
 
 def _ids(seqs: range) -> list[str]:
@@ -166,7 +167,7 @@ async def test_edge_to_real_hub_in_batches_then_singles_after_its_last_will(
                     item = json.loads(message)
                     hello.set()
                     if item["type"] == "event":
-                        pushed.append(item["data"]["id"])
+                        pushed.append(derived_id(item["data"]["id"]))
 
     async with (
         recording(own_broker.settings("observer"), EVENTS, BATCH, HUB_STATUS) as view,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from edge.agent import EdgeAgent
+from edge.event_ids import EventIds
 from riverguard.config import Config
 from riverguard.services import ManagedProcess
 from riverguard.testing import wait_for
@@ -40,8 +41,10 @@ pytestmark = pytest.mark.integration
 DEVICE = "db-fence-01"
 
 
-def _ids(count: int) -> list[str]:
-    return [f"{DEVICE}:{seq}" for seq in range(1, count + 1)]
+def _ids(count: int, data_dir: Path) -> list[str]:
+    """The ids the edge with ``data_dir`` gives seqs 1 to ``count`` (its key is there)."""
+    ids = EventIds.load_or_create(data_dir)
+    return [ids.mint(f"{DEVICE}:{seq}") for seq in range(1, count + 1)]
 
 
 def _outbox_rows(path: Path) -> int:
@@ -49,8 +52,8 @@ def _outbox_rows(path: Path) -> int:
         return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
-def _report(what: str, hub: Committer, count: int) -> None:
-    missing = set(_ids(count)) - set(hub.stored)
+def _report(what: str, hub: Committer, count: int, data_dir: Path) -> None:
+    missing = set(_ids(count, data_dir)) - set(hub.stored)
     doubled = len(hub.deliveries) - len(hub.stored)
     print(  # the figures the report quotes
         f"\n{what}: {count} events, {len(missing)} lost, {len(hub.stored)} stored once each,"
@@ -103,8 +106,8 @@ async def test_edge_killed_mid_burst_loses_nothing_and_stores_nothing_twice(
                 what=f"all {count} events at the hub; have {len(hub.stored)}",
             )
         await wait_for(lambda: 0 == _outbox_rows(outbox), what="the outbox drained")
-    _report(f"SIGKILL after {killed_at} events", hub, count)
-    assert set(_ids(count)) == set(hub.stored)
+    _report(f"SIGKILL after {killed_at} events", hub, count, tmp_path / "edge")
+    assert set(_ids(count, tmp_path / "edge")) == set(hub.stored)
     assert count == len(hub.stored)
     assert killed_at < count  # the kill really was mid-burst
 
@@ -137,8 +140,8 @@ async def test_broker_down_for_ten_seconds_loses_nothing(
                 what=f"all {count} events at the hub; have {len(hub.stored)}",
             )
         await wait_for(lambda: 0 == len(agent.outbox), what="the outbox drained")
-    _report(f"broker down 10 s after {stopped_at} events", hub, count)
-    assert set(_ids(count)) == set(hub.stored)
+    _report(f"broker down 10 s after {stopped_at} events", hub, count, tmp_path)
+    assert set(_ids(count, tmp_path)) == set(hub.stored)
     assert device.retries >= 1  # the device really met the outage
 
 
@@ -162,7 +165,7 @@ async def test_hub_down_for_thirty_seconds_outbox_grows_then_drains_in_order(
         # The hub is gone; devices go on reporting.
         async with background(device.run(count, per_s=rate), "test.device") as burst:
             await asyncio.sleep(outage_s)  # the outage itself, not a wait for something
-            backlog = [event_id for event_id in _ids(count) if event_id in agent.outbox]
+            backlog = [event_id for event_id in _ids(count, tmp_path) if event_id in agent.outbox]
             assert len(backlog) >= rate * outage_s * 0.9  # the outbox grew
             back_at = time.monotonic()
             async with background(hub.run(), "test.hub.back"):
@@ -174,13 +177,13 @@ async def test_hub_down_for_thirty_seconds_outbox_grows_then_drains_in_order(
                 drained_s = time.monotonic() - back_at
                 await asyncio.wait_for(burst, 30)
                 await wait_for(lambda: 0 == len(agent.outbox), what="the outbox drained")
-    _report(f"hub ({hub_session} session) down {outage_s:.0f} s", hub, count)
+    _report(f"hub ({hub_session} session) down {outage_s:.0f} s", hub, count, tmp_path)
     print(
         f"hub ({hub_session} session) down {outage_s:.0f} s: backlog of {len(backlog)} events"
         f" committed {drained_s:.2f} s after the hub came back"
         f" = {len(backlog) / drained_s:.0f} events/s (while {rate}/s kept arriving)"
     )
-    assert set(_ids(count)) == set(hub.stored)
+    assert set(_ids(count, tmp_path)) == set(hub.stored)
     arrival = [event_id for event_id in hub.first_seen() if event_id in set(backlog)]
     assert backlog == arrival  # drained in order
 
@@ -202,9 +205,9 @@ async def test_burst_throughput_through_the_edge_with_the_disk_outbox(
             stored_s = time.monotonic() - start
             await wait_for(lambda: 0 == len(agent.outbox), what="all committed")
             committed_s = time.monotonic() - start
-    _report("burst", hub, count)
+    _report("burst", hub, count, tmp_path)
     print(
         f"burst: {count} events device->edge->hub in {stored_s:.2f} s"
         f" = {count / stored_s:.0f} events/s; all committed after {committed_s:.2f} s"
     )
-    assert set(_ids(count)) == set(hub.stored)
+    assert set(_ids(count, tmp_path)) == set(hub.stored)

@@ -27,6 +27,7 @@ from tests.edge.support import (
     config_with_frigate_camera,
     edge_settings,
     frigate_message,
+    keyed,
     publisher,
     recording,
     running_edge,
@@ -275,13 +276,14 @@ async def test_frigate_track_reaches_the_hub_as_one_event_with_its_snapshot(
     own_broker: Broker, tmp_path: Path, config: Config
 ) -> None:
     events = topics.events(SITE)
-    snapshot_topic = topics.snapshot(SITE, EVENT_ID)
     agent = EdgeAgent(edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path), config)
     async with (
         recording(own_broker.settings("hub"), events, topics.snapshot(SITE, "+")) as hub_view,
         running_edge(agent),
         publisher(own_broker.settings("sim")) as frigate,
     ):
+        [event_id] = keyed(agent, EVENT_ID)
+        snapshot_topic = topics.snapshot(SITE, event_id)
         messages = [
             frigate_message("new"),
             frigate_message("update", current_zones=["steps"]),
@@ -298,7 +300,7 @@ async def test_frigate_track_reaches_the_hub_as_one_event_with_its_snapshot(
         await frigate.publish(topics.frigate_events(), json.dumps(marker), qos=1)
         payloads = await hub_view.wait_count(events, 2)
         [first, second] = [Event.model_validate_json(payload) for payload in payloads]
-        assert (EVENT_ID, "db-frigate-01:frigate-second") == (first.id, second.id)
+        assert keyed(agent, EVENT_ID, "db-frigate-01:frigate-second") == [first.id, second.id]
         assert [TINY_JPEG] == hub_view.on(snapshot_topic)
         assert hub_view.topics().index(snapshot_topic) < hub_view.topics().index(events)
         registry = agent.metrics.registry
@@ -320,13 +322,14 @@ async def test_frigate_snapshot_after_the_event_reaches_the_hub_on_its_snapshot_
     own_broker: Broker, tmp_path: Path, config: Config
 ) -> None:
     events = topics.events(SITE)
-    snapshot_topic = topics.snapshot(SITE, EVENT_ID)
     agent = EdgeAgent(edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path), config)
     async with (
         recording(own_broker.settings("hub"), events, topics.snapshot(SITE, "+")) as hub_view,
         running_edge(agent),
         publisher(own_broker.settings("sim")) as frigate,
     ):
+        [event_id] = keyed(agent, EVENT_ID)
+        snapshot_topic = topics.snapshot(SITE, event_id)
         message = frigate_message("update", current_zones=["water_edge"])
         await frigate.publish(topics.frigate_events(), json.dumps(message), qos=1)
         [payload] = await hub_view.wait_count(events, 1)

@@ -20,6 +20,7 @@ from tests.edge.support import (
     EXAMPLE_CONFIG,
     edge_settings,
     frigate_message,
+    keyed,
     publisher,
     recording,
     running_edge,
@@ -125,7 +126,7 @@ async def _each_site_reads_its_own_nvr(
             made = [Event.model_validate_json(p) for p in payloads]
             device = DEVICES[site]
             expected = [f"{device}:frigate-{site}", f"{device}:frigate-{site}-marker"]
-            assert expected == [event.id for event in made]
+            assert keyed(agents[site], *expected) == [event.id for event in made]
             assert {site} == {event.site for event in made}
         for site, agent in agents.items():
             rejected = _counted(

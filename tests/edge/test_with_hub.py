@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from edge.agent import EdgeAgent
+from edge.event_ids import EventIds
 from riverguard.config import load_config
 from riverguard.services import Influxd, ManagedProcess
 from riverguard.testing import wait_for
@@ -39,8 +40,10 @@ pytestmark = pytest.mark.integration
 DEVICE = "db-fence-01"
 
 
-def _ids(count: int) -> list[str]:
-    return [f"{DEVICE}:{seq}" for seq in range(1, count + 1)]
+def _ids(count: int, data_dir: Path) -> list[str]:
+    """The ids the edge with ``data_dir`` gives seqs 1 to ``count`` (its key is there)."""
+    ids = EventIds.load_or_create(data_dir)
+    return [ids.mint(f"{DEVICE}:{seq}") for seq in range(1, count + 1)]
 
 
 def _outbox_rows(path: Path) -> int:
@@ -109,7 +112,8 @@ async def test_broker_outage_and_edge_sigkill_lose_and_double_nothing_at_the_rea
                 raise AssertionError(edge_process.log_tail()) from None
         await wait_for(lambda: 0 == _outbox_rows(outbox), what="the edge's outbox drained")
         store = hub.hub.store
-        stored = await store.existing_event_ids(_ids(count))
+        expected = _ids(count, tmp_path / "edge")  # the key the edge made, kept across SIGKILL
+        stored = await store.existing_event_ids(expected)
         alarms = (await hub.http.get("/api/alarms", headers=await hub.auth())).json()
         in_alarms = [
             event.id for alarm in alarms for event, _ in await store.alarm_events(alarm["id"])
@@ -123,7 +127,7 @@ async def test_broker_outage_and_edge_sigkill_lose_and_double_nothing_at_the_rea
     )
     assert broker_stopped_at < killed_at < count  # both faults really were mid-burst
     assert device.retries >= 1  # the device really met the outage
-    assert set(_ids(count)) == stored
+    assert set(expected) == stored
     assert len(set(in_alarms)) == len(in_alarms)  # no event joined an alarm twice
     assert set(in_alarms) <= stored
 
