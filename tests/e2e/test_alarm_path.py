@@ -19,6 +19,7 @@ import httpx
 import pytest
 import websockets
 
+from edge.event_ids import EventIds
 from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import fence_report, wait_for
@@ -98,7 +99,8 @@ async def test_fence_breach_becomes_alarm_acked_and_answered_by_speaker(
     stack: Stack, officer: httpx.AsyncClient, console: Console
 ) -> None:
     seq = int(time.time() * 1000) % 1_000_000_000  # unique across runs of one stack
-    event_id = f"{FENCE}:{seq}"
+    # The id the site's edge gives it, with the key it made at its start (7.10).
+    event_id = EventIds.load_or_create(stack.data_dir / f"edge-{SITE}").mint(f"{FENCE}:{seq}")
     sim = BrokerSettings(
         host="127.0.0.1",
         port=stack.broker_port,

@@ -24,6 +24,7 @@ from tests.edge.support import (
     background,
     edge_settings,
     jpeg_size,
+    keyed,
     publisher,
     recording,
     running_edge,
@@ -96,7 +97,7 @@ async def test_swimmer_is_warned_by_an_announcement_and_leaves(
             assert visit.warned
             await view.wait_count(EVENTS, len(visit.reports))
     events = [Event.model_validate_json(p) for p in view.on(EVENTS)]
-    assert visit.reports == [event.id for event in events]
+    assert keyed(agent, *visit.reports) == [event.id for event in events]
     breach, water, *repeats, clear = events
     assert ("fence.breach", "warning", "z1") == (breach.kind, breach.severity, breach.zone)
     assert ("camera.water_entry", "critical") == (water.kind, water.severity)
