@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, expect
 
+from edge.event_ids import EventIds
 from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import TINY_JPEG, camera_report, fence_report, wait_for
@@ -112,7 +113,9 @@ class Field:
             await client.publish(
                 topics.field_report(site, device_type, device), json.dumps(payload), qos=1
             )
-        event_id = f"{device}:{payload['seq']}"
+        # The id the site's edge gives it, with the key it made at its start (7.10).
+        ids = EventIds.load_or_create(self.stack.data_dir / f"edge-{site}")
+        event_id = ids.mint(f"{device}:{payload['seq']}")
         self.event_ids.append(event_id)
         return event_id
 
