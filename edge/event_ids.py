@@ -32,6 +32,7 @@ from riverguard.wire.event_ids import TAG_PREFIX
 KEY_FILE = "event-id.key"
 KEY_BYTES = 32
 TAG_BYTES = 10  # 80 bits: 16 base32 characters
+MAX_EVENT_ID = 200  # riverguard.wire.models.EventId
 
 
 class EventIds:
@@ -46,7 +47,10 @@ class EventIds:
         if self.key is None:
             return derived
         digest = hmac.new(self.key, derived.encode(), hashlib.sha256).digest()[:TAG_BYTES]
-        return f"{derived}{TAG_PREFIX}{base64.b32encode(digest).decode().lower()}"
+        tag = f"{TAG_PREFIX}{base64.b32encode(digest).decode().lower()}"
+        # The tag is of the whole derived id: cutting a long one (a long Frigate id)
+        # to fit the wire's 200 characters keeps ids apart all the same.
+        return derived[: MAX_EVENT_ID - len(tag)] + tag
 
     @classmethod
     def load_or_create(cls, directory: Path) -> EventIds:

@@ -85,6 +85,10 @@ async def test_forged_and_repeated_acks_neither_overwrite_a_final_state_nor_grow
             after = await console.wait_for(lambda m: m["type"] == "hello")
         found = await hub.hub.announcer.get(created["id"])
 
+    print(  # the figures docs/security.md quotes
+        f"\nhello before {len(json.dumps(before))} bytes, after {forged} forged acks"
+        f" of 8 KB {len(json.dumps(after))} bytes"
+    )
     assert found is not None
     assert {"db-spk-02": "failed"} == found["speakers"]
     assert ["pending", "received", "failed"] == [step["state"] for step in found["history"]]
