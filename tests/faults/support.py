@@ -30,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from riverguard.stack import Stack
 from riverguard.testing import fence_report
 from riverguard.wire import topics
+from riverguard.wire.event_ids import derived_id
 from riverguard.wire.times import utcnow
 
 Fault = Literal["SIGKILL", "SIGSTOP"]
@@ -136,7 +137,7 @@ class FenceStream:
     keeping every report until the broker acknowledges it and sending it again
     after a reconnect (paho does, as the standard asks): what a controller does
     when its broker goes away. Every report has its own ``seq`` and device time,
-    so its event id is ``{device}:{seq}``.
+    so its event id is ``{device}:{seq}`` (and the edge's key tag, set aside here).
     """
 
     def __init__(self, stack: Stack, rate: float) -> None:
@@ -255,7 +256,8 @@ def stored_ids(stack: Stack, devices: set[str]) -> list[str]:
         marks = ",".join("?" * len(devices))
         query = f"SELECT id FROM events WHERE device IN ({marks})"  # noqa: S608  # only ?s
         rows = db.execute(query, sorted(devices))
-        return [str(row[0]) for row in rows]
+        # Sent as device:seq; the edge adds its key tag (PROTOCOL 7.10).
+        return [derived_id(str(row[0])) for row in rows]
     finally:
         db.close()
 
@@ -271,7 +273,7 @@ def influx_ids(stack: Stack, since: datetime) -> list[str]:
     )
     response.raise_for_status()
     series = response.json()["results"][0].get("series", [])
-    return [str(row[1]) for row in series[0]["values"]] if series else []
+    return [derived_id(str(row[1])) for row in series[0]["values"]] if series else []
 
 
 def tally(supervised: Supervisor, sent: set[str], since: datetime) -> Tally:
