@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import (
     Table,
     bindparam,
@@ -46,7 +47,7 @@ from hub.alarms import Outcome
 from hub.errors import RoutineLimitReached, StoreError
 from riverguard import sqlite_checkpoints
 from riverguard.wire.models import Alarm, Availability, Event
-from riverguard.wire.times import format_ts
+from riverguard.wire.times import clamp_stored, format_ts
 
 log = structlog.get_logger()
 
@@ -447,7 +448,7 @@ class Store:
                 select(tables.events.c.payload).where(tables.events.c.id == event_id)
             )
             payload = result.scalar_one_or_none()
-        return Event.model_validate(payload) if payload is not None else None
+        return _stored(Event, payload) if payload is not None else None
 
     async def influx_pending(self, limit: int) -> list[Event]:
         async with self._read() as conn:
@@ -456,7 +457,7 @@ class Store:
                 .where(tables.events.c.influx_written.is_(False))
                 .limit(limit)
             )
-            return [Event.model_validate(row[0]) for row in result]
+            return [_stored(Event, row[0]) for row in result]
 
     async def mark_influx_written(self, ids: Sequence[str]) -> None:
         try:
@@ -494,7 +495,7 @@ class Store:
                 .where(tables.alarms.c.state.in_(("open", "acknowledged")))
                 .order_by(tables.alarms.c.opened_at)
             )
-            return [Alarm.model_validate(row[0]) for row in result]
+            return [_stored(Alarm, row[0]) for row in result]
 
     async def get_alarm(self, alarm_id: str) -> Alarm | None:
         async with self._read() as conn:
@@ -502,7 +503,7 @@ class Store:
                 select(tables.alarms.c.data).where(tables.alarms.c.id == alarm_id)
             )
             data = result.scalar_one_or_none()
-        return Alarm.model_validate(data) if data is not None else None
+        return _stored(Alarm, data) if data is not None else None
 
     async def save_alarm(self, alarm: Alarm, audit: AuditEntry | None = None) -> None:
         """Save ``alarm``; its audit record goes first, in the same transaction."""
@@ -531,7 +532,7 @@ class Store:
             query = query.where(tables.alarms.c.updated_at >= since)
         query = query.order_by(tables.alarms.c.opened_at.desc()).limit(limit)
         async with self._read() as conn:
-            return [Alarm.model_validate(row[0]) for row in await conn.execute(query)]
+            return [_stored(Alarm, row[0]) for row in await conn.execute(query)]
 
     async def count_alarms_by_state(self) -> dict[str, int]:
         async with self._read() as conn:
@@ -819,7 +820,7 @@ class Store:
                 .where(e.c.alarm_id == alarm_id)
                 .order_by(e.c.received_at, e.c.ts)
             )
-            return [(Event.model_validate(row[0]), row[1]) for row in result]
+            return [(_stored(Event, row[0]), row[1]) for row in result]
 
     async def alarm_announcements(self, alarm_id: str) -> list[dict[str, Any]]:
         async with self._read() as conn:
@@ -1206,3 +1207,17 @@ async def _announcements(conn: AsyncConnection, where: Any) -> list[dict[str, An
         }
         for row in rows
     ]
+
+
+_Stored = TypeVar("_Stored", Event, Alarm)
+
+
+def _stored(model: type[_Stored], data: Any) -> _Stored:
+    """A stored event or alarm; one kept with a time the wire no longer takes (a year-9999
+    event an older hub committed) is read with that time moved into range, not refused."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        if not isinstance(data, dict):
+            raise
+        return model.model_validate(clamp_stored(data))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from riverguard.wire.models import Event
 from riverguard.wire.times import (
+    clamp_stored,
     format_ts,
     parse_device_ts,
     parse_ts,
@@ -98,3 +101,22 @@ def test_a_devices_own_time_is_read_however_far_off(value: object, year: int) ->
 def test_a_device_time_beyond_any_calendar_is_no_time() -> None:
     with pytest.raises(ValueError, match="out of range"):
         parse_device_ts(10**20)
+
+
+def test_what_the_hub_stored_before_the_range_is_still_read_back() -> None:
+    """A year-9999 event committed by an older hub must not stop a newer one loading it."""
+    stored = {
+        "id": "db-fence-01:1",
+        "site": "s",
+        "device": "db-fence-01",
+        "kind": "fence.breach",
+        "zone": "z1",
+        "ts": "9999-12-31T23:59:59.999Z",
+        "edge_ts": "2026-07-27T21:21:05.123Z",
+        "severity": "warning",
+    }
+    with pytest.raises(ValidationError, match="out of range"):
+        Event.model_validate(stored)
+    event = Event.model_validate(clamp_stored(stored))
+    assert ("2099-12-31T23:59:59.999Z", "db-fence-01:1") == (format_ts(event.ts), event.id)
+    assert "2026-07-27T21:21:05.123Z" == format_ts(event.edge_ts)

@@ -111,3 +111,23 @@ DeviceTime = Annotated[
     BeforeValidator(parse_device_ts),
     PlainSerializer(format_ts, return_type=str, when_used="json"),
 ]
+
+
+def clamp_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a stored event's or alarm's fields) with times out of range moved to
+    the range's ends: rows kept before the range existed still load, and nothing
+    else changes (the hot path never comes here)."""
+    clamped = dict(data)
+    for key, value in data.items():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            continue
+        try:
+            parsed = parse_device_ts(value)
+        except ValueError:
+            continue
+        if not in_range(parsed):
+            clamped[key] = format_ts(min(max(parsed, MIN_TIME), MAX_TIME - _MILLISECOND))
+    return clamped
+
+
+_MILLISECOND = timedelta(milliseconds=1)
