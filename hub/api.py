@@ -152,12 +152,13 @@ async def logout(hub: HubDep, session: CurrentSession) -> Response:
 @router.post("/links")
 async def make_link(hub: HubDep, user: CurrentUser, body: LinkIn) -> LinkOut:
     """A signed link to a timeline export or a snapshot, for the browser to load by itself
-    (good for ``link_ttl_s``, for that user and path only)."""
+    (good once, within ``link_ttl_s``, for that user and path only)."""
     parts = urlsplit(body.path)
     if parts.scheme or parts.netloc or parts.fragment or not LINKABLE.match(parts.path):
         raise ApiError(422, "invalid_request", "path: not a path a link may be made for")
-    query, expires = hub.auth.links.sign(parts.path, user.username)
-    extra = [(k, v) for k, v in parse_qsl(parts.query) if k not in {"u", "exp", "sig", "token"}]
+    query, expires = hub.auth.links.sign(parts.path, user.username, once=True)
+    reserved = {"u", "exp", "sig", "n", "token"}
+    extra = [(k, v) for k, v in parse_qsl(parts.query) if k not in reserved]
     url = parts.path + "?" + (urlencode(extra) + "&" if extra else "") + query
     return LinkOut(url=url, expires_at=format_ts(datetime.fromtimestamp(expires, UTC)))
 

@@ -76,6 +76,9 @@ async def _user_by_header_or_link(
         int | None, Query(ge=0, le=2**53, description="signed link: expiry (Unix s)")
     ] = None,
     sig: Annotated[str | None, Query(max_length=64, description="signed link: HMAC")] = None,
+    n: Annotated[
+        str | None, Query(max_length=32, description="signed link: single-use nonce")
+    ] = None,
 ) -> UserRow:
     """For URLs a browser loads by itself (a download, a printable page), which cannot
     send a header: the bearer header, or a signed link (``POST /api/links``)."""
@@ -92,7 +95,7 @@ async def _user_by_header_or_link(
         )
     if u is None or exp is None or sig is None:
         raise ApiError(401, "unauthorized", "missing bearer token or signed link")
-    if not hub.auth.links.verify(request.url.path, u, exp, sig):
+    if not hub.auth.links.verify(request.url.path, u, exp, sig, n):
         raise ApiError(401, "unauthorized", "invalid or expired link")
     user = await hub.store.get_user(u)
     if user is None or user.username not in hub.auth.enabled:

@@ -278,6 +278,7 @@ async def test_exports_and_snapshots_need_a_signed_link_not_a_token_in_the_url(
     made = await running_hub.http.post("/api/links", headers=headers, json={"path": path})
     url = made.json()["url"]
     by_link = await running_hub.http.get(url)
+    used_again = await running_hub.http.get(url)
     # The link is for that path only, and its signature covers the user and expiry.
     elsewhere = await running_hub.http.get(url.replace("alm-nope", "alm-other"))
     tampered = await running_hub.http.get(re.sub(r"exp=(\d+)", r"exp=9\1", url))
@@ -295,6 +296,11 @@ async def test_exports_and_snapshots_need_a_signed_link_not_a_token_in_the_url(
     assert token not in url
     # Past the login: the alarm is unknown.
     assert (404, "not_found") == (by_link.status_code, by_link.json()["error"])
+    # Single use: a link copied from a download history or a log is dead.
+    assert (401, "invalid or expired link") == (
+        used_again.status_code,
+        used_again.json()["detail"],
+    )
     assert [401, 401, 401] == [r.status_code for r in (elsewhere, tampered, other_user)]
     assert [422, 422] == [not_linkable.status_code, absolute.status_code]
 
