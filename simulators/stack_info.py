@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from riverguard.mqtt import BrokerSettings
 from simulators.errors import SimulatorError
@@ -31,6 +31,15 @@ class StackInfo(BaseModel):
     broker: BrokerSettings
     logins: dict[str, Login] = {}
     admin: Login | None = None
+
+    @field_validator("broker", mode="before")
+    @classmethod
+    def _plain_listener(cls, value: Any) -> Any:
+        """``host`` and ``port`` are the plain listener; the TLS one (``tls_port``,
+        ``ca_file``, PROTOCOL 6) is not what simulators on the stack's machine use."""
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if k not in ("tls_port", "ca_file")}
+        return value
 
     @classmethod
     def load(cls, path: Path) -> StackInfo:

@@ -14,6 +14,7 @@ from riverguard.services import ManagedProcess, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceStatusReport, FenceReport, SpeakerPlay, SpeakerState
+from simulators.stack_info import StackInfo
 from tests.conftest import Broker
 from tests.edge.support import (
     EXAMPLE_CONFIG,
@@ -165,3 +166,14 @@ async def test_sim_speakers_serves_configured_http_speakers(
             raise AssertionError(process.log_tail()) from None
     finally:
         process.stop()
+
+
+def test_stack_info_takes_the_plain_listener_of_a_stack_json_with_a_tls_one() -> None:
+    """PROTOCOL 6: ``broker`` also names the TLS listener; simulators use the plain one."""
+    broker = {"host": "127.0.0.1", "port": 1883, "username": "sim", "password": "pw"}
+    raw = {
+        "hub_url": "http://127.0.0.1:8080",
+        "broker": broker | {"tls_port": 8883, "ca_file": "/nowhere/ca.crt"},
+    }
+    info = StackInfo.parse(raw)
+    assert (1883, False, None) == (info.broker.port, info.broker.tls, info.broker.ca_file)
