@@ -158,5 +158,8 @@ class Deterrence:
                 requested_by=REQUESTED_BY,
                 expires_at=now + timedelta(seconds=AUTO_EXPIRES_S),
             )
-            await self.acks.send(client, speaker_id, announce.id, "received", REQUESTED_BY)
+            # To the hub once it has the event that raised it, so that it joins the alarm.
+            await self.acks.send(
+                speaker_id, announce.id, "received", REQUESTED_BY, after_event=trigger.event_id
+            )
             await speaker.announce(client, announce)

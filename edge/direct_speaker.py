@@ -174,4 +174,4 @@ class DirectSpeaker(ABC, Generic[Media]):
     async def _ack(
         self, client: Client, announcement_id: str, state: AckState, detail: str = ""
     ) -> None:
-        await self.acks.send(client, self.device.id, announcement_id, state, detail)
+        await self.acks.send(self.device.id, announcement_id, state, detail)

@@ -118,5 +118,22 @@ class EdgeMetrics:
             registry=r,
         )
         self.connects = Counter(
-            "riverguard_edge_broker_connects", "Successful broker connections", registry=r
+            "riverguard_edge_broker_connects",
+            "Successful connections to the central broker (the uplink)",
+            registry=r,
+        )
+        self.field_connects = Counter(
+            "riverguard_edge_field_broker_connects",
+            "Successful connections to the site's broker (the field side)",
+            registry=r,
+        )
+        self.uplink_queued = Gauge(
+            "riverguard_edge_uplink_queued",
+            "Acks, device statuses and late snapshots waiting for the uplink",
+            registry=r,
+        )
+        self.uplink_dropped = Counter(
+            "riverguard_edge_uplink_dropped",
+            "Acks, device statuses and late snapshots dropped: the uplink's queue was full",
+            registry=r,
         )

@@ -9,11 +9,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from riverguard import plaintext
+from riverguard.mqtt import BrokerSettings
 from riverguard.settings import ComponentSettings
 
 
 class EdgeSettings(ComponentSettings):
+    """``broker`` (``RIVERGUARD_BROKER__*``) is the central broker, the uplink to the
+    hub; ``field_broker`` (``RIVERGUARD_FIELD_BROKER__*``) the site's own broker, where
+    its devices publish. Without ``field_broker`` both sides use ``broker``."""
+
     site: str
+    field_broker: BrokerSettings | None = None
     # The hub's public URL (its RIVERGUARD_PUBLIC_URL): announcement audio is fetched
     # from under it only. Unset, the edge plays no announcement from the hub.
     hub_url: str | None = None
@@ -65,6 +71,11 @@ class EdgeSettings(ComponentSettings):
     # The CA that signed the hub's HTTPS certificate (a private CA), for fetching
     # announcement audio; default: the system's authorities.
     hub_ca_file: Path | None = None
+
+    @property
+    def field_side_broker(self) -> BrokerSettings:
+        """The broker the site's devices publish to (the central one when not set)."""
+        return self.field_broker or self.broker
 
     @model_validator(mode="after")
     def _deployment(self) -> EdgeSettings:

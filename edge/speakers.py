@@ -41,6 +41,7 @@ import structlog
 from edge.audio import AudioCache, audio_duration_s
 from edge.errors import AudioError
 from edge.metrics import EdgeMetrics
+from edge.outgoing import Outgoing
 from riverguard.config import Device
 from riverguard.mqtt_client import Client
 from riverguard.wire import topics
@@ -63,23 +64,38 @@ _FINISHED_MEMORY = 1024
 
 
 class Acks:
-    """Publishes one site's announcement acknowledgements."""
+    """One site's announcement acknowledgements, handed to the uplink (``edge.outgoing``).
 
-    def __init__(self, site: str, clock: Callable[[], datetime], metrics: EdgeMetrics) -> None:
+    They never wait for the hub: a speaker warns the swimmer with the uplink down,
+    and its acks reach the hub when the uplink is back.
+    """
+
+    def __init__(
+        self,
+        site: str,
+        clock: Callable[[], datetime],
+        metrics: EdgeMetrics,
+        outgoing: Outgoing,
+    ) -> None:
         self.site = site
         self.clock = clock
         self.metrics = metrics
+        self.outgoing = outgoing
 
     async def send(
         self,
-        client: Client,
         speaker: str,
         announcement_id: str,
         state: AckState,
         detail: str = "",
+        *,
+        after_event: str | None = None,
     ) -> None:
+        """Queue one ack; ``after_event``: held until the hub has committed that event."""
         ack = AnnouncementAck(id=announcement_id, state=state, ts=self.clock(), detail=detail)
-        await client.publish(topics.speaker_ack(self.site, speaker), ack.model_dump_json(), qos=1)
+        self.outgoing.post(
+            topics.speaker_ack(self.site, speaker), ack.model_dump_json(), after_event=after_event
+        )
         self.metrics.acks.labels(state).inc()
         log.info(
             "announcement ack", speaker=speaker, id=announcement_id, state=state, detail=detail
@@ -170,7 +186,7 @@ class MqttSpeaker:
         queued = next((a for a in self._queue if a.id == stop.id), None)
         if queued is not None:
             self._queue.remove(queued)
-            await self.acks.send(client, self.device.id, stop.id, "failed", STOPPED)
+            await self.acks.send(self.device.id, stop.id, "failed", STOPPED)
         elif self._current is not None and self._current.id == stop.id:
             self._stopped.add(stop.id)  # the worker acks it once the fetch returns
         else:
@@ -214,7 +230,7 @@ class MqttSpeaker:
             del self._inflight[state.id]
             inflight.ended.set()
             self._remember_finished(state.id)
-        await self.acks.send(client, self.device.id, state.id, state.state, state.detail)
+        await self.acks.send(self.device.id, state.id, state.state, state.detail)
 
     async def on_status(self, client: Client, online: bool) -> None:
         self.online = online
@@ -302,13 +318,13 @@ class MqttSpeaker:
     async def _finish(self, client: Client, announcement_id: str, detail: str) -> None:
         """Fail an announcement on the speaker's behalf and ignore what it says about it later."""
         self._remember_finished(announcement_id)
-        await self.acks.send(client, self.device.id, announcement_id, "failed", detail)
+        await self.acks.send(self.device.id, announcement_id, "failed", detail)
 
     async def _play(self, client: Client, announce: Announce) -> _InFlight | None:
         """Send ``play``; the announcement in flight, or None if it ended before that."""
         speaker = self.device.id
         if announce.expires_at <= self.clock():
-            await self.acks.send(client, speaker, announce.id, "expired")
+            await self.acks.send(speaker, announce.id, "expired")
             return None
         try:
             path = await self.audio.get(announce.audio)
@@ -316,14 +332,14 @@ class MqttSpeaker:
             log.warning(
                 "announcement audio unusable", speaker=speaker, id=announce.id, error=str(exc)
             )
-            await self.acks.send(client, speaker, announce.id, "failed", str(exc))
+            await self.acks.send(speaker, announce.id, "failed", str(exc))
             return None
         if announce.id in self._stopped:
             detail = OFFLINE if self.online is False else STOPPED
             await self._finish(client, announce.id, detail)
             return None
         if announce.expires_at <= self.clock():
-            await self.acks.send(client, speaker, announce.id, "expired")
+            await self.acks.send(speaker, announce.id, "expired")
             return None
         # Reading a WAV header is a small blocking file read.
         measured = await asyncio.to_thread(audio_duration_s, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.agent import NOT_HUB_AUDIO
+from edge.field_side import NOT_HUB_AUDIO
 from edge.audio import on_hub
 from edge.metrics import EdgeMetrics
 from riverguard.config import Config
