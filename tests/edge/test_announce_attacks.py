@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.field_side import NOT_HUB_AUDIO
 from edge.audio import on_hub
+from edge.field_side import NOT_HUB_AUDIO
 from edge.metrics import EdgeMetrics
 from riverguard.config import Config
 from riverguard.services import Influxd
