@@ -25,6 +25,7 @@ import structlog
 from edge.errors import Rejected
 from edge.field_side import FieldSide
 from edge.metrics import EdgeMetrics
+from edge.normalizer import Normalizer
 from edge.outbox import MemoryOutbox, Outbox
 from edge.outgoing import Outgoing
 from edge.settings import EdgeSettings
@@ -88,6 +89,10 @@ class EdgeAgent:
     @property
     def speakers(self) -> dict[str, SpeakerDriver]:
         return self.field.speakers
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return self.field.normalizer
 
     @property
     def devices_offline(self) -> set[str]:
