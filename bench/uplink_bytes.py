@@ -9,17 +9,20 @@ uplink is counted: TLS records both ways, handshake included, TCP/IP headers
 not (about 52 bytes a packet more on the air).
 
 Phases: idle (the site's devices repeating their status every 30 s, as the
-simulators do), then events one a second, then a burst. Not a test: run it by
+simulators do), then events one a second, then a burst, then (``--outage``)
+the proxy dropping every connection for a while as events come one a second,
+and what crosses once it forwards again. Not a test: run it by
 hand and put the figures in docs/performance.md::
 
-    .venv/bin/python bench/uplink_bytes.py --idle 120 --slow 30 --burst 2000
-    .venv/bin/python bench/uplink_bytes.py --bridge --idle 120 --slow 30 --burst 2000
+    .venv/bin/python bench/uplink_bytes.py --idle 120 --slow 30 --burst 2000 --outage 60
+    .venv/bin/python bench/uplink_bytes.py --bridge --idle 120 --slow 30 --burst 2000 --outage 60
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -53,6 +56,18 @@ class CountingProxy:
         self.up = 0  # site -> centre
         self.down = 0
         self.port = 0
+        self.open = True
+        self._writers: list[asyncio.StreamWriter] = []
+
+    def cut(self) -> None:
+        """Pull the cable: every connection dropped, none taken until ``mend``."""
+        self.open = False
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    def mend(self) -> None:
+        self.open = True
 
     async def start(self) -> None:
         server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -81,10 +96,14 @@ class CountingProxy:
             finally:
                 sink.close()
 
-        try:
+        if not self.open:  # the cable is out: nothing gets through
+            writer.transport.abort()
+            far_writer.transport.abort()
+            return
+        self._writers += [writer, far_writer]
+        # The measurement over, asyncio cancels this: the connection ends with it.
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(pipe(reader, far_writer, True), pipe(far_reader, writer, False))
-        except asyncio.CancelledError:
-            pass  # the measurement is over: this connection ends with it
 
 
 def _process(name: str, args: list[str], env: dict[str, str], log: Path) -> ManagedProcess:
@@ -306,10 +325,44 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
                 "bytes": {"up": burst[0], "down": burst[1]},
                 "per_event": round((burst[0] + burst[1]) / args.burst, 1),
             }
+            if args.outage:
+                results["outage"] = await _outage(args, proxy, report, stored)
             return results
     finally:
         for service in reversed(started):
             service.stop()
+
+
+async def _outage(
+    args: argparse.Namespace,
+    proxy: CountingProxy,
+    report: Callable[[], Awaitable[None]],
+    stored: Callable[[], int],
+) -> dict[str, Any]:
+    """The cable out for ``args.outage`` s while events come one a second; then the bytes
+    until every one of them is stored (what an outage costs the uplink once it is back)."""
+    before = stored()
+    proxy.cut()
+    started = time.monotonic()
+    count = 0
+    while time.monotonic() - started < args.outage:
+        await report()
+        count += 1
+        await asyncio.sleep(1.0)
+    proxy.reset()
+    proxy.mend()
+    back = time.monotonic()
+    await _until(lambda: stored() >= before + count, 180, "the outage's events stored")
+    stored_s = time.monotonic() - back
+    await asyncio.sleep(10)  # resends and commits still under way are counted too
+    up, down = proxy.reset()
+    return {
+        "outage_s": args.outage,
+        "events": count,
+        "stored_s_after_return": round(stored_s, 1),
+        "bytes_after_return": {"up": up, "down": down},
+        "per_event": round((up + down) / max(count, 1), 1),
+    }
 
 
 def main() -> None:
@@ -318,6 +371,9 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=30, help="events at one a second")
     parser.add_argument("--burst", type=int, default=2000, help="events as fast as published")
     parser.add_argument("--bridge", action="store_true", help="a Mosquitto bridge instead")
+    parser.add_argument(
+        "--outage", type=float, default=0, help="seconds of a cut uplink (events one a second)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="riverguard-uplink-") as tmp:
         print(json.dumps(asyncio.run(measure(args, Path(tmp))), indent=2))
