@@ -122,7 +122,12 @@ class EdgeAgent:
                 await self.field.open(http)
                 async with asyncio.TaskGroup() as tg:
                     writer = tg.create_task(self.outbox.run(), name=f"{self._name}.outbox")
-                    await asyncio.gather(self.field.run(stop), self.uplink.run(stop))
+                    sides = [
+                        tg.create_task(self.field.run(stop), name=f"{self._name}.field"),
+                        tg.create_task(self.uplink.run(stop), name=f"{self._name}.uplink"),
+                    ]
+                    # Both return once ``stop`` is set; one that fails takes the other down.
+                    await asyncio.wait(sides)
                     writer.cancel()
         finally:
             self.ready.clear()

@@ -43,6 +43,7 @@ from riverguard.mqtt_client import Client, MqttError
 from riverguard.services import Influxd, ManagedProcess, Mosquitto, TlsListener
 from riverguard.testing import fence_report
 from riverguard.wire import topics
+from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import EXAMPLE_CONFIG, REPO, broker_access
 from tests.deploy.netns import Hosts, Tunnel, accepts, check_netns
 
@@ -154,8 +155,8 @@ class Console:
     def __init__(self) -> None:
         self.messages: list[tuple[float, dict[str, Any]]] = []  # (monotonic, message)
 
-    async def pump(self, url: str) -> None:
-        async with websockets.connect(url, max_size=None) as ws:
+    async def pump(self, url: str, token: str) -> None:
+        async with websockets.connect(url, max_size=None, subprotocols=subprotocols(token)) as ws:
             async for raw in ws:
                 self.messages.append((time.monotonic(), json.loads(raw)))
 
@@ -383,8 +384,8 @@ async def _scenario(run: Run) -> None:
     assert 200 == token.status_code, token.text
     bearer = token.json()["access_token"]
     api.headers["Authorization"] = f"Bearer {bearer}"
-    ws_url = f"ws://127.0.0.1:{run.hub_port}/api/ws?token={bearer}&events=*"
-    pump = asyncio.create_task(console.pump(ws_url), name="test.console")
+    ws_url = f"ws://127.0.0.1:{run.hub_port}/api/ws?events=*"
+    pump = asyncio.create_task(console.pump(ws_url, bearer), name="test.console")
     try:
         await _until(console.edge_online, 60, "the edge online on the console")
         await _link_refusals(run)
