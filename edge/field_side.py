@@ -49,7 +49,7 @@ from edge.settings import EdgeSettings
 from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver
 from edge.warning import prepare_warning
-from riverguard import policy
+from riverguard import broker_acl, policy
 from riverguard.config import Device, Site
 from riverguard.mqtt import Backoff, make_client
 from riverguard.mqtt_client import Client, Message, MqttError, Subscription
@@ -124,7 +124,7 @@ class FieldSide:
         self.audio: AudioCache | None = None
         self.client = make_client(
             settings.field_side_broker,
-            identifier=f"edge-{site.id}-field",
+            identifier=broker_acl.edge_field_client_id(site.id),
             persistent=True,
             # A device's message is acknowledged to the broker only once its event is on
             # disk (``_receiver``), so a kill -9 between the two loses nothing: the broker

@@ -43,6 +43,11 @@ def edge_username(site: str) -> str:
     return f"edge-{site}"
 
 
+def edge_field_client_id(site: str) -> str:
+    """The client id of an edge's session with its site broker (its field side)."""
+    return f"edge-{site}-field"
+
+
 def device_username(device: str) -> str:
     """A device's login (and its client id): ``device-{device id}``."""
     return f"device-{device}"
@@ -64,6 +69,8 @@ class Identity:
     publish: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
     client_id: str | None = None
+    # More client ids bound to the login the same way (an edge's field side).
+    more_client_ids: tuple[str, ...] = ()
     description: str = ""
     # Filters inside ``publish`` the identity may still not publish on (checked first).
     deny_publish: tuple[str, ...] = ()
@@ -109,6 +116,7 @@ def edge_identity(config: Config, site_id: str) -> Identity:
             *topics.edge_subscriptions(site.id),
         ),
         client_id=edge_username(site.id),
+        more_client_ids=(edge_field_client_id(site.id),),
         description=f"the edge of site {site.id}: its own site only",
     )
 
@@ -245,7 +253,7 @@ def identities(
 def _check_unique(found: list[Identity]) -> None:
     seen: set[str] = set()
     for identity in found:
-        for name in {identity.username, identity.client_id} - {None}:
+        for name in {identity.username, identity.client_id, *identity.more_client_ids} - {None}:
             assert name is not None
             if name in seen:
                 raise ConfigError(f"broker login or client id {name!r} would be used twice")
@@ -330,7 +338,12 @@ def dynsec_config(found: Iterable[Identity], passwords: Mapping[str, str]) -> di
 
 def bound_client_ids(found: Iterable[Identity]) -> str:
     """The client id guard's file: ``client-id username`` a line."""
-    lines = [f"{i.client_id} {i.username}" for i in found if i.client_id is not None]
+    lines = [
+        f"{client_id} {i.username}"
+        for i in found
+        for client_id in (i.client_id, *i.more_client_ids)
+        if client_id is not None
+    ]
     return "".join(line + "\n" for line in lines)
 
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from riverguard.broker_acl import HUB_CLIENT_ID, device_username
+from riverguard.broker_acl import HUB_CLIENT_ID, device_username, edge_field_client_id
 from riverguard.mqtt import make_client
 from riverguard.mqtt_client import Client, MqttError, Subscription
 from riverguard.testing import fence_report
@@ -166,10 +166,11 @@ async def test_the_hubs_session_cannot_be_taken_over(own_broker: Broker) -> None
             with pytest.raises(MqttError, match="0x87"):
                 async with make_client(own_broker.settings(login), HUB_CLIENT_ID):
                     pass
-        # An edge's and a device's client ids are bound the same way.
-        with pytest.raises(MqttError, match="0x87"):
-            async with make_client(own_broker.settings("sim"), f"edge-{SITE}"):
-                pass
+        # An edge's (both its sessions) and a device's client ids are bound the same way.
+        for edge_session in (f"edge-{SITE}", edge_field_client_id(SITE)):
+            with pytest.raises(MqttError, match="0x87"):
+                async with make_client(own_broker.settings("sim"), edge_session):
+                    pass
         with pytest.raises(MqttError, match="0x87"):
             async with make_client(own_broker.settings("sim"), device_username(FENCE)):
                 pass
