@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub import ids
 from hub.clock import Clock
 from hub.errors import AudioRejected, HubError
+from riverguard import policy
 from riverguard.config import Config
 from riverguard.wire.models import Ident
 from riverguard.wire.times import format_ts
@@ -35,7 +36,8 @@ from riverguard.wire.times import format_ts
 log = structlog.get_logger()
 
 LATE_GRACE = timedelta(minutes=5)
-ROUTINE_MAX_PRIORITY = 7
+# Scheduled announcements are routine by definition (riverguard.policy).
+ROUTINE_MAX_PRIORITY = policy.ROUTINE_MAX_PRIORITY
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
