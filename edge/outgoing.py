@@ -15,8 +15,10 @@ uplink's ``commit_timeout_s`` of connected time (a hub that commits nothing
 still hears of the warning).
 
 Held in memory, bounded: when full the oldest message goes, counted in
-``riverguard_edge_uplink_dropped_total``. Events never pass through here: the
-outbox keeps them on disk.
+``riverguard_edge_uplink_dropped_total``. A retained message (a device's
+status) replaces one of its topic still waiting: only the latest status
+matters, and a long outage does not fill the queue with a device's heartbeats.
+Events never pass through here: the outbox keeps them on disk.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class Outgoing:
         after_event: str | None = None,
     ) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
+        if retain:
+            stale = next((m for m in self._queue if m.retain and m.topic == topic), None)
+            if stale is not None:
+                self._queue.remove(stale)
         self._queue.append(Message(topic, data, retain, after_event, time.monotonic()))
         if len(self._queue) > self.limit:
             self._queue.popleft()
@@ -82,10 +88,17 @@ class Outgoing:
             ready.append(message)
         return ready
 
-    def done(self, count: int) -> None:
-        """The first ``count`` messages were acknowledged by the broker."""
-        for _ in range(min(count, len(self._queue))):
-            self._queue.popleft()
+    def done(self, sent: list[Message]) -> None:
+        """``sent`` (what ``ready`` gave) was acknowledged by the broker: off the queue.
+        One replaced meanwhile by a newer status is gone already."""
+        for message in sent:
+            if self._queue and self._queue[0] is message:
+                self._queue.popleft()
+            else:
+                for index, waiting in enumerate(self._queue):
+                    if waiting is message:
+                        del self._queue[index]
+                        break
 
     async def wait(self, at_most_s: float) -> None:
         """Until something is posted after the last ``ready``, or ``at_most_s`` (a held

@@ -290,7 +290,7 @@ class Uplink:
                 continue
             for message in ready:
                 await client.publish(message.topic, message.payload, qos=1, retain=message.retain)
-            queue.done(len(ready))
+            queue.done(ready)
             self.metrics.uplink_queued.set(len(queue))
 
     def _held(self, message: OutgoingMessage) -> bool:
