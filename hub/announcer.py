@@ -108,6 +108,9 @@ class Announcer:
         self.quiet_volume_cap = quiet_volume_cap
         self.routine_limit = routine_limit
         self.routine_window = timedelta(seconds=routine_window_s)
+        # When a warning of an edge's own was last recorded, per site and zone (None:
+        # a zone the site does not have).
+        self._edge_auto_at: dict[tuple[str, str | None], datetime] = {}
         # Each speaker's newest active announcement: (id, priority), for preemption.
         self._active: dict[str, tuple[str, int]] = {}
         # When each sent announcement's speakers must have acknowledged it ("ack"), and
@@ -431,8 +434,9 @@ class Announcer:
         """Apply a speaker's state; return a rejection reason, or None."""
         record = await self.store.get_announcement(ack.id)
         if record is None and ack.id.startswith(EDGE_AUTO_PREFIX):
-            if not self._covers(site, speaker, ack.id):
-                return "unknown_speaker"
+            refused = self._new_edge_auto_refused(site, speaker, ack.id)
+            if refused is not None:
+                return refused
             record = await self._record_edge_auto(site, speaker, ack)
         if record is None:
             return "unknown_announcement"
@@ -499,6 +503,26 @@ class Announcer:
         )
         self._wake.set()
         return await self.store.get_announcement(ack.id)
+
+    def _new_edge_auto_refused(self, site: str, speaker: str, ann_id: str) -> str | None:
+        """Why a warning of the edge's own, first heard of now, is not recorded, or None.
+
+        The edge plays it on speakers covering its zone, and warns a zone at most
+        once per the site's ``auto_warning_cooldown_s`` (edge/deterrence.py): more new
+        ids than that are not its own, and would each make a record (and grow every
+        console's ``hello``). At least a second apart.
+        """
+        if not self._covers(site, speaker, ann_id):
+            return "unknown_speaker"
+        config = self.picture.config.site(site)
+        key = (site, edge_auto_zone(ann_id, config.zone_ids))
+        now = self.clock()
+        last = self._edge_auto_at.get(key)
+        cooldown = timedelta(seconds=max(1.0, config.auto_warning_cooldown_s))
+        if last is not None and now - last < cooldown:
+            return "edge_auto_too_often"
+        self._edge_auto_at[key] = now
+        return None
 
     def _covers(self, site: str, speaker: str, ann_id: str) -> bool:
         """Whether the edge's own warning ``ann_id`` may have played on ``speaker``.

@@ -27,6 +27,8 @@ REJECT_REASONS = (
     # An event whose kind its device's type cannot report (a speaker's breach, a
     # fence's water entry), or whose id is not one of its device's.
     "wrong_device",
+    # A new warning of an edge's own for a zone sooner than the site's cooldown allows.
+    "edge_auto_too_often",
 )
 
 

@@ -122,3 +122,30 @@ async def test_acks_from_speakers_outside_an_announcement_are_refused(
     assert {"db-spk-01": "received"} == auto["speakers"]
     assert mine is not None
     assert {"db-spk-02": "pending"} == mine["speakers"]
+
+
+async def test_forged_warnings_of_the_edges_own_make_one_record_per_zone_and_cooldown(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    """Every new ``edge-auto-…`` id made a record (and grew ``hello``): the edge warns a
+    zone once per cooldown (60 s by default), so more are not its own."""
+    clock = ManualClock()
+    ms = int(clock.now().timestamp() * 1000)
+    forged = [f"edge-auto-z2-{ms + n}" for n in range(40)]
+    async with hub_with_speakers(make_settings, tmp_path, clock) as hub:
+        for auto_id in forged:
+            await ack(edge, "db-spk-03", auto_id, "received", "edge-auto")
+        await hub.wait_metric(
+            "riverguard_hub_rejected_total", len(forged) - 1, 'reason="edge_auto_too_often"'
+        )
+        clock.advance(61)
+        later = f"edge-auto-z2-{ms + 61_000}"
+        await ack(edge, "db-spk-03", later, "received", "edge-auto")
+
+        async def recorded(auto_id: str) -> bool:
+            return await hub.hub.announcer.get(auto_id) is not None
+
+        await wait_for(lambda: recorded(later), what="a warning after the cooldown recorded")
+        kept = [auto_id for auto_id in forged if await recorded(auto_id)]
+
+    assert [forged[0]] == kept
