@@ -452,7 +452,8 @@ async def _cut_and_cross(run: Run) -> None:
     print(
         f"cable out {back_at - cut_at:.1f} s; the hub showed the edge offline after "
         f"{offline[0] - cut_at:.1f} s and its zones unguarded after "
-        f"{unguarded[0] - cut_at:.1f} s (offline timeout {OFFLINE_TIMEOUT_S} s)"
+        f"{unguarded[0] - cut_at:.1f} s (the broker's keepalive grace: {OFFLINE_TIMEOUT_S} s "
+        "after the edge's last packet, checked now and then)"
     )
     assert offline[0] - cut_at < CUT_S
     # The site's own speaker warned, by the speaker's and the swimmer's own clocks.
