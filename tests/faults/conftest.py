@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from riverguard.services import ServiceError
 from riverguard.stack import Stack
 from simulators.load import fences_config
-from tests.faults.support import Supervisor
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, WALL_SCREEN
+from tests.faults.support import Console, Supervisor, wait_until
 
 # Two sites of twenty fences: a stream of a few hundred reports a second is a few
 # reports a second per fence, as a fence in an incident sends.
@@ -85,3 +87,21 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
         stack.stop()
         if no_tmpfs is None:
             subprocess.run(["umount", str(hub_dir)], check=False, timeout=30)
+
+
+@pytest.fixture(scope="package")
+def console(supervised: Supervisor) -> Iterator[Console]:
+    """The duty console in headless Chromium, logged in (as the configuration's admin)."""
+    stack = supervised.stack
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport=WALL_SCREEN)
+            watching = Console(page, stack.hub_url, "admin", stack.secrets.users["admin"])
+            watching.log_in()
+            wait_until(watching.calm, 60, "the console calm")
+            yield watching
+        finally:
+            browser.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -18,14 +19,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page
 
 from riverguard.stack import Stack
 from riverguard.testing import fence_report
@@ -34,6 +38,9 @@ from riverguard.wire.event_ids import derived_id
 from riverguard.wire.times import utcnow
 
 Fault = Literal["SIGKILL", "SIGSTOP"]
+
+# Where the console's screenshots during faults go (ignored by git).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 # Fence reports a second during a case.
 RATE = 300.0
@@ -303,22 +310,38 @@ class Injection:
     begin: Callable[[], None]
     end: Callable[[], None]
     lasts_s: float
-    # Whether the fault is visible where an officer would see it.
-    shows: Callable[[], bool]
+    # Whether a console state (Console.state) shows the fault.
+    shows: Callable[[dict[str, Any]], bool]
+    # When (time.monotonic()) the fault was over, asked after the case, if not when it
+    # ended: a killed process is away until it has been started again.
+    over: Callable[[], float] | None = None
 
 
 @dataclass
 class Case:
     name: str
     tally: Tally
+    # When the console first showed the fault (seconds after it began), None: never.
     shown_s: float | None
+    # Whether it went back to calm after that while the fault lasted.
+    lapsed: bool
     recovered_s: float
+    # When the console was calm again after the fault (seconds after it ended).
+    console_calm_s: float | None = None
 
     def line(self) -> str:
-        shown = f"shown after {self.shown_s:.1f} s" if self.shown_s is not None else "not shown"
+        shown = "not shown"
+        if self.shown_s is not None:
+            held = "lapsed before the fault ended" if self.lapsed else "held while it lasted"
+            shown = f"shown after {self.shown_s:.1f} s ({held})"
+        calm = (
+            f", console calm {self.console_calm_s:.1f} s after"
+            if self.console_calm_s is not None
+            else ""
+        )
         return (
             f"{self.name}: {shown}, recovered {self.recovered_s:.1f} s after the fault"
-            f" ended; {self.tally.line()}"
+            f" ended{calm}; {self.tally.line()}"
         )
 
 
@@ -326,28 +349,41 @@ def healthy(stack: Stack) -> bool:
     return answers(f"{stack.hub_url}/healthz", timeout=5) == 200
 
 
-def run_fault(supervised: Supervisor, fault: Injection) -> Case:
-    """Stream, inject ``fault`` after a second, end it, stream a second more, tally."""
+def run_fault(supervised: Supervisor, fault: Injection, console: Console | None = None) -> Case:
+    """Stream, inject ``fault`` after a second, end it, stream a second more, tally.
+
+    With ``console``: the console must be calm before the fault, and after it
+    (that time is part of the figures); ``fault.shows`` is sampled every 0.1 s.
+    """
     stack = supervised.stack
     since = utcnow()
     wait_until(lambda: healthy(stack), 60, "healthy before the fault")
-    shown_s: float | None = None
+    if console is not None:
+        wait_until(console.calm, 90, "the console calm before the fault")
     with FenceStream(stack, RATE) as stream:
         wait_until(lambda: stream.acked() >= RATE, 20, "a second of reports acknowledged")
         fault_at = time.monotonic()
+        fault_at_unix = time.time()
         fault.begin()
         # A fault that takes a while to set up lasts ``lasts_s`` from when it is set up.
         ended_at = time.monotonic() + fault.lasts_s
+        pictured = console is None
+        picture_at = time.monotonic() + min(3.0, fault.lasts_s / 2 or 0.5)
         ongoing = True
         while time.monotonic() < ended_at + AFTER_S:
-            if shown_s is None and fault.shows():
-                shown_s = time.monotonic() - fault_at
             if ongoing and time.monotonic() >= ended_at:
                 fault.end()
+                ended_at = time.monotonic()
                 ongoing = False
+            # The console as the fault shows on it, once (a screenshot is slow under load).
+            if not pictured and console is not None and time.monotonic() >= picture_at:
+                console.screenshot(re.sub(r"[^a-z0-9]+", "-", fault.name.lower()))
+                pictured = True
             threading.Event().wait(0.1)
         if ongoing:
             fault.end()
+            ended_at = time.monotonic()
+        ended_at_unix = time.time() - (time.monotonic() - ended_at)
         stream.stop()
         sent = stream.ids()
         supervised.ever_sent |= sent
@@ -370,4 +406,141 @@ def run_fault(supervised: Supervisor, fault: Injection) -> Case:
         return time.monotonic() - progress["at"] > SETTLED_S
 
     wait_until(recovered, RECOVERY_TIMEOUT_S, "recovered")
-    return Case(fault.name, tally(supervised, sent, since), shown_s, progress["at"] - ended_at)
+    shown_s: float | None = None
+    lapsed = False
+    console_calm_s: float | None = None
+    if console is not None:
+        wait_until(console.calm, 90, f"the console calm after {fault.name}")
+        trace = console.trace(fault_at_unix)
+        # Monotonic times to the page's clock (Unix time), through the fault's start.
+        over_unix = fault_at_unix + ((fault.over() if fault.over else ended_at) - fault_at)
+        recovered_unix = fault_at_unix + (progress["at"] - fault_at)
+        for at, state in trace:
+            shows = fault.shows(state)
+            if shows and shown_s is None and at <= recovered_unix:
+                shown_s = at - fault_at_unix
+            elif not shows and shown_s is not None and at < over_unix:
+                lapsed = True
+        console_calm_s = max(0.0, trace[-1][0] - ended_at_unix)
+    case = Case(
+        fault.name, tally(supervised, sent, since), shown_s, lapsed, progress["at"] - ended_at
+    )
+    case.console_calm_s = console_calm_s
+    return case
+
+
+# What the duty console shows, recorded by the page itself at each change (a
+# MutationObserver), with the page's clock: its own socket, the hub's links, each
+# site's edge as the wall shows it, whether the wall claims to know. Read back
+# afterwards, so that a page slow to answer (Chromium busy drawing 300 events a
+# second on two shared cores) does not delay the fault or blur its timing.
+_CONSOLE_TRACE_JS = """
+(() => {
+  const look = () => {
+    const edges = {};
+    for (const el of document.querySelectorAll("#status-strip .site-status[data-site]")) {
+      const edge = el.querySelector(".edge");
+      const health = [...(edge?.classList ?? [])].find((c) => c.startsWith("edge-"));
+      edges[el.dataset.site] = health ? health.slice(5) : "none";
+    }
+    return {
+      view: document.body?.dataset.view ?? "",
+      connection: document.body?.dataset.connection ?? "",
+      links: document.body?.dataset.links ?? "",
+      known: document.querySelector("#alarm-list")?.dataset.known ?? "",
+      edges,
+    };
+  };
+  window.__faultTrace = [];
+  window.__faultLook = look;
+  const record = () => {
+    const state = look();
+    const key = JSON.stringify(state);
+    const last = window.__faultTrace[window.__faultTrace.length - 1];
+    if (last && last.key === key) return;
+    window.__faultTrace.push({ at: Date.now(), key, state });
+  };
+  const watch = () => {
+    record();
+    const observer = new MutationObserver(record);
+    observer.observe(document.body, { attributes: true });
+    for (const id of ["status-strip", "alarm-list"]) {
+      const el = document.getElementById(id);
+      if (el) observer.observe(el, { attributes: true, childList: true, subtree: true });
+    }
+  };
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", watch);
+  } else {
+    watch();
+  }
+})();
+"""
+
+
+class Console:
+    """A duty console in headless Chromium, logged in, watched while faults happen."""
+
+    def __init__(self, page: Page, hub_url: str, username: str, password: str) -> None:
+        self.page = page
+        self.hub_url = hub_url
+        self.username = username
+        self.password = password
+        page.add_init_script(_CONSOLE_TRACE_JS)
+
+    def log_in(self) -> None:
+        page = self.page
+        page.goto(f"{self.hub_url}/")
+        page.fill("#login-username", self.username)
+        page.fill("#login-password", self.password)
+        page.click("#login-submit")
+        page.wait_for_function("document.body.dataset.view === 'console'", timeout=30_000)
+
+    def state(self) -> dict[str, Any]:
+        """What the page shows now."""
+        try:
+            state: dict[str, Any] = self.page.evaluate("window.__faultLook()")
+        except PlaywrightError as exc:  # the page navigating (a reload, the login page)
+            return {"error": str(exc)}
+        return state
+
+    def trace(self, since: float) -> list[tuple[float, dict[str, Any]]]:
+        """What the page showed from ``since`` (Unix time) on: (time, state) at each change,
+        the first being what it showed at ``since``."""
+        entries: list[dict[str, Any]] = self.page.evaluate(
+            "window.__faultTrace.map((e) => ({at: e.at, state: e.state}))"
+        )
+        before = [e for e in entries if e["at"] / 1000 < since][-1:]
+        after = [e for e in entries if e["at"] / 1000 >= since]
+        return [(max(since, e["at"] / 1000), e["state"]) for e in before + after]
+
+    def calm(self) -> bool:
+        """Connected, every link up, every edge online: what it shows when all is well."""
+        state = self.state()
+        return bool(
+            state.get("view") == "console"
+            and state.get("connection") == "open"
+            and state.get("links") == "ok"
+            and all(health == "online" for health in state.get("edges", {}).values())
+        )
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / f"fault-{name}.png")
+
+
+def console_shows(target: str, site: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a console state shows a fault of ``target`` (``site``: the edge's)."""
+    return partial(_console_shows, target=target, site=site)
+
+
+def _console_shows(state: dict[str, Any], target: str, site: str) -> bool:
+    if state.get("view") != "console" or state.get("connection") != "open":
+        return True  # the console says it lost the hub (or asks for a login)
+    links = state.get("links")
+    edge = state.get("edges", {}).get(site)
+    if target == "influxd":
+        return bool(links in ("degraded", "lost"))
+    if target.startswith("edge-"):
+        return bool(edge != "online")
+    return bool(links == "lost")

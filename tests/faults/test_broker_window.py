@@ -27,15 +27,16 @@ import pytest
 
 from tests.faults.support import (
     RATE,
+    Console,
     Injection,
     Supervisor,
-    answers,
+    console_shows,
     run_fault,
     signal_pid,
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(180)]
 
 EDGE = "edge-load-001"
 # How long the edge's reports queue in the broker before the broker is killed.
@@ -48,9 +49,8 @@ WINDOW_S = 2.0
 
 
 def test_broker_killed_with_reports_queued_loses_at_most_its_window(
-    supervised: Supervisor,
+    supervised: Supervisor, console: Console
 ) -> None:
-    stack = supervised.stack
     edge_pid = supervised.pid(EDGE)
     broker_pid = supervised.pid("mosquitto")
     lines = len(supervised.lines())
@@ -71,8 +71,10 @@ def test_broker_killed_with_reports_queued_loses_at_most_its_window(
             begin,
             end=lambda: None,
             lasts_s=0.0,
-            shows=lambda: answers(f"{stack.hub_url}/healthz", timeout=5) != 200,
+            shows=console_shows("mosquitto", "load-001"),
+            over=lambda: supervised.stack.components["mosquitto"].started_at,
         ),
+        console,
     )
     print(f"\n{case.line()}")
     site = EDGE.removeprefix("edge-")

@@ -16,40 +16,31 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 
 import pytest
 
-from riverguard.stack import Stack
 from tests.faults.support import (
+    Console,
     Fault,
     Injection,
     Supervisor,
     alive,
-    answers,
+    console_shows,
     run_fault,
     signal_pid,
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(180)]
 
 HANG_S = float(os.environ.get("RIVERGUARD_FAULT_HANG_S", "20"))
-EDGE = "edge-load-001"
+SITE = "load-001"
+EDGE = f"edge-{SITE}"
 
 
-def _shows(stack: Stack, target: str) -> Callable[[], bool]:
-    """Whether the fault of ``target`` is visible from outside the process."""
-    health = f"{stack.hub_url}/healthz"
-    if target == "hub":
-        return lambda: answers(health, timeout=1) is None
-    if target in ("mosquitto", "influxd"):
-        return lambda: answers(health, timeout=5) != 200
-    return lambda: False
-
-
-def _signal(supervised: Supervisor, target: str, fault: Fault) -> Injection:
-    process = supervised.stack.components[target].process
+def _signal(supervised: Supervisor, console: Console, target: str, fault: Fault) -> Injection:
+    component = supervised.stack.components[target]
+    process = component.process
     pid = supervised.pid(target)
 
     def begin() -> None:
@@ -66,7 +57,9 @@ def _signal(supervised: Supervisor, target: str, fault: Fault) -> Injection:
         begin,
         end,
         lasts_s=HANG_S if fault == "SIGSTOP" else 0.0,
-        shows=_shows(supervised.stack, target),
+        shows=console_shows(target, SITE),
+        # Killed, it is away until the supervisor has started it again.
+        over=(lambda: component.started_at) if fault == "SIGKILL" else None,
     )
 
 
@@ -76,13 +69,13 @@ TARGETS = ("hub", EDGE, "mosquitto", "influxd")
 @pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_fault_loses_no_report_stores_none_twice_and_invents_none(
-    supervised: Supervisor, target: str, fault: Fault
+    supervised: Supervisor, console: Console, target: str, fault: Fault
 ) -> None:
     # The supervisor counts silence only from a child that answered since its start.
     component = supervised.stack.components[target]
     wait_until(lambda: component.answered, 60, f"{target} answering the supervisor")
     pid = supervised.pid(target)
-    case = run_fault(supervised, _signal(supervised, target, fault))
+    case = run_fault(supervised, _signal(supervised, console, target, fault), console)
     print(f"\n{case.line()}")
     if fault == "SIGSTOP":
         assert supervised.said(f"{target} (pid {pid}) not answering")

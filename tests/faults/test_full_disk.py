@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from tests.faults.support import Injection, Supervisor, answers, run_fault
+from tests.faults.support import Console, Injection, Supervisor, console_shows, run_fault
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(180)]
 
 FULL_S = 10.0
 
@@ -37,12 +37,13 @@ def _fill(directory: os.PathLike[str], name: str) -> None:
         os.close(fd)
 
 
-def test_a_full_disk_under_the_state_store_loses_no_report(supervised: Supervisor) -> None:
+def test_a_full_disk_under_the_state_store_loses_no_report(
+    supervised: Supervisor, console: Console
+) -> None:
     if supervised.hub_tmpfs is None:
         pytest.skip(f"no small file system for the hub's data: {supervised.no_tmpfs}")
     directory = supervised.hub_tmpfs
     filler = directory / "filler"
-    health = f"{supervised.stack.hub_url}/healthz"
 
     def end() -> None:
         filler.unlink()
@@ -54,8 +55,9 @@ def test_a_full_disk_under_the_state_store_loses_no_report(supervised: Superviso
             begin=lambda: _fill(directory, filler.name),
             end=end,
             lasts_s=FULL_S,
-            shows=lambda: answers(health, timeout=5) != 200,
+            shows=console_shows("store", "load-001"),
         ),
+        console,
     )
     print(f"\n{case.line()}")
     free = os.statvfs(directory)
