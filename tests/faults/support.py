@@ -44,9 +44,12 @@ Fault = Literal["SIGKILL", "SIGSTOP"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WANT_SCREENSHOTS = os.environ.get("RIVERGUARD_FAULT_SCREENSHOTS") == "1"
 
-# Fence reports a second during a case: each one an event on the console too, which
-# headless Chromium has to draw on the same two cores.
-RATE = 200.0
+# Fence reports a second during a case (RIVERGUARD_FAULT_RATE). Each one is also an
+# event on the console, which headless Chromium draws on the same two cores as the
+# whole stack: at 100/s and more on a loaded machine the console fell 30 s behind
+# (the hub's links message waited behind the events; the hub then closed its socket
+# as too slow), and its figures measured Chromium's share of the CPU, not the fault.
+RATE = float(os.environ.get("RIVERGUARD_FAULT_RATE", "25"))
 # The stream goes on this long after the fault ended (the SIGKILL, SIGCONT, space freed).
 AFTER_S = 1.0
 # A case is over when everything sent is stored and in InfluxDB, or when nothing
@@ -331,9 +334,10 @@ class Case:
     recovered_s: float
     # When the console was calm again after the fault (seconds after it ended).
     console_calm_s: float | None = None
+    watched: bool = True  # whether a console watched the case
 
     def line(self) -> str:
-        shown = "not shown"
+        shown = "not shown" if self.watched else "no console watching"
         if self.shown_s is not None:
             held = "lapsed before the fault ended" if self.lapsed else "held while it lasted"
             shown = f"shown after {self.shown_s:.1f} s ({held})"
@@ -352,7 +356,12 @@ def healthy(stack: Stack) -> bool:
     return answers(f"{stack.hub_url}/healthz", timeout=5) == 200
 
 
-def run_fault(supervised: Supervisor, fault: Injection, console: Console | None = None) -> Case:
+def run_fault(
+    supervised: Supervisor,
+    fault: Injection,
+    console: Console | None = None,
+    rate: float = RATE,
+) -> Case:
     """Stream, inject ``fault`` after a second, end it, stream a second more, tally.
 
     With ``console``: the console must be calm before the fault, and after it
@@ -363,8 +372,8 @@ def run_fault(supervised: Supervisor, fault: Injection, console: Console | None 
     wait_until(lambda: healthy(stack), 60, "healthy before the fault")
     if console is not None:
         wait_until(console.calm, 90, "the console calm before the fault")
-    with FenceStream(stack, RATE) as stream:
-        wait_until(lambda: stream.acked() >= RATE, 20, "a second of reports acknowledged")
+    with FenceStream(stack, rate) as stream:
+        wait_until(lambda: stream.acked() >= rate, 20, "a second of reports acknowledged")
         fault_at = time.monotonic()
         fault_at_unix = time.time()
         fault.begin()
@@ -429,6 +438,7 @@ def run_fault(supervised: Supervisor, fault: Injection, console: Console | None 
         fault.name, tally(supervised, sent, since), shown_s, lapsed, progress["at"] - ended_at
     )
     case.console_calm_s = console_calm_s
+    case.watched = console is not None
     return case
 
 
