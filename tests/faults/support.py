@@ -507,7 +507,8 @@ class Console:
         page.fill("#login-username", self.username)
         page.fill("#login-password", self.password)
         page.click("#login-submit")
-        page.wait_for_function("document.body.dataset.view === 'console'", timeout=30_000)
+        # A locator, not wait_for_function: the console's CSP forbids eval in the page.
+        page.locator("body[data-view='console']").wait_for(state="attached", timeout=30_000)
 
     def state(self) -> dict[str, Any]:
         """What the page shows now."""
