@@ -64,7 +64,12 @@ def _signal(supervised: Supervisor, console: Console, target: str, fault: Fault)
 
 
 # The faults the console shows while they last (at RATE, on this machine's share of CPU).
-SHOWN = {("hub", "SIGKILL"), ("influxd", "SIGSTOP")}
+SHOWN = {
+    ("hub", "SIGKILL"),
+    ("edge-load-001", "SIGKILL"),
+    ("mosquitto", "SIGKILL"),
+    ("influxd", "SIGSTOP"),
+}
 TARGETS = ("hub", EDGE, "mosquitto", "influxd")
 
 
