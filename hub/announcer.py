@@ -147,8 +147,10 @@ class Announcer:
             if request.priority is not None
             else (ALARM_PRIORITY if request.alarm_id else DEFAULT_PRIORITY)
         )
-        # Life-safety only as an alarm's answer: any other priority is capped and routine.
-        routine = not policy.is_life_safety(priority, request.alarm_id) and not scheduled
+        # Life-safety only as the answer to an alarm still open (or acknowledged): any
+        # other priority is capped and routine, a resolved alarm's included.
+        answering = await self._open_alarm(request.alarm_id)
+        routine = not policy.is_life_safety(priority, answering) and not scheduled
         now = self.clock()
         if routine:
             # Every site first, so a grid announcement is refused whole, not in part.
@@ -167,6 +169,7 @@ class Announcer:
                 speakers=speakers,
                 clip_id=clip_id,
                 priority=priority,
+                answering=answering,
                 now=now,
                 routine=routine,
             )
@@ -198,6 +201,7 @@ class Announcer:
         speakers: list[Device],
         clip_id: str | None,
         priority: int,
+        answering: str | None,
         now: datetime,
         routine: bool,
     ) -> dict[str, Any]:
@@ -208,7 +212,7 @@ class Announcer:
             priority=priority,
             repeat=request.repeat if request.repeat is not None else DEFAULT_REPEAT,
             volume=request.volume if request.volume is not None else DEFAULT_VOLUME,
-            alarm_id=request.alarm_id,
+            alarm_id=answering,
             site=self.picture.config.site(site),
             now=now,
             quiet_volume_cap=self.quiet_volume_cap,
@@ -372,6 +376,13 @@ class Announcer:
             if shaped is not None:
                 self.broadcaster.publish("announcement", shaped)
         return sorted(stopped)
+
+    async def _open_alarm(self, alarm_id: str | None) -> str | None:
+        """``alarm_id`` while that alarm is open or acknowledged, else None."""
+        if alarm_id is None:
+            return None
+        alarm = await self.desk.get(alarm_id)
+        return None if alarm.state == "resolved" else alarm_id
 
     async def _targets(  # noqa: PLR0912 - one branch per kind of target
         self, request: AnnouncementRequest

@@ -1,7 +1,8 @@
 """Announcement policy, applied by the hub when it sends and again by the edge when it plays.
 
 Life-safety (priority ``LIFE_SAFETY_PRIORITY`` and up) is an alarm's answer:
-an announcement that names no alarm is routine whatever priority it asks
+an announcement that names no open alarm (the hub passes a resolved alarm's
+as none) is routine whatever priority it asks
 for, and its priority is capped to ``ROUTINE_MAX_PRIORITY``. Routine
 announcements repeat at most ``ROUTINE_MAX_REPEAT`` times and, during the
 site's quiet hours, play at most at its quiet volume cap. The hub also limits
@@ -60,7 +61,7 @@ def shape(
     """The announcement as policy lets it play; ``quiet_volume_cap`` when the site sets none."""
     notes: list[str] = []
     if priority >= LIFE_SAFETY_PRIORITY and alarm_id is None:
-        notes.append(f"priority capped {priority} -> {ROUTINE_MAX_PRIORITY} (no alarm)")
+        notes.append(f"priority capped {priority} -> {ROUTINE_MAX_PRIORITY} (no open alarm)")
         priority = ROUTINE_MAX_PRIORITY
     life_safety = is_life_safety(priority, alarm_id)
     if not life_safety:

@@ -112,7 +112,7 @@ async def test_an_announce_beyond_policy_is_capped_by_the_edge(
     assert (
         "ann-loud",
         "received",
-        "priority capped 10 -> 7 (no alarm); repeat capped 10 -> 5 (routine)",
+        "priority capped 10 -> 7 (no open alarm); repeat capped 10 -> 5 (routine)",
     ) == received
     assert 1 == capped
 

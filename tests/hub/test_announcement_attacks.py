@@ -44,7 +44,7 @@ async def test_priority_10_without_an_alarm_is_routine_capped_and_rate_limited(
     assert 202 == status
     assert (7, 5, 35) == (sent[1]["priority"], sent[1]["repeat"], sent[1]["volume"])
     assert (
-        "priority capped 10 -> 7 (no alarm); repeat capped 10 -> 5 (routine); "
+        "priority capped 10 -> 7 (no open alarm); repeat capped 10 -> 5 (routine); "
         "volume capped 100 -> 35 (quiet hours)"
     ) == created["history"][0]["detail"]
     assert (429, "rate_limited") == (again[0], again[1]["error"])
@@ -55,6 +55,30 @@ async def test_priority_10_without_an_alarm_is_routine_capped_and_rate_limited(
         urgent_sent[1]["repeat"],
         urgent_sent[1]["volume"],
     )
+
+
+async def test_a_resolved_alarm_gives_no_life_safety_priority(
+    make_settings: MakeSettings, tmp_path: Path, edge: aiomqtt.Client
+) -> None:
+    """Naming a resolved alarm does not lift an announcement above routine."""
+    clock = ManualClock(QUIET_NIGHT)
+    settings = {"quiet_volume_cap": 35, "routine_limit": 5}
+    async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
+        alarm_id = await raise_alarm(hub, edge)
+        resolved = await hub.http.post(
+            f"/api/alarms/{alarm_id}/resolve",
+            headers=await hub.auth(),
+            json={"outcome": "other"},
+        )
+        assert 200 == resolved.status_code
+        loud = {"alarm_id": alarm_id, "volume": 100, "repeat": 10, "priority": 10}
+        async with as_edge(edge) as inbox:
+            status, created = await post(hub, loud)
+            sent = await inbox.wait_for(lambda m: m[1].get("id") == created["id"])
+
+    assert 202 == status
+    assert (7, 5, 35) == (sent[1]["priority"], sent[1]["repeat"], sent[1]["volume"])
+    assert created["history"][0]["detail"].startswith("priority capped 10 -> 7 (no open alarm)")
 
 
 async def test_forged_and_repeated_acks_neither_overwrite_a_final_state_nor_grow_hello(
