@@ -5,7 +5,10 @@ configuration, from ``riverguard site-config``), a simulated speaker, and the
 test's swimmer (fence reports on the site broker). The hub machine runs the
 central broker (plain on its loopback for the hub, TLS with client
 certificates on the link), InfluxDB and the hub. The only way between them is
-the veth pair, and the edge's uplink crosses it over TLS.
+the veth pair, and the edge's uplink crosses it over TLS. Both brokers run
+deploy/mosquitto/central.conf and site.conf as shipped (system paths replaced
+by the test's files), with the logins of ``riverguard broker-logins`` and the
+certificates of ``riverguard certs``.
 
 While the swimmer crosses the fences, the cable is pulled for 60 s:
 the site's speaker warns from the site alone; the hub shows the edge offline
@@ -20,8 +23,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import getpass
 import json
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -36,15 +42,15 @@ import httpx
 import pytest
 import websockets
 
-from riverguard import broker_acl, certs
+from riverguard import broker_acl, broker_logins, certs, clientid_guard
 from riverguard.config import Config, load_config
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, MqttError
-from riverguard.services import Influxd, ManagedProcess, Mosquitto, TlsListener
+from riverguard.services import Influxd, ManagedProcess
 from riverguard.testing import fence_report
 from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
-from tests.conftest import EXAMPLE_CONFIG, REPO, broker_access
+from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.deploy.netns import Hosts, Tunnel, accepts, check_netns
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -100,13 +106,48 @@ def _in(namespace: str, process: ManagedProcess) -> ManagedProcess:
     return process
 
 
-def _start_broker(broker: Mosquitto, namespace: str) -> None:
-    _in(namespace, broker.process)
-    broker.directory.mkdir(parents=True, exist_ok=True)
-    broker.write_config()
-    broker.process.start()
-    ready = functools.partial(accepts, namespace, "127.0.0.1", broker.port)
-    broker.process.wait_until(ready, 15, "listening")
+@dataclass
+class ShippedBroker:
+    """Mosquitto with one of deploy/mosquitto/*.conf as shipped, inside a namespace: its
+    system paths replaced by the test's files (``riverguard broker-logins``' and
+    ``riverguard certs``'), its listeners and ports as they are (each machine its own)."""
+
+    process: ManagedProcess
+
+    @classmethod
+    def start(
+        cls, conf: str, namespace: str, directory: Path, access: Path, certs_dir: Path
+    ) -> ShippedBroker:
+        directory.mkdir(parents=True, exist_ok=True)
+        own = directory / "access"  # each broker its own copy: the plugin may write its file
+        shutil.copytree(access, own)
+        access = own
+        text = (REPO / "deploy" / "mosquitto" / conf).read_text(encoding="utf-8")
+        for old, new in {
+            # The files first, then the folders they are in.
+            "/usr/local/lib/riverguard/clientid_guard.so": str(clientid_guard.plugin_path()),
+            "/etc/mosquitto/bound-client-ids": str(access / broker_logins.BOUND_IDS),
+            "/var/lib/mosquitto/dynamic-security.json": str(access / broker_logins.DYNSEC),
+            "/run/mosquitto/": f"{directory}/",
+            "/var/lib/mosquitto/": f"{directory}/",
+            "/etc/mosquitto/certs/": f"{certs_dir}/",
+            "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
+        }.items():
+            text = text.replace(old, new)
+        settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        assert not re.search(r"/etc/|/var/|/run/|/usr/local/", settings), f"a system path in {conf}"
+        conf_path = directory / conf
+        # Started as root, Mosquitto would switch to the "mosquitto" user.
+        conf_path.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+        argv = ["ip", "netns", "exec", namespace, "mosquitto", "-c", str(conf_path)]
+        process = ManagedProcess(conf, argv, directory / "mosquitto.log")
+        process.start()
+        ready = functools.partial(accepts, namespace, "127.0.0.1", 1883)
+        process.wait_until(ready, 15, "listening")
+        return cls(process)
+
+    def stop(self) -> None:
+        self.process.stop()
 
 
 def _log(process: ManagedProcess) -> str:
@@ -181,7 +222,7 @@ class Run:
     """One run of the two machines: what the steps of the scenario use."""
 
     hosts: Hosts
-    central: Mosquitto
+    central: ShippedBroker
     edge: ManagedProcess
     speaker: ManagedProcess
     hub_dir: Path
@@ -209,7 +250,9 @@ async def _running(*processes: ManagedProcess) -> AsyncIterator[None]:
             process.stop()
 
 
-async def _refused(settings: BrokerSettings, broker: Mosquitto, line: str, seen: list[str]) -> None:
+async def _refused(
+    settings: BrokerSettings, broker: ShippedBroker, line: str, seen: list[str]
+) -> None:
     """The client does not get in over the link, and the central broker's log says why
     in a line after those of the refusals before (one refusal, one line)."""
     logged_before = len(_log(broker.process))
@@ -237,9 +280,18 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
         check=True, cwd=REPO, timeout=60,
     )  # fmt: skip
     tls = tmp_path / "tls"
-    certs.make_all(tls, certs.plan([hosts.hub_ip, "127.0.0.1"], [(SITE, [])]))
-    access = broker_access(config)
-    logins = access.passwords
+    certs.make_all(
+        tls, certs.plan([hosts.hub_ip, "127.0.0.1"], [(SITE, [hosts.site_ip, "127.0.0.1"])])
+    )
+    access = tmp_path / "broker-logins"
+    broker_logins.write(config_path, access, devices=False)
+    logins: dict[str, str] = json.loads((access / broker_logins.LOGINS).read_text("utf-8"))
+    # The site broker's certificate under the name site.conf gives it.
+    site_certs = tmp_path / "site-certs"
+    site_certs.mkdir()
+    shutil.copy(tls / "ca.crt", site_certs / "ca.crt")
+    for suffix in ("crt", "key"):
+        shutil.copy(tls / f"broker-{SITE}.{suffix}", site_certs / f"broker-site.{suffix}")
 
     def login(username: str, host: str, port: int, **tls_files: Any) -> BrokerSettings:
         return BrokerSettings(
@@ -253,19 +305,6 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
         "keyfile": tls / f"{EDGE}.key",
     }
     # --- the hub machine ---------------------------------------------------------
-    central = Mosquitto(
-        tmp_path / "central",
-        CENTRAL_PORT,
-        access,
-        tls=TlsListener(
-            CENTRAL_TLS_PORT,
-            hosts.hub_ip,
-            tls / "ca.crt",
-            tls / "broker-central.crt",
-            tls / "broker-central.key",
-            require_certificate=True,
-        ),
-    )
     influxd = Influxd(tmp_path / "influxdb", INFLUX_PORT)
     users = tmp_path / "users.json"
     passwords = {user.username: f"pw-{user.username}-{hosts.tag}" for user in config.users}
@@ -288,7 +327,6 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
         ),
     )
     # --- the site machine --------------------------------------------------------
-    site_broker = Mosquitto(tmp_path / "site-broker", SITE_BROKER_PORT, access)
     uplink = login(EDGE, hosts.hub_ip, CENTRAL_TLS_PORT, **edge_tls)
     edge = _in(
         hosts.site,
@@ -322,6 +360,7 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
     influxd.directory.mkdir(parents=True, exist_ok=True)
     influxd.write_config()
     console = Console()
+    brokers: list[ShippedBroker] = []
     async with (
         Tunnel(hosts.hub, "127.0.0.1", INFLUX_PORT) as influx_port,
         Tunnel(hosts.hub, "127.0.0.1", HUB_PORT) as hub_port,
@@ -337,8 +376,13 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
             return False
 
         try:
-            _start_broker(central, hosts.hub)
-            _start_broker(site_broker, hosts.site)
+            brokers.append(
+                ShippedBroker.start("central.conf", hosts.hub, tmp_path / "central", access, tls)
+            )
+            central = brokers[-1]
+            brokers.append(
+                ShippedBroker.start("site.conf", hosts.site, tmp_path / "site", access, site_certs)
+            )
             influxd.process.start()
             await _until(pings, 30, "influxd answering /ping")
             created = await influx.post("/query", data={"q": 'CREATE DATABASE "riverguard"'})
@@ -365,8 +409,8 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
                 await _scenario(run)
         finally:
             influxd.stop()
-            site_broker.stop()
-            central.stop()
+            for broker in reversed(brokers):
+                broker.stop()
 
 
 async def _scenario(run: Run) -> None:
