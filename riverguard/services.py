@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from riverguard import clientid_guard, mqtt_packets
+from riverguard.broker_acl import OBSERVER as OBSERVER_LOGIN
 from riverguard.broker_acl import BrokerAccess
 from riverguard.errors import RiverguardError
 
@@ -238,6 +240,10 @@ class Mosquitto:
         self.directory = directory
         self.port = port
         self.host = host
+        # The health probe's connection, kept open between probes (``answers``); the
+        # lock for a supervisor's thread and another asking at once.
+        self._probe: socket.socket | None = None
+        self._probe_lock = threading.Lock()
         self.access = access
         self.tls = tls
         self.conf_path = directory / "mosquitto.conf"
@@ -302,37 +308,84 @@ class Mosquitto:
         self.process.wait_until(lambda: port_accepts(self.port), timeout, "listening")
 
     def stop(self) -> None:
+        self.close_probe()
         self.process.stop()
 
     def kill(self) -> None:
+        self.close_probe()
         self.process.kill()
 
     def answers(self, timeout: float = 2.0) -> bool:
-        """Whether the broker answers an MQTT CONNECT within ``timeout``.
+        """Whether the broker answers within ``timeout``: a PINGREQ on a connection
+        kept open between probes, or, to open one, a CONNECT.
 
         A stopped or hung Mosquitto still accepts TCP connections (the kernel
         does, into the listen backlog): only an MQTT answer tells it is alive.
-        The probe logs in as nobody, so it depends on no login and gets no
-        session: the refusal (a CONNACK all the same) is the answer.
+        One connection for every probe, not one per probe: each new connection
+        is two lines in the broker's log. It logs in as the read-only observer
+        and subscribes to nothing; without that login (a broker of other
+        logins) the refusal is an answer too, and the next probe connects again.
         """
+        with self._probe_lock:
+            return self._answers(timeout)
+
+    def _answers(self, timeout: float) -> bool:
+        try:
+            if self._probe is not None:
+                self._probe.sendall(mqtt_packets.PINGREQ_PACKET)
+                if _read_exact(self._probe, 2) == bytes([mqtt_packets.PINGRESP << 4, 0]):
+                    return True
+                self.close_probe()
+                return False
+            return self._open_probe(timeout)
+        except OSError:
+            self.close_probe()
+            return False
+
+    def _open_probe(self, timeout: float) -> bool:
+        password = self.logins.get(OBSERVER_LOGIN)
         hello = mqtt_packets.connect(
             client_id="riverguard-up-probe",
-            username=None,
-            password=None,
-            keepalive=5,
+            username=OBSERVER_LOGIN if password is not None else None,
+            password=password,
+            keepalive=0,  # it pings when it probes, not on a schedule of the broker's
             clean_start=True,
             session_expiry=0,
             receive_maximum=1,
             will=None,
         )
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
         try:
-            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
-                sock.settimeout(timeout)
-                sock.sendall(hello)
-                first = sock.recv(1)
+            sock.settimeout(timeout)
+            sock.sendall(hello)
+            first, length = _read_exact(sock, 2)
+            body = _read_exact(sock, length) if length < 0x80 else b""
         except OSError:
+            sock.close()
+            raise
+        if first != mqtt_packets.CONNACK << 4:
+            sock.close()
             return False
-        return first[:1] == bytes([mqtt_packets.CONNACK << 4])
+        if len(body) < 2 or body[1] != 0:  # refused: an answer, but nothing to ping on
+            sock.close()
+            return True
+        self._probe = sock
+        return True
+
+    def close_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+def _read_exact(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the broker")
+        data += chunk
+    return data
 
 
 class Influxd:

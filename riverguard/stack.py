@@ -508,6 +508,7 @@ class Stack:
         """Stop everything, newest first: simulators, edges, hub, influxd, Mosquitto."""
         for component in reversed(list(self.components.values())):
             component.process.stop()
+        self.mosquitto.close_probe()
 
 
 def _answers(url: str) -> bool:
