@@ -12,7 +12,7 @@ child, Mosquitto and influxd included:
   the same command line, port and data directory after 1, 2, 4 ... 30 s
   (the delay doubles per restart; a child up for ``STABLE_AFTER_S`` starts
   again from 1 s);
-- a child with a health probe (Mosquitto: an MQTT CONNECT answered; influxd:
+- a child with a health probe (Mosquitto: an MQTT ping answered; influxd:
   ``/ping``; hub and edges: ``/healthz``, any status) is probed every
   ``PROBE_EVERY_S``; once it has answered since its start, a probe left
   unanswered is a hang: said after ``HANG_SAY_AFTER_S``, and after
