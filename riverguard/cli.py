@@ -117,7 +117,12 @@ def _devices(args: argparse.Namespace) -> int:
 
     configure_logging("devices", "WARNING", json=False)
     config = args.config or DEFAULT_CONFIG
-    return run(args.action, args.device, args.data_dir, config, args.offline)
+    deployment = None
+    if args.broker_logins is not None:
+        from riverguard.devices import Deployment
+
+        deployment = Deployment(args.broker_logins, args.broker, args.ca_file, args.cert, args.key)
+    return run(args.action, args.device, args.data_dir, config, args.offline, deployment=deployment)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -315,6 +320,24 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument(
         "--offline", action="store_true", help="the stack is stopped: record for its next start"
     )
+    devices.add_argument(
+        "--broker-logins",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a deployment: the folder of `riverguard broker-logins` (instead of --data-dir)",
+    )
+    devices.add_argument(
+        "--broker",
+        default=None,
+        metavar="HOST:PORT",
+        help="the deployment's broker the devices connect to (with --broker-logins)",
+    )
+    devices.add_argument("--ca-file", type=Path, default=None, help="TLS: the broker's CA")
+    devices.add_argument(
+        "--cert", type=Path, default=None, help="TLS: a client certificate (`riverguard certs`)"
+    )
+    devices.add_argument("--key", type=Path, default=None, help="TLS: its key")
     devices.set_defaults(handler=_devices)
 
     hub = commands.add_parser("hub", help="run the hub (settings from RIVERGUARD_*)")
@@ -426,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "devices" and args.action != "list" and args.device is None:
         parser.error(f"devices {args.action} needs a device id")
+    if args.command == "devices" and args.broker_logins is None and args.broker is not None:
+        parser.error("devices --broker needs --broker-logins")
     handler = args.handler
     result: int = handler(args)
     return result

@@ -3,7 +3,8 @@
 ``Nginx``: deploy/nginx/riverguard.conf inside a main configuration of its
 own (pid file, logs, temp folders: nothing of the system's). ``CentralBroker``:
 Mosquitto with deploy/mosquitto/central.conf, its system paths and ports
-replaced, with the files of ``riverguard broker-logins``. ``env_file``: the
+replaced, with the files of ``riverguard broker-logins`` (``logins``: every
+password, the devices' too). ``env_file``: the
 settings examples of deploy/env/ as a dictionary.
 """
 
@@ -17,6 +18,8 @@ import shutil
 from pathlib import Path
 
 from riverguard import broker_logins, clientid_guard
+from riverguard.broker_acl import device_username
+from riverguard.provisioning import DeviceLoginStore
 from riverguard.services import ManagedProcess, free_port, port_accepts
 from riverguard.settings import REPO_ROOT
 
@@ -104,6 +107,9 @@ class CentralBroker:
         self.logins: dict[str, str] = json.loads(
             (access / broker_logins.LOGINS).read_text(encoding="utf-8")
         )
+        # The devices' passwords, from their store beside it.
+        store = DeviceLoginStore(access / broker_logins.DEVICE_LOGINS)
+        self.logins |= {device_username(d): p for d, p in store.read().devices.items()}
         text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
         for old, new in {
             # The files first, then the folders they are in.
