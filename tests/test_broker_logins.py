@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from riverguard import broker_logins
+from riverguard.broker_acl import device_username
 from riverguard.cli import main
+from riverguard.provisioning import DeviceLoginStore
 from riverguard.settings import DEFAULT_CONFIG
 
 
@@ -18,6 +20,9 @@ def test_every_login_of_the_configuration_is_written_with_its_access_list(
 ) -> None:
     written = broker_logins.write(DEFAULT_CONFIG, tmp_path, devices=True)
     logins = json.loads((tmp_path / broker_logins.LOGINS).read_text(encoding="utf-8"))
+    # The devices' passwords are in the device login store, which `riverguard devices` changes.
+    store = DeviceLoginStore(tmp_path / broker_logins.DEVICE_LOGINS).read()
+    logins |= {device_username(d): password for d, password in store.devices.items()}
     assert sorted(written.made) == sorted(logins)
     assert {"hub", "edge-danshui-bridge", "device-db-fence-01"} <= set(logins)
     dynsec = json.loads((tmp_path / broker_logins.DYNSEC).read_text(encoding="utf-8"))
@@ -25,7 +30,8 @@ def test_every_login_of_the_configuration_is_written_with_its_access_list(
     # Hashed there: no password in the broker's file.
     assert not any(password in json.dumps(dynsec) for password in logins.values())
     assert "riverguard-hub hub\n" in (tmp_path / broker_logins.BOUND_IDS).read_text()
-    for name in (broker_logins.LOGINS, broker_logins.DYNSEC, broker_logins.BOUND_IDS):
+    names = (broker_logins.LOGINS, broker_logins.DEVICE_LOGINS, broker_logins.DYNSEC)
+    for name in (*names, broker_logins.BOUND_IDS):
         assert 0o600 == stat.S_IMODE((tmp_path / name).stat().st_mode), name
 
 
@@ -34,9 +40,14 @@ def test_running_again_keeps_every_password_and_adds_only_new_logins(tmp_path: P
     before = json.loads((tmp_path / broker_logins.LOGINS).read_text(encoding="utf-8"))
     written = broker_logins.write(DEFAULT_CONFIG, tmp_path, devices=True)
     after = json.loads((tmp_path / broker_logins.LOGINS).read_text(encoding="utf-8"))
-    assert before == {name: after[name] for name in before}
+    assert before == after
     assert sorted(written.kept) == sorted(before)
+    assert written.made
     assert all(name.startswith("device-") for name in written.made)
+    devices = DeviceLoginStore(tmp_path / broker_logins.DEVICE_LOGINS).read().devices
+    again = broker_logins.write(DEFAULT_CONFIG, tmp_path, devices=True)
+    assert [] == again.made
+    assert devices == DeviceLoginStore(tmp_path / broker_logins.DEVICE_LOGINS).read().devices
 
 
 def test_the_command_says_what_it_made_and_refuses_a_bad_configuration(
