@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from riverguard import broker_acl, broker_logins
 from riverguard.config import ConfigError, load_config
@@ -81,8 +81,8 @@ class Deployment:
                 certfile=self.certfile,
                 keyfile=self.keyfile,
             )
-        except ValueError as exc:  # plain text to a broker off this machine
-            raise ProvisioningError(str(exc)) from None
+        except ValidationError as exc:  # plain text to a broker off this machine
+            raise ProvisioningError("; ".join(e["msg"] for e in exc.errors())) from None
 
 
 def run(
