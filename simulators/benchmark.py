@@ -83,7 +83,8 @@ def bench(
 ) -> int:
     """Start a stack sized for the load, run the load, print the JSON report.
 
-    ``tls``: devices, the edges (both sides) and the hub reach the broker over TLS.
+    ``tls``: devices, the edges (both sides), the hub and the Node-RED peer reach
+    the broker over TLS.
     """
     rates = [float(r) for r in FIND_MAX_RATES] if find_max else [rate]
     report: dict[str, Any] = {"tls": tls}

@@ -4,6 +4,9 @@ mqtt in (``peer/field/+/fence/+``) -> a function node that normalises the
 report -> ``influxdb out`` (one write per message, as that node does) and
 ``websocket out`` (``/ws/events``, the same envelope as our console gets).
 Its npm packages are installed into ``bench/peer/node_modules`` on first use.
+When the stack serves TLS (``bench --tls``), the flow's broker connection goes to
+the TLS listener through a ``tls-config`` node that checks the broker against the
+stack's CA, and the devices publish over TLS too, as they do for Riverguard.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class NodeRedPeer:
         self.directory.mkdir(parents=True, exist_ok=True)
         flows = (PEER_DIR / "flows.template.json").read_text(encoding="utf-8")
         flows = (
-            flows.replace("__BROKER_PORT__", str(self.stack.broker_port))
+            flows.replace("__BROKER_PORT__", str(self._broker_port()))
             .replace("__INFLUX_PORT__", str(self.stack.influxd.port))
             .replace("__INFLUX_DB__", PEER_DATABASE)
         )
@@ -67,6 +70,27 @@ class NodeRedPeer:
         for node in nodes:
             if node["type"] == "mqtt in":
                 node["topic"] = PEER_TREE + "/" + node["topic"]
+            if node["type"] == "mqtt-broker" and self.stack.tls:
+                node["usetls"] = True
+                node["tls"] = "cfg-tls"
+        if self.stack.tls:
+            # Node-RED reads the CA file itself; its certificate names 127.0.0.1.
+            nodes.append(
+                {
+                    "id": "cfg-tls",
+                    "type": "tls-config",
+                    "name": "stack CA",
+                    "cert": "",
+                    "key": "",
+                    "ca": str(self.stack.ca_file),
+                    "certname": "",
+                    "keyname": "",
+                    "caname": "",
+                    "servername": "",
+                    "verifyservercert": True,
+                    "alpnprotocol": "",
+                }
+            )
         (self.directory / "flows.json").write_text(json.dumps(nodes), encoding="utf-8")
         # credentialSecret is false in settings.js: credentials are plain JSON.
         credentials = {"cfg-mqtt": {"user": "sim", "password": self.stack.secrets.broker["sim"]}}
@@ -90,10 +114,14 @@ class NodeRedPeer:
     def stop(self) -> None:
         self.process.stop()
 
+    def _broker_port(self) -> int:
+        return self.stack.broker_tls_port if self.stack.tls else self.stack.broker_port
+
     def target(self) -> Target:
         return Target(
             name="node-red",
-            broker_port=self.stack.broker_port,
+            broker_port=self._broker_port(),
+            ca_file=self.stack.ca_file if self.stack.tls else None,
             password=self.stack.secrets.broker["sim"],
             ws_url=f"ws://127.0.0.1:{self.port}/ws/events",
             processes={
