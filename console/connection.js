@@ -4,6 +4,9 @@
 // connect when it is about to run out; never in the URL.
 // Close 4008 means "too slow": reconnect at once. 4401 (the hub's), 4001 and 1008
 // mean the token is no longer good: hand back to the login page.
+// The hub sends a "heartbeat" every interval_s (PROTOCOL 7.17); a socket that brings
+// nothing for three intervals is a hung hub or a dead path, not a quiet night: it is
+// shown lost, dropped and opened again.
 
 import { backoffDelay } from "./state.js";
 
@@ -11,6 +14,9 @@ const CLOSE_TOO_SLOW = 4008;
 const AUTH_CLOSE_CODES = new Set([4401, 4001, 1008]);
 // Keeps idle proxies from cutting the socket and surfaces a dead one on our side.
 const PING_INTERVAL_MS = 20_000;
+// Until the hub's first heartbeat says its interval.
+const HEARTBEAT_DEFAULT_MS = 5_000;
+const SILENT_INTERVALS = 3;
 
 export class HubConnection {
   constructor(api, { getSince, onMessage, onStatus, onAuthFailure }) {
@@ -23,6 +29,8 @@ export class HubConnection {
     this.attempt = 0;
     this.timer = null;
     this.pinger = null;
+    this.watchdog = null;
+    this.heartbeatMs = HEARTBEAT_DEFAULT_MS;
     this.stopped = true;
     this.status = "connecting";
     this.lostSince = null;
@@ -44,6 +52,7 @@ export class HubConnection {
     removeEventListener("online", this.onOnline);
     clearTimeout(this.timer);
     clearInterval(this.pinger);
+    clearTimeout(this.watchdog);
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000, "logout");
@@ -70,6 +79,7 @@ export class HubConnection {
       return;
     }
     this.socket = socket;
+    this.#watch(socket); // a handshake a hung hub never answers counts as silence too
     let opened = false;
     let received = false;
     socket.addEventListener("open", () => {
@@ -79,9 +89,12 @@ export class HubConnection {
       this.pinger = setInterval(() => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ op: "ping" }));
       }, PING_INTERVAL_MS);
+      this.#watch(socket);
       this.#setStatus("open");
     });
     socket.addEventListener("message", (event) => {
+      if (socket !== this.socket) return; // dropped as silent
+      this.#watch(socket);
       if (!received) {
         received = true;
         this.attempt = 0; // a hub that answers is healthy: start the backoff again
@@ -94,11 +107,20 @@ export class HubConnection {
         return;
       }
       // batch=1 (PROTOCOL 4.1): an array of messages in seq order.
-      for (const message of Array.isArray(frame) ? frame : [frame]) this.onMessage(message);
+      for (const message of Array.isArray(frame) ? frame : [frame]) {
+        if (message?.type === "heartbeat") {
+          const interval = Number(message.data?.interval_s);
+          if (Number.isFinite(interval) && interval > 0) this.heartbeatMs = interval * 1000;
+          this.#watch(socket);
+          continue;
+        }
+        this.onMessage(message);
+      }
     });
     socket.addEventListener("close", (event) => {
-      if (socket !== this.socket) return; // superseded or stopped
+      if (socket !== this.socket) return; // superseded, stopped or dropped as silent
       clearInterval(this.pinger);
+      clearTimeout(this.watchdog);
       this.socket = null;
       if (this.stopped) return;
       if (AUTH_CLOSE_CODES.has(event.code)) {
@@ -120,6 +142,23 @@ export class HubConnection {
         this.#scheduleReconnect();
       }
     });
+  }
+
+  // Restarted by every frame: SILENT_INTERVALS heartbeats missed drop the socket.
+  #watch(socket) {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.#silent(socket), this.heartbeatMs * SILENT_INTERVALS);
+  }
+
+  #silent(socket) {
+    if (socket !== this.socket || this.stopped) return;
+    console.warn("hub silent for", SILENT_INTERVALS, "heartbeats: reconnecting");
+    clearInterval(this.pinger);
+    this.socket = null;
+    // A hung hub may never answer the closing handshake: no waiting for it.
+    socket.close(4000, "hub silent");
+    this.#setStatus("lost");
+    this.#scheduleReconnect();
   }
 
   async #checkToken() {

@@ -362,6 +362,7 @@ class Ingest:
             self.settings.broker,
             identifier=self.settings.mqtt_client_id,
             persistent=True,
+            keepalive=self.settings.mqtt_keepalive_s,
             will=Will(topics.hub_status(), _hub_status("offline"), qos=1, retain=True),
         )
         while True:

@@ -66,6 +66,9 @@ class HubSettings(ComponentSettings):
     argon2_memory_kib: int = 65536
     # The broker session's client id; it is persistent, so one per hub instance.
     mqtt_client_id: str = "riverguard-hub"
+    # MQTT keepalive of the hub's broker session (PROTOCOL 7.14): a broker silent for
+    # 1.5 of these (a hung process, a cut link without a reset) is a lost link.
+    mqtt_keepalive_s: int = Field(default=5, ge=1, le=600)
     # Largest ingest batch (messages committed in one transaction).
     ingest_batch_max: int = 500
     # Shortest time between the starts of two ingest batches: what arrives meanwhile
@@ -85,6 +88,9 @@ class HubSettings(ComponentSettings):
     link_check_interval_s: float = Field(default=5.0, gt=0)
     # Messages a console may fall behind before it is closed with 4008.
     ws_queue_size: int = 2000
+    # How often the hub sends a ``heartbeat`` on each console socket (PROTOCOL 7.17): a
+    # console that hears nothing for three of these takes the hub for lost.
+    ws_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
     # Messages kept for consoles that resume with ?since=.
     ws_ring_size: int = 5000
     # A speaker that has not acknowledged an announcement this long after it was sent

@@ -9,7 +9,8 @@ once, so a resumed client gets the events it missed too; ``?batch=1`` makes
 every frame a JSON array of the messages queued for the client at that moment
 (in a storm one frame and one socket write carry a whole ingest batch instead
 of one each). Close codes: 4401 bad token, 4008 too slow to keep up, 4400 a
-malformed client message.
+malformed client message. Every ``ws_heartbeat_s`` the hub sends a ``heartbeat``
+(PROTOCOL 7.17) so a console can tell a hung hub from a quiet night.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ async def console_socket(
     client = Client(hub.settings.ws_queue_size, sites)
     seq, replay = hub.broadcaster.attach(client, since)
     code, reason = 1000, ""
+    # One writer at a time: live messages and heartbeats share the socket.
+    sending = asyncio.Lock()
     try:
         frame = _batch_frame if batch else _single_frame
         size = BATCH_MAX if batch else 1
@@ -135,7 +138,11 @@ async def console_socket(
                 await websocket.send_text(frame(wanted[start : start + size]))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                _send(websocket, client, frame, size), name=f"ws[{user.username}].send"
+                _send(websocket, client, frame, size, sending), name=f"ws[{user.username}].send"
+            )
+            tasks.create_task(
+                _heartbeat(websocket, frame, hub.settings.ws_heartbeat_s, sending),
+                name=f"ws[{user.username}].heartbeat",
             )
             tasks.create_task(
                 _receive(websocket, client, user), name=f"ws[{user.username}].receive"
@@ -173,14 +180,30 @@ def _batch_frame(texts: list[str]) -> str:
 
 
 async def _send(
-    websocket: WebSocket, client: Client, frame: Callable[[list[str]], str], size: int
+    websocket: WebSocket,
+    client: Client,
+    frame: Callable[[list[str]], str],
+    size: int,
+    sending: asyncio.Lock,
 ) -> None:
     """Live messages: each frame carries what is queued, up to ``size`` messages."""
     while True:
         texts = [(await client.queue.get()).text]
         while len(texts) < size and not client.queue.empty():
             texts.append(client.queue.get_nowait().text)
-        await websocket.send_text(frame(texts))
+        async with sending:
+            await websocket.send_text(frame(texts))
+
+
+async def _heartbeat(
+    websocket: WebSocket, frame: Callable[[list[str]], str], interval_s: float, lock: asyncio.Lock
+) -> None:
+    """A ``heartbeat`` every ``interval_s``, outside the seq order (seq 0)."""
+    text = frame([encode(0, "heartbeat", {"interval_s": interval_s})])
+    while True:
+        await asyncio.sleep(interval_s)
+        async with lock:
+            await websocket.send_text(text)
 
 
 async def _watch_session(hub: Hub, session: Session) -> None:

@@ -331,7 +331,16 @@ class Alarm(_Owned):
 # --- 4. Hub -> console ---------------------------------------------------------
 
 ServerMessageType = Literal[
-    "hello", "alarm", "event", "device", "edge", "announcement", "site", "error", "links"
+    "hello",
+    "alarm",
+    "event",
+    "device",
+    "edge",
+    "announcement",
+    "site",
+    "error",
+    "links",
+    "heartbeat",
 ]
 
 

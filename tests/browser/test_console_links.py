@@ -326,3 +326,72 @@ async def test_influx_not_answering_is_named_in_amber_without_sound_or_a_greyed_
         await expect(strip.locator(".risk")).to_have_text("蓝色风险")
         found = await _both_languages(page, "influx-lost")
     assert {"influx-lost zh-CN": [], "influx-lost en": []} == found
+
+
+async def test_a_hub_gone_silent_with_its_socket_open_greys_the_wall_until_it_talks_again(
+    tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str, page: Page
+) -> None:
+    """A hung hub keeps the browser's TCP connection open: only the missing heartbeats
+    (PROTOCOL 7.17) tell it from a quiet night. The relay drops everything the hub
+    sends, without closing, as a stopped hub process would."""
+    settings = hub_settings(
+        tmp_path,
+        own_broker.settings("hub"),
+        influxd.url,
+        influx_database,
+        console_dir=CONSOLE_DIR,
+        ws_heartbeat_s=0.5,
+    )
+    silent = asyncio.Event()
+    talking = asyncio.Event()
+    talking.set()
+    sockets: list[WebSocketRoute] = []
+
+    async def relay(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+        await talking.wait()  # a hung hub answers no handshake either
+        server = socket.connect_to_server()
+
+        def from_hub(message: str | bytes) -> None:
+            if not silent.is_set():
+                socket.send(message)
+
+        server.on_message(from_hub)
+
+    await page.route_web_socket(re.compile(r"/api/ws"), relay)
+    async with run_hub(settings) as running:
+        for site in SITES:
+            await edge_status(own_broker, site)
+        await log_in(page, running.url, OFFICER, PASSWORDS[OFFICER])
+        body = page.locator("body")
+        wall = page.locator("#alarm-list")
+        await expect(wall.locator(".empty-title")).to_have_text(NO_OPEN_ALARMS)
+        await expect(body).to_have_attribute("data-connection", "open")
+        # Heartbeats alone keep a quiet wall open and known.
+        quiet_until = asyncio.get_running_loop().time() + 2.5
+        while asyncio.get_running_loop().time() < quiet_until:
+            await expect(body).to_have_attribute("data-connection", "open")
+            await asyncio.sleep(0.25)
+        assert 1 == len(sockets)
+
+        talking.clear()
+        silent.set()
+        went_silent = await page.evaluate("Date.now()")
+        await expect(body).to_have_attribute("data-connection", "lost", timeout=10_000)
+        noticed = await page.evaluate("Date.now()")
+        await expect(wall).to_have_attribute("data-known", "disconnected")
+        await expect(wall.locator(".empty.unknown .empty-title")).to_have_text(
+            "与中心服务器断开 — 无法确认当前警情"
+        )
+        await expect(page.get_by_text(NO_OPEN_ALARMS)).to_have_count(0)
+        # Three heartbeats missed (the last one came at most one interval before).
+        assert 1_000 <= noticed - went_silent, noticed - went_silent
+        # The silent socket was dropped and another one asked for.
+        await wait_for(lambda: len(sockets) >= 2, what="a reconnect")
+        await page.screenshot(path=str(SCREENSHOTS / "console-hub-silent-zh.png"))
+
+        silent.clear()
+        talking.set()
+        await expect(body).to_have_attribute("data-connection", "open", timeout=20_000)
+        await expect(wall).to_have_attribute("data-known", "yes")
+        await expect(wall.locator(".empty-title")).to_have_text(NO_OPEN_ALARMS)

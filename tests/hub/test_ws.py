@@ -248,3 +248,24 @@ async def test_a_batch_value_that_is_not_a_boolean_is_refused(running_hub: Runni
         async with running_hub.socket(token, "&batch=maybe"):
             pass
     assert 403 == refused.value.response.status_code
+
+
+async def test_a_quiet_hub_sends_heartbeats_outside_the_seq_order(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str
+) -> None:
+    """Nothing happens in the field, yet every socket hears from the hub each interval."""
+    settings = hub_settings(
+        tmp_path, broker.settings("hub"), influxd.url, influx_database, ws_heartbeat_s=0.2
+    )
+    async with run_hub(settings) as running:
+        token = await running.token("viewer")
+        async with running.socket(token) as single, running.socket(token, "&batch=1") as batch:
+            hello = json.loads(await single.recv())
+            assert "hello" == hello["type"]
+            beats = [json.loads(await single.recv()) for _ in range(3)]
+            assert [{"seq": 0, "type": "heartbeat", "data": {"interval_s": 0.2}}] * 3 == beats
+            first = json.loads(await batch.recv())
+            assert "hello" == first[0]["type"]
+            assert [{"seq": 0, "type": "heartbeat", "data": {"interval_s": 0.2}}] == json.loads(
+                await batch.recv()
+            )
