@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,37 @@ async def test_a_killed_broker_is_a_link_down_with_every_edge_unheard_until_it_i
     assert 1 == len(lost), lost
     assert 1 == sum(e["event"] == "hub link down" for e in logs)
     assert [] == loop_errors
+
+
+async def test_a_hung_broker_is_a_link_down_within_one_and_a_half_keepalives(
+    tmp_path: Path, own_broker: Broker, influxd: Influxd, influx_database: str
+) -> None:
+    """SIGSTOP: the broker's socket stays open and silent; the hub's keepalive
+    (``mqtt_keepalive_s``, 5 s) finds it in at most 7.5 s, not a quiet field."""
+    settings = hub_settings(tmp_path, own_broker.settings("hub"), influxd.url, influx_database)
+    assert 5 == settings.mqtt_keepalive_s
+    async with run_hub(settings) as running:
+        token = await running.token("viewer")
+        async with running.socket(token) as ws, ws_inbox(ws) as inbox:
+            await _latest(inbox, lambda ln: ln["broker"]["up"], "the broker up")
+            pid = own_broker.server.process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            stopped = time.monotonic()
+            try:
+                # 7.5 s after the broker was last heard, with room for a loaded machine;
+                # the former 15 s keepalive took 15 to 22.5 s.
+                await wait_for(
+                    lambda: not running.hub.link.connected, timeout=14, what="the broker lost"
+                )
+                took = time.monotonic() - stopped
+                down = await _latest(inbox, lambda ln: not ln["broker"]["up"], "the broker down")
+                assert "no answer from the broker in 7.5 s" in down["broker"]["detail"]
+                assert not _edge(down, SITE)["heard"]
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            print(f"hung broker found after {took:.1f} s")
+            await _latest(inbox, lambda ln: ln["broker"]["up"], "the broker back")
 
 
 async def test_influx_not_answering_is_a_link_down_and_back_up_when_it_answers(
