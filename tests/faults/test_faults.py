@@ -8,8 +8,9 @@ report stored and in InfluxDB, ``/healthz`` ok). Run with ``-s`` to see them;
 docs/reliability.md quotes them.
 
 The hang lasts ``RIVERGUARD_FAULT_HANG_S`` (20 s by default): longer than the
-MQTT keepalive (15 s) of the hub and the edges, so a hung broker is noticed
-by its clients, as it would be in the field.
+MQTT keepalive of the hub (5 s: lost after 7.5 s) and of the edges (15 s), so a
+hung broker is noticed by its clients, and longer than three of the console
+socket's heartbeats (5 s), so a hung hub is noticed by the console.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ def _signal(supervised: Supervisor, console: Console, target: str, fault: Fault)
 # The faults the console shows while they last (at RATE, on this machine's share of CPU).
 SHOWN = {
     ("hub", "SIGKILL"),
+    ("hub", "SIGSTOP"),
     ("edge-load-001", "SIGKILL"),
     ("mosquitto", "SIGKILL"),
+    ("mosquitto", "SIGSTOP"),
     ("influxd", "SIGSTOP"),
 }
 TARGETS = ("hub", EDGE, "mosquitto", "influxd")
