@@ -11,7 +11,7 @@ heartbeats and noise, sampling once a second; stops it and reports as JSON:
 RSS now and peak per component, a time series of hub / broker / largest edge
 RSS, each process's CPU share during the hold, with ``--scenario`` the
 results of a scenario played during the hold, the fleet's summary (connect
-time, messages by kind, reconnects, errors), and the issue 7 targets (hub <=
+time, messages by kind, reconnects, errors), and the memory targets (hub <=
 300 MB, an edge of a 1,000-device site <= 150 MB) with pass/fail. Not a test:
 run it by hand and put the figures in docs/performance.md::
 
