@@ -290,8 +290,11 @@ function startConsole(user) {
     getSince: () => state.lastSeq,
     onMessage,
     onStatus: () => {
+      state.hubReachable = connection.status === "open";
       renderConnection();
       // The wall and the sites: known again, or only as last known.
+      renderStatus($("#status-strip"), state);
+      renderPage();
       renderAlarms($("#alarm-list"), $("#alarm-count"), state, ui);
       renderLinks();
       updateSoundMode();

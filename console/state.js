@@ -27,6 +27,9 @@ export function createState() {
     // The hub's own links (PROTOCOL 7.13); null from a hub that does not report them.
     links: null,
     edgeLinks: new Map(),
+    // The console's own socket to the hub is open: while it is not, nothing the hub
+    // last said about the field can be vouched for.
+    hubReachable: true,
   };
 }
 
@@ -242,11 +245,13 @@ export function hubDeaf(state) {
   return linkDown(state, "broker") || linkDown(state, "store");
 }
 
-// A site's edge as the wall may show it: its own status, unless the hub cannot vouch
-// for it: unknown while the hub's broker link is down, or while an edge that says it
-// is online has not been heard from within its status intervals.
+// A site's edge as the wall may show it: its own status, unless nobody can vouch for
+// it: unknown while the console cannot reach the hub, while the hub's broker link is
+// down, or while an edge that says it is online has not been heard from within its
+// status intervals.
 export function edgeStatus(state, siteId) {
   const health = edgeHealth(state.edges.get(siteId));
+  if (state.hubReachable === false) return "unknown";
   if (!state.links) return health;
   if (linkDown(state, "broker")) return "unknown";
   if (health === "online" && state.edgeLinks.get(siteId)?.heard === false) return "unknown";
@@ -256,6 +261,7 @@ export function edgeStatus(state, siteId) {
 // Whether the site's risk colour can be trusted: the hub hears the field and the
 // site's edge is known (an edge never heard from is not a quiet site).
 export function siteKnown(state, siteId) {
+  if (state.hubReachable === false) return false;
   if (!state.links) return true;
   return !hubDeaf(state) && edgeStatus(state, siteId) !== "unknown";
 }

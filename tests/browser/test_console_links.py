@@ -258,6 +258,11 @@ async def test_a_cut_console_socket_greys_the_wall_with_the_time_it_last_knew(
     lost_local = datetime.fromtimestamp(lost_at / 1000).astimezone().strftime("%H:%M:%S")
     assert shown.group(1) <= lost_local
     await expect(page.get_by_text(NO_OPEN_ALARMS)).to_have_count(0)
+    # The sites as last known too: no edge "online", no risk colour.
+    for site in SITES:
+        site_strip = page.locator(f'.site-status[data-site="{site}"]')
+        await expect(site_strip).to_have_class(re.compile("site-unknown"))
+        await expect(site_strip.locator(".edge")).to_have_class(re.compile("edge-unknown"))
     found = await _both_languages(page, "ws-lost")
     await page.keyboard.press("l")
     await expect(wall.locator(".empty-hint")).to_have_text(f"last known at {shown.group(1)}")
@@ -269,6 +274,7 @@ async def test_a_cut_console_socket_greys_the_wall_with_the_time_it_last_knew(
     reconnect.set()
     await expect(page.locator("body")).to_have_attribute("data-connection", "open", timeout=20_000)
     await expect(wall.locator(".empty-title")).to_have_text(NO_OPEN_ALARMS)
+    await expect(page.locator(".site-status.site-unknown")).to_have_count(0)
     assert {"ws-lost zh-CN": [], "ws-lost en": []} == found
 
     # With an alarm on the wall, the card stays (greyed) and the heading says it is stale.
