@@ -28,6 +28,7 @@ from riverguard.mqtt_client import Client, MqttError, Subscription
 from riverguard.settings import ComponentSettings
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
+from riverguard.wire.event_ids import derived_id
 from riverguard.wire.models import Event
 from simulators.fleet import Fleet, FleetOptions
 from simulators.fleet_config import fleet_config
@@ -269,7 +270,7 @@ async def test_an_edge_agent_relays_a_fence_report_over_tls(
         fence = topics.field_report(SITE, "fence", "db-fence-01")
         await device.publish(fence, json.dumps(fence_report(1842, "z1")), qos=1)
         [payload] = await hub_view.wait_count(events, 1)
-        assert "db-fence-01:1842" == Event.model_validate_json(payload).id
+        assert "db-fence-01:1842" == derived_id(Event.model_validate_json(payload).id)
 
 
 async def test_a_simulated_fleet_connects_over_tls(
