@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -36,8 +34,8 @@ from typing import Any
 from riverguard import broker_acl, certs
 from riverguard.config import load_config
 from riverguard.mqtt import BrokerSettings, make_client
-from riverguard.services import Influxd, ManagedProcess, Mosquitto, TlsListener, free_port
-from riverguard.settings import DEFAULT_CONFIG, REPO_ROOT
+from riverguard.services import Influxd, Mosquitto, TlsListener, free_port, riverguard_process
+from riverguard.settings import DEFAULT_CONFIG
 from riverguard.testing import fence_report
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceStatus
@@ -104,28 +102,6 @@ class CountingProxy:
         # The measurement over, asyncio cancels this: the connection ends with it.
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(pipe(reader, far_writer, True), pipe(far_reader, writer, False))
-
-
-def _process(name: str, args: list[str], env: dict[str, str], log: Path) -> ManagedProcess:
-    base = {**os.environ, "RIVERGUARD_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "riverguard", *args]
-    return ManagedProcess(name, argv, log, env={**base, **env}, cwd=REPO_ROOT)
-
-
-def _broker_env(prefix: str, settings: BrokerSettings) -> dict[str, str]:
-    env = {
-        f"{prefix}__HOST": settings.host,
-        f"{prefix}__PORT": str(settings.port),
-        f"{prefix}__USERNAME": settings.username,
-        f"{prefix}__PASSWORD": settings.password.get_secret_value(),
-    }
-    if settings.tls:
-        env[f"{prefix}__TLS"] = "true"
-        for name in ("ca_file", "certfile", "keyfile"):
-            value = getattr(settings, name)
-            if value is not None:
-                env[f"{prefix}__{name.upper()}"] = str(value)
-    return env
 
 
 def _bridge_lines(proxy_port: int, tls: Path, password: str) -> list[str]:
@@ -195,11 +171,11 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
         return BrokerSettings(host="127.0.0.1", port=port, username=name, password=logins[name])
 
     hub_db = tmp / "hub" / "hub.db"
-    hub = _process(
+    hub = riverguard_process(
         "hub",
         ["hub"],
         {
-            **_broker_env("RIVERGUARD_BROKER", login("hub", central.port)),
+            **login("hub", central.port).env("RIVERGUARD_BROKER"),
             "RIVERGUARD_DATA_DIR": str(tmp / "hub"),
             "RIVERGUARD_HTTP_PORT": str(free_port()),
             "RIVERGUARD_INFLUX_URL": influxd.url,
@@ -219,13 +195,13 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
     site_login = login(EDGE, site_broker.port)
     if args.bridge:
         # One broker for the edge (the site's); the bridge carries the uplink.
-        edge_env = _broker_env("RIVERGUARD_BROKER", site_login)
+        edge_env = site_login.env("RIVERGUARD_BROKER")
     else:
         edge_env = {
-            **_broker_env("RIVERGUARD_BROKER", uplink),
-            **_broker_env("RIVERGUARD_FIELD_BROKER", site_login),
+            **uplink.env("RIVERGUARD_BROKER"),
+            **site_login.env("RIVERGUARD_FIELD_BROKER"),
         }
-    edge = _process(
+    edge = riverguard_process(
         "edge",
         ["edge", "--site", SITE],
         {**edge_env, "RIVERGUARD_DATA_DIR": str(tmp / "edge")},

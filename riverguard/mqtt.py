@@ -60,6 +60,28 @@ class BrokerSettings(BaseModel):
         "(riverguard/plaintext.py).",
     )
 
+    def env(self, prefix: str = "RIVERGUARD_BROKER") -> dict[str, str]:
+        """These settings as the environment a component reads them from (``prefix``:
+        ``RIVERGUARD_BROKER`` or the edge's ``RIVERGUARD_FIELD_BROKER``)."""
+        env = {
+            f"{prefix}__HOST": self.host,
+            f"{prefix}__PORT": str(self.port),
+            f"{prefix}__USERNAME": self.username,
+            f"{prefix}__PASSWORD": self.password.get_secret_value(),
+        }
+        if self.tls:
+            env[f"{prefix}__TLS"] = "true"
+            for name, value in (
+                ("CA_FILE", self.ca_file),
+                ("CERTFILE", self.certfile),
+                ("KEYFILE", self.keyfile),
+            ):
+                if value is not None:
+                    env[f"{prefix}__{name}"] = str(value)
+        if self.allow_plaintext:
+            env[f"{prefix}__ALLOW_PLAINTEXT"] = "true"
+        return env
+
     @model_validator(mode="after")
     def _plain_text_stays_on_the_machine(self) -> Self:
         plaintext.check(

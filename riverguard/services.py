@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -196,6 +197,15 @@ def _dynsec_plugin() -> Path:
     if not found:
         raise ServiceError("mosquitto_dynamic_security.so not found; install mosquitto 2")
     return found[0]
+
+
+def riverguard_process(
+    name: str, args: list[str], env: Mapping[str, str], log: Path
+) -> ManagedProcess:
+    """``python -m riverguard ARGS`` as a child with JSON logs, ``env`` over ours."""
+    base = {**os.environ, "RIVERGUARD_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "riverguard", *args]
+    return ManagedProcess(name, argv, log, env={**base, **env}, cwd=REPO_ROOT)
 
 
 def _require(binary: str) -> str:

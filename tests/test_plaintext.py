@@ -183,3 +183,36 @@ def test_unusable_tls_files_are_a_settings_error_naming_them(tmp_path: Path) -> 
         hub(influx_ca_file=tmp_path / "nowhere.crt")
     with pytest.raises(ValidationError, match=r"hub_ca_file .* cannot be read"):
         EdgeSettings(site="s", broker=BROKER, hub_ca_file=tmp_path / "nowhere.crt")
+
+
+def test_broker_settings_written_as_environment_are_read_back_by_the_edge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``BrokerSettings.env`` writes for a child process is what the edge reads."""
+    uplink = BrokerSettings(
+        host="hub.river.example",
+        port=8883,
+        username="edge-danshui-bridge",
+        password=SecretStr("up"),
+        tls=True,
+        ca_file=Path("/etc/riverguard/tls/ca.crt"),
+        certfile=Path("/etc/riverguard/tls/edge.crt"),
+        keyfile=Path("/etc/riverguard/tls/edge.key"),
+    )
+    field = BrokerSettings(
+        host="192.168.50.1",
+        username="edge-danshui-bridge",
+        password=SecretStr("site"),
+        allow_plaintext=True,
+    )
+    for name in list(os.environ):
+        if name.startswith("RIVERGUARD_"):
+            monkeypatch.delenv(name)
+    for name, value in {**uplink.env(), **field.env("RIVERGUARD_FIELD_BROKER")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RIVERGUARD_SITE", "danshui-bridge")
+
+    settings = EdgeSettings()
+
+    assert uplink == settings.broker
+    assert field == settings.field_broker

@@ -25,7 +25,6 @@ import datetime as dt
 import functools
 import getpass
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -46,7 +45,7 @@ from riverguard import broker_acl, broker_logins, certs, clientid_guard
 from riverguard.config import Config, load_config
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, MqttError
-from riverguard.services import Influxd, ManagedProcess
+from riverguard.services import Influxd, ManagedProcess, riverguard_process
 from riverguard.testing import fence_report
 from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
@@ -152,28 +151,6 @@ class ShippedBroker:
 
 def _log(process: ManagedProcess) -> str:
     return process.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _riverguard(name: str, args: list[str], env: dict[str, str], log: Path) -> ManagedProcess:
-    base = {**os.environ, "RIVERGUARD_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "riverguard", *args]
-    return ManagedProcess(name, argv, log, env={**base, **env}, cwd=REPO)
-
-
-def _broker_env(prefix: str, settings: BrokerSettings) -> dict[str, str]:
-    env = {
-        f"{prefix}__HOST": settings.host,
-        f"{prefix}__PORT": str(settings.port),
-        f"{prefix}__USERNAME": settings.username,
-        f"{prefix}__PASSWORD": settings.password.get_secret_value(),
-    }
-    if settings.tls:
-        env[f"{prefix}__TLS"] = "true"
-        for name in ("ca_file", "certfile", "keyfile"):
-            value = getattr(settings, name)
-            if value is not None:
-                env[f"{prefix}__{name.upper()}"] = str(value)
-    return env
 
 
 async def _until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
@@ -312,12 +289,12 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
     hub_dir = tmp_path / "hub"
     hub = _in(
         hosts.hub,
-        _riverguard(
+        riverguard_process(
             "hub",
             ["hub"],
             {
                 "RIVERGUARD_CONFIG": str(config_path),
-                **_broker_env("RIVERGUARD_BROKER", login("hub", "127.0.0.1", CENTRAL_PORT)),
+                **login("hub", "127.0.0.1", CENTRAL_PORT).env("RIVERGUARD_BROKER"),
                 "RIVERGUARD_DATA_DIR": str(hub_dir),
                 "RIVERGUARD_HTTP_PORT": str(HUB_PORT),
                 "RIVERGUARD_INFLUX_URL": f"http://127.0.0.1:{INFLUX_PORT}",
@@ -330,15 +307,13 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
     uplink = login(EDGE, hosts.hub_ip, CENTRAL_TLS_PORT, **edge_tls)
     edge = _in(
         hosts.site,
-        _riverguard(
+        riverguard_process(
             "edge",
             ["edge", "--site", SITE],
             {
                 "RIVERGUARD_CONFIG": str(site_config),
-                **_broker_env("RIVERGUARD_BROKER", uplink),
-                **_broker_env(
-                    "RIVERGUARD_FIELD_BROKER", login(EDGE, "127.0.0.1", SITE_BROKER_PORT)
-                ),
+                **uplink.env("RIVERGUARD_BROKER"),
+                **login(EDGE, "127.0.0.1", SITE_BROKER_PORT).env("RIVERGUARD_FIELD_BROKER"),
                 "RIVERGUARD_DATA_DIR": str(tmp_path / "edge"),
                 "RIVERGUARD_METRICS_PORT": str(EDGE_HTTP_PORT),
             },
@@ -348,10 +323,10 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
     sim = login(broker_acl.SIM, "127.0.0.1", SITE_BROKER_PORT)
     speaker = _in(
         hosts.site,
-        _riverguard(
+        riverguard_process(
             "speaker",
             ["sim", "speakers", "--site", SITE],
-            {"RIVERGUARD_CONFIG": str(site_config), **_broker_env("RIVERGUARD_BROKER", sim)},
+            {"RIVERGUARD_CONFIG": str(site_config), **sim.env("RIVERGUARD_BROKER")},
             tmp_path / "speaker.log",
         ),
     )
