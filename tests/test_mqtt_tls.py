@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,6 @@ from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.event_ids import derived_id
 from riverguard.wire.models import Event
-from simulators.fleet import Fleet, FleetOptions
 from simulators.fleet_config import fleet_config
 from simulators.mqtt import paho_client
 from tests.edge.support import SITE, edge_settings, publisher, recording, running_edge
@@ -273,14 +273,40 @@ async def test_an_edge_agent_relays_a_fence_report_over_tls(
         assert "db-fence-01:1842" == derived_id(Event.model_validate_json(payload).id)
 
 
+# The fleet in a process of its own: run in-process after the simulator suites, it
+# once hung at this step (cause not found); alone it passes in under a second.
+FLEET_SCRIPT = """
+import asyncio, json, sys, tomllib
+from riverguard.config import Config
+from riverguard.mqtt import BrokerSettings
+from simulators.fleet import Fleet, FleetOptions
+
+settings = BrokerSettings.model_validate_json(sys.argv[1])
+config = Config.model_validate(tomllib.loads(sys.argv[2]))
+
+async def main() -> None:
+    stop = asyncio.Event()
+    fleet = Fleet(settings, config, FleetOptions(noise_scale=0, progress=lambda _: None))
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+    summary = await fleet.run(stop)
+    print(json.dumps({**summary, "connections": fleet.stats.connections}))
+
+asyncio.run(main())
+"""
+
+
 async def test_a_simulated_fleet_connects_over_tls(
     tls_broker: TlsMosquitto, files: TlsFiles
 ) -> None:
     """paho driven by the event loop (the fleet's links) speaks TLS too: every device
     connects and its online status reaches a subscriber."""
-    config = Config.model_validate(tomllib.loads(fleet_config(1, 12)))
+    toml = fleet_config(1, 12)
+    config = Config.model_validate(tomllib.loads(toml))
     settings = tls_broker.settings(files.ca_file)
-    fleet = Fleet(settings, config, FleetOptions(noise_scale=0, progress=lambda _: None))
+    revealed = {
+        **settings.model_dump(mode="json"),
+        "password": settings.password.get_secret_value(),
+    }
     statuses = {
         topics.field_status(d.site, d.type, d.id)
         for d in config.devices
@@ -288,15 +314,27 @@ async def test_a_simulated_fleet_connects_over_tls(
     }
     async with make_client(settings) as watcher:
         await watcher.subscribe([Subscription("field/+/+/+/status")])
-        stop = asyncio.Event()
-        run = asyncio.create_task(fleet.run(stop), name="test.fleet")
+        fleet = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            FLEET_SCRIPT,
+            json.dumps(revealed),
+            toml,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert fleet.stdin is not None
         seen: set[str] = set()
         try:
             async with asyncio.timeout(30):
                 while not statuses <= seen:
                     seen.update(m.topic for m in await watcher.next_batch(100))
         finally:
-            stop.set()
-            summary = await run
-    assert fleet.stats.connections == summary["peak_connected"]
+            # Closing its stdin is the fleet's stop.
+            fleet.stdin.close()
+            async with asyncio.timeout(30):
+                out, _ = await fleet.communicate()
+    # Its logs come first; the summary is the last line.
+    summary = json.loads(out.decode().splitlines()[-1])
+    assert summary["connections"] == summary["peak_connected"]
     assert {} == summary["errors"]
