@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from riverguard.errors import RiverguardError
+from riverguard.responders import Notify, Responder
+from riverguard.rotas import Rota
 from riverguard.wire import topics
 from riverguard.wire.models import CameraRule, DeviceType, Ident, RiskColour
 from riverguard.wire.topics import TopicError
@@ -71,6 +73,15 @@ class EscalationLevel(_Config):
     # Seconds without an acknowledgement at the level below before this level is reached.
     after_s: float = Field(gt=0, le=86400)
     level_name: str = Field(min_length=1, max_length=100)
+    # Who is called when the alarm reaches this level, in order: responder ids and
+    # rota ids (a rota stands for whoever of it is on duty; riverguard.on_call).
+    call: list[Ident] = Field(default_factory=list, max_length=50)
+
+    @field_validator("call")
+    @classmethod
+    def _called_once(cls, value: list[str]) -> list[str]:
+        _unique("call-list", value)
+        return value
 
 
 # The grid path: duty officer (level 0) -> grid officer -> street -> district.
@@ -204,6 +215,9 @@ class Config(_Config):
     sites: list[Site] = Field(min_length=1)
     devices: list[Device] = Field(default_factory=list)
     users: list[User] = Field(default_factory=list)
+    responders: list[Responder] = Field(default_factory=list)
+    rotas: list[Rota] = Field(default_factory=list)
+    notify: Notify = Field(default_factory=Notify)
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -221,11 +235,21 @@ class Config(_Config):
             if unknown:
                 raise ValueError(f"device {device.id} names unknown zones {sorted(unknown)}")
         _no_shared_frigate_camera(sites, self.devices)
+        _responders_reachable(self)
+        _calls_known(self)
         return self
 
     @cached_property
     def site_by_id(self) -> dict[str, Site]:
         return {site.id: site for site in self.sites}
+
+    @cached_property
+    def responder_by_id(self) -> dict[str, Responder]:
+        return {responder.id: responder for responder in self.responders}
+
+    @cached_property
+    def rota_by_id(self) -> dict[str, Rota]:
+        return {rota.id: rota for rota in self.rotas}
 
     @cached_property
     def device_by_id(self) -> dict[str, Device]:
@@ -280,10 +304,67 @@ def _no_shared_frigate_camera(sites: dict[str, Site], devices: list[Device]) -> 
             )
 
 
+def _responders_reachable(config: Config) -> None:
+    """Every responder's channels lead somewhere: their address is known and the
+    deployment has the shared channel they name."""
+    _unique("responder", [responder.id for responder in config.responders])
+    _unique("webhook", [webhook.id for webhook in config.notify.webhooks])
+    _unique("sms gateway", [gateway.id for gateway in config.notify.sms_gateways])
+    webhooks = {webhook.id for webhook in config.notify.webhooks}
+    gateways = {gateway.id for gateway in config.notify.sms_gateways}
+    for responder in config.responders:
+        for channel in responder.channels:
+            if channel.kind == "email":
+                if responder.email is None:
+                    raise ValueError(f"responder {responder.id} has an email channel, no email")
+                if config.notify.email is None:
+                    raise ValueError(
+                        f"responder {responder.id} has an email channel: set notify.email"
+                    )
+            elif channel.kind == "sms":
+                if responder.phone is None:
+                    raise ValueError(f"responder {responder.id} has an sms channel, no phone")
+                if channel.gateway not in gateways:
+                    raise ValueError(
+                        f"responder {responder.id} names unknown sms gateway {channel.gateway}"
+                    )
+            elif channel.kind == "webhook" and channel.webhook not in webhooks:
+                raise ValueError(
+                    f"responder {responder.id} names unknown webhook {channel.webhook}"
+                )
+
+
+def _calls_known(config: Config) -> None:
+    """Rotas name responders; every level's call list names responders or rotas,
+    one namespace for both so an entry is never ambiguous."""
+    responders = {responder.id for responder in config.responders}
+    _unique("rota", [rota.id for rota in config.rotas])
+    for rota in config.rotas:
+        if rota.id in responders:
+            raise ValueError(f"rota {rota.id} has the id of a responder: give it its own")
+        for shift in rota.shifts:
+            if shift.responder not in responders:
+                raise ValueError(f"rota {rota.id} names unknown responder {shift.responder}")
+    callable_ids = responders | {rota.id for rota in config.rotas}
+    for site in config.sites:
+        for number, level in enumerate(site.escalation, start=1):
+            unknown = [entry for entry in level.call if entry not in callable_ids]
+            if unknown:
+                raise ValueError(
+                    f"site {site.id} level {number} ({level.level_name}) calls unknown "
+                    f"responders or rotas {unknown}"
+                )
+
+
 def site_part(config: Config, site_id: str) -> Config:
-    """What one site's edge needs: the site and its devices, no other site, no user."""
+    """What one site's edge needs: the site and its devices, no other site, no user,
+    no responder (and so no call lists: the hub calls people, never the edge)."""
     site = config.site(site_id)
-    return Config(sites=[site], devices=config.devices_of(site.id))
+    levels = [level.model_copy(update={"call": []}) for level in site.escalation]
+    return Config(
+        sites=[site.model_copy(update={"escalation": levels})],
+        devices=config.devices_of(site.id),
+    )
 
 
 def load_config(path: Path) -> Config:
