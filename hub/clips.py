@@ -37,7 +37,8 @@ from pydub.silence import detect_leading_silence
 
 from hub.audio import Clip
 from hub.errors import AudioRejected
-from hub.profiles import Profile, Rendered, render, write_by_hash
+from hub.profiles import Profile, Rendered, render
+from riverguard.hashed_files import write_by_hash
 from riverguard.wire.times import format_ts
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024

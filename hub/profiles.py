@@ -17,23 +17,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydub import AudioSegment
-from pydub.generators import Sine
 
 from hub.errors import AudioRejected
+from riverguard.hashed_files import write_by_hash
+from riverguard.site_warning import CHIME_PAUSE_MS, chime
 
 ProfileName = Literal["wav", "ulaw", "mp3"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("wav", "ulaw", "mp3")
 
 MAX_REPEAT = 5
 MAX_GAP_MS = 10_000
-# Pause between the chime and the words: long enough to turn one's head.
-CHIME_PAUSE_MS = 450
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +65,6 @@ class Rendered:
 _RATES: dict[ProfileName, int] = {"wav": 16_000, "ulaw": 8_000, "mp3": 22_050}
 
 
-def chime() -> AudioSegment:
-    """Two rising tones: a cue that makes people look up before the words start."""
-    low = Sine(660).to_audio_segment(duration=220, volume=-8).fade_out(60)
-    high = Sine(880).to_audio_segment(duration=320, volume=-8).fade_out(120)
-    return low + high
-
-
 def assemble(speech: AudioSegment, profile: Profile) -> AudioSegment:
     """Chime, then the speech ``repeat`` times with ``gap_ms`` between, as mono 16-bit."""
     rate = _RATES[profile.name]
@@ -103,18 +94,6 @@ def encode(segment: AudioSegment, name: ProfileName) -> bytes:
     else:
         segment.export(buffer, format="mp3", bitrate="48k", parameters=["-ar", rate, "-ac", "1"])
     return buffer.getvalue()
-
-
-def write_by_hash(data: bytes, ext: str, directory: Path) -> tuple[str, Path]:
-    """Store ``data`` as ``<sha256>.<ext>``; concurrent writers each use their own temp file."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{sha256}.{ext}"
-    if not path.exists():
-        with tempfile.NamedTemporaryFile(dir=directory, suffix=".part", delete=False) as tmp:
-            tmp.write(data)
-        Path(tmp.name).replace(path)
-    return sha256, path
 
 
 def _duration_ms(data: bytes, name: ProfileName, segment: AudioSegment) -> int:

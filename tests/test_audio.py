@@ -1,4 +1,4 @@
-"""The default warning is real speech rendered to the mqtt speaker profile."""
+"""The default warning: real speech in the mqtt speaker profile, one file on hub and edge."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydub import AudioSegment
 
+from edge.warning import prepare_warning
 from hub.audio import render_site_warning
 from riverguard.config import Config
 
@@ -42,3 +43,19 @@ async def test_rendering_twice_gives_the_same_file(tmp_path: Path, example_confi
     second = await render_site_warning(example_config.sites[0], tmp_path)
     assert first.sha256 == second.sha256
     assert [first.path] == sorted(tmp_path.glob("*.wav"))
+
+
+async def test_edge_and_hub_render_one_site_warning_with_one_hash(
+    tmp_path: Path, example_config: Config
+) -> None:
+    """The edge's own warning (local deterrence) is the file the hub announces."""
+    site = example_config.sites[0]
+    hub_clip = await render_site_warning(site, tmp_path / "hub")
+    edge_ref = await prepare_warning(site, tmp_path / "edge", "http://edge.invalid:9100/")
+    edge_file = tmp_path / "edge" / f"{edge_ref.sha256}.wav"
+    assert hub_clip.sha256 == edge_ref.sha256
+    assert hub_clip.path.read_bytes() == edge_file.read_bytes()
+    assert (hub_clip.duration_ms, f"http://edge.invalid:9100/audio/{hub_clip.sha256}.wav") == (
+        edge_ref.duration_ms,
+        edge_ref.url,
+    )
