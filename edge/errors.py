@@ -9,6 +9,8 @@ EdgeError
 
 from __future__ import annotations
 
+from riverguard.wire.reject_reasons import RejectReason
+
 
 class EdgeError(Exception):
     """Base of every error raised by the edge package."""
@@ -17,7 +19,7 @@ class EdgeError(Exception):
 class Rejected(EdgeError):
     """A message the edge will not use; ``reason`` is the metric label."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: RejectReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

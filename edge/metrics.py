@@ -7,25 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-REJECT_REASONS = (
-    "bad_topic",
-    "oversize",
-    "malformed_json",
-    "invalid",
-    "wrong_site",
-    "unknown_device",
-    "unknown_zone",
-    "duplicate",
-    # The same device, zone and kind again within the site's debounce window.
-    "debounced",
-    # The event was kept; only the snapshot the camera attached was left out.
-    "bad_snapshot",
-    # An announce whose audio URL is not under the hub's (PROTOCOL 7.31): not fetched.
-    "foreign_audio_url",
-    # A speaker's state for an announcement it is not playing (forged or stale).
-    "unknown_state",
-    "internal",
-)
+from riverguard.wire.reject_reasons import EDGE_REJECT_REASONS
 
 
 class EdgeMetrics:
@@ -35,7 +17,7 @@ class EdgeMetrics:
         self.rejected = Counter(
             "riverguard_edge_rejected", "Messages rejected, by reason", ["reason"], registry=r
         )
-        for reason in REJECT_REASONS:
+        for reason in EDGE_REJECT_REASONS:
             self.rejected.labels(reason)
         self.skipped = Counter(
             "riverguard_edge_source_skipped",

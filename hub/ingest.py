@@ -59,6 +59,7 @@ from riverguard.wire.models import (
     Event,
     HubStatus,
 )
+from riverguard.wire.reject_reasons import RejectReason
 from riverguard.wire.times import format_ts, utcnow
 
 log = structlog.get_logger()
@@ -85,7 +86,7 @@ class Refused(Exception):
 
     def __init__(
         self,
-        reason: str,
+        reason: RejectReason,
         detail: str,
         ack: tuple[str, str] | None = None,
         payload: bytes | None = None,
@@ -119,7 +120,7 @@ class _Work:
     acks: list[tuple[str, str, AnnouncementAck, str]] = field(default_factory=list)
 
 
-def _validation_reason(exc: ValidationError) -> str:
+def _validation_reason(exc: ValidationError) -> RejectReason:
     if any(error["type"] == "json_invalid" for error in exc.errors()):
         return "malformed_json"
     return "invalid"
@@ -279,7 +280,7 @@ class Sorter:
         if not isinstance(elements, list):
             raise Refused("not_array", f"a batch is a JSON array, not {type(elements).__name__}")
         if not 0 < len(elements) <= MAX_BATCH_EVENTS:
-            reason = "invalid" if not elements else "oversize"
+            reason: RejectReason = "invalid" if not elements else "oversize"
             raise Refused(reason, f"batch of {len(elements)} events, not 1 to {MAX_BATCH_EVENTS}")
         good: list[EventIn] = []
         refused: list[Refused] = []

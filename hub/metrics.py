@@ -7,29 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-REJECT_REASONS = (
-    "bad_topic",
-    "oversize",
-    "malformed_json",
-    # An event batch (PROTOCOL 7.12) that is JSON but not an array.
-    "not_array",
-    "invalid",
-    "unknown_site",
-    "unknown_device",
-    "site_mismatch",
-    "unknown_zone",
-    "not_jpeg",
-    "unknown_announcement",
-    "unknown_speaker",
-    # An acknowledgement that does not move its speaker's state forward (a repeat, a
-    # late one, or one forged to overwrite a final state).
-    "stale_state",
-    # An event whose kind its device's type cannot report (a speaker's breach, a
-    # fence's water entry), or whose id is not one of its device's.
-    "wrong_device",
-    # A new warning of an edge's own for a zone sooner than the site's cooldown allows.
-    "edge_auto_too_often",
-)
+from riverguard.wire.reject_reasons import HUB_REJECT_REASONS
 
 
 class HubMetrics:
@@ -45,7 +23,7 @@ class HubMetrics:
         self.rejected = Counter(
             "riverguard_hub_rejected", "Messages rejected, by reason", ["reason"], registry=r
         )
-        for reason in REJECT_REASONS:
+        for reason in HUB_REJECT_REASONS:
             self.rejected.labels(reason)
         self.ingest_errors = Counter(
             "riverguard_hub_ingest_errors", "Ingest batches that failed unexpectedly", registry=r
