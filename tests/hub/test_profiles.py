@@ -11,7 +11,8 @@ import pytest
 
 from hub.clips import ClipInfo, ClipLibrary
 from hub.errors import AudioRejected
-from hub.profiles import CHIME_PAUSE_MS, Profile
+from hub.profiles import Profile
+from riverguard.site_warning import CHIME_PAUSE_MS
 from riverguard.wire.times import utcnow
 from tests.hub.conftest import RunningHub
 
