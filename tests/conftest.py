@@ -1,4 +1,5 @@
-"""Fixtures that start the real services: Mosquitto and influxd, on free ports in temp dirs."""
+"""Fixtures that start the real services: Mosquitto, influxd and PostgreSQL, on free ports in
+temp dirs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, Mosquitto, ServiceError, free_port
 from riverguard.stack import Stack
 from simulators.load import HOP_TREE
+from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
@@ -106,6 +108,17 @@ def influx_database(influxd: Influxd) -> Iterator[str]:
     httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
     yield name
     httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{name}"'}).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; tests take a fresh database of it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ import httpx
 import pytest
 import uvicorn
 import websockets
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
 from hub.app import create_app
@@ -34,6 +32,7 @@ from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import format_ts, utcnow
 from simulators.mqtt import paho_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
+from tests.postgres import PostgresServer, fresh_database
 
 PASSWORDS = {
     "admin": "admin-pw",
@@ -142,47 +141,27 @@ async def run_hub(settings: HubSettings, clock: Clock | None = None) -> AsyncIte
         await task
 
 
-POSTGRES = "postgres@127.0.0.1:5432"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+async def both_stores(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """Each kind of state store in turn: ``None`` (the hub's default SQLite file in its data
+    dir), then the URL of a fresh database on the session's PostgreSQL server.
 
-
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test (SQLAlchemy URL), dropped afterwards."""
-    name = f"riverguard_test_{secrets.token_hex(6)}"
-    # CREATE/DROP DATABASE cannot run inside a transaction.
-    admin = create_async_engine(
-        f"postgresql+asyncpg://{POSTGRES}/postgres", isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield f"postgresql+asyncpg://{POSTGRES}/{name}"
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
-@asynccontextmanager
-async def store_url(kind: str) -> AsyncIterator[str | None]:
-    """``None`` (the default SQLite file in the data dir) or a fresh PostgreSQL database."""
-    if kind == "sqlite":
+    A module whose tests must hold on both overrides ``database_url`` with this.
+    """
+    if request.param == "sqlite":
         yield None
         return
-    async with postgres_database() as url:
+    # Asked for here, not as an argument: the SQLite runs need no PostgreSQL server.
+    server: PostgresServer = request.getfixturevalue("postgres")
+    async with fresh_database(server) as url:
         yield url
 
 
 @pytest.fixture
 def database_url() -> str | None:
     """The hub's state store: SQLite. Modules that test both stores override this with
-    ``@pytest.fixture(params=STORES)`` around ``store_url``."""
+    ``both_stores``."""
     return None
-
-
-STORES = ["sqlite", "postgresql"]
 
 
 MakeSettings = Callable[..., HubSettings]

@@ -26,14 +26,12 @@ from riverguard.wire.times import format_ts, utcnow
 from tests.conftest import EXAMPLE_CONFIG
 from tests.hub.conftest import (
     SITE,
-    STORES,
     Inbox,
     MakeSettings,
     RunningHub,
     event_payload,
     mqtt_inbox,
     run_hub,
-    store_url,
     unique_seq,
     ws_inbox,
 )
@@ -265,21 +263,19 @@ async def test_routine_messages_are_rate_limited_per_site_life_safety_is_not(
     assert (202, 202, 202) == (other_site[0], urgent[0], later[0])
 
 
-@pytest.mark.parametrize("store", STORES)
 async def test_a_hub_restart_does_not_reset_the_routine_limit(
-    make_settings: MakeSettings, tmp_path: Path, store: str
+    make_settings: MakeSettings, tmp_path: Path, both_stores: str | None
 ) -> None:
     clock = ManualClock(BEFORE_FOUR_PM)
-    async with store_url(store) as url:
-        settings = {"routine_limit": 2, "database_url": url}
-        async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
-            before = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(2)]
-        clock.advance(60)
-        async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
-            after_restart = await post(hub, {"site": SITE, "priority": 3})
-            # The site's window is 300 s: the first two have left it.
-            clock.advance(241)
-            later = await post(hub, {"site": SITE, "priority": 3})
+    settings = {"routine_limit": 2, "database_url": both_stores}
+    async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
+        before = [await post(hub, {"site": SITE, "priority": 3}) for _ in range(2)]
+    clock.advance(60)
+    async with hub_with_speakers(make_settings, tmp_path, clock, **settings) as hub:
+        after_restart = await post(hub, {"site": SITE, "priority": 3})
+        # The site's window is 300 s: the first two have left it.
+        clock.advance(241)
+        later = await post(hub, {"site": SITE, "priority": 3})
 
     assert [202, 202] == [status for status, _ in before]
     assert (429, "rate_limited") == (after_restart[0], after_restart[1]["error"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
@@ -13,24 +12,21 @@ from hub.clock import ManualClock
 from riverguard.wire import topics
 from tests.hub.conftest import (
     SITE,
-    STORES,
     MakeSettings,
     RunningHub,
     event_payload,
     mqtt_inbox,
     run_hub,
-    store_url,
     unique_seq,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 async def raise_alarm(running: RunningHub, edge: aiomqtt.Client, **event: Any) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.store import Store
 from riverguard.services import Influxd, free_port
-from tests.hub.conftest import POSTGRES, MakeSettings, postgres_database, run_hub
+from tests.hub.conftest import MakeSettings, run_hub
+from tests.postgres import PostgresServer, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +53,17 @@ async def test_sqlite_backup_of_a_running_hub_restores_its_records(
     await store.close()
 
 
-@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="PostgreSQL client tools missing")
-async def test_postgresql_dump_restores_into_a_database_the_hub_opens() -> None:
-    user, host = POSTGRES.split("@")[0], POSTGRES.split("@")[1].split(":")[0]
-    async with postgres_database() as source_url, postgres_database() as target_url:
+async def test_postgresql_dump_restores_into_a_database_the_hub_opens(
+    postgres: PostgresServer,
+) -> None:
+    # The server's own pg_dump and pg_restore: the same version as the server.
+    login = f"-h {postgres.host} -p {postgres.port} -U {postgres.user}"
+    async with fresh_database(postgres) as source_url, fresh_database(postgres) as target_url:
         source = await Store.open(source_url)
         await source.close()
         dump = run(
-            "sh", "-c", f"pg_dump -h {host} -U {user} -Fc {source_url.rsplit('/', 1)[1]} | "
-            f"pg_restore -h {host} -U {user} --clean --if-exists "
+            "sh", "-c", f"{postgres.bin_dir}/pg_dump {login} -Fc {source_url.rsplit('/', 1)[1]} | "
+            f"{postgres.bin_dir}/pg_restore {login} --clean --if-exists "
             f"-d {target_url.rsplit('/', 1)[1]}",
         )  # fmt: skip
         assert "error" not in dump.stderr.lower()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ from riverguard.wire import topics
 from tests.conftest import EXAMPLE_CONFIG
 from tests.hub.conftest import (
     SITE,
-    STORES,
     MakeSettings,
     RunningHub,
     event_payload,
     mqtt_inbox,
     run_hub,
-    store_url,
     unique_seq,
     ws_inbox,
 )
@@ -31,11 +28,10 @@ from tests.hub.conftest import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 async def _send(running: RunningHub, edge: aiomqtt.Client, **event: Any) -> str:

@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +32,9 @@ from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.hub.conftest import (
     PASSWORDS,
     SITE,
-    STORES,
     MakeSettings,
     event_payload,
     run_hub,
-    store_url,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,11 +49,10 @@ SOURCES = (
 RESEND_AFTER_S = 2.0
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 def _events(count: int, run: str) -> list[dict[str, object]]:
@@ -260,7 +257,7 @@ async def test_hub_killed_mid_burst_loses_and_doubles_no_event_or_alarm(
 
 
 # The store is not what this test is about: SQLite only.
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("both_stores", ["sqlite"], indirect=True)
 async def test_influx_down_during_a_stream_every_event_lands_exactly_once(
     tmp_path: Path, make_settings: MakeSettings, broker: Broker
 ) -> None:

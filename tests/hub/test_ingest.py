@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,14 +21,12 @@ from simulators.mqtt import paho_client
 from tests.conftest import Broker, broker_for
 from tests.hub.conftest import (
     SITE,
-    STORES,
     MakeSettings,
     RunningHub,
     event_payload,
     hub_settings,
     mqtt_inbox,
     run_hub,
-    store_url,
     unique_seq,
     ws_inbox,
 )
@@ -37,11 +34,10 @@ from tests.hub.conftest import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 def _ack_ids(items: list[tuple[str, dict[str, list[str]]]]) -> list[tuple[str, list[str]]]:

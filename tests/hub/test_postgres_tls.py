@@ -3,12 +3,6 @@ sslmode, against a PostgreSQL of the test's own that takes TLS connections only.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +17,12 @@ from hub.settings import HubSettings
 from hub.store import Store
 from riverguard import certs
 from riverguard.mqtt import BrokerSettings
-from riverguard.services import free_port, port_accepts
+from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "riverguard", "pg-s3cret"
 BROKER = BrokerSettings(username="hub", password=SecretStr("pw"))
-BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 
 
 @dataclass
@@ -39,73 +32,24 @@ class SecurePostgres:
     other_ca_file: Path
 
 
-def _run_as() -> dict[str, Any]:
-    # initdb and postgres refuse to run as root: as root, run them as "postgres".
-    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
-
-
 @pytest.fixture(scope="module")
 def secure_postgres() -> Iterator[SecurePostgres]:
-    if not BINARIES:
-        pytest.skip("PostgreSQL server binaries are not installed")
-    bin_dir = BINARIES[-1].parent
-    # Not under pytest's folder: that is private to root, and the server runs as postgres.
-    directory = Path(tempfile.mkdtemp(prefix="riverguard-pg-"))
-    process: subprocess.Popen[bytes] | None = None
+    server = PostgresServer(USER, PASSWORD)
     try:
-        tls = directory / "tls"
+        tls = server.directory / "tls"
         certs.make_all(tls, [certs.Request("postgres", True, False, ("localhost",))])
-        certs.load_or_create_ca(directory / "other-tls")
-        data = directory / "data"
-        (directory / "pw").write_text(PASSWORD, encoding="utf-8")
-        if os.geteuid() == 0:
-            shutil.chown(directory, "postgres", "postgres")
-            for path in (*tls.iterdir(), tls, directory / "pw"):
-                shutil.chown(path, "postgres", "postgres")
-        subprocess.run(
-            [
-                *(str(bin_dir / "initdb"), "-D", str(data), "-U", USER),
-                *(f"--pwfile={directory}/pw", "--auth=scram-sha-256", "--encoding=UTF8"),
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            **_run_as(),
-        )
-        port = free_port()
-        with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write(
-                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
-                f"unix_socket_directories = '{directory}'\nfsync = off\n"
-                f"ssl = on\nssl_cert_file = '{tls}/postgres.crt'\n"
-                f"ssl_key_file = '{tls}/postgres.key'\n"
-            )
-        (data / "pg_hba.conf").write_text(
-            "local all all scram-sha-256\n"
+        certs.load_or_create_ca(server.directory / "other-tls")
+        server.hand_over(tls, *tls.iterdir())
+        server.start(
+            settings=f"ssl = on\nssl_cert_file = '{tls}/postgres.crt'\n"
+            f"ssl_key_file = '{tls}/postgres.key'\n",
+            hba="local all all scram-sha-256\n"
             "hostssl all all 127.0.0.1/32 scram-sha-256\n"
             "hostnossl all all 127.0.0.1/32 reject\n",
-            encoding="utf-8",
         )
-        with (directory / "postgres.log").open("ab") as log:
-            process = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(data)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **_run_as(),
-            )
-        deadline = time.monotonic() + 60
-        while not port_accepts(port):
-            assert process.poll() is None, (directory / "postgres.log").read_text()
-            assert time.monotonic() < deadline, "postgres not listening after 60 s"
-            time.sleep(0.05)
-        yield SecurePostgres(port, tls / "ca.crt", directory / "other-tls" / "ca.crt")
+        yield SecurePostgres(server.port, tls / "ca.crt", server.directory / "other-tls" / "ca.crt")
     finally:
-        if process is not None:
-            process.send_signal(signal.SIGINT)  # fast shutdown
-            process.wait(30)
-        shutil.rmtree(directory, ignore_errors=True)
+        server.stop()
 
 
 def settings(pg: SecurePostgres, query: str, host: str = "localhost", **values: Any) -> HubSettings:

@@ -4,20 +4,18 @@ race; logout ends every token of the session (tests/hub/test_security.py has the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.hub.conftest import PASSWORDS, STORES, RunningHub, store_url
+from tests.hub.conftest import PASSWORDS, RunningHub
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 async def test_two_racing_refreshes_of_one_token_give_one_new_session_token(

@@ -31,7 +31,6 @@ from hub.store import (
 )
 from riverguard.testing import wait_for
 from riverguard.wire.models import Event
-from tests.hub.conftest import STORES, store_url
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +38,10 @@ T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
 SITE = "danshui-bridge"
 
 
-@pytest.fixture(params=STORES)
-async def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture
+def store_at(both_stores: str | None, tmp_path: Path) -> str:
     """The URL of a fresh state store of each kind."""
-    async with store_url(request.param) as url:
-        yield url or f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    return both_stores or f"sqlite+aiosqlite:///{tmp_path}/hub.db"
 
 
 @pytest.fixture

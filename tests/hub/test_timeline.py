@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -13,11 +12,9 @@ from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
 from tests.hub.conftest import (
     SITE,
-    STORES,
     RunningHub,
     event_payload,
     mqtt_inbox,
-    store_url,
     unique_seq,
     ws_inbox,
 )
@@ -25,11 +22,10 @@ from tests.hub.conftest import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=STORES)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
     """These tests run on SQLite and on PostgreSQL."""
-    async with store_url(request.param) as url:
-        yield url
+    return both_stores
 
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
