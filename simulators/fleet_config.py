@@ -11,12 +11,19 @@ audio-transmit endpoint (``driver = "http"``) on a free local port, which
 ``riverguard sim fleet`` serves. Device ids are unique across sites
 (``s003-f0042``), as event ids are derived from them.
 
+Each site also gets a schematic map like the demo's (``[sites.map]``, 1000 x
+600, the river along the bottom): a bank that wanders a little, differently per
+site, the zones side by side along it, fences at the water's edge, cameras
+behind them and the speakers above the zones they cover, so the console's map
+page works for every generated site.
+
 The same file drives ``riverguard up --config`` and ``riverguard sim fleet
 --config``, so the stack and the simulator agree on every device.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +39,14 @@ HTTP_SPEAKER_SHARE = 0.2
 # picked there can be taken by one of the fleet's own outgoing connections
 # before the speaker binds it.
 SPEAKER_PORTS = range(20000, 32000)
+# The schematic map, in the demo's units: land above, water below the bank.
+MAP_WIDTH, MAP_HEIGHT = 1000, 600
+BANK_Y = 390  # where the bank runs on average; each site's wanders by up to BANK_WANDER
+BANK_WANDER = 25
+BANK_POINTS = 6
+ZONE_TOP = 230  # the zones' landward edge
+SPEAKER_Y = 150
+ZONE_GAP = 20  # between two zones, so their outlines read as two
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,67 @@ class SiteMix:
             cameras=cameras,
             fences=devices - speakers - frigate - cameras,
         )
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """Where a generated site's bank, zones and devices are on its schematic map."""
+
+    index: int
+    zones: int
+
+    @property
+    def bank(self) -> list[tuple[int, int]]:
+        # Seeded by the site, so a configuration written again draws the same maps.
+        wander = random.Random(self.index)
+        step = MAP_WIDTH / (BANK_POINTS - 1)
+        return [
+            (round(i * step), BANK_Y + wander.randint(-BANK_WANDER, BANK_WANDER))
+            for i in range(BANK_POINTS)
+        ]
+
+    @property
+    def water(self) -> list[tuple[int, int]]:
+        return [*self.bank, (MAP_WIDTH, MAP_HEIGHT), (0, MAP_HEIGHT)]
+
+    def bank_y(self, x: float) -> int:
+        """The bank's height at ``x`` (between its points, on the straight line)."""
+        points = self.bank
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            if x0 <= x <= x1:
+                return round(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+        raise ValueError(f"x = {x} is off the map")
+
+    def zone_span(self, zone: int) -> tuple[int, int]:
+        """The left and right edge of zone ``zone`` (1-based)."""
+        width = MAP_WIDTH / self.zones
+        return round((zone - 1) * width + ZONE_GAP / 2), round(zone * width - ZONE_GAP / 2)
+
+    def zone_area(self, zone: int) -> list[tuple[int, int]]:
+        """The zone's outline: from its landward edge down to the bank, following it."""
+        left, right = self.zone_span(zone)
+        along = [(x, y) for x, y in reversed(self.bank) if left < x < right]
+        return [
+            (left, ZONE_TOP),
+            (right, ZONE_TOP),
+            (right, self.bank_y(right)),
+            *along,
+            (left, self.bank_y(left)),
+        ]
+
+    def device_position(self, zone: int, nth: int, of: int, row: float) -> tuple[int, int]:
+        """The ``nth`` of ``of`` devices spread across zone ``zone``; ``row`` 0 puts them
+        at the water's edge, 1 at the zone's landward edge."""
+        left, right = self.zone_span(zone)
+        inset = min(5.0, (right - left) / 4)  # off the zone's outline, inside it
+        x = left + inset + (right - left - 2 * inset) * (nth + 0.5) / of
+        edge = self.bank_y(x) - 15  # on land, just above the water
+        return round(x), round(edge + (ZONE_TOP - edge) * row)
+
+    def speaker_position(self, zones: list[int]) -> tuple[int, int]:
+        """Above the middle of the zones it covers."""
+        spans = [self.zone_span(zone) for zone in zones]
+        return round((min(s[0] for s in spans) + max(s[1] for s in spans)) / 2), SPEAKER_Y
 
 
 def site_id(index: int) -> str:
@@ -112,7 +188,7 @@ def fleet_config(
         return chosen
 
     for s in range(1, sites + 1):
-        lines += _devices(site_id(s), mix, distinct_port)
+        lines += _devices(site_id(s), s, mix, distinct_port)
     for username, name, role in (
         ("admin", "Fleet admin", "admin"),
         ("officer", "Fleet duty officer", "officer"),
@@ -124,6 +200,7 @@ def fleet_config(
 
 
 def _site(site: str, index: int, mix: SiteMix) -> list[str]:
+    layout = SiteLayout(index, mix.zones)
     lines = [
         "[[sites]]",
         f'id = "{site}"',
@@ -131,25 +208,43 @@ def _site(site: str, index: int, mix: SiteMix) -> list[str]:
         f'name_en = "Simulated stretch {index}"',
         f'grid = "fleet/grid-{index:03d}"',
         f'frigate_topic_prefix = "{frigate_prefix(site)}"',
+        "  [sites.map]",
+        f"  width = {MAP_WIDTH}",
+        f"  height = {MAP_HEIGHT}",
+        f"  bank = {_points(layout.bank)}",
+        f"  water = {_points(layout.water)}",
     ]
     for z in range(1, mix.zones + 1):
-        lines += ["  [[sites.zones]]", f'  id = "z{z}"', f'  name = "区域 {z}"']
+        lines += [
+            "  [[sites.zones]]",
+            f'  id = "z{z}"',
+            f'  name = "区域 {z}"',
+            f'  name_en = "Zone {z}"',
+            f"  area = {_points(layout.zone_area(z))}",
+        ]
     return [*lines, ""]
 
 
-def _devices(site: str, mix: SiteMix, port: Callable[[], int]) -> list[str]:
+def _devices(site: str, index: int, mix: SiteMix, port: Callable[[], int]) -> list[str]:
+    layout = SiteLayout(index, mix.zones)
     lines: list[str] = []
 
-    def zone(i: int) -> str:
-        return f"z{(i - 1) % mix.zones + 1}"
+    def zone(i: int) -> int:
+        return (i - 1) % mix.zones + 1
+
+    def position(i: int, total: int, row: float) -> tuple[int, int]:
+        # Devices go round the zones: the i-th is the ((i - 1) // zones)-th of its zone.
+        return layout.device_position(zone(i), (i - 1) // mix.zones, -(-total // mix.zones), row)
 
     for i in range(1, mix.fences + 1):
-        lines += _device(f"{site}-f{i:04d}", site, "fence", [zone(i)])
+        lines += _device(f"{site}-f{i:04d}", site, "fence", [zone(i)], position(i, mix.fences, 0))
     for i in range(1, mix.cameras + 1):
-        lines += _device(f"{site}-c{i:04d}", site, "camera", [zone(i)])
+        where = position(i, mix.cameras, 0.6)
+        lines += _device(f"{site}-c{i:04d}", site, "camera", [zone(i)], where)
     for i in range(1, mix.frigate_cameras + 1):
-        z = zone(i)
-        lines += _device(f"{site}-fr{i:03d}", site, "camera", [z])
+        z = f"z{zone(i)}"
+        where = position(i, mix.frigate_cameras, 0.9)
+        lines += _device(f"{site}-fr{i:03d}", site, "camera", [zone(i)], where)
         lines += [
             'source = "frigate"',
             f'source_ref = "{frigate_name(site, i)}"',
@@ -159,8 +254,9 @@ def _devices(site: str, mix: SiteMix, port: Callable[[], int]) -> list[str]:
     per_speaker = max(1, mix.zones // mix.speakers)
     for i in range(1, mix.speakers + 1):
         first = (i - 1) * per_speaker
-        covered = [f"z{(first + k) % mix.zones + 1}" for k in range(per_speaker)]
-        lines += _device(f"{site}-spk{i:02d}", site, "speaker", covered)
+        covered = [(first + k) % mix.zones + 1 for k in range(per_speaker)]
+        where = layout.speaker_position(covered)
+        lines += _device(f"{site}-spk{i:02d}", site, "speaker", covered, where)
         if i <= mix.http_speakers:
             lines += ['driver = "http"', f'url = "http://127.0.0.1:{port()}/audio"']
         else:
@@ -168,12 +264,19 @@ def _devices(site: str, mix: SiteMix, port: Callable[[], int]) -> list[str]:
     return lines
 
 
-def _device(device: str, site: str, kind: str, zones: list[str]) -> list[str]:
-    quoted = ", ".join(f'"{z}"' for z in zones)
+def _device(
+    device: str, site: str, kind: str, zones: list[int], position: tuple[int, int]
+) -> list[str]:
+    quoted = ", ".join(f'"z{z}"' for z in zones)
     return [
         "[[devices]]",
         f'id = "{device}"',
         f'site = "{site}"',
         f'type = "{kind}"',
         f"zones = [{quoted}]",
+        f"position = [{position[0]}, {position[1]}]",
     ]
+
+
+def _points(points: list[tuple[int, int]]) -> str:
+    return "[" + ", ".join(f"[{x}, {y}]" for x, y in points) + "]"

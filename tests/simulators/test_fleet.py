@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -49,6 +50,55 @@ def test_fleet_config_has_n_sites_of_m_devices_with_every_kind() -> None:
     # One Frigate NVR per site on one broker: each publishes under a prefix of its own.
     prefixes = [site.frigate_topic_prefix for site in config.sites]
     assert ["frigate-s001", "frigate-s002", "frigate-s003"] == prefixes
+
+
+def _inside(point: tuple[float, float], polygon: list[tuple[float, float]]) -> bool:
+    """Whether ``point`` lies inside ``polygon`` (ray casting)."""
+    x, y = point
+    inside = False
+    for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+            inside = not inside
+    return inside
+
+
+@pytest.mark.parametrize(("sites", "per_site"), [(3, 20), (2, 1000)])
+def test_every_generated_site_has_a_map_with_its_zones_and_devices_drawn_on_land(
+    sites: int, per_site: int
+) -> None:
+    """The console's map page draws a generated site as it draws the demo's."""
+    config = _config(fleet_config(sites, per_site))
+    banks = set()
+    for site in config.sites:
+        assert site.map is not None, site.id
+        width, height = site.map.width, site.map.height
+        banks.add(tuple(site.map.bank))
+        assert [0.0, width] == [site.map.bank[0][0], site.map.bank[-1][0]]
+        spans = []
+        for zone in site.zones:
+            assert len(zone.area) >= 3, (site.id, zone.id)
+            assert all(0 <= x <= width and 0 <= y <= height for x, y in zone.area)
+            # Down to the water, not into it: a corner a unit up from the bank is on land.
+            assert not any(_inside((x, y - 1), site.map.water) for x, y in zone.area)
+            spans.append((min(x for x, _ in zone.area), max(x for x, _ in zone.area)))
+        # Side by side along the bank, none over another.
+        assert all(right < left for (_, right), (left, _) in itertools.pairwise(sorted(spans)))
+        areas = {zone.id: zone.area for zone in site.zones}
+        for device in config.devices_of(site.id):
+            assert device.position is not None, device.id
+            assert not _inside(device.position, site.map.water), device.id
+            if device.type != "speaker":
+                assert _inside(device.position, areas[device.zones[0]]), device.id
+    # Each site's bank wanders its own way: the maps tell the sites apart.
+    assert sites == len(banks)
+
+
+def test_the_generated_maps_are_the_same_each_time_the_configuration_is_written() -> None:
+    def maps() -> list[object]:
+        config = _config(fleet_config(4, 20, port=lambda: 21000))
+        return [site.map for site in config.sites]
+
+    assert maps() == maps()
 
 
 def test_http_speakers_listen_outside_the_ephemeral_port_range() -> None:
