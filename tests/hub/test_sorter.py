@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub.ingest import (
+from hub.sorter import (
     AckIn,
     DeviceStatusIn,
     EdgeStatusIn,

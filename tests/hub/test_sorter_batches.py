@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hub.ingest import DEAD_LETTER_BYTES, EventBatchIn, Refused, Sorter
+from hub.sorter import DEAD_LETTER_BYTES, EventBatchIn, Refused, Sorter
 from riverguard.config import Config
 from riverguard.wire import topics
 from riverguard.wire.models import (
