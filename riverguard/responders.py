@@ -32,6 +32,7 @@ from pydantic import (
     JsonValue,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from riverguard.wire.models import Ident
@@ -128,6 +129,7 @@ class SmsGateway(_Config):
 
     id: Ident
     url: HttpUrl
+    # GET carries everything in the URL; POST sends ``body`` too.
     method: Literal["POST", "GET"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, JsonValue] = Field(default_factory=dict)
@@ -150,6 +152,16 @@ class SmsGateway(_Config):
     def _known_url_placeholders(cls, value: str) -> str:
         _known([value])
         return value
+
+    @model_validator(mode="after")
+    def _body_fits(self) -> SmsGateway:
+        if self.method == "GET" and self.body:
+            raise ValueError(f"sms gateway {self.id}: a GET sends no body, put it in the url")
+        if self.body_encoding == "form" and any(
+            isinstance(value, dict | list) for value in self.body.values()
+        ):
+            raise ValueError(f"sms gateway {self.id}: a form body holds no tables or lists")
+        return self
 
 
 def _known(templates: list[str]) -> None:

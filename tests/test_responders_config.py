@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from riverguard.config import Config, ConfigError, load_config, site_part
+from riverguard.responders import SmsGateway
 
 SITE = """
 [[sites]]
@@ -140,3 +142,19 @@ def test_responders_that_cannot_be_reached_are_refused(
 def test_an_empty_rota_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="shifts"):
         _load(tmp_path, SITE + PEOPLE + '[[rotas]]\nid = "empty"\nshifts = []\n')
+
+
+@pytest.mark.parametrize(
+    ("gateway", "reason"),
+    [
+        ({"method": "GET", "body": {"t": "{text}"}}, "a GET sends no body"),
+        ({"body_encoding": "form", "body": {"to": ["{phone}"]}}, "a form body holds no tables"),
+        ({"headers": {"X-Key": "{secret}"}}, "unknown placeholders"),
+        ({"url": "https://sms.example.cn/{who}"}, "unknown placeholders"),
+    ],
+)
+def test_an_sms_gateway_template_that_could_not_be_sent_is_refused(
+    gateway: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        SmsGateway.model_validate({"id": "gw", "url": "https://sms.example.cn/send"} | gateway)

@@ -1,0 +1,16 @@
+"""Notifications to responders: what a message says and the channels that carry it.
+
+- ``message``: the text of a call, in the responder's language.
+- ``links``: the links a message carries (the responder page, the snapshot).
+- ``outcome``: what one send came to (sent, retry later, failed for good).
+- ``chat``: Apprise URLs (Feishu, Telegram, Slack, ntfy, e-mail, ...).
+- ``robots``: WeCom and DingTalk group robots (configured as Apprise URLs).
+- ``webhook``: the signed generic webhook (docs/responders.md).
+- ``sms``: the deployment's HTTP SMS gateway template.
+- ``notifier``: one responder, one channel, one notice: render and send.
+- ``check``: the configuration's Apprise URLs, as Apprise reads them.
+
+A send never raises for what the far end does: a refused, slow or absent
+receiver is an ``Outcome`` with its reason. Only a configuration Apprise
+cannot read is an error (``riverguard.config.ConfigError``, from ``check``).
+"""
