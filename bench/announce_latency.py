@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 import websockets
 
+from riverguard.hub_session import HubSession
 from riverguard.stack import Stack
 from riverguard.wire.socket_auth import subprotocols
 
@@ -107,13 +108,10 @@ def summary(name: str, values: list[float]) -> dict[str, Any]:
 
 async def measure(stack: Stack, count: int, tts: int) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=stack.hub_url, timeout=30) as http:
-        login = await http.post(
-            "/api/auth/token",
-            data={"username": "officer-li", "password": stack.secrets.users["officer-li"]},
+        session = await HubSession.login_async(
+            http, "officer-li", stack.secrets.users["officer-li"]
         )
-        login.raise_for_status()
-        token = login.json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        token, headers = session.access_token, session.headers
         url = stack.hub_url.replace("http://", "ws://") + "/api/ws"
         async with websockets.connect(url, max_size=None, subprotocols=subprotocols(token)) as ws:
             console = Console(ws)

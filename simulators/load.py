@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from websockets.sync.client import connect as ws_connect
 
 from riverguard.heap import freeze_startup_heap
+from riverguard.hub_session import HubSession
 from riverguard.mqtt_client import Client as MqttClient
 from riverguard.mqtt_client import Subscription
 from riverguard.services import ManagedProcess
@@ -340,13 +340,7 @@ class Target:
 
 
 def riverguard_target(stack: Stack) -> Target:
-    with httpx.Client(base_url=stack.hub_url, timeout=10) as client:
-        response = client.post(
-            "/api/auth/token",
-            data={"username": "admin", "password": stack.secrets.users["admin"]},
-        )
-        response.raise_for_status()
-        token = response.json()["access_token"]
+    token = HubSession.login(stack.hub_url, "admin", stack.secrets.users["admin"]).access_token
     return Target(
         name="riverguard",
         broker_port=stack.broker_tls_port if stack.tls else stack.broker_port,

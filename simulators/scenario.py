@@ -46,7 +46,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from riverguard.config import Config, Device
-from riverguard.hub_session import HubSession
+from riverguard.hub_session import HubSession, HubSessionError
 from riverguard.testing import camera_report, fence_report
 from riverguard.wire.event_ids import device_seq_id
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
@@ -245,22 +245,21 @@ class Result:
         }
 
 
-class Hub:
+class HubClient:
     """The duty officer's view: the hub's REST API with an acting login."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
     @classmethod
-    async def login(cls, http: httpx.AsyncClient, info: StackInfo) -> Hub:
+    async def login(cls, http: httpx.AsyncClient, info: StackInfo) -> HubClient:
         login = info.acting_login()
-        response = await http.post(
-            "/api/auth/token", data={"username": login.username, "password": login.password}
-        )
-        if response.status_code != 200:
-            raise SimulatorError(f"login as {login.username} refused: {response.text[:200]}")
+        try:
+            session = await HubSession.login_async(http, login.username, login.password)
+        except HubSessionError as exc:
+            raise SimulatorError(str(exc)) from None
         # Renews the minutes-long access token on a 401: scenarios may run longer.
-        http.auth = HubSession(str(http.base_url), response.json())
+        http.auth = session
         return cls(http)
 
     async def get(self, path: str, **params: Any) -> Any:
@@ -333,7 +332,7 @@ class Player:
 
     async def play(self) -> Result:
         async with httpx.AsyncClient(base_url=self.info.hub_url, timeout=30) as http:
-            hub = await Hub.login(http, self.info)
+            hub = await HubClient.login(http, self.info)
             config = await hub.config()
             site = config.site(self.scenario.site) if self.scenario.site else config.sites[0]
             zone = self.scenario.zone or site.zones[0].id
@@ -387,7 +386,7 @@ class Player:
 @dataclass
 class _Run:
     player: Player
-    hub: Hub
+    hub: HubClient
     fleet: Fleet
     site: str
     zone: str

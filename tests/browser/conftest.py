@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
+from riverguard.hub_session import HubSession
 from riverguard.stack import Stack
 from tests.browser.console import OFFICER, Field, log_in
 from tests.conftest import REPO
@@ -109,12 +110,8 @@ def console_path(name: str) -> Path:
 @pytest.fixture
 async def officer_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as client:
-        response = await client.post(
-            "/api/auth/token",
-            data={"username": OFFICER, "password": stack.secrets.users[OFFICER]},
-        )
-        assert 200 == response.status_code, response.text
-        client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        session = await HubSession.login_async(client, OFFICER, stack.secrets.users[OFFICER])
+        client.headers.update(session.headers)
         yield client
 
 

@@ -43,6 +43,7 @@ import websockets
 
 from riverguard import broker_acl, broker_logins, certs, clientid_guard
 from riverguard.config import Config, load_config
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, MqttError
 from riverguard.services import Influxd, ManagedProcess, riverguard_process
@@ -397,12 +398,9 @@ async def _scenario(run: Run) -> None:
         return False
 
     await _until(healthy, 60, "the hub's /healthz")
-    token = await api.post(
-        "/api/auth/token", data={"username": "officer-li", "password": run.passwords["officer-li"]}
-    )
-    assert 200 == token.status_code, token.text
-    bearer = token.json()["access_token"]
-    api.headers["Authorization"] = f"Bearer {bearer}"
+    session = await HubSession.login_async(api, "officer-li", run.passwords["officer-li"])
+    bearer = session.access_token
+    api.headers.update(session.headers)
     ws_url = f"ws://127.0.0.1:{run.hub_port}/api/ws?events=*"
     pump = asyncio.create_task(console.pump(ws_url, bearer), name="test.console")
     try:

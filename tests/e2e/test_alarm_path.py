@@ -20,6 +20,7 @@ import pytest
 import websockets
 
 from edge.event_ids import EventIds
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
 from riverguard.stack import Stack
 from riverguard.testing import fence_report, wait_for
@@ -72,11 +73,9 @@ class Console:
 async def officer(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     password = stack.secrets.users["officer-li"]
     async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as client:
-        response = await client.post(
-            "/api/auth/token", data={"username": "officer-li", "password": password}
+        client.headers.update(
+            (await HubSession.login_async(client, "officer-li", password)).headers
         )
-        assert 200 == response.status_code, response.text
-        client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
         yield client
 
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from riverguard import broker_logins, certs
+from riverguard.hub_session import HubSession
 from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.settings import REPO_ROOT
 from riverguard.testing import fence_report, wait_for
@@ -113,10 +114,7 @@ async def test_a_fence_breach_over_tls_becomes_an_alarm_read_through_nginx(
             await wait_for(
                 lambda: f"u'edge-{SITE}'" in broker.log(), timeout=30, what="the edge connected"
             )
-            login = await http.post(
-                "/api/auth/token", data={"username": "officer-li", "password": "officer-pw"}
-            )
-            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            headers = (await HubSession.login_async(http, "officer-li", "officer-pw")).headers
 
             device = f"device-{SITE}-{FENCE}"
             published = subprocess.run(

@@ -20,6 +20,7 @@ import websockets
 
 from edge.agent import EdgeAgent
 from riverguard.config import Config
+from riverguard.hub_session import HubSession
 from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
@@ -178,8 +179,7 @@ async def test_edge_to_real_hub_in_batches_then_singles_after_its_last_will(
             await wait_for(lambda: _online_statuses(view) >= 1, timeout=30, what="hub online")
         except TimeoutError:
             raise AssertionError(hub_process.log_tail()) from None
-        login = {"username": "viewer", "password": PASSWORDS["viewer"]}
-        token = (await http.post("/api/auth/token", data=login)).json()["access_token"]
+        token = (await HubSession.login_async(http, "viewer", PASSWORDS["viewer"])).access_token
 
         async def stored() -> float:
             for line in (await http.get("/metrics")).text.splitlines():

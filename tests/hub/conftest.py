@@ -24,6 +24,7 @@ from hub.hub import Hub
 from hub.main import make_server
 from hub.settings import HubSettings
 from riverguard.config import load_config
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
@@ -89,11 +90,8 @@ class RunningHub:
         return cast(Hub, self.server.lifespan.state["hub"])
 
     async def token(self, username: str = "officer-li") -> str:
-        response = await self.http.post(
-            "/api/auth/token", data={"username": username, "password": PASSWORDS[username]}
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        session = await HubSession.login_async(self.http, username, PASSWORDS[username])
+        return session.access_token
 
     async def auth(self, username: str = "officer-li") -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.token(username)}"}

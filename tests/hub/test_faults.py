@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from hub.store import Store
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, ManagedProcess, free_port
 from riverguard.settings import REPO_ROOT
@@ -221,12 +222,8 @@ async def test_hub_killed_mid_burst_loses_and_doubles_no_event_or_alarm(
             return "riverguard_hub_influx_backlog 0.0" in text
 
         await wait_for(drained, timeout=30, what="InfluxDB backlog drained")
-        token = (
-            await http.post("/api/auth/token", data={"username": "admin", "password": "admin-pw"})
-        ).json()["access_token"]
-        alarms = (
-            await http.get("/api/alarms", headers={"Authorization": f"Bearer {token}"})
-        ).json()
+        session = await HubSession.login_async(http, "admin", "admin-pw")
+        alarms = (await http.get("/api/alarms", headers=session.headers)).json()
     hub_process.stop()
 
     store = await Store.open(

@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from riverguard import certs
+from riverguard.hub_session import HubSession
 from riverguard.wire.socket_auth import subprotocols
 from tests.hub.conftest import MakeSettings, run_hub
 
@@ -36,12 +37,8 @@ async def test_the_hub_serves_https_verified_against_the_private_ca(
         base = f"https://localhost:{settings.http_port}"
         async with httpx.AsyncClient(verify=trusted, timeout=10) as http:
             assert 200 == (await http.get(f"{base}/healthz")).status_code
-            login = await http.post(
-                f"{base}/api/auth/token",
-                data={"username": "officer-li", "password": "officer-pw"},
-            )
-            assert 200 == login.status_code
-            token = login.json()["access_token"]
+            login = await HubSession.login_async(http, "officer-li", "officer-pw", base)
+            token = login.access_token
         async with websockets.connect(
             f"wss://localhost:{settings.http_port}/api/ws",
             ssl=trusted,

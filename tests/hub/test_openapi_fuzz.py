@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hub.app import create_app
 from hub.main import make_server
 from hub.settings import HubSettings
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd
 from tests.conftest import Broker
@@ -43,13 +44,7 @@ class FuzzedHub:
     token: str
 
     def login(self) -> str:
-        response = httpx.post(
-            f"{self.url}/api/auth/token",
-            data={"username": "admin", "password": PASSWORDS["admin"]},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return HubSession.login(self.url, "admin", PASSWORDS["admin"]).access_token
 
 
 @pytest.fixture(scope="module")

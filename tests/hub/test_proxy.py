@@ -12,6 +12,7 @@ import pytest
 import websockets
 
 from riverguard import certs
+from riverguard.hub_session import HubSession
 from riverguard.wire.socket_auth import subprotocols
 from tests.deployment import Nginx
 from tests.hub.conftest import MakeSettings, run_hub
@@ -49,12 +50,8 @@ async def test_nginx_serves_the_hub_over_https_with_the_websocket_upgrade(
                 health = await http.get(f"{base}/healthz")
                 assert 200 == health.status_code, nginx.error_log()
                 assert "max-age=31536000" == health.headers["strict-transport-security"]
-                login = await http.post(
-                    f"{base}/api/auth/token",
-                    data={"username": "officer-li", "password": "officer-pw"},
-                )
-                assert 200 == login.status_code
-                token = login.json()["access_token"]
+                login = await HubSession.login_async(http, "officer-li", "officer-pw", base)
+                token = login.access_token
                 console = await http.get(f"{base}/")
                 assert "<title>console</title>" in console.text
                 # The metrics stay on the hub's loopback port.

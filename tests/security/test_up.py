@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from riverguard.broker_acl import HUB_CLIENT_ID
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import MqttError, Subscription
 from riverguard.stack import Stack
@@ -49,11 +50,7 @@ def _sim(info: dict[str, Any]) -> BrokerSettings:
 
 async def _auth(http: httpx.AsyncClient, stack: Stack, role: str) -> dict[str, str]:
     user = next(u for u in _info(stack)["logins"].values() if u["role"] == role)
-    response = await http.post(
-        "/api/auth/token", data={"username": user["username"], "password": user["password"]}
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return (await HubSession.login_async(http, user["username"], user["password"])).headers
 
 
 async def test_every_broker_attack_fails_against_up_with_its_sim_login(stack: Stack) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from edge.sources.frigate import FrigateMessage
 from riverguard.config import Config, ConfigError
+from riverguard.hub_session import HubSession
 from riverguard.services import ServiceError, free_port
 from riverguard.stack import Stack
 from riverguard.testing import wait_for
@@ -154,13 +155,7 @@ async def _online(stack: Stack, token: str) -> dict[str, bool | None]:
 
 
 def _token(stack: Stack) -> str:
-    response = httpx.post(
-        f"{stack.hub_url}/api/auth/token",
-        data={"username": "admin", "password": stack.secrets.users["admin"]},
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
+    return HubSession.login(stack.hub_url, "admin", stack.secrets.users["admin"]).access_token
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from riverguard.cli import main
+from riverguard.hub_session import HubSession
 from riverguard.stack import Stack
 from simulators.errors import ScenarioError
 from simulators.scenario import SCENARIOS_DIR, Player, load_scenario
@@ -101,12 +102,8 @@ async def test_scenario_plays_against_the_stack_and_its_expectations_hold(
 async def _resolve_active_alarms(stack: Stack) -> None:
     """Resolve every open or acknowledged alarm, as a shift would before a drill."""
     async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as http:
-        login = await http.post(
-            "/api/auth/token",
-            data={"username": "admin", "password": stack.secrets.users["admin"]},
-        )
-        login.raise_for_status()
-        http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        session = await HubSession.login_async(http, "admin", stack.secrets.users["admin"])
+        http.headers.update(session.headers)
         for state in ("open", "acknowledged"):
             for alarm in (await http.get("/api/alarms", params={"state": state})).json():
                 resolved = await http.post(
