@@ -56,6 +56,59 @@ def camera_report(
     return payload
 
 
+def frigate_object(
+    event_id: str,
+    camera: str,
+    *,
+    label: str = "person",
+    score: float = 0.8125,
+    top_score: float = 0.83984375,
+    start_time: float = 1722115265.123456,
+    frame_time: float = 1722115267.45,
+    end_time: float | None = None,
+    current_zones: list[str] | None = None,
+    entered_zones: list[str] | None = None,
+    has_snapshot: bool = False,
+    false_positive: bool = False,
+) -> dict[str, Any]:
+    """One tracked object as Frigate 0.13+ describes it in ``before`` and ``after``
+    (PROTOCOL 1.3), every field Frigate sends, not only those the edge reads."""
+    current = list(current_zones or [])
+    return {
+        "id": event_id,
+        "camera": camera,
+        "frame_time": frame_time,
+        "snapshot": None,
+        "label": label,
+        "sub_label": None,
+        "top_score": top_score,
+        "false_positive": false_positive,
+        "start_time": start_time,
+        "end_time": end_time,
+        "score": score,
+        "box": [412, 188, 468, 336],
+        "area": 8288,
+        "ratio": 0.378378,
+        "region": [280, 100, 600, 420],
+        "stationary": False,
+        "motionless_count": 0,
+        "position_changes": 3,
+        "current_zones": current,
+        "entered_zones": list(entered_zones if entered_zones is not None else current),
+        "has_clip": True,
+        "has_snapshot": has_snapshot,
+        "attributes": {},
+        "current_attributes": [],
+    }
+
+
+def frigate_message(
+    kind: str, after: dict[str, Any], before: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A message on ``{prefix}/events``: ``new``, ``update`` or ``end`` of one object."""
+    return {"type": kind, "before": before or after, "after": after}
+
+
 async def wait_for(
     condition: Callable[[], bool | Awaitable[bool]],
     timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, not a cancel scope

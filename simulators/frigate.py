@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from riverguard.testing import frigate_message, frigate_object
+
 FrigateMessageType = Literal["new", "update", "end"]
 
 
@@ -44,32 +46,19 @@ class FrigateTrack:
         if zones is not None:
             self.zones = zones
             self._entered += [z for z in zones if z not in self._entered]
-        after = {
-            "id": self.id,
-            "camera": self.camera,
-            "frame_time": now,
-            "snapshot": None,
-            "label": self.label,
-            "sub_label": None,
-            "top_score": self.score,
-            "false_positive": False,
-            "start_time": self.start_time,
-            "end_time": now if kind == "end" else None,
-            "score": round(self.score * random.uniform(0.9, 1.0), 4),
-            "box": [412, 188, 468, 336],
-            "area": 8288,
-            "ratio": 0.378378,
-            "region": [280, 100, 600, 420],
-            "stationary": False,
-            "motionless_count": 0,
-            "position_changes": 3,
-            "current_zones": list(self.zones),
-            "entered_zones": list(self._entered),
-            "has_clip": True,
-            "has_snapshot": True,
-            "attributes": {},
-            "current_attributes": [],
-        }
-        message = {"type": kind, "before": self._previous or after, "after": after}
+        after = frigate_object(
+            self.id,
+            self.camera,
+            label=self.label,
+            score=round(self.score * random.uniform(0.9, 1.0), 4),
+            top_score=self.score,
+            start_time=self.start_time,
+            frame_time=now,
+            end_time=now if kind == "end" else None,
+            current_zones=self.zones,
+            entered_zones=self._entered,
+            has_snapshot=True,
+        )
+        message = frigate_message(kind, after, self._previous)
         self._previous = after
         return message
