@@ -16,14 +16,13 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-import aiomqtt
 import structlog
 
-from riverguard.mqtt import BrokerSettings
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt_client import MqttError, Will
 from riverguard.testing import TINY_JPEG, camera_report, fence_report
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceType
-from simulators.mqtt import paho_client
 
 log = structlog.get_logger()
 
@@ -54,9 +53,7 @@ class SimulatedDevice:
         self.battery = round(random.uniform(0.55, 0.98), 2)
         self.rssi = random.randint(-85, -55)
         status_topic = topics.field_status(site, self.device_type, device)
-        self.client = paho_client(
-            broker, will=aiomqtt.Will(status_topic, OFFLINE, qos=1, retain=True)
-        )
+        self.client = make_client(broker, will=Will(status_topic, OFFLINE, qos=1, retain=True))
         self.log = log.bind(site=site, device=device)
 
     async def __aenter__(self) -> Self:
@@ -79,7 +76,7 @@ class SimulatedDevice:
         tb: TracebackType | None,
     ) -> None:
         # Leaving cleanly means no last will: say offline ourselves.
-        with suppress(aiomqtt.MqttError):
+        with suppress(MqttError):
             await self.publish_status(online=False)
         await self.client.__aexit__(exc_type, exc, tb)
 

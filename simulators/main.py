@@ -7,12 +7,12 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-import aiomqtt
 import httpx
 import structlog
 
 from riverguard.config import Config
 from riverguard.mqtt import Backoff
+from riverguard.mqtt_client import MqttError
 from simulators.http_speaker import HttpSpeakerSim
 from simulators.settings import SimSettings
 from simulators.speaker import SimulatedSpeaker
@@ -81,7 +81,7 @@ async def _swimmer(
             visits = await run_swimmer(
                 settings.broker, config, site, zone, loop=loop, timings=timings
             )
-        except* aiomqtt.MqttError as group:
+        except* MqttError as group:
             if not loop:
                 raise
             delay = backoff.next_delay()

@@ -16,15 +16,14 @@ import json
 import wave
 from dataclasses import dataclass, field
 
-import aiomqtt
 import httpx
 import structlog
 from pydantic import ValidationError
 
-from riverguard.mqtt import Backoff, BrokerSettings
+from riverguard.mqtt import Backoff, BrokerSettings, make_client
+from riverguard.mqtt_client import Client, MqttError, Subscription, Will
 from riverguard.wire import topics
 from riverguard.wire.models import SpeakerPlay, SpeakerState, Stop
-from simulators.mqtt import paho_client
 
 log = structlog.get_logger()
 
@@ -83,9 +82,9 @@ class SimulatedSpeaker:
 
     async def run(self) -> None:
         """Serve forever, reconnecting after a lost connection."""
-        client = paho_client(
+        client = make_client(
             self.broker,
-            will=aiomqtt.Will(
+            will=Will(
                 topics.field_status(self.site, "speaker", self.device),
                 OFFLINE,
                 qos=1,
@@ -98,7 +97,7 @@ class SimulatedSpeaker:
                 async with client:
                     backoff.reset()
                     await self._session(client)
-            except* aiomqtt.MqttError as group:
+            except* MqttError as group:
                 self.ready.clear()
                 delay = backoff.next_delay()
                 self.log.warning(
@@ -106,11 +105,11 @@ class SimulatedSpeaker:
                 )
                 await asyncio.sleep(delay)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: Client) -> None:
         await client.subscribe(
             [
-                (topics.speaker_play(self.site, self.device), 1),
-                (topics.speaker_stop(self.site, self.device), 1),
+                Subscription(topics.speaker_play(self.site, self.device)),
+                Subscription(topics.speaker_stop(self.site, self.device)),
             ]
         )
         status = topics.field_status(self.site, "speaker", self.device)
@@ -122,18 +121,16 @@ class SimulatedSpeaker:
                 tg.create_task(
                     self._heartbeat(client, status), name=f"sim.speaker[{self.device}].heartbeat"
                 )
-                async for message in client.messages:
-                    payload = message.payload
-                    if not isinstance(payload, bytes):
-                        continue  # paho always gives bytes; typed wider
-                    if message.topic.value.endswith("/stop"):
-                        self._stop(payload)
-                    else:
-                        self._play(client, tg, payload)
+                while True:
+                    for message in await client.next_batch(100):
+                        if message.topic.endswith("/stop"):
+                            self._stop(message.payload)
+                        else:
+                            self._play(client, tg, message.payload)
         finally:
             self.ready.clear()
 
-    async def _heartbeat(self, client: aiomqtt.Client, status: str) -> None:
+    async def _heartbeat(self, client: Client, status: str) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             await client.publish(status, ONLINE, qos=1, retain=True)
@@ -151,7 +148,7 @@ class SimulatedSpeaker:
         else:
             self.log.info("stop for what is not playing", id=stop.id)
 
-    def _play(self, client: aiomqtt.Client, tg: asyncio.TaskGroup, payload: bytes) -> None:
+    def _play(self, client: Client, tg: asyncio.TaskGroup, payload: bytes) -> None:
         try:
             play = SpeakerPlay.model_validate_json(payload)
         except ValidationError as exc:
@@ -166,9 +163,7 @@ class SimulatedSpeaker:
             self._playback(client, play, playback), name=f"sim.speaker[{self.device}].{play.id}"
         )
 
-    async def _playback(
-        self, client: aiomqtt.Client, play: SpeakerPlay, playback: _Playback
-    ) -> None:
+    async def _playback(self, client: Client, play: SpeakerPlay, playback: _Playback) -> None:
         try:
             duration = await self._fetch(play)
         except AudioUnusable as exc:
@@ -202,7 +197,7 @@ class SimulatedSpeaker:
         return audio_duration_s(response.content)
 
     async def _state(
-        self, client: aiomqtt.Client, announcement_id: str, state: str, detail: str = ""
+        self, client: Client, announcement_id: str, state: str, detail: str = ""
     ) -> None:
         message = SpeakerState.model_validate(
             {"id": announcement_id, "state": state, "detail": detail}

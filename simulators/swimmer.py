@@ -24,18 +24,17 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-import aiomqtt
 import structlog
 from pydantic import ValidationError
 
 from riverguard.config import Config, Site
-from riverguard.mqtt import BrokerSettings
+from riverguard.mqtt import BrokerSettings, make_client
+from riverguard.mqtt_client import Client, Subscription
 from riverguard.wire import topics
 from riverguard.wire.models import SpeakerState
 from riverguard.wire.topics import FieldTopic, TopicError
 from simulators.devices import CameraSim, FenceSim
 from simulators.errors import ScenarioError
-from simulators.mqtt import paho_client
 from simulators.snapshot import render_snapshots
 
 log = structlog.get_logger()
@@ -97,19 +96,22 @@ class SpeakerWatch:
         self._done[site] = event
         return event
 
-    async def run(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            try:
-                topic = topics.parse(message.topic.value)
-                payload = message.payload
-                if not isinstance(topic, FieldTopic) or not isinstance(payload, bytes):
-                    continue
-                state = SpeakerState.model_validate_json(payload)
-            except (TopicError, ValidationError):
-                continue
-            if state.state == "done" and topic.site in self._done:
-                log.info("swimmer heard the speaker", site=topic.site, speaker=topic.device)
-                self._done[topic.site].set()
+    async def run(self, client: Client) -> None:
+        while True:
+            for message in await client.next_batch(100):
+                self._heard(message.topic, message.payload)
+
+    def _heard(self, topic_name: str, payload: bytes) -> None:
+        try:
+            topic = topics.parse(topic_name)
+            if not isinstance(topic, FieldTopic):
+                return
+            state = SpeakerState.model_validate_json(payload)
+        except (TopicError, ValidationError):
+            return
+        if state.state == "done" and topic.site in self._done:
+            log.info("swimmer heard the speaker", site=topic.site, speaker=topic.device)
+            self._done[topic.site].set()
 
 
 class _Finished(Exception):
@@ -174,9 +176,11 @@ async def run_swimmer(
         for site_obj, zone_id, fence_id, camera_id in plans:
             speakers = [d.id for d in config.devices_of(site_obj.id, "speaker")]
             stages.append(_Stage(site_obj, zone_id, fences[fence_id], cameras[camera_id], speakers))
-        watcher = await stack.enter_async_context(paho_client(broker))
+        watcher = await stack.enter_async_context(make_client(broker))
         speaker_states = [
-            (topics.speaker_state(s.site.id, speaker), 1) for s in stages for speaker in s.speakers
+            Subscription(topics.speaker_state(s.site.id, speaker))
+            for s in stages
+            for speaker in s.speakers
         ]
         if speaker_states:
             await watcher.subscribe(speaker_states)

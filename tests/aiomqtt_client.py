@@ -1,9 +1,7 @@
-"""The simulators' MQTT client: aiomqtt over paho, as a device maker might use.
-
-Simulated devices deliberately use a client other than Riverguard's own
-(``riverguard.mqtt_client``): what they send is then checked against a second
-implementation of MQTT 5 on the real broker, as real devices would be. The
-tests use it for their stand-ins too.
+"""The tests' stand-in devices and edges on aiomqtt (over paho): a second implementation
+of MQTT 5 beside Riverguard's own (``riverguard.mqtt_client``), so what our components
+send and take is checked against another client on the real broker, as real devices
+would be.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from paho.mqtt.properties import Properties
 from riverguard.mqtt import SESSION_EXPIRY_S, BrokerSettings
 
 
-def paho_client(
+def aiomqtt_client(
     broker: BrokerSettings,
     identifier: str | None = None,
     *,

@@ -32,7 +32,7 @@ from riverguard.wire import topics
 from riverguard.wire.event_ids import derived_id
 from riverguard.wire.models import Event
 from simulators.fleet_config import fleet_config
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.edge.support import SITE, edge_settings, publisher, recording, running_edge
 from tests.tls_mosquitto import TlsFiles, TlsMosquitto
 
@@ -92,7 +92,7 @@ async def test_the_simulators_aiomqtt_client_publishes_over_tls_to_ours(
 ) -> None:
     settings = tls_broker.settings(files.ca_file)
     topic = f"tls/{secrets.token_hex(4)}"
-    async with make_client(settings) as ours, paho_client(settings) as theirs:
+    async with make_client(settings) as ours, aiomqtt_client(settings) as theirs:
         await ours.subscribe([Subscription(topic)])
         await theirs.publish(topic, b"from paho", qos=1)
         async with asyncio.timeout(10):
@@ -113,7 +113,7 @@ async def test_a_server_certificate_of_another_ca_is_refused(
         async with make_client(settings):
             pass
     with pytest.raises(aiomqtt.MqttError, match="CERTIFICATE_VERIFY_FAILED"):
-        async with paho_client(settings):
+        async with aiomqtt_client(settings):
             pass
 
 

@@ -16,7 +16,7 @@ from riverguard.stack import Stack
 from riverguard.testing import TINY_JPEG, camera_report, fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import stack_logs
 
 OFFICER = "officer-li"
@@ -109,7 +109,7 @@ class Field:
     async def _publish(
         self, site: str, device_type: str, device: str, payload: dict[str, Any]
     ) -> str:
-        async with paho_client(self._broker()) as client:
+        async with aiomqtt_client(self._broker()) as client:
             await client.publish(
                 topics.field_report(site, device_type, device), json.dumps(payload), qos=1
             )
@@ -135,7 +135,7 @@ class Field:
             status["battery"] = battery
         if rssi is not None:
             status["rssi"] = rssi
-        async with paho_client(self._broker()) as client:
+        async with aiomqtt_client(self._broker()) as client:
             await client.publish(
                 topics.field_status(site, device_type, device),
                 json.dumps(status),
@@ -154,13 +154,13 @@ class Field:
 
     async def late_snapshot(self, site: str, event_id: str, jpeg: bytes) -> None:
         """As the edge sends a Frigate picture that came after its event (PROTOCOL 7.10)."""
-        async with paho_client(self._broker(f"edge-{site}")) as client:
+        async with aiomqtt_client(self._broker(f"edge-{site}")) as client:
             await client.publish(topics.snapshot(site, event_id), jpeg, qos=1)
 
     async def edge_auto_warning(self, site: str, zone: str, speaker: str) -> str:
         """The acks of the edge's own warning on ``speaker`` (local deterrence, PROTOCOL 7.10)."""
         ann_id = f"edge-auto-{zone}-{int(time.time() * 1000)}"
-        async with paho_client(self._broker(f"edge-{site}")) as client:
+        async with aiomqtt_client(self._broker(f"edge-{site}")) as client:
             for state, detail in (("received", "edge-auto"), ("playing", ""), ("done", "")):
                 ack = {"id": ann_id, "state": state, "ts": format_ts(utcnow()), "detail": detail}
                 await client.publish(topics.speaker_ack(site, speaker), json.dumps(ack), qos=1)
@@ -169,7 +169,7 @@ class Field:
     async def edge_status(self, site: str, state: str, ts: datetime) -> None:
         """An edge status (PROTOCOL 2.3, 7.10) as the site's edge publishes it, not retained."""
         status = {"online": state == "online", "state": state, "ts": format_ts(ts), "outbox": 0}
-        async with paho_client(self._broker(f"edge-{site}")) as client:
+        async with aiomqtt_client(self._broker(f"edge-{site}")) as client:
             await client.publish(topics.edge_status(site), json.dumps(status), qos=1)
 
     async def alarm_of(self, event_id: str, site: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.browser.conftest import CONSOLE_DIR, SCREENSHOTS
 from tests.browser.console import log_in, untranslated
 from tests.conftest import Broker
@@ -54,14 +54,14 @@ def local_time(ts: datetime | str) -> str:
 async def edge_status(broker: Broker, site: str) -> None:
     """The site's edge says it is online (PROTOCOL 2.3), retained, as the edge does."""
     status = {"online": True, "state": "online", "ts": format_ts(utcnow()), "outbox": 0}
-    async with paho_client(broker.settings(f"edge-{site}")) as client:
+    async with aiomqtt_client(broker.settings(f"edge-{site}")) as client:
         await client.publish(topics.edge_status(site), json.dumps(status), qos=1, retain=True)
 
 
 async def quiet_event(broker: Broker, running: RunningHub) -> None:
     """A fence reporting clear: an event the hub commits, that opens no alarm."""
     event = event_payload(unique_seq(), kind="fence.clear", severity="info")
-    async with paho_client(broker.settings(f"edge-{SITE}")) as client:
+    async with aiomqtt_client(broker.settings(f"edge-{SITE}")) as client:
         await client.publish(topics.events(SITE), json.dumps(event), qos=1)
     await wait_for(
         lambda: running.hub.links.last_event_at is not None, what="the quiet event committed"
@@ -279,7 +279,7 @@ async def test_a_cut_console_socket_greys_the_wall_with_the_time_it_last_knew(
 
     # With an alarm on the wall, the card stays (greyed) and the heading says it is stale.
     breach = event_payload(unique_seq())
-    async with paho_client(own_broker.settings(f"edge-{SITE}")) as client:
+    async with aiomqtt_client(own_broker.settings(f"edge-{SITE}")) as client:
         await client.publish(topics.events(SITE), json.dumps(breach), qos=1)
     card = wall.locator("article.alarm")
     await expect(card).to_have_count(1)

@@ -26,7 +26,7 @@ from riverguard.stack import Stack
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import stack_logs
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,7 @@ async def test_fence_breach_becomes_alarm_acked_and_answered_by_speaker(
         username="sim",
         password=stack.secrets.broker["sim"],
     )
-    async with paho_client(sim) as device:
+    async with aiomqtt_client(sim) as device:
         await device.publish(
             topics.field_report(SITE, "fence", FENCE),
             json.dumps(fence_report(seq, "z1", "breach")),
@@ -159,5 +159,5 @@ async def test_broker_refuses_the_simulator_login_with_a_wrong_password(stack: S
         password="not-the-password",
     )
     with pytest.raises(aiomqtt.MqttError):
-        async with paho_client(wrong):
+        async with aiomqtt_client(wrong):
             pass

@@ -24,6 +24,7 @@ import aiomqtt
 
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
+from riverguard import testing as shared
 from riverguard.config import Config
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import ManagedProcess, free_port
@@ -31,7 +32,7 @@ from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AudioRef, Committed, Event
 from riverguard.wire.times import utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
@@ -146,7 +147,7 @@ async def recording(
 ) -> AsyncIterator[Recorder]:
     """Record messages on ``filters``; with ``session``, in a persistent session of that id."""
     recorder = Recorder()
-    async with paho_client(broker, session, persistent=session is not None) as client:
+    async with aiomqtt_client(broker, session, persistent=session is not None) as client:
         granted = await client.subscribe([(topic_filter, 1) for topic_filter in filters])
         # A subscription the broker's access list refuses must fail the test, not record nothing.
         refused = [
@@ -165,7 +166,7 @@ def _code(code: object) -> int:
 
 @contextlib.asynccontextmanager
 async def publisher(broker: BrokerSettings) -> AsyncIterator[aiomqtt.Client]:
-    async with paho_client(broker) as client:
+    async with aiomqtt_client(broker) as client:
         yield client
 
 
@@ -326,7 +327,7 @@ class Committer:
     async def run(self, commit_every_s: float = 0.05) -> None:
         while True:
             try:
-                client = paho_client(self.broker, self.session, persistent=self.persistent)
+                client = aiomqtt_client(self.broker, self.session, persistent=self.persistent)
                 async with client:
                     await client.subscribe(topics.events(self.site), qos=1)
                     self.ready.set()
@@ -387,7 +388,7 @@ class FenceBurst:
         start = time.monotonic()
         while self.sent < count:
             try:
-                async with paho_client(self.broker) as client:
+                async with aiomqtt_client(self.broker) as client:
                     client.pending_calls_threshold = 4 * batch
                     while self.sent < count:
                         seqs = range(self.sent + 1, min(count, self.sent + batch) + 1)
@@ -442,33 +443,16 @@ def frigate_message(
     frame_time: float = 1722115267.45,
 ) -> dict[str, Any]:
     """A ``frigate/events`` message in the shape Frigate 0.13 publishes (trimmed of nothing)."""
-    current = current_zones or []
-    entered = entered_zones if entered_zones is not None else list(current)
-    after = {
-        "id": event_id,
-        "camera": camera,
-        "frame_time": frame_time,
-        "snapshot": None,
-        "label": label,
-        "sub_label": None,
-        "top_score": 0.83984375,
-        "false_positive": false_positive,
-        "start_time": 1722115265.123456,
-        "end_time": frame_time + 4.0 if kind == "end" else None,
-        "score": 0.8125,
-        "box": [412, 188, 468, 336],
-        "area": 8288,
-        "ratio": 0.378378,
-        "region": [280, 100, 600, 420],
-        "stationary": False,
-        "motionless_count": 0,
-        "position_changes": 3,
-        "current_zones": current,
-        "entered_zones": entered,
-        "has_clip": True,
-        "has_snapshot": has_snapshot,
-        "attributes": {},
-        "current_attributes": [],
-    }
+    after = shared.frigate_object(
+        event_id,
+        camera,
+        label=label,
+        frame_time=frame_time,
+        end_time=frame_time + 4.0 if kind == "end" else None,
+        current_zones=current_zones,
+        entered_zones=entered_zones,
+        has_snapshot=has_snapshot,
+        false_positive=false_positive,
+    )
     before = {**after, "current_zones": [], "entered_zones": [], "frame_time": frame_time - 0.2}
-    return {"type": kind, "before": before, "after": after}
+    return shared.frigate_message(kind, after, before)

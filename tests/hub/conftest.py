@@ -31,7 +31,7 @@ from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.postgres import PostgresServer, fresh_database
 
@@ -203,7 +203,7 @@ async def clear_retained_statuses(broker: Broker) -> None:
     """
     config = load_config(EXAMPLE_CONFIG)
     for site in config.sites:
-        async with paho_client(broker.settings(f"edge-{site.id}")) as client:
+        async with aiomqtt_client(broker.settings(f"edge-{site.id}")) as client:
             topics_ = [topics.edge_status(site.id)]
             topics_ += [topics.device_status(site.id, d.id) for d in config.devices_of(site.id)]
             for topic in topics_:
@@ -221,7 +221,7 @@ async def running_hub(make_settings: MakeSettings) -> AsyncIterator[RunningHub]:
 @pytest.fixture
 async def edge(broker: Broker) -> AsyncIterator[aiomqtt.Client]:
     """An MQTT client logged in as the danshui-bridge edge, subscribed to its commit acks."""
-    client = paho_client(broker.settings(f"edge-{SITE}"))
+    client = aiomqtt_client(broker.settings(f"edge-{SITE}"))
     async with client:
         yield client
 

@@ -18,7 +18,7 @@ from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import EVENT_BATCH, MAX_BATCH_PAYLOAD_BYTES, HubStatus
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import Broker
 from tests.edge.support import recording
 from tests.hub.conftest import (
@@ -85,7 +85,7 @@ async def test_a_batch_keeps_its_good_events_and_refuses_each_bad_one_alone(
     ]
     async with (
         run_hub(settings) as hub,
-        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
+        aiomqtt_client(own_broker.settings(f"edge-{SITE}")) as edge,
         hub.socket(await hub.token(), f"&events={SITE}") as ws,
         ws_inbox(ws) as console,
         mqtt_inbox(edge, topics.committed(SITE)) as acks,
@@ -122,7 +122,7 @@ async def test_a_batch_that_is_not_an_array_or_too_big_is_dead_lettered_and_coun
     assert len(_json(oversize)) > MAX_BATCH_PAYLOAD_BYTES
     async with (
         run_hub(settings) as hub,
-        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
+        aiomqtt_client(own_broker.settings(f"edge-{SITE}")) as edge,
         mqtt_inbox(edge, topics.committed(SITE)) as acks,
     ):
         await edge.publish(BATCH, _json(good), qos=1)  # an object, not an array of one
@@ -150,7 +150,7 @@ async def test_batches_beyond_the_ingest_batch_size_are_committed_in_several_tra
     batches = [[event_payload(unique_seq()) for _ in range(3)] for _ in range(3)]
     async with (
         run_hub(settings) as hub,
-        paho_client(own_broker.settings(f"edge-{SITE}")) as edge,
+        aiomqtt_client(own_broker.settings(f"edge-{SITE}")) as edge,
         mqtt_inbox(edge, topics.committed(SITE)) as acks,
     ):
         # Handed to ingest as one received group, as the broker connection would.

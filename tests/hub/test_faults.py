@@ -28,7 +28,7 @@ from riverguard.settings import REPO_ROOT
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.hub.conftest import (
     PASSWORDS,
@@ -82,7 +82,7 @@ class ResendingEdge:
     resent: int = 0
 
     async def run(self, sent: asyncio.Event) -> None:
-        async with paho_client(self.broker) as client:
+        async with aiomqtt_client(self.broker) as client:
             await client.subscribe(topics.committed(SITE), qos=1)
             async with asyncio.TaskGroup() as tasks:
                 reader = tasks.create_task(self._read(client), name="test.edge.acks")
@@ -273,7 +273,7 @@ async def test_influx_down_during_a_stream_every_event_lands_exactly_once(
     try:
         settings = make_settings(influx_url=influx.url, influx_database=influx.database)
         async with run_hub(settings) as running:
-            async with paho_client(broker.settings(f"edge-{SITE}")) as client:
+            async with aiomqtt_client(broker.settings(f"edge-{SITE}")) as client:
                 started = time.monotonic()
                 stopped_at = restarted_at = caught_up_s = target = backlog_peak = startup_s = 0.0
                 for index, event in enumerate(events):

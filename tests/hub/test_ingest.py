@@ -17,7 +17,7 @@ from riverguard.testing import TINY_JPEG, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import MAX_EVENT_PAYLOAD_BYTES
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import Broker, broker_for
 from tests.hub.conftest import (
     SITE,
@@ -103,8 +103,8 @@ async def test_bad_messages_are_counted_kept_and_do_not_stop_ingest(
         settings = hub_settings(tmp_path, broker.settings("hub"), influxd.url, influx_database)
         async with (
             run_hub(settings) as running_hub,
-            paho_client(broker.settings(f"edge-{SITE}")) as edge,
-            paho_client(broker.settings("edge-atlantis")) as stranger,
+            aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+            aiomqtt_client(broker.settings("edge-atlantis")) as stranger,
         ):
             await _publish_bad_then_good(running_hub, edge, stranger)
 

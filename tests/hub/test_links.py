@@ -26,7 +26,7 @@ from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, utcnow
-from simulators.mqtt import paho_client
+from tests.aiomqtt_client import aiomqtt_client
 from tests.conftest import EXAMPLE_CONFIG, Broker
 from tests.hub.conftest import SITE, Inbox, MakeSettings, hub_settings, run_hub, ws_inbox
 
@@ -67,7 +67,7 @@ async def _latest(inbox: Inbox, match: Any, what: str) -> dict[str, Any]:
 async def _edge_status(broker: Broker, site: str, *, retain: bool, ts: str | None = None) -> None:
     """An edge status (PROTOCOL 2.3) as the site's edge publishes it."""
     status = {"online": True, "state": "online", "ts": ts or format_ts(utcnow()), "outbox": 0}
-    async with paho_client(broker.settings(f"edge-{site}")) as client:
+    async with aiomqtt_client(broker.settings(f"edge-{site}")) as client:
         await client.publish(topics.edge_status(site), json.dumps(status), qos=1, retain=retain)
 
 
