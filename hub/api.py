@@ -19,7 +19,6 @@ from hub import timeline
 from hub.deps import (
     ActingUser,
     AdminUser,
-    ApiError,
     CurrentSession,
     CurrentUser,
     HubDep,
@@ -27,6 +26,7 @@ from hub.deps import (
     SupervisorUser,
     bearer_token,
 )
+from hub.errors import ApiError
 from hub.influx import CountQuery, EventQuery
 from hub.schemas import (
     AnnouncementOut,

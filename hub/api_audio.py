@@ -16,8 +16,8 @@ from starlette.formparsers import MultiPartException
 from hub.announcer import shape
 from hub.api import query_time
 from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
-from hub.deps import ActingUser, ApiError, CurrentUser, HubDep, SupervisorUser
-from hub.errors import AudioRejected
+from hub.deps import ActingUser, CurrentUser, HubDep, SupervisorUser
+from hub.errors import ApiError, AudioRejected
 from hub.picture import audio_url
 from hub.profiles import Profile, ProfileName
 from hub.schedules import ScheduleIn, SchedulePatch
@@ -79,10 +79,6 @@ class SpeechIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     voice: str = Field(min_length=1, max_length=40)
-
-
-def _rejected(exc: AudioRejected) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.detail)
 
 
 def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
@@ -262,7 +258,7 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
         )
     except AudioRejected as exc:
         hub.audio.count_rejected(exc.code)
-        raise _rejected(exc) from None
+        raise
     out = _clip_out(hub, info)
     await _audit(hub, user.username, "clip", info.id, "upload", after=out.model_dump())
     return out
@@ -272,12 +268,9 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
 async def edit_clip(hub: HubDep, user: SupervisorUser, clip_id: str, body: ClipPatch) -> ClipOut:
     before = _clip_out(hub, _info(hub, clip_id)).model_dump()
     changes: dict[str, Any] = body.model_dump(exclude_none=True)
-    try:
-        if "tags" in changes:
-            changes["tags"] = clean_tags(changes["tags"])
-        info = hub.audio.library.update(clip_id, **changes)
-    except AudioRejected as exc:
-        raise _rejected(exc) from None
+    if "tags" in changes:
+        changes["tags"] = clean_tags(changes["tags"])
+    info = hub.audio.library.update(clip_id, **changes)
     out = _clip_out(hub, info)
     await _audit(hub, user.username, "clip", clip_id, "edit", before=before, after=out.model_dump())
     return out
@@ -316,7 +309,7 @@ async def speak(hub: HubDep, user: ActingUser, body: SpeechIn) -> ClipOut:
         info = await hub.audio.speak(body.text, body.voice, created_by=user.username)
     except AudioRejected as exc:
         hub.audio.count_rejected(exc.code)
-        raise _rejected(exc) from None
+        raise
     return _clip_out(hub, info)
 
 

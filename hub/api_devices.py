@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from hub.deps import AdminUser, ApiError, HubDep
+from hub.deps import AdminUser, HubDep
+from hub.errors import ApiError
 from hub.schemas import ErrorOut
 from hub.store import AuditEntry
 from riverguard.provisioning import (

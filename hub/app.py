@@ -21,20 +21,11 @@ from hub import api, api_audio, api_devices, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
-from hub.auth import Auth, LoginRefused, LoginThrottle
+from hub.auth import Auth, LoginThrottle
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
-from hub.deps import ApiError
 from hub.desk import AlarmDesk
-from hub.errors import (
-    AlarmNotFound,
-    AlarmTransitionError,
-    AnnouncementError,
-    AudioRejected,
-    BrokerUnavailable,
-    InfluxError,
-    StoreError,
-)
+from hub.errors import HubError
 from hub.hub import Hub
 from hub.influx import Influx, InfluxWriter
 from hub.influx import http_client as influx_http_client
@@ -83,10 +74,13 @@ def _methods_of(app: FastAPI, path: str) -> list[str]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.detail, headers)
+    async def hub_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HubError)
+        if exc.status is None:
+            # Not meant for a client (hub/errors.py): a bug, answered 500 and logged by
+            # the server as any other.
+            raise exc
+        return _error(exc.status, exc.code, exc.detail, exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -111,44 +105,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{loc}: {error.get('msg', '')}")
         return _error(422, "invalid_request", "; ".join(parts))
 
-    async def login_refused(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, LoginRefused)
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        detail = (
-            "too many failed logins; try again later"
-            if exc.reason == "throttled"
-            else "too many logins at once; try again shortly"
-        )
-        return _error(429, exc.reason, detail, headers)
-
-    async def hub_error(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, AlarmNotFound):
-            return _error(404, "not_found", str(exc))
-        if isinstance(exc, AlarmTransitionError):
-            return _error(409, "invalid_transition", str(exc))
-        if isinstance(exc, AnnouncementError | AudioRejected):
-            return _error(exc.status, exc.code, exc.detail)
-        if isinstance(exc, BrokerUnavailable):
-            return _error(503, "broker_unavailable", str(exc))
-        if isinstance(exc, InfluxError):
-            return _error(503, "influx_unavailable", str(exc))
-        assert isinstance(exc, StoreError)
-        return _error(503, "store_unavailable", str(exc))
-
-    app.add_exception_handler(ApiError, api_error)
+    # Our errors say themselves how they are answered; the framework's are translated.
+    app.add_exception_handler(HubError, hub_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(LoginRefused, login_refused)
-    for exc_type in (
-        AlarmNotFound,
-        AlarmTransitionError,
-        AnnouncementError,
-        AudioRejected,
-        BrokerUnavailable,
-        InfluxError,
-        StoreError,
-    ):
-        app.add_exception_handler(exc_type, hub_error)
 
 
 async def _essential(app: FastAPI, name: str, work: Coroutine[Any, Any, None]) -> None:

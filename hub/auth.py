@@ -92,12 +92,25 @@ class Grant:
 
 
 class LoginRefused(HubError):
-    """A login not even tried: throttled, or too many waiting to be hashed."""
+    """A login not even tried: throttled, or too many waiting to be hashed (``reason``)."""
+
+    status = 429
 
     def __init__(self, reason: str, retry_after_s: float) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = reason
         self.retry_after_s = max(1, math.ceil(retry_after_s))
+
+    @property
+    def detail(self) -> str:
+        if self.reason == "throttled":
+            return "too many failed logins; try again later"
+        return "too many logins at once; try again shortly"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 # Keys remembered by the throttle at most; past it, the stalest go first.

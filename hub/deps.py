@@ -9,18 +9,9 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from hub.auth import Session, has_role
+from hub.errors import ApiError
 from hub.hub import Hub
 from hub.store import UserRow
-
-
-class ApiError(Exception):
-    """An error answered as JSON ``{"error": code, "detail": detail}``."""
-
-    def __init__(self, status: int, code: str, detail: str = "") -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 def _hub(request: Request) -> Hub:

@@ -1,27 +1,70 @@
-"""Errors of the hub.
+"""Errors of the hub, and how the API answers each (status, ``error`` code).
 
 HubError
+├── ApiError                a request refused by a route              (its own)
 ├── StoreError              the state store refused or could not be reached
+│                                                            503 store_unavailable
 ├── AlarmError
-│   ├── AlarmNotFound       no alarm with that id
+│   ├── AlarmNotFound       no alarm with that id                     404 not_found
 │   └── AlarmTransitionError  the alarm's state does not allow that change
-├── AnnouncementError       an announcement request that cannot be served
-├── RoutineLimitReached     a site's routine announcements are at their limit (store check)
+│                                                            409 invalid_transition
+├── AnnouncementError       an announcement request that cannot be served  (its own)
+├── RoutineLimitReached     a site's routine announcements are at their limit (store
+│                           check; the announcer answers it as rate_limited)
 ├── AudioRejected           an uploaded clip, a text to speak or a rendering refused
+│                                                                       (its own)
 ├── BrokerUnavailable       the hub is not connected to the broker right now
+│                                                            503 broker_unavailable
 └── InfluxError             InfluxDB refused a write or a query, or is unreachable
+    │                                                        503 influx_unavailable
     └── RejectedPoints      InfluxDB answered 400: points it will never take
+
+hub.auth adds LoginRefused (429, throttled or busy) and UsersFileError (start-up).
+An error without a status is not meant for a client: should one reach a route's
+caller, it is a bug, answered 500 and logged by the server.
 """
 
 from __future__ import annotations
 
 
 class HubError(Exception):
-    """Base of every error raised by the hub."""
+    """Base of every error raised by the hub.
+
+    The API answers one as ``{"error": code, "detail": detail}`` with ``status``
+    and ``headers``; one with no ``status`` is not answered (see above).
+    """
+
+    status: int | None = None
+    code = "internal"
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class ApiError(HubError):
+    """A request a route refuses, with the status and code it names."""
+
+    def __init__(self, status: int, code: str, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        # RFC 6750: a 401 names the scheme the client should use.
+        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
 
 
 class StoreError(HubError):
     """The state store refused or could not be reached."""
+
+    status = 503
+    code = "store_unavailable"
 
 
 class AlarmError(HubError):
@@ -31,9 +74,15 @@ class AlarmError(HubError):
 class AlarmNotFound(AlarmError):
     """No alarm with that id."""
 
+    status = 404
+    code = "not_found"
+
 
 class AlarmTransitionError(AlarmError):
     """The alarm's state does not allow that change."""
+
+    status = 409
+    code = "invalid_transition"
 
 
 class AnnouncementError(HubError):
@@ -42,7 +91,6 @@ class AnnouncementError(HubError):
     def __init__(self, code: str, detail: str, status: int = 422) -> None:
         super().__init__(detail)
         self.code = code
-        self.detail = detail
         self.status = status
 
 
@@ -61,16 +109,21 @@ class AudioRejected(HubError):
     def __init__(self, code: str, detail: str, status: int = 422) -> None:
         super().__init__(detail)
         self.code = code
-        self.detail = detail
         self.status = status
 
 
 class BrokerUnavailable(HubError):
     """The hub is not connected to the broker right now."""
 
+    status = 503
+    code = "broker_unavailable"
+
 
 class InfluxError(HubError):
     """InfluxDB refused a write or a query, or is unreachable."""
+
+    status = 503
+    code = "influx_unavailable"
 
 
 class RejectedPoints(InfluxError):
