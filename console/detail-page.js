@@ -1,0 +1,283 @@
+// The alarm detail (opened from any page, Esc goes back): the alarm also once
+// resolved, its timeline, and the announce panel whose choices survive redraws.
+
+import { getLang } from "./i18n.js";
+import { defaultTargets, hubTimeline, renderDetail, siteSpeakers } from "./detail.js";
+import { toast } from "./toasts.js";
+import { updateAges } from "./view.js";
+
+// Events fetched around the alarm's time when the hub has no timeline for it (ms).
+const EVENTS_MARGIN_MS = 60_000;
+const EVENTS_LIMIT = 2000;
+
+const $ = (selector) => document.querySelector(selector);
+
+export class DetailPage {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.detail = null; // what is shown: see open()
+    this.returnTo = "alarms";
+    this.clips = null; // the hub's clips, asked for once per login
+    this.ttsRefused = false;
+    this.timelineLoading = null;
+  }
+
+  reset() {
+    this.clips = null;
+  }
+
+  get alarmId() {
+    return this.detail?.id ?? null;
+  }
+
+  // The hub speaks typed text (PROTOCOL 7.10) unless it has no speech engine; then it
+  // refuses with not_supported (7.3), and the text input waits, marked "coming soon".
+  ttsSupported() {
+    return !this.ttsRefused;
+  }
+
+  // Events whose snapshots the timeline shows.
+  shownEvents() {
+    return (this.detail?.entries ?? []).map((entry) => entry.eventId).filter(Boolean);
+  }
+
+  bind() {
+    const root = $("#detail-root");
+    root.addEventListener("change", (event) => this.#onInput(event));
+    root.addEventListener("input", (event) => this.#onInput(event));
+    root.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+  }
+
+  async open(alarmId) {
+    const { ctx } = this;
+    if (ctx.page !== "detail") this.returnTo = ctx.page;
+    const known = ctx.state.alarms.get(alarmId) ?? null;
+    this.detail = {
+      id: alarmId,
+      alarm: known,
+      timeline: null,
+      announcements: new Map(),
+      clipId: null,
+      clips: this.clips ?? [],
+      text: "",
+      voice: getLang() === "en" ? "en" : "cmn",
+      targets: known ? defaultTargets(ctx.state, known) : new Set(),
+      entries: [],
+      error: null,
+    };
+    $("#detail-root").dataset.frame = "";
+    ctx.showPage("detail");
+    const mine = this.detail;
+    try {
+      if (!mine.alarm) {
+        mine.alarm = await ctx.api.alarm(alarmId);
+        mine.targets = defaultTargets(ctx.state, mine.alarm);
+      }
+    } catch (error) {
+      mine.error = error;
+      if (this.detail === mine) this.render();
+      return;
+    }
+    if (this.detail !== mine) return;
+    this.render();
+    await Promise.all([this.#loadClips(), this.#reloadTimeline(), this.#loadAnnouncements(mine)]);
+  }
+
+  // Leaving the page: nothing of it stays behind (its labels would miss a language switch).
+  hide() {
+    if (!this.detail) return;
+    this.detail = null;
+    $("#detail-root").innerHTML = "";
+    $("#detail-root").dataset.frame = "";
+  }
+
+  back() {
+    this.ctx.showPage(this.returnTo === "detail" ? "alarms" : this.returnTo);
+  }
+
+  render() {
+    if (!this.detail) return;
+    renderDetail($("#detail-root"), this.ctx.state, this.ctx.ui, this.detail);
+    updateAges($("#detail-root"), this.ctx.ui.now());
+  }
+
+  tick(now) {
+    updateAges($("#detail-root"), now);
+  }
+
+  onMessage(message) {
+    const detail = this.detail;
+    if (!detail) return;
+    if (message.type === "alarm" && message.data.id === detail.id) {
+      const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
+      detail.alarm = message.data;
+      if (countChanged || detail.timeline?.source === "hub") this.#reloadTimeline();
+    } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
+      detail.alarm = this.ctx.state.alarms.get(detail.id);
+    }
+  }
+
+  // The hub's answer to an action, unless the socket already brought a newer version.
+  actionAnswered(alarm) {
+    const detail = this.detail;
+    if (detail?.id === alarm.id && String(alarm.updated_at) >= String(detail.alarm?.updated_at)) {
+      detail.alarm = alarm;
+    }
+  }
+
+  onKey(event, key) {
+    const { actions } = this.ctx;
+    const alarm = this.detail?.alarm;
+    if (key === "escape") this.back();
+    else if (key === "a") {
+      if (alarm?.state === "open" && actions.canAct()) this.ctx.acknowledge(alarm.id);
+    } else if (key === "n") this.send();
+    else if (key === "r") {
+      if (alarm) actions.openResolve(alarm.id);
+    } else return false;
+    return true;
+  }
+
+  onClick(event) {
+    const detail = this.detail;
+    if (!detail?.alarm) return;
+    const command = event.target.closest("[data-command]")?.dataset.command;
+    if (command === "targets-zone") {
+      detail.targets = defaultTargets(this.ctx.state, detail.alarm);
+      this.render();
+    } else if (command === "targets-all") {
+      detail.targets = new Set(siteSpeakers(this.ctx.state, detail.alarm.site).map((s) => s.id));
+      this.render();
+    }
+    const action = event.target.closest("[data-detail-action]");
+    if (action && !action.disabled) {
+      if (action.dataset.detailAction === "ack") this.ctx.acknowledge(detail.id);
+      else if (action.dataset.detailAction === "resolve") this.ctx.actions.openResolve(detail.id);
+    }
+  }
+
+  send() {
+    const detail = this.detail;
+    if (!detail?.alarm || !this.ctx.actions.canAct()) return;
+    const speakers = [...detail.targets].sort();
+    if (speakers.length === 0) {
+      toast("announce.pick_target", {}, "error");
+      return;
+    }
+    const body = { alarm_id: detail.id, speakers };
+    const text = detail.text.trim();
+    // Typed text is spoken instead of the clip: the hub takes one or the other.
+    if (this.ttsSupported() && text) {
+      body.text = text;
+      body.voice = detail.voice;
+    } else if (detail.clipId) {
+      body.clip_id = detail.clipId;
+    }
+    return this.ctx.actions.announceWith(detail.id, async () => {
+      try {
+        return await this.ctx.api.announceWith(body);
+      } catch (error) {
+        if (body.text && error.code === "not_supported") {
+          this.ttsRefused = true;
+          this.render();
+        }
+        throw error;
+      }
+    });
+  }
+
+  #onInput(event) {
+    const detail = this.detail;
+    if (!detail) return;
+    const target = event.target;
+    if (target.name === "target") {
+      if (target.checked) detail.targets.add(target.value);
+      else detail.targets.delete(target.value);
+    } else if (target.id === "announce-clip") {
+      detail.clipId = target.value || null;
+    } else if (target.id === "announce-voice") {
+      detail.voice = target.value;
+    } else if (target.id === "announce-text") {
+      detail.text = target.value;
+      return; // kept for sending; the form need not be drawn again
+    } else {
+      return;
+    }
+    this.render();
+  }
+
+  async #loadClips() {
+    if (this.clips === null) {
+      try {
+        const answer = await this.ctx.api.clips();
+        this.clips = Array.isArray(answer) ? answer : [];
+      } catch (error) {
+        console.warn("clips unavailable", error.message);
+        return;
+      }
+    }
+    const detail = this.detail;
+    if (!detail?.alarm) return;
+    detail.clips = this.clips;
+    if (!detail.clipId) {
+      const clips = this.clips;
+      detail.clipId = (clips.find((clip) => clip.site === detail.alarm.site) ?? clips[0])?.id ?? null;
+    }
+    if (this.ctx.page === "detail") this.render();
+  }
+
+  // Announcements older than the hello's hour are fetched one by one.
+  async #loadAnnouncements(detail) {
+    const { api, state } = this.ctx;
+    const missing = (detail.alarm.announcements ?? []).filter((id) => !state.announcements.has(id));
+    const found = await Promise.all(missing.map((id) => api.announcement(id).catch(() => null)));
+    for (const ann of found) if (ann?.id) detail.announcements.set(ann.id, ann);
+    if (this.detail === detail && this.ctx.page === "detail") this.render();
+  }
+
+  // The hub's timeline when it has one; otherwise the alarm's events from the store.
+  async #fetchTimeline(alarm) {
+    const api = this.ctx.api;
+    try {
+      const entries = hubTimeline(await api.timeline(alarm.id));
+      if (entries) return { source: "hub", entries };
+    } catch (error) {
+      if (error.status !== 404) console.warn("timeline", error.message);
+    }
+    const from = new Date(Date.parse(alarm.opened_at) - EVENTS_MARGIN_MS).toISOString();
+    const end = alarm.resolved_at ?? alarm.updated_at;
+    const to = end ? new Date(Date.parse(end) + EVENTS_MARGIN_MS).toISOString() : undefined;
+    let events = [];
+    try {
+      events = await api.events({ site: alarm.site, from, to, limit: EVENTS_LIMIT });
+    } catch (error) {
+      console.warn("alarm events", error.message);
+    }
+    return { source: "built", events: Array.isArray(events) ? events : [] };
+  }
+
+  // One fetch at a time; a burst of events asks for one more afterwards.
+  async #reloadTimeline() {
+    const detail = this.detail;
+    if (!detail?.alarm) return;
+    if (this.timelineLoading) {
+      this.timelineLoading.again = true;
+      return;
+    }
+    this.timelineLoading = { again: false };
+    try {
+      const timeline = await this.#fetchTimeline(detail.alarm);
+      if (this.detail === detail) {
+        detail.timeline = timeline;
+        if (this.ctx.page === "detail") this.render();
+      }
+    } finally {
+      const again = this.timelineLoading.again;
+      this.timelineLoading = null;
+      if (again && this.detail === detail) this.#reloadTimeline();
+    }
+  }
+}
