@@ -65,6 +65,7 @@ class EdgeAgent:
             announce=self._announce,
             stop_speaker=self._stop_speaker,
             reject=self._reject,
+            on_ready_change=self._ready_changed,
         )
         self.field = FieldSide(
             settings,
@@ -77,11 +78,10 @@ class EdgeAgent:
             metrics=self.metrics,
             hand_over=self.uplink.hand_over,
             hub_unreachable=lambda: self.uplink.hub_unreachable,
+            on_ready_change=self._ready_changed,
         )
         # Set while both sides are connected; tests and the supervisor wait on it.
         self.ready = asyncio.Event()
-        self.field.on_ready_change = self._ready_changed
-        self.uplink.on_ready_change = self._ready_changed
         self._name = f"edge[{self.site.id}]"
 
     # What the health endpoint and the tests read.

@@ -45,6 +45,7 @@ from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import Outbox, OutboxEntry
 from edge.outgoing import Outgoing
+from edge.readiness import SideReady
 from edge.settings import EdgeSettings
 from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver
@@ -87,6 +88,7 @@ class FieldSide:
         metrics: EdgeMetrics,
         hand_over: HandOver,
         hub_unreachable: Callable[[], bool],
+        on_ready_change: Callable[[], None],
     ) -> None:
         self.settings = settings
         self.site = site
@@ -108,9 +110,7 @@ class FieldSide:
         self.sources = build_sources(site, devices)
         self.speakers: dict[str, SpeakerDriver] = {}
         # Set while connected to the site broker and subscribed.
-        self.ready = asyncio.Event()
-        # Called whenever ``ready`` changes (the agent's own ``ready`` follows both sides).
-        self.on_ready_change: Callable[[], None] = lambda: None
+        self.ready = SideReady(on_ready_change)
         # Events kept while handling the current batch of messages.
         self._kept: list[OutboxEntry] = []
         # Devices' last status (online or not) and when it came (monotonic), and those
@@ -133,13 +133,6 @@ class FieldSide:
         )
         self._name = f"edge[{site.id}].field"
         self.log = log.bind(site=site.id, side="field")
-
-    def _ready(self, ready: bool) -> None:
-        if ready:
-            self.ready.set()
-        else:
-            self.ready.clear()
-        self.on_ready_change()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -178,7 +171,7 @@ class FieldSide:
                     backoff.reset()
                     await self._session(stop)
             except* MqttError as group:
-                self._ready(False)
+                self.ready.mark(False)
                 delay = backoff.next_delay()
                 self.log.warning(
                     "site broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
@@ -271,7 +264,7 @@ class FieldSide:
             self._kept.clear()
         self.metrics.field_connects.inc()
         self.log.info("site broker connected", broker=self.settings.field_side_broker.host)
-        self._ready(True)
+        self.ready.mark(True)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receiver(client), name=f"{self._name}.receiver")
@@ -286,7 +279,7 @@ class FieldSide:
         except* _Stopping:
             pass
         finally:
-            self._ready(False)
+            self.ready.mark(False)
 
     async def _sequence_saver(self) -> None:
         while True:

@@ -42,6 +42,7 @@ from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox, OutboxEntry
 from edge.outgoing import Message as OutgoingMessage
 from edge.outgoing import Outgoing
+from edge.readiness import SideReady
 from edge.settings import EdgeSettings
 from riverguard.mqtt import Backoff, make_client
 from riverguard.mqtt_client import Client, MqttError, Subscription, Will
@@ -82,6 +83,7 @@ class Uplink:
         announce: Command,
         stop_speaker: Command,
         reject: Callable[[Rejected, str], None],
+        on_ready_change: Callable[[], None],
     ) -> None:
         self.settings = settings
         self.site = site
@@ -93,9 +95,7 @@ class Uplink:
         self._stop_speaker = stop_speaker
         self._reject = reject
         # Set while connected to the central broker and subscribed.
-        self.ready = asyncio.Event()
-        # Called whenever ``ready`` changes (the agent's own ``ready`` follows both sides).
-        self.on_ready_change: Callable[[], None] = lambda: None
+        self.ready = SideReady(on_ready_change)
         # Events on disk waiting for their first send (``_publisher``), oldest first.
         self._fresh: collections.deque[OutboxEntry] = collections.deque()
         self._fresh_added = asyncio.Event()
@@ -136,13 +136,6 @@ class Uplink:
 
         return hand
 
-    def _ready(self, ready: bool) -> None:
-        if ready:
-            self.ready.set()
-        else:
-            self.ready.clear()
-        self.on_ready_change()
-
     # --- lifecycle ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -157,7 +150,7 @@ class Uplink:
                     await self._publish_status(client, "stopped")
                 self.log.info("edge stopped", outbox=len(self.outbox))
             except* MqttError as group:
-                self._ready(False)
+                self.ready.mark(False)
                 delay = backoff.next_delay()
                 self.log.warning(
                     "broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
@@ -176,7 +169,7 @@ class Uplink:
         self.metrics.connects.inc()
         self._connected_at = time.monotonic()
         self.log.info("edge online", outbox=len(self.outbox), version=riverguard.__version__)
-        self._ready(True)
+        self.ready.mark(True)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receiver(client), name=f"{self._name}.receiver")
@@ -188,7 +181,7 @@ class Uplink:
         except* _Stopping:
             pass
         finally:
-            self._ready(False)
+            self.ready.mark(False)
 
     # --- status ---------------------------------------------------------------------
 
