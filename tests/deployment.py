@@ -4,7 +4,8 @@
 own (pid file, logs, temp folders: nothing of the system's). ``CentralBroker``:
 Mosquitto with deploy/mosquitto/central.conf, its system paths and ports
 replaced, with the files of ``riverguard broker-logins`` (``logins``: every
-password, the devices' too). ``env_file``: the
+password, the devices' too); ``shipped_mosquitto_conf``, any of deploy/mosquitto/
+so replaced. ``env_file``: the
 settings examples of deploy/env/ as a dictionary.
 """
 
@@ -93,6 +94,38 @@ http {{
         return (self.directory / "error.log").read_text(encoding="utf-8", errors="replace")
 
 
+def shipped_mosquitto_conf(
+    conf: str,
+    directory: Path,
+    access: Path,
+    certs_dir: Path,
+    listeners: dict[str, str] | None = None,
+) -> Path:
+    """deploy/mosquitto/CONF as shipped, written into ``directory``: its system paths
+    replaced by the test's files (``riverguard broker-logins``' in ``access``,
+    ``riverguard certs``' in ``certs_dir``), ``listeners`` lines replaced, run as us."""
+    text = (DEPLOY / "mosquitto" / conf).read_text(encoding="utf-8")
+    for old, new in {
+        # The files first, then the folders they are in.
+        "/usr/local/lib/riverguard/clientid_guard.so": str(clientid_guard.plugin_path()),
+        "/etc/mosquitto/bound-client-ids": str(access / broker_logins.BOUND_IDS),
+        "/var/lib/mosquitto/dynamic-security.json": str(access / broker_logins.DYNSEC),
+        "/run/mosquitto/": f"{directory}/",
+        "/var/lib/mosquitto/": f"{directory}/",
+        "/etc/mosquitto/certs/": f"{certs_dir}/",
+        **(listeners or {}),
+        "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
+    }.items():
+        text = text.replace(old, new)
+    settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    if re.search(r"/etc/|/var/|/run/|/usr/local/", settings):
+        raise AssertionError(f"a system path left in deploy/mosquitto/{conf}")
+    path = directory / conf
+    # Started as root, Mosquitto would switch to the "mosquitto" user.
+    path.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+    return path
+
+
 class CentralBroker:
     """Mosquitto with deploy/mosquitto/central.conf: ``plain_port`` on loopback,
     ``tls_port`` (loopback here; every address as shipped) with client certificates,
@@ -110,26 +143,16 @@ class CentralBroker:
         # The devices' passwords, from their store beside it.
         store = DeviceLoginStore(access / broker_logins.DEVICE_LOGINS)
         self.logins |= {device_username(d): p for d, p in store.read().devices.items()}
-        text = (DEPLOY / "mosquitto" / "central.conf").read_text(encoding="utf-8")
-        for old, new in {
-            # The files first, then the folders they are in.
-            "/usr/local/lib/riverguard/clientid_guard.so": str(clientid_guard.plugin_path()),
-            "/etc/mosquitto/bound-client-ids": str(access / broker_logins.BOUND_IDS),
-            "/var/lib/mosquitto/dynamic-security.json": str(access / broker_logins.DYNSEC),
-            "/run/mosquitto/": f"{directory}/",
-            "/var/lib/mosquitto/": f"{directory}/",
-            "/etc/mosquitto/certs/": f"{tls}/",
-            "listener 1883 127.0.0.1": f"listener {self.plain_port} 127.0.0.1",
-            "listener 8883": f"listener {self.tls_port} 127.0.0.1",
-            "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
-        }.items():
-            text = text.replace(old, new)
-        settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-        if re.search(r"/etc/|/var/|/run/|/usr/local/", settings):
-            raise AssertionError("a system path left in deploy/mosquitto/central.conf")
-        self.conf_path = directory / "central.conf"
-        # Started as root, Mosquitto would switch to the "mosquitto" user.
-        self.conf_path.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+        self.conf_path = shipped_mosquitto_conf(
+            "central.conf",
+            directory,
+            access,
+            tls,
+            listeners={
+                "listener 1883 127.0.0.1": f"listener {self.plain_port} 127.0.0.1",
+                "listener 8883": f"listener {self.tls_port} 127.0.0.1",
+            },
+        )
         self.process = ManagedProcess(
             "mosquitto", [MOSQUITTO, "-c", str(self.conf_path)], self.log_path
         )

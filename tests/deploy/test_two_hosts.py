@@ -23,9 +23,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import getpass
 import json
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -41,7 +39,7 @@ import httpx
 import pytest
 import websockets
 
-from riverguard import broker_acl, broker_logins, certs, clientid_guard
+from riverguard import broker_acl, broker_logins, certs
 from riverguard.config import Config, load_config
 from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings, make_client
@@ -52,6 +50,7 @@ from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.deploy.netns import Hosts, Tunnel, accepts, check_netns
+from tests.deployment import shipped_mosquitto_conf
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -122,23 +121,7 @@ class ShippedBroker:
         own = directory / "access"  # each broker its own copy: the plugin may write its file
         shutil.copytree(access, own)
         access = own
-        text = (REPO / "deploy" / "mosquitto" / conf).read_text(encoding="utf-8")
-        for old, new in {
-            # The files first, then the folders they are in.
-            "/usr/local/lib/riverguard/clientid_guard.so": str(clientid_guard.plugin_path()),
-            "/etc/mosquitto/bound-client-ids": str(access / broker_logins.BOUND_IDS),
-            "/var/lib/mosquitto/dynamic-security.json": str(access / broker_logins.DYNSEC),
-            "/run/mosquitto/": f"{directory}/",
-            "/var/lib/mosquitto/": f"{directory}/",
-            "/etc/mosquitto/certs/": f"{certs_dir}/",
-            "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest stderr",
-        }.items():
-            text = text.replace(old, new)
-        settings = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-        assert not re.search(r"/etc/|/var/|/run/|/usr/local/", settings), f"a system path in {conf}"
-        conf_path = directory / conf
-        # Started as root, Mosquitto would switch to the "mosquitto" user.
-        conf_path.write_text(text + f"\nuser {getpass.getuser()}\n", encoding="utf-8")
+        conf_path = shipped_mosquitto_conf(conf, directory, access, certs_dir)
         argv = ["ip", "netns", "exec", namespace, "mosquitto", "-c", str(conf_path)]
         process = ManagedProcess(conf, argv, directory / "mosquitto.log")
         process.start()
