@@ -158,3 +158,14 @@ def test_an_sms_gateway_template_that_could_not_be_sent_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=reason):
         SmsGateway.model_validate({"id": "gw", "url": "https://sms.example.cn/send"} | gateway)
+
+
+def test_the_configuration_in_docs_responders_md_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "responders.md").read_text()
+    block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    site = SITE.split("[[sites.escalation]]", 1)[0]
+    config = _load(tmp_path, site + block)
+    assert ["grid officer", "village police"] == [
+        level.level_name for level in config.site("s1").escalation
+    ]
+    assert {"wang-grid07", "danshui-police"} <= set(config.responder_by_id)
