@@ -15,9 +15,11 @@ HubError
 │                                                                       (its own)
 ├── BrokerUnavailable       the hub is not connected to the broker right now
 │                                                            503 broker_unavailable
-└── InfluxError             InfluxDB refused a write or a query, or is unreachable
-    │                                                        503 influx_unavailable
-    └── RejectedPoints      InfluxDB answered 400: points it will never take
+├── InfluxError             InfluxDB refused a write or a query, or is unreachable
+│   │                                                        503 influx_unavailable
+│   └── RejectedPoints      InfluxDB answered 400: points it will never take
+└── TokenRefused            a responder's link token malformed, forged or expired
+                                                             403 token_refused
 
 hub.auth adds LoginRefused (429, throttled or busy) and UsersFileError (start-up).
 An error without a status is not meant for a client: should one reach a route's
@@ -128,3 +130,11 @@ class InfluxError(HubError):
 
 class RejectedPoints(InfluxError):
     """InfluxDB answered 400: the batch had points it will never take."""
+
+
+class TokenRefused(HubError):
+    """A responder's link token that is malformed, forged or expired (the reason
+    says which)."""
+
+    status = 403
+    code = "token_refused"

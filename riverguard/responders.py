@@ -129,6 +129,8 @@ class SmsGateway(_Config):
 
     id: Ident
     url: HttpUrl
+    # Messages a minute the gateway takes from us, if it limits them.
+    per_minute: int | None = Field(default=None, ge=1, le=100_000)
     # GET carries everything in the URL; POST sends ``body`` too.
     method: Literal["POST", "GET"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
@@ -181,6 +183,8 @@ class Webhook(_Config):
     url: HttpUrl
     # The HMAC-SHA256 key shared with the receiver.
     secret: SecretStr = Field(min_length=16, max_length=200)
+    # Calls a minute the receiver takes from us, if it limits them.
+    per_minute: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class Notify(_Config):
@@ -192,6 +196,13 @@ class Notify(_Config):
     webhooks: list[Webhook] = Field(default_factory=list)
     sms_gateways: list[SmsGateway] = Field(default_factory=list)
     timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Messages a minute to one responder, all channels together.
+    responder_per_minute: int = Field(default=30, ge=1, le=10_000)
+    # A notification is tried this many times at most; the second try comes
+    # retry_first_s after the first failure, each next wait doubles up to retry_cap_s.
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_first_s: float = Field(default=10.0, gt=0, le=3600)
+    retry_cap_s: float = Field(default=600.0, gt=0, le=86400)
 
     @field_validator("email")
     @classmethod

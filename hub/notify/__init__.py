@@ -9,6 +9,10 @@
 - ``sms``: the deployment's HTTP SMS gateway template.
 - ``notifier``: one responder, one channel, one notice: render and send.
 - ``check``: the configuration's Apprise URLs, as Apprise reads them.
+- ``plan``: the notifications one escalation makes, one per alarm, level,
+  responder and channel.
+- ``backoff``: when to try a failed notification again, and when to give up.
+- ``rate_limit``: sends per responder and per channel in any minute.
 
 A send never raises for what the far end does: a refused, slow or absent
 receiver is an ``Outcome`` with its reason. Only a configuration Apprise

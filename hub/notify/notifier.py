@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -34,6 +35,33 @@ def channel_label(channel: Channel) -> str:
     if isinstance(channel, WebhookChannel):
         return f"webhook:{channel.webhook}"
     return "email"
+
+
+def channel_key(channel: Channel) -> str:
+    """The far end a channel reaches, for its rate limit: one WeCom group robot
+    used by three responders is one robot with one limit. An Apprise URL holds
+    secrets, so it is named by a digest."""
+    if isinstance(channel, AppriseChannel):
+        digest = hashlib.sha256(channel.url.encode()).hexdigest()[:16]
+        return f"{channel_label(channel)}:{digest}"
+    return channel_label(channel)
+
+
+# WeCom and DingTalk group robots take 20 messages a minute each.
+ROBOT_PER_MINUTE = 20
+
+
+def channel_limit(channel: Channel, notify: Notify) -> int | None:
+    """Sends a minute the channel's far end takes, where it limits them."""
+    if isinstance(channel, AppriseChannel):
+        return ROBOT_PER_MINUTE if channel.url.startswith(("wecombot:", "dingtalk:")) else None
+    if isinstance(channel, SmsChannel):
+        gateway = next((g for g in notify.sms_gateways if g.id == channel.gateway), None)
+        return gateway.per_minute if gateway else None
+    if isinstance(channel, WebhookChannel):
+        webhook = next((w for w in notify.webhooks if w.id == channel.webhook), None)
+        return webhook.per_minute if webhook else None
+    return None
 
 
 class Notifier:

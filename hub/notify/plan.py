@@ -1,0 +1,55 @@
+"""Which notifications one escalation makes: every responder on call for the
+site's new level, on every one of their channels.
+
+Each planned notification has a key (alarm, level, responder, channel) that
+the outbox keeps unique: an alarm reaching a level calls each responder once
+per channel however many events it gathers, and planning the same escalation
+twice (a retried transaction) queues nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub.notify.notifier import channel_key, channel_label, channel_limit
+from riverguard.config import Config
+from riverguard.on_call import on_call
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    alarm_id: str
+    level: int
+    responder_id: str
+    # The channel's place in the responder's list, as configured when planned.
+    channel_index: int
+    channel_label: str
+    # What the per-channel rate limit counts: the far end, shared by responders,
+    # and how many sends a minute it takes (None: no limit of its own).
+    channel_key: str
+    channel_limit: int | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.alarm_id}/{self.level}/{self.responder_id}/{self.channel_index}"
+
+
+def plan_calls(
+    config: Config, alarm_id: str, site_id: str, level: int, at: datetime
+) -> list[PlannedCall]:
+    """The notifications for ``alarm_id`` reaching ``level`` at ``at``; none at
+    level 0 (the duty officer's console) or when nobody is on call."""
+    return [
+        PlannedCall(
+            alarm_id=alarm_id,
+            level=level,
+            responder_id=responder.id,
+            channel_index=index,
+            channel_label=channel_label(channel),
+            channel_key=channel_key(channel),
+            channel_limit=channel_limit(channel, config.notify),
+        )
+        for responder in on_call(config, site_id, level, at)
+        for index, channel in enumerate(responder.channels)
+    ]
