@@ -16,6 +16,11 @@ from pydantic import ValidationError
 
 from riverguard.log import configure_logging
 
+STACK_HELP = (
+    "the running stack: the stack.json `riverguard up` writes in its data directory, or "
+    "that directory (default: the one stack running here, in .riverguard/ or DIR/ of "
+    "`up --data-dir DIR`)"
+)
 # Settings that cannot be used (sysexits EX_CONFIG): the systemd units do not restart on it.
 EXIT_CONFIG = 78
 
@@ -57,15 +62,26 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from simulators.errors import SimulatorError
     from simulators.main import speakers, swimmer
     from simulators.settings import SimSettings
 
     settings = SimSettings()
     configure_logging(f"sim.{args.what}", settings.log_level, settings.log_json)
-    if args.what == "speakers":
-        speakers(settings, site=args.site)
-    else:
-        swimmer(settings, site=args.site, zone=args.zone, loop=args.loop)
+    try:
+        if args.what == "speakers":
+            speakers(settings, site=args.site)
+        else:
+            swimmer(
+                settings,
+                site=args.site,
+                zone=args.zone,
+                loop=args.loop,
+                wait_for_console=args.wait_for_console,
+            )
+    except SimulatorError as exc:
+        print(f"riverguard sim {args.what}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -301,11 +317,20 @@ def _add_certs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riverguard", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="riverguard",
+        description="Riverguard: the whole stack (up), one component (hub, edge, sim), "
+        "the benchmark and the tools of a deployment. `riverguard COMMAND --help` for each.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the whole stack with simulators")
-    up.add_argument("--data-dir", type=Path, default=Path(".riverguard"))
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".riverguard"),
+        help="where the stack keeps its data, logs and stack.json (default: .riverguard)",
+    )
     up.add_argument("--config", type=Path, default=None, help="site configuration TOML")
     up.add_argument("--no-sim", action="store_true", help="do not start the simulators")
     up.set_defaults(handler=_up)
@@ -313,9 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     devices = commands.add_parser(
         "devices", help="list, add, rotate or revoke the broker logins of a stack's devices"
     )
-    devices.add_argument("action", choices=["list", "add", "rotate", "revoke"])
+    devices.add_argument(
+        "action", choices=["list", "add", "rotate", "revoke"], help="what to do (list: all)"
+    )
     devices.add_argument("device", nargs="?", default=None, help="a configured device id")
-    devices.add_argument("--data-dir", type=Path, default=Path(".riverguard"))
+    devices.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".riverguard"),
+        help="the data directory of the stack (`riverguard up --data-dir`; default: .riverguard)",
+    )
     devices.add_argument("--config", type=Path, default=None, help="site configuration TOML")
     devices.add_argument(
         "--offline", action="store_true", help="the stack is stopped: record for its next start"
@@ -344,21 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     hub.set_defaults(handler=_hub)
 
     edge = commands.add_parser("edge", help="run one site's edge agent")
-    edge.add_argument("--site", required=True)
+    edge.add_argument("--site", required=True, help="the configured site this edge guards")
     edge.set_defaults(handler=_edge)
 
-    sim = commands.add_parser("sim", help="run a simulator")
-    simulators = sim.add_subparsers(dest="what", required=True)
-    speakers = simulators.add_parser("speakers", help="simulated speakers of the configuration")
-    speakers.add_argument("--site", default=None, help="one site only (default: all)")
-    speakers.set_defaults(handler=_sim)
-    swimmer = simulators.add_parser("swimmer", help="the swimmer scenario of the demo")
-    swimmer.add_argument("--site", default=None, help="one site only (default: all)")
-    swimmer.add_argument("--zone", default=None, help="the zone (default: first)")
-    swimmer.add_argument("--loop", action="store_true", help="repeat forever")
-    swimmer.set_defaults(handler=_sim)
-    _add_sim_fleet(simulators)
-    _add_sim_run(simulators)
+    _add_sim(commands)
 
     bench = commands.add_parser(
         "bench", help="measure device->console throughput and latency on a stack of its own"
@@ -398,6 +419,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_sim(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = commands.add_parser("sim", help="run a simulator")
+    simulators = sim.add_subparsers(dest="what", required=True)
+    speakers = simulators.add_parser("speakers", help="simulated speakers of the configuration")
+    speakers.add_argument("--site", default=None, help="one site only (default: all)")
+    speakers.set_defaults(handler=_sim)
+    swimmer = simulators.add_parser("swimmer", help="the swimmer scenario of the demo")
+    swimmer.add_argument("--site", default=None, help="one site only (default: all)")
+    swimmer.add_argument("--zone", default=None, help="the zone (default: first)")
+    swimmer.add_argument("--loop", action="store_true", help="repeat forever")
+    swimmer.add_argument(
+        "--wait-for-console",
+        action="store_true",
+        help="before each visit, wait until someone is logged in to the console and no alarm "
+        "is left unacknowledged (the demo of `riverguard up`; the hub and a login to it from "
+        "RIVERGUARD_DEMO_HUB__URL, __USERNAME, __PASSWORD)",
+    )
+    swimmer.set_defaults(handler=_sim)
+    _add_sim_fleet(simulators)
+    _add_sim_run(simulators)
+
+
 def _add_sim_fleet(simulators: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = simulators.add_parser(
         "fleet", help="thousands of simulated devices, one MQTT connection each, against a stack"
@@ -412,7 +455,7 @@ def _add_sim_fleet(simulators: argparse._SubParsersAction[argparse.ArgumentParse
     fleet.add_argument(
         "--devices-per-site", type=int, default=None, help="the first M devices of each site"
     )
-    fleet.add_argument("--stack", type=Path, default=Path(".riverguard/stack.json"))
+    fleet.add_argument("--stack", type=Path, default=None, metavar="PATH", help=STACK_HELP)
     fleet.add_argument(
         "--duration", type=float, default=None, help="seconds (default: until Ctrl-C)"
     )
@@ -427,9 +470,11 @@ def _add_sim_fleet(simulators: argparse._SubParsersAction[argparse.ArgumentParse
     fleet.set_defaults(handler=_sim_fleet)
 
     config = simulators.add_parser("fleet-config", help="write a configuration of N x M devices")
-    config.add_argument("--sites", type=int, required=True)
-    config.add_argument("--devices-per-site", type=int, required=True)
-    config.add_argument("-o", "--output", type=Path, required=True)
+    config.add_argument("--sites", type=int, required=True, help="how many sites")
+    config.add_argument(
+        "--devices-per-site", type=int, required=True, help="fences, cameras and speakers per site"
+    )
+    config.add_argument("-o", "--output", type=Path, required=True, help="the TOML file to write")
     config.set_defaults(handler=_sim_fleet_config)
 
 
@@ -438,7 +483,7 @@ def _add_sim_run(simulators: argparse._SubParsersAction[argparse.ArgumentParser]
         "run", help="play a scenario (simulators/scenarios/NAME.toml, or a path) against a stack"
     )
     run.add_argument("scenario", help="a scenario name or a .toml path")
-    run.add_argument("--stack", type=Path, default=Path(".riverguard/stack.json"))
+    run.add_argument("--stack", type=Path, default=None, metavar="PATH", help=STACK_HELP)
     run.add_argument("--speed", type=float, default=1.0, help="divide the scenario's times by this")
     run.add_argument("--json", type=Path, default=None, help="also write the results here")
     run.set_defaults(handler=_sim_run)

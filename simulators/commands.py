@@ -19,7 +19,7 @@ from simulators.errors import SimulatorError
 from simulators.fleet import Fleet, FleetOptions, select
 from simulators.fleet_config import fleet_config
 from simulators.scenario import Player, load_scenario
-from simulators.stack_info import StackInfo
+from simulators.stack_info import StackInfo, locate
 
 
 def _fail(command: str, exc: Exception) -> int:
@@ -35,7 +35,7 @@ def _emit(result: dict[str, Any], json_out: Path | None) -> None:
 
 
 def fleet(
-    stack_json: Path,
+    stack_json: Path | None,
     config_path: Path,
     *,
     sites: int | None,
@@ -45,7 +45,7 @@ def fleet(
 ) -> int:
     """Run the fleet until the duration ends or SIGTERM/SIGINT; print the JSON summary."""
     try:
-        info = StackInfo.load(stack_json)
+        info = _load_stack(stack_json)
         config = select(load_config(config_path), sites, devices_per_site)
     except (SimulatorError, ConfigError) as exc:
         return _fail("fleet", exc)
@@ -62,6 +62,14 @@ async def _fleet(info: StackInfo, config: Config, options: FleetOptions) -> dict
     return await Fleet(info.broker, config, options).run(stop)
 
 
+def _load_stack(given: Path | None) -> StackInfo:
+    """The stack's description, saying on stderr which one when it was looked for."""
+    path = locate(given)
+    if given is None:
+        print(f"stack: {path}", file=sys.stderr)
+    return StackInfo.load(path)
+
+
 def write_fleet_config(sites: int, devices_per_site: int, output: Path) -> int:
     try:
         text = fleet_config(sites, devices_per_site)
@@ -73,12 +81,13 @@ def write_fleet_config(sites: int, devices_per_site: int, output: Path) -> int:
 
 
 def run_scenario(
-    name_or_path: str, stack_json: Path, *, speed: float, json_out: Path | None
+    name_or_path: str, stack_json: Path | None, *, speed: float, json_out: Path | None
 ) -> int:
-    """Play a scenario against the stack of ``stack_json``; 0 when every expectation held."""
+    """Play a scenario against the stack of ``stack_json`` (None: the one running here);
+    0 when every expectation held."""
     try:
         scenario = load_scenario(name_or_path)
-        info = StackInfo.load(stack_json)
+        info = _load_stack(stack_json)
         print(f"scenario {scenario.name}: {scenario.description}", file=sys.stderr)
         result = asyncio.run(Player(scenario, info, speed=speed).play())
     except (SimulatorError, ConfigError) as exc:
