@@ -35,14 +35,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from riverguard import broker_acl, certs
-from riverguard.config import Config, load_config
+from riverguard.columns import aligned
+from riverguard.config import Config, Role, load_config
 from riverguard.provisioning import DeviceLoginStore, device_logins_json
 from riverguard.services import (
     Influxd,
@@ -58,6 +59,8 @@ from riverguard.wire import topics
 
 USUAL_PORTS = {"broker": 1883, "broker_tls": 8883, "influx": 8086, "hub": 8080}
 SIMULATORS = ("speakers", "swimmer")
+# Lowest first, as declared: the demo's swimmer watches the console with the least a login may do.
+ROLES: tuple[str, ...] = get_args(Role)
 RESTART_DELAY_CAP_S = 30.0
 # A child up this long without dying has its restart delay reset to 1 s.
 STABLE_AFTER_S = 120.0
@@ -277,8 +280,24 @@ class Stack:
             "sim", self.data_dir / "sim", RIVERGUARD_SPEAKER_SPEED=str(self.speaker_speed)
         )
         for simulator in self.simulators:
-            argv = ["sim", simulator] + (["--loop"] if simulator == "swimmer" else [])
-            self._add(f"sim-{simulator}", argv, sim_env)
+            argv, env = ["sim", simulator], sim_env
+            if simulator == "swimmer":
+                # The demo's swimmer comes when someone is at the console
+                # (simulators/console_watch.py).
+                argv += ["--loop", "--wait-for-console"]
+                env = {**sim_env, **self._demo_hub_env()}
+            self._add(f"sim-{simulator}", argv, env)
+
+    def _demo_hub_env(self) -> dict[str, str]:
+        """The hub and its least privileged login, for the swimmer's watch on the console."""
+        users = sorted(self.config.users, key=lambda user: ROLES.index(user.role))
+        if not users:
+            return {}
+        return {
+            "RIVERGUARD_DEMO_HUB__URL": self.hub_url,
+            "RIVERGUARD_DEMO_HUB__USERNAME": users[0].username,
+            "RIVERGUARD_DEMO_HUB__PASSWORD": self.secrets.users[users[0].username],
+        }
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -558,7 +577,9 @@ def up(data_dir: Path, config: Path | None, simulate: bool) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         info = stack.start()
-        _print_ready(info)
+        _print_ready(info, {u.username: u.name for u in stack.config.users})
+        if "swimmer" in stack.simulators:
+            _print_demo(stack.data_dir / "logs" / "sim-swimmer.log")
         while not stopping.wait(0.5):
             stack.supervise_once()
     except ServiceError as exc:
@@ -571,10 +592,28 @@ def up(data_dir: Path, config: Path | None, simulate: bool) -> int:
     return 0
 
 
-def _print_ready(info: dict[str, Any]) -> None:
+def login_table(logins: Iterable[dict[str, str]], names: dict[str, str]) -> list[str]:
+    """The demo logins as aligned lines (names may be Chinese: aligned by display width)."""
+    rows = [["login", "password", "role", "name"]]
+    rows += [
+        [login["username"], login["password"], login["role"], names.get(login["username"], "")]
+        for login in logins
+    ]
+    return aligned(rows, indent="  ")
+
+
+def _print_ready(info: dict[str, Any], names: dict[str, str]) -> None:
     _print("")
     _print(f"Riverguard is up. Console: {info['hub_url']}/")
-    for login in info["logins"].values():
-        _print(f"  login {login['username']:<12} password {login['password']}  ({login['role']})")
+    for line in login_table(info["logins"].values(), names):
+        _print(line)
     _print(f"Stack description: {Path(info['data_dir']) / 'stack.json'}")
     _print("Ctrl-C stops everything.")
+
+
+def _print_demo(log: Path) -> None:
+    _print("")
+    _print("The demo waits for you: the simulated swimmer crosses a fence once someone is")
+    _print("logged in to the console and no alarm waits for an acknowledgement, so it comes")
+    _print("again only after you have acknowledged its alarm.")
+    _print(f"What the swimmer does: {log}")

@@ -13,6 +13,8 @@ import structlog
 from riverguard.config import Config
 from riverguard.mqtt import Backoff
 from riverguard.mqtt_client import MqttError
+from simulators.console_watch import ConsoleWatch
+from simulators.errors import SimulatorError
 from simulators.http_speaker import HttpSpeakerSim
 from simulators.settings import SimSettings
 from simulators.speaker import SimulatedSpeaker
@@ -26,9 +28,36 @@ def speakers(settings: SimSettings, site: str | None) -> None:
     asyncio.run(_until_signal(run_speakers(settings, settings.load_config(), site)))
 
 
-def swimmer(settings: SimSettings, site: str | None, zone: str | None, loop: bool) -> None:
-    """The swimmer scenario; with ``loop`` forever, alternating sites."""
-    asyncio.run(_until_signal(_swimmer(settings, settings.load_config(), site, zone, loop)))
+def swimmer(
+    settings: SimSettings,
+    site: str | None,
+    zone: str | None,
+    loop: bool,
+    wait_for_console: bool = False,
+) -> None:
+    """The swimmer scenario; with ``loop`` forever, alternating sites; with
+    ``wait_for_console`` each visit waits for someone at the console (``settings.demo_hub``)."""
+    watch = None
+    if wait_for_console:
+        if settings.demo_hub is None:
+            raise SimulatorError(
+                "--wait-for-console needs the hub and a login to it: RIVERGUARD_DEMO_HUB__URL, "
+                "RIVERGUARD_DEMO_HUB__USERNAME, RIVERGUARD_DEMO_HUB__PASSWORD"
+            )
+        hub = settings.demo_hub
+        watch = ConsoleWatch(hub.url, hub.username, hub.password.get_secret_value())
+    config = settings.load_config()
+    try:
+        swim = _swimmer(settings, config, site=site, zone=zone, loop=loop, watch=watch)
+        asyncio.run(_until_signal(swim))
+    except* SimulatorError as group:
+        raise _first_leaf(group) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[SimulatorError]) -> SimulatorError:
+    """The first error of a (nested) group, for a one-line message."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def run_speakers(settings: SimSettings, config: Config, site: str | None) -> None:
@@ -72,14 +101,26 @@ async def run_speakers(settings: SimSettings, config: Config, site: str | None) 
 
 
 async def _swimmer(
-    settings: SimSettings, config: Config, site: str | None, zone: str | None, loop: bool
+    settings: SimSettings,
+    config: Config,
+    *,
+    site: str | None,
+    zone: str | None,
+    loop: bool,
+    watch: ConsoleWatch | None,
 ) -> None:
     timings = SwimmerTimings(heartbeat_s=settings.device_heartbeat_s).scaled(settings.swimmer_speed)
     backoff = Backoff(initial=1.0, cap=30.0)
     while True:
         try:
             visits = await run_swimmer(
-                settings.broker, config, site, zone, loop=loop, timings=timings
+                settings.broker,
+                config,
+                site,
+                zone,
+                loop=loop,
+                timings=timings,
+                before_visit=watch.wait if watch else None,
             )
         except* MqttError as group:
             if not loop:

@@ -338,6 +338,7 @@ class Player:
             zone = self.scenario.zone or site.zones[0].id
             if zone not in site.zone_ids:
                 raise ScenarioError(f"site {site.id} has no zone {zone}")
+            await self._say_unresolved(hub, site.id, zone)
             candidates = [
                 d
                 for d in config.devices_of(site.id)
@@ -381,6 +382,18 @@ class Player:
             result.sent = sum(n for k, n in fleet.stats.sent.items() if not k.startswith("status"))
             result.run_s = time.monotonic() - started
             return result
+
+    async def _say_unresolved(self, hub: HubClient, site: str, zone: str) -> None:
+        """Warn of an alarm already raised in the zone: this scenario's events would join it
+        (PROTOCOL 5) and its expectations judge that alarm (the demo swimmer's, say)."""
+        for state in ("open", "acknowledged"):
+            for alarm in await hub.get("/api/alarms", site=site, state=state, limit=200):
+                if alarm.get("zone") == zone:
+                    self.say(
+                        f"note: {site}/{zone} already has alarm {alarm.get('id')} ({state}); "
+                        "this scenario's events will join it and its expectations may not "
+                        "hold: resolve it in the console first"
+                    )
 
 
 @dataclass

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -141,11 +141,14 @@ async def run_swimmer(
     timings: SwimmerTimings | None = None,
     stop: asyncio.Event | None = None,
     render: bool = True,
+    before_visit: Callable[[asyncio.Event], Awaitable[None]] | None = None,
 ) -> list[Visit]:
     """Visit each site in turn (or ``site``) once, or forever with ``loop``.
 
     With ``render`` each camera attaches a synthetic snapshot rendered by
-    ffmpeg; without, the 1x1 ``TINY_JPEG``.
+    ffmpeg; without, the 1x1 ``TINY_JPEG``. ``before_visit(stop)`` is awaited
+    before each visit (the demo's wait for someone at the console,
+    ``simulators.console_watch``); it returns early when ``stop`` is set.
     """
     timings = timings or SwimmerTimings()
     stop = stop or asyncio.Event()
@@ -201,6 +204,7 @@ async def run_swimmer(
                         loop=loop,
                         stop=stop,
                         visits=visits,
+                        before_visit=before_visit,
                     ),
                     name="sim.swimmer.visits",
                 )
@@ -217,9 +221,14 @@ async def _visits(
     loop: bool,
     stop: asyncio.Event,
     visits: list[Visit],
+    before_visit: Callable[[asyncio.Event], Awaitable[None]] | None = None,
 ) -> None:
     round_ = 0
     while not stop.is_set():
+        if before_visit is not None:
+            await before_visit(stop)
+            if stop.is_set():
+                break
         stage = stages[round_ % len(stages)]
         visits.append(await _visit(stage, watch, timings, stop))
         round_ += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -145,3 +146,45 @@ async def test_unwarned_swimmer_leaves_anyway_and_loop_alternates_sites(
     assert not any(visit.warned for visit in visits)
     assert ["danshui-bridge", "xiyong-wharf"] * 2 == [visit.site for visit in visits[:4]]
     assert ["db-fence-01", "xy-fence-01"] == sorted({v.fence for v in visits})
+
+
+@pytest.mark.integration
+async def test_no_swimmer_comes_until_before_visit_lets_it(
+    own_broker: Broker, example_config: Config
+) -> None:
+    """The demo's wait (``before_visit``) is asked before every visit, the first included."""
+    asked: list[int] = []
+    let_in = asyncio.Semaphore(0)
+    stop = asyncio.Event()
+
+    async def before_visit(stopping: asyncio.Event) -> None:
+        asked.append(len(view.messages))
+        await let_in.acquire()
+
+    async def swim() -> None:
+        await run_swimmer(
+            own_broker.settings("sim"),
+            example_config,
+            loop=True,
+            timings=SwimmerTimings(give_up_s=0.3, pause_s=(0.01, 0.02)),
+            stop=stop,
+            render=False,
+            before_visit=before_visit,
+        )
+
+    async with (
+        recording(own_broker.settings("sim"), "field/+/fence/+") as view,
+        background(swim(), "test.swimmer") as task,
+    ):
+        await wait_for(lambda: len(asked) == 1, what="the first wait")
+        assert [] == view.messages
+        let_in.release()
+        # Unwarned, the swimmer gives up after give_up_s: breach, then clear.
+        await wait_for(lambda: len(asked) == 2, what="the second wait")
+        await wait_for(lambda: len(view.messages) == 2, what="the first visit's breach and clear")
+        assert ["breach", "clear"] == [json.loads(m.payload)["state"] for m in view.messages]
+        assert 0 == asked[0]
+        stop.set()
+        let_in.release()
+        await asyncio.wait_for(task, 10)
+    assert 2 == len(view.messages), "no second visit after stop"
