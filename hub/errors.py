@@ -18,6 +18,8 @@ HubError
 ├── InfluxError             InfluxDB refused a write or a query, or is unreachable
 │   │                                                        503 influx_unavailable
 │   └── RejectedPoints      InfluxDB answered 400: points it will never take
+├── DispatchTransitionError a responder's dispatch does not allow that change
+│                                                            409 invalid_transition
 └── TokenRefused            a responder's link token malformed, forged or expired
                                                              403 token_refused
 
@@ -130,6 +132,13 @@ class InfluxError(HubError):
 
 class RejectedPoints(InfluxError):
     """InfluxDB answered 400: the batch had points it will never take."""
+
+
+class DispatchTransitionError(HubError):
+    """A responder's dispatch does not allow that change (ended, or already past it)."""
+
+    status = 409
+    code = "invalid_transition"
 
 
 class TokenRefused(HubError):

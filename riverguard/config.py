@@ -138,6 +138,11 @@ class Site(_Config):
     warning_text_en: str = DEFAULT_WARNING_EN
     # Escalation of an unacknowledged alarm along the grid path (level 0 is the duty officer).
     escalation: list[EscalationLevel] = Field(default_factory=lambda: list(DEFAULT_ESCALATION))
+    # Responders called for an alarm: one who has not accepted within dispatch_accept_s,
+    # or is not on scene dispatch_arrive_s after accepting, is no longer counted on;
+    # when nobody of a level is, the next level is called (hub/dispatch.py).
+    dispatch_accept_s: float = Field(default=120.0, gt=0, le=3600)
+    dispatch_arrive_s: float = Field(default=900.0, gt=0, le=86400)
     # This many events of one alarm within repeat_window_s raise its severity one level.
     repeat_count: int = Field(default=3, ge=2, le=1000)
     repeat_window_s: float = Field(default=60.0, gt=0, le=86400)
