@@ -65,7 +65,7 @@ Outcome = Literal["persuaded_away", "rescued", "false_alarm", "patrol_sent", "ot
 RiskColour = Literal["blue", "yellow", "orange", "red"]
 NextStep = Literal["repeat", "stronger_clip", "live_talk", "send_patrol"]
 AudioFormat = Literal["wav", "mp3", "ulaw"]
-# An agent's availability (STYLE.md): "offline" is its last will, "stopped" a clean stop.
+# An agent's availability: "offline" is its last will, "stopped" a clean stop.
 Availability = Literal["online", "offline", "stopped"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}

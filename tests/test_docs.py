@@ -1,0 +1,44 @@
+"""The documents point only at what is in the repository, and at what is there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# A Markdown link or image: [text](target) or ![alt](target).
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A path in backticks: a top-level folder of the repository, then a file or a folder.
+REPO_PATH = re.compile(
+    r"`((?:riverguard|edge|hub|console|simulators|bench|deploy|tests|scripts|docs|examples)"
+    r"/[\w./-]*)`"
+)
+# Topic names look like paths without being files.
+NOT_FILES = ("riverguard/v1/",)
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=_name)
+def test_every_link_of_a_document_stays_in_the_repository_and_exists(document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue  # a web address, or a heading of the same page
+        path = (document.parent / target.split("#")[0]).resolve()
+        if not path.is_relative_to(REPO) or not path.exists():
+            broken.append(target)
+    assert [] == broken
+
+
+def test_every_module_the_architecture_names_exists() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = {path for path in REPO_PATH.findall(text) if not path.startswith(NOT_FILES)}
+    assert len(named) > 40  # the flow and the glossary name the modules
+    assert [] == sorted(path for path in named if not (REPO / path).exists())
