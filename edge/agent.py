@@ -166,8 +166,3 @@ def _make_outbox(settings: EdgeSettings) -> Outbox:
         return MemoryOutbox(settings.outbox_limit)
     path = settings.outbox_path or settings.data_dir / "outbox.sqlite3"
     return SqliteOutbox(path, settings.outbox_limit)
-
-
-async def run_edge(settings: EdgeSettings, config: Config, stop: asyncio.Event) -> None:
-    """Run one site's edge until ``stop`` is set."""
-    await EdgeAgent(settings, config).run(stop)

@@ -4,7 +4,8 @@ EdgeError
 ├── Rejected       bad input from a device or the hub: logged, counted, dropped
 ├── Skipped        good input that makes no event (a vendor's dog, a zone we do not watch)
 ├── AudioError     an announcement's audio could not be fetched or did not verify
-└── PlayerError    the ``local`` driver's player is missing or cannot start
+├── PlayerError    the ``local`` driver's player is missing or cannot start
+└── SitesRefused   a process asked to serve several sites with settings that fit one
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class AudioError(EdgeError):
 
 class PlayerError(EdgeError):
     """The ``local`` speaker driver cannot run its player."""
+
+
+class SitesRefused(EdgeError):
+    """Settings that would make the sites of one process share what each must own."""

@@ -119,3 +119,8 @@ class EdgeMetrics:
             "Acks, device statuses and late snapshots dropped: the uplink's queue was full",
             registry=r,
         )
+        self.agent_restarts = Counter(
+            "riverguard_edge_agent_restarts",
+            "Times the site's agent failed and was started again within its process",
+            registry=r,
+        )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from riverguard import plaintext
+from edge.errors import SitesRefused
+from riverguard import broker_acl, plaintext
 from riverguard.mqtt import BrokerSettings
 from riverguard.settings import ComponentSettings
 
@@ -92,3 +95,49 @@ class EdgeSettings(ComponentSettings):
                 )
             )
         return self
+
+
+def settings_for_sites(sites: Sequence[str], logins_file: Path) -> list[EdgeSettings]:
+    """Each site's settings when one process serves several (``riverguard edge --site A
+    --site B --logins FILE``).
+
+    Every site keeps what a process of its own would have: its login ``edge-<site>``
+    with its password from ``logins_file`` (``{"edge-A": "...", ...}``, as ``riverguard
+    broker-logins`` writes ``logins.json``), hence its client ids and access list on the
+    broker, and its data (outbox, event id key, audio) under ``<data_dir>/edge-<site>``.
+    What would be shared between the sites is refused: one field broker login, one
+    client certificate, one outbox file, one audio URL.
+    """
+    if len(set(sites)) != len(sites):
+        raise SitesRefused(f"a site is named twice: {sorted(sites)}")
+    try:
+        logins = json.loads(logins_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SitesRefused(f"the logins file {logins_file} cannot be read: {exc}") from None
+    if not isinstance(logins, dict):
+        raise SitesRefused(f"the logins file {logins_file} is not a JSON object")
+    found: list[EdgeSettings] = []
+    for site in sites:
+        login = broker_acl.edge_username(site)
+        password = logins.get(login)
+        if not isinstance(password, str) or not password:
+            raise SitesRefused(f"{logins_file} has no password for {login}")
+        settings = EdgeSettings(site=site, broker={"username": login, "password": password})
+        shared = [
+            name
+            for name, value in (
+                ("RIVERGUARD_FIELD_BROKER", settings.field_broker),
+                ("RIVERGUARD_BROKER__CERTFILE", settings.broker.certfile),
+                ("RIVERGUARD_OUTBOX_PATH", settings.outbox_path),
+                ("RIVERGUARD_AUDIO_BASE_URL", settings.audio_base_url),
+            )
+            if value is not None
+        ]
+        if shared:
+            raise SitesRefused(
+                f"{', '.join(shared)} would be shared by the sites of one process:"
+                " run a process per site for these"
+            )
+        data_dir = settings.data_dir / login
+        found.append(settings.model_copy(update={"data_dir": data_dir}))
+    return found

@@ -49,14 +49,27 @@ def _hub(args: argparse.Namespace) -> int:
 
 
 def _edge(args: argparse.Namespace) -> int:
+    from edge.errors import SitesRefused
     from edge.main import serve
-    from edge.settings import EdgeSettings
+    from edge.settings import EdgeSettings, settings_for_sites
 
+    sites: list[str] = args.site
+    what = f"edge --site {' --site '.join(sites)}"
     try:
-        settings = EdgeSettings(site=args.site)
+        if args.logins is not None:
+            settings = settings_for_sites(sites, args.logins)
+        elif len(sites) == 1:
+            settings = [EdgeSettings(site=sites[0])]
+        else:
+            print(f"riverguard {what}: several sites need --logins FILE", file=sys.stderr)
+            return EXIT_CONFIG
     except ValidationError as exc:
-        return _refuse(f"edge --site {args.site}", exc)
-    configure_logging(f"edge[{args.site}]", settings.log_level, settings.log_json)
+        return _refuse(what, exc)
+    except SitesRefused as exc:
+        print(f"riverguard {what}: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    name = sites[0] if len(sites) == 1 else f"{sites[0]}..{sites[-1]}"
+    configure_logging(f"edge[{name}]", settings[0].log_level, settings[0].log_json)
     serve(settings)
     return 0
 
@@ -124,7 +137,12 @@ def _sim_run(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from riverguard.stack import up
 
-    return up(data_dir=args.data_dir, config=args.config, simulate=not args.no_sim)
+    return up(
+        data_dir=args.data_dir,
+        config=args.config,
+        simulate=not args.no_sim,
+        edge_processes=args.edge_processes,
+    )
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -333,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--config", type=Path, default=None, help="site configuration TOML")
     up.add_argument("--no-sim", action="store_true", help="do not start the simulators")
+    up.add_argument(
+        "--edge-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the sites' edge agents in N processes (default: one per core, at most "
+        "one per site); each site keeps its own broker login and data",
+    )
     up.set_defaults(handler=_up)
 
     devices = commands.add_parser(
@@ -375,9 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub = commands.add_parser("hub", help="run the hub (settings from RIVERGUARD_*)")
     hub.set_defaults(handler=_hub)
 
-    edge = commands.add_parser("edge", help="run one site's edge agent")
-    edge.add_argument("--site", required=True, help="the configured site this edge guards")
-    edge.set_defaults(handler=_edge)
+    _add_edge(commands)
 
     _add_sim(commands)
 
@@ -439,6 +463,26 @@ def _add_sim(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     swimmer.set_defaults(handler=_sim)
     _add_sim_fleet(simulators)
     _add_sim_run(simulators)
+
+
+def _add_edge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    edge = commands.add_parser("edge", help="run the edge agents of one or several sites")
+    edge.add_argument(
+        "--site",
+        required=True,
+        action="append",
+        help="a configured site this edge guards (repeat for several)",
+    )
+    edge.add_argument(
+        "--logins",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='each site\'s broker password, as {"edge-SITE": "..."} (logins.json of '
+        "riverguard broker-logins): each site logs in as edge-SITE and keeps its data in "
+        "DATA_DIR/edge-SITE; needed for several sites",
+    )
+    edge.set_defaults(handler=_edge)
 
 
 def _add_sim_fleet(simulators: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,7 +1,10 @@
 """``riverguard up``: the whole stack as child processes of one supervisor.
 
 Order: Mosquitto and influxd (with their data under the data directory), the
-hub, one edge per configured site, then the simulators. Each component runs
+hub, the edges, then the simulators. The sites' edge agents run in a few
+processes (one per core by default, ``edge_processes``), each process serving a
+contiguous run of sites (``edge.sites``): every site still logs in as its own
+``edge-<site>`` and keeps its data in ``DIR/edge-<site>``. Each component runs
 through this same command line (``riverguard hub`` ...), its log in
 ``DIR/logs``. Ctrl-C or SIGTERM stops everything in reverse order. The tests
 use ``Stack`` too.
@@ -26,6 +29,7 @@ next.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -147,6 +151,8 @@ class Stack:
     tls: bool = False
     # How long a child may leave its health probe unanswered before it is restarted.
     hang_restart_s: float = HANG_RESTART_S
+    # Processes the sites' edge agents run in (at most one per site); None: one per core.
+    edge_processes: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -203,7 +209,8 @@ class Stack:
 
     # --- construction ------------------------------------------------------------
 
-    def _env(self, login: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    def _env(self, login: str | None, data_dir: Path, **extra: str) -> dict[str, str]:
+        """A child's environment; ``login`` its broker login (None: it reads its own)."""
         env = {
             **os.environ,
             "RIVERGUARD_CONFIG": str(self.config_path.resolve()),
@@ -218,8 +225,14 @@ class Stack:
                 if self.tls
                 else {}
             ),
-            "RIVERGUARD_BROKER__USERNAME": login,
-            "RIVERGUARD_BROKER__PASSWORD": self.secrets.broker[login],
+            **(
+                {
+                    "RIVERGUARD_BROKER__USERNAME": login,
+                    "RIVERGUARD_BROKER__PASSWORD": self.secrets.broker[login],
+                }
+                if login is not None
+                else {}
+            ),
             "RIVERGUARD_DATA_DIR": str(data_dir),
             "RIVERGUARD_LOG_JSON": "true",
             "PYTHONUNBUFFERED": "1",
@@ -259,23 +272,27 @@ class Stack:
             ),
             health_url=f"{self.hub_url}/healthz",
         )
-        # Each edge serves /healthz, /metrics and its local warning audio here.
-        self.edge_ports = {site.id: free_port() for site in self.config.sites}
-        for site in self.config.sites:
+        self.edge_health: dict[str, str] = {}
+        for name, sites in self.edge_groups().items():
+            # Each edge process serves /healthz, /metrics and its sites' local warning audio here.
+            port = free_port()
+            argv = ["edge", *(arg for site in sites for arg in ("--site", site))]
             self._add(
-                f"edge-{site.id}",
-                ["edge", "--site", site.id],
+                name,
+                [*argv, "--logins", str(self._edge_logins(name, sites))],
                 self._env(
-                    f"edge-{site.id}",
-                    self.data_dir / f"edge-{site.id}",
-                    RIVERGUARD_METRICS_PORT=str(self.edge_ports[site.id]),
+                    None,
+                    self.data_dir,
+                    RIVERGUARD_METRICS_PORT=str(port),
                     # Announcement audio is fetched from the hub only.
                     RIVERGUARD_HUB_URL=self.hub_url,
                     # Simulated devices repeat their status every 30 s: three missed is offline.
                     RIVERGUARD_DEVICE_OFFLINE_AFTER_S="90",
                 ),
-                health_url=f"http://127.0.0.1:{self.edge_ports[site.id]}/healthz",
+                health_url=f"http://127.0.0.1:{port}/healthz",
             )
+            for site in sites:
+                self.edge_health[site] = f"http://127.0.0.1:{port}/sites/{site}/healthz"
         sim_env = self._env(
             "sim", self.data_dir / "sim", RIVERGUARD_SPEAKER_SPEED=str(self.speaker_speed)
         )
@@ -299,6 +316,32 @@ class Stack:
             "RIVERGUARD_DEMO_HUB__PASSWORD": self.secrets.users[users[0].username],
         }
 
+    def edge_groups(self) -> dict[str, list[str]]:
+        """The edge processes by name, each with its sites: contiguous runs of the
+        configuration's sites, as even as they go. A process of one site is named
+        ``edge-<site>``, one of several ``edges-<n>``."""
+        sites = [site.id for site in self.config.sites]
+        wanted = self.edge_processes or os.cpu_count() or 1
+        count = max(1, min(wanted, len(sites)))
+        size = math.ceil(len(sites) / count)
+        runs = [sites[i : i + size] for i in range(0, len(sites), size)]
+        if len(runs) == len(sites):
+            return {f"edge-{run[0]}": run for run in runs}
+        return {f"edges-{n}": run for n, run in enumerate(runs, start=1)}
+
+    def _edge_logins(self, name: str, sites: list[str]) -> Path:
+        """A file of the broker passwords of ``sites`` only, for the process serving them."""
+        directory = self.data_dir / "edge-logins"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"{name}.json"
+        logins = {
+            login: self.secrets.broker[login] for login in map(broker_acl.edge_username, sites)
+        }
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(logins, indent=2), encoding="utf-8")
+        return path
+
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
@@ -306,8 +349,12 @@ class Stack:
         self._step("mosquitto", f"127.0.0.1:{self.broker_port}", self.mosquitto.start)
         self._step("influxd", self.influxd.url, self.influxd.start)
         self._step("hub", self.hub_url, self._start_hub)
-        sites = [site.id for site in self.config.sites]
-        self._step("edges", ", ".join(sites), self._start_edges)
+        groups = self.edge_groups()
+        sites = [site for run in groups.values() for site in run]
+        where = ", ".join(sites) if len(sites) <= 5 else f"{sites[0]} ... {sites[-1]}"
+        self._step(
+            "edges", f"{where} ({len(sites)} sites, {len(groups)} processes)", self._start_edges
+        )
         for simulator in self.simulators:
             self._step(f"simulator {simulator}", "", partial(self._start_simulator, simulator))
         info = self.info()
@@ -335,7 +382,7 @@ class Stack:
             return False
 
     def _start_edges(self) -> None:
-        edges = [c.process for name, c in self.components.items() if name.startswith("edge-")]
+        edges = [self.components[name].process for name in self.edge_groups()]
         for edge in edges:
             edge.start()
         waiting = {site.id for site in self.config.sites}
@@ -434,10 +481,7 @@ class Stack:
             },
             "device_logins": device_logins_json(self.device_logins),
             "influx": {"url": self.influxd.url, "database": self.influxd.database},
-            "edges": {
-                site: {"health_url": f"http://127.0.0.1:{port}/healthz"}
-                for site, port in self.edge_ports.items()
-            },
+            "edges": {site: {"health_url": url} for site, url in self.edge_health.items()},
             "admin": (
                 {"username": admin.username, "password": self.secrets.users[admin.username]}
                 if admin
@@ -552,13 +596,16 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def up(data_dir: Path, config: Path | None, simulate: bool) -> int:
+def up(
+    data_dir: Path, config: Path | None, simulate: bool, edge_processes: int | None = None
+) -> int:
     """Run the stack until Ctrl-C or SIGTERM; 0 on a clean stop."""
     stack = Stack(
         data_dir=data_dir,
         config_path=config or DEFAULT_CONFIG,
         simulators=SIMULATORS if simulate else (),
         progress=_print,
+        edge_processes=edge_processes,
     )
     for service, port in (
         ("broker", stack.broker_port),

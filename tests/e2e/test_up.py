@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import MqttError
 from riverguard.services import port_accepts
 from riverguard.stack import Stack
+from simulators.fleet_config import fleet_config
 from tests.conftest import EXAMPLE_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -113,3 +115,53 @@ def test_supervisor_restarts_a_component_that_died(stack: Stack) -> None:
     assert ["edge-xiyong-wharf"] == stack.supervise_once(now + 60)
     assert old_pid != edge.process.pid
     assert {"xiyong-wharf"} == stack.watch_edges({"xiyong-wharf"}, timeout=30)
+
+
+def test_up_serves_a_generated_six_site_fleet_from_two_edge_processes(tmp_path: Path) -> None:
+    """``riverguard up --edge-processes 2`` with ``sim fleet-config``'s output: every site's
+    edge online, each site under its own login and data directory, its map at the hub."""
+    config = tmp_path / "fleet.toml"
+    config.write_text(fleet_config(6, 10), encoding="utf-8")
+    data_dir = tmp_path / "rg"
+    log = (tmp_path / "up.log").open("w")
+    argv = ["up", "--no-sim", "--config", str(config), "--data-dir", str(data_dir)]
+    up = subprocess.Popen(
+        [sys.executable, "-m", "riverguard", *argv, "--edge-processes", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    sites = [f"s{n:03d}" for n in range(1, 7)]
+    try:
+        stack_json = data_dir / "stack.json"
+        deadline = time.monotonic() + 120
+        while not stack_json.exists():
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            assert time.monotonic() < deadline, "stack.json not written in 120 s"
+            time.sleep(0.2)
+        info = json.loads(stack_json.read_text())
+        edges = {name for name in info["processes"] if name.startswith("edge")}
+        assert {"edges-1", "edges-2"} == edges
+        assert sites == sorted(info["edges"])
+        for site in sites:
+            health = httpx.get(info["edges"][site]["health_url"])
+            assert (200, site) == (health.status_code, health.json()["site"])
+            assert (data_dir / f"edge-{site}" / "outbox.sqlite3").exists()
+        # Each process holds the passwords of its own sites only.
+        first = json.loads((data_dir / "edge-logins" / "edges-1.json").read_text())
+        assert [f"edge-{site}" for site in sites[:3]] == sorted(first)
+        admin = info["admin"]
+        session = HubSession.login(info["hub_url"], admin["username"], admin["password"])
+        listed = httpx.get(f"{info['hub_url']}/api/sites", auth=session).json()
+        assert sites == [site["id"] for site in listed]
+        assert all(site["map"] and site["map"]["bank"] for site in listed)
+        assert all(len(zone["area"]) >= 3 for site in listed for zone in site["zones"])
+
+        up.send_signal(signal.SIGTERM)
+        assert 0 == up.wait(60)
+        assert [] == [pid for pid in info["processes"].values() if _alive(pid)]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        log.close()

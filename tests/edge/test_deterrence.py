@@ -17,6 +17,7 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.deterrence import in_quiet_hours
 from edge.health import HealthServer
+from edge.sites import ServedSite
 from riverguard.config import Config
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
@@ -86,7 +87,7 @@ async def scene(
     broker: Broker, data_dir: Path, config: Config, **settings: Any
 ) -> AsyncIterator[Scene]:
     agent = EdgeAgent(edge_settings(broker.settings(f"edge-{SITE}"), data_dir, **settings), config)
-    server = HealthServer(agent, 0)
+    server = HealthServer([ServedSite.of(agent)], 0)
     agent.audio_base_url = f"http://127.0.0.1:{server.port}"
     server.start()
     try:

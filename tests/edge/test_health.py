@@ -13,6 +13,7 @@ import pytest
 
 from edge.agent import EdgeAgent
 from edge.health import HealthServer
+from edge.sites import ServedSite
 from riverguard.config import Config
 from riverguard.services import ManagedProcess, free_port
 from riverguard.testing import wait_for
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 @asynccontextmanager
 async def served(agent: EdgeAgent) -> AsyncIterator[httpx.AsyncClient]:
-    server = HealthServer(agent, 0)
+    server = HealthServer([ServedSite.of(agent)], 0)
     server.start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:

@@ -17,6 +17,7 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.health import HealthServer
 from edge.local_speaker import LocalSpeaker, player_command
+from edge.sites import ServedSite
 from riverguard.config import Config
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
@@ -202,7 +203,7 @@ async def test_the_edge_plays_its_own_warning_on_a_local_speaker_when_a_fence_is
         edge_settings(own_broker.settings(f"edge-{SITE}"), tmp_path, local_audio_device="null"),
         config,
     )
-    server = HealthServer(agent, 0)
+    server = HealthServer([ServedSite.of(agent)], 0)
     agent.audio_base_url = f"http://127.0.0.1:{server.port}"
     server.start()
     try:

@@ -18,6 +18,7 @@ import pytest
 
 from edge.agent import EdgeAgent
 from edge.health import HealthServer
+from edge.sites import ServedSite
 from riverguard.config import Config
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
@@ -112,7 +113,7 @@ async def test_the_site_warns_and_keeps_its_events_with_the_uplink_cut(
                 uplink, tmp_path / "edge", field_broker=site.settings(f"edge-{SITE}")
             )
             agent = EdgeAgent(settings, config)
-            server = HealthServer(agent, 0)
+            server = HealthServer([ServedSite.of(agent)], 0)
             agent.audio_base_url = f"http://127.0.0.1:{server.port}"
             server.start()
             hub = Committer(central.settings("hub"), SITE)
