@@ -24,6 +24,34 @@ from tests.postgres import PostgresServer
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
 
+# Fixtures that start a real service or reach one: every test that uses one, directly or
+# through another fixture, is marked ``integration`` at collection, so that a new test cannot
+# forget its marker. A new fixture that starts a service belongs in this list.
+SERVICE_FIXTURES = frozenset(
+    {
+        # Here: Mosquitto, influxd, PostgreSQL, the whole stack.
+        *("broker", "own_broker", "influxd", "postgres", "stack"),
+        # tests/browser/ and tests/faults/: Chromium, the console over HTTP, a supervised stack.
+        *("chromium", "static_console", "supervised"),
+        # tests/edge/ and tests/simulators/: HTTP servers of announcement audio, an HTTP speaker.
+        *("audio_server", "http_speaker"),
+    }
+)
+# Markers of a kind of service; each implies ``integration``.
+SERVICE_MARKERS = ("browser", "postgresql", "netns")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that needs a service (``pyproject.toml`` lists the
+    markers); ``pytest -m "not integration"`` then runs with no service at all."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "postgres" in fixtures:
+            item.add_marker(pytest.mark.postgresql)
+        uses_service = not SERVICE_FIXTURES.isdisjoint(fixtures)
+        if uses_service or any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
+            item.add_marker(pytest.mark.integration)
+
 
 @dataclass
 class Broker:

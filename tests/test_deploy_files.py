@@ -97,6 +97,8 @@ def unit_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# Also verifies Debian's own mosquitto and influxdb units, whose ExecStart must be installed.
+@pytest.mark.integration
 def test_systemd_accepts_the_units_and_drop_ins_without_a_warning(unit_dir: Path) -> None:
     names = ["riverguard-hub.service", "riverguard-edge@site.service"]
     names += [

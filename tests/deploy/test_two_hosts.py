@@ -52,7 +52,7 @@ from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.deploy.netns import Hosts, Tunnel, accepts, check_netns
 from tests.deployment import shipped_mosquitto_conf
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.integration, pytest.mark.netns, pytest.mark.timeout(400)]
 
 SITE = "danshui-bridge"
 EDGE = broker_acl.edge_username(SITE)

@@ -19,7 +19,7 @@ from riverguard import certs
 from riverguard.mqtt import BrokerSettings
 from tests.postgres import PostgresServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 USER, PASSWORD = "riverguard", "pg-s3cret"
 BROKER = BrokerSettings(username="hub", password=SecretStr("pw"))
