@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from riverguard.columns import aligned, display_width
 from riverguard.stack import Stack, login_table
 from tests.conftest import EXAMPLE_CONFIG
@@ -47,6 +49,8 @@ def test_aligned_leaves_the_last_column_unpadded() -> None:
     assert ["ab  c", "a   dd"] == aligned([["ab", "c"], ["a", "dd"]])
 
 
+# Nothing is started, but building a Stack looks up the installed mosquitto and influxd.
+@pytest.mark.integration
 def test_demo_swimmer_waits_for_the_console_watched_with_the_lowest_login(tmp_path: Path) -> None:
     stack = Stack(data_dir=tmp_path, config_path=EXAMPLE_CONFIG, ports=None)
     swimmer = stack.components["sim-swimmer"].process
