@@ -1,4 +1,4 @@
-"""REST routes (PROTOCOL 4.2), health and metrics."""
+"""REST routes (PROTOCOL 4.2): auth, sites and devices, alarms, audit, events, announcements."""
 
 from __future__ import annotations
 
@@ -10,21 +10,27 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import timeline
+from hub.auth import Auth
 from hub.deps import (
     ActingUser,
     AdminUser,
+    AnnouncerDep,
+    AuthDep,
+    ClockDep,
+    ConfigDep,
     CurrentSession,
     CurrentUser,
-    HubDep,
+    DeskDep,
+    InfluxDep,
     MediaUser,
+    PictureDep,
+    SettingsDep,
+    StoreDep,
     SupervisorUser,
-    bearer_token,
 )
 from hub.errors import ApiError
 from hub.influx import CountQuery, EventQuery
@@ -35,7 +41,6 @@ from hub.schemas import (
     AuditOut,
     DeviceOut,
     ErrorOut,
-    HealthOut,
     LinkIn,
     LinkOut,
     RefreshIn,
@@ -46,7 +51,7 @@ from hub.schemas import (
     TokenOut,
     UserOut,
 )
-from hub.security import DOCS_CSP, PRINTABLE_CSP
+from hub.security import PRINTABLE_CSP
 from hub.signed_links import LINKABLE
 from hub.store import UserRow
 from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
@@ -57,7 +62,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api", responses=_ERRORS)
-root = APIRouter()
 
 _AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(wav|mp3|ulaw)$")
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ulaw": "audio/basic"}
@@ -121,42 +125,42 @@ def _address(request: Request) -> str:
 
 @router.post("/auth/token", responses=_THROTTLED)
 async def login(
-    hub: HubDep,
+    auth: AuthDep,
     request: Request,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
 ) -> TokenOut:
     """Log in (OAuth2 password form): a short access token and a refresh token."""
-    grant = await hub.auth.login(username, password, _address(request))
+    grant = await auth.login(username, password, _address(request))
     if grant is None:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return TokenOut(**asdict(grant))
 
 
 @router.post("/auth/refresh")
-async def refresh(hub: HubDep, body: RefreshIn) -> TokenOut:
+async def refresh(auth: AuthDep, body: RefreshIn) -> TokenOut:
     """New access and refresh tokens for a refresh token, which is then used up."""
-    grant = await hub.auth.refresh(body.refresh_token)
+    grant = await auth.refresh(body.refresh_token)
     if grant is None:
         raise ApiError(401, "unauthorized", "invalid, used or expired refresh token")
     return TokenOut(**asdict(grant))
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(hub: HubDep, session: CurrentSession) -> Response:
+async def logout(auth: AuthDep, session: CurrentSession) -> Response:
     """End the session: its access and refresh tokens stop working at once."""
-    await hub.auth.logout(session)
+    await auth.logout(session)
     return Response(status_code=204)
 
 
 @router.post("/links")
-async def make_link(hub: HubDep, user: CurrentUser, body: LinkIn) -> LinkOut:
+async def make_link(auth: AuthDep, user: CurrentUser, body: LinkIn) -> LinkOut:
     """A signed link to a timeline export or a snapshot, for the browser to load by itself
     (good once, within ``link_ttl_s``, for that user and path only)."""
     parts = urlsplit(body.path)
     if parts.scheme or parts.netloc or parts.fragment or not LINKABLE.match(parts.path):
         raise ApiError(422, "invalid_request", "path: not a path a link may be made for")
-    query, expires = hub.auth.links.sign(parts.path, user.username, once=True)
+    query, expires = auth.links.sign(parts.path, user.username, once=True)
     reserved = {"u", "exp", "sig", "n", "token"}
     extra = [(k, v) for k, v in parse_qsl(parts.query) if k not in reserved]
     url = parts.path + "?" + (urlencode(extra) + "&" if extra else "") + query
@@ -172,13 +176,13 @@ async def me(user: CurrentUser) -> UserOut:
 
 
 @router.get("/sites")
-async def sites(hub: HubDep, _: CurrentUser) -> list[SiteOut]:
-    return [SiteOut.model_validate(item) for item in hub.picture.site_items()]
+async def sites(picture: PictureDep, _: CurrentUser) -> list[SiteOut]:
+    return [SiteOut.model_validate(item) for item in picture.site_items()]
 
 
 @router.get("/devices")
-async def devices(hub: HubDep, _: CurrentUser) -> list[DeviceOut]:
-    return [DeviceOut.model_validate(item) for item in hub.picture.device_items()]
+async def devices(picture: PictureDep, _: CurrentUser) -> list[DeviceOut]:
+    return [DeviceOut.model_validate(item) for item in picture.device_items()]
 
 
 # --- alarms ----------------------------------------------------------------------
@@ -186,21 +190,19 @@ async def devices(hub: HubDep, _: CurrentUser) -> list[DeviceOut]:
 
 @router.get("/alarms")
 async def list_alarms(
-    hub: HubDep,
+    store: StoreDep,
     _: CurrentUser,
     state: AlarmState | None = None,
     site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
     since: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[Alarm]:
-    return await hub.store.list_alarms(
-        state=state, site=site, since=_time(since, "since"), limit=limit
-    )
+    return await store.list_alarms(state=state, site=site, since=_time(since, "since"), limit=limit)
 
 
 @router.get("/alarms/{alarm_id}")
-async def get_alarm(hub: HubDep, _: CurrentUser, alarm_id: str) -> Alarm:
-    return await hub.desk.get(alarm_id)
+async def get_alarm(desk: DeskDep, _: CurrentUser, alarm_id: str) -> Alarm:
+    return await desk.get(alarm_id)
 
 
 @router.get(
@@ -208,7 +210,12 @@ async def get_alarm(hub: HubDep, _: CurrentUser, alarm_id: str) -> Alarm:
     responses={200: {"content": {"application/json": {}, "text/html": {}}}},
 )
 async def alarm_timeline(
-    hub: HubDep,
+    *,
+    store: StoreDep,
+    desk: DeskDep,
+    config: ConfigDep,
+    clock: ClockDep,
+    auth: AuthDep,
     user: MediaUser,
     alarm_id: str,
     format_: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
@@ -216,10 +223,10 @@ async def alarm_timeline(
 ) -> Response:
     """The incident timeline; ``format=html`` for a printable page (bearer header or a
     signed link, ``POST /api/links``)."""
-    alarm = await hub.desk.get(alarm_id)
-    built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
+    alarm = await desk.get(alarm_id)
+    built = await timeline.build(store, config, alarm, clock.now())
     if format_ == "html":
-        return _printable(hub, user, built, lang)
+        return _printable(auth, user, built, lang)
     return JSONResponse(built)
 
 
@@ -228,9 +235,9 @@ async def alarm_timeline(
 PAGE_LINK_TTL_S = 15 * 60
 
 
-def _printable(hub: HubDep, user: UserRow, built: dict[str, Any], lang: timeline.Lang) -> Response:
+def _printable(auth: Auth, user: UserRow, built: dict[str, Any], lang: timeline.Lang) -> Response:
     def link(path: str) -> str:
-        return f"{path}?{hub.auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
+        return f"{path}?{auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
 
     page = HTMLResponse(timeline.render_html(built, lang, link))
     # The page's one inline style block; never a script.
@@ -244,21 +251,29 @@ def _printable(hub: HubDep, user: UserRow, built: dict[str, Any], lang: timeline
     responses={200: {"content": {"text/html": {}}}},
 )
 async def alarm_timeline_html(
-    hub: HubDep, user: MediaUser, alarm_id: str, lang: timeline.Lang = "zh"
+    *,
+    store: StoreDep,
+    desk: DeskDep,
+    config: ConfigDep,
+    clock: ClockDep,
+    auth: AuthDep,
+    user: MediaUser,
+    alarm_id: str,
+    lang: timeline.Lang = "zh",
 ) -> Response:
-    alarm = await hub.desk.get(alarm_id)
-    built = await timeline.build(hub.store, hub.config, alarm, hub.desk.clock.now())
-    return _printable(hub, user, built, lang)
+    alarm = await desk.get(alarm_id)
+    built = await timeline.build(store, config, alarm, clock.now())
+    return _printable(auth, user, built, lang)
 
 
 @router.post("/alarms/{alarm_id}/ack")
-async def ack_alarm(hub: HubDep, user: ActingUser, alarm_id: str) -> Alarm:
-    return await hub.desk.acknowledge(alarm_id, user.username)
+async def ack_alarm(desk: DeskDep, user: ActingUser, alarm_id: str) -> Alarm:
+    return await desk.acknowledge(alarm_id, user.username)
 
 
 @router.post("/alarms/{alarm_id}/resolve")
-async def resolve_alarm(hub: HubDep, user: ActingUser, alarm_id: str, body: ResolveIn) -> Alarm:
-    return await hub.desk.resolve(alarm_id, user.username, body.outcome, body.note)
+async def resolve_alarm(desk: DeskDep, user: ActingUser, alarm_id: str, body: ResolveIn) -> Alarm:
+    return await desk.resolve(alarm_id, user.username, body.outcome, body.note)
 
 
 # --- audit and users -------------------------------------------------------------
@@ -266,7 +281,7 @@ async def resolve_alarm(hub: HubDep, user: ActingUser, alarm_id: str, body: Reso
 
 @router.get("/audit")
 async def audit(
-    hub: HubDep,
+    store: StoreDep,
     _: SupervisorUser,
     *,
     user: Annotated[str | None, Query(max_length=63)] = None,
@@ -278,7 +293,7 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditOut]:
     """The audit log, newest first; page with ``before=<id of the last one seen>``."""
-    entries = await hub.store.list_audit(
+    entries = await store.list_audit(
         username=user,
         action=action,
         alarm_id=alarm,
@@ -291,9 +306,9 @@ async def audit(
 
 
 @router.get("/users")
-async def users(hub: HubDep, _: AdminUser) -> list[UserOut]:
+async def users(config: ConfigDep, _: AdminUser) -> list[UserOut]:
     return [
-        UserOut(username=user.username, name=user.name, role=user.role) for user in hub.config.users
+        UserOut(username=user.username, name=user.name, role=user.role) for user in config.users
     ]
 
 
@@ -302,7 +317,7 @@ async def users(hub: HubDep, _: AdminUser) -> list[UserOut]:
 
 @router.get("/events")
 async def list_events(
-    hub: HubDep,
+    influx: InfluxDep,
     _: CurrentUser,
     *,
     site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
@@ -326,7 +341,7 @@ async def list_events(
         offset=offset,
         before=_influx_time(before, "before"),
     )
-    return await hub.influx.events(query)
+    return await influx.events(query)
 
 
 @cache
@@ -342,7 +357,8 @@ _MAX_BUCKETS = 9000
 
 @router.get("/stats/events")
 async def event_stats(
-    hub: HubDep,
+    influx: InfluxDep,
+    clock: ClockDep,
     _: CurrentUser,
     *,
     site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
@@ -354,14 +370,14 @@ async def event_stats(
     """Events per hour or day from InfluxDB (default: the last 24 hours or 30 days)."""
     if tz is not None and tz not in _time_zones():
         raise ApiError(422, "invalid_request", f"tz: unknown time zone {tz!r}")
-    end = _influx_time(to, "to") or hub.desk.clock.now()
+    end = _influx_time(to, "to") or clock.now()
     start = _influx_time(from_, "from") or end - _STATS_SPAN[interval]
     if start >= end:
         raise ApiError(422, "invalid_request", "from must be before to")
     step = timedelta(hours=1) if interval == "hour" else timedelta(days=1)
     if (end - start) / step > _MAX_BUCKETS:
         raise ApiError(422, "invalid_request", f"more than {_MAX_BUCKETS} buckets")
-    counts = await hub.influx.counts(CountQuery(interval, start, end, site, tz))
+    counts = await influx.counts(CountQuery(interval, start, end, site, tz))
     return StatsOut(
         site=site,
         interval=interval,
@@ -378,8 +394,8 @@ async def event_stats(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-async def snapshot(hub: HubDep, _: MediaUser, event_id: str) -> Response:
-    jpeg = await hub.store.get_snapshot(event_id)
+async def snapshot(store: StoreDep, _: MediaUser, event_id: str) -> Response:
+    jpeg = await store.get_snapshot(event_id)
     if jpeg is None:
         raise ApiError(404, "not_found", f"no snapshot for event {event_id!r}")
     return Response(
@@ -392,26 +408,30 @@ async def snapshot(hub: HubDep, _: MediaUser, event_id: str) -> Response:
 
 # exclude_unset: "group" only appears for a grid that spans several sites.
 @router.post("/announcements", status_code=202, response_model_exclude_unset=True)
-async def announce(hub: HubDep, user: ActingUser, body: AnnouncementRequest) -> AnnouncementOut:
-    shaped = await hub.announcer.announce(body, user.username)
+async def announce(
+    announcer: AnnouncerDep, user: ActingUser, body: AnnouncementRequest
+) -> AnnouncementOut:
+    shaped = await announcer.announce(body, user.username)
     return AnnouncementOut.model_validate(shaped)
 
 
 @router.get("/announcements/{announcement_id}", response_model_exclude_unset=True)
-async def get_announcement(hub: HubDep, _: CurrentUser, announcement_id: str) -> AnnouncementOut:
-    shaped = await hub.announcer.get(announcement_id)
+async def get_announcement(
+    announcer: AnnouncerDep, _: CurrentUser, announcement_id: str
+) -> AnnouncementOut:
+    shaped = await announcer.get(announcement_id)
     if shaped is None:
         raise ApiError(404, "not_found", f"no announcement {announcement_id!r}")
     return AnnouncementOut.model_validate(shaped)
 
 
 @router.get("/audio/{name}", response_class=FileResponse)
-async def audio(hub: HubDep, name: str) -> FileResponse:
+async def audio(settings: SettingsDep, name: str) -> FileResponse:
     """Rendered audio by content hash; no login, since edges and speakers fetch it."""
     match = _AUDIO_NAME.match(name)
     if match is None:
         raise ApiError(404, "not_found", "audio is named <sha256>.<wav|mp3|ulaw>")
-    path = hub.settings.audio_dir / name
+    path = settings.audio_dir / name
     if not path.is_file():
         raise ApiError(404, "not_found", f"no audio {name}")
     return FileResponse(
@@ -419,56 +439,3 @@ async def audio(hub: HubDep, name: str) -> FileResponse:
         media_type=_AUDIO_TYPES[match.group(2)],
         headers={"Cache-Control": "public, max-age=31536000, immutable"},
     )
-
-
-# --- health and metrics ----------------------------------------------------------
-
-
-@root.get("/healthz", responses={503: {"model": HealthOut}})
-async def healthz(hub: HubDep) -> JSONResponse:
-    broker = hub.link.connected
-    influx = await hub.influx.ping()
-    store = await hub.store.ping()
-    ok = broker and influx and store
-    body = HealthOut(status="ok" if ok else "degraded", broker=broker, influx=influx, store=store)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
-
-
-async def _gate(hub: HubDep, bearer: str | None, access: str, what: str) -> None:
-    """``metrics_access`` / ``openapi_access``: open, a logged-in user, or nobody (404)."""
-    if access == "off":
-        raise ApiError(404, "not_found", f"{what} is turned off on this hub")
-    if access == "login" and await hub.auth.session_for(bearer) is None:
-        raise ApiError(401, "unauthorized", f"{what} needs a bearer token on this hub")
-
-
-@root.get(
-    "/metrics",
-    response_class=Response,
-    responses={
-        200: {"content": {"text/plain": {}}},
-        401: {"model": ErrorOut},
-        404: {"model": ErrorOut},
-    },
-)
-async def metrics(hub: HubDep, bearer: Annotated[str | None, Depends(bearer_token)]) -> Response:
-    """Prometheus metrics; who may read them is ``RIVERGUARD_METRICS_ACCESS``."""
-    await _gate(hub, bearer, hub.settings.metrics_access, "/metrics")
-    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-@root.get("/api/openapi.json", include_in_schema=False)
-async def openapi(
-    hub: HubDep, request: Request, bearer: Annotated[str | None, Depends(bearer_token)]
-) -> JSONResponse:
-    await _gate(hub, bearer, hub.settings.openapi_access, "the OpenAPI document")
-    return JSONResponse(request.app.openapi())
-
-
-@root.get("/api/docs", include_in_schema=False)
-async def docs(hub: HubDep) -> HTMLResponse:
-    if hub.settings.openapi_access != "open":
-        raise ApiError(404, "not_found", "the API page needs openapi_access open on this hub")
-    page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="Riverguard hub")
-    page.headers["Content-Security-Policy"] = DOCS_CSP
-    return page

@@ -15,14 +15,26 @@ from starlette.formparsers import MultiPartException
 
 from hub.announcer import shape
 from hub.api import query_time
+from hub.audio_desk import AudioDesk
 from hub.clips import MAX_TITLE, MAX_UPLOAD_BYTES, ClipInfo, clean_tags
-from hub.deps import ActingUser, CurrentUser, HubDep, SupervisorUser
+from hub.clock import Clock
+from hub.deps import (
+    ActingUser,
+    AudioDep,
+    ClockDep,
+    CurrentUser,
+    PictureDep,
+    SchedulesDep,
+    SettingsDep,
+    StoreDep,
+    SupervisorUser,
+)
 from hub.errors import ApiError, AudioRejected
-from hub.picture import audio_url
+from hub.picture import Picture, audio_url
 from hub.profiles import Profile, ProfileName
 from hub.schedules import ScheduleIn, SchedulePatch
 from hub.schemas import AnnouncementOut, ErrorOut
-from hub.store import AuditEntry
+from hub.store import AuditEntry, Store
 from hub.tts import MAX_TEXT
 from riverguard.wire.models import IDENT_PATTERN
 
@@ -81,8 +93,8 @@ class SpeechIn(BaseModel):
     voice: str = Field(min_length=1, max_length=40)
 
 
-def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
-    clip = hub.picture.clips.get(info.id)
+def _clip_out(picture: Picture, base_url: str, info: ClipInfo) -> ClipOut:
+    clip = picture.clips.get(info.id)
     return ClipOut(
         id=info.id,
         title=info.title,
@@ -90,7 +102,7 @@ def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
         sha256=clip.sha256 if clip else info.sha256,
         format=clip.format if clip else "wav",
         duration_ms=clip.duration_ms if clip else info.duration_ms,
-        url=audio_url(hub.settings.base_url, clip) if clip else "",
+        url=audio_url(base_url, clip) if clip else "",
         source=info.source,
         name_zh=info.name_zh,
         name_en=info.name_en,
@@ -108,17 +120,18 @@ def _clip_out(hub: HubDep, info: ClipInfo) -> ClipOut:
 
 
 async def _audit(
-    hub: HubDep,
+    store: Store,
+    clock: Clock,
     username: str,
     action: str,
     target: str,
-    detail: str,
     *,
+    detail: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
     entry = AuditEntry(
-        ts=hub.desk.clock.now(),
+        ts=clock.now(),
         username=username,
         action=action,
         target=target,
@@ -126,11 +139,11 @@ async def _audit(
         after=after,
         detail=detail,
     )
-    await hub.store.audit([entry])
+    await store.audit([entry])
 
 
-def _info(hub: HubDep, clip_id: str) -> ClipInfo:
-    info = hub.audio.library.get(clip_id)
+def _info(audio: AudioDesk, clip_id: str) -> ClipInfo:
+    info = audio.library.get(clip_id)
     if info is None:
         raise ApiError(404, "not_found", f"no clip {clip_id!r}")
     return info
@@ -140,23 +153,27 @@ def _info(hub: HubDep, clip_id: str) -> ClipInfo:
 
 
 @router.get("/clips")
-async def list_clips(hub: HubDep, _: CurrentUser) -> list[ClipOut]:
+async def list_clips(
+    *, audio: AudioDep, picture: PictureDep, settings: SettingsDep, _: CurrentUser
+) -> list[ClipOut]:
     """Every clip: the sites' default warnings, the built-in warnings, uploads and speech."""
-    listed = {info.id for info in hub.audio.library.all()}
+    listed = {info.id for info in audio.library.all()}
     sites = [
-        ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
-        for clip in hub.picture.clips.values()
+        ClipOut.model_validate(picture.clip_item(clip, settings.base_url))
+        for clip in picture.clips.values()
         if clip.id not in listed
     ]
-    return sites + [_clip_out(hub, info) for info in hub.audio.library.all()]
+    return sites + [_clip_out(picture, settings.base_url, info) for info in audio.library.all()]
 
 
 @router.get("/clips/{clip_id}")
-async def get_clip(hub: HubDep, _: CurrentUser, clip_id: str) -> ClipOut:
-    clip = hub.picture.clips.get(clip_id)
-    if hub.audio.library.get(clip_id) is None and clip is not None:
-        return ClipOut.model_validate(hub.picture.clip_item(clip, hub.settings.base_url))
-    return _clip_out(hub, _info(hub, clip_id))
+async def get_clip(
+    *, audio: AudioDep, picture: PictureDep, settings: SettingsDep, _: CurrentUser, clip_id: str
+) -> ClipOut:
+    clip = picture.clips.get(clip_id)
+    if audio.library.get(clip_id) is None and clip is not None:
+        return ClipOut.model_validate(picture.clip_item(clip, settings.base_url))
+    return _clip_out(picture, settings.base_url, _info(audio, clip_id))
 
 
 # The largest upload request (hub/security.py refuses larger ones unread).
@@ -207,7 +224,16 @@ def _field(form: FormData, name: str, *, min_length: int = 0, max_length: int) -
     status_code=201,
     openapi_extra=_UPLOAD_FORM,
 )
-async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> ClipOut:
+async def upload_clip(
+    *,
+    audio: AudioDep,
+    picture: PictureDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+    request: Request,
+    user: SupervisorUser,
+) -> ClipOut:
     """Upload a clip: checked, trimmed of silence, normalised; the upload is kept as master.
 
     The login is checked and the declared size refused before the body is read, and
@@ -215,7 +241,7 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
-        hub.audio.count_rejected("too_large")
+        audio.count_rejected("too_large")
         raise ApiError(413, "too_large", _TOO_LARGE)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send a multipart/form-data form")
@@ -223,7 +249,7 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
         form = await request.form(max_files=1, max_fields=8, max_part_size=_FORM_OVERHEAD)
     except StarletteHTTPException as exc:
         if exc.status_code == 413:
-            hub.audio.count_rejected("too_large")
+            audio.count_rejected("too_large")
             raise ApiError(413, "too_large", _TOO_LARGE) from None
         raise ApiError(422, "invalid_request", f"the form: {exc.detail}") from None
     except (MultiPartException, ValueError) as exc:
@@ -241,14 +267,14 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
         while chunk := await upload.read(_CHUNK):
             size += len(chunk)
             if size > MAX_UPLOAD_BYTES:
-                hub.audio.count_rejected("too_large")
+                audio.count_rejected("too_large")
                 raise ApiError(413, "too_large", _TOO_LARGE)
             chunks.append(chunk)
     finally:
         # The spooled file parts: removed now, not when collected.
         await form.close()
     try:
-        info = await hub.audio.add_upload(
+        info = await audio.add_upload(
             b"".join(chunks),
             title=title,
             created_by=user.username,
@@ -257,28 +283,50 @@ async def upload_clip(hub: HubDep, request: Request, user: SupervisorUser) -> Cl
             tags=clean_tags(tags.split(",")),
         )
     except AudioRejected as exc:
-        hub.audio.count_rejected(exc.code)
+        audio.count_rejected(exc.code)
         raise
-    out = _clip_out(hub, info)
-    await _audit(hub, user.username, "clip", info.id, "upload", after=out.model_dump())
+    out = _clip_out(picture, settings.base_url, info)
+    await _audit(
+        store, clock, user.username, "clip", info.id, detail="upload", after=out.model_dump()
+    )
     return out
 
 
 @router.patch("/clips/{clip_id}")
-async def edit_clip(hub: HubDep, user: SupervisorUser, clip_id: str, body: ClipPatch) -> ClipOut:
-    before = _clip_out(hub, _info(hub, clip_id)).model_dump()
+async def edit_clip(
+    *,
+    audio: AudioDep,
+    picture: PictureDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: SupervisorUser,
+    clip_id: str,
+    body: ClipPatch,
+) -> ClipOut:
+    before = _clip_out(picture, settings.base_url, _info(audio, clip_id)).model_dump()
     changes: dict[str, Any] = body.model_dump(exclude_none=True)
     if "tags" in changes:
         changes["tags"] = clean_tags(changes["tags"])
-    info = hub.audio.library.update(clip_id, **changes)
-    out = _clip_out(hub, info)
-    await _audit(hub, user.username, "clip", clip_id, "edit", before=before, after=out.model_dump())
+    info = audio.library.update(clip_id, **changes)
+    out = _clip_out(picture, settings.base_url, info)
+    await _audit(
+        store,
+        clock,
+        user.username,
+        "clip",
+        clip_id,
+        detail="edit",
+        before=before,
+        after=out.model_dump(),
+    )
     return out
 
 
 @router.get("/clips/{clip_id}/render")
 async def render_clip(
-    hub: HubDep,
+    audio: AudioDep,
+    settings: SettingsDep,
     *,
     _: CurrentUser,
     clip_id: str,
@@ -288,29 +336,31 @@ async def render_clip(
     gap_ms: Annotated[int, Query(ge=0, le=10_000)] = 800,
 ) -> RenderedOut:
     """The clip rendered for a speaker profile (cached by content hash)."""
-    info = _info(hub, clip_id)
+    info = _info(audio, clip_id)
     wanted = Profile(profile, chime=chime, repeat=repeat, gap_ms=gap_ms)
     # ffmpeg encodes ulaw and mp3 in a subprocess: keep the loop free.
-    rendered = await asyncio.to_thread(hub.audio.library.render, info, wanted)
+    rendered = await asyncio.to_thread(audio.library.render, info, wanted)
     return RenderedOut(
         clip_id=info.id,
         profile=profile,
         sha256=rendered.sha256,
         format=rendered.format,
         duration_ms=rendered.duration_ms,
-        url=f"{hub.settings.base_url.rstrip('/')}/api/audio/{rendered.sha256}.{rendered.format}",
+        url=f"{settings.base_url.rstrip('/')}/api/audio/{rendered.sha256}.{rendered.format}",
     )
 
 
 @router.post("/tts", status_code=201)
-async def speak(hub: HubDep, user: ActingUser, body: SpeechIn) -> ClipOut:
+async def speak(
+    *, audio: AudioDep, picture: PictureDep, settings: SettingsDep, user: ActingUser, body: SpeechIn
+) -> ClipOut:
     """Render a text with espeak-ng (cmn, yue, en) into a clip; the same text is rendered once."""
     try:
-        info = await hub.audio.speak(body.text, body.voice, created_by=user.username)
+        info = await audio.speak(body.text, body.voice, created_by=user.username)
     except AudioRejected as exc:
-        hub.audio.count_rejected(exc.code)
+        audio.count_rejected(exc.code)
         raise
-    return _clip_out(hub, info)
+    return _clip_out(picture, settings.base_url, info)
 
 
 # --- announcement history ----------------------------------------------------------
@@ -318,7 +368,8 @@ async def speak(hub: HubDep, user: ActingUser, body: SpeechIn) -> ClipOut:
 
 @router.get("/announcements", response_model_exclude_unset=True)
 async def list_announcements(
-    hub: HubDep,
+    store: StoreDep,
+    clock: ClockDep,
     _: CurrentUser,
     *,
     site: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
@@ -327,8 +378,8 @@ async def list_announcements(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AnnouncementOut]:
     """Announcements with each speaker's states and their history, newest first."""
-    start = query_time(since, "since") or hub.desk.clock.now() - _HISTORY
-    records = await hub.store.recent_announcements(start)
+    start = query_time(since, "since") or clock.now() - _HISTORY
+    records = await store.recent_announcements(start)
     chosen = [
         r
         for r in reversed(records)
@@ -341,20 +392,29 @@ async def list_announcements(
 
 
 @router.get("/schedules")
-async def list_schedules(hub: HubDep, _: CurrentUser) -> list[dict[str, Any]]:
-    return [s.shape() for s in hub.audio.schedules.all()]
+async def list_schedules(schedules: SchedulesDep, _: CurrentUser) -> list[dict[str, Any]]:
+    return [s.shape() for s in schedules.all()]
 
 
 @router.post("/schedules", status_code=201)
-async def create_schedule(hub: HubDep, user: SupervisorUser, body: ScheduleIn) -> dict[str, Any]:
-    created = (await hub.audio.schedules.create(body, user.username)).shape()
-    await _audit(hub, user.username, "schedule", created["id"], "create", after=created)
+async def create_schedule(
+    *,
+    schedules: SchedulesDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: SupervisorUser,
+    body: ScheduleIn,
+) -> dict[str, Any]:
+    created = (await schedules.create(body, user.username)).shape()
+    await _audit(
+        store, clock, user.username, "schedule", created["id"], detail="create", after=created
+    )
     return created
 
 
 @router.get("/schedules/{schedule_id}")
-async def get_schedule(hub: HubDep, _: CurrentUser, schedule_id: str) -> dict[str, Any]:
-    found = hub.audio.schedules.get(schedule_id)
+async def get_schedule(schedules: SchedulesDep, _: CurrentUser, schedule_id: str) -> dict[str, Any]:
+    found = schedules.get(schedule_id)
     if found is None:
         raise ApiError(404, "not_found", f"no schedule {schedule_id!r}")
     return found.shape()
@@ -362,19 +422,43 @@ async def get_schedule(hub: HubDep, _: CurrentUser, schedule_id: str) -> dict[st
 
 @router.patch("/schedules/{schedule_id}")
 async def edit_schedule(
-    hub: HubDep, user: SupervisorUser, schedule_id: str, body: SchedulePatch
+    *,
+    schedules: SchedulesDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: SupervisorUser,
+    schedule_id: str,
+    body: SchedulePatch,
 ) -> dict[str, Any]:
-    found = hub.audio.schedules.get(schedule_id)
+    found = schedules.get(schedule_id)
     before = found.shape() if found else None
-    changed = (await hub.audio.schedules.update(schedule_id, body, user.username)).shape()
+    changed = (await schedules.update(schedule_id, body, user.username)).shape()
     detail = "pause" if body.paused else "resume" if body.paused is False else "edit"
-    await _audit(hub, user.username, "schedule", schedule_id, detail, before=before, after=changed)
+    await _audit(
+        store,
+        clock,
+        user.username,
+        "schedule",
+        schedule_id,
+        detail=detail,
+        before=before,
+        after=changed,
+    )
     return changed
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
-async def delete_schedule(hub: HubDep, user: SupervisorUser, schedule_id: str) -> None:
-    found = hub.audio.schedules.get(schedule_id)
-    await hub.audio.schedules.delete(schedule_id, user.username)
+async def delete_schedule(
+    *,
+    schedules: SchedulesDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: SupervisorUser,
+    schedule_id: str,
+) -> None:
+    found = schedules.get(schedule_id)
+    await schedules.delete(schedule_id, user.username)
     before = found.shape() if found else None
-    await _audit(hub, user.username, "schedule", schedule_id, "delete", before=before)
+    await _audit(
+        store, clock, user.username, "schedule", schedule_id, detail="delete", before=before
+    )

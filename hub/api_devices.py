@@ -14,10 +14,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from hub.deps import AdminUser, HubDep
+from hub.clock import Clock
+from hub.deps import AdminUser, ClockDep, ConfigDep, SettingsDep, StoreDep
 from hub.errors import ApiError
 from hub.schemas import ErrorOut
-from hub.store import AuditEntry
+from hub.settings import HubSettings
+from hub.store import AuditEntry, Store
+from riverguard.config import Config
 from riverguard.provisioning import (
     BrokerControlError,
     DeviceLoginStore,
@@ -60,34 +63,35 @@ class ConnectionSettingsOut(BaseModel):
     subscribe: list[str]
 
 
-def _provisioner(hub: HubDep) -> Provisioner:
-    settings = hub.settings
+def _provisioner(settings: HubSettings, config: Config) -> Provisioner:
     if settings.device_logins_file is None or settings.broker_admin is None:
         raise ApiError(503, "not_configured", "device login provisioning is not configured")
     return Provisioner(
-        hub.config,
+        config,
         DeviceLoginStore(settings.device_logins_file),
         settings.broker_admin,
         public_host=settings.broker_public_host,
     )
 
 
-def _device(hub: HubDep, device: str) -> None:
-    if device not in hub.config.device_by_id:
+def _device(config: Config, device: str) -> None:
+    if device not in config.device_by_id:
         raise ApiError(404, "not_found", f"no device {device!r} in the configuration")
 
 
-async def _audit(hub: HubDep, username: str, device: str, detail: str) -> None:
-    item = hub.config.device_by_id[device]
+async def _audit(
+    store: Store, clock: Clock, config: Config, username: str, device: str, *, detail: str
+) -> None:
+    item = config.device_by_id[device]
     entry = AuditEntry(
-        ts=hub.desk.clock.now(),
+        ts=clock.now(),
         username=username,
         action="device_login",
         target=device,
         after={"device": device, "site": item.site, "type": item.type},
         detail=detail,
     )
-    await hub.store.audit([entry])
+    await store.audit([entry])
 
 
 def _refused(exc: ProvisioningError) -> ApiError:
@@ -97,43 +101,69 @@ def _refused(exc: ProvisioningError) -> ApiError:
 
 
 @router.get("")
-async def list_device_logins(hub: HubDep, _: AdminUser) -> list[DeviceLoginOut]:
+async def list_device_logins(
+    settings: SettingsDep, config: ConfigDep, _: AdminUser
+) -> list[DeviceLoginOut]:
     try:
-        return [DeviceLoginOut(**row) for row in _provisioner(hub).list()]
+        return [DeviceLoginOut(**row) for row in _provisioner(settings, config).list()]
     except ProvisioningError as exc:
         raise _refused(exc) from None
 
 
 @router.post("/{device}")
-async def add_device_login(hub: HubDep, user: AdminUser, device: str) -> ConnectionSettingsOut:
+async def add_device_login(
+    *,
+    settings: SettingsDep,
+    config: ConfigDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: AdminUser,
+    device: str,
+) -> ConnectionSettingsOut:
     """A login for a device that has none (never had one, or was revoked)."""
-    _device(hub, device)
+    _device(config, device)
     try:
-        login = await _provisioner(hub).add(device)
+        login = await _provisioner(settings, config).add(device)
     except ProvisioningError as exc:
         raise _refused(exc) from None
-    await _audit(hub, user.username, device, "add")
+    await _audit(store, clock, config, user.username, device, detail="add")
     return ConnectionSettingsOut(**login.connection_settings())
 
 
 @router.post("/{device}/rotate")
-async def rotate_device_login(hub: HubDep, user: AdminUser, device: str) -> ConnectionSettingsOut:
+async def rotate_device_login(
+    *,
+    settings: SettingsDep,
+    config: ConfigDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: AdminUser,
+    device: str,
+) -> ConnectionSettingsOut:
     """A new password; the old one stops working and its connection is closed."""
-    _device(hub, device)
+    _device(config, device)
     try:
-        login = await _provisioner(hub).rotate(device)
+        login = await _provisioner(settings, config).rotate(device)
     except ProvisioningError as exc:
         raise _refused(exc) from None
-    await _audit(hub, user.username, device, "rotate")
+    await _audit(store, clock, config, user.username, device, detail="rotate")
     return ConnectionSettingsOut(**login.connection_settings())
 
 
 @router.delete("/{device}", status_code=204)
-async def revoke_device_login(hub: HubDep, user: AdminUser, device: str) -> None:
+async def revoke_device_login(
+    *,
+    settings: SettingsDep,
+    config: ConfigDep,
+    store: StoreDep,
+    clock: ClockDep,
+    user: AdminUser,
+    device: str,
+) -> None:
     """The login is deleted and a connected device disconnected at once."""
-    _device(hub, device)
+    _device(config, device)
     try:
-        await _provisioner(hub).revoke(device)
+        await _provisioner(settings, config).revoke(device)
     except ProvisioningError as exc:
         raise _refused(exc) from None
-    await _audit(hub, user.username, device, "revoke")
+    await _audit(store, clock, config, user.username, device, detail="revoke")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import api, api_audio, api_devices, ws
+from hub import api, api_audio, api_devices, api_ops, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
@@ -26,7 +27,6 @@ from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
 from hub.desk import AlarmDesk
 from hub.errors import HubError
-from hub.hub import Hub
 from hub.influx import Influx, InfluxWriter
 from hub.influx import http_client as influx_http_client
 from hub.ingest import Ingest
@@ -34,6 +34,8 @@ from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
+from hub.resources import RESOURCES, HubResources
+from hub.schedules import Schedules
 from hub.security import BodyLimit, ConsoleMount, SecurityHeaders, secure_data_dir
 from hub.settings import HubSettings
 from hub.signed_links import LinkSigner
@@ -111,33 +113,38 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
-async def _essential(app: FastAPI, name: str, work: Coroutine[Any, Any, None]) -> None:
+async def _essential(
+    name: str, work: Coroutine[Any, Any, None], on_task_died: Callable[[str], None] | None
+) -> None:
     """A background task the hub cannot do without (ingest, the timers, the writer).
 
     Should one die of a bug, the hub stops with a failure, for its supervisor to
-    start it again, rather than go on serving the console half alive. The
-    server to stop is ``app.state.server`` (``hub.main.make_server`` sets it);
-    without one, the error propagates as before.
+    start it again, rather than go on serving the console half alive: the server
+    is told through ``on_task_died``; without one, the error propagates.
     """
     try:
         await work
     except asyncio.CancelledError:
         raise
     except Exception:
-        server = getattr(app.state, "server", None)
-        if server is None:
+        if on_task_died is None:
             raise
         log.exception("essential task died; stopping the hub", task=name)
-        app.state.failed = name
-        server.should_exit = True
+        on_task_died(name)
 
 
-def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
-    """The hub app; ``clock`` drives its timers and timestamps (tests inject a manual one)."""
+def create_app(
+    settings: HubSettings,
+    clock: Clock | None = None,
+    *,
+    on_task_died: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """The hub app; ``clock`` drives its timers and timestamps (tests inject a manual one);
+    ``on_task_died`` is told the name of an essential task that died (the server stops)."""
     hub_clock: Clock = clock or SystemClock()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Hub]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, HubResources]]:
         config = settings.load_config()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.database_url is None:
@@ -145,22 +152,17 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
         store_url = settings.store_url()
         store = await Store.open(store_url.url, store_url.connect_args)
         try:
-            async with (
-                httpx.AsyncClient() as http,
-                influx_http_client(settings.influx_ca_file) as influx_http,
-            ):
-                hub = await _build(
-                    settings, config, store, http, hub_clock, influx_http=influx_http
-                )
+            async with influx_http_client(settings.influx_ca_file) as influx_http:
+                hub = await _build(settings, config, store, hub_clock, influx_http)
                 async with asyncio.TaskGroup() as tasks:
                     running = [
-                        tasks.create_task(_essential(app, name, work), name=name)
+                        tasks.create_task(_essential(name, work, on_task_died), name=name)
                         for name, work in (
                             ("hub.ingest", hub.ingest.run()),
                             ("hub.influx-writer", hub.writer.run()),
                             ("hub.alarm-timer", hub.desk.run()),
                             ("hub.announce-timeouts", hub.announcer.run()),
-                            ("hub.schedules", hub.audio.schedules.run()),
+                            ("hub.schedules", hub.schedules.run()),
                             ("hub.site-risk", hub.desk.watch_risk()),
                             ("hub.store-checkpoints", store.run_checkpoints()),
                             ("hub.links", hub.links.run(hub.influx, store)),
@@ -169,7 +171,8 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
                     freeze_startup_heap()
                     log.info("hub started", url=settings.base_url)
                     try:
-                        yield {"hub": hub}
+                        # Starlette hands this state to every request (hub/deps.py).
+                        yield {RESOURCES: hub}
                     finally:
                         for task in running:
                             task.cancel()
@@ -197,7 +200,7 @@ def create_app(settings: HubSettings, clock: Clock | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_audio.router)
     app.include_router(api_devices.router)
-    app.include_router(api.root)
+    app.include_router(api_ops.router)
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.
     if settings.console_dir.is_dir():
@@ -212,11 +215,10 @@ async def _build(
     settings: HubSettings,
     config: Config,
     store: Store,
-    http: httpx.AsyncClient,
     clock: Clock,
-    *,
     influx_http: httpx.AsyncClient,
-) -> Hub:
+) -> HubResources:
+    """Every collaborator, each built once with what it needs, in the order they need."""
     metrics = HubMetrics()
     broadcaster = Broadcaster(
         metrics, ring_size=settings.ws_ring_size, queue_size=settings.ws_queue_size
@@ -235,41 +237,9 @@ async def _build(
     # One after another: sites with the same warning text render the same file.
     for site in config.sites:
         picture.add_clip(site.id, await render_site_warning(site, settings.audio_dir))
-    audio = AudioDesk(settings, config, picture, metrics, clock)
+    audio = AudioDesk(settings, picture, metrics, clock)
     await audio.start()
-    desk = AlarmDesk(store, picture, broadcaster, metrics, clock)
-    await desk.load()
-    hasher = PasswordHasher(
-        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
-    )
-    throttle = LoginThrottle(
-        free=settings.login_user_free_failures,
-        max_delay_s=settings.login_user_max_delay_s,
-        address_limit=settings.login_address_failures,
-        window_s=settings.login_window_s,
-    )
-    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
-    auth = Auth(
-        store,
-        settings.token_ttl_s,
-        hasher,
-        clock.now,
-        session_ttl_s=settings.session_ttl_s,
-        throttle=throttle,
-        hash_concurrency=settings.login_hash_concurrency,
-        queue_max=settings.login_queue_max,
-        links=LinkSigner(secret, settings.link_ttl_s),
-    )
-    await auth.sync_users(config, settings.users_file)
-    link = BrokerLink()
-    token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    login = None
-    if settings.influx_username is not None:
-        password = settings.influx_password.get_secret_value() if settings.influx_password else ""
-        login = (settings.influx_username, password)
-    influx = Influx(
-        influx_http, settings.influx_url, settings.influx_database, token, login, metrics=metrics
-    )
+    influx = _influx(settings, influx_http, metrics)
     writer = InfluxWriter(
         store,
         influx,
@@ -277,10 +247,13 @@ async def _build(
         batch_size=settings.influx_batch_size,
         retry_cap_s=settings.influx_retry_cap_s,
         linger_s=settings.influx_linger_s,
+        report=partial(links.report, "influx", "write"),
     )
-    desk.risk_points = writer.add_points
-    writer.report = lambda ok, detail: links.report("influx", "write", ok, detail)
-    desk.start_risk()
+    desk = AlarmDesk(store, picture, broadcaster, metrics, clock, risk_points=writer.add_points)
+    await desk.load()
+    auth = _auth(settings, store, clock)
+    await auth.sync_users(config, settings.users_file)
+    link = BrokerLink()
     announcer = Announcer(
         store=store,
         picture=picture,
@@ -295,7 +268,11 @@ async def _build(
         routine_limit=settings.routine_limit,
         routine_window_s=settings.routine_window_s,
     )
-    audio.schedules.fire = announcer.fire_schedule
+    schedules = Schedules(
+        settings.data_dir / "schedules.json", config, clock, fire=announcer.fire_schedule
+    )
+    # A small file, read once.
+    await asyncio.to_thread(schedules.load)
     ingest = Ingest(
         settings=settings,
         config=config,
@@ -309,12 +286,12 @@ async def _build(
         links=links,
         metrics=metrics,
     )
-    return Hub(
+    return HubResources(
         settings=settings,
         config=config,
+        clock=clock,
         store=store,
         metrics=metrics,
-        http=http,
         influx=influx,
         writer=writer,
         broadcaster=broadcaster,
@@ -326,4 +303,40 @@ async def _build(
         links=links,
         ingest=ingest,
         audio=audio,
+        schedules=schedules,
+    )
+
+
+def _influx(settings: HubSettings, http: httpx.AsyncClient, metrics: HubMetrics) -> Influx:
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    login = None
+    if settings.influx_username is not None:
+        password = settings.influx_password.get_secret_value() if settings.influx_password else ""
+        login = (settings.influx_username, password)
+    return Influx(
+        http, settings.influx_url, settings.influx_database, token, login, metrics=metrics
+    )
+
+
+def _auth(settings: HubSettings, store: Store, clock: Clock) -> Auth:
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+    )
+    throttle = LoginThrottle(
+        free=settings.login_user_free_failures,
+        max_delay_s=settings.login_user_max_delay_s,
+        address_limit=settings.login_address_failures,
+        window_s=settings.login_window_s,
+    )
+    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
+    return Auth(
+        store,
+        settings.token_ttl_s,
+        hasher,
+        clock.now,
+        session_ttl_s=settings.session_ttl_s,
+        throttle=throttle,
+        hash_concurrency=settings.login_hash_concurrency,
+        queue_max=settings.login_queue_max,
+        links=LinkSigner(secret, settings.link_ttl_s),
     )

@@ -1,4 +1,4 @@
-"""The hub's audio: the clip library, speech, renderings per speaker, schedules.
+"""The hub's audio: the clip library, speech, renderings per speaker.
 
 Built by the lifespan. At start it loads the library, renders the built-in
 warnings (Mandarin, Cantonese, English) if this is the first start, and
@@ -18,10 +18,9 @@ from hub.clock import Clock
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.profiles import Profile, ProfileName
-from hub.schedules import Schedules
 from hub.settings import HubSettings
 from hub.tts import Speech
-from riverguard.config import Config, SpeakerDriver
+from riverguard.config import SpeakerDriver
 
 log = structlog.get_logger()
 
@@ -34,7 +33,6 @@ class AudioDesk:
     def __init__(
         self,
         settings: HubSettings,
-        config: Config,
         picture: Picture,
         metrics: HubMetrics,
         clock: Clock,
@@ -44,7 +42,6 @@ class AudioDesk:
         self.clock = clock
         self.library = ClipLibrary(settings.data_dir / "clips", settings.audio_dir)
         self.speech = Speech(self.library)
-        self.schedules = Schedules(settings.data_dir / "schedules.json", config, clock)
         self.rejected = Counter(
             "riverguard_hub_audio_rejected_total",
             "Uploads, texts and renderings refused, by reason",
@@ -59,9 +56,8 @@ class AudioDesk:
         )
 
     async def start(self) -> None:
-        # Reading the library and the schedules is file I/O; rendering is ffmpeg/espeak-ng.
+        # Reading the library is file I/O; rendering is ffmpeg/espeak-ng.
         await asyncio.to_thread(self.library.load)
-        await asyncio.to_thread(self.schedules.load)
         await self.speech.builtins(self.clock.now())
         for info in self.library.all():
             await self.register(info)

@@ -3,30 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Query, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import OAuth2PasswordBearer
 
-from hub.auth import Session, has_role
+from hub.announcer import Announcer
+from hub.audio_desk import AudioDesk
+from hub.auth import Auth, Session, has_role
+from hub.broadcaster import Broadcaster
+from hub.clock import Clock
+from hub.desk import AlarmDesk
 from hub.errors import ApiError
-from hub.hub import Hub
-from hub.store import UserRow
+from hub.influx import Influx
+from hub.link import BrokerLink
+from hub.links import Links
+from hub.metrics import HubMetrics
+from hub.picture import Picture
+from hub.resources import RESOURCES, HubResources
+from hub.schedules import Schedules
+from hub.settings import HubSettings
+from hub.store import Store, UserRow
+from riverguard.config import Config
 
 
-def _hub(request: Request) -> Hub:
-    return cast(Hub, request.state.hub)
+def _resources(connection: HTTPConnection) -> HubResources:
+    return cast(HubResources, getattr(connection.state, RESOURCES))
 
 
-HubDep = Annotated[Hub, Depends(_hub)]
+def _resource(pick: Callable[[HubResources], object]) -> Any:
+    """``Depends`` on one of the hub's resources (built once by the lifespan)."""
+
+    def dependency(connection: HTTPConnection) -> object:
+        return pick(_resources(connection))
+
+    return Depends(dependency)
+
+
+# The few things a route uses, each by itself.
+SettingsDep = Annotated[HubSettings, _resource(lambda hub: hub.settings)]
+ConfigDep = Annotated[Config, _resource(lambda hub: hub.config)]
+ClockDep = Annotated[Clock, _resource(lambda hub: hub.clock)]
+StoreDep = Annotated[Store, _resource(lambda hub: hub.store)]
+MetricsDep = Annotated[HubMetrics, _resource(lambda hub: hub.metrics)]
+InfluxDep = Annotated[Influx, _resource(lambda hub: hub.influx)]
+BroadcasterDep = Annotated[Broadcaster, _resource(lambda hub: hub.broadcaster)]
+PictureDep = Annotated[Picture, _resource(lambda hub: hub.picture)]
+DeskDep = Annotated[AlarmDesk, _resource(lambda hub: hub.desk)]
+AnnouncerDep = Annotated[Announcer, _resource(lambda hub: hub.announcer)]
+AuthDep = Annotated[Auth, _resource(lambda hub: hub.auth)]
+BrokerLinkDep = Annotated[BrokerLink, _resource(lambda hub: hub.link)]
+LinksDep = Annotated[Links, _resource(lambda hub: hub.links)]
+AudioDep = Annotated[AudioDesk, _resource(lambda hub: hub.audio)]
+SchedulesDep = Annotated[Schedules, _resource(lambda hub: hub.schedules)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 # The bearer token, if any, for routes that decide themselves what to do without one.
 bearer_token = _bearer
 
 
-async def _current_session(hub: HubDep, token: Annotated[str | None, Depends(_bearer)]) -> Session:
-    session = await hub.auth.session_for(token)
+async def _current_session(
+    auth: AuthDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Session:
+    session = await auth.session_for(token)
     if session is None:
         raise ApiError(401, "unauthorized", "missing, invalid or expired bearer token")
     return session
@@ -58,7 +98,8 @@ AdminUser = Annotated[UserRow, Depends(_role("admin"))]
 
 
 async def _user_by_header_or_link(
-    hub: HubDep,
+    auth: AuthDep,
+    store: StoreDep,
     request: Request,
     bearer: Annotated[str | None, Depends(_bearer)],
     *,
@@ -74,7 +115,7 @@ async def _user_by_header_or_link(
     """For URLs a browser loads by itself (a download, a printable page), which cannot
     send a header: the bearer header, or a signed link (``POST /api/links``)."""
     if bearer:
-        session = await hub.auth.session_for(bearer)
+        session = await auth.session_for(bearer)
         if session is None:
             raise ApiError(401, "unauthorized", "missing, invalid or expired bearer token")
         return session.user
@@ -86,10 +127,10 @@ async def _user_by_header_or_link(
         )
     if u is None or exp is None or sig is None:
         raise ApiError(401, "unauthorized", "missing bearer token or signed link")
-    if not hub.auth.links.verify(request.url.path, u, exp, sig, n):
+    if not auth.links.verify(request.url.path, u, exp, sig, n):
         raise ApiError(401, "unauthorized", "invalid or expired link")
-    user = await hub.store.get_user(u)
-    if user is None or user.username not in hub.auth.enabled:
+    user = await store.get_user(u)
+    if user is None or user.username not in auth.enabled:
         raise ApiError(401, "unauthorized", "invalid or expired link")
     return user
 

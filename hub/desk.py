@@ -21,7 +21,7 @@ import structlog
 
 from hub import alarms as rules
 from hub.broadcaster import Broadcaster
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 from hub.errors import AlarmNotFound, StoreError
 from hub.influx import risk_line
 from hub.metrics import HubMetrics
@@ -44,21 +44,23 @@ class AlarmDesk:
         picture: Picture,
         broadcaster: Broadcaster,
         metrics: HubMetrics,
-        clock: Clock | None = None,
+        clock: Clock,
+        *,
+        risk_points: Callable[[list[str]], None],
     ) -> None:
         self.store = store
         self.picture = picture
         self.config = picture.config
         self.broadcaster = broadcaster
         self.metrics = metrics
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
         self.lock = asyncio.Lock()
         self._resolved = 0
         # Set whenever an alarm changes, so the timer recomputes its next wake-up.
         self._wake = asyncio.Event()
         # The risk state each site was last pushed with, and where site_risk points go.
         self._shown: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self.risk_points: Callable[[list[str]], None] | None = None
+        self.risk_points = risk_points
         self.risk_check_s = 30.0
         self._fenced = {
             (device.site, zone)
@@ -68,12 +70,11 @@ class AlarmDesk:
         }
 
     async def load(self) -> None:
+        """The alarm gauges, and every site's risk as it is at start-up (written to
+        InfluxDB, not pushed)."""
         counts = await self.store.count_alarms_by_state()
         self._resolved = counts.get("resolved", 0)
         self._update_gauges()
-
-    def start_risk(self) -> None:
-        """Record every site's risk as it is at start-up (written to InfluxDB, not pushed)."""
         for site in self.config.sites:
             self._shown[site.id] = self.picture.risk_state(site.id)
             self._write_risk(site.id)
@@ -129,8 +130,6 @@ class AlarmDesk:
                 self._write_risk(site)
 
     def _write_risk(self, site: str) -> None:
-        if self.risk_points is None:
-            return
         assessment = self.picture.assess(site)
         self.risk_points([risk_line(site, assessment, self.clock.now())])
 

@@ -411,6 +411,7 @@ class InfluxWriter:
         retry_cap_s: float = 5.0,
         linger_s: float = 0.2,
         memory_limit: int = 10_000,  # ~10-20 MB of events; past it, the store has them
+        report: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.store = store
         self.influx = influx
@@ -430,7 +431,7 @@ class InfluxWriter:
         # they are a chart's history, not a record, and the newest matter most.
         self._extra: deque[str] = deque(maxlen=10_000)
         # Told each write's outcome (ok, error): the consoles' InfluxDB link state.
-        self.report: Callable[[bool, str], None] = lambda ok, detail: None
+        self.report: Callable[[bool, str], None] = report or (lambda ok, detail: None)
 
     def add_points(self, lines: list[str]) -> None:
         self._extra.extend(lines)

@@ -156,11 +156,11 @@ Fire = Callable[[Schedule], Awaitable[str]]
 
 
 class Schedules:
-    def __init__(self, path: Path, config: Config, clock: Clock) -> None:
+    def __init__(self, path: Path, config: Config, clock: Clock, fire: Fire) -> None:
         self.path = path
         self.config = config
         self.clock = clock
-        self.fire: Fire | None = None
+        self.fire = fire
         self._items: dict[str, Schedule] = {}
         self._next: dict[str, datetime | None] = {}
         self._wake = asyncio.Event()
@@ -276,7 +276,7 @@ class Schedules:
         if item is None or at is None:
             return
         result = "skipped: missed while the hub was down"
-        if now - at <= LATE_GRACE and self.fire is not None:
+        if now - at <= LATE_GRACE:
             try:
                 result = await self.fire(item)
             except HubError as exc:

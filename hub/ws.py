@@ -19,15 +19,25 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from hub.auth import Session, has_role
+from hub.announcer import Announcer
+from hub.auth import Auth, Session, has_role
 from hub.broadcaster import Client, encode
-from hub.hub import Hub
+from hub.deps import (
+    AnnouncerDep,
+    AuthDep,
+    BroadcasterDep,
+    LinksDep,
+    PictureDep,
+    SettingsDep,
+)
+from hub.links import Links
+from hub.picture import Picture
 from hub.store import UserRow
 from riverguard.wire.models import CLIENT_OP, SubscribeOp
 from riverguard.wire.socket_auth import SUBPROTOCOL, AuthOp, bearer_from
@@ -70,8 +80,9 @@ class _Forbidden(Exception):
     """The client's role may not do that operation."""
 
 
-async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
-    picture = hub.picture
+async def hello_data(
+    picture: Picture, announcer: Announcer, links: Links, user: UserRow, seq: int
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "user": {"username": user.username, "name": user.name, "role": user.role},
@@ -79,12 +90,12 @@ async def hello_data(hub: Hub, user: UserRow, seq: int) -> dict[str, Any]:
         "sites": picture.site_items(),
         "devices": picture.device_items(),
         "edges": picture.edge_items(),
-        "announcements": await hub.announcer.recent(utcnow() - RECENT_ANNOUNCEMENTS),
-        "links": hub.links.data(),
+        "announcements": await announcer.recent(utcnow() - RECENT_ANNOUNCEMENTS),
+        "links": links.data(),
     }
 
 
-async def _authenticate(hub: Hub, websocket: WebSocket) -> Session | None:
+async def _authenticate(auth: Auth, websocket: WebSocket) -> Session | None:
     """Accept the socket and find its session: from the bearer subprotocol, else from
     a first ``auth`` message within ``AUTH_TIMEOUT_S``. None: closed with 4401."""
     offered = websocket.scope.get("subprotocols", [])
@@ -100,7 +111,7 @@ async def _authenticate(hub: Hub, websocket: WebSocket) -> Session | None:
             token = AuthOp.model_validate_json(first).token
         except (TimeoutError, ValidationError, KeyError, RuntimeError, WebSocketDisconnect):
             token = None
-    session = await hub.auth.session_for(token)
+    session = await auth.session_for(token)
     if session is None:
         with contextlib.suppress(RuntimeError):  # the client may have gone already
             await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
@@ -110,18 +121,24 @@ async def _authenticate(hub: Hub, websocket: WebSocket) -> Session | None:
 @router.websocket("/api/ws")
 async def console_socket(
     websocket: WebSocket,
+    *,
+    auth: AuthDep,
+    broadcaster: BroadcasterDep,
+    settings: SettingsDep,
+    picture: PictureDep,
+    announcer: AnnouncerDep,
+    links: LinksDep,
     since: Annotated[int | None, Query(ge=0)] = None,
     events: Annotated[str | None, Query(max_length=2000)] = None,
     batch: bool = False,
 ) -> None:
-    hub = cast(Hub, websocket.state.hub)
-    session = await _authenticate(hub, websocket)
+    session = await _authenticate(auth, websocket)
     if session is None:
         return
     user = session.user
     sites = {s for s in (events or "").split(",") if s}
-    client = Client(hub.settings.ws_queue_size, sites)
-    seq, replay = hub.broadcaster.attach(client, since)
+    client = Client(settings.ws_queue_size, sites)
+    seq, replay = broadcaster.attach(client, since)
     code, reason = 1000, ""
     # One writer at a time: live messages and heartbeats share the socket.
     sending = asyncio.Lock()
@@ -129,9 +146,8 @@ async def console_socket(
         frame = _batch_frame if batch else _single_frame
         size = BATCH_MAX if batch else 1
         if replay is None:
-            await websocket.send_text(
-                frame([encode(seq, "hello", await hello_data(hub, user, seq))])
-            )
+            hello = await hello_data(picture, announcer, links, user, seq)
+            await websocket.send_text(frame([encode(seq, "hello", hello)]))
         else:
             wanted = [envelope.text for envelope in replay if client.wants(envelope)]
             for start in range(0, len(wanted), size):
@@ -141,14 +157,14 @@ async def console_socket(
                 _send(websocket, client, frame, size, sending), name=f"ws[{user.username}].send"
             )
             tasks.create_task(
-                _heartbeat(websocket, frame, hub.settings.ws_heartbeat_s, sending),
+                _heartbeat(websocket, frame, settings.ws_heartbeat_s, sending),
                 name=f"ws[{user.username}].heartbeat",
             )
             tasks.create_task(
                 _receive(websocket, client, user), name=f"ws[{user.username}].receive"
             )
             tasks.create_task(_watch(client), name=f"ws[{user.username}].watch")
-            tasks.create_task(_watch_session(hub, session), name=f"ws[{user.username}].session")
+            tasks.create_task(_watch_session(auth, session), name=f"ws[{user.username}].session")
     except* _SessionEnded:
         code, reason = CLOSE_UNAUTHORIZED, "session ended"
     except* _TooSlow:
@@ -161,7 +177,7 @@ async def console_socket(
     except* WebSocketDisconnect:
         code = 0
     finally:
-        hub.broadcaster.detach(client)
+        broadcaster.detach(client)
     if code:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -206,10 +222,10 @@ async def _heartbeat(
             await websocket.send_text(text)
 
 
-async def _watch_session(hub: Hub, session: Session) -> None:
+async def _watch_session(auth: Auth, session: Session) -> None:
     while True:
         await asyncio.sleep(SESSION_CHECK_S)
-        if not await hub.auth.session_alive(session):
+        if not await auth.session_alive(session):
             raise _SessionEnded
 
 

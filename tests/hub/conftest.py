@@ -14,14 +14,12 @@ from typing import Any, cast
 import aiomqtt
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from hub.app import create_app
 from hub.clock import Clock
-from hub.hub import Hub
-from hub.main import make_server
+from hub.main import HubServer
+from hub.resources import RESOURCES, HubResources
 from hub.settings import HubSettings
 from riverguard.config import load_config
 from riverguard.hub_session import HubSession
@@ -77,7 +75,7 @@ def hub_settings(
 @dataclass
 class RunningHub:
     settings: HubSettings
-    server: uvicorn.Server
+    server: HubServer
     http: httpx.AsyncClient
 
     @property
@@ -85,9 +83,9 @@ class RunningHub:
         return self.settings.base_url
 
     @property
-    def hub(self) -> Hub:
+    def hub(self) -> HubResources:
         """The live resources, for assertions on what the network does not show."""
-        return cast(Hub, self.server.lifespan.state["hub"])
+        return cast(HubResources, self.server.lifespan.state[RESOURCES])
 
     async def token(self, username: str = "officer-li") -> str:
         session = await HubSession.login_async(self.http, username, PASSWORDS[username])
@@ -123,7 +121,7 @@ class RunningHub:
 @asynccontextmanager
 async def run_hub(settings: HubSettings, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
     """Serve the hub in this event loop until the block ends; wait for its broker session."""
-    server = make_server(create_app(settings, clock), settings)
+    server = HubServer(settings, clock)
     task = asyncio.create_task(server.serve(), name="test.hub")
     try:
         await wait_for(lambda: server.started or task.done(), what="hub to start")

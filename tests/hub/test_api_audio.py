@@ -446,7 +446,7 @@ async def test_scheduled_announcement_fires_on_the_injected_clock(
         _, fired = await inbox.wait_for(lambda m: m[0].endswith("/announce"))
 
         async def counted() -> bool:
-            found = hub.hub.audio.schedules.get(schedule["id"])
+            found = hub.hub.schedules.get(schedule["id"])
             return found is not None and found.item.fired_count == 1
 
         await wait_for(counted, what="the schedule's first firing recorded")
@@ -597,7 +597,7 @@ async def test_a_failing_schedule_is_recorded_and_others_still_fire(
 
         async def both_fired() -> bool:
             return all(
-                (found := hub.hub.audio.schedules.get(r.json()["id"])) is not None
+                (found := hub.hub.schedules.get(r.json()["id"])) is not None
                 and found.item.fired_count == 1
                 for r in (broken, good)
             )

@@ -24,7 +24,7 @@ from schemathesis.openapi import from_dict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from hub.app import create_app
-from hub.main import make_server
+from hub.main import HubServer
 from hub.settings import HubSettings
 from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
@@ -66,7 +66,7 @@ def fuzzed_hub(
         login_user_free_failures=1_000_000,
         login_queue_max=100,
     )
-    server = make_server(create_app(hub_settings), hub_settings)
+    server = HubServer(hub_settings)
     thread = threading.Thread(target=server.run, name="test.fuzzed-hub")
     thread.start()
     try:

@@ -7,7 +7,6 @@ import json
 
 import aiomqtt
 import pytest
-from fastapi import FastAPI
 
 from hub.desk import AlarmDesk
 from riverguard.testing import wait_for
@@ -86,6 +85,4 @@ async def test_a_dead_essential_task_stops_the_hub_with_a_failure(
     monkeypatch.setattr(AlarmDesk, "watch_risk", dies)
     async with run_hub(make_settings()) as running:
         await wait_for(lambda: running.server.should_exit, what="the hub to stop itself")
-        app = running.server.config.app
-        assert isinstance(app, FastAPI)
-        assert "hub.site-risk" == app.state.failed
+        assert "hub.site-risk" == running.server.failed

@@ -1,15 +1,15 @@
-"""The running hub's resources, built and owned by the FastAPI lifespan."""
+"""The running hub's resources: built once by the FastAPI lifespan (hub/app.py),
+given to each route one by one (hub/deps.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from hub.announcer import Announcer
 from hub.audio_desk import AudioDesk
 from hub.auth import Auth
 from hub.broadcaster import Broadcaster
+from hub.clock import Clock
 from hub.desk import AlarmDesk
 from hub.influx import Influx, InfluxWriter
 from hub.ingest import Ingest
@@ -17,18 +17,22 @@ from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
+from hub.schedules import Schedules
 from hub.settings import HubSettings
 from hub.store import Store
 from riverguard.config import Config
 
+# The key of the lifespan's state (Starlette's ``request.state``) that holds them.
+RESOURCES = "resources"
+
 
 @dataclass(frozen=True)
-class Hub:
+class HubResources:
     settings: HubSettings
     config: Config
+    clock: Clock
     store: Store
     metrics: HubMetrics
-    http: httpx.AsyncClient
     influx: Influx
     writer: InfluxWriter
     broadcaster: Broadcaster
@@ -40,3 +44,4 @@ class Hub:
     links: Links
     ingest: Ingest
     audio: AudioDesk
+    schedules: Schedules
