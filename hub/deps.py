@@ -35,7 +35,8 @@ def _resources(connection: HTTPConnection) -> HubResources:
 def _resource(pick: Callable[[HubResources], object]) -> Any:
     """``Depends`` on one of the hub's resources (built once by the lifespan)."""
 
-    def dependency(connection: HTTPConnection) -> object:
+    # async although it awaits nothing: FastAPI runs a plain function in a thread.
+    async def dependency(connection: HTTPConnection) -> object:
         return pick(_resources(connection))
 
     return Depends(dependency)
