@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import os
+import sqlite3
 import struct
 import sys
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 import aiomqtt
 
 from edge.agent import EdgeAgent
+from edge.event_ids import EventIds
 from edge.settings import EdgeSettings
 from riverguard import testing as shared
 from riverguard.config import Config
@@ -456,3 +458,25 @@ def frigate_message(
     )
     before = {**after, "current_zones": [], "entered_zones": [], "frame_time": frame_time - 0.2}
     return shared.frigate_message(kind, after, before)
+
+
+def minted_ids(device: str, count: int, data_dir: Path) -> list[str]:
+    """The ids the edge with ``data_dir`` gives ``device``'s seqs 1 to ``count`` (its key
+    is there)."""
+    ids = EventIds.load_or_create(data_dir)
+    return [ids.mint(f"{device}:{seq}") for seq in range(1, count + 1)]
+
+
+def outbox_rows(path: Path) -> int:
+    """Events in the edge's SQLite outbox at ``path``."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def site_config(config: Config, **changes: Any) -> Config:
+    """``config`` with the test site's settings changed."""
+    data = config.model_dump()
+    for site in data["sites"]:
+        if site["id"] == SITE:
+            site.update(changes)
+    return Config.model_validate(data)

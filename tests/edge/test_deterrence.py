@@ -33,6 +33,7 @@ from tests.edge.support import (
     publisher,
     recording,
     running_edge,
+    site_config,
 )
 
 SPEAKER = "db-spk-01"
@@ -55,14 +56,6 @@ ACKS = topics.speaker_ack(SITE, SPEAKER)
 def test_quiet_hours_may_span_midnight(hours: str | None, local: str, quiet: bool) -> None:
     at = datetime.fromisoformat(f"2026-07-27T{local}:00")
     assert quiet == in_quiet_hours(hours, at)
-
-
-def _site_config(config: Config, **changes: Any) -> Config:
-    data = config.model_dump()
-    for site in data["sites"]:
-        if site["id"] == SITE:
-            site.update(changes)
-    return Config.model_validate(data)
 
 
 @dataclass
@@ -113,7 +106,7 @@ async def _breach(broker: Broker, seq: int, zone: str = "z1") -> None:
 async def test_always_plays_the_warning_served_by_the_edge_and_reports_it_as_edge_auto(
     own_broker: Broker, tmp_path: Path, example_config: Config
 ) -> None:
-    config = _site_config(example_config, auto_warning="always")
+    config = site_config(example_config, auto_warning="always")
     async with scene(own_broker, tmp_path, config) as s:
         await _breach(own_broker, 1)
         await s.acks.wait_count(ACKS, 3)
@@ -129,7 +122,7 @@ async def test_always_plays_the_warning_served_by_the_edge_and_reports_it_as_edg
 async def test_cooldown_plays_once_per_zone(
     own_broker: Broker, tmp_path: Path, example_config: Config
 ) -> None:
-    config = _site_config(example_config, auto_warning="always", auto_warning_cooldown_s=600)
+    config = site_config(example_config, auto_warning="always", auto_warning_cooldown_s=600)
     async with scene(own_broker, tmp_path, config) as s:
         await _breach(own_broker, 1)
         await _breach(own_broker, 2)
@@ -143,7 +136,7 @@ async def test_no_warning_in_quiet_hours_or_outside_the_configured_zones(
 ) -> None:
     now = datetime.now(UTC)
     hours = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
-    config = _site_config(
+    config = site_config(
         example_config,
         auto_warning="always",
         quiet_hours=hours,
@@ -164,7 +157,7 @@ async def test_no_warning_in_quiet_hours_or_outside_the_configured_zones(
 async def test_when_hub_unreachable_waits_for_the_hub_and_plays_only_without_it(
     own_broker: Broker, tmp_path: Path, example_config: Config
 ) -> None:
-    config = _site_config(
+    config = site_config(
         example_config, auto_warning="when_hub_unreachable", auto_warning_grace_s=0.5
     )
     hub = Committer(own_broker.settings("hub"), SITE)

@@ -10,7 +10,6 @@ The figures they print are the ones the edge's report quotes:
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.event_ids import EventIds
 from riverguard.config import Config
 from riverguard.services import ManagedProcess
 from riverguard.testing import wait_for
@@ -31,6 +29,8 @@ from tests.edge.support import (
     background,
     component_env,
     edge_settings,
+    minted_ids,
+    outbox_rows,
     recording,
     riverguard_process,
     running_edge,
@@ -41,19 +41,8 @@ pytestmark = pytest.mark.integration
 DEVICE = "db-fence-01"
 
 
-def _ids(count: int, data_dir: Path) -> list[str]:
-    """The ids the edge with ``data_dir`` gives seqs 1 to ``count`` (its key is there)."""
-    ids = EventIds.load_or_create(data_dir)
-    return [ids.mint(f"{DEVICE}:{seq}") for seq in range(1, count + 1)]
-
-
-def _outbox_rows(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
-
-
 def _report(what: str, hub: Committer, count: int, data_dir: Path) -> None:
-    missing = set(_ids(count, data_dir)) - set(hub.stored)
+    missing = set(minted_ids(DEVICE, count, data_dir)) - set(hub.stored)
     doubled = len(hub.deliveries) - len(hub.stored)
     print(  # the figures the report quotes
         f"\n{what}: {count} events, {len(missing)} lost, {len(hub.stored)} stored once each,"
@@ -105,9 +94,9 @@ async def test_edge_killed_mid_burst_loses_nothing_and_stores_nothing_twice(
                 timeout=30,
                 what=f"all {count} events at the hub; have {len(hub.stored)}",
             )
-        await wait_for(lambda: 0 == _outbox_rows(outbox), what="the outbox drained")
+        await wait_for(lambda: 0 == outbox_rows(outbox), what="the outbox drained")
     _report(f"SIGKILL after {killed_at} events", hub, count, tmp_path / "edge")
-    assert set(_ids(count, tmp_path / "edge")) == set(hub.stored)
+    assert set(minted_ids(DEVICE, count, tmp_path / "edge")) == set(hub.stored)
     assert count == len(hub.stored)
     assert killed_at < count  # the kill really was mid-burst
 
@@ -141,7 +130,7 @@ async def test_broker_down_for_ten_seconds_loses_nothing(
             )
         await wait_for(lambda: 0 == len(agent.outbox), what="the outbox drained")
     _report(f"broker down 10 s after {stopped_at} events", hub, count, tmp_path)
-    assert set(_ids(count, tmp_path)) == set(hub.stored)
+    assert set(minted_ids(DEVICE, count, tmp_path)) == set(hub.stored)
     assert device.retries >= 1  # the device really met the outage
 
 
@@ -165,7 +154,11 @@ async def test_hub_down_for_thirty_seconds_outbox_grows_then_drains_in_order(
         # The hub is gone; devices go on reporting.
         async with background(device.run(count, per_s=rate), "test.device") as burst:
             await asyncio.sleep(outage_s)  # the outage itself, not a wait for something
-            backlog = [event_id for event_id in _ids(count, tmp_path) if event_id in agent.outbox]
+            backlog = [
+                event_id
+                for event_id in minted_ids(DEVICE, count, tmp_path)
+                if event_id in agent.outbox
+            ]
             assert len(backlog) >= rate * outage_s * 0.9  # the outbox grew
             back_at = time.monotonic()
             async with background(hub.run(), "test.hub.back"):
@@ -183,7 +176,7 @@ async def test_hub_down_for_thirty_seconds_outbox_grows_then_drains_in_order(
         f" committed {drained_s:.2f} s after the hub came back"
         f" = {len(backlog) / drained_s:.0f} events/s (while {rate}/s kept arriving)"
     )
-    assert set(_ids(count, tmp_path)) == set(hub.stored)
+    assert set(minted_ids(DEVICE, count, tmp_path)) == set(hub.stored)
     arrival = [event_id for event_id in hub.first_seen() if event_id in set(backlog)]
     assert backlog == arrival  # drained in order
 
@@ -210,4 +203,4 @@ async def test_burst_throughput_through_the_edge_with_the_disk_outbox(
         f"burst: {count} events device->edge->hub in {stored_s:.2f} s"
         f" = {count / stored_s:.0f} events/s; all committed after {committed_s:.2f} s"
     )
-    assert set(_ids(count, tmp_path)) == set(hub.stored)
+    assert set(minted_ids(DEVICE, count, tmp_path)) == set(hub.stored)

@@ -33,6 +33,7 @@ from tests.edge.support import (
     publisher,
     recording,
     running_edge,
+    site_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -88,21 +89,13 @@ class Cable:
             await asyncio.gather(pipe(reader, far_writer), pipe(far_reader, writer))
 
 
-def _site_config(config: Config, **changes: object) -> Config:
-    data = config.model_dump()
-    for site in data["sites"]:
-        if site["id"] == SITE:
-            site.update(changes)
-    return Config.model_validate(data)
-
-
 async def test_the_site_warns_and_keeps_its_events_with_the_uplink_cut(
     own_broker: Broker, tmp_path: Path, example_config: Config
 ) -> None:
     """``when_hub_unreachable`` with a 600 s grace: the edge knows its uplink is down and
     warns at once (else this waits out the test). Once the cable is mended the hub gets
     the breach, then the edge's warning acknowledged, then the speaker's states."""
-    config = _site_config(
+    config = site_config(
         example_config, auto_warning="when_hub_unreachable", auto_warning_grace_s=600
     )
     central = own_broker

@@ -10,14 +10,12 @@ reaches the hub as ``stopped``, not ``offline``.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.event_ids import EventIds
 from riverguard.config import load_config
 from riverguard.services import Influxd, ManagedProcess
 from riverguard.testing import wait_for
@@ -29,6 +27,8 @@ from tests.edge.support import (
     background,
     component_env,
     edge_settings,
+    minted_ids,
+    outbox_rows,
     recording,
     riverguard_process,
     running_edge,
@@ -38,17 +38,6 @@ from tests.hub.conftest import hub_settings, run_hub
 pytestmark = pytest.mark.integration
 
 DEVICE = "db-fence-01"
-
-
-def _ids(count: int, data_dir: Path) -> list[str]:
-    """The ids the edge with ``data_dir`` gives seqs 1 to ``count`` (its key is there)."""
-    ids = EventIds.load_or_create(data_dir)
-    return [ids.mint(f"{DEVICE}:{seq}") for seq in range(1, count + 1)]
-
-
-def _outbox_rows(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
 @pytest.fixture
@@ -110,9 +99,11 @@ async def test_broker_outage_and_edge_sigkill_lose_and_double_nothing_at_the_rea
                 )
             except TimeoutError:
                 raise AssertionError(edge_process.log_tail()) from None
-        await wait_for(lambda: 0 == _outbox_rows(outbox), what="the edge's outbox drained")
+        await wait_for(lambda: 0 == outbox_rows(outbox), what="the edge's outbox drained")
         store = hub.hub.store
-        expected = _ids(count, tmp_path / "edge")  # the key the edge made, kept across SIGKILL
+        expected = minted_ids(
+            DEVICE, count, tmp_path / "edge"
+        )  # the key the edge made, kept across SIGKILL
         stored = await store.existing_event_ids(expected)
         alarms = (await hub.http.get("/api/alarms", headers=await hub.auth())).json()
         in_alarms = [
