@@ -149,16 +149,6 @@ class AnnouncementOut(BaseModel):
     group: list[str] | None = None
 
 
-class ClipOut(BaseModel):
-    id: str
-    title: str
-    site: str | None
-    sha256: str
-    format: str
-    duration_ms: int
-    url: str
-
-
 AuditAction = Literal[
     "login",
     "login_failed",
