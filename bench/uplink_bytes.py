@@ -36,7 +36,7 @@ from riverguard.config import load_config
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.services import Influxd, Mosquitto, TlsListener, free_port, riverguard_process
 from riverguard.settings import DEFAULT_CONFIG
-from riverguard.testing import fence_report
+from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import DeviceStatus
 from riverguard.wire.times import utcnow
@@ -126,19 +126,6 @@ def _bridge_lines(proxy_port: int, tls: Path, password: str) -> list[str]:
         *(f"topic {site}/{t} in 1" for t in into),
         f"topic {topics.hub_status()} in 1",
     ]
-
-
-async def _until(check: Callable[[], Awaitable[bool] | bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {within_s:.0f} s")
-        await asyncio.sleep(0.2)
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noqa: PLR0915
@@ -263,7 +250,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
                 await report()  # again until the edge is subscribed and the hub stores it
                 return stored() >= 1
 
-            await _until(first_stored, 60, "the first event stored")
+            await wait_for(first_stored, 60, interval=0.2, what="the first event stored")
             status_task = asyncio.create_task(statuses())
             await asyncio.sleep(5)
             proxy.reset()
@@ -282,7 +269,12 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
             for _ in range(args.slow):
                 await report()
                 await asyncio.sleep(1.0)
-            await _until(lambda: stored() >= before + args.slow, 60, "the slow events stored")
+            await wait_for(
+                lambda: stored() >= before + args.slow,
+                60,
+                interval=0.2,
+                what="the slow events stored",
+            )
             await asyncio.sleep(2)  # the commit's own bytes
             slow = proxy.reset()
             results["slow"] = {
@@ -293,7 +285,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:  # noq
             before = stored()
             for _ in range(args.burst):
                 await report()
-            await _until(lambda: stored() >= before + args.burst, 120, "the burst stored")
+            await wait_for(
+                lambda: stored() >= before + args.burst, 120, interval=0.2, what="the burst stored"
+            )
             await asyncio.sleep(2)
             burst = proxy.reset()
             results["burst"] = {
@@ -328,7 +322,9 @@ async def _outage(
     proxy.reset()
     proxy.mend()
     back = time.monotonic()
-    await _until(lambda: stored() >= before + count, 180, "the outage's events stored")
+    await wait_for(
+        lambda: stored() >= before + count, 180, interval=0.2, what="the outage's events stored"
+    )
     stored_s = time.monotonic() - back
     await asyncio.sleep(10)  # resends and commits still under way are counted too
     up, down = proxy.reset()
