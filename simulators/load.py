@@ -207,13 +207,7 @@ class _Publisher(threading.Thread):
 
     async def _publish(self) -> None:
         target = self.target
-        client = MqttClient(
-            "127.0.0.1",
-            target.broker_port,
-            username="sim",
-            password=target.password,
-            tls=target.tls_context(),
-        )
+        client = target.mqtt_client()
         async with client:
             self.connected.set()
             in_flight: set[asyncio.Task[None]] = set()
@@ -270,13 +264,7 @@ class _Collector(threading.Thread):
 
     async def _listen_mqtt(self) -> None:
         target = self.target
-        client = MqttClient(
-            "127.0.0.1",
-            target.broker_port,
-            username="sim",
-            password=target.password,
-            tls=target.tls_context(),
-        )
+        client = target.mqtt_client()
         async with client:
             await client.subscribe([Subscription(target.prefix + "field/+/fence/+", qos=1)])
             self.ready.set()
@@ -330,6 +318,16 @@ class Target:
     ws_token: str | None = None
     # Devices and the listener connect over TLS, this CA checking the broker.
     ca_file: Path | None = None
+
+    def mqtt_client(self) -> MqttClient:
+        """The simulators' login on the target's broker (TLS if it takes TLS)."""
+        return MqttClient(
+            "127.0.0.1",
+            self.broker_port,
+            username="sim",
+            password=self.password,
+            tls=self.tls_context(),
+        )
 
     def tls_context(self) -> ssl.SSLContext | None:
         if self.ca_file is None:
