@@ -360,10 +360,10 @@ class FieldSide:
         except Exception:
             # A bug in handling one message must not stop the site's edge.
             self.log.exception("message handling failed", topic=topic[:200])
-            self.metrics.rejected.labels("internal").inc()
+            self.metrics.count_rejected("internal")
 
     def reject(self, exc: Rejected, topic: str) -> None:
-        self.metrics.rejected.labels(exc.reason).inc()
+        self.metrics.count_rejected(exc.reason)
         self.log.warning(
             "message rejected", reason=exc.reason, detail=exc.detail, topic=topic[:200]
         )
@@ -411,7 +411,7 @@ class FieldSide:
         """An accepted event: into the outbox, then (once on disk) to the uplink."""
         event = adapted.event
         if adapted.snapshot_problem is not None:
-            self.metrics.rejected.labels("bad_snapshot").inc()
+            self.metrics.count_rejected("bad_snapshot")
             self.log.warning(
                 "snapshot left out",
                 event_id=event.id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from riverguard.wire.reject_reasons import EDGE_REJECT_REASONS
+from riverguard.wire.reject_reasons import EDGE_REJECT_REASONS, RejectReason
 
 
 class EdgeMetrics:
@@ -124,3 +124,7 @@ class EdgeMetrics:
             "Times the site's agent failed and was started again within its process",
             registry=r,
         )
+
+    def count_rejected(self, reason: RejectReason) -> None:
+        """One more message refused for ``reason`` (typed: a misspelt reason does not pass mypy)."""
+        self.rejected.labels(reason).inc()

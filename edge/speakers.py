@@ -199,7 +199,7 @@ class MqttSpeaker:
 
     async def on_state(self, client: Client, state: SpeakerState) -> None:
         if state.id in self._finished:
-            self.acks.metrics.rejected.labels("late_state").inc()
+            self.acks.metrics.count_rejected("late_state")
             log.warning(
                 "late speaker state dropped",
                 speaker=self.device.id,
@@ -212,7 +212,7 @@ class MqttSpeaker:
         if inflight is None:
             # Not what this speaker was told to play: forged, or of a play the edge
             # forgot (a restart; the hub then times it out as unacknowledged).
-            self.acks.metrics.rejected.labels("unknown_state").inc()
+            self.acks.metrics.count_rejected("unknown_state")
             log.warning(
                 "speaker state of no play in flight dropped",
                 speaker=self.device.id,

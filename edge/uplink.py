@@ -216,12 +216,12 @@ class Uplink:
                 except MqttError as exc:
                     # Only the site broker's client can fail here (a command for a
                     # speaker while the site broker is away): not this connection's.
-                    self.metrics.rejected.labels("field_down").inc()
+                    self.metrics.count_rejected("field_down")
                     self.log.warning("command not passed on", topic=topic[:200], error=str(exc))
                 except Exception:
                     # A bug in handling one message must not stop the site's edge.
                     self.log.exception("message handling failed", topic=topic[:200])
-                    self.metrics.rejected.labels("internal").inc()
+                    self.metrics.count_rejected("internal")
 
     async def _handle(self, topic: str, payload: bytes) -> None:
         try:

@@ -52,6 +52,7 @@ from riverguard import policy
 from riverguard.config import Device
 from riverguard.wire import topics
 from riverguard.wire.models import Announce, AnnouncementAck, AudioRef, Stop
+from riverguard.wire.reject_reasons import RejectReason
 from riverguard.wire.times import format_ts
 
 log = structlog.get_logger()
@@ -381,7 +382,7 @@ class Announcer:
 
     # --- acknowledgements ----------------------------------------------------
 
-    async def on_ack(self, site: str, speaker: str, ack: AnnouncementAck) -> str | None:
+    async def on_ack(self, site: str, speaker: str, ack: AnnouncementAck) -> RejectReason | None:
         """Apply a speaker's state; return a rejection reason, or None."""
         record = await self.store.get_announcement(ack.id)
         if record is None and ack.id.startswith(EDGE_AUTO_PREFIX):

@@ -19,6 +19,7 @@ from hub.errors import StoreError
 from hub.picture import Picture
 from hub.store import AuditEntry, Store
 from riverguard.wire.models import AnnouncementAck
+from riverguard.wire.reject_reasons import RejectReason
 
 log = structlog.get_logger()
 
@@ -43,7 +44,7 @@ class EdgeWarnings:
         # a zone the site does not have).
         self._last: dict[tuple[str, str | None], datetime] = {}
 
-    def refused(self, site: str, speaker: str, ann_id: str) -> str | None:
+    def refused(self, site: str, speaker: str, ann_id: str) -> RejectReason | None:
         """Why a warning of the edge's own, first heard of now, is not recorded, or None.
 
         The edge plays it on speakers covering its zone, and warns a zone at most

@@ -61,6 +61,7 @@ from riverguard.wire.models import (
     Event,
     HubStatus,
 )
+from riverguard.wire.reject_reasons import RejectReason
 from riverguard.wire.times import format_ts, utcnow
 
 log = structlog.get_logger()
@@ -393,8 +394,8 @@ class Ingest:
             site, event_id = refused.ack
             work.extra_acks[site].append(event_id)
 
-    def _count_refusal(self, topic: str, reason: str, detail: str) -> None:
-        self.metrics.rejected.labels(reason).inc()
+    def _count_refusal(self, topic: str, reason: RejectReason, detail: str) -> None:
+        self.metrics.count_rejected(reason)
         log.warning("message rejected", reason=reason, topic=topic[:200], detail=detail[:300])
 
     # --- statuses ------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from riverguard.wire.reject_reasons import HUB_REJECT_REASONS
+from riverguard.wire.reject_reasons import HUB_REJECT_REASONS, RejectReason
 
 
 class HubMetrics:
@@ -106,3 +106,7 @@ class HubMetrics:
         self.broker_connected = Gauge(
             "riverguard_hub_broker_connected", "1 while connected to the broker", registry=r
         )
+
+    def count_rejected(self, reason: RejectReason) -> None:
+        """One more message refused for ``reason`` (typed: a misspelt reason does not pass mypy)."""
+        self.rejected.labels(reason).inc()
