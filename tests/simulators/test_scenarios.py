@@ -26,7 +26,7 @@ REQUIRED = {
 }
 
 
-def test_the_library_has_the_six_scenarios_of_issue_7() -> None:
+def test_the_library_has_the_six_scenarios_the_readme_lists() -> None:
     assert REQUIRED <= {path.stem for path in SCENARIO_FILES}
 
 
