@@ -42,3 +42,36 @@ def test_every_module_the_architecture_names_exists() -> None:
     named = {path for path in REPO_PATH.findall(text) if not path.startswith(NOT_FILES)}
     assert len(named) > 40  # the flow and the glossary name the modules
     assert [] == sorted(path for path in named if not (REPO / path).exists())
+
+
+DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
+# A short commit hash: seven or more hex digits, letters and digits both.
+COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b")
+
+
+def _sections(text: str) -> list[tuple[list[str], str]]:
+    """Each section's headings (its own and its parents') and its body."""
+    sections: list[tuple[list[str], str]] = []
+    trail: list[str] = []
+    body: list[str] = []
+    for line in [*text.split("\n"), "# end"]:
+        heading = re.match(r"^(#+) ", line)
+        if heading is None:
+            body.append(line)
+            continue
+        sections.append((list(trail), "\n".join(body)))
+        trail = [*trail[: len(heading.group(1)) - 1], line]
+        body = []
+    return sections
+
+
+def test_every_table_of_figures_in_performance_carries_a_date_and_a_commit() -> None:
+    """A figure is read together with when and what was measured."""
+    text = (REPO / "docs" / "performance.md").read_text(encoding="utf-8")
+    undated = []
+    for headings, body in _sections(text):
+        figures = [row for row in body.split("\n") if row.startswith("|") and re.search(r"\d", row)]
+        context = "\n".join([*headings, body])
+        if figures and not (DATE.search(context) and COMMIT.search(context)):
+            undated.append(headings[-1] if headings else "(top)")
+    assert [] == undated
