@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,17 @@ def test_demo_swimmer_waits_for_the_console_watched_with_the_lowest_login(tmp_pa
     speakers = stack.components["sim-speakers"].process
     assert speakers.env is not None
     assert "RIVERGUARD_DEMO_HUB__PASSWORD" not in speakers.env
+
+
+def test_scripts_riverguard_runs_the_clones_command_from_any_directory(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "riverguard"
+    done = subprocess.run(
+        [str(script), "sim", "run", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert "--stack PATH" in done.stdout

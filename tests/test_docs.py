@@ -75,3 +75,16 @@ def test_every_table_of_figures_in_performance_carries_a_date_and_a_commit() -> 
         if figures and not (DATE.search(context) and COMMIT.search(context)):
             undated.append(headings[-1] if headings else "(top)")
     assert [] == undated
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=_name)
+def test_commands_run_as_written_with_no_bare_riverguard(document: Path) -> None:
+    """`riverguard` is not on the PATH: a clone runs scripts/riverguard (or .venv's)."""
+    bare = []
+    inside = False
+    for line in document.read_text(encoding="utf-8").split("\n"):
+        if line.startswith("```"):
+            inside = not inside
+        elif inside and re.match(r"\s*riverguard\s", line):
+            bare.append(line.strip())
+    assert [] == bare
