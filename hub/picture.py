@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from hub import alarms as rules
 from hub.audio import Clip
@@ -20,6 +20,14 @@ from hub.store import DeviceRow, EdgeRow
 from riverguard.config import Config, Device
 from riverguard.wire.models import Alarm, RiskColour
 from riverguard.wire.times import format_ts, utcnow
+
+
+class UnguardedReason(TypedDict):
+    """Why a zone is unguarded: ``edge`` (the site's edge is not online; ``device``
+    None) or ``device`` (that fence or camera covering it reports offline)."""
+
+    kind: Literal["edge", "device"]
+    device: str | None
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -102,9 +110,14 @@ class Picture:
         return assess_site(site, active, self.unguarded(site_id), total, now)
 
     def risk_state(self, site_id: str) -> tuple[str, tuple[str, ...]]:
-        """What a ``site`` message shows of the risk: a change of it is pushed."""
-        assessment = self.assess(site_id)
-        return assessment.colour, assessment.unguarded
+        """What a ``site`` message shows of the risk: the colour and each unguarded
+        zone with why (``zone:kind:device``). A change of either is pushed."""
+        gaps = tuple(
+            f"{zone}:{reason['kind']}:{reason['device'] or ''}"
+            for zone, reasons in self.unguarded_reasons(site_id).items()
+            for reason in reasons
+        )
+        return self.assess(site_id).colour, gaps
 
     def count_events(self, site_id: str, count: int) -> None:
         recent = self.recent.get(site_id)
@@ -123,6 +136,20 @@ class Picture:
         for device_id in self._offline_guards.get(site_id, ()):
             zones.update(devices[device_id].zones)
         return sorted(zones)
+
+    def unguarded_reasons(self, site_id: str) -> dict[str, list[UnguardedReason]]:
+        """Each unguarded zone of the site (sorted) with why: the site's edge not
+        online, then each fence or camera covering it that reports offline (by id)."""
+        reasons: dict[str, list[UnguardedReason]] = {}
+        edge = self.edges.get(site_id)
+        if edge is not None and not edge.online:
+            for zone in self.config.site(site_id).zones:
+                reasons[zone.id] = [{"kind": "edge", "device": None}]
+        devices = self.config.device_by_id
+        for device_id in sorted(self._offline_guards.get(site_id, ())):
+            for zone_id in devices[device_id].zones:
+                reasons.setdefault(zone_id, []).append({"kind": "device", "device": device_id})
+        return dict(sorted(reasons.items()))
 
     # --- devices -------------------------------------------------------------
 
@@ -157,6 +184,7 @@ class Picture:
             "grid": site.grid,
             "risk": assessment.colour,
             "unguarded": list(assessment.unguarded),
+            "unguarded_reasons": self.unguarded_reasons(site_id),
             "risk_reasons": list(assessment.reasons),
             "zones": [
                 {"id": z.id, "name": z.name, "name_en": z.name_en, "area": z.area}

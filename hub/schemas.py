@@ -61,6 +61,11 @@ class SiteMapOut(BaseModel):
     water: list[Point]
 
 
+class UnguardedReasonOut(BaseModel):
+    kind: Literal["edge", "device"]
+    device: str | None = None
+
+
 class SiteOut(BaseModel):
     id: str
     name: str
@@ -69,6 +74,7 @@ class SiteOut(BaseModel):
     risk: RiskColour
     # Zones left unguarded by an offline fence or camera, and why the colour is what it is.
     unguarded: list[str] = []
+    unguarded_reasons: dict[str, list[UnguardedReasonOut]] = {}
     risk_reasons: list[str] = []
     zones: list[ZoneOut]
     map: SiteMapOut | None = None

@@ -124,8 +124,19 @@ async def test_offline_fence_leaves_its_zone_unguarded_pushed_and_recorded(
     sites = (await running_hub.http.get("/api/sites", headers=await running_hub.auth())).json()
 
     assert ("yellow", ["unguarded"]) == (offline["data"]["risk"], offline["data"]["risk_reasons"])
-    assert ("blue", []) == (back["data"]["risk"], back["data"]["unguarded"])
-    assert ("blue", []) == (sites[0]["risk"], sites[0]["unguarded"])
+    assert {"z2": [{"kind": "device", "device": "db-fence-02"}]} == offline["data"][
+        "unguarded_reasons"
+    ]
+    assert ("blue", [], {}) == (
+        back["data"]["risk"],
+        back["data"]["unguarded"],
+        back["data"]["unguarded_reasons"],
+    )
+    assert ("blue", [], {}) == (
+        sites[0]["risk"],
+        sites[0]["unguarded"],
+        sites[0]["unguarded_reasons"],
+    )
 
     settings = running_hub.settings
 
@@ -213,3 +224,28 @@ def test_an_edge_not_online_leaves_every_zone_of_its_site_unguarded(
         assert "unguarded" in assessment.reasons
     picture.edges[site.id] = EdgeRow(site.id, True, "1", 0, seen, state="online")
     assert [] == picture.unguarded(site.id)
+
+
+def test_each_unguarded_zone_says_why_and_a_new_reason_is_pushed_as_a_change(
+    example_config: Config,
+) -> None:
+    """The edge first, then each offline fence or camera covering the zone; a second
+    device down in a zone already unguarded changes what a ``site`` message shows."""
+    picture = Picture(example_config)
+    site = "danshui-bridge"
+    edge_down = {"kind": "edge", "device": None}
+    fence = {"kind": "device", "device": "db-fence-02"}
+    camera = {"kind": "device", "device": "db-cam-02"}
+    picture.set_status("db-spk-01", DeviceState(online=False))  # a speaker guards no zone
+    assert {} == picture.unguarded_reasons(site)
+    picture.set_status("db-fence-02", DeviceState(online=False))
+    fence_only = picture.risk_state(site)
+    assert {"z2": [fence]} == picture.unguarded_reasons(site)
+    picture.set_status("db-cam-02", DeviceState(online=False))
+    assert {"z2": [camera, fence]} == picture.unguarded_reasons(site)
+    assert fence_only != picture.risk_state(site)
+    seen = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    picture.edges[site] = EdgeRow(site, False, "1", 0, seen, state="offline")
+    assert {"z1": [edge_down], "z2": [edge_down, camera, fence]} == picture.unguarded_reasons(site)
+    assert picture.unguarded(site) == list(picture.unguarded_reasons(site))
+    assert picture.unguarded_reasons(site) == picture.site_item(site)["unguarded_reasons"]
