@@ -182,10 +182,6 @@ export class Api {
     return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}/timeline`);
   }
 
-  events(filters = {}) {
-    return this.request("GET", `/api/events?${query(filters)}`);
-  }
-
   eventStats(filters = {}) {
     return this.request("GET", `/api/stats/events?${query(filters)}`);
   }

@@ -6,10 +6,6 @@ import { defaultTargets, hubTimeline, renderDetail, siteSpeakers } from "./detai
 import { toast } from "./toasts.js";
 import { updateAges } from "./view.js";
 
-// Events fetched around the alarm's time when the hub has no timeline for it (ms).
-const EVENTS_MARGIN_MS = 60_000;
-const EVENTS_LIMIT = 2000;
-
 const $ = (selector) => document.querySelector(selector);
 
 export class DetailPage {
@@ -238,25 +234,16 @@ export class DetailPage {
     if (this.detail === detail && this.ctx.page === "detail") this.render();
   }
 
-  // The hub's timeline when it has one; otherwise the alarm's events from the store.
+  // The hub's timeline (PROTOCOL 7.22). Until it comes, or if it cannot be had, the
+  // console builds one from the alarm, the events and announcements it holds.
   async #fetchTimeline(alarm) {
-    const api = this.ctx.api;
     try {
-      const entries = hubTimeline(await api.timeline(alarm.id));
+      const entries = hubTimeline(await this.ctx.api.timeline(alarm.id));
       if (entries) return { source: "hub", entries };
     } catch (error) {
-      if (error.status !== 404) console.warn("timeline", error.message);
+      console.warn("timeline", error.message);
     }
-    const from = new Date(Date.parse(alarm.opened_at) - EVENTS_MARGIN_MS).toISOString();
-    const end = alarm.resolved_at ?? alarm.updated_at;
-    const to = end ? new Date(Date.parse(end) + EVENTS_MARGIN_MS).toISOString() : undefined;
-    let events = [];
-    try {
-      events = await api.events({ site: alarm.site, from, to, limit: EVENTS_LIMIT });
-    } catch (error) {
-      console.warn("alarm events", error.message);
-    }
-    return { source: "built", events: Array.isArray(events) ? events : [] };
+    return { source: "built", events: [] };
   }
 
   // One fetch at a time; a burst of events asks for one more afterwards.

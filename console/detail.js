@@ -23,7 +23,7 @@ const HUB_TYPES = { escalate: "escalation", resolve: "resolved", suggest: "sugge
 // --- the timeline ------------------------------------------------------------------
 
 // Entries the console builds itself from the alarm, its events and its
-// announcements, while the hub has no timeline endpoint.
+// announcements, until the hub's timeline comes (or when it cannot be had).
 export function buildTimeline(alarm, events, announcements) {
   const entries = [{ ts: alarm.opened_at, type: "opened", severity: alarm.severity }];
   const ids = new Set(alarm.event_ids ?? []);

@@ -4,11 +4,9 @@
 import { OUTCOMES } from "./actions.js";
 import { t } from "./i18n.js";
 import { chartSvg, incidentsHtml } from "./pages.js";
-import { alignBuckets, bucketEvents, statsBuckets } from "./state.js";
+import { alignBuckets, statsBuckets } from "./state.js";
 import { escape, siteName } from "./view.js";
 
-// Most events the history chart counts itself when the hub has no statistics.
-const STATS_EVENTS_LIMIT = 10_000;
 const INCIDENTS_LIMIT = 1000;
 const HOUR_MS = 3_600_000;
 
@@ -17,7 +15,7 @@ const $ = (selector) => document.querySelector(selector);
 export class HistoryPage {
   constructor(ctx) {
     this.ctx = ctx;
-    this.data = null; // {series, interval, source, incidents}, {loading} or {error}
+    this.data = null; // {series, interval, incidents}, {loading} or {error}
   }
 
   reset() {
@@ -59,7 +57,7 @@ export class HistoryPage {
       return;
     }
     const state = this.ctx.state;
-    source.textContent = t(`history.source_${data.source}`);
+    source.textContent = t("history.source_stats");
     chart.innerHTML = chartSvg(state, data.series, data.interval);
     const outcome = $("#history-outcome").value;
     const incidents = data.incidents.filter((alarm) => !outcome || alarm.outcome === outcome);
@@ -80,36 +78,22 @@ export class HistoryPage {
     this.data = { loading: true };
     this.render();
     let series;
-    let source = "stats";
     try {
       // Days in the officer's time zone, so a day bar is a day on the wall clock.
       const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
       const answers = await Promise.all(
         sites.map((s) => api.eventStats({ site: s, interval, tz, ...range })),
       );
-      series = answers.map((answer, index) => {
-        const points = statsBuckets(answer);
-        if (points === null) throw new Error("unexpected statistics");
-        return { site: sites[index], buckets: alignBuckets(points, interval, from, to) };
-      });
-    } catch {
-      source = "events";
-      try {
-        const events = await api.events({ site, ...range, limit: STATS_EVENTS_LIMIT });
-        series = sites.map((s) => ({
-          site: s,
-          buckets: bucketEvents(
-            events.filter((event) => event.site === s),
-            interval,
-            from,
-            to,
-          ),
-        }));
-      } catch (error) {
-        this.data = { error: error.message };
-        this.render();
-        return;
-      }
+      // The hub counts; the console only lays its buckets on the chart's grid.
+      series = answers.map((answer, index) => ({
+        site: sites[index],
+        total: Number(answer?.total) || 0,
+        buckets: alignBuckets(statsBuckets(answer), interval, from, to),
+      }));
+    } catch (error) {
+      this.data = { error: error.message };
+      this.render();
+      return;
     }
     let incidents = [];
     try {
@@ -120,7 +104,6 @@ export class HistoryPage {
     this.data = {
       series,
       interval,
-      source,
       incidents: incidents
         .filter((alarm) => Date.parse(alarm.resolved_at) >= from)
         .sort((a, b) => String(b.opened_at).localeCompare(String(a.opened_at))),

@@ -48,7 +48,7 @@ function siteSvg(state, site, selection) {
     .map((zone) => {
       const alarms = activeAlarmsIn(state, site.id, zone.id);
       const severity = worstSeverity(alarms);
-      const unguarded = unguardedReasons(state, site, zone.id).length > 0;
+      const unguarded = unguardedReasons(site, zone.id).length > 0;
       const selected = selection?.kind === "zone" && selection.site === site.id && selection.id === zone.id;
       // Labels sit in the zone's top left corner, clear of the devices inside it.
       const x0 = Math.min(...zone.area.map(([px]) => Number(px))) + 12 * unit;
@@ -228,7 +228,7 @@ export function renderMapDetail(root, state, selection) {
     return;
   }
   const alarms = activeAlarmsIn(state, site.id, zone.id);
-  const reasons = unguardedReasons(state, site, zone.id);
+  const reasons = unguardedReasons(site, zone.id);
   const devices = [...state.devices.values()]
     .filter((device) => device.site === site.id && (device.zones ?? []).includes(zone.id))
     .sort((a, b) => a.id.localeCompare(b.id));

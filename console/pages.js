@@ -76,7 +76,8 @@ function bucketLabel(start, interval) {
   return date.toLocaleTimeString(getLang(), { hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
-// series: [{site, buckets: [{start, count}]}], all over the same buckets.
+// series: [{site, total, buckets: [{start, count}]}], all over the same buckets; total
+// is the hub's count for the whole period.
 export function chartSvg(state, series, interval) {
   // Wide enough to fill a wall screen's row at about the height of 17rem.
   const width = 1600;
@@ -129,7 +130,7 @@ export function chartSvg(state, series, interval) {
   const legend = series
     .map(
       (s, si) => `<span class="legend-item"><span class="swatch series-${si % SERIES_COLOURS.length}"></span>${escape(siteName(state, s.site))} · ${escape(
-        t("history.total", { count: s.buckets.reduce((sum, b) => sum + b.count, 0) }),
+        t("history.total", { count: s.total }),
       )}</span>`,
     )
     .join("");

@@ -23,7 +23,6 @@ export function createState() {
     snapshots: new Set(),
     feed: [],
     lastSeq: null,
-    features: null,
     // The hub's own links (PROTOCOL 7.13); null from a hub that does not report them.
     links: null,
     edgeLinks: new Map(),
@@ -111,8 +110,6 @@ export function applyMessage(state, message) {
 function applyHello(state, data, result) {
   const previous = new Set(state.alarms.keys());
   state.user = data.user ?? state.user;
-  // What this hub can do beyond the protocol's base (e.g. "tts"), if it says.
-  state.features = data.features ?? state.features ?? null;
   state.sites = byId(data.sites);
   state.devices = byId(data.devices);
   state.edges = byId(data.edges, "site");
@@ -334,24 +331,10 @@ export function activeAlarmsIn(state, siteId, zoneId = null) {
     .sort(compareAlarms);
 }
 
-// Why a zone is not watched: the hub's word (site.unguarded, once it reports it),
-// the site's edge being offline, or a fence or camera covering the zone being offline.
-// Returns the reasons; an empty list means guarded (or not known to be otherwise).
-export function unguardedReasons(state, site, zoneId) {
-  const reasons = [];
-  if (state.edges.get(site.id)?.online === false) reasons.push({ kind: "edge" });
-  for (const device of state.devices.values()) {
-    if (device.site !== site.id || device.type === "speaker") continue;
-    if ((device.zones ?? []).includes(zoneId) && device.online === false) {
-      reasons.push({ kind: "device", device: device.id });
-    }
-  }
-  // The hub's word counts on its own; it only needs saying when nothing here explains it.
-  const reported = (site.unguarded ?? []).some((item) =>
-    typeof item === "string" ? item === zoneId : item?.zone === zoneId || item?.id === zoneId,
-  );
-  if (reported && reasons.length === 0) reasons.push({ kind: "hub" });
-  return reasons;
+// Why a zone is not watched, as the hub says (PROTOCOL 7.24): [{kind: "edge"} |
+// {kind: "device", device}]; an empty list means guarded.
+export function unguardedReasons(site, zoneId) {
+  return site.unguarded_reasons?.[zoneId] ?? [];
 }
 
 // Offline first (they need someone), then never heard from, then online; then by
@@ -362,17 +345,6 @@ export function compareDeviceHealth(a, b) {
     rank(a) - rank(b) ||
     String(a.site).localeCompare(String(b.site)) ||
     String(a.id).localeCompare(String(b.id))
-  );
-}
-
-// Counts events into buckets of an hour or a day (UTC boundaries) from `from` to `to`
-// (ms); used when the hub has no statistics endpoint.
-export function bucketEvents(events, interval, from, to) {
-  return alignBuckets(
-    events.map((event) => ({ start: Date.parse(event.ts), count: 1 })),
-    interval,
-    from,
-    to,
   );
 }
 
@@ -391,17 +363,13 @@ export function alignBuckets(points, interval, from, to) {
   return buckets;
 }
 
-// The hub's GET /api/stats/events answer, in whichever of the plausible shapes it
-// comes: a list of points, or an object holding one.
+// The buckets of the hub's GET /api/stats/events answer (PROTOCOL 7.23) as
+// {start (ms), count}, oldest first; a bucket that does not read as one is skipped.
 export function statsBuckets(answer) {
-  const list = Array.isArray(answer)
-    ? answer
-    : (answer?.buckets ?? answer?.items ?? answer?.points ?? answer?.series ?? null);
-  if (!Array.isArray(list)) return null;
   const buckets = [];
-  for (const item of list) {
-    const at = Date.parse(item?.start ?? item?.ts ?? item?.time ?? item?.t ?? "");
-    const count = Number(item?.count ?? item?.events ?? item?.n ?? item?.value);
+  for (const item of Array.isArray(answer?.buckets) ? answer.buckets : []) {
+    const at = Date.parse(item?.start ?? "");
+    const count = Number(item?.count);
     if (!Number.isNaN(at) && Number.isFinite(count)) buckets.push({ start: at, count });
   }
   return buckets.sort((a, b) => a.start - b.start);
