@@ -240,6 +240,7 @@ async def _build(
     audio = AudioDesk(settings, picture, metrics, clock)
     await audio.start()
     influx = _influx(settings, influx_http, metrics)
+    # Before the desk: the desk writes each site's risk through it.
     writer = InfluxWriter(
         store,
         influx,
@@ -268,6 +269,8 @@ async def _build(
         routine_limit=settings.routine_limit,
         routine_window_s=settings.routine_window_s,
     )
+    # A schedule fires through the announcer, which speaks through the audio desk: the
+    # schedules are their own collaborator, built last, not a part of the audio desk.
     schedules = Schedules(
         settings.data_dir / "schedules.json", config, clock, fire=announcer.fire_schedule
     )
