@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from riverguard.wire.times import format_ts, to_unix_ms, utcnow
 
@@ -109,20 +110,42 @@ def frigate_message(
     return {"type": kind, "before": before or after, "after": after}
 
 
+T = TypeVar("T")
+
+
+@overload
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]],
+    condition: Callable[[], Awaitable[T]],
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    condition: Callable[[], T],
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def wait_for(
+    condition: Callable[[], Any],
     timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, not a cancel scope
     interval: float = 0.05,
     what: str = "condition",
-) -> None:
-    """Poll ``condition`` until it is true, or fail with ``what`` after ``timeout``."""
+) -> Any:
+    """Poll ``condition`` (plain or async) until it gives something true, and return
+    that; or fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
-        if not isinstance(result, bool):
+        if inspect.isawaitable(result):
             result = await result
         if result:
-            return
+            return result
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)

@@ -45,7 +45,7 @@ from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import Client, MqttError
 from riverguard.services import Influxd, ManagedProcess, riverguard_process
-from riverguard.testing import fence_report
+from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import EXAMPLE_CONFIG, REPO
@@ -137,20 +137,6 @@ def _log(process: ManagedProcess) -> str:
     return process.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-async def _until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
 class Console:
     """The duty console's WebSocket, through a tunnel into the hub machine."""
 
@@ -221,13 +207,13 @@ async def _refused(
         async with asyncio.timeout(20), make_client(settings):
             pass
 
-    def logged() -> str | None:
+    def logged() -> str:
         fresh = [
             entry for entry in _log(broker.process)[logged_before:].splitlines() if line in entry
         ]
-        return fresh[0] if fresh else None
+        return fresh[0] if fresh else ""
 
-    seen.append(await _until(logged, 10, f"central broker log line with {line!r}"))
+    seen.append(await wait_for(logged, 10, what=f"central broker log line with {line!r}"))
 
 
 async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_once(
@@ -343,7 +329,7 @@ async def test_the_site_guards_through_a_cut_uplink_and_the_hub_gets_everything_
                 ShippedBroker.start("site.conf", hosts.site, tmp_path / "site", access, site_certs)
             )
             influxd.process.start()
-            await _until(pings, 30, "influxd answering /ping")
+            await wait_for(pings, 30, what="influxd answering /ping")
             created = await influx.post("/query", data={"q": 'CREATE DATABASE "riverguard"'})
             assert 200 == created.status_code, created.text
             async with _running(hub, edge, speaker):
@@ -380,14 +366,14 @@ async def _scenario(run: Run) -> None:
             return (await api.get("/healthz")).status_code == 200
         return False
 
-    await _until(healthy, 60, "the hub's /healthz")
+    await wait_for(healthy, 60, what="the hub's /healthz")
     session = await HubSession.login_async(api, "officer-li", run.passwords["officer-li"])
     bearer = session.access_token
     api.headers.update(session.headers)
     ws_url = f"ws://127.0.0.1:{run.hub_port}/api/ws?events=*"
     pump = asyncio.create_task(console.pump(ws_url, bearer), name="test.console")
     try:
-        await _until(console.edge_online, 60, "the edge online on the console")
+        await wait_for(console.edge_online, 60, what="the edge online on the console")
         await _link_refusals(run)
         await _cut_and_cross(run)
     finally:
@@ -437,10 +423,10 @@ async def _cut_and_cross(run: Run) -> None:
             await _report(swimmer, seq, step, published)
         # The hub cannot hear the site: its edge offline, every zone unguarded.
         zones = sorted(z.id for z in _site_zones())
-        offline = await _until(
+        offline = await wait_for(
             lambda: console.of("edge", lambda d: d["site"] == SITE and not d["online"]),
             max(1.0, cut_at + CUT_S - time.monotonic()),
-            "the edge offline on the console while the cable is out",
+            what="the edge offline on the console while the cable is out",
         )
         unguarded = console.of("site", lambda d: d["id"] == SITE and d["unguarded"] == zones)
         assert unguarded, "the site's zones unguarded on the console while the cable is out"
@@ -515,25 +501,27 @@ async def _everything_once(
             for event_id, device, ts in rows
         ]
 
-    await _until(lambda: len(stored()) >= len(published), 90, "every event stored in SQL")
+    await wait_for(lambda: len(stored()) >= len(published), 90, what="every event stored in SQL")
     rows = stored()
     print(f"all {len(rows)} events stored {time.monotonic() - back_at:.1f} s after the cable")
     assert expected == [(device, ts) for _, device, ts in rows]  # each once, in order
     ids = [event_id for event_id, _, _ in rows]
 
-    async def in_influx() -> list[str] | None:
+    async def in_influx() -> list[str]:
         query = "SELECT id FROM events WHERE site = 'danshui-bridge'"
         answer = await influx.get("/query", params={"db": "riverguard", "q": query})
         series = answer.json()["results"][0].get("series", [])
         found = [row[1] for row in series[0]["values"]] if series else []
-        return found if len(found) >= len(ids) else None
+        return found if len(found) >= len(ids) else []
 
-    influx_ids = await _until(in_influx, 60, "every event in InfluxDB")
+    influx_ids = await wait_for(in_influx, 60, what="every event in InfluxDB")
     assert ids == influx_ids  # once each, in time order, which is the order sent
-    await _until(lambda: set(ids) <= set(console.event_ids()), 30, "every event on the console")
+    await wait_for(
+        lambda: set(ids) <= set(console.event_ids()), 30, what="every event on the console"
+    )
     assert ids == [event_id for event_id in console.event_ids() if event_id in set(ids)]
 
-    async def timeline_with_the_warning() -> list[dict[str, Any]] | None:
+    async def timeline_with_the_warning() -> list[dict[str, Any]]:
         alarms = (await api.get("/api/alarms", params={"site": SITE})).json()
         for alarm in alarms:
             if alarm["zone"] != "z1":
@@ -546,7 +534,9 @@ async def _everything_once(
             ]
             if warnings:
                 return warnings
-        return None
+        return []
 
-    warnings = await _until(timeline_with_the_warning, 30, "the edge's warning on the timeline")
+    warnings = await wait_for(
+        timeline_with_the_warning, 30, what="the edge's warning on the timeline"
+    )
     print(f"the alarm's timeline shows the edge's own warning: {warnings[0]['data']['id']}")

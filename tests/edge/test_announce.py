@@ -8,13 +8,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import aiomqtt
 import httpx
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.speakers import NO_RESPONSE, OFFLINE
+from edge.speakers import NO_RESPONSE, OFFLINE, MqttSpeaker
 from riverguard.config import Config
 from riverguard.testing import wait_for
 from riverguard.wire import topics
@@ -355,7 +356,7 @@ async def test_announcement_for_an_offline_speaker_fails_at_once(
     async with silent_scene(own_broker, tmp_path, example_config) as s:
         await s.status(online=False)
         await wait_for(
-            lambda: s.agent.speakers[SPEAKER].online is False,  # type: ignore[attr-defined]
+            lambda: cast(MqttSpeaker, s.agent.speakers[SPEAKER]).online is False,
             what="edge saw the speaker offline",
         )
         message = announce("ann-off", ref).model_dump_json()
