@@ -1,7 +1,7 @@
 """CPU of one ingest transaction in the state store, by batch size.
 
 Opens a fresh SQLite store (WAL, ``synchronous=FULL``, as the hub runs it) and
-commits batches of fence events through ``Store.commit_batch`` with the alarm
+commits batches of fence events through ``store.batches.commit`` with the alarm
 rules deciding, as ingest does: every batch joins the four zones' open alarms
 and updates the devices' last-heard times when they are due. Reports the
 process CPU (user and system) and the wall time per batch. Not a test: run it
@@ -73,10 +73,10 @@ async def _measure(size: int, batches: int, warm_up: int) -> dict[str, float]:
         ]
         try:
             for batch in prepared[:warm_up]:
-                await store.commit_batch(batch, decide)
+                await store.batches.commit(batch, decide)
             before, started = os.times(), time.perf_counter()
             for done, batch in enumerate(prepared[warm_up:], 1):
-                await store.commit_batch(batch, decide)
+                await store.batches.commit(batch, decide)
                 if done % 50 == 0:
                     print(f"\r  {size} events a batch: {done}/{batches}", end="", file=sys.stderr)
             after, wall = os.times(), time.perf_counter() - started

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from hub import ids
 from hub.errors import AlarmTransitionError
+from hub.store.rows import AuditEntry
 from riverguard.config import DEFAULT_ESCALATION, EscalationLevel, Site
 from riverguard.wire.models import SEVERITY_RANK, Alarm, Event, NextStep, RiskColour
 
@@ -32,6 +33,10 @@ from riverguard.wire.models import SEVERITY_RANK, Alarm, Event, NextStep, RiskCo
 MAX_EVENT_IDS = 200
 
 ACTIVE_STATES = ("open", "acknowledged")
+# Who the hub's own alarm changes (escalations, suggestions) are audited as.
+SYSTEM = "system"
+# The audit detail of an escalation by a trigger after an announcement.
+TRIGGERED = "trigger after an announcement"
 
 ZoneKey = tuple[str, str]
 
@@ -226,6 +231,30 @@ class Outcome:
     changed: dict[str, Alarm] = field(default_factory=dict)
     alarm_of: dict[str, str] = field(default_factory=dict)
     escalated: list[tuple[Alarm, Alarm]] = field(default_factory=list)
+
+    @property
+    def audit(self) -> list[AuditEntry]:
+        """The escalations' audit records, stored with the batch ahead of the alarms."""
+        return [
+            alarm_audit("escalate", SYSTEM, before, after, TRIGGERED)
+            for before, after in self.escalated
+        ]
+
+
+def alarm_audit(
+    action: str, username: str, before: Alarm | None, after: Alarm, detail: str = ""
+) -> AuditEntry:
+    """The audit record of an alarm's change from ``before`` (None: opened) to ``after``."""
+    return AuditEntry(
+        ts=after.updated_at,
+        username=username,
+        action=action,
+        alarm_id=after.id,
+        target=after.id,
+        before=before.model_dump(mode="json") if before is not None else None,
+        after=after.model_dump(mode="json"),
+        detail=detail,
+    )
 
 
 def apply_events(

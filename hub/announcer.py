@@ -47,7 +47,7 @@ from hub.picture import Picture, audio_url
 from hub.routine_limits import RoutineLimits
 from hub.schedules import Schedule
 from hub.schemas import AnnouncementRequest
-from hub.store import AuditEntry, Store
+from hub.store import AnnouncementRow, AuditEntry, Store
 from riverguard import policy
 from riverguard.config import Device
 from riverguard.wire import topics
@@ -245,18 +245,19 @@ class Announcer:
         other replicas)."""
         request, now, clip = order.request, order.now, planned.clip
         clip_ref = {"id": clip.id, "sha256": clip.sha256, "duration_ms": clip.duration_ms}
-        record = {
-            "id": planned.id,
-            "alarm_id": request.alarm_id,
-            "site": planned.site,
-            "requested_by": order.username,
-            "created_at": now,
-            "clip": clip_ref,
-            "priority": planned.priority,
-            "repeat": planned.repeat,
-            "volume": planned.volume,
-            "expires_at": planned.expires_at,
-            "history": [
+        record = AnnouncementRow(
+            id=planned.id,
+            alarm_id=request.alarm_id,
+            site=planned.site,
+            requested_by=order.username,
+            created_at=now,
+            clip=clip_ref,
+            priority=planned.priority,
+            repeat=planned.repeat,
+            volume=planned.volume,
+            expires_at=planned.expires_at,
+            speakers={s.id: "pending" for s in planned.speakers},
+            history=[
                 {
                     "speaker": s.id,
                     "state": "pending",
@@ -265,7 +266,7 @@ class Announcer:
                 }
                 for s in planned.speakers
             ],
-        }
+        )
         audit = AuditEntry(
             ts=now,
             username=order.username,
@@ -287,9 +288,7 @@ class Announcer:
         )
         quota = self.limits.quota(planned.site, now) if order.routine else None
         try:
-            await self.store.insert_announcement(
-                record, {s.id: "pending" for s in planned.speakers}, audit, routine_limit=quota
-            )
+            await self.store.announcements.insert(record, audit, routine_limit=quota)
         except RoutineLimitReached as exc:
             raise self.limits.refusal(planned.site, exc.count) from exc
 
@@ -335,8 +334,8 @@ class Announcer:
             if active is None or active[1] >= priority:
                 continue
             old_id = active[0]
-            record = await self.store.get_announcement(old_id)
-            if record is None or record["speakers"].get(speaker.id) not in ACTIVE:
+            record = await self.store.announcements.get(old_id)
+            if record is None or record.speakers.get(speaker.id) not in ACTIVE:
                 continue
             try:
                 await self.link.publish(
@@ -384,7 +383,7 @@ class Announcer:
 
     async def on_ack(self, site: str, speaker: str, ack: AnnouncementAck) -> RejectReason | None:
         """Apply a speaker's state; return a rejection reason, or None."""
-        record = await self.store.get_announcement(ack.id)
+        record = await self.store.announcements.get(ack.id)
         if record is None and ack.id.startswith(EDGE_AUTO_PREFIX):
             refused = self.edge_warnings.refused(site, speaker, ack.id)
             if refused is not None:
@@ -392,15 +391,15 @@ class Announcer:
             record = await self.edge_warnings.record(site, speaker, ack)
         if record is None:
             return "unknown_announcement"
-        if record["site"] != site:
+        if record.site != site:
             return "site_mismatch"
-        if speaker not in record["speakers"]:
-            if record["requested_by"] != EDGE_AUTO or not self.edge_warnings.covers(
+        if speaker not in record.speakers:
+            if record.requested_by != EDGE_AUTO or not self.edge_warnings.covers(
                 site, speaker, ack.id
             ):
                 return "unknown_speaker"
             # The edge plays its warning on every speaker covering the zone, under one id.
-            await self.store.add_announcement_speaker(ack.id, speaker, ack.ts)
+            await self.store.announcements.add_speaker(ack.id, speaker, ack.ts)
         moved = await self._apply(ack.id, {speaker: (ack.state, ack.detail)}, ack.ts)
         if not moved:
             # A repeat, or a state behind the one recorded (a late or forged ack).
@@ -419,13 +418,13 @@ class Announcer:
         state and speaker, however many acknowledgements arrive.
         """
         async with self.lock:
-            record = await self.store.get_announcement(ann_id)
+            record = await self.store.announcements.get(ann_id)
             if record is None:
                 return False
-            history = list(record["history"])
+            history = list(record.history)
             forward: dict[str, tuple[str, str]] = {}
             for speaker, (state, detail) in states.items():
-                current = record["speakers"].get(speaker, "pending")
+                current = record.speakers.get(speaker, "pending")
                 if RANK[state] > RANK[current]:
                     forward[speaker] = (state, detail)
                     history.append(
@@ -433,16 +432,18 @@ class Announcer:
                     )
             if not forward:
                 return False
-            await self.store.set_speaker_states(ann_id, forward, history, self.clock.now())
+            await self.store.announcements.set_speaker_states(
+                ann_id, forward, history, self.clock.now()
+            )
             return True
 
     async def _timed_out(self, ann_id: str, stage: Stage, now: datetime) -> None:
         """Mark the speakers still waiting at ``stage`` failed (``no_ack``)."""
-        record = await self.store.get_announcement(ann_id)
+        record = await self.store.announcements.get(ann_id)
         if record is None:
             return
         waiting = ("pending",) if stage == "ack" else ACTIVE
-        silent = [s for s, state in record["speakers"].items() if state in waiting]
+        silent = [s for s, state in record.speakers.items() if state in waiting]
         if not silent:
             return
         detail = "no_ack" if stage == "ack" else "no_ack: no final state"
@@ -458,26 +459,26 @@ class Announcer:
     # --- reading -------------------------------------------------------------
 
     async def get(self, ann_id: str) -> dict[str, Any] | None:
-        record = await self.store.get_announcement(ann_id)
+        record = await self.store.announcements.get(ann_id)
         return shape(record) if record is not None else None
 
     async def recent(self, since: datetime) -> list[dict[str, Any]]:
-        return [shape(record) for record in await self.store.recent_announcements(since)]
+        return [shape(record) for record in await self.store.announcements.since(since)]
 
 
-def shape(record: dict[str, Any]) -> dict[str, Any]:
+def shape(record: AnnouncementRow) -> dict[str, Any]:
     """The console's announcement object."""
     return {
-        "id": record["id"],
-        "alarm_id": record["alarm_id"],
-        "site": record["site"],
-        "requested_by": record["requested_by"],
-        "created_at": format_ts(record["created_at"]),
-        "clip": record["clip"],
-        "priority": record["priority"],
-        "repeat": record["repeat"],
-        "volume": record["volume"],
-        "expires_at": format_ts(record["expires_at"]),
-        "speakers": record["speakers"],
-        "history": record["history"],
+        "id": record.id,
+        "alarm_id": record.alarm_id,
+        "site": record.site,
+        "requested_by": record.requested_by,
+        "created_at": format_ts(record.created_at),
+        "clip": record.clip,
+        "priority": record.priority,
+        "repeat": record.repeat,
+        "volume": record.volume,
+        "expires_at": format_ts(record.expires_at),
+        "speakers": record.speakers,
+        "history": record.history,
     }

@@ -197,7 +197,7 @@ async def list_alarms(
     since: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[Alarm]:
-    return await store.list_alarms(state=state, site=site, since=_time(since, "since"), limit=limit)
+    return await store.alarms.find(state=state, site=site, since=_time(since, "since"), limit=limit)
 
 
 @router.get("/alarms/{alarm_id}")
@@ -293,7 +293,7 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditOut]:
     """The audit log, newest first; page with ``before=<id of the last one seen>``."""
-    entries = await store.list_audit(
+    entries = await store.audit.find(
         username=user,
         action=action,
         alarm_id=alarm,
@@ -395,7 +395,7 @@ async def event_stats(
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 async def snapshot(store: StoreDep, _: MediaUser, event_id: str) -> Response:
-    jpeg = await store.get_snapshot(event_id)
+    jpeg = await store.events.snapshot(event_id)
     if jpeg is None:
         raise ApiError(404, "not_found", f"no snapshot for event {event_id!r}")
     return Response(

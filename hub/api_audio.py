@@ -139,7 +139,7 @@ async def _audit(
         after=after,
         detail=detail,
     )
-    await store.audit([entry])
+    await store.audit.save([entry])
 
 
 def _info(audio: AudioDesk, clip_id: str) -> ClipInfo:
@@ -379,11 +379,11 @@ async def list_announcements(
 ) -> list[AnnouncementOut]:
     """Announcements with each speaker's states and their history, newest first."""
     start = query_time(since, "since") or clock.now() - _HISTORY
-    records = await store.recent_announcements(start)
+    records = await store.announcements.since(start)
     chosen = [
         r
         for r in reversed(records)
-        if (site is None or r["site"] == site) and (alarm is None or r["alarm_id"] == alarm)
+        if (site is None or r.site == site) and (alarm is None or r.alarm_id == alarm)
     ]
     return [AnnouncementOut.model_validate(shape(r)) for r in chosen[:limit]]
 

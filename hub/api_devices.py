@@ -91,7 +91,7 @@ async def _audit(
         after={"device": device, "site": item.site, "type": item.type},
         detail=detail,
     )
-    await store.audit([entry])
+    await store.audit.save([entry])
 
 
 def _refused(exc: ProvisioningError) -> ApiError:

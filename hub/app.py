@@ -224,7 +224,9 @@ async def _build(
         metrics, ring_size=settings.ws_ring_size, queue_size=settings.ws_queue_size
     )
     picture = Picture(config, clock.now)
-    picture.load(await store.active_alarms(), await store.load_devices(), await store.load_edges())
+    picture.load(
+        await store.alarms.active(), await store.devices.load(), await store.devices.load_edges()
+    )
     links = Links(
         config,
         broadcaster,

@@ -236,17 +236,17 @@ class Auth:
             log.warning("users file names a user not in the configuration", username=extra)
         for user in config.users:
             password = passwords.get(user.username)
-            existing = await self.store.get_user(user.username)
+            existing = await self.store.users.get(user.username)
             password_hash = existing.password_hash if existing else None
             if password is None:
                 password_hash = None
             elif password_hash is None or not await self._verify(password_hash, password):
                 # argon2 is deliberately slow: keep it off the event loop.
                 password_hash = await asyncio.to_thread(self.hasher.hash, password)
-            await self.store.upsert_user(
+            await self.store.users.upsert(
                 user.username, user.name, user.role, password_hash, self.clock()
             )
-        removed = sorted(set(await self.store.usernames()) - known)
+        removed = sorted(set(await self.store.users.usernames()) - known)
         if removed:
             now = self.clock()
             audit = [
@@ -259,7 +259,7 @@ class Auth:
                 )
                 for name in removed
             ]
-            ended = await self.store.end_sessions(usernames=removed, audit=audit)
+            ended = await self.store.users.end_sessions(usernames=removed, audit=audit)
             log.warning(
                 "users removed from the configuration are disabled",
                 usernames=removed,
@@ -311,7 +311,7 @@ class Auth:
         if wait > 0:
             await self._throttled(name, address, limit, wait)
             raise LoginRefused("throttled", wait)
-        user = await self.store.get_user(name) if name == username else None
+        user = await self.store.users.get(name) if name == username else None
         disabled = user is not None and user.username not in self.enabled
         good = await self._bounded_verify(
             None if user is None or disabled else user.password_hash, password
@@ -345,7 +345,7 @@ class Auth:
                 "address": address,
             },
         )
-        await self.store.insert_tokens(rows, audit)
+        await self.store.users.insert_tokens(rows, audit)
         log.info("login", username=user.username, address=address)
         return grant
 
@@ -373,14 +373,14 @@ class Auth:
             return None
         now = self.clock()
         old = token_hash(refresh_token)
-        owner = await self.store.token_owner(old, "refresh", now)
+        owner = await self.store.users.token_owner(old, "refresh", now)
         if owner is None:
             return None
-        user, session_id, session_end = owner
+        user, session_id, session_end = owner.user, owner.session_id, owner.expires_at
         if user.username not in self.enabled:
             return None
         grant, rows = self._grant(user.username, session_id, now, session_end)
-        if not await self.store.insert_tokens(rows, replaces=old):
+        if not await self.store.users.insert_tokens(rows, replaces=old):
             return None
         return grant
 
@@ -392,7 +392,7 @@ class Auth:
             action="logout",
             target=session.user.username,
         )
-        await self.store.end_sessions(session_id=session.session_id, audit=[audit])
+        await self.store.users.end_sessions(session_id=session.session_id, audit=[audit])
         log.info("logout", username=session.user.username)
 
     async def _throttled(self, name: str, address: str, limit: str, wait: float) -> None:
@@ -403,7 +403,7 @@ class Auth:
         if len(self._reported) >= _THROTTLE_KEYS_MAX:
             self._reported.clear()
         self._reported[key] = marker
-        await self.store.audit(
+        await self.store.audit.save(
             [
                 AuditEntry(
                     ts=self.clock(),
@@ -418,7 +418,7 @@ class Auth:
         log.warning("login throttled", username=name, address=address, limit=limit)
 
     async def _failed(self, name: str, reason: str, address: str) -> None:
-        await self.store.audit(
+        await self.store.audit.save(
             [
                 AuditEntry(
                     ts=self.clock(),
@@ -436,10 +436,10 @@ class Auth:
         """The session of a live access token of an enabled user."""
         if not token or len(token) > 200:
             return None
-        owner = await self.store.token_owner(token_hash(token), "access", self.clock())
-        if owner is None or owner[0].username not in self.enabled:
+        owner = await self.store.users.token_owner(token_hash(token), "access", self.clock())
+        if owner is None or owner.user.username not in self.enabled:
             return None
-        return Session(*owner)
+        return Session(owner.user, owner.session_id, owner.expires_at)
 
     async def user_for(self, token: str | None) -> UserRow | None:
         session = await self.session_for(token)
@@ -449,7 +449,7 @@ class Auth:
         """Still logged in (not logged out, not past its end, the user still enabled)."""
         if session.user.username not in self.enabled:
             return False
-        return await self.store.session_alive(session.session_id, self.clock())
+        return await self.store.users.session_alive(session.session_id, self.clock())
 
 
 def _seconds(value: float) -> timedelta:

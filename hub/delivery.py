@@ -65,13 +65,13 @@ class DeliveryTimeouts:
         """Mark speakers that never acknowledged, or never finished, ``failed`` (``no_ack``)."""
         # Announcements sent before a restart still get their timeouts.
         since = self.clock.now() - timedelta(hours=2)
-        for record in await self.store.recent_announcements(since):
-            states = set(record["speakers"].values())
+        for record in await self.store.announcements.since(since):
+            states = set(record.speakers.values())
             if "pending" in states:
-                self._deadlines[(record["id"], "ack")] = record["created_at"] + self.ack_timeout
+                self._deadlines[(record.id, "ack")] = record.created_at + self.ack_timeout
             if states & set(ACTIVE):
-                self._deadlines[(record["id"], "final")] = self._final_due(
-                    record["expires_at"], record["clip"]["duration_ms"], record["repeat"]
+                self._deadlines[(record.id, "final")] = self._final_due(
+                    record.expires_at, record.clip["duration_ms"], record.repeat
                 )
         while True:
             self._wake.clear()

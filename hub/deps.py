@@ -130,7 +130,7 @@ async def _user_by_header_or_link(
         raise ApiError(401, "unauthorized", "missing bearer token or signed link")
     if not auth.links.verify(request.url.path, u, exp, sig, n):
         raise ApiError(401, "unauthorized", "invalid or expired link")
-    user = await store.get_user(u)
+    user = await store.users.get(u)
     if user is None or user.username not in auth.enabled:
         raise ApiError(401, "unauthorized", "invalid or expired link")
     return user

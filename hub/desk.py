@@ -20,17 +20,17 @@ from datetime import datetime, timedelta
 import structlog
 
 from hub import alarms as rules
+from hub.alarms import SYSTEM, alarm_audit
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.errors import AlarmNotFound, StoreError
 from hub.influx import risk_line
 from hub.metrics import HubMetrics
 from hub.picture import Picture
-from hub.store import AuditEntry, Batch, Committed, Store, alarm_audit
+from hub.store import AuditEntry, Batch, CommittedBatch, Store
 from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
 
-SYSTEM = "system"
 # How long the alarm timer waits before retrying after the store refused a change.
 TIMER_RETRY_S = 2.0
 
@@ -72,30 +72,33 @@ class AlarmDesk:
     async def load(self) -> None:
         """The alarm gauges, and every site's risk as it is at start-up (written to
         InfluxDB, not pushed)."""
-        counts = await self.store.count_alarms_by_state()
+        counts = await self.store.alarms.count_by_state()
         self._resolved = counts.get("resolved", 0)
         self._update_gauges()
         for site in self.config.sites:
             self._shown[site.id] = self.picture.risk_state(site.id)
             self._write_risk(site.id)
 
-    async def commit(self, batch: Batch) -> Committed:
+    async def commit(self, batch: Batch) -> CommittedBatch:
         """Commit an ingest batch with the alarms its new events open or join."""
         async with self.lock:
             now = self.clock.now()
             active = dict(self.picture.active)
             sites = self.config.site_by_id
+            escalated: list[tuple[Alarm, Alarm]] = []
 
             def decide(new: list[Event]) -> rules.Outcome:
-                return rules.apply_events(active, new, now, sites=sites)
+                outcome = rules.apply_events(active, new, now, sites=sites)
+                escalated.extend(outcome.escalated)
+                return outcome
 
-            committed = await self.store.commit_batch(batch, decide)
+            committed = await self.store.batches.commit(batch, decide)
             for alarm in committed.outcome.changed.values():
                 self.picture.put_alarm(alarm)
             self._update_gauges()
         if committed.outcome.changed:
             self._wake.set()
-        for before, after in committed.outcome.escalated:
+        for before, after in escalated:
             self.metrics.escalations.labels("trigger").inc()
             log.info(
                 "alarm escalated by a trigger after an announcement",
@@ -256,7 +259,7 @@ class AlarmDesk:
             )
 
     async def get(self, alarm_id: str) -> Alarm:
-        alarm = await self.store.get_alarm(alarm_id)
+        alarm = await self.store.alarms.get(alarm_id)
         if alarm is None:
             raise AlarmNotFound(f"no alarm {alarm_id!r}")
         return alarm
@@ -278,7 +281,7 @@ class AlarmDesk:
             entry: AuditEntry | None = None
             if audit is not None:
                 entry = alarm_audit(audit[0], audit[1], alarm, changed, detail)
-            await self.store.save_alarm(changed, entry)
+            await self.store.alarms.save(changed, entry)
             self.picture.put_alarm(changed)
             if changed.state == "resolved" and alarm.state != "resolved":
                 self._resolved += 1

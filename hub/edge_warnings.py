@@ -9,7 +9,6 @@ speaker covering the zone that acks it joins it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -17,7 +16,7 @@ from hub.clock import Clock
 from hub.delivery import DEFAULT_EXPIRY, DeliveryTimeouts
 from hub.errors import StoreError
 from hub.picture import Picture
-from hub.store import AuditEntry, Store
+from hub.store import AnnouncementRow, AuditEntry, Store
 from riverguard.wire.models import AnnouncementAck
 from riverguard.wire.reject_reasons import RejectReason
 
@@ -76,25 +75,26 @@ class EdgeWarnings:
             return False
         return zone is None or not device.zones or zone in device.zones
 
-    async def record(self, site: str, speaker: str, ack: AnnouncementAck) -> dict[str, Any] | None:
+    async def record(self, site: str, speaker: str, ack: AnnouncementAck) -> AnnouncementRow | None:
         """Record the edge's own warning, first heard of in this ack; the stored record."""
         zone = edge_auto_zone(ack.id, self.picture.config.site(site).zone_ids)
         alarm = self.picture.active.get((site, zone)) if zone is not None else None
         alarm_id = alarm.id if alarm is not None else None
         clip = {"id": EDGE_AUTO, "sha256": "", "duration_ms": 0}
-        record: dict[str, Any] = {
-            "id": ack.id,
-            "alarm_id": alarm_id,
-            "site": site,
-            "requested_by": EDGE_AUTO,
-            "created_at": ack.ts,
-            "clip": clip,
-            "priority": EDGE_AUTO_PRIORITY,
-            "repeat": EDGE_AUTO_REPEAT,
-            "volume": EDGE_AUTO_VOLUME,
-            "expires_at": ack.ts + DEFAULT_EXPIRY,
-            "history": [],
-        }
+        record = AnnouncementRow(
+            id=ack.id,
+            alarm_id=alarm_id,
+            site=site,
+            requested_by=EDGE_AUTO,
+            created_at=ack.ts,
+            clip=clip,
+            priority=EDGE_AUTO_PRIORITY,
+            repeat=EDGE_AUTO_REPEAT,
+            volume=EDGE_AUTO_VOLUME,
+            expires_at=ack.ts + DEFAULT_EXPIRY,
+            speakers={speaker: "pending"},
+            history=[],
+        )
         audit = AuditEntry(
             ts=ack.ts,
             username=EDGE_AUTO,
@@ -105,17 +105,17 @@ class EdgeWarnings:
             detail="the edge's own warning (local deterrence)",
         )
         try:
-            await self.store.insert_announcement(record, {speaker: "pending"}, audit)
+            await self.store.announcements.insert(record, audit)
         except StoreError:
             # Another replica (or an earlier ack) recorded it first: that record stands.
-            existing = await self.store.get_announcement(ack.id)
+            existing = await self.store.announcements.get(ack.id)
             if existing is None:
                 raise
             return existing
         log.info("edge auto warning recorded", announcement_id=ack.id, site=site, alarm_id=alarm_id)
         # Like the hub's own: a speaker that never reports an end is marked failed.
-        self.timeouts.expect_final(ack.id, record["expires_at"], 0, EDGE_AUTO_REPEAT)
-        return await self.store.get_announcement(ack.id)
+        self.timeouts.expect_final(ack.id, record.expires_at, 0, EDGE_AUTO_REPEAT)
+        return await self.store.announcements.get(ack.id)
 
 
 def edge_auto_zone(announcement_id: str, zones: frozenset[str]) -> str | None:

@@ -451,7 +451,7 @@ class InfluxWriter:
         self._wake.set()
 
     async def run(self) -> None:
-        self.backlog = await self.store.count_influx_pending()
+        self.backlog = await self.store.events.count_influx_pending()
         self.metrics.influx_backlog.set(self.backlog)
         self._wake.set()
         while True:
@@ -471,7 +471,7 @@ class InfluxWriter:
         self._handed_whole = True
         while True:
             try:
-                return await self.store.influx_pending(self.batch_size)
+                return await self.store.events.influx_pending(self.batch_size)
             except StoreError as exc:
                 delay = self.backoff.next_delay()
                 log.warning("cannot read the influx backlog", error=str(exc), retry_in=delay)
@@ -502,7 +502,7 @@ class InfluxWriter:
             if not events:
                 continue
             try:
-                await self.store.mark_influx_written([event.id for event in events])
+                await self.store.events.mark_influx_written([event.id for event in events])
             except StoreError as exc:
                 # Written but not marked: written again after a restart, onto themselves.
                 log.warning("cannot mark events written", error=str(exc))

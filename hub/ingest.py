@@ -44,8 +44,7 @@ from hub.sorter import (
     Refused,
     Sorter,
 )
-from hub.store import Batch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
-from hub.store import Committed as StoreCommitted
+from hub.store import Batch, CommittedBatch, DeviceRow, EdgeRow, Rejection, Snapshot, Store
 from riverguard import __version__
 from riverguard.config import Config
 from riverguard.mqtt import Backoff, make_client
@@ -301,7 +300,7 @@ class Ingest:
         except StoreError as exc:
             log.exception("status or acknowledgement not stored", error=str(exc))
 
-    def _push(self, committed: StoreCommitted, work: _Work, risk_before: dict[str, str]) -> None:
+    def _push(self, committed: CommittedBatch, work: _Work, risk_before: dict[str, str]) -> None:
         """Alarms, site risk and events to consoles; new events to the InfluxDB writer."""
         per_site: dict[str, int] = defaultdict(int)
         for event in committed.new:
@@ -438,7 +437,7 @@ class Ingest:
         row = EdgeRow(
             site, status.online, status.version, status.outbox, status.ts, state=status.state
         )
-        await self.store.save_edge(row)  # stored first: what consoles see is on disk
+        await self.store.devices.save_edge(row)  # stored first: what consoles see is on disk
         self.picture.edges[site] = row
         self.broadcaster.publish("edge", self.picture.edge_item(site))
         if current is None or current.online != row.online:

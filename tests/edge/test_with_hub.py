@@ -104,10 +104,10 @@ async def test_broker_outage_and_edge_sigkill_lose_and_double_nothing_at_the_rea
         expected = minted_ids(
             DEVICE, count, tmp_path / "edge"
         )  # the key the edge made, kept across SIGKILL
-        stored = await store.existing_event_ids(expected)
+        stored = await store.events.existing_ids(expected)
         alarms = (await hub.http.get("/api/alarms", headers=await hub.auth())).json()
         in_alarms = [
-            event.id for alarm in alarms for event, _ in await store.alarm_events(alarm["id"])
+            event.id for alarm in alarms for event, _ in await store.events.of_alarm(alarm["id"])
         ]
         duplicates = await hub.metric("riverguard_hub_duplicates_total")
     print(  # the figures the report quotes
@@ -140,6 +140,6 @@ async def test_a_clean_edge_shutdown_is_stopped_at_the_hub_not_offline(
         async with running_edge(agent):
             await wait_for(lambda: "online" == edge_state(), what="the edge online at the hub")
         await wait_for(lambda: "stopped" == edge_state(), what="the edge stopped at the hub")
-        [stored] = [row for row in await hub.hub.store.load_edges() if row.site == SITE]
+        [stored] = [row for row in await hub.hub.store.devices.load_edges() if row.site == SITE]
 
     assert (False, "stopped") == (stored.online, stored.state)

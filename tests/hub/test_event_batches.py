@@ -102,14 +102,14 @@ async def test_a_batch_keeps_its_good_events_and_refuses_each_bad_one_alone(
         )
 
         store = hub.hub.store
-        assert {e["id"] for e in good} | {stored_before["id"]} == await store.existing_event_ids(
+        assert {e["id"] for e in good} | {stored_before["id"]} == await store.events.existing_ids(
             [e["id"] for e in batch if "id" in e]
         )
         assert 3.0 == await hub.metric("riverguard_hub_events_total")
         assert 1.0 == await hub.metric("riverguard_hub_duplicates_total")
         for reason, count in (("invalid", 2), ("unknown_device", 1), ("site_mismatch", 1)):
             assert count == await hub.metric("riverguard_hub_rejected_total", f'reason="{reason}"')
-            assert count == await store.count_rejected(reason)
+            assert count == await store.events.count_rejected(reason)
         assert 1.0 == await hub.metric("riverguard_hub_messages_total", 'kind="EventBatchIn"')
 
 
@@ -134,7 +134,7 @@ async def test_a_batch_that_is_not_an_array_or_too_big_is_dead_lettered_and_coun
         store = hub.hub.store
         for reason in ("not_array", "oversize", "malformed_json"):
             assert 1.0 == await hub.metric("riverguard_hub_rejected_total", f'reason="{reason}"')
-            assert 1 == await store.count_rejected(reason)
+            assert 1 == await store.events.count_rejected(reason)
         assert 1.0 == await hub.metric("riverguard_hub_events_total")
         assert [good["id"]] == [i for _, m in acks.items for i in m["ids"]]
 

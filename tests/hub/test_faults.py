@@ -231,8 +231,8 @@ async def test_hub_killed_mid_burst_loses_and_doubles_no_event_or_alarm(
         or f"sqlite+aiosqlite:///{Path(hub_process.env['RIVERGUARD_DATA_DIR']).resolve()}/hub.db"
     )
     try:
-        stored = await store.existing_event_ids([str(e["id"]) for e in events])
-        per_alarm = {a["id"]: len(await store.alarm_events(a["id"])) for a in alarms}
+        stored = await store.events.existing_ids([str(e["id"]) for e in events])
+        per_alarm = {a["id"]: len(await store.events.of_alarm(a["id"])) for a in alarms}
     finally:
         await store.close()
     in_influx = await _influx_ids(influxd.url, influx_database)

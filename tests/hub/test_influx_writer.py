@@ -33,7 +33,7 @@ async def _commit(store: Store, count: int) -> list[Event]:
     events = [Event.model_validate(event_payload(unique_seq())) for _ in range(count)]
     batch = Batch(events=events)
     batch.received_at = {e.id: e.edge_ts for e in events}
-    committed = await store.commit_batch(batch)
+    committed = await store.batches.commit(batch)
     return committed.new
 
 
@@ -67,7 +67,7 @@ async def test_handed_over_events_are_written_and_an_overflow_reads_the_store(
         await writer.drain()
         assert await _points(influxd, influx_database) == 13
         assert not writer._handed
-        assert await store.count_influx_pending() == 0
+        assert await store.events.count_influx_pending() == 0
 
         # More than the hand-over holds (InfluxDB away, say): back to the store.
         for _ in range(3):
@@ -75,7 +75,7 @@ async def test_handed_over_events_are_written_and_an_overflow_reads_the_store(
         assert writer._from_store
         await writer.drain()
         assert await _points(influxd, influx_database) == 28
-        assert await store.count_influx_pending() == 0
+        assert await store.events.count_influx_pending() == 0
         assert not writer._from_store
         assert writer.backlog == 0
 
@@ -87,7 +87,7 @@ async def test_events_committed_while_the_store_is_read_are_written_once(
     async with httpx.AsyncClient() as http:
         writer = InfluxWriter(store, Influx(http, influxd.url, influx_database), metrics)
         await _commit(store, 3)
-        read_store = store.influx_pending
+        read_store = store.events.influx_pending
 
         async def read_while_ingest_commits(limit: int) -> list[Event]:
             # Ingest commits and hands over just as the writer's read begins: the read

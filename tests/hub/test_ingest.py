@@ -141,7 +141,7 @@ async def _publish_bad_then_good(
             "riverguard_hub_rejected_total", f'reason="{reason}"'
         )
     assert 1.0 == await running_hub.metric("riverguard_hub_events_total")
-    assert len(bad) == await running_hub.hub.store.count_rejected()
+    assert len(bad) == await running_hub.hub.store.events.count_rejected()
 
 
 async def test_snapshot_is_stored_and_served(running_hub: RunningHub, edge: aiomqtt.Client) -> None:

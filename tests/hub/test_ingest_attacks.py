@@ -40,7 +40,7 @@ async def test_events_a_device_cannot_report_are_refused_and_cannot_take_its_ids
 
     assert 3.0 == await running_hub.metric("riverguard_hub_rejected_total", 'reason="wrong_device"')
     assert 1.0 == await running_hub.metric("riverguard_hub_rejected_total", 'reason="invalid"')
-    assert 5 == await running_hub.hub.store.count_rejected()
+    assert 5 == await running_hub.hub.store.events.count_rejected()
     # Dead-lettered, so acknowledged (7.4a), but only under their own devices' ids: the
     # forged clear's acknowledgement would have ended the real breach's resends. The
     # unparsable one has no id to acknowledge.
@@ -50,4 +50,4 @@ async def test_events_a_device_cannot_report_are_refused_and_cannot_take_its_ids
     # The real breach is new, not a duplicate of the forged clear: it opens an alarm.
     assert 1.0 == await running_hub.metric("riverguard_hub_events_total")
     assert real_id == running_hub.hub.picture.active[(SITE, "z1")].last_event_id
-    assert None is await running_hub.hub.store.get_snapshot(real_id)
+    assert None is await running_hub.hub.store.events.snapshot(real_id)

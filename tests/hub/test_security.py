@@ -115,7 +115,7 @@ async def test_an_address_guessing_at_many_users_is_blocked(make_settings: MakeS
 
 async def _audit_as(running: RunningHub) -> list[dict[str, object]]:
     """The audit log read through the hub's store (every login from here is blocked)."""
-    return [entry.shape() for entry in await running.hub.store.list_audit()]
+    return [entry.shape() for entry in await running.hub.store.audit.find()]
 
 
 async def test_parallel_bad_logins_hash_one_at_a_time_and_healthz_answers(

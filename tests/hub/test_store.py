@@ -18,17 +18,10 @@ from sqlalchemy import event, insert
 
 from hub import alarms as rules
 from hub import tables
+from hub.alarms import alarm_audit
 from hub.errors import RoutineLimitReached, StoreError
-from hub.store import (
-    AuditEntry,
-    Batch,
-    Rejection,
-    RoutineLimit,
-    Store,
-    _event_row,
-    _insert_events,
-    alarm_audit,
-)
+from hub.store import AnnouncementRow, AuditEntry, Batch, Rejection, RoutineLimit, Store
+from hub.store.events import event_row
 from riverguard.testing import wait_for
 from riverguard.wire.models import Event
 
@@ -70,20 +63,20 @@ def _event() -> Event:
 
 async def test_a_change_whose_audit_record_cannot_be_written_does_not_happen(store: Store) -> None:
     alarm = rules.open_alarm(_event(), T0, "alm-1")
-    await store.save_alarm(alarm)
+    await store.alarms.save(alarm)
     acked = rules.acknowledge(alarm, "officer-li", T0)
     unwritable = AuditEntry(
         ts=T0, username="officer-li", action="ack", alarm_id="alm-1", before={"x": object()}
     )
 
     with pytest.raises(StoreError):
-        await store.save_alarm(acked, unwritable)
-    await store.save_alarm(acked, alarm_audit("ack", "officer-li", alarm, acked))
+        await store.alarms.save(acked, unwritable)
+    await store.alarms.save(acked, alarm_audit("ack", "officer-li", alarm, acked))
 
-    entries = await store.list_audit(alarm_id="alm-1")
+    entries = await store.audit.find(alarm_id="alm-1")
     assert ["ack"] == [e.action for e in entries]
     assert ("open", "acknowledged") == (entries[0].before["state"], entries[0].after["state"])  # type: ignore[index]
-    stored = await store.get_alarm("alm-1")
+    stored = await store.alarms.get("alm-1")
     assert stored is not None
     assert "acknowledged" == stored.state
 
@@ -93,62 +86,59 @@ async def test_audit_filters_combine_and_page_newest_first(store: Store) -> None
         [("a", "login"), ("b", "login"), ("a", "login_failed"), ("a", "login")]
     ):
         ts = T0.replace(second=index)
-        await store.audit([AuditEntry(ts=ts, username=user, action=action, target=user)])
+        await store.audit.save([AuditEntry(ts=ts, username=user, action=action, target=user)])
 
-    logins_of_a = await store.list_audit(username="a", action="login")
-    first_page = await store.list_audit(limit=2)
-    second_page = await store.list_audit(limit=2, before_id=first_page[-1].id)
-    window = await store.list_audit(start=T0.replace(second=1), end=T0.replace(second=3))
+    logins_of_a = await store.audit.find(username="a", action="login")
+    first_page = await store.audit.find(limit=2)
+    second_page = await store.audit.find(limit=2, before_id=first_page[-1].id)
+    window = await store.audit.find(start=T0.replace(second=1), end=T0.replace(second=3))
 
     assert [3, 0] == [e.ts.second for e in logins_of_a]
     assert [3, 2, 1, 0] == [e.ts.second for e in first_page + second_page]
     assert [2, 1] == [e.ts.second for e in window]
 
 
-def _announcement(ann_id: str, created_at: datetime, site: str = SITE) -> dict[str, Any]:
-    return {
-        "id": ann_id,
-        "alarm_id": None,
-        "site": site,
-        "requested_by": "officer-li",
-        "created_at": created_at,
-        "clip": {"id": "warning-cmn", "sha256": "0" * 64, "duration_ms": 1000},
-        "priority": 5,
-        "repeat": 1,
-        "volume": 90,
-        "expires_at": created_at + timedelta(seconds=60),
-        "history": [],
-    }
+def _announcement(ann_id: str, created_at: datetime, site: str = SITE) -> AnnouncementRow:
+    return AnnouncementRow(
+        id=ann_id,
+        alarm_id=None,
+        site=site,
+        requested_by="officer-li",
+        created_at=created_at,
+        clip={"id": "warning-cmn", "sha256": "0" * 64, "duration_ms": 1000},
+        priority=5,
+        repeat=1,
+        volume=90,
+        expires_at=created_at + timedelta(seconds=60),
+        speakers={"s": "pending"},
+        history=[],
+    )
 
 
 async def test_routine_announcements_over_the_limit_are_refused_and_not_recorded(
     store: Store,
 ) -> None:
     limit = RoutineLimit(2, T0 - timedelta(seconds=600))
-    await store.insert_announcement(_announcement("ann-1", T0), {"s": "pending"})  # life-safety
+    await store.announcements.insert(_announcement("ann-1", T0))  # life-safety
     for ann_id in ("ann-2", "ann-3"):
-        await store.insert_announcement(
-            _announcement(ann_id, T0), {"s": "pending"}, routine_limit=limit
-        )
-    await store.insert_announcement(
-        _announcement("ann-4", T0, site="xiyong-wharf"), {"s": "pending"}, routine_limit=limit
+        await store.announcements.insert(_announcement(ann_id, T0), routine_limit=limit)
+    await store.announcements.insert(
+        _announcement("ann-4", T0, site="xiyong-wharf"), routine_limit=limit
     )
 
     with pytest.raises(RoutineLimitReached) as refused:
-        await store.insert_announcement(
-            _announcement("ann-5", T0), {"s": "pending"}, routine_limit=limit
-        )
+        await store.announcements.insert(_announcement("ann-5", T0), routine_limit=limit)
     later = RoutineLimit(2, T0)  # the window has moved past all of them
-    await store.insert_announcement(
-        _announcement("ann-6", T0 + timedelta(seconds=1)), {"s": "pending"}, routine_limit=later
+    await store.announcements.insert(
+        _announcement("ann-6", T0 + timedelta(seconds=1)), routine_limit=later
     )
 
     assert 2 == refused.value.count
-    assert None is await store.get_announcement("ann-5")
+    assert None is await store.announcements.get("ann-5")
     # ann-2, ann-3 and ann-6 in the first window; ann-6 alone in the later one.
     assert (3, 1) == (
-        await store.count_routine("danshui-bridge", limit.since),
-        await store.count_routine("danshui-bridge", later.since),
+        await store.announcements.count_routine("danshui-bridge", limit.since),
+        await store.announcements.count_routine("danshui-bridge", later.since),
     )
 
 
@@ -159,14 +149,12 @@ async def test_two_replicas_cannot_both_take_the_last_routine_place(store_at: st
     try:
         results = await asyncio.gather(
             *(
-                replica.insert_announcement(
-                    _announcement(f"ann-{index}", T0), {"s": "pending"}, routine_limit=limit
-                )
+                replica.announcements.insert(_announcement(f"ann-{index}", T0), routine_limit=limit)
                 for index, replica in enumerate(replicas)
             ),
             return_exceptions=True,
         )
-        count = await replicas[0].count_routine("danshui-bridge", limit.since)
+        count = await replicas[0].announcements.count_routine("danshui-bridge", limit.since)
     finally:
         for replica in replicas:
             await replica.close()
@@ -179,12 +167,12 @@ async def test_two_replicas_cannot_both_take_the_last_routine_place(store_at: st
 async def test_an_announcement_id_may_be_as_long_as_the_protocol_allows(store: Store) -> None:
     """The edge's own ids are ``edge-auto-<zone>-<ms>``; a zone id may be 63 characters."""
     long_id = f"edge-auto-{'z' * 63}-1764278400000"
-    await store.insert_announcement(_announcement(long_id, T0), {"s": "pending"})
-    await store.add_announcement_speaker(long_id, "t", T0)
+    await store.announcements.insert(_announcement(long_id, T0))
+    await store.announcements.add_speaker(long_id, "t", T0)
 
-    stored = await store.get_announcement(long_id)
+    stored = await store.announcements.get(long_id)
     assert stored is not None
-    assert {"s": "pending", "t": "pending"} == stored["speakers"]
+    assert {"s": "pending", "t": "pending"} == stored.speakers
 
 
 async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Store) -> None:
@@ -194,7 +182,7 @@ async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Stor
     def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()))
 
-    event.listen(store.ingest_engine, "before_cursor_execute", record)
+    event.listen(store.ingest_writer.engine, "before_cursor_execute", record)
     active: dict[rules.ZoneKey, Any] = {}
 
     def decide(new: list[Event]) -> rules.Outcome:
@@ -206,13 +194,13 @@ async def test_rows_known_to_be_stored_are_updated_without_a_look_up(store: Stor
         ev = _event().model_copy(update={"id": f"db-fence-01:{seq}"})
         return Batch(events=[ev], received_at={ev.id: T0}, last_seen={ev.device: (ev.site, T0)})
 
-    await store.commit_batch(batch(1), decide)
+    await store.batches.commit(batch(1), decide)
     assert any("FROM alarms WHERE" in s for s in statements)
     statements.clear()
-    await store.commit_batch(batch(2), decide)
+    await store.batches.commit(batch(2), decide)
     assert not [s for s in statements if s.startswith("SELECT") and "alarms" in s]
     assert not [s for s in statements if s.startswith("SELECT") and "devices" in s]
-    stored = await store.get_alarm("alm-cache")
+    stored = await store.alarms.get("alm-cache")
     assert stored is not None
     assert 2 == stored.event_count
 
@@ -222,24 +210,24 @@ async def test_last_heard_times_are_written_at_most_every_few_seconds_and_at_clo
 ) -> None:
     """The first batch writes a device's last-heard time; later ones wait; close writes them."""
     store = await Store.open(store_at)
-    store.last_seen_write_s = 3600.0  # nothing is due again during this test
+    store.batches.last_seen_write_s = 3600.0  # nothing is due again during this test
 
     def batch(seq: int, seen: datetime) -> Batch:
         ev = _event().model_copy(update={"id": f"db-fence-01:{seq}", "ts": seen})
         return Batch(events=[ev], received_at={ev.id: seen}, last_seen={ev.device: (ev.site, seen)})
 
     async def stored_last_seen(at: Store) -> datetime | None:
-        return next(d.last_seen for d in await at.load_devices() if d.id == "db-fence-01")
+        return next(d.last_seen for d in await at.devices.load() if d.id == "db-fence-01")
 
     try:
-        await store.commit_batch(batch(1, T0))
+        await store.batches.commit(batch(1, T0))
         assert T0 == await stored_last_seen(store)
         later = T0 + timedelta(seconds=7)
-        await store.commit_batch(batch(2, later))
-        await store.commit_batch(batch(3, T0 + timedelta(seconds=1)))  # an older one, late
+        await store.batches.commit(batch(2, later))
+        await store.batches.commit(batch(3, T0 + timedelta(seconds=1)))  # an older one, late
         assert T0 == await stored_last_seen(store)
         assert {"db-fence-01:1", "db-fence-01:2", "db-fence-01:3"} == (
-            await store.existing_event_ids([f"db-fence-01:{n}" for n in (1, 2, 3)])
+            await store.events.existing_ids([f"db-fence-01:{n}" for n in (1, 2, 3)])
         )
     finally:
         await store.close()
@@ -257,7 +245,7 @@ async def test_events_written_for_sqlite_by_hand_are_stored_as_sqlalchemy_would(
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
     offset = timezone(timedelta(hours=8))  # a non-UTC time is converted, as by UTCDateTime
     rows = [
-        _event_row(
+        event_row(
             _event().model_copy(update={"id": event_id, "attrs": {"文字": '中文 "q"'}}),
             received_at=(T0 + timedelta(microseconds=123456)).astimezone(offset),
             alarm_id=alarm_id,
@@ -265,9 +253,9 @@ async def test_events_written_for_sqlite_by_hand_are_stored_as_sqlalchemy_would(
         for event_id, alarm_id in (("by-sqlalchemy", "alm-1"), ("by-hand", None))
     ]
     try:
-        with store.ingest_engine.begin() as conn:
+        with store.ingest_writer.engine.begin() as conn:
             conn.execute(insert(tables.events), [rows[0]])
-            _insert_events(conn, [rows[1]])
+            store.ingest_writer.insert_events(conn, [rows[1]])
             result = conn.exec_driver_sql("SELECT * FROM events")
             stored = {row.id: dict(zip(result.keys(), row, strict=True)) for row in result}
     finally:
@@ -299,7 +287,7 @@ async def test_sqlite_commits_leave_checkpoints_to_their_own_task(tmp_path: Path
     try:
         for seq in range(1, 301):
             ev = _event().model_copy(update={"id": f"db-fence-01:{seq}"})
-            await store.commit_batch(Batch(events=[ev], received_at={ev.id: T0}))
+            await store.batches.commit(Batch(events=[ev], received_at={ev.id: T0}))
         assert 0 == events_in_database_file()
         checkpoints = asyncio.create_task(store.run_checkpoints(every_s=0.05))
         try:
@@ -320,12 +308,12 @@ async def test_a_batch_the_store_refuses_leaves_the_next_one_unharmed(store: Sto
         rejections=[Rejection(None, "invalid", "", b"", T0)],  # type: ignore[arg-type]
     )
     with pytest.raises(StoreError):
-        await store.commit_batch(broken)
-    assert set() == await store.existing_event_ids([first.id])
+        await store.batches.commit(broken)
+    assert set() == await store.events.existing_ids([first.id])
 
     second = _event().model_copy(update={"id": "db-fence-01:2"})
-    committed = await store.commit_batch(
+    committed = await store.batches.commit(
         Batch(events=[first, second], received_at={first.id: T0, second.id: T0})
     )
     assert [first.id, second.id] == [e.id for e in committed.new]
-    assert {first.id, second.id} == await store.existing_event_ids([first.id, second.id])
+    assert {first.id, second.id} == await store.events.existing_ids([first.id, second.id])

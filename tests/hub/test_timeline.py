@@ -59,8 +59,8 @@ async def _incident(running: RunningHub, edge: aiomqtt.Client) -> str:
     await edge.publish(topics.speaker_ack(SITE, "db-spk-01"), json.dumps(ack).encode(), qos=1)
 
     async def speaker_done() -> bool:
-        got = await running.hub.store.get_announcement(announced["id"])
-        return got is not None and got["speakers"] == {"db-spk-01": "done"}
+        got = await running.hub.store.announcements.get(announced["id"])
+        return got is not None and got.speakers == {"db-spk-01": "done"}
 
     await wait_for(speaker_done, what="speaker done")
     await running.http.post(f"/api/alarms/{alarm_id}/ack", headers=officer)

@@ -1,0 +1,87 @@
+"""Alarms: the whole alarm object as JSON, with the columns queries need beside it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub import tables
+from hub.errors import StoreError
+from hub.store.audit import insert_audit
+from hub.store.db import Database, JsonText, stored, upsert_many
+from hub.store.rows import AuditEntry
+from riverguard.wire.models import Alarm
+
+
+class Alarms:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def active(self) -> list[Alarm]:
+        async with self._database.read() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.data)
+                .where(tables.alarms.c.state.in_(("open", "acknowledged")))
+                .order_by(tables.alarms.c.opened_at)
+            )
+            return [stored(Alarm, row[0]) for row in result]
+
+    async def get(self, alarm_id: str) -> Alarm | None:
+        async with self._database.read() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.data).where(tables.alarms.c.id == alarm_id)
+            )
+            data = result.scalar_one_or_none()
+        return stored(Alarm, data) if data is not None else None
+
+    async def save(self, alarm: Alarm, audit: AuditEntry | None = None) -> None:
+        """Save ``alarm``; its audit record goes first, in the same transaction."""
+        try:
+            async with self._database.write() as conn:
+                if audit is not None:
+                    await conn.run_sync(insert_audit, [audit])
+                await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
+
+    async def find(
+        self,
+        *,
+        state: str | None = None,
+        site: str | None = None,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Alarm]:
+        query = select(tables.alarms.c.data)
+        if state is not None:
+            query = query.where(tables.alarms.c.state == state)
+        if site is not None:
+            query = query.where(tables.alarms.c.site == site)
+        if since is not None:
+            query = query.where(tables.alarms.c.updated_at >= since)
+        query = query.order_by(tables.alarms.c.opened_at.desc()).limit(limit)
+        async with self._database.read() as conn:
+            return [stored(Alarm, row[0]) for row in await conn.execute(query)]
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._database.read() as conn:
+            result = await conn.execute(
+                select(tables.alarms.c.state, func.count()).group_by(tables.alarms.c.state)
+            )
+            return {row[0]: int(row[1]) for row in result}
+
+
+def alarm_row(alarm: Alarm, text: str | None = None) -> dict[str, Any]:
+    """``alarm`` as an alarms row; ``text``: its JSON, when already serialised."""
+    return {
+        "id": alarm.id,
+        "site": alarm.site,
+        "zone": alarm.zone,
+        "state": alarm.state,
+        "data": JsonText(text if text is not None else alarm.model_dump_json()),
+        "opened_at": alarm.opened_at,
+        "updated_at": alarm.updated_at,
+    }
