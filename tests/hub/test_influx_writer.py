@@ -93,10 +93,10 @@ async def test_events_committed_while_the_store_is_read_are_written_once(
             # Ingest commits and hands over just as the writer's read begins: the read
             # sees these events too.
             writer.notify(await _commit(store, 2))
-            monkeypatch.setattr(store, "influx_pending", read_store)
+            monkeypatch.setattr(store.events, "influx_pending", read_store)
             return await read_store(limit)
 
-        monkeypatch.setattr(store, "influx_pending", read_while_ingest_commits)
+        monkeypatch.setattr(store.events, "influx_pending", read_while_ingest_commits)
         await writer.drain()
 
         assert (5, 5.0, 0, 0.0, 0) == (
