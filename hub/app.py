@@ -27,8 +27,9 @@ from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
 from hub.desk import AlarmDesk
 from hub.errors import HubError
-from hub.influx import Influx, InfluxWriter
+from hub.influx import Influx
 from hub.influx import http_client as influx_http_client
+from hub.influx_writer import InfluxWriter
 from hub.ingest import Ingest
 from hub.link import BrokerLink
 from hub.links import Links

@@ -28,7 +28,7 @@ from hub.announcer import Announcer
 from hub.broadcaster import Broadcaster
 from hub.desk import AlarmDesk
 from hub.errors import BrokerUnavailable, StoreError
-from hub.influx import InfluxWriter
+from hub.influx_writer import InfluxWriter
 from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics

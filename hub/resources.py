@@ -11,7 +11,8 @@ from hub.auth import Auth
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.desk import AlarmDesk
-from hub.influx import Influx, InfluxWriter
+from hub.influx import Influx
+from hub.influx_writer import InfluxWriter
 from hub.ingest import Ingest
 from hub.link import BrokerLink
 from hub.links import Links

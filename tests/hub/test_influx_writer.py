@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hub.influx import Influx, InfluxWriter
+from hub.influx import Influx
+from hub.influx_writer import InfluxWriter
 from hub.metrics import HubMetrics
 from hub.store import Batch, Store
 from riverguard.services import Influxd
