@@ -44,6 +44,11 @@ class Database:
         # sleeps in growing steps (1, 2, 5, 10 ms...) in its busy handler. Queueing
         # writers here instead hands the lock over at once.
         self.write_lock = asyncio.Lock() if self.sqlite else None
+        # How a write transaction holds a key against other hub replicas: PostgreSQL's
+        # advisory lock; SQLite's write transactions are one at a time anyway.
+        self._exclusive = (
+            None if self.sqlite else text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+        )
 
     @classmethod
     async def open(cls, url: str | URL, connect_args: Mapping[str, Any] | None = None) -> Database:
@@ -90,10 +95,9 @@ class Database:
                 raise StoreError(f"state store write failed: {exc}") from exc
 
     async def exclusive(self, conn: AsyncConnection, key: str) -> None:
-        """Hold ``key`` until ``conn``'s transaction ends, against other hub replicas:
-        PostgreSQL's advisory lock; SQLite's write transactions are one at a time anyway."""
-        if not self.sqlite:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        """Hold ``key`` until ``conn``'s write transaction ends, against other hub replicas."""
+        if self._exclusive is not None:
+            await conn.execute(self._exclusive, {"key": key})
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
