@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from datetime import time as clock_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -36,6 +35,7 @@ from edge.metrics import EdgeMetrics
 from edge.speakers import Acks, SpeakerDriver
 from riverguard.config import Device, Site
 from riverguard.mqtt_client import Client
+from riverguard.policy import quiet_hours_cover
 from riverguard.wire.models import Announce, AudioRef, Event
 
 log = structlog.get_logger()
@@ -52,19 +52,6 @@ class _Trigger:
     event_id: str
     zone: str
     at: float  # monotonic
-
-
-def in_quiet_hours(quiet_hours: str | None, local: datetime) -> bool:
-    """Whether ``local`` falls within "HH:MM-HH:MM" (which may span midnight)."""
-    if not quiet_hours:
-        return False
-    start_text, end_text = quiet_hours.split("-")
-    start = clock_time.fromisoformat(start_text)
-    end = clock_time.fromisoformat(end_text)
-    now = local.time()
-    if start <= end:
-        return start <= now < end
-    return now >= start or now < end
 
 
 class Deterrence:
@@ -125,7 +112,7 @@ class Deterrence:
     async def _decide(self, trigger: _Trigger) -> str:
         if self.warning is None:
             return "no_audio"
-        if in_quiet_hours(self.site.quiet_hours, self.clock().astimezone(self._zone)):
+        if quiet_hours_cover(self.site.quiet_hours, self.clock().astimezone(self._zone).time()):
             return "quiet_hours"
         last = self._last_played.get(trigger.zone)
         if last is not None and time.monotonic() - last < self.site.auto_warning_cooldown_s:

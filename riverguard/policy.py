@@ -77,11 +77,16 @@ def shape(
 
 def in_quiet_hours(site: Site, now: datetime) -> bool:
     """Whether ``now`` falls in the site's ``quiet_hours`` ("HH:MM-HH:MM", local time)."""
-    if not site.quiet_hours:
+    return quiet_hours_cover(site.quiet_hours, now.astimezone(ZoneInfo(site.timezone)).time())
+
+
+def quiet_hours_cover(quiet_hours: str | None, local: time) -> bool:
+    """Whether the wall-clock time ``local`` falls within "HH:MM-HH:MM" (which may span
+    midnight); never without quiet hours."""
+    if not quiet_hours:
         return False
-    start_s, end_s = site.quiet_hours.split("-")
+    start_s, end_s = quiet_hours.split("-")
     start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
-    local = now.astimezone(ZoneInfo(site.timezone)).time()
     if start <= end:
         return start <= local < end
     return local >= start or local < end

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.deterrence import in_quiet_hours
 from edge.health import HealthServer
 from edge.sites import ServedSite
 from riverguard.config import Config
+from riverguard.policy import quiet_hours_cover
 from riverguard.testing import fence_report, wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import AnnouncementAck
@@ -55,7 +55,7 @@ ACKS = topics.speaker_ack(SITE, SPEAKER)
 )
 def test_quiet_hours_may_span_midnight(hours: str | None, local: str, quiet: bool) -> None:
     at = datetime.fromisoformat(f"2026-07-27T{local}:00")
-    assert quiet == in_quiet_hours(hours, at)
+    assert quiet == quiet_hours_cover(hours, at.time())
 
 
 @dataclass
