@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from riverguard.config import Config, ConfigError, Device
+from riverguard.credentials import write_private
 from riverguard.wire import topics
 
 IdentityKind = Literal["hub", "edge", "device", "nvr", "sim", "observer", "admin"]
@@ -358,8 +358,8 @@ class BrokerAccess:
 
     def write(self, dynsec_path: Path, bound_ids_path: Path) -> None:
         """The plugin's configuration and the guard's file, 0600, replaced whole."""
-        _write_private(dynsec_path, json.dumps(dynsec_config(self.identities, self.passwords)))
-        _write_private(bound_ids_path, bound_client_ids(self.bound))
+        write_private(dynsec_path, json.dumps(dynsec_config(self.identities, self.passwords)))
+        write_private(bound_ids_path, bound_client_ids(self.bound))
 
     def identity(self, username: str) -> Identity:
         for identity in self.identities:
@@ -384,11 +384,3 @@ def broker_access(
         passwords={i.username: passwords[i.username] for i in found if i.username in passwords},
         bound=every,
     )
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".new")
-    with open(staging, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as file:
-        file.write(text)
-    os.replace(staging, path)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from riverguard import broker_acl
 from riverguard.config import load_config
+from riverguard.credentials import generate_password
 from riverguard.provisioning import STORE_NAME, DeviceLoginStore
-from riverguard.services import generate_password
 
 LOGINS = "logins.json"
 DYNSEC = "dynamic-security.json"

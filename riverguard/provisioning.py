@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -31,6 +30,7 @@ from riverguard.broker_acl import (
     role_json,
 )
 from riverguard.config import Config, Device
+from riverguard.credentials import generate_password, write_private
 from riverguard.errors import RiverguardError
 from riverguard.mqtt import BrokerSettings, make_client
 from riverguard.mqtt_client import MqttError, Subscription
@@ -48,10 +48,6 @@ class ProvisioningError(RiverguardError):
 
 class BrokerControlError(ProvisioningError):
     """The broker's control topic could not be reached, or the broker refused the change."""
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(18)
 
 
 @dataclass
@@ -119,12 +115,12 @@ class DeviceLoginStore:
     def write(self, logins: StoredLogins) -> None:
         """Replace the store (the caller holds ``locked``), and ``stack.json``'s list."""
         body = {"devices": dict(sorted(logins.devices.items())), "revoked": sorted(logins.revoked)}
-        _write_private(self.path, json.dumps(body, indent=2))
+        write_private(self.path, json.dumps(body, indent=2))
         stack_json = self.path.with_name("stack.json")
         if stack_json.exists():
             info = json.loads(stack_json.read_text(encoding="utf-8"))
             info["device_logins"] = device_logins_json(logins)
-            _write_private(stack_json, json.dumps(info, indent=2, ensure_ascii=False))
+            write_private(stack_json, json.dumps(info, indent=2, ensure_ascii=False))
 
     def ensure(self, config: Config) -> StoredLogins:
         """Every configured device gets a login unless it was revoked."""
@@ -144,13 +140,6 @@ def device_logins_json(logins: StoredLogins) -> dict[str, dict[str, str]]:
         device: {"username": device_username(device), "password": password}
         for device, password in sorted(logins.devices.items())
     }
-
-
-def _write_private(path: Path, text: str) -> None:
-    staging = path.with_name(path.name + ".new")
-    with open(staging, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as file:
-        file.write(text)
-    os.replace(staging, path)
 
 
 @dataclass(frozen=True)

@@ -89,10 +89,6 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def generate_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
 def mosquitto_password_line(username: str, password: str) -> str:
     """A ``password_file`` line in Mosquitto 2's PBKDF2-SHA512 format (``$7$``).
 

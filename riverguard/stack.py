@@ -48,6 +48,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from riverguard import broker_acl, certs
 from riverguard.columns import aligned
 from riverguard.config import Config, Role, load_config
+from riverguard.credentials import generate_password
 from riverguard.provisioning import DeviceLoginStore, device_logins_json
 from riverguard.services import (
     Influxd,
@@ -56,7 +57,6 @@ from riverguard.services import (
     ServiceError,
     TlsListener,
     free_port,
-    generate_password,
 )
 from riverguard.settings import DEFAULT_CONFIG
 from riverguard.wire import topics
