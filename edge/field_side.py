@@ -40,12 +40,12 @@ from edge.deterrence import Deterrence
 from edge.errors import AudioError, Rejected, Skipped
 from edge.event_ids import EventIds
 from edge.http_speaker import HttpSpeaker
+from edge.lifecycle import SideReady, Stopping, raise_when_set, sleep_unless
 from edge.local_speaker import LocalSpeaker
 from edge.metrics import EdgeMetrics
 from edge.normalizer import Normalizer
 from edge.outbox import Outbox, OutboxEntry
 from edge.outgoing import Outgoing
-from edge.readiness import SideReady
 from edge.settings import EdgeSettings
 from edge.sources import Raw, Source, build_sources
 from edge.speakers import Acks, MqttSpeaker, SpeakerDriver
@@ -64,10 +64,6 @@ log = structlog.get_logger()
 RECEIVE_BATCH = 500
 # The ack of an announce whose audio is not the hub's: no more than that.
 NOT_HUB_AUDIO = "audio URL is not the hub's"
-
-
-class _Stopping(Exception):
-    """Raised inside a session's TaskGroup to end it for a clean shutdown."""
 
 
 # Called as a receiver round starts: what its events are handed to once on disk.
@@ -176,7 +172,7 @@ class FieldSide:
                 self.log.warning(
                     "site broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
                 )
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
 
     async def _load_sequences(self) -> None:
         """Devices' boots and highest seqs as the last run left them (see edge.dedup)."""
@@ -275,8 +271,8 @@ class FieldSide:
                     tg.create_task(self._heartbeats(client), name=f"{self._name}.heartbeats")
                 for speaker_id, speaker in self.speakers.items():
                     tg.create_task(speaker.run(client), name=f"{self._name}.speaker[{speaker_id}]")
-                tg.create_task(_raise_when_set(stop), name=f"{self._name}.stop")
-        except* _Stopping:
+                tg.create_task(raise_when_set(stop), name=f"{self._name}.stop")
+        except* Stopping:
             pass
         finally:
             self.ready.mark(False)
@@ -534,13 +530,3 @@ def _write_atomically(path: Path, text: str) -> None:
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(path)
-
-
-async def _raise_when_set(stop: asyncio.Event) -> None:
-    await stop.wait()
-    raise _Stopping
-
-
-async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)

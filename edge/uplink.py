@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -38,11 +37,11 @@ import structlog
 import riverguard
 from edge.adapters import parse_message
 from edge.errors import Rejected
+from edge.lifecycle import SideReady, Stopping, raise_when_set, sleep_unless
 from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox, OutboxEntry
 from edge.outgoing import Message as OutgoingMessage
 from edge.outgoing import Outgoing
-from edge.readiness import SideReady
 from edge.settings import EdgeSettings
 from riverguard.mqtt import Backoff, make_client
 from riverguard.mqtt_client import Client, MqttError, Subscription, Will
@@ -64,10 +63,6 @@ HELD_RECHECK_S = 0.2
 
 # The field side's handlers of the hub's commands: (speaker id, payload).
 Command = Callable[[str, bytes], Awaitable[None]]
-
-
-class _Stopping(Exception):
-    """Raised inside a session's TaskGroup to end it for a clean shutdown."""
 
 
 class Uplink:
@@ -155,7 +150,7 @@ class Uplink:
                 self.log.warning(
                     "broker connection lost", error=str(group.exceptions[0]), retry_in_s=delay
                 )
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
 
     async def _session(self, client: Client, stop: asyncio.Event) -> None:
         await client.subscribe(
@@ -177,8 +172,8 @@ class Uplink:
                 tg.create_task(self._resender(client), name=f"{self._name}.resender")
                 tg.create_task(self._outgoing(client), name=f"{self._name}.outgoing")
                 tg.create_task(self._status_refresher(client), name=f"{self._name}.status")
-                tg.create_task(_raise_when_set(stop), name=f"{self._name}.stop")
-        except* _Stopping:
+                tg.create_task(raise_when_set(stop), name=f"{self._name}.stop")
+        except* Stopping:
             pass
         finally:
             self.ready.mark(False)
@@ -369,13 +364,3 @@ class Uplink:
             else:
                 await client.publish_many([(events_topic, payload) for payload in payloads])
             index = end
-
-
-async def _raise_when_set(stop: asyncio.Event) -> None:
-    await stop.wait()
-    raise _Stopping
-
-
-async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)
