@@ -26,8 +26,9 @@ from hub.clock import Clock
 from hub.errors import AlarmNotFound, StoreError
 from hub.influx import risk_line
 from hub.metrics import HubMetrics
+from hub.notify.plan import plan_calls
 from hub.picture import Picture
-from hub.store import AuditEntry, Batch, CommittedBatch, Store
+from hub.store import AuditEntry, Batch, CommittedBatch, PlannedCall, Store
 from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
 
@@ -47,8 +48,11 @@ class AlarmDesk:
         clock: Clock,
         *,
         risk_points: Callable[[list[str]], None],
+        calls_queued: Callable[[], None],
     ) -> None:
         self.store = store
+        # Told when an escalation queued notifications (the outbox sender's wake).
+        self.calls_queued = calls_queued
         self.picture = picture
         self.config = picture.config
         self.broadcaster = broadcaster
@@ -98,6 +102,13 @@ class AlarmDesk:
             self._update_gauges()
         if committed.outcome.changed:
             self._wake.set()
+        calls = [call for before, after in escalated for call in self._calls(before, after, now)]
+        if calls:
+            # After the batch's own transaction, not in it: the ingest writer commits
+            # batches by itself. A hub that stops in between loses these calls (the
+            # alarm climbed; its next timer escalation calls the next level).
+            await self.store.notifications.queue(calls, now)
+            self.calls_queued()
         for before, after in escalated:
             self.metrics.escalations.labels("trigger").inc()
             log.info(
@@ -281,13 +292,16 @@ class AlarmDesk:
             entry: AuditEntry | None = None
             if audit is not None:
                 entry = alarm_audit(audit[0], audit[1], alarm, changed, detail)
-            await self.store.alarms.save(changed, entry)
+            calls = self._calls(alarm, changed, changed.updated_at)
+            await self.store.alarms.save(changed, entry, calls)
             self.picture.put_alarm(changed)
             if changed.state == "resolved" and alarm.state != "resolved":
                 self._resolved += 1
             self._update_gauges()
             self.push_alarms([changed], risk_before)
         self._wake.set()
+        if calls:
+            self.calls_queued()
         log.info(
             "alarm changed",
             alarm_id=alarm_id,
@@ -296,6 +310,15 @@ class AlarmDesk:
             level=changed.escalation_level,
         )
         return changed
+
+    def _calls(self, before: Alarm, after: Alarm, now: datetime) -> list[PlannedCall]:
+        """The notifications an escalation makes: the responders on call at each level
+        the alarm climbed to."""
+        return [
+            call
+            for level in range(before.escalation_level + 1, after.escalation_level + 1)
+            for call in plan_calls(self.config, after.id, after.site, level, now)
+        ]
 
     def _update_gauges(self) -> None:
         counts = {"open": 0, "acknowledged": 0}

@@ -271,6 +271,36 @@ audit = Table(
     Index("ix_audit_action_ts", "action", "ts"),
 )
 
+# The notification outbox: one row per message to a responder over one channel,
+# queued in the transaction of the escalation that calls them and sent by
+# hub.notify.outbox. ``key`` (alarm/level/responder/channel) makes an alarm call each
+# responder once per channel and level however often it is planned.
+notifications = Table(
+    "notifications",
+    metadata,
+    # The delivery id a signed webhook carries: the same on every attempt.
+    Column("id", String(40), primary_key=True),
+    Column("key", String(250), nullable=False, unique=True),
+    Column("alarm_id", String(40), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("responder_id", String(63), nullable=False),
+    Column("channel_index", Integer, nullable=False),
+    Column("channel_label", String(100), nullable=False),
+    Column("channel_key", String(100), nullable=False),
+    Column("channel_limit", Integer, nullable=True),
+    # queued, sending (an attempt under way), sent, failed (refused for good),
+    # given_up (retries exhausted).
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    # When a queued notification is due (its next attempt, or its rate limit's end).
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_notifications_state_due_at", "state", "due_at"),
+    Index("ix_notifications_alarm_id", "alarm_id"),
+)
+
 # Incident timelines read an alarm's events and announcements by alarm id.
 Index("ix_events_alarm_id", events.c.alarm_id)
 Index("ix_announcements_alarm_id", announcements.c.alarm_id)

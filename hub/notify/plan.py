@@ -9,30 +9,12 @@ twice (a retried transaction) queues nothing new.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from hub.notify.notifier import channel_key, channel_label, channel_limit
+from hub.store.rows import PlannedCall
 from riverguard.config import Config
 from riverguard.on_call import on_call
-
-
-@dataclass(frozen=True)
-class PlannedCall:
-    alarm_id: str
-    level: int
-    responder_id: str
-    # The channel's place in the responder's list, as configured when planned.
-    channel_index: int
-    channel_label: str
-    # What the per-channel rate limit counts: the far end, shared by responders,
-    # and how many sends a minute it takes (None: no limit of its own).
-    channel_key: str
-    channel_limit: int | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.alarm_id}/{self.level}/{self.responder_id}/{self.channel_index}"
 
 
 def plan_calls(

@@ -26,6 +26,7 @@ from hub.store.db import Database
 from hub.store.devices import Devices
 from hub.store.events import Events
 from hub.store.ingest_writer import IngestWriter, open_writer
+from hub.store.notifications import Notifications
 from hub.store.rows import (
     AlarmChanges,
     AnnouncementRow,
@@ -34,6 +35,8 @@ from hub.store.rows import (
     CommittedBatch,
     DeviceRow,
     EdgeRow,
+    NotificationRow,
+    PlannedCall,
     Rejection,
     RoutineLimit,
     Snapshot,
@@ -52,6 +55,8 @@ __all__ = [
     "CommittedBatch",
     "DeviceRow",
     "EdgeRow",
+    "NotificationRow",
+    "PlannedCall",
     "Rejection",
     "RoutineLimit",
     "Snapshot",
@@ -73,6 +78,7 @@ class Store:
         self.announcements = Announcements(database)
         self.users = Users(database)
         self.audit = Audit(database)
+        self.notifications = Notifications(database)
 
     @classmethod
     async def open(cls, url: str | URL, connect_args: Mapping[str, Any] | None = None) -> Store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,8 @@ from hub import tables
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, stored, upsert_many
-from hub.store.rows import AuditEntry
+from hub.store.notifications import insert_queued
+from hub.store.rows import AuditEntry, PlannedCall
 from riverguard.wire.models import Alarm
 
 
@@ -37,13 +39,20 @@ class Alarms:
             data = result.scalar_one_or_none()
         return stored(Alarm, data) if data is not None else None
 
-    async def save(self, alarm: Alarm, audit: AuditEntry | None = None) -> None:
-        """Save ``alarm``; its audit record goes first, in the same transaction."""
+    async def save(
+        self,
+        alarm: Alarm,
+        audit: AuditEntry | None = None,
+        calls: Sequence[PlannedCall] = (),
+    ) -> None:
+        """Save ``alarm``; its audit record goes first and the notifications it makes
+        (``calls``: an escalation's) are queued, all in the same transaction."""
         try:
             async with self._database.write() as conn:
                 if audit is not None:
                     await conn.run_sync(insert_audit, [audit])
                 await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
+                await conn.run_sync(insert_queued, calls, alarm.updated_at)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
 

@@ -182,3 +182,38 @@ class CommittedBatch:
     outcome: AlarmChanges
     # The JSON stored for each changed alarm (by id): consoles get the same text.
     alarm_json: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """A message to queue for a responder: one alarm, level, responder and channel."""
+
+    alarm_id: str
+    level: int
+    responder_id: str
+    # The channel's place in the responder's list, as configured when planned.
+    channel_index: int
+    channel_label: str
+    # What the per-channel rate limit counts: the far end, shared by responders,
+    # and how many sends a minute it takes (None: no limit of its own).
+    channel_key: str
+    channel_limit: int | None
+
+    @property
+    def key(self) -> str:
+        """One per alarm, level, responder and channel: the outbox keeps it unique."""
+        return f"{self.alarm_id}/{self.level}/{self.responder_id}/{self.channel_index}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    """A message in the outbox (``hub.tables.notifications``)."""
+
+    id: str
+    call: PlannedCall
+    state: str
+    attempts: int
+    due_at: datetime
+    reason: str
+    created_at: datetime
+    updated_at: datetime

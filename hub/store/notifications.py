@@ -1,0 +1,168 @@
+"""The notification outbox: messages to responders, queued with the escalation that
+makes them and taken by the sender (``hub.notify.outbox``).
+
+A row is ``queued`` until due, ``sending`` while an attempt is under way, then
+``sent``, ``failed`` (refused for good) or ``given_up`` (retries exhausted), or
+``queued`` again for a retry. An attempt is claimed (``sending``, one more
+attempt) in its own transaction before anything is sent, and settled in
+another after: a hub that stops between the two leaves the row ``sending``,
+and the next start queues it again (``requeue_interrupted``). So a message
+recorded as sent is never sent again, and one whose send was cut short is
+sent once more (a webhook receiver drops the copy by its delivery id).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub import tables
+from hub.errors import StoreError
+from hub.store.db import Database
+from hub.store.rows import NotificationRow, PlannedCall
+
+n = tables.notifications
+
+
+def queued_rows(calls: Sequence[PlannedCall], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"n-{secrets.token_urlsafe(15)}",
+            "key": call.key,
+            "alarm_id": call.alarm_id,
+            "level": call.level,
+            "responder_id": call.responder_id,
+            "channel_index": call.channel_index,
+            "channel_label": call.channel_label,
+            "channel_key": call.channel_key,
+            "channel_limit": call.channel_limit,
+            "state": "queued",
+            "attempts": 0,
+            "due_at": now,
+            "reason": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for call in calls
+    ]
+
+
+def insert_queued(conn: Connection, calls: Sequence[PlannedCall], now: datetime) -> None:
+    """Queue ``calls`` in ``conn``'s transaction; a call already queued (same key) is
+    left as it is."""
+    if not calls:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(n).on_conflict_do_nothing(index_elements=["key"])
+    conn.execute(statement, queued_rows(calls, now))
+
+
+def _row(r: Row[Any]) -> NotificationRow:
+    return NotificationRow(
+        id=r.id,
+        call=PlannedCall(
+            alarm_id=r.alarm_id,
+            level=r.level,
+            responder_id=r.responder_id,
+            channel_index=r.channel_index,
+            channel_label=r.channel_label,
+            channel_key=r.channel_key,
+            channel_limit=r.channel_limit,
+        ),
+        state=r.state,
+        attempts=r.attempts,
+        due_at=r.due_at,
+        reason=r.reason,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+class Notifications:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def queue(self, calls: Sequence[PlannedCall], now: datetime) -> None:
+        try:
+            async with self._database.write() as conn:
+                await conn.run_sync(insert_queued, calls, now)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot queue notifications: {exc}") from exc
+
+    async def due(self, now: datetime, limit: int = 100) -> list[NotificationRow]:
+        query = (
+            select(n)
+            .where(n.c.state == "queued", n.c.due_at <= now)
+            .order_by(n.c.due_at)
+            .limit(limit)
+        )
+        async with self._database.read() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
+    async def next_due(self) -> datetime | None:
+        async with self._database.read() as conn:
+            result = await conn.execute(select(func.min(n.c.due_at)).where(n.c.state == "queued"))
+            value = result.scalar_one_or_none()
+        return tables.as_utc(value) if value is not None else None
+
+    async def claim(self, notification_id: str, now: datetime) -> bool:
+        """Take a queued notification for an attempt; False when it is no longer
+        queued (another sender took it)."""
+        statement = (
+            update(n)
+            .where(n.c.id == notification_id, n.c.state == "queued")
+            .values(state="sending", attempts=n.c.attempts + 1, updated_at=now)
+        )
+        async with self._database.write() as conn:
+            result = await conn.execute(statement)
+        return result.rowcount == 1
+
+    async def settle(
+        self,
+        notification_id: str,
+        state: str,
+        now: datetime,
+        reason: str = "",
+        due_at: datetime | None = None,
+    ) -> None:
+        """Record an attempt's end: ``sent``, ``failed``, ``given_up``, or ``queued``
+        again until ``due_at``."""
+        values: dict[str, Any] = {"state": state, "reason": reason[:2000], "updated_at": now}
+        if due_at is not None:
+            values["due_at"] = due_at
+        async with self._database.write() as conn:
+            await conn.execute(update(n).where(n.c.id == notification_id).values(values))
+
+    async def defer(self, notification_id: str, due_at: datetime, now: datetime) -> None:
+        """Move a queued notification to ``due_at`` (a rate limit): no attempt is spent."""
+        statement = (
+            update(n)
+            .where(n.c.id == notification_id, n.c.state == "queued")
+            .values(due_at=due_at, updated_at=now)
+        )
+        async with self._database.write() as conn:
+            await conn.execute(statement)
+
+    async def requeue_interrupted(self, now: datetime) -> int:
+        """Queue again, due now, every notification left ``sending`` by a hub that
+        stopped mid-attempt; how many."""
+        statement = (
+            update(n)
+            .where(n.c.state == "sending")
+            .values(state="queued", due_at=now, updated_at=now)
+        )
+        async with self._database.write() as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
+    async def for_alarm(self, alarm_id: str) -> list[NotificationRow]:
+        query = select(n).where(n.c.alarm_id == alarm_id).order_by(n.c.created_at, n.c.key)
+        async with self._database.read() as conn:
+            return [_row(r) for r in await conn.execute(query)]

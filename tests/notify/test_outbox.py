@@ -1,0 +1,355 @@
+"""The outbox end to end on a real SQLite store and a real webhook receiver: an
+escalation queues its calls in its own transaction, the sender delivers each once,
+retries a refusing receiver with backoff, gives up, holds rate limits, keeps a
+hung receiver from holding the others, and sends once across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.broadcaster import Broadcaster
+from hub.clock import ManualClock
+from hub.desk import AlarmDesk
+from hub.metrics import HubMetrics
+from hub.notify.links import ResponderLinks
+from hub.notify.notifier import Notifier
+from hub.notify.outbox import Outbox
+from hub.picture import Picture
+from hub.responder_tokens import ResponderTokens
+from hub.store import Batch, NotificationRow, Store
+from riverguard.config import Config
+from riverguard.wire.models import Event
+from tests.notify.receivers import HttpReceiver, http_receiver
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 7, 18, 11, 0, tzinfo=UTC)
+SECRET = "outbox-test-secret-0123"
+
+
+def _config(urls: dict[str, str], **notify: Any) -> Config:
+    """One site whose first level calls every responder of ``urls`` (a webhook each)."""
+    return Config.model_validate(
+        {
+            "sites": [
+                {
+                    "id": "s1",
+                    "name": "一号河段",
+                    "name_en": "Reach one",
+                    "grid": "city/grid-01",
+                    "zones": [
+                        {"id": "z1", "name": "码头", "name_en": "Wharf"},
+                        {"id": "z2", "name": "浅滩", "name_en": "Shallows"},
+                    ],
+                    "escalation": [
+                        {"after_s": 60, "level_name": "grid officer", "call": list(urls)},
+                        {"after_s": 120, "level_name": "street", "call": []},
+                    ],
+                }
+            ],
+            "devices": [
+                {"id": "f1", "site": "s1", "type": "fence", "zones": ["z1"]},
+                {"id": "f2", "site": "s1", "type": "fence", "zones": ["z2"]},
+            ],
+            "notify": {
+                "webhooks": [
+                    {"id": name, "url": url, "secret": SECRET} for name, url in urls.items()
+                ],
+                "timeout_s": 2,
+                "retry_first_s": 10,
+            }
+            | notify,
+            "responders": [
+                {"id": name, "name": name, "channels": [{"kind": "webhook", "webhook": name}]}
+                for name in urls
+            ],
+        }
+    )
+
+
+@dataclass
+class Hub:
+    store: Store
+    desk: AlarmDesk
+    outbox: Outbox
+    clock: ManualClock
+
+    alarm_ids: list[str]
+
+    async def rows(self, alarm: int = 0) -> list[NotificationRow]:
+        return await self.store.notifications.for_alarm(self.alarm_ids[alarm])
+
+
+@asynccontextmanager
+async def hub(
+    tmp_path: Path, config: Config, clock: ManualClock | None = None
+) -> AsyncIterator[Hub]:
+    clock = clock or ManualClock(T0)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
+    try:
+        async with httpx.AsyncClient() as http:
+            outbox = Outbox(
+                store,
+                config,
+                Notifier(config.notify, http, clock=clock.now),
+                ResponderLinks("https://hub.example.cn"),
+                ResponderTokens(b"responder-token-key-0123456789"),
+                clock=clock,
+                rand=lambda: 0.0,
+            )
+            metrics = HubMetrics()
+            picture = Picture(config, clock.now)
+            picture.load(await store.alarms.active(), [], [])
+            desk = AlarmDesk(
+                store,
+                picture,
+                Broadcaster(metrics, start_seq=0),
+                metrics,
+                clock,
+                calls_queued=outbox.wake,
+            )
+            yield Hub(store, desk, outbox, clock, [])
+    finally:
+        await store.close()
+
+
+async def _open_alarm(running: Hub, device: str = "f1", zone: str = "z1") -> None:
+    """A fence breach through the desk, as ingest commits it: the alarm and its event."""
+    now = running.clock.now()
+    event = Event.model_validate(
+        {
+            "id": f"{device}:{len(running.alarm_ids) + 1}",
+            "site": "s1",
+            "device": device,
+            "kind": "fence.breach",
+            "zone": zone,
+            "ts": now,
+            "edge_ts": now,
+            "severity": "critical",
+        }
+    )
+    committed = await running.desk.commit(
+        Batch(events=[event], received_at={event.id: now}, last_seen={device: ("s1", now)})
+    )
+    running.alarm_ids.extend(committed.outcome.changed)
+
+
+async def _settled(running: Hub) -> NotificationRow:
+    """The first alarm's only notification once it is no longer queued or sending
+    (polled: the sender runs as its own task)."""
+    async with asyncio.timeout(10):
+        while True:
+            [row] = await running.rows()
+            if row.state not in ("queued", "sending"):
+                return row
+            await asyncio.sleep(0.02)
+
+
+async def _escalate(running: Hub) -> None:
+    running.clock.advance(60)
+    await running.desk.tick()
+
+
+async def test_an_escalation_queues_its_calls_and_each_is_delivered_once(tmp_path: Path) -> None:
+    async with http_receiver() as receiver:
+        config = _config({"wang": f"{receiver.url}/a", "li": f"{receiver.url}/b"})
+        async with hub(tmp_path, config) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            rows = await running.rows()
+            assert [("li", "queued"), ("wang", "queued")] == sorted(
+                (row.call.responder_id, row.state) for row in rows
+            )
+            await running.outbox.flush()
+            await running.outbox.flush()
+            assert {"sent"} == {row.state for row in await running.rows()}
+    assert ["/a", "/b"] == sorted(request.target for request in receiver.received)
+    body = json.loads(receiver.received[0].body)
+    assert (running.alarm_ids[0], 1, "grid officer") == (
+        body["alarm"]["id"],
+        body["alarm"]["level"],
+        body["alarm"]["level_name"],
+    )
+    assert ["fence.breach"] == body["alarm"]["kinds"]
+    assert body["links"]["respond"].startswith("https://hub.example.cn/respond/d-")
+    assert {row.id for row in rows} == {
+        request.headers["x-riverguard-delivery"] for request in receiver.received
+    }
+
+
+async def test_queueing_the_same_escalation_again_adds_nothing(tmp_path: Path) -> None:
+    config = _config({"wang": "http://127.0.0.1:9/"})
+    async with hub(tmp_path, config) as running:
+        await _open_alarm(running)
+        await _escalate(running)
+        [row] = await running.rows()
+        await running.store.notifications.queue([row.call], running.clock.now())
+        assert [row.id] == [again.id for again in await running.rows()]
+
+
+async def test_a_refusing_receiver_is_retried_after_the_backoff_then_delivered(
+    tmp_path: Path,
+) -> None:
+    async with (
+        http_receiver(HttpReceiver(status=503)) as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running)
+        await _escalate(running)
+        await running.outbox.flush()
+        [row] = await running.rows()
+        assert ("queued", 1) == (row.state, row.attempts)
+        assert "HTTP 503" in row.reason
+        assert (row.due_at - running.clock.now()).total_seconds() == 10
+        await running.outbox.flush()
+        assert 1 == len(receiver.received)
+        receiver.status = 200
+        running.clock.advance(10)
+        await running.outbox.flush()
+        [row] = await running.rows()
+        assert ("sent", 2) == (row.state, row.attempts)
+    first, second = receiver.received
+    assert first.headers["x-riverguard-delivery"] == second.headers["x-riverguard-delivery"]
+
+
+async def test_a_notification_is_given_up_when_its_attempts_are_spent(tmp_path: Path) -> None:
+    async with http_receiver(HttpReceiver(status=500)) as receiver:
+        config = _config({"wang": receiver.url}, max_attempts=2)
+        async with hub(tmp_path, config) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            await running.outbox.flush()
+            running.clock.advance(10)
+            await running.outbox.flush()
+            [row] = await running.rows()
+            assert ("given_up", 2) == (row.state, row.attempts)
+            running.clock.advance(3600)
+            await running.outbox.flush()
+    assert 2 == len(receiver.received)
+
+
+async def test_a_refusal_for_good_is_not_retried(tmp_path: Path) -> None:
+    async with (
+        http_receiver(HttpReceiver(status=401)) as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running)
+        await _escalate(running)
+        await running.outbox.flush()
+        [row] = await running.rows()
+        assert ("failed", "webhook wang answered HTTP 401") == (row.state, row.reason)
+        running.clock.advance(3600)
+        await running.outbox.flush()
+    assert 1 == len(receiver.received)
+
+
+async def test_a_responder_over_their_rate_limit_waits_without_spending_an_attempt(
+    tmp_path: Path,
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config({"wang": receiver.url}, responder_per_minute=1)
+        async with hub(tmp_path, config) as running:
+            await _open_alarm(running, "f1", "z1")
+            await _open_alarm(running, "f2", "z2")
+            await _escalate(running)
+            await running.outbox.flush()
+            rows = [*(await running.rows(0)), *(await running.rows(1))]
+            assert ["queued", "sent"] == sorted(row.state for row in rows)
+            [waiting] = [row for row in rows if row.state == "queued"]
+            assert 0 == waiting.attempts
+            assert running.clock.now() + timedelta(seconds=60) == waiting.due_at
+            running.clock.advance(59)
+            await running.outbox.flush()
+            assert 1 == len(receiver.received)
+            running.clock.advance(1)
+            await running.outbox.flush()
+            rows = [*(await running.rows(0)), *(await running.rows(1))]
+            assert ["sent", "sent"] == [row.state for row in rows]
+    assert 2 == len(receiver.received)
+
+
+async def test_a_hung_receiver_holds_up_only_its_own_notification(tmp_path: Path) -> None:
+    async with (
+        http_receiver(HttpReceiver(hold=True)) as hung,
+        http_receiver() as answering,
+    ):
+        config = _config({"wang": hung.url, "li": answering.url})
+        async with hub(tmp_path, config) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            await running.outbox.flush()
+            states = {row.call.responder_id: row.state for row in await running.rows()}
+            assert {"wang": "queued", "li": "sent"} == states
+    assert 1 == len(answering.received)
+
+
+async def test_the_sender_wakes_when_an_escalation_queues_calls(tmp_path: Path) -> None:
+    async with (
+        http_receiver() as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running)
+        sender = asyncio.create_task(running.outbox.run(), name="outbox")
+        try:
+            await _escalate(running)
+            async with asyncio.timeout(10):
+                await receiver.arrived.wait()
+        finally:
+            sender.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sender
+    assert 1 == len(receiver.received)
+
+
+async def test_a_hub_stopped_between_queueing_and_sending_sends_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config({"wang": receiver.url})
+        clock = ManualClock(T0)
+        async with hub(tmp_path, config, clock) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+        assert [] == receiver.received
+        async with hub(tmp_path, config, clock) as restarted:
+            await restarted.outbox.flush()
+            await restarted.outbox.flush()
+        async with hub(tmp_path, config, clock) as again:
+            again.alarm_ids.extend(running.alarm_ids)
+            await again.outbox.flush()
+            [row] = await again.rows()
+            assert "sent" == row.state
+    assert 1 == len(receiver.received)
+
+
+async def test_a_send_cut_short_by_a_stop_is_sent_again_on_start(tmp_path: Path) -> None:
+    async with http_receiver() as receiver:
+        config = _config({"wang": receiver.url})
+        clock = ManualClock(T0)
+        async with hub(tmp_path, config, clock) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            [row] = await running.rows()
+            # Claimed for an attempt, then the hub stopped before it settled.
+            assert await running.store.notifications.claim(row.id, clock.now())
+        async with hub(tmp_path, config, clock) as restarted:
+            restarted.alarm_ids.extend(running.alarm_ids)
+            sender = asyncio.create_task(restarted.outbox.run(), name="outbox")
+            try:
+                row = await _settled(restarted)
+            finally:
+                sender.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sender
+            assert ("sent", 2) == (row.state, row.attempts)
+    assert 1 == len(receiver.received)
