@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
@@ -34,8 +35,14 @@ from hub.ingest import Ingest
 from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
+from hub.notify.chat import ChatSender
+from hub.notify.check import check_channels
+from hub.notify.links import ResponderLinks
+from hub.notify.notifier import Notifier
+from hub.notify.outbox import Outbox
 from hub.picture import Picture
 from hub.resources import RESOURCES, HubResources
+from hub.responder_tokens import ResponderTokens
 from hub.schedules import Schedules
 from hub.security import BodyLimit, ConsoleMount, SecurityHeaders, secure_data_dir
 from hub.settings import HubSettings
@@ -153,8 +160,13 @@ def create_app(
         store_url = settings.store_url()
         store = await Store.open(store_url.url, store_url.connect_args)
         try:
-            async with influx_http_client(settings.influx_ca_file) as influx_http:
-                hub = await _build(settings, config, store, hub_clock, influx_http)
+            async with (
+                influx_http_client(settings.influx_ca_file) as influx_http,
+                httpx.AsyncClient() as notify_http,
+            ):
+                hub = await _build(
+                    settings, config, store, hub_clock, influx_http, notify_http=notify_http
+                )
                 async with asyncio.TaskGroup() as tasks:
                     running = [
                         tasks.create_task(_essential(name, work, on_task_died), name=name)
@@ -167,6 +179,7 @@ def create_app(
                             ("hub.site-risk", hub.desk.watch_risk()),
                             ("hub.store-checkpoints", store.run_checkpoints()),
                             ("hub.links", hub.links.run(hub.influx, store)),
+                            ("hub.outbox", hub.outbox.run()),
                         )
                     ]
                     freeze_startup_heap()
@@ -218,6 +231,8 @@ async def _build(
     store: Store,
     clock: Clock,
     influx_http: httpx.AsyncClient,
+    *,
+    notify_http: httpx.AsyncClient,
 ) -> HubResources:
     """Every collaborator, each built once with what it needs, in the order they need."""
     metrics = HubMetrics()
@@ -253,7 +268,16 @@ async def _build(
         linger_s=settings.influx_linger_s,
         report=partial(links.report, "influx", "write"),
     )
-    desk = AlarmDesk(store, picture, broadcaster, metrics, clock, risk_points=writer.add_points)
+    outbox = _outbox(settings, config, store, clock, notify_http)
+    desk = AlarmDesk(
+        store,
+        picture,
+        broadcaster,
+        metrics,
+        clock,
+        risk_points=writer.add_points,
+        calls_queued=outbox.wake,
+    )
     await desk.load()
     auth = _auth(settings, store, clock)
     await auth.sync_users(config, settings.users_file)
@@ -310,6 +334,28 @@ async def _build(
         ingest=ingest,
         audio=audio,
         schedules=schedules,
+        outbox=outbox,
+    )
+
+
+def _outbox(
+    settings: HubSettings, config: Config, store: Store, clock: Clock, http: httpx.AsyncClient
+) -> Outbox:
+    """The sender of messages to responders; refuses an Apprise URL Apprise cannot use."""
+    check_channels(config, ChatSender())
+    if settings.responder_key is not None:
+        key = settings.responder_key.get_secret_value().encode()
+    else:
+        key = secrets.token_bytes(32)
+        if config.responders:
+            log.warning("responder_key not set: links in messages die when the hub restarts")
+    return Outbox(
+        store,
+        config,
+        Notifier(config.notify, http, clock=clock.now),
+        ResponderLinks(settings.base_url),
+        ResponderTokens(key),
+        clock=clock,
     )
 
 

@@ -17,6 +17,7 @@ from hub.ingest import Ingest
 from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
+from hub.notify.outbox import Outbox
 from hub.picture import Picture
 from hub.schedules import Schedules
 from hub.settings import HubSettings
@@ -46,3 +47,4 @@ class HubResources:
     ingest: Ingest
     audio: AudioDesk
     schedules: Schedules
+    outbox: Outbox

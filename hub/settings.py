@@ -58,6 +58,10 @@ class HubSettings(ComponentSettings):
     link_secret: SecretStr | None = None
     # How long a signed link is good for.
     link_ttl_s: int = Field(default=60, ge=5, le=3600)
+    # Key of the tokens in the links sent to responders (docs/responders.md), 16
+    # characters or more. None: a random key per hub process, so the links in
+    # messages already sent stop working when the hub restarts.
+    responder_key: SecretStr | None = Field(default=None, min_length=16)
     # Largest request body (uploads have their own limit, hub/clips.py); larger ones are
     # refused with 413 before they are read.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -116,6 +116,7 @@ async def hub(
                 Broadcaster(metrics, start_seq=0),
                 metrics,
                 clock,
+                risk_points=lambda lines: None,
                 calls_queued=outbox.wake,
             )
             yield Hub(store, desk, outbox, clock, [])

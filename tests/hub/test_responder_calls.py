@@ -1,0 +1,92 @@
+"""An unacknowledged breach reaches the on-call grid officer's channel at the first
+escalation: a real hub, a real broker, a real webhook receiver, a manual clock."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from hub.clock import ManualClock
+from riverguard.config import load_config
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from tests.conftest import EXAMPLE_CONFIG
+from tests.hub.conftest import SITE, MakeSettings, event_payload, mqtt_inbox, run_hub, unique_seq
+from tests.notify.receivers import http_receiver
+
+pytestmark = pytest.mark.integration
+
+SECRET = "grid-officer-webhook-secret"
+
+
+@pytest.fixture
+def database_url(both_stores: str | None) -> str | None:
+    """The outbox is queued and taken on SQLite and on PostgreSQL."""
+    return both_stores
+
+
+def _config_with_a_grid_officer(tmp_path: Path, webhook_url: str) -> Path:
+    """The example, with a grid officer on call at the first level of the bridge site."""
+    raw: dict[str, Any] = load_config(EXAMPLE_CONFIG).model_dump(mode="json")
+    site = next(s for s in raw["sites"] if s["id"] == SITE)
+    site["escalation"][0]["call"] = ["chen"]
+    raw["notify"] = {"webhooks": [{"id": "duty", "url": webhook_url, "secret": SECRET}]}
+    raw["responders"] = [
+        {
+            "id": "chen",
+            "name": "陈网格员",
+            "language": "zh-CN",
+            "channels": [{"kind": "webhook", "webhook": "duty"}],
+        }
+    ]
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+async def test_the_first_escalation_calls_the_grid_officer_on_call(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(59)
+            await running.hub.desk.tick()
+            assert [] == receiver.received
+            clock.advance(1)
+            await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
+            alarm = running.hub.picture.active[(SITE, "z1")]
+
+            async def recorded_as_sent() -> bool:
+                rows = await running.hub.store.notifications.for_alarm(alarm.id)
+                return ["sent"] == [row.state for row in rows]
+
+            await wait_for(recorded_as_sent, what="the call recorded as sent")
+            [row] = await running.hub.store.notifications.for_alarm(alarm.id)
+    [request] = receiver.received
+    timestamp = request.headers["x-riverguard-timestamp"]
+    mac = hmac.new(SECRET.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256)
+    assert "sha256=" + mac.hexdigest() == request.headers["x-riverguard-signature"]
+    body = json.loads(request.body)
+    assert ("chen", "zh-CN") == (body["responder"], body["language"])
+    assert (alarm.id, 1, "grid officer") == (
+        body["alarm"]["id"],
+        body["alarm"]["level"],
+        body["alarm"]["level_name"],
+    )
+    assert "淡水大桥东岸" == body["alarm"]["site_name"]
+    assert body["title"].startswith("【")
+    assert body["links"]["respond"].startswith(f"{settings.base_url}/respond/d-")
+    assert row.id == request.headers["x-riverguard-delivery"]
