@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, free_port
 from riverguard.testing import wait_for
 from riverguard.wire import topics
+from riverguard.wire.models import Event
 from riverguard.wire.socket_auth import subprotocols
 from riverguard.wire.times import format_ts, utcnow
 from tests.aiomqtt_client import aiomqtt_client
@@ -252,6 +254,11 @@ def event_payload(
     }
     payload.update(extra)
     return payload
+
+
+def parsed_event(seq: int, at: datetime, **fields: Any) -> Event:
+    """``event_payload``'s event, of device and edge time ``at``, parsed as the hub takes it."""
+    return Event.model_validate(event_payload(seq, **{"ts": at, "edge_ts": at, **fields}))
 
 
 def unique_seq() -> int:

@@ -13,23 +13,13 @@ from hub import alarms
 from hub.errors import AlarmTransitionError
 from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
+from tests.hub.conftest import parsed_event
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
 
 
-def _event(seq: int, **overrides: Any) -> Event:
-    values: dict[str, Any] = {
-        "id": f"db-fence-01:{seq}",
-        "site": "danshui-bridge",
-        "device": "db-fence-01",
-        "kind": "fence.breach",
-        "zone": "z1",
-        "ts": T0,
-        "edge_ts": T0,
-        "severity": "warning",
-    }
-    values.update(overrides)
-    return Event.model_validate(values)
+def _event(seq: int, **fields: Any) -> Event:
+    return parsed_event(seq, T0, **fields)
 
 
 def _ids() -> Any:

@@ -21,24 +21,14 @@ from hub.influx import (
     row_to_event,
 )
 from riverguard.wire.models import Event
+from tests.hub.conftest import parsed_event
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, 123000, tzinfo=UTC)
 T0_MS_NS = 1_785_187_265_123_000_000
 
 
-def _event(event_id: str = "db-fence-01:1", **overrides: Any) -> Event:
-    values: dict[str, Any] = {
-        "id": event_id,
-        "site": "danshui-bridge",
-        "device": "db-fence-01",
-        "kind": "fence.breach",
-        "zone": "z1",
-        "ts": T0,
-        "edge_ts": T0,
-        "severity": "warning",
-    }
-    values.update(overrides)
-    return Event.model_validate(values)
+def _event(seq: int = 1, **fields: Any) -> Event:
+    return parsed_event(seq, T0, **fields)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +80,7 @@ def test_string_fields_escape_quotes_and_backslashes(raw: str, escaped: str) -> 
 
 
 def test_point_time_is_the_event_millisecond_plus_an_offset_from_its_id() -> None:
-    event = _event("db-fence-01:1842")
+    event = _event(1842)
     expected = T0_MS_NS + zlib.crc32(b"db-fence-01:1842") % 1_000_000
     assert expected == point_time_ns(event)
 
@@ -103,10 +93,10 @@ def test_point_time_ignores_sub_millisecond_digits_of_the_event_time() -> None:
 def test_distinct_events_in_one_millisecond_get_distinct_times_and_a_rewrite_the_same() -> None:
     # A million offsets: a device would need ~1000 events in one millisecond for a
     # likely collision (birthday bound); a hundred consecutive ones are all distinct.
-    times = {point_time_ns(_event(f"db-fence-01:{seq}")) for seq in range(100)}
+    times = {point_time_ns(_event(seq)) for seq in range(100)}
     assert 100 == len(times)
     assert all(T0_MS_NS <= t < T0_MS_NS + 1_000_000 for t in times)
-    assert point_time_ns(_event("db-fence-01:7")) == point_time_ns(_event("db-fence-01:7"))
+    assert point_time_ns(_event(7)) == point_time_ns(_event(7))
 
 
 def test_event_line_has_sorted_tags_typed_fields_and_the_point_time() -> None:
@@ -126,7 +116,7 @@ def test_event_line_has_sorted_tags_typed_fields_and_the_point_time() -> None:
     ) == tags
     assert str(point_time_ns(event)) == time
     assert (
-        'id="db-fence-01:1",snapshot=true,edge_ts=1785187265123000000i,confidence=0.91,'
+        'id="db-cam-01:1",snapshot=true,edge_ts=1785187265123000000i,confidence=0.91,'
         'object="per\\"son",attrs="{\\"correlated\\":[\\"x\\"]}"'
     ) == fields
 
