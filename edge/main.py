@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from edge.agent import http_tls
 from edge.health import HealthServer
 from edge.settings import EdgeSettings
 from edge.sites import ServedSite
@@ -26,7 +27,8 @@ def serve(sites: Sequence[EdgeSettings]) -> None:
     unknown = sorted({s.site for s in sites} - set(config.site_by_id))
     if unknown:
         raise SystemExit(f"riverguard edge: sites not in {first.config}: {', '.join(unknown)}")
-    asyncio.run(_serve([ServedSite(settings) for settings in sites], config))
+    tls = http_tls(first)  # the same for every site: hub_ca_file comes from the environment
+    asyncio.run(_serve([ServedSite(settings, tls=tls) for settings in sites], config))
 
 
 async def _serve(sites: list[ServedSite], config: Config) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from edge.errors import SitesRefused
 from riverguard import broker_acl, plaintext
@@ -116,28 +116,46 @@ def settings_for_sites(sites: Sequence[str], logins_file: Path) -> list[EdgeSett
         raise SitesRefused(f"the logins file {logins_file} cannot be read: {exc}") from None
     if not isinstance(logins, dict):
         raise SitesRefused(f"the logins file {logins_file} is not a JSON object")
-    found: list[EdgeSettings] = []
-    for site in sites:
+
+    def password(site: str) -> str:
         login = broker_acl.edge_username(site)
-        password = logins.get(login)
-        if not isinstance(password, str) or not password:
+        found = logins.get(login)
+        if not isinstance(found, str) or not found:
             raise SitesRefused(f"{logins_file} has no password for {login}")
-        settings = EdgeSettings(site=site, broker={"username": login, "password": password})
-        shared = [
-            name
-            for name, value in (
-                ("RIVERGUARD_FIELD_BROKER", settings.field_broker),
-                ("RIVERGUARD_BROKER__CERTFILE", settings.broker.certfile),
-                ("RIVERGUARD_OUTBOX_PATH", settings.outbox_path),
-                ("RIVERGUARD_AUDIO_BASE_URL", settings.audio_base_url),
-            )
-            if value is not None
-        ]
-        if shared:
-            raise SitesRefused(
-                f"{', '.join(shared)} would be shared by the sites of one process:"
-                " run a process per site for these"
-            )
-        data_dir = settings.data_dir / login
-        found.append(settings.model_copy(update={"data_dir": data_dir}))
-    return found
+        return found
+
+    passwords = {site: password(site) for site in sites}
+    first = broker_acl.edge_username(sites[0])
+    base = EdgeSettings(site=sites[0], broker={"username": first, "password": passwords[sites[0]]})
+    shared = [
+        name
+        for name, value in (
+            ("RIVERGUARD_FIELD_BROKER", base.field_broker),
+            ("RIVERGUARD_BROKER__CERTFILE", base.broker.certfile),
+            ("RIVERGUARD_OUTBOX_PATH", base.outbox_path),
+            ("RIVERGUARD_AUDIO_BASE_URL", base.audio_base_url),
+        )
+        if value is not None
+    ]
+    if shared:
+        raise SitesRefused(
+            f"{', '.join(shared)} would be shared by the sites of one process:"
+            " run a process per site for these"
+        )
+    # Read and checked once, then copied per site with what differs (reading the
+    # environment again would cost 200 sites 5 s of CPU for the same answer).
+    return [
+        base.model_copy(
+            update={
+                "site": site,
+                "broker": base.broker.model_copy(
+                    update={
+                        "username": broker_acl.edge_username(site),
+                        "password": SecretStr(password),
+                    }
+                ),
+                "data_dir": base.data_dir / broker_acl.edge_username(site),
+            }
+        )
+        for site, password in passwords.items()
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +46,8 @@ class ServedSite:
     audio_base_url: str | None = None
     # Why the last agent stopped, while the site waits to start again.
     failure: str | None = None
+    # The HTTPS client's trust, shared by the process's sites (``edge.agent.http_tls``).
+    tls: ssl.SSLContext | None = None
 
     @property
     def id(self) -> str:
@@ -61,7 +64,7 @@ class ServedSite:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.agent = EdgeAgent(self.settings, config, metrics=self.metrics)
+                self.agent = EdgeAgent(self.settings, config, metrics=self.metrics, tls=self.tls)
                 if self.audio_base_url is not None:
                     self.agent.audio_base_url = self.audio_base_url
                 self.failure = None
