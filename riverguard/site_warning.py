@@ -9,6 +9,7 @@ file by its sha256, so one site's warning is one file with one hash on both.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +51,23 @@ def render_site_warning(site: Site, audio_dir: Path) -> SiteWarning:
 
     Raises ``riverguard.speech.SpeechError`` when espeak-ng cannot speak.
     """
+    wav, duration_ms = _rendered(site.warning_text_zh, site.warning_text_en)
+    sha256, path = write_by_hash(wav, "wav", audio_dir)
+    return SiteWarning(sha256=sha256, path=path, duration_ms=duration_ms)
+
+
+# Kept per pair of texts: a city's sites mostly share the default ones, and one
+# rendering is two espeak-ng runs and an ffmpeg resampling, 0.1-0.2 s of CPU (200
+# sites took the hub 20-30 s to start on two busy cores). A failure is not kept.
+@functools.lru_cache(maxsize=32)
+def _rendered(text_zh: str, text_en: str) -> tuple[bytes, int]:
+    """The warning of these texts as WAV bytes, and its length in milliseconds."""
     pause = AudioSegment.silent(duration=CHIME_PAUSE_MS, frame_rate=SAMPLE_RATE)
-    speech = [_spoken(site.warning_text_zh, "cmn"), _spoken(site.warning_text_en, "en")]
+    speech = [_spoken(text_zh, "cmn"), _spoken(text_en, "en")]
     clip = chime() + pause
     for part in speech:
         clip = clip + part.set_frame_rate(SAMPLE_RATE) + pause
     clip = normalize(clip.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2), 1.0)
     buffer = io.BytesIO()
     clip.export(buffer, format="wav")
-    sha256, path = write_by_hash(buffer.getvalue(), "wav", audio_dir)
-    return SiteWarning(sha256=sha256, path=path, duration_ms=len(clip))
+    return buffer.getvalue(), len(clip)

@@ -59,3 +59,19 @@ async def test_edge_and_hub_render_one_site_warning_with_one_hash(
         edge_ref.duration_ms,
         edge_ref.url,
     )
+
+
+async def test_sites_with_the_same_texts_share_a_warning_and_other_texts_get_their_own(
+    tmp_path: Path, example_config: Config
+) -> None:
+    """Rendered once per pair of texts (a city's sites mostly share the default ones)."""
+    bridge, wharf = example_config.sites[:2]
+    assert (bridge.warning_text_zh, bridge.warning_text_en) == (
+        wharf.warning_text_zh,
+        wharf.warning_text_en,
+    )
+    own = wharf.model_copy(update={"warning_text_en": "Deep water. Step back from the edge."})
+    shared = [await render_site_warning(site, tmp_path) for site in (bridge, wharf)]
+    other = await render_site_warning(own, tmp_path)
+    assert shared[0].sha256 == shared[1].sha256 != other.sha256
+    assert sorted([shared[0].path, other.path]) == sorted(tmp_path.glob("*.wav"))
