@@ -8,6 +8,7 @@ import { Api, ApiError } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { DetailPage } from "./detail-page.js";
 import { DevicesPage } from "./devices-page.js";
+import { exportLinks, openExport } from "./exports.js";
 import { HandoverPage } from "./handover-page.js";
 import {
   renderConnection,
@@ -27,7 +28,7 @@ import { Snapshots } from "./snapshots.js";
 import { AlertSound } from "./sound.js";
 import { applyMessage, createState, topUnacknowledged } from "./state.js";
 import { retranslateToasts } from "./toasts.js";
-import { clockTime, exportLinks, renderStatus } from "./view.js";
+import { clockTime, renderStatus } from "./view.js";
 import { WallPage } from "./wall-page.js";
 
 // The tabs in the order of their keys 1 to 5; the detail has no key of its own.
@@ -60,6 +61,11 @@ const wall = new WallPage(ctx);
 const detail = new DetailPage(ctx);
 const historyPage = new HistoryPage(ctx);
 const handoverPage = new HandoverPage(ctx);
+// A page may have: reset() at login; show() when it becomes the current page and
+// hide() when it stops being it; render(messageType) while current (messageType null:
+// asked by the officer); onKey(event, key) while current, saying whether it took the
+// key; tick(now) every second while current; and, whichever page is current,
+// onMessage(message, result) for every hub message applied and onClick(event).
 const pages = {
   alarms: wall,
   map: new MapPage(ctx),
@@ -127,7 +133,7 @@ function renderPage(messageType = null) {
 }
 
 function showPage(name) {
-  if (name !== "detail") detail.hide();
+  if (name !== ctx.page) pages[ctx.page].hide?.();
   ctx.page = name;
   document.body.dataset.page = name;
   $("#workspace").hidden = name !== "alarms";
@@ -215,7 +221,7 @@ function onMessage(message) {
     renderUser(state);
     renderStatus($("#status-strip"), state);
   }
-  wall.onMessage(message, result);
+  for (const page of Object.values(pages)) page.onMessage?.(message, result);
   if (result.parts.has("links") || result.parts.has("alarms")) renderLinks(ctx);
   if (result.parts.has("alarms")) {
     // Only the latest event of an active alarm, and the detail's, show a snapshot.
@@ -224,8 +230,6 @@ function onMessage(message) {
     snapshots.keepOnly(shown);
     renderTitle(state);
   }
-  handoverPage.onMessage(message);
-  detail.onMessage(message);
   renderNav(ctx, detail.alarmId);
   if (ctx.page !== "alarms") renderPage(message.type);
   updateSoundMode(ctx);
@@ -267,36 +271,11 @@ function onKey(event) {
   if (pages[ctx.page].onKey?.(event, key)) event.preventDefault();
 }
 
-// An export link: the href names what to export; the browser loads a signed link
-// to it instead (a download, or the printable page in a new tab).
-async function openExport(link) {
-  const path = link.getAttribute("href");
-  // Opened now, inside the click: a window opened after the await would be a popup.
-  const tab = link.dataset.export === "html" ? open("", "_blank") : null;
-  if (tab) tab.opener = null;
-  try {
-    const signed = await ctx.api.link(path);
-    if (tab) {
-      tab.location.href = signed;
-      return;
-    }
-    const save = document.createElement("a");
-    save.href = signed;
-    save.download = link.getAttribute("download") ?? "";
-    document.body.append(save);
-    save.click();
-    save.remove();
-  } catch (error) {
-    tab?.close();
-    console.error("export", error);
-  }
-}
-
 function onClick(event) {
   const exportLink = event.target.closest("a[data-export]");
   if (exportLink) {
     event.preventDefault();
-    openExport(exportLink);
+    openExport(ctx.api, exportLink);
     return;
   }
   const commandEl = event.target.closest("[data-command]");
@@ -315,9 +294,7 @@ function onClick(event) {
   // "arm-sound" needs nothing more: every click arms the sound (boot).
   const tab = event.target.closest("#pages [data-page]");
   if (tab) showPage(tab.dataset.page);
-  pages.map.onClick(event);
-  detail.onClick(event);
-  wall.onClick(event);
+  for (const page of Object.values(pages)) page.onClick?.(event);
 }
 
 function switchLanguage() {

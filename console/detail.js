@@ -5,7 +5,7 @@
 
 import { getLang, has, t } from "./i18n.js";
 import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
-import { clockTime, dateTime, escape, siteName, zoneName } from "./view.js";
+import { clockTime, dateTime, escape, personName, siteName, zoneName } from "./view.js";
 
 export const VOICES = ["cmn", "yue", "en"];
 const KNOWN_TYPES = new Set([
@@ -154,8 +154,7 @@ export function withLiveAnnouncements(entries, announcements) {
 }
 
 function who(name, state) {
-  const shown = name && state.user?.username === name ? state.user.name || name : name;
-  return `<span translate="no">${escape(shown ?? "")}</span>`;
+  return `<span translate="no">${escape(personName(state, name))}</span>`;
 }
 
 function entryHtml(entry, state, ui) {

@@ -4,7 +4,7 @@
 import { getLang, t } from "./i18n.js";
 import { compareDeviceHealth, edgeHealth, edgeStatus, formatAge } from "./state.js";
 import { batteryPercent, deviceHealth, formatBattery, formatSignal } from "./map.js";
-import { clockTime, dateTime, edgeLabel, escape, siteName, zoneName } from "./view.js";
+import { clockTime, dateTime, edgeLabel, escape, personName, siteName, zoneName } from "./view.js";
 
 // --- devices and sites -------------------------------------------------------------
 
@@ -164,11 +164,6 @@ export function incidentsHtml(state, alarms, exportLinks) {
     })
     .join("");
   return `${head}<tbody>${rows}</tbody>`;
-}
-
-function personName(state, username) {
-  if (username && state.user?.username === username) return state.user.name || username;
-  return username ?? "";
 }
 
 // --- shift handover ----------------------------------------------------------------

@@ -58,21 +58,10 @@ function kindLabel(kind) {
   return kind ? t(`kind.${kind}`) : "";
 }
 
-function personName(state, username) {
+// The officer logged in here by their name; anyone else by their login.
+export function personName(state, username) {
   if (username && state.user?.username === username) return state.user.name || username;
   return username ?? "";
-}
-
-// The hub's own timeline export (JSON to save, a printable page in the officer's
-// language). A click asks the hub for a short-lived signed link (PROTOCOL 7.3): the
-// token never goes into a URL.
-export function exportLinks(alarmId) {
-  const base = `/api/alarms/${encodeURIComponent(alarmId)}/timeline`;
-  const lang = getLang() === "en" ? "en" : "zh";
-  return `<a class="button-link" data-export="json" href="${escape(base)}"
-        download="timeline-${escape(alarmId)}.json">${escape(t("history.export_json"))}</a>
-      <a class="button-link" data-export="html" href="${escape(`${base}?format=html&lang=${lang}`)}"
-        target="_blank" rel="noopener">${escape(t("history.export_html"))}</a>`;
 }
 
 // --- status strip --------------------------------------------------------------
