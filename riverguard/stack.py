@@ -75,6 +75,10 @@ HANG_SAY_AFTER_S = 5.0
 # or a compacting influxd not to be killed for being slow, short enough that a
 # hung broker does not leave the site deaf for long.
 HANG_RESTART_S = 60.0
+# How long the edges may take to come online: 200 sites took 5-6 s on two cores, and
+# 24 s before their processes shared a TLS trust store, on a machine loaded 5-fold.
+EDGES_ONLINE_S = 30.0
+EDGES_ONLINE_PER_SITE_S = 0.1
 
 
 @dataclass
@@ -386,8 +390,9 @@ class Stack:
         for edge in edges:
             edge.start()
         waiting = {site.id for site in self.config.sites}
+        timeout = EDGES_ONLINE_S + EDGES_ONLINE_PER_SITE_S * len(waiting)
         online = self.watch_edges(
-            waiting, timeout=30, abort=lambda: any(not e.running() for e in edges)
+            waiting, timeout=timeout, abort=lambda: any(not e.running() for e in edges)
         )
         if online != waiting:
             dead = [e for e in edges if not e.running()]
