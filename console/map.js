@@ -127,7 +127,7 @@ function siteCard(state, site, selection) {
   </section>`;
 }
 
-// Why the hub gave the site its colour (risk_reasons, when the hub says).
+// Why the hub gave the site its colour (its risk_reasons, PROTOCOL 7.24).
 function riskReasons(site) {
   const parts = [];
   for (const reason of site.risk_reasons ?? []) {

@@ -23,7 +23,7 @@ export function createState() {
     snapshots: new Set(),
     feed: [],
     lastSeq: null,
-    // The hub's own links (PROTOCOL 7.13); null from a hub that does not report them.
+    // The hub's own links (PROTOCOL 7.13); null until the first hello brings them.
     links: null,
     edgeLinks: new Map(),
     // The console's own socket to the hub is open: while it is not, nothing the hub
@@ -228,7 +228,7 @@ export function edgeHealth(edge) {
 }
 
 // --- the hub's own links (PROTOCOL 7.13) -------------------------------------------
-// Without a links report (an older hub) nothing is taken as lost.
+// Before the first links report nothing is taken as lost.
 
 export const LINKS = ["broker", "store", "influx"];
 
