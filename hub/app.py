@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import api, api_audio, api_devices, api_ops, ws
+from hub import api, api_audio, api_devices, api_ops, api_respond, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
@@ -27,6 +27,7 @@ from hub.auth import Auth, LoginThrottle
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock, SystemClock
 from hub.desk import AlarmDesk
+from hub.dispatcher import Dispatcher
 from hub.errors import HubError
 from hub.influx import Influx
 from hub.influx import http_client as influx_http_client
@@ -215,6 +216,7 @@ def create_app(
     app.include_router(api_audio.router)
     app.include_router(api_devices.router)
     app.include_router(api_ops.router)
+    app.include_router(api_respond.router)
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.
     if settings.console_dir.is_dir():
@@ -268,7 +270,9 @@ async def _build(
         linger_s=settings.influx_linger_s,
         report=partial(links.report, "influx", "write"),
     )
-    outbox = _outbox(settings, config, store, clock, notify_http)
+    tokens = _responder_tokens(settings, config)
+    outbox = _outbox(config, store, clock, notify_http, (ResponderLinks(settings.base_url), tokens))
+    dispatcher = Dispatcher(store, config, broadcaster, clock)
     desk = AlarmDesk(
         store,
         picture,
@@ -335,26 +339,33 @@ async def _build(
         audio=audio,
         schedules=schedules,
         outbox=outbox,
+        dispatcher=dispatcher,
+        tokens=tokens,
     )
 
 
+def _responder_tokens(settings: HubSettings, config: Config) -> ResponderTokens:
+    if settings.responder_key is not None:
+        return ResponderTokens(settings.responder_key.get_secret_value().encode())
+    if config.responders:
+        log.warning("responder_key not set: links in messages die when the hub restarts")
+    return ResponderTokens(secrets.token_bytes(32))
+
+
 def _outbox(
-    settings: HubSettings, config: Config, store: Store, clock: Clock, http: httpx.AsyncClient
+    config: Config,
+    store: Store,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    links: tuple[ResponderLinks, ResponderTokens],
 ) -> Outbox:
     """The sender of messages to responders; refuses an Apprise URL Apprise cannot use."""
     check_channels(config, ChatSender())
-    if settings.responder_key is not None:
-        key = settings.responder_key.get_secret_value().encode()
-    else:
-        key = secrets.token_bytes(32)
-        if config.responders:
-            log.warning("responder_key not set: links in messages die when the hub restarts")
     return Outbox(
         store,
         config,
         Notifier(config.notify, http, clock=clock.now),
-        ResponderLinks(settings.base_url),
-        ResponderTokens(key),
+        *links,
         clock=clock,
     )
 

@@ -15,6 +15,7 @@ from hub.auth import Auth, Session, has_role
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.desk import AlarmDesk
+from hub.dispatcher import Dispatcher
 from hub.errors import ApiError
 from hub.influx import Influx
 from hub.link import BrokerLink
@@ -22,6 +23,7 @@ from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.picture import Picture
 from hub.resources import RESOURCES, HubResources
+from hub.responder_tokens import ResponderTokens
 from hub.schedules import Schedules
 from hub.settings import HubSettings
 from hub.store import Store, UserRow
@@ -58,6 +60,8 @@ BrokerLinkDep = Annotated[BrokerLink, _resource(lambda hub: hub.link)]
 LinksDep = Annotated[Links, _resource(lambda hub: hub.links)]
 AudioDep = Annotated[AudioDesk, _resource(lambda hub: hub.audio)]
 SchedulesDep = Annotated[Schedules, _resource(lambda hub: hub.schedules)]
+DispatcherDep = Annotated[Dispatcher, _resource(lambda hub: hub.dispatcher)]
+TokensDep = Annotated[ResponderTokens, _resource(lambda hub: hub.tokens)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 # The bearer token, if any, for routes that decide themselves what to do without one.

@@ -20,6 +20,7 @@ Anything else is a ``DispatchTransitionError``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from typing import Literal
 
 from hub.errors import DispatchTransitionError
 from riverguard.config import Site
+from riverguard.wire.times import format_ts
 
 DispatchState = Literal[
     "notified",
@@ -52,6 +54,13 @@ _REACHES: dict[DispatchAction, DispatchState] = {
 MAX_NOTE = 2000
 
 
+def dispatch_id(alarm_id: str, responder_id: str) -> str:
+    """The id of a responder's dispatch to an alarm, the subject of their link: the
+    same for every message of that alarm to that responder, at any level."""
+    digest = hashlib.sha256(f"{alarm_id}\n{responder_id}".encode()).digest()
+    return "d-" + digest[:15].hex()
+
+
 @dataclass(frozen=True)
 class Dispatch:
     id: str
@@ -72,6 +81,28 @@ class Dispatch:
     @property
     def ended(self) -> bool:
         return self.state in ENDED
+
+    def shape(self) -> dict[str, object]:
+        """As the console and the responder page get it (docs/protocol.md 7.35)."""
+        times = {
+            name: format_ts(value) if value is not None else None
+            for name, value in (
+                ("notified_at", self.notified_at),
+                ("accepted_at", self.accepted_at),
+                ("departed_at", self.departed_at),
+                ("arrived_at", self.arrived_at),
+                ("ended_at", self.ended_at),
+                ("overdue_at", self.overdue_at),
+            )
+        }
+        return {
+            "id": self.id,
+            "alarm_id": self.alarm_id,
+            "responder": self.responder_id,
+            "level": self.level,
+            "state": self.state,
+            "note": self.note,
+        } | times
 
 
 def act(

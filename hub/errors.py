@@ -18,6 +18,7 @@ HubError
 ├── InfluxError             InfluxDB refused a write or a query, or is unreachable
 │   │                                                        503 influx_unavailable
 │   └── RejectedPoints      InfluxDB answered 400: points it will never take
+├── DispatchNotFound        no dispatch with that id                  404 not_found
 ├── DispatchTransitionError a responder's dispatch does not allow that change
 │                                                            409 invalid_transition
 └── TokenRefused            a responder's link token malformed, forged or expired
@@ -132,6 +133,13 @@ class InfluxError(HubError):
 
 class RejectedPoints(InfluxError):
     """InfluxDB answered 400: the batch had points it will never take."""
+
+
+class DispatchNotFound(HubError):
+    """No dispatch with that id (or none behind a responder's link)."""
+
+    status = 404
+    code = "not_found"
 
 
 class DispatchTransitionError(HubError):

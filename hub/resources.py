@@ -11,6 +11,7 @@ from hub.auth import Auth
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.desk import AlarmDesk
+from hub.dispatcher import Dispatcher
 from hub.influx import Influx
 from hub.influx_writer import InfluxWriter
 from hub.ingest import Ingest
@@ -19,6 +20,7 @@ from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.notify.outbox import Outbox
 from hub.picture import Picture
+from hub.responder_tokens import ResponderTokens
 from hub.schedules import Schedules
 from hub.settings import HubSettings
 from hub.store import Store
@@ -48,3 +50,6 @@ class HubResources:
     audio: AudioDesk
     schedules: Schedules
     outbox: Outbox
+    dispatcher: Dispatcher
+    # The keys of the links sent to responders.
+    tokens: ResponderTokens

@@ -301,6 +301,27 @@ notifications = Table(
     Index("ix_notifications_alarm_id", "alarm_id"),
 )
 
+# Responders sent to alarms (hub/dispatch.py): one row per alarm and responder, made
+# with the escalation that called them, moved on by their link or by an officer.
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("alarm_id", String(40), nullable=False),
+    Column("responder_id", String(63), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("notified_at", UTCDateTime(), nullable=False),
+    Column("accepted_at", UTCDateTime(), nullable=True),
+    Column("departed_at", UTCDateTime(), nullable=True),
+    Column("arrived_at", UTCDateTime(), nullable=True),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("overdue_at", UTCDateTime(), nullable=True),
+    Column("note", Text, nullable=True),
+    Index("ix_dispatches_alarm_id", "alarm_id"),
+    Index("ix_dispatches_state", "state"),
+)
+
 # Incident timelines read an alarm's events and announcements by alarm id.
 Index("ix_events_alarm_id", events.c.alarm_id)
 Index("ix_announcements_alarm_id", announcements.c.alarm_id)

@@ -35,6 +35,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "speaker": "喇叭",
         "ack": "确认",
         "escalate": "升级",
+        "dispatch": "处置人员",
         "suggest": "建议",
         "resolve": "处置完成",
         "time": "时间",
@@ -61,6 +62,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "speaker": "Speaker",
         "ack": "Acknowledged",
         "escalate": "Escalated",
+        "dispatch": "Responder",
         "suggest": "Suggestion",
         "resolve": "Resolved",
         "time": "Time",
@@ -77,7 +79,7 @@ LABELS: dict[Lang, dict[str, str]] = {
 }
 
 # The acts on an alarm that the audit log holds and a timeline shows.
-_ACTS = ("ack", "escalate", "suggest", "resolve")
+_ACTS = ("ack", "escalate", "suggest", "resolve", "dispatch")
 
 
 def _entry(ts: datetime | str, type_: str, by: str | None, data: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +121,24 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     for act in audit:
         if act.action in _ACTS:
             after = act.after or {}
+            if act.action == "dispatch":
+                # A responder's step: who, how far, their note (hub/dispatcher.py).
+                entries.append(
+                    _entry(
+                        act.ts,
+                        "dispatch",
+                        act.username,
+                        {
+                            "detail": act.detail,
+                            "responder": after.get("responder"),
+                            "responder_name": after.get("responder_name"),
+                            "state": after.get("state"),
+                            "level": after.get("level"),
+                            "note": after.get("note"),
+                        },
+                    )
+                )
+                continue
             data = {
                 "detail": act.detail,
                 "escalation_level": after.get("escalation_level"),
@@ -184,6 +204,9 @@ def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
         detail = f"{data['suggestion']} {data['detail']}"
     elif kind == "resolve":
         detail = f"{data['outcome']} {data['note'] or ''}"
+    elif kind == "dispatch":
+        who = data["responder_name"] or data["responder"]
+        detail = f"{who}: {data['state']} {data['note'] or ''}"
     else:
         detail = data.get("detail") or ""
     return labels.get(kind, kind), detail.strip()

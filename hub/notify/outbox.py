@@ -13,7 +13,6 @@ given up once its attempts are spent (``hub.store.notifications``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +20,7 @@ from datetime import timedelta
 import structlog
 
 from hub.clock import Clock
+from hub.dispatch import dispatch_id
 from hub.errors import StoreError
 from hub.notify.backoff import Backoff
 from hub.notify.links import ResponderLinks
@@ -40,13 +40,6 @@ CONCURRENCY = 16
 STORE_RETRY_S = 2.0
 # A responder's link lasts a day: long enough for a night's incident and its report.
 LINK_TTL = timedelta(hours=24)
-
-
-def dispatch_id(alarm_id: str, responder_id: str) -> str:
-    """The id of a responder's dispatch to an alarm, the subject of their link:
-    the same for every message of that alarm to that responder."""
-    digest = hashlib.sha256(f"{alarm_id}\n{responder_id}".encode()).digest()
-    return "d-" + digest[:15].hex()
 
 
 class Outbox:

@@ -24,6 +24,7 @@ from hub.store.audit import Audit
 from hub.store.batches import Batches
 from hub.store.db import Database
 from hub.store.devices import Devices
+from hub.store.dispatches import Dispatches
 from hub.store.events import Events
 from hub.store.ingest_writer import IngestWriter, open_writer
 from hub.store.notifications import Notifications
@@ -79,6 +80,7 @@ class Store:
         self.users = Users(database)
         self.audit = Audit(database)
         self.notifications = Notifications(database)
+        self.dispatches = Dispatches(database)
 
     @classmethod
     async def open(cls, url: str | URL, connect_args: Mapping[str, Any] | None = None) -> Store:

@@ -13,6 +13,7 @@ from hub import tables
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, stored, upsert_many
+from hub.store.dispatches import insert_called
 from hub.store.notifications import insert_queued
 from hub.store.rows import AuditEntry, PlannedCall
 from riverguard.wire.models import Alarm
@@ -45,14 +46,16 @@ class Alarms:
         audit: AuditEntry | None = None,
         calls: Sequence[PlannedCall] = (),
     ) -> None:
-        """Save ``alarm``; its audit record goes first and the notifications it makes
-        (``calls``: an escalation's) are queued, all in the same transaction."""
+        """Save ``alarm``; its audit record goes first, and the notifications it makes
+        (``calls``: an escalation's) are queued and their responders' dispatches
+        made, all in the same transaction."""
         try:
             async with self._database.write() as conn:
                 if audit is not None:
                     await conn.run_sync(insert_audit, [audit])
                 await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
                 await conn.run_sync(insert_queued, calls, alarm.updated_at)
+                await conn.run_sync(insert_called, calls, alarm.updated_at)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub import tables
 from hub.errors import StoreError
 from hub.store.db import Database
+from hub.store.dispatches import insert_called
 from hub.store.rows import NotificationRow, PlannedCall
 
 n = tables.notifications
@@ -90,9 +91,11 @@ class Notifications:
         self._database = database
 
     async def queue(self, calls: Sequence[PlannedCall], now: datetime) -> None:
+        """Queue ``calls`` and make their responders' dispatches, in one transaction."""
         try:
             async with self._database.write() as conn:
                 await conn.run_sync(insert_queued, calls, now)
+                await conn.run_sync(insert_called, calls, now)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot queue notifications: {exc}") from exc
 

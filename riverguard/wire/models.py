@@ -341,6 +341,7 @@ ServerMessageType = Literal[
     "error",
     "links",
     "heartbeat",
+    "dispatch",
 ]
 
 

@@ -17,7 +17,15 @@ from riverguard.config import load_config
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from tests.conftest import EXAMPLE_CONFIG
-from tests.hub.conftest import SITE, MakeSettings, event_payload, mqtt_inbox, run_hub, unique_seq
+from tests.hub.conftest import (
+    SITE,
+    MakeSettings,
+    event_payload,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+    ws_inbox,
+)
 from tests.notify.receivers import http_receiver
 
 pytestmark = pytest.mark.integration
@@ -90,3 +98,89 @@ async def test_the_first_escalation_calls_the_grid_officer_on_call(
     assert body["title"].startswith("【")
     assert body["links"]["respond"].startswith(f"{settings.base_url}/respond/d-")
     assert row.id == request.headers["x-riverguard-delivery"]
+
+
+async def test_the_grid_officer_accepts_and_arrives_from_the_link_and_the_console_sees_it(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
+            link = json.loads(receiver.received[0].body)["links"]["respond"]
+            token = link.rsplit("/", 1)[1]
+            alarm = running.hub.picture.active[(SITE, "z1")]
+
+            call = (await running.http.get(f"/api/respond/{token}")).json()
+            assert ("notified", "陈网格员") == (
+                call["dispatch"]["state"],
+                call["responder"]["name"],
+            )
+            assert (alarm.id, ["fence.breach"]) == (call["alarm"]["id"], call["alarm"]["kinds"])
+            assert "桥下亲水平台" == call["zone"]["name"]
+
+            viewer = await running.token("viewer")
+            async with running.socket(viewer) as ws, ws_inbox(ws) as console:
+                await console.wait_for(lambda m: m["type"] == "hello")
+                accepted = await running.http.post(f"/api/respond/{token}/accept")
+                assert ("accepted", None) == (accepted.json()["state"], accepted.json()["note"])
+                pushed = await console.wait_for(
+                    lambda m: m["type"] == "dispatch" and m["data"]["state"] == "accepted"
+                )
+                assert ("chen", alarm.id) == (
+                    pushed["data"]["responder"],
+                    pushed["data"]["alarm_id"],
+                )
+                clock.advance(300)
+                arrived = await running.http.post(f"/api/respond/{token}/arrive")
+                assert "on_scene" == arrived.json()["state"]
+                finished = await running.http.post(
+                    f"/api/respond/{token}/finish", json={"note": "劝离一名垂钓者"}
+                )
+                assert ("finished", "劝离一名垂钓者") == (
+                    finished.json()["state"],
+                    finished.json()["note"],
+                )
+            again = await running.http.post(f"/api/respond/{token}/accept")
+            assert (409, "invalid_transition") == (again.status_code, again.json()["error"])
+
+            officer = await running.auth()
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            [dispatch] = listed.json()
+            assert ("finished", 1, "陈网格员") == (
+                dispatch["state"],
+                dispatch["level"],
+                dispatch["responder_name"],
+            )
+            timeline = await running.http.get(f"/api/alarms/{alarm.id}/timeline", headers=officer)
+            steps = [
+                (entry["by"], entry["data"]["state"])
+                for entry in timeline.json()["entries"]
+                if entry["type"] == "dispatch"
+            ]
+            assert [
+                ("responder:chen", "accepted"),
+                ("responder:chen", "on_scene"),
+                ("responder:chen", "finished"),
+            ] == steps
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["d-0123456789abcdef0123456789abcd.zzzzz.AAAAAAAAAAAAAAAAAAAAAA", "nonsense", "a" * 150],
+)
+async def test_a_forged_or_malformed_link_is_refused(
+    make_settings: MakeSettings, token: str
+) -> None:
+    async with run_hub(make_settings(responder_key="responder-key-0123456789")) as running:
+        read = await running.http.get(f"/api/respond/{token}")
+        step = await running.http.post(f"/api/respond/{token}/accept")
+    assert (403, "token_refused") == (read.status_code, read.json()["error"])
+    assert (403, "token_refused") == (step.status_code, step.json()["error"])

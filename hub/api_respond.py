@@ -1,0 +1,129 @@
+"""Routes of responders' dispatches.
+
+For the responder, with the token of their link and no account
+(docs/responders.md): ``GET /api/respond/{token}`` (their alarm and their
+dispatch) and ``POST /api/respond/{token}/{action}``. For the console:
+``GET /api/alarms/{id}/dispatches`` and ``POST /api/dispatches/{id}/cancel``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.deps import (
+    ActingUser,
+    ClockDep,
+    ConfigDep,
+    CurrentUser,
+    DispatcherDep,
+    StoreDep,
+    TokensDep,
+)
+from hub.dispatch import MAX_NOTE
+from hub.dispatcher import responder_actor
+from hub.errors import DispatchNotFound
+from hub.schemas import ErrorOut
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
+}
+
+router = APIRouter(responses=_ERRORS, tags=["responders"])
+
+TokenPath = Annotated[str, Path(max_length=200)]
+ResponderAction = Literal["accept", "depart", "arrive", "finish", "decline"]
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+
+
+@router.get("/api/respond/{token}")
+async def read_call(
+    token: TokenPath,
+    *,
+    dispatcher: DispatcherDep,
+    tokens: TokensDep,
+    store: StoreDep,
+    config: ConfigDep,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    """The alarm a responder was called to and their dispatch, for the responder page."""
+    dispatch = await dispatcher.get(tokens.read(token, clock.now()))
+    alarm = await store.alarms.get(dispatch.alarm_id)
+    site = config.site_by_id.get(alarm.site) if alarm is not None else None
+    if alarm is None or site is None:
+        raise DispatchNotFound("the alarm of this dispatch is no longer known")
+    zone = next((z for z in site.zones if z.id == alarm.zone), None)
+    responder = config.responder_by_id.get(dispatch.responder_id)
+    events = await store.events.of_alarm(alarm.id)
+    return {
+        "dispatch": dispatcher.shape(dispatch),
+        "responder": {
+            "id": dispatch.responder_id,
+            "name": responder.name if responder else dispatch.responder_id,
+            "language": responder.language if responder else "zh-CN",
+        },
+        "alarm": {
+            "id": alarm.id,
+            "state": alarm.state,
+            "severity": alarm.severity,
+            "opened_at": alarm.model_dump(mode="json")["opened_at"],
+            "kinds": list(dict.fromkeys(event.kind for event, _ in events)),
+            "escalation_level": alarm.escalation_level,
+        },
+        "site": {"id": site.id, "name": site.name, "name_en": site.name_en},
+        "zone": {
+            "id": alarm.zone,
+            "name": zone.name if zone else alarm.zone,
+            "name_en": zone.name_en if zone else "",
+        },
+    }
+
+
+@router.post("/api/respond/{token}/{action}")
+async def step(
+    token: TokenPath,
+    action: ResponderAction,
+    *,
+    dispatcher: DispatcherDep,
+    tokens: TokensDep,
+    clock: ClockDep,
+    body: Annotated[StepIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """A responder's step: accept, on the way (depart), on scene (arrive), finish
+    (with a note), or decline."""
+    dispatch = await dispatcher.get(tokens.read(token, clock.now()))
+    note = body.note if body is not None else None
+    changed = await dispatcher.act(
+        dispatch.id, action, responder_actor(dispatch.responder_id), note
+    )
+    return dispatcher.shape(changed)
+
+
+@router.get("/api/alarms/{alarm_id}/dispatches")
+async def alarm_dispatches(
+    alarm_id: Annotated[str, Path(max_length=40)],
+    dispatcher: DispatcherDep,
+    _user: CurrentUser,
+) -> list[dict[str, Any]]:
+    """Who was called for an alarm, at which level, and how far each has got."""
+    return await dispatcher.of_alarm(alarm_id)
+
+
+@router.post("/api/dispatches/{dispatch_id}/cancel")
+async def cancel_dispatch(
+    dispatch_id: Annotated[str, Path(max_length=40)],
+    dispatcher: DispatcherDep,
+    user: ActingUser,
+    body: Annotated[StepIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """An officer calls a responder off; their link stops working for steps."""
+    note = body.note if body is not None else None
+    changed = await dispatcher.act(dispatch_id, "cancel", user.username, note)
+    return dispatcher.shape(changed)
