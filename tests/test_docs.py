@@ -37,11 +37,19 @@ def test_every_link_of_a_document_stays_in_the_repository_and_exists(document: P
     assert [] == broken
 
 
-def test_every_module_the_architecture_names_exists() -> None:
-    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
-    named = {path for path in REPO_PATH.findall(text) if not path.startswith(NOT_FILES)}
-    assert len(named) > 40  # the flow and the glossary name the modules
-    assert [] == sorted(path for path in named if not (REPO / path).exists())
+def _named_paths(document: Path) -> set[str]:
+    text = document.read_text(encoding="utf-8")
+    return {path for path in REPO_PATH.findall(text) if not path.startswith(NOT_FILES)}
+
+
+def test_the_architecture_names_the_modules_of_the_flow() -> None:
+    assert len(_named_paths(REPO / "docs" / "architecture.md")) > 40
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=_name)
+def test_every_file_a_document_names_exists(document: Path) -> None:
+    """A module renamed or moved is renamed in the documents too."""
+    assert [] == sorted(path for path in _named_paths(document) if not (REPO / path).exists())
 
 
 DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
