@@ -3,7 +3,8 @@
 For the responder, with the token of their link and no account
 (docs/responders.md): ``GET /api/respond/{token}`` (their alarm and their
 dispatch) and ``POST /api/respond/{token}/{action}``. For the console:
-``GET /api/alarms/{id}/dispatches`` and ``POST /api/dispatches/{id}/cancel``.
+``GET /api/alarms/{id}/dispatches``, ``POST /api/dispatches/{id}/cancel`` and
+``POST /api/alarms/{id}/next-level``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hub.deps import (
     ClockDep,
     ConfigDep,
     CurrentUser,
+    DeskDep,
     DispatcherDep,
     StoreDep,
     TokensDep,
@@ -127,3 +129,14 @@ async def cancel_dispatch(
     note = body.note if body is not None else None
     changed = await dispatcher.act(dispatch_id, "cancel", user.username, note)
     return dispatcher.shape(changed)
+
+
+@router.post("/api/alarms/{alarm_id}/next-level")
+async def call_next_level(
+    alarm_id: Annotated[str, Path(max_length=40)],
+    desk: DeskDep,
+    user: ActingUser,
+) -> dict[str, Any]:
+    """An officer calls the alarm's next level now, without waiting for its time."""
+    alarm = await desk.call_next_level(alarm_id, user.username, "called by an officer")
+    return alarm.model_dump(mode="json")

@@ -181,6 +181,7 @@ def create_app(
                             ("hub.store-checkpoints", store.run_checkpoints()),
                             ("hub.links", hub.links.run(hub.influx, store)),
                             ("hub.outbox", hub.outbox.run()),
+                            ("hub.dispatch-timer", hub.dispatcher.run()),
                         )
                     ]
                     freeze_startup_heap()
@@ -272,7 +273,19 @@ async def _build(
     )
     tokens = _responder_tokens(settings, config)
     outbox = _outbox(config, store, clock, notify_http, (ResponderLinks(settings.base_url), tokens))
-    dispatcher = Dispatcher(store, config, broadcaster, clock)
+
+    # The dispatcher climbs alarms through the desk, and the desk wakes the dispatcher
+    # and the outbox when an escalation calls people: the desk, built below, is
+    # reached through this function.
+    async def call_next_level(alarm_id: str, by: str, detail: str) -> object:
+        return await desk.call_next_level(alarm_id, by, detail)
+
+    dispatcher = Dispatcher(store, config, broadcaster, clock, call_next_level=call_next_level)
+
+    def calls_queued() -> None:
+        outbox.wake()
+        dispatcher.wake()
+
     desk = AlarmDesk(
         store,
         picture,
@@ -280,7 +293,7 @@ async def _build(
         metrics,
         clock,
         risk_points=writer.add_points,
-        calls_queued=outbox.wake,
+        calls_queued=calls_queued,
     )
     await desk.load()
     auth = _auth(settings, store, clock)

@@ -252,6 +252,21 @@ class AlarmDesk:
             if rules.clear_due(alarm, now, fenced):
                 await self._clear(alarm, fenced)
 
+    async def call_next_level(self, alarm_id: str, by: str, detail: str = "") -> Alarm:
+        """Climb one level now (an officer's "call the next level", or nobody of the
+        level answering): its responders are called as by the timer. Nothing at the
+        top of the grid path or once resolved."""
+        alarm = await self.get(alarm_id)
+        site = self.config.site_by_id.get(alarm.site)
+        top = len(site.escalation) if site is not None else 0
+
+        def climb(a: Alarm, t: datetime) -> Alarm:
+            if a.state == "resolved" or a.escalation_level >= top:
+                return a
+            return rules.escalate(a, site, t)
+
+        return await self._change(alarm_id, climb, ("escalate", by), detail)
+
     async def _clear(self, alarm: Alarm, fenced: bool) -> None:
         site = self.config.site(alarm.site)
         detail = f"no trigger for {site.clear_window_s:g} s after the announcement"

@@ -1,23 +1,41 @@
-"""The dispatcher: moves responders' dispatches on, from their links or from an
-officer, one at a time; audits each step in its own transaction and pushes it
-to consoles as a ``dispatch`` message (docs/protocol.md 7.35)."""
+"""The dispatcher: moves responders' dispatches on, from their links, from an
+officer or by their timers, one at a time; audits each step in its own
+transaction and pushes it to consoles as a ``dispatch`` message
+(docs/protocol.md 7.35).
+
+``run`` is the dispatch timer: a responder who has not accepted within the
+site's ``dispatch_accept_s`` is ``no_answer``, one not on scene
+``dispatch_arrive_s`` after accepting is overdue; when nobody the alarm's
+current level called is counted on any more (declined, silent, overdue), the
+next level is called at once rather than at its escalation time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from hub import dispatch as rules
+from hub.alarms import SYSTEM
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.dispatch import Dispatch, DispatchAction
-from hub.errors import DispatchNotFound
+from hub.errors import DispatchNotFound, StoreError
 from hub.store import AuditEntry, Store
 from riverguard.config import Config
+from riverguard.wire.models import Alarm
 
 log = structlog.get_logger()
+
+# How long the timer waits before retrying after the store refused it.
+TIMER_RETRY_S = 2.0
+
+# Climbs an alarm one level now: (alarm id, by, detail).
+NextLevel = Callable[[str, str, str], Awaitable[object]]
 
 
 def responder_actor(responder_id: str) -> str:
@@ -27,13 +45,25 @@ def responder_actor(responder_id: str) -> str:
 
 class Dispatcher:
     def __init__(
-        self, store: Store, config: Config, broadcaster: Broadcaster, clock: Clock
+        self,
+        store: Store,
+        config: Config,
+        broadcaster: Broadcaster,
+        clock: Clock,
+        *,
+        call_next_level: NextLevel,
     ) -> None:
         self._store = store
         self._config = config
         self._broadcaster = broadcaster
         self._clock = clock
+        self._call_next_level = call_next_level
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Dispatches were made: look at the timers again."""
+        self._wake.set()
 
     async def get(self, dispatch_id: str) -> Dispatch:
         dispatch = await self._store.dispatches.get(dispatch_id)
@@ -56,25 +86,88 @@ class Dispatcher:
         async with self._lock:
             dispatch = await self.get(dispatch_id)
             changed = rules.act(dispatch, action, self._clock.now(), note)
-            entry = AuditEntry(
-                ts=self._clock.now(),
-                username=by,
-                action="dispatch",
-                alarm_id=dispatch.alarm_id,
-                target=dispatch.responder_id,
-                before={"state": dispatch.state},
-                after=self.shape(changed),
-                detail=action,
-            )
-            await self._store.dispatches.save(changed, entry)
-        self._broadcaster.publish("dispatch", self.shape(changed))
+            await self._save(dispatch, changed, by, action)
+        self._wake.set()
+        if changed.state in ("declined", "cancelled"):
+            await self._next_level_if_given_up(changed.alarm_id)
+        return changed
+
+    async def _save(self, before: Dispatch, after: Dispatch, by: str, detail: str) -> None:
+        entry = AuditEntry(
+            ts=self._clock.now(),
+            username=by,
+            action="dispatch",
+            alarm_id=after.alarm_id,
+            target=after.responder_id,
+            before={"state": before.state, "overdue_at": before.overdue_at is not None},
+            after=self.shape(after),
+            detail=detail,
+        )
+        await self._store.dispatches.save(after, entry)
+        self._broadcaster.publish("dispatch", self.shape(after))
         log.info(
             "dispatch",
-            id=changed.id,
-            alarm_id=changed.alarm_id,
-            responder=changed.responder_id,
-            action=action,
-            state=changed.state,
+            id=after.id,
+            alarm_id=after.alarm_id,
+            responder=after.responder_id,
+            state=after.state,
+            overdue=after.overdue_at is not None,
             by=by,
+            detail=detail,
         )
-        return changed
+
+    async def _next_level_if_given_up(self, alarm_id: str) -> None:
+        alarm = await self._store.alarms.get(alarm_id)
+        if alarm is None or alarm.state == "resolved":
+            return
+        level = [
+            d
+            for d in await self._store.dispatches.of_alarm(alarm_id)
+            if d.level == alarm.escalation_level
+        ]
+        # A level that called nobody climbs on its own escalation time, not here.
+        if level and rules.level_given_up(level):
+            await self._call_next_level(
+                alarm_id, SYSTEM, f"nobody called at level {alarm.escalation_level} answers"
+            )
+
+    # --- the dispatch timer ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Apply the dispatch timers as they run out; never returns."""
+        while True:
+            self._wake.clear()
+            try:
+                due = await self.tick()
+            except StoreError as exc:
+                log.exception("dispatch timer could not save", error=str(exc))
+                retry = self._clock.now() + timedelta(seconds=TIMER_RETRY_S)
+                await self._clock.wait(retry, asyncio.Event())
+                continue
+            await self._clock.wait(due, self._wake)
+
+    async def tick(self) -> datetime | None:
+        """Apply the timers that ran out; when the next one runs out."""
+        now = self._clock.now()
+        touched: set[str] = set()
+        upcoming: list[datetime] = []
+        alarms: dict[str, Alarm | None] = {}
+        for dispatch in await self._store.dispatches.active():
+            if dispatch.alarm_id not in alarms:
+                alarms[dispatch.alarm_id] = await self._store.alarms.get(dispatch.alarm_id)
+            alarm = alarms[dispatch.alarm_id]
+            site = self._config.site_by_id.get(alarm.site) if alarm is not None else None
+            if alarm is None or site is None or alarm.state == "resolved":
+                continue
+            async with self._lock:
+                # Read again under the lock: the responder may have pressed meanwhile.
+                current = await self.get(dispatch.id)
+                changed = rules.run_timers(current, site, now)
+                if changed != current:
+                    detail = "no answer" if changed.state == "no_answer" else "overdue"
+                    await self._save(current, changed, SYSTEM, detail)
+                    touched.add(changed.alarm_id)
+            upcoming.extend(t for t in [rules.next_timer(changed, site)] if t is not None)
+        for alarm_id in sorted(touched):
+            await self._next_level_if_given_up(alarm_id)
+        return min(upcoming, default=None)

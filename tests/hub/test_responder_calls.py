@@ -184,3 +184,79 @@ async def test_a_forged_or_malformed_link_is_refused(
         step = await running.http.post(f"/api/respond/{token}/accept")
     assert (403, "token_refused") == (read.status_code, read.json()["error"])
     assert (403, "token_refused") == (step.status_code, step.json()["error"])
+
+
+def _two_levels(tmp_path: Path, receiver_url: str) -> Path:
+    """The grid officer at level 1 (30 s to accept), the street's duty leader at 2."""
+    path = _config_with_a_grid_officer(tmp_path, f"{receiver_url}/grid")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    site = next(s for s in raw["sites"] if s["id"] == SITE)
+    site["dispatch_accept_s"] = 30
+    site["escalation"][1]["call"] = ["wu"]
+    raw["notify"]["webhooks"].append(
+        {"id": "street", "url": f"{receiver_url}/street", "secret": SECRET}
+    )
+    raw["responders"].append(
+        {"id": "wu", "name": "吴街道值班", "channels": [{"kind": "webhook", "webhook": "street"}]}
+    )
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("silence", ["no answer", "declined"])
+async def test_a_grid_officer_who_does_not_accept_has_the_next_level_called_at_once(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client, silence: str
+) -> None:
+    async with http_receiver() as receiver:
+        clock = ManualClock()
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
+            if silence == "declined":
+                token = json.loads(receiver.received[0].body)["links"]["respond"].rsplit("/", 1)[1]
+                declined = await running.http.post(f"/api/respond/{token}/decline")
+                assert "declined" == declined.json()["state"]
+            else:
+                clock.advance(30)
+            # Level 2's own time (120 s after level 1) has not come: the call is early.
+            await wait_for(lambda: len(receiver.received) == 2, what="the street's call")
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            assert 2 == alarm.escalation_level
+            officer = await running.auth()
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            states = {d["responder"]: d["state"] for d in listed.json()}
+            expected = "no_answer" if silence == "no answer" else "declined"
+            assert {"chen": expected, "wu": "notified"} == states
+    assert ["/grid", "/street"] == [request.target for request in receiver.received]
+
+
+async def test_an_officer_calls_the_next_level_now(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, ManualClock()) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            viewer = await running.http.post(
+                f"/api/alarms/{alarm.id}/next-level", headers=await running.auth("viewer")
+            )
+            assert 403 == viewer.status_code
+            called = await running.http.post(
+                f"/api/alarms/{alarm.id}/next-level", headers=await running.auth()
+            )
+            assert 1 == called.json()["escalation_level"]
+            await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
+    assert ["/grid"] == [request.target for request in receiver.received]
