@@ -1,4 +1,5 @@
-"""The state store: events, alarms, devices, announcements, users and the audit trail.
+"""The state store: events, alarms, devices, announcements, users, the audit trail, and
+responders' notifications and dispatches.
 
 One repository per kind of data, reached as attributes of the ``Store``
 (``store.alarms.get(alarm_id)``, ``store.events.existing_ids(ids)``); each
