@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.deps import (
@@ -21,6 +22,7 @@ from hub.deps import (
     CurrentUser,
     DeskDep,
     DispatcherDep,
+    SettingsDep,
     StoreDep,
     TokensDep,
 )
@@ -43,6 +45,40 @@ class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=MAX_NOTE)
+
+
+@router.get("/respond/{token}", include_in_schema=False)
+async def responder_page(token: TokenPath, settings: SettingsDep) -> FileResponse:
+    """The responder page (console/respond.html): it reads its token from the address
+    and asks ``/api/respond/{token}``; a bad token is refused there, in the page."""
+    return FileResponse(settings.console_dir / "respond.html", media_type="text/html")
+
+
+@router.get(
+    "/respond/{token}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def responder_snapshot(
+    token: TokenPath,
+    *,
+    dispatcher: DispatcherDep,
+    tokens: TokensDep,
+    store: StoreDep,
+    clock: ClockDep,
+) -> Response:
+    """The newest snapshot of the responder's alarm (404 while it has none)."""
+    dispatch = await dispatcher.get(tokens.read(token, clock.now()))
+    events = await store.events.of_alarm(dispatch.alarm_id)
+    pictured = await store.events.with_snapshot([event.id for event, _ in events])
+    for event, _ in reversed(events):
+        if event.id in pictured:
+            jpeg = await store.events.snapshot(event.id)
+            if jpeg is not None:
+                return Response(
+                    jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"}
+                )
+    raise DispatchNotFound("no snapshot for this alarm yet")
 
 
 @router.get("/api/respond/{token}")
@@ -79,7 +115,14 @@ async def read_call(
             "kinds": list(dict.fromkeys(event.kind for event, _ in events)),
             "escalation_level": alarm.escalation_level,
         },
-        "site": {"id": site.id, "name": site.name, "name_en": site.name_en},
+        "site": {
+            "id": site.id,
+            "name": site.name,
+            "name_en": site.name_en,
+            # The schematic the console draws (no tiles): the page shows the zone on it.
+            "map": site.map.model_dump(mode="json") if site.map else None,
+            "zones": [{"id": z.id, "area": z.area} for z in site.zones],
+        },
         "zone": {
             "id": alarm.zone,
             "name": zone.name if zone else alarm.zone,

@@ -7,16 +7,13 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
 
 from hub.clock import ManualClock
-from riverguard.config import load_config
 from riverguard.testing import wait_for
 from riverguard.wire import topics
-from tests.conftest import EXAMPLE_CONFIG
 from tests.hub.conftest import (
     SITE,
     MakeSettings,
@@ -27,10 +24,9 @@ from tests.hub.conftest import (
     ws_inbox,
 )
 from tests.notify.receivers import http_receiver
+from tests.notify.support import SECRET, config_with_a_grid_officer
 
 pytestmark = pytest.mark.integration
-
-SECRET = "grid-officer-webhook-secret"
 
 
 @pytest.fixture
@@ -39,30 +35,11 @@ def database_url(both_stores: str | None) -> str | None:
     return both_stores
 
 
-def _config_with_a_grid_officer(tmp_path: Path, webhook_url: str) -> Path:
-    """The example, with a grid officer on call at the first level of the bridge site."""
-    raw: dict[str, Any] = load_config(EXAMPLE_CONFIG).model_dump(mode="json")
-    site = next(s for s in raw["sites"] if s["id"] == SITE)
-    site["escalation"][0]["call"] = ["chen"]
-    raw["notify"] = {"webhooks": [{"id": "duty", "url": webhook_url, "secret": SECRET}]}
-    raw["responders"] = [
-        {
-            "id": "chen",
-            "name": "陈网格员",
-            "language": "zh-CN",
-            "channels": [{"kind": "webhook", "webhook": "duty"}],
-        }
-    ]
-    path = tmp_path / "site.json"
-    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
 async def test_the_first_escalation_calls_the_grid_officer_on_call(
     tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     async with http_receiver() as receiver:
-        config = _config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
@@ -104,7 +81,7 @@ async def test_the_grid_officer_accepts_and_arrives_from_the_link_and_the_consol
     tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
     async with http_receiver() as receiver:
-        config = _config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
@@ -188,7 +165,7 @@ async def test_a_forged_or_malformed_link_is_refused(
 
 def _two_levels(tmp_path: Path, receiver_url: str) -> Path:
     """The grid officer at level 1 (30 s to accept), the street's duty leader at 2."""
-    path = _config_with_a_grid_officer(tmp_path, f"{receiver_url}/grid")
+    path = config_with_a_grid_officer(tmp_path, f"{receiver_url}/grid")
     raw = json.loads(path.read_text(encoding="utf-8"))
     site = next(s for s in raw["sites"] if s["id"] == SITE)
     site["dispatch_accept_s"] = 30

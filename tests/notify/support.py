@@ -3,16 +3,19 @@ point the example's channels at the test's own receivers."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.notify.links import ResponderLinks
 from hub.notify.message import Notice
-from riverguard.config import Config
+from riverguard.config import Config, load_config
 from riverguard.responders import Notify, Responder
 from riverguard.wire.models import Alarm
+from tests.conftest import EXAMPLE_CONFIG
 
 # Apprise loads its e-mail plugin with its first use of any service, and that plugin
 # imports imghdr (deprecated in 3.11, gone in 3.13, where Apprise brings a shim):
@@ -67,3 +70,28 @@ def responder(language: str = "zh-CN", **changes: Any) -> Responder:
 
 def notify(**values: Any) -> Notify:
     return Notify.model_validate(values)
+
+
+SITE = "danshui-bridge"
+# The grid officer's webhook key in config_with_a_grid_officer.
+SECRET = "grid-officer-webhook-secret"
+
+
+def config_with_a_grid_officer(tmp_path: Path, webhook_url: str) -> Path:
+    """The example, with a grid officer (chen, zh-CN, a signed webhook at
+    ``webhook_url``) on call at the first level of the bridge site; its path."""
+    raw: dict[str, Any] = load_config(EXAMPLE_CONFIG).model_dump(mode="json")
+    site = next(s for s in raw["sites"] if s["id"] == SITE)
+    site["escalation"][0]["call"] = ["chen"]
+    raw["notify"] = {"webhooks": [{"id": "duty", "url": webhook_url, "secret": SECRET}]}
+    raw["responders"] = [
+        {
+            "id": "chen",
+            "name": "陈网格员",
+            "language": "zh-CN",
+            "channels": [{"kind": "webhook", "webhook": "duty"}],
+        }
+    ]
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return path

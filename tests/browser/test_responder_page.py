@@ -1,0 +1,112 @@
+"""The responder page in Chromium on a phone: opened from the link in the grid
+officer's message, it shows their alarm in their language and moves their
+dispatch on (accept, on scene, finished with a note); a bad link says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, ViewportSize, expect
+
+from hub.clock import ManualClock
+from riverguard.services import Influxd
+from riverguard.testing import wait_for
+from riverguard.wire import topics
+from tests.aiomqtt_client import aiomqtt_client
+from tests.browser.conftest import CONSOLE_DIR, SCREENSHOTS, PageErrors
+from tests.conftest import Broker
+from tests.hub.conftest import event_payload, hub_settings, mqtt_inbox, run_hub, unique_seq
+from tests.notify.receivers import http_receiver
+from tests.notify.support import SITE, config_with_a_grid_officer
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+PHONE = ViewportSize(width=390, height=844)
+
+
+async def _phone(chromium: Browser) -> tuple[Page, PageErrors]:
+    context = await chromium.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    return page, PageErrors(page)
+
+
+async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
+    tmp_path: Path,
+    broker: Broker,
+    influxd: Influxd,
+    influx_database: str,
+    chromium: Browser,
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with http_receiver() as receiver:
+        settings = hub_settings(
+            tmp_path,
+            broker.settings("hub"),
+            influxd.url,
+            influx_database,
+            console_dir=CONSOLE_DIR,
+            config=config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty"),
+            responder_key="responder-key-0123456789",
+        )
+        clock = ManualClock()
+        async with (
+            run_hub(settings, clock) as running,
+            aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+        ):
+            payload = event_payload(unique_seq(), zone="z1", severity="critical")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
+            link = json.loads(receiver.received[0].body)["links"]["respond"]
+
+            page, errors = await _phone(chromium)
+            await page.goto(link)
+            await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+            await expect(page.locator("#where")).to_have_text("淡水大桥东岸 · 桥下亲水平台")
+            await expect(page.locator("#severity")).to_have_text("紧急")
+            await expect(page.locator("#what")).to_contain_text("围栏越界")
+            await expect(page.locator("#state")).to_have_text("已通知，等待您接受")
+            await expect(page.locator("#since")).to_contain_text("告警已持续")
+            await expect(page.locator("#map .zone.alarm")).to_have_count(1)
+            await page.screenshot(path=str(SCREENSHOTS / "responder-zh.png"))
+
+            await page.locator("#lang").click()
+            await expect(page.locator("html")).to_have_attribute("lang", "en")
+            await expect(page.locator("#where")).to_have_text(
+                "Danshui Bridge, east bank · Under-bridge waterside deck"
+            )
+            await expect(page.locator("#state")).to_have_text("Called: waiting for you to accept")
+            await page.screenshot(path=str(SCREENSHOTS / "responder-en.png"))
+
+            await page.locator('button[data-action="accept"]').tap()
+            await expect(page.locator("#state")).to_have_text("Accepted")
+            await page.locator('button[data-action="arrive"]').tap()
+            await expect(page.locator("#state")).to_have_text("On scene")
+            await page.locator("#note").fill("Two anglers persuaded to leave")
+            await page.locator('button[data-action="finish"]').tap()
+            await expect(page.locator("#state")).to_have_text("Finished")
+            await expect(page.locator("#buttons button")).to_have_count(0)
+
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
+            assert ("finished", "Two anglers persuaded to leave") == (
+                dispatch["state"],
+                dispatch["note"],
+            )
+            assert dispatch["accepted_at"] is not None
+            assert dispatch["arrived_at"] is not None
+
+            refused, refused_errors = await _phone(chromium)
+            await refused.goto(link.rsplit("/", 1)[0] + "/d-forged.zz.AAAAAAAAAAAAAAAAAAAAAA")
+            await expect(refused.locator("#error")).to_have_text("链接无效或已过期，请联系值班员。")
+            await expect(refused.locator("#call")).to_be_hidden()
+    assert [] == errors.exceptions
+    assert [] == errors.csp
+    assert [] == refused_errors.exceptions
