@@ -44,9 +44,16 @@ MAP_WIDTH, MAP_HEIGHT = 1000, 600
 BANK_Y = 390  # where the bank runs on average; each site's wanders by up to BANK_WANDER
 BANK_WANDER = 25
 BANK_POINTS = 6
-ZONE_TOP = 230  # the zones' landward edge
-SPEAKER_Y = 150
+ZONE_TOP = 120  # the zones' landward edge
+SPEAKER_Y = 60
 ZONE_GAP = 20  # between two zones, so their outlines read as two
+# Rows of devices in a zone, from the water's edge (0) to its landward edge (1):
+# fences at the water, cameras behind them looking over it.
+FENCE_ROWS = (0.05, 0.3)
+CAMERA_ROWS = (0.55, 0.8)
+FRIGATE_ROWS = (0.92,)
+# A quarter into their share of the zone: not over the generic camera in its middle.
+FRIGATE_OFFSET = 0.25
 
 
 @dataclass(frozen=True)
@@ -123,12 +130,15 @@ class SiteLayout:
             (left, self.bank_y(left)),
         ]
 
-    def device_position(self, zone: int, nth: int, of: int, row: float) -> tuple[int, int]:
-        """The ``nth`` of ``of`` devices spread across zone ``zone``; ``row`` 0 puts them
-        at the water's edge, 1 at the zone's landward edge."""
+    def device_position(
+        self, zone: int, nth: int, of: int, row: float, offset: float = 0.5
+    ) -> tuple[int, int]:
+        """The ``nth`` of ``of`` devices spread across zone ``zone``, each ``offset`` into
+        its share of the width; ``row`` 0 puts them at the water's edge, 1 at the zone's
+        landward edge."""
         left, right = self.zone_span(zone)
         inset = min(5.0, (right - left) / 4)  # off the zone's outline, inside it
-        x = left + inset + (right - left - 2 * inset) * (nth + 0.5) / of
+        x = left + inset + (right - left - 2 * inset) * (nth + offset) / of
         edge = self.bank_y(x) - 15  # on land, just above the water
         return round(x), round(edge + (ZONE_TOP - edge) * row)
 
@@ -232,18 +242,24 @@ def _devices(site: str, index: int, mix: SiteMix, port: Callable[[], int]) -> li
     def zone(i: int) -> int:
         return (i - 1) % mix.zones + 1
 
-    def position(i: int, total: int, row: float) -> tuple[int, int]:
+    def position(
+        i: int, total: int, rows: tuple[float, ...], offset: float = 0.5
+    ) -> tuple[int, int]:
         # Devices go round the zones: the i-th is the ((i - 1) // zones)-th of its zone.
-        return layout.device_position(zone(i), (i - 1) // mix.zones, -(-total // mix.zones), row)
+        # Neighbours alternate between rows, so that their labels do not run together.
+        nth = (i - 1) // mix.zones
+        row = rows[nth % len(rows)]
+        return layout.device_position(zone(i), nth, -(-total // mix.zones), row, offset)
 
     for i in range(1, mix.fences + 1):
-        lines += _device(f"{site}-f{i:04d}", site, "fence", [zone(i)], position(i, mix.fences, 0))
+        where = position(i, mix.fences, FENCE_ROWS)
+        lines += _device(f"{site}-f{i:04d}", site, "fence", [zone(i)], where)
     for i in range(1, mix.cameras + 1):
-        where = position(i, mix.cameras, 0.6)
+        where = position(i, mix.cameras, CAMERA_ROWS)
         lines += _device(f"{site}-c{i:04d}", site, "camera", [zone(i)], where)
     for i in range(1, mix.frigate_cameras + 1):
         z = f"z{zone(i)}"
-        where = position(i, mix.frigate_cameras, 0.9)
+        where = position(i, mix.frigate_cameras, FRIGATE_ROWS, offset=FRIGATE_OFFSET)
         lines += _device(f"{site}-fr{i:03d}", site, "camera", [zone(i)], where)
         lines += [
             'source = "frigate"',
