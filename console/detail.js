@@ -17,6 +17,7 @@ const KNOWN_TYPES = new Set([
   "escalation",
   "suggestion",
   "resolved",
+  "dispatch",
 ]);
 const HUB_TYPES = { escalate: "escalation", resolve: "resolved", suggest: "suggestion" };
 
@@ -119,7 +120,8 @@ export function hubTimeline(answer) {
         suggestion: data.suggestion,
         nextStep: data.next_step,
         speaker: data.speaker,
-        state: type === "speaker" ? data.state : undefined,
+        state: type === "speaker" || type === "dispatch" ? data.state : undefined,
+        responder: type === "dispatch" ? (data.responder_name ?? data.responder) : undefined,
         detail: type === "speaker" ? (data.detail ?? "") : "",
         annId: type === "announcement" ? data.id : data.announcement,
         clip: data.clip?.id ?? "",
@@ -210,6 +212,13 @@ function entryHtml(entry, state, ui) {
       text = escape(
         t("tl.resolved", { who: "\u0000", outcome: entry.outcome ? t(`outcome.${entry.outcome}`) : "" }),
       ).replace("\u0000", who(entry.who, state));
+      if (entry.note) extra = `<p class="tl-note" translate="no">${escape(entry.note)}</p>`;
+      break;
+    case "dispatch":
+      // A responder's step (from their page, an officer or a timer: docs/responders.md).
+      text = `<span translate="no">${escape(entry.responder ?? "")}</span> · ${escape(
+        t(`dispatch.state.${entry.state}`),
+      )}`;
       if (entry.note) extra = `<p class="tl-note" translate="no">${escape(entry.note)}</p>`;
       break;
     default:

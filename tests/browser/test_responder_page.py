@@ -15,9 +15,17 @@ from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from tests.aiomqtt_client import aiomqtt_client
-from tests.browser.conftest import CONSOLE_DIR, SCREENSHOTS, PageErrors
+from tests.browser.conftest import CONSOLE_DIR, SCREENSHOTS, WALL_SCREEN, PageErrors
+from tests.browser.console import OFFICER, alarm_card, log_in
 from tests.conftest import Broker
-from tests.hub.conftest import event_payload, hub_settings, mqtt_inbox, run_hub, unique_seq
+from tests.hub.conftest import (
+    PASSWORDS,
+    event_payload,
+    hub_settings,
+    mqtt_inbox,
+    run_hub,
+    unique_seq,
+)
 from tests.notify.receivers import http_receiver
 from tests.notify.support import SITE, config_with_a_grid_officer
 
@@ -103,6 +111,23 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             assert dispatch["accepted_at"] is not None
             assert dispatch["arrived_at"] is not None
 
+            # The duty officer sees each step in the alarm's timeline.
+            wall = await chromium.new_context(viewport=WALL_SCREEN)
+            console = await wall.new_page()
+            console.set_default_timeout(15_000)
+            console_errors = PageErrors(console)
+            await log_in(console, running.url, OFFICER, PASSWORDS[OFFICER])
+            await alarm_card(console, alarm.id).locator("[data-action=details]").click()
+            steps = console.locator("#detail-page #detail-timeline li[data-type=dispatch]")
+            await expect(steps).to_have_count(3)
+            await expect(steps.nth(0)).to_contain_text("陈网格员 · 已接受任务")
+            await expect(steps.nth(1)).to_contain_text("陈网格员 · 已到达现场")
+            await expect(steps.nth(2)).to_contain_text("处置完成")
+            await expect(steps.nth(2).locator(".tl-note")).to_have_text(
+                "Two anglers persuaded to leave"
+            )
+            await console.screenshot(path=str(SCREENSHOTS / "console-dispatch-zh.png"))
+
             refused, refused_errors = await _phone(chromium)
             await refused.goto(link.rsplit("/", 1)[0] + "/d-forged.zz.AAAAAAAAAAAAAAAAAAAAAA")
             await expect(refused.locator("#error")).to_have_text("链接无效或已过期，请联系值班员。")
@@ -110,3 +135,5 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
     assert [] == errors.exceptions
     assert [] == errors.csp
     assert [] == refused_errors.exceptions
+    assert [] == console_errors.exceptions
+    assert [] == console_errors.i18n
