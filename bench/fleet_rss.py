@@ -12,7 +12,8 @@ RSS now and peak per component, a time series of hub / broker / largest edge
 RSS, each process's CPU share during the hold, with ``--scenario`` the
 results of a scenario played during the hold, the fleet's summary (connect
 time, messages by kind, reconnects, errors), and the memory targets (hub <=
-300 MB, an edge of a 1,000-device site <= 150 MB) with pass/fail. Not a test:
+300 MB, an edge of a 1,000-device site <= 150 MB, each site in an edge
+process of its own unless ``--edge-processes``) with pass/fail. Not a test:
 run it by hand and put the figures in docs/performance.md::
 
     .venv/bin/python bench/fleet_rss.py --sites 10 --devices-per-site 1000 --hold 120
@@ -97,7 +98,7 @@ class Sampler:
             self.peak[name] = max(self.peak[name], hwm, current)
         elapsed = time.monotonic() - self.started
         if not self.series or elapsed - self.series[-1]["t"] >= SERIES_EVERY_S:
-            edges = [v for name, v in self.now.items() if name.startswith("edge-")]
+            edges = [v for name, v in self.now.items() if name.startswith("edge")]
             self.series.append(
                 {
                     "t": round(elapsed),
@@ -245,13 +246,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             simulators=(),
             ports=None,
             progress=say,
+            # One site per process by default: the edge target is that of one site.
+            edge_processes=args.edge_processes or args.sites,
         )
         fleet: subprocess.Popen[bytes] | None = None
         try:
             started = time.monotonic()
             stack.start()
             report["stack_start_s"] = round(time.monotonic() - started, 1)
-            edges = {n: c.process.pid for n, c in stack.components.items() if n.startswith("edge-")}
+            edges = {name: stack.components[name].process.pid for name in stack.edge_groups()}
             sampler = Sampler(
                 {
                     "hub": stack.components["hub"].process.pid,
@@ -303,7 +306,7 @@ def stack_connections(config_path: Path) -> int:
 
 
 def targets(loaded: dict[str, dict[str, float]], devices_per_site: int) -> dict[str, Any]:
-    edges = {name: v for name, v in loaded.items() if name.startswith("edge-")}
+    edges = {name: v for name, v in loaded.items() if name.startswith("edge")}
     biggest = max(edges.items(), key=lambda item: item[1]["rss_mb"])
     hub = loaded["hub"]["rss_mb"]
     return {
@@ -322,6 +325,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--devices-per-site", type=int, default=1000)
+    parser.add_argument(
+        "--edge-processes",
+        type=int,
+        default=None,
+        help="run the sites' edges in N processes (default: one per site, as the edge "
+        "target is per site; riverguard up's default is one per core)",
+    )
     parser.add_argument("--hold", type=float, default=120.0, help="seconds with the fleet up")
     parser.add_argument("--heartbeat", type=float, default=30.0)
     parser.add_argument("--noise", type=float, default=1.0)

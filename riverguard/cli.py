@@ -411,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=1000, help="events per second")
     bench.add_argument("--duration", type=float, default=10, help="seconds of load")
     bench.add_argument("--devices", type=int, default=100, help="simulated fences")
-    bench.add_argument("--sites", type=int, default=1, help="sites (one edge each)")
+    bench.add_argument(
+        "--sites", type=int, default=1, help="sites (their edges in one process per core)"
+    )
     bench.add_argument(
         "--find-max",
         action="store_true",

@@ -350,7 +350,7 @@ def riverguard_target(stack: Stack) -> Target:
             "broker": [stack.mosquitto.process],
             "influxd": [stack.influxd.process],
             "hub": [stack.components["hub"].process],
-            "edges": [c.process for n, c in stack.components.items() if n.startswith("edge-")],
+            "edges": [stack.components[name].process for name in stack.edge_groups()],
         },
         devices=fences(stack),
     )
