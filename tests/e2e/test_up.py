@@ -147,9 +147,14 @@ def test_up_serves_a_generated_six_site_fleet_from_two_edge_processes(tmp_path: 
             health = httpx.get(info["edges"][site]["health_url"])
             assert (200, site) == (health.status_code, health.json()["site"])
             assert (data_dir / f"edge-{site}" / "outbox.sqlite3").exists()
-        # Each process holds the passwords of its own sites only.
-        first = json.loads((data_dir / "edge-logins" / "edges-1.json").read_text())
+        # Each process holds the passwords of its own sites only, in a file of its own.
+        logins = data_dir / "edge-logins"
+        first = json.loads((logins / "edges-1.json").read_text())
         assert [f"edge-{site}" for site in sites[:3]] == sorted(first)
+        assert (0o700, 0o600) == (
+            logins.stat().st_mode & 0o777,
+            (logins / "edges-1.json").stat().st_mode & 0o777,
+        )
         admin = info["admin"]
         session = HubSession.login(info["hub_url"], admin["username"], admin["password"])
         listed = httpx.get(f"{info['hub_url']}/api/sites", auth=session).json()
@@ -165,3 +170,24 @@ def test_up_serves_a_generated_six_site_fleet_from_two_edge_processes(tmp_path: 
             up.kill()
             up.wait()
         log.close()
+
+
+def test_supervisor_restarts_an_edge_process_of_several_sites_with_all_of_them(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "fleet.toml"
+    config.write_text(fleet_config(4, 5), encoding="utf-8")
+    stack = Stack(tmp_path / "rg", config, simulators=(), ports=None, edge_processes=2)
+    try:
+        stack.start()
+        assert {"edges-1": ["s001", "s002"], "edges-2": ["s003", "s004"]} == stack.edge_groups()
+        edges = stack.components["edges-1"]
+        old_pid = edges.process.pid
+        edges.process.kill()
+        now = time.monotonic()
+        assert [] == stack.supervise_once(now)
+        assert ["edges-1"] == stack.supervise_once(now + 60)
+        assert old_pid != edges.process.pid
+        assert {"s001", "s002"} == stack.watch_edges({"s001", "s002"}, timeout=30)
+    finally:
+        stack.stop()
