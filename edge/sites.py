@@ -64,11 +64,7 @@ class ServedSite:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.agent = EdgeAgent(self.settings, config, metrics=self.metrics, tls=self.tls)
-                if self.audio_base_url is not None:
-                    self.agent.audio_base_url = self.audio_base_url
-                self.failure = None
-                await self.agent.run(stop)
+                await self._run_agent(config, stop)
             except Exception as exc:  # any failure of one site must leave the others running
                 self.failure = f"{type(exc).__name__}: {exc}"
                 self.metrics.agent_restarts.inc()
@@ -83,3 +79,12 @@ class ServedSite:
                 delay = min(RESTART_DELAY_CAP_S, delay * 2)
             finally:
                 self.agent = None
+
+    async def _run_agent(self, config: Config, stop: asyncio.Event) -> None:
+        self.agent = EdgeAgent(self.settings, config, metrics=self.metrics, tls=self.tls)
+        if self.audio_base_url is not None:
+            self.agent.audio_base_url = self.audio_base_url
+        self.failure = None
+        await self.agent.run(stop)
+        if not stop.is_set():  # its sides returned by themselves: start it again
+            raise RuntimeError("the agent stopped without being asked to")
