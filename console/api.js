@@ -182,6 +182,19 @@ export class Api {
     return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}/timeline`);
   }
 
+  // Who was called for an alarm and how far each has got (PROTOCOL 7.35).
+  dispatches(alarmId) {
+    return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}/dispatches`);
+  }
+
+  cancelDispatch(dispatchId) {
+    return this.request("POST", `/api/dispatches/${encodeURIComponent(dispatchId)}/cancel`, {});
+  }
+
+  callNextLevel(alarmId) {
+    return this.request("POST", `/api/alarms/${encodeURIComponent(alarmId)}/next-level`);
+  }
+
   eventStats(filters = {}) {
     return this.request("GET", `/api/stats/events?${query(filters)}`);
   }

@@ -62,6 +62,7 @@ export class DetailPage {
       voice: getLang() === "en" ? "en" : "cmn",
       targets: known ? defaultTargets(ctx.state, known) : new Set(),
       entries: [],
+      dispatches: [],
       error: null,
     };
     $("#detail-root").dataset.frame = "";
@@ -79,7 +80,12 @@ export class DetailPage {
     }
     if (this.detail !== mine) return;
     this.render();
-    await Promise.all([this.#loadClips(), this.#reloadTimeline(), this.#loadAnnouncements(mine)]);
+    await Promise.all([
+      this.#loadClips(),
+      this.#reloadTimeline(),
+      this.#loadAnnouncements(mine),
+      this.#loadDispatches(mine),
+    ]);
   }
 
   // Leaving the page: nothing of it stays behind (its labels would miss a language switch).
@@ -109,8 +115,14 @@ export class DetailPage {
     if (!detail) return;
     if (message.type === "alarm" && message.data.id === detail.id) {
       const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
+      const climbed = detail.alarm && detail.alarm.escalation_level !== message.data.escalation_level;
       detail.alarm = message.data;
       if (countChanged || detail.timeline?.source === "hub") this.#reloadTimeline();
+      // A level reached calls its responders: their dispatches are new.
+      if (climbed) this.#loadDispatches(detail);
+    } else if (message.type === "dispatch" && message.data.alarm_id === detail.id) {
+      detail.dispatches = [...detail.dispatches.filter((d) => d.id !== message.data.id), message.data];
+      if (detail.timeline?.source === "hub") this.#reloadTimeline();
     } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
       detail.alarm = this.ctx.state.alarms.get(detail.id);
     }
@@ -150,8 +162,11 @@ export class DetailPage {
     }
     const action = event.target.closest("[data-detail-action]");
     if (action && !action.disabled) {
-      if (action.dataset.detailAction === "ack") this.ctx.acknowledge(detail.id);
-      else if (action.dataset.detailAction === "resolve") this.ctx.actions.openResolve(detail.id);
+      const what = action.dataset.detailAction;
+      if (what === "ack") this.ctx.acknowledge(detail.id);
+      else if (what === "resolve") this.ctx.actions.openResolve(detail.id);
+      else if (what === "cancel-dispatch") this.#call(() => this.ctx.api.cancelDispatch(action.dataset.dispatchId));
+      else if (what === "next-level") this.#call(() => this.ctx.api.callNextLevel(detail.id));
     }
   }
 
@@ -223,6 +238,26 @@ export class DetailPage {
       detail.clipId = (clips.find((clip) => clip.site === detail.alarm.site) ?? clips[0])?.id ?? null;
     }
     if (this.ctx.page === "detail") this.render();
+  }
+
+  // An officer's call on the responders; the socket brings what it changed.
+  async #call(request) {
+    try {
+      await request();
+    } catch (error) {
+      toast("dispatch.failed", { reason: error.message }, "error");
+    }
+  }
+
+  async #loadDispatches(detail) {
+    try {
+      const answer = await this.ctx.api.dispatches(detail.id);
+      if (Array.isArray(answer)) detail.dispatches = answer;
+    } catch (error) {
+      console.warn("dispatches", error.message);
+      return;
+    }
+    if (this.detail === detail && this.ctx.page === "detail") this.render();
   }
 
   // Announcements older than the hello's hour are fetched one by one.

@@ -230,6 +230,37 @@ function entryHtml(entry, state, ui) {
   }>${time}<span class="tl-text">${text}</span>${extra}</li>`;
 }
 
+// --- responders --------------------------------------------------------------------
+
+const DISPATCH_ENDED = new Set(["finished", "declined", "no_answer", "cancelled"]);
+
+// Each responder called for the alarm: level, state, since when, late or not, and
+// the officer's cancel while it runs.
+function dispatchesHtml({ canAct, dispatches }) {
+  if (dispatches.length === 0) return `<li class="muted">${escape(t("dispatch.none"))}</li>`;
+  return dispatches
+    .map((d) => {
+      const since = d.arrived_at ?? d.departed_at ?? d.accepted_at ?? d.notified_at;
+      const late = d.overdue_at && !DISPATCH_ENDED.has(d.state) && d.state !== "on_scene";
+      const cancel =
+        DISPATCH_ENDED.has(d.state) || !canAct
+          ? ""
+          : `<button type="button" class="dispatch-cancel" data-detail-action="cancel-dispatch" data-dispatch-id="${escape(
+              d.id,
+            )}">${escape(t("dispatch.cancel"))}</button>`;
+      return `<li class="dispatch" data-dispatch-id="${escape(d.id)}" data-state="${escape(d.state)}">
+        <span class="who" translate="no">${escape(d.responder_name ?? d.responder)}</span>
+        <span class="level">${escape(t("dispatch.level", { level: d.level }))}</span>
+        <span class="state">${escape(t(`dispatch.state.${d.state}`))}</span>
+        ${DISPATCH_ENDED.has(d.state) ? "" : `<span class="age" data-opened="${escape(since)}"></span>`}
+        ${late ? `<span class="late">${escape(t("dispatch.late"))}</span>` : ""}
+        ${d.note ? `<span class="note" translate="no">${escape(d.note)}</span>` : ""}
+        ${cancel}
+      </li>`;
+    })
+    .join("");
+}
+
 // --- rendering ---------------------------------------------------------------------
 
 function part(root, selector, signature, html) {
@@ -252,6 +283,11 @@ export function renderDetail(root, state, ui, ctx) {
     root.innerHTML = `<header id="detail-head" class="detail-head"></header>
       <div class="detail-body">
         <section class="timeline-panel">
+          <div class="responders-panel">
+            <h2 class="section-title"><span>${escape(t("dispatch.heading"))}</span>
+              <span id="detail-next-level"></span></h2>
+            <ul id="detail-dispatches" class="dispatches"></ul>
+          </div>
           <h2 class="section-title"><span>${escape(t("detail.timeline"))}</span>
             <span class="export">${ui.exportLinks(ctx.alarm.id)}</span></h2>
           <p id="detail-source" class="muted"></p>
@@ -296,6 +332,18 @@ export function renderDetail(root, state, ui, ctx) {
     entry.eventId && !entry.snapshot && state.snapshots.has(entry.eventId) ? { ...entry, snapshot: true } : entry,
   );
   ctx.entries = entries;
+  const calls = { lang, canAct, dispatches: ctx.dispatches ?? [], state: alarm.state, level: alarm.escalation_level };
+  part(root, "#detail-dispatches", JSON.stringify(calls), dispatchesHtml(calls));
+  part(
+    root,
+    "#detail-next-level",
+    JSON.stringify([lang, canAct, alarm.state]),
+    alarm.state === "resolved"
+      ? ""
+      : `<button type="button" data-detail-action="next-level"${canAct ? "" : " disabled"}>${escape(
+          t("dispatch.next_level"),
+        )}</button>`,
+  );
   const sourceKey = ctx.timeline ? `detail.source_${ctx.timeline.source}` : "detail.loading";
   part(root, "#detail-source", `${lang}${sourceKey}`, escape(t(sourceKey)));
   const snapshotsReady = entries.map((entry) => (entry.eventId ? ui.snapshotUrl(entry.eventId) : null));

@@ -12,7 +12,7 @@ makes one per responder on call there; an officer may make one for anyone).
   ``no_answer``; not on scene ``dispatch_arrive_s`` after accepting is
   *overdue* (still on the way, but no longer counted on).
 - A level needs the next one called when none of its dispatches is counted
-  on any more (``level_given_up``).
+  on any more and no officer called one off (``level_given_up``).
 
 Anything else is a ``DispatchTransitionError``.
 """
@@ -177,6 +177,10 @@ def counted_on(dispatch: Dispatch) -> bool:
 
 
 def level_given_up(dispatches: Iterable[Dispatch]) -> bool:
-    """True when a level called people and none of them is counted on any more:
-    the next level is to be called. A level that called nobody is given up too."""
-    return not any(counted_on(dispatch) for dispatch in dispatches)
+    """True when a level called people and none of them is counted on any more: the
+    next level is to be called. Not for a level that called nobody (its escalation
+    time climbs it), nor once an officer called one of them off (they took over)."""
+    called = list(dispatches)
+    if not called or any(d.state == "cancelled" for d in called):
+        return False
+    return not any(counted_on(d) for d in called)

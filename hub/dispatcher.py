@@ -88,7 +88,7 @@ class Dispatcher:
             changed = rules.act(dispatch, action, self._clock.now(), note)
             await self._save(dispatch, changed, by, action)
         self._wake.set()
-        if changed.state in ("declined", "cancelled"):
+        if changed.state == "declined":
             await self._next_level_if_given_up(changed.alarm_id)
         return changed
 
@@ -125,8 +125,7 @@ class Dispatcher:
             for d in await self._store.dispatches.of_alarm(alarm_id)
             if d.level == alarm.escalation_level
         ]
-        # A level that called nobody climbs on its own escalation time, not here.
-        if level and rules.level_given_up(level):
+        if rules.level_given_up(level):
             await self._call_next_level(
                 alarm_id, SYSTEM, f"nobody called at level {alarm.escalation_level} answers"
             )

@@ -126,7 +126,16 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             await expect(steps.nth(2).locator(".tl-note")).to_have_text(
                 "Two anglers persuaded to leave"
             )
+            called = console.locator("#detail-dispatches li.dispatch")
+            await expect(called).to_have_count(1)
+            await expect(called.locator(".who")).to_have_text("陈网格员")
+            await expect(called.locator(".level")).to_have_text("第 1 级")
+            await expect(called.locator(".state")).to_have_text("处置完成")
+            await expect(called.locator(".note")).to_have_text("Two anglers persuaded to leave")
             await console.screenshot(path=str(SCREENSHOTS / "console-dispatch-zh.png"))
+            # The officer calls the next level (nobody is on call there) from the detail.
+            await console.locator('[data-detail-action="next-level"]').click()
+            await expect(console.locator("#detail-head")).to_contain_text("已升级 2 级")
 
             refused, refused_errors = await _phone(chromium)
             await refused.goto(link.rsplit("/", 1)[0] + "/d-forged.zz.AAAAAAAAAAAAAAAAAAAAAA")

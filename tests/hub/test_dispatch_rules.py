@@ -147,4 +147,11 @@ def test_a_level_is_given_up_when_nobody_of_it_is_counted_on(example_config: Con
     late = run_timers(on_the_way, site, _at(20 + site.dispatch_arrive_s))
     assert level_given_up([declined, late])
     assert not level_given_up([declined, act(late, "arrive", _at(2000))])
-    assert level_given_up([])
+
+
+def test_a_level_that_called_nobody_or_had_one_called_off_is_not_given_up() -> None:
+    declined = act(_called("wang"), "decline", _at(10))
+    called_off = act(_called("li"), "cancel", _at(20))
+    assert not level_given_up([])
+    assert not level_given_up([declined, called_off])
+    assert level_given_up([declined])

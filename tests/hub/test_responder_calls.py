@@ -237,3 +237,45 @@ async def test_an_officer_calls_the_next_level_now(
             assert 1 == called.json()["escalation_level"]
             await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
     assert ["/grid"] == [request.target for request in receiver.received]
+
+
+async def test_an_officer_calls_a_responder_off_and_their_link_moves_nothing_after(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
+            token = json.loads(receiver.received[0].body)["links"]["respond"].rsplit("/", 1)[1]
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
+            viewer = await running.http.post(
+                f"/api/dispatches/{dispatch['id']}/cancel", headers=await running.auth("viewer")
+            )
+            assert 403 == viewer.status_code
+            cancelled = await running.http.post(
+                f"/api/dispatches/{dispatch['id']}/cancel",
+                headers=await running.auth(),
+                json={"note": "patrol already there"},
+            )
+            assert ("cancelled", "patrol already there") == (
+                cancelled.json()["state"],
+                cancelled.json()["note"],
+            )
+            late = await running.http.post(f"/api/respond/{token}/accept")
+            assert (409, "invalid_transition") == (late.status_code, late.json()["error"])
+            shown = (await running.http.get(f"/api/respond/{token}")).json()
+            assert "cancelled" == shown["dispatch"]["state"]
+            # Called off by the officer, who took over: the next level is not called.
+            assert 1 == running.hub.picture.active[(SITE, "z1")].escalation_level
+            missing = await running.http.post(
+                "/api/dispatches/d-nonexistent/cancel", headers=await running.auth()
+            )
+            assert 404 == missing.status_code
