@@ -12,8 +12,12 @@
   trigger in the zone afterwards climbs a level and proposes the next step;
   a window that passes quietly (and a fence ``clear`` where the zone has a
   fence) proposes ``persuaded_away``.
-- ``open -> acknowledged -> resolved`` and ``open -> resolved``; anything else
-  is an ``AlarmTransitionError``.
+- A trigger that is a new intrusion (``hub/intrusions.py``: after a quiet gap,
+  or after the person was reported gone) re-raises the alarm: an acknowledged
+  one is open again.
+- ``open -> acknowledged -> resolved``, ``open -> resolved`` and, by a new
+  intrusion only, ``acknowledged -> open``; anything else is an
+  ``AlarmTransitionError``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hub import ids
+from hub import ids, intrusions
 from hub.errors import AlarmTransitionError
 from hub.store.rows import AuditEntry
 from riverguard.config import DEFAULT_ESCALATION, EscalationLevel, Site
@@ -37,6 +41,11 @@ ACTIVE_STATES = ("open", "acknowledged")
 SYSTEM = "system"
 # The audit detail of an escalation by a trigger after an announcement.
 TRIGGERED = "trigger after an announcement"
+# The audit details of a re-raise, by the new intrusion's cause.
+RERAISED = {
+    "quiet_gap": "new intrusion after a quiet gap",
+    "after_gone": "new intrusion after the zone was reported clear",
+}
 
 ZoneKey = tuple[str, str]
 
@@ -111,6 +120,8 @@ def open_alarm(event: Event, now: datetime, alarm_id: str, site: Site | None = N
         repeat_window_start=event.ts,
         repeat_count=1,
         escalate_at=_escalate_at(site, 0, now),
+        intrusions=[intrusions.first_intrusion(event, now)],
+        intrusion_count=1,
     )
 
 
@@ -225,20 +236,27 @@ def suggest_persuaded(alarm: Alarm, now: datetime) -> Alarm:
 class Outcome:
     """What a batch of events did: changed alarms (newest value) and each event's alarm.
 
-    ``escalated`` holds (before, after) of alarms a trigger after an announcement climbed.
+    ``escalated`` holds (before, after) of alarms a trigger after an announcement climbed,
+    ``reraised`` (before, after) of alarms a new intrusion re-raised.
     """
 
     changed: dict[str, Alarm] = field(default_factory=dict)
     alarm_of: dict[str, str] = field(default_factory=dict)
     escalated: list[tuple[Alarm, Alarm]] = field(default_factory=list)
+    reraised: list[tuple[Alarm, Alarm]] = field(default_factory=list)
 
     @property
     def audit(self) -> list[AuditEntry]:
-        """The escalations' audit records, stored with the batch ahead of the alarms."""
-        return [
+        """The escalations' and re-raises' audit records, stored with the batch ahead of
+        the alarms."""
+        entries = [
             alarm_audit("escalate", SYSTEM, before, after, TRIGGERED)
             for before, after in self.escalated
         ]
+        for before, after in self.reraised:
+            cause = after.intrusions[-1].cause
+            entries.append(alarm_audit("intrusion", SYSTEM, before, after, RERAISED[cause]))
+        return entries
 
 
 def alarm_audit(
@@ -283,14 +301,30 @@ def apply_events(
             else:
                 before = current
                 current = _join_in_clear_window(current, event, now, site)
+                current = _track_intrusions(current, [event], now, site, outcome)
                 if current.escalation_level != before.escalation_level:
                     outcome.escalated.append((before, current))
             outcome.alarm_of[event.id] = current.id
         if quiet and current is not None:
             current = _join_quietly(current, quiet, now, site)
+            current = _track_intrusions(current, quiet, now, site, outcome)
         if current is not None and current is not active.get(key):
             outcome.changed[current.id] = current
     return outcome
+
+
+def _track_intrusions(
+    alarm: Alarm, joined: Sequence[Event], now: datetime, site: Site | None, outcome: Outcome
+) -> Alarm:
+    """The alarm with ``joined`` folded into its intrusions, re-raised by a new one."""
+    tracked = intrusions.track(alarm, joined, now, site)
+    if tracked.raised is None:
+        return alarm.model_copy(
+            update={"intrusions": tracked.intrusions, "intrusion_count": tracked.count}
+        )
+    after = intrusions.reraise(alarm, tracked, _escalate_at(site, alarm.escalation_level, now))
+    outcome.reraised.append((alarm, after))
+    return after
 
 
 def acknowledge(alarm: Alarm, username: str, now: datetime) -> Alarm:

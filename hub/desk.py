@@ -90,10 +90,12 @@ class AlarmDesk:
             active = dict(self.picture.active)
             sites = self.config.site_by_id
             escalated: list[tuple[Alarm, Alarm]] = []
+            reraised: list[Alarm] = []
 
             def decide(new: list[Event]) -> rules.Outcome:
                 outcome = rules.apply_events(active, new, now, sites=sites)
                 escalated.extend(outcome.escalated)
+                reraised.extend(after for _, after in outcome.reraised)
                 return outcome
 
             committed = await self.store.batches.commit(batch, decide)
@@ -109,6 +111,15 @@ class AlarmDesk:
             # alarm climbed; its next timer escalation calls the next level).
             await self.store.notifications.queue(calls, now)
             self.calls_queued()
+        for alarm in reraised:
+            latest = alarm.intrusions[-1]
+            log.info(
+                "alarm re-raised by a new intrusion",
+                alarm_id=alarm.id,
+                cause=latest.cause,
+                device=latest.device,
+                intrusions=alarm.intrusion_count,
+            )
         for before, after in escalated:
             self.metrics.escalations.labels("trigger").inc()
             log.info(

@@ -164,6 +164,8 @@ AuditAction = Literal[
     "resolve",
     "escalate",
     "suggest",
+    # A new intrusion re-raised the alarm (hub/intrusions.py), by the system.
+    "intrusion",
     "announce",
     # Audio library and schedules (hub/api_audio.py): uploads, edits, schedule changes.
     "clip",

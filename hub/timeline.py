@@ -1,9 +1,11 @@
 """Incident timelines: one alarm's story, as JSON and as a printable HTML page.
 
 Events (with snapshot links), announcements with each speaker's states, and
-the audited acts on the alarm (ack, escalation, suggestion, resolve), in time
-order. Read from the state store only: a timeline is complete even while
-InfluxDB is down.
+the audited acts on the alarm (ack, escalation, new intrusion, suggestion,
+resolve), in time order. A device's repeated detections of one person, one
+after the other, are one entry with their count, so that the acts between
+them are not buried (PROTOCOL 7.36). Read from the state store only: a
+timeline is complete even while InfluxDB is down.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "speaker": "喇叭",
         "ack": "确认",
         "escalate": "升级",
+        "intrusion": "新闯入",
         "dispatch": "处置人员",
         "suggest": "建议",
         "resolve": "处置完成",
@@ -62,6 +65,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "speaker": "Speaker",
         "ack": "Acknowledged",
         "escalate": "Escalated",
+        "intrusion": "New intrusion",
         "dispatch": "Responder",
         "suggest": "Suggestion",
         "resolve": "Resolved",
@@ -79,7 +83,7 @@ LABELS: dict[Lang, dict[str, str]] = {
 }
 
 # The acts on an alarm that the audit log holds and a timeline shows.
-_ACTS = ("ack", "escalate", "suggest", "resolve", "dispatch")
+_ACTS = ("ack", "escalate", "intrusion", "suggest", "resolve", "dispatch")
 
 
 def _entry(ts: datetime | str, type_: str, by: str | None, data: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +143,23 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                     )
                 )
                 continue
+            if act.action == "intrusion":
+                # The intrusion that re-raised the alarm: its device and why it is new.
+                raised = (after.get("intrusions") or [{}])[-1]
+                entries.append(
+                    _entry(
+                        act.ts,
+                        "intrusion",
+                        act.username,
+                        {
+                            "detail": act.detail,
+                            "cause": raised.get("cause"),
+                            "device": raised.get("device"),
+                            "intrusion_count": after.get("intrusion_count"),
+                        },
+                    )
+                )
+                continue
             data = {
                 "detail": act.detail,
                 "escalation_level": after.get("escalation_level"),
@@ -150,6 +171,7 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
             }
             entries.append(_entry(act.ts, act.action, act.username, data))
     entries.sort(key=lambda e: parse_ts(e["ts"]))
+    entries = fold_repeats(entries)
     # The opening comes first even though its first event happened (device time) earlier.
     first = events[0]["severity"] if events else alarm.severity
     opened = _entry(alarm.opened_at, "opened", None, {"severity": first})
@@ -184,12 +206,37 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     }
 
 
+def _repeat_key(entry: dict[str, Any]) -> tuple[Any, ...] | None:
+    if entry["type"] != "event":
+        return None
+    data = entry["data"]
+    return data["device"], data["kind"], data.get("attrs", {}).get("frigate_id")
+
+
+def fold_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive events of one device, kind and track as one entry with ``count`` and
+    ``last_ts``: a camera reports a swimmer every few seconds, and dozens of rows of
+    it hid the acknowledgement and the announcements between them."""
+    folded: list[dict[str, Any]] = []
+    for entry in entries:
+        key = _repeat_key(entry)
+        last = folded[-1] if folded else None
+        if key is not None and last is not None and _repeat_key(last) == key:
+            last["count"] = last.get("count", 1) + 1
+            last["last_ts"] = entry["ts"]
+            continue
+        folded.append(dict(entry))
+    return folded
+
+
 def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
     """The entry's label and its detail, as plain text."""
     data = entry["data"]
     kind = entry["type"]
     if kind == "event":
         detail = f"{data['kind']} · {data['device']} · {data['severity']}"
+        if entry.get("count", 1) > 1:
+            detail += f" ×{entry['count']} … {entry['last_ts']}"
     elif kind == "announcement":
         speakers = ", ".join(f"{s}: {st}" for s, st in data["speakers"].items())
         detail = f"{data['clip']['id']} · {speakers}"
@@ -200,6 +247,8 @@ def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
     elif kind == "escalate":
         level = f"{labels['level']} {data['escalation_level']} ({data['escalation_name']})"
         detail = f"{level} {data['detail']}"
+    elif kind == "intrusion":
+        detail = f"{data['device']} · {data['detail']}"
     elif kind == "suggest":
         detail = f"{data['suggestion']} {data['detail']}"
     elif kind == "resolve":
@@ -253,7 +302,7 @@ def render_html(timeline: dict[str, Any], lang: Lang, url: Callable[[str], str] 
 body{{font-family:sans-serif;margin:2em;color:#000}}
 table{{border-collapse:collapse;width:100%}}
 th,td{{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}}
-tr.escalate td,tr.resolve td{{font-weight:bold}}
+tr.escalate td,tr.intrusion td,tr.resolve td{{font-weight:bold}}
 @media print{{a{{color:#000;text-decoration:none}}}}
 </style></head><body>
 <h1>{esc(labels["title"])}</h1>

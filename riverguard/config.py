@@ -148,6 +148,9 @@ class Site(_Config):
     repeat_window_s: float = Field(default=60.0, gt=0, le=86400)
     # Deterrence loop: no new trigger this long after an announcement suggests persuaded_away.
     clear_window_s: float = Field(default=120.0, gt=0, le=86400)
+    # A trigger after this long without one in the zone is a new intrusion: it
+    # re-raises the zone's alarm (PROTOCOL 7.36).
+    intrusion_gap_s: float = Field(default=60.0, gt=0, le=86400)
     # Resolve the alarm as persuaded_away by itself when the clear window passes.
     auto_resolve_persuaded: bool = False
     # Four-colour risk (in ``timezone``): the schedule, and how many events within

@@ -289,6 +289,26 @@ class Committed(_Owned):
 
 # --- 5. Alarm ------------------------------------------------------------------
 
+IntrusionCause = Literal["opened", "quiet_gap", "after_gone"]
+
+
+class Intrusion(_Owned):
+    """PROTOCOL 7.36: one entry into the alarm's zone, its triggers folded together."""
+
+    # When the hub raised it (for the first, the alarm's ``opened_at``).
+    raised_at: Timestamp
+    # Its first and latest trigger's time (event ``ts``, never later than the hub's).
+    first_ts: Timestamp
+    last_ts: Timestamp
+    device: str
+    # The camera's track of its first trigger (Frigate's event id), if it has one.
+    track: str | None = None
+    event_id: str
+    count: int = 1
+    cause: IntrusionCause = "opened"
+    # A fence of the zone reported ``clear`` after its latest trigger.
+    gone_at: Timestamp | None = None
+
 
 class Alarm(_Owned):
     """PROTOCOL 5."""
@@ -326,6 +346,10 @@ class Alarm(_Owned):
     clear_at: Timestamp | None = None
     # A fence of the zone reported ``clear`` since the last announcement.
     fence_clear: bool = False
+    # Entries into the zone (7.36), the newest last; at most ``MAX_INTRUSIONS`` kept,
+    # ``intrusion_count`` counts them all. Empty in alarms stored before.
+    intrusions: list[Intrusion] = Field(default_factory=list)
+    intrusion_count: int = 0
 
 
 # --- 4. Hub -> console ---------------------------------------------------------
