@@ -212,6 +212,8 @@ export const EN = {
   "escalation.name.grid_officer": "grid officer",
   "escalation.name.street": "street",
   "escalation.name.district": "district",
+  "escalation.name.village_police": "village police",
+  "escalation.name.street_duty_leader": "street duty leader",
 
   "tl.opened": "Alarm opened ({severity})",
   "tl.event": "Event",

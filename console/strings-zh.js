@@ -213,6 +213,8 @@ export const ZH = {
   "escalation.name.grid_officer": "网格员",
   "escalation.name.street": "街道",
   "escalation.name.district": "区级",
+  "escalation.name.village_police": "村（社区）警务",
+  "escalation.name.street_duty_leader": "街道值班领导",
 
   "tl.opened": "警情产生（{severity}）",
   "tl.event": "事件",

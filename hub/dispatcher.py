@@ -7,7 +7,8 @@ transaction and pushes it to consoles as a ``dispatch`` message
 site's ``dispatch_accept_s`` is ``no_answer``, one not on scene
 ``dispatch_arrive_s`` after accepting is overdue; when nobody the alarm's
 current level called is counted on any more (declined, silent, overdue), the
-next level is called at once rather than at its escalation time.
+next level of an alarm still unacknowledged is called at once rather than at
+its escalation time.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class Dispatcher:
 
     async def _next_level_if_given_up(self, alarm_id: str) -> None:
         alarm = await self._store.alarms.get(alarm_id)
-        if alarm is None or alarm.state == "resolved":
+        # Acknowledged, the duty officer owns the climb (as for the escalation timer):
+        # they see the silence on the console and may call the next level themselves.
+        if alarm is None or alarm.state != "open":
             return
         level = [
             d

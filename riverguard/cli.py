@@ -142,6 +142,7 @@ def _up(args: argparse.Namespace) -> int:
         config=args.config,
         simulate=not args.no_sim,
         edge_processes=args.edge_processes,
+        webhook=args.webhook,
     )
 
 
@@ -358,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run the sites' edge agents in N processes (default: one per core, at most "
         "one per site); each site keeps its own broker login and data",
+    )
+    up.add_argument(
+        "--webhook",
+        default=None,
+        metavar="URL",
+        help="call a demo responder at every level of every site's grid path, each "
+        "through this signed webhook (docs/responders.md)",
     )
     up.set_defaults(handler=_up)
 

@@ -49,6 +49,7 @@ from riverguard import broker_acl, certs
 from riverguard.columns import aligned
 from riverguard.config import Config, Role, load_config
 from riverguard.credentials import generate_password
+from riverguard.demo_responders import write_demo_config
 from riverguard.provisioning import DeviceLoginStore, device_logins_json
 from riverguard.services import (
     Influxd,
@@ -157,11 +158,19 @@ class Stack:
     hang_restart_s: float = HANG_RESTART_S
     # Processes the sites' edge agents run in (at most one per site); None: one per core.
     edge_processes: int | None = None
+    # A signed webhook every demo responder's calls go to (riverguard/demo_responders.py).
+    webhook: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = load_config(self.config_path)
+        self.hub_config_path = self.config_path
+        self.webhook_secret: str | None = None
+        if self.webhook is not None:
+            self.hub_config_path, self.webhook_secret = write_demo_config(
+                self.config, self.webhook, self.data_dir
+            )
         self.secrets = Secrets.load_or_create(self.data_dir / "secrets.json", self.config)
         preferred = self.ports or {}
         self.broker_port = free_port(preferred.get("broker"))
@@ -273,6 +282,7 @@ class Stack:
                 RIVERGUARD_BROKER_ADMIN__PORT=str(self.broker_port),
                 RIVERGUARD_BROKER_ADMIN__USERNAME=broker_acl.ADMIN,
                 RIVERGUARD_BROKER_ADMIN__PASSWORD=self.secrets.broker[broker_acl.ADMIN],
+                RIVERGUARD_CONFIG=str(self.hub_config_path.resolve()),
             ),
             health_url=f"{self.hub_url}/healthz",
         )
@@ -602,7 +612,11 @@ def _print(message: str) -> None:
 
 
 def up(
-    data_dir: Path, config: Path | None, simulate: bool, edge_processes: int | None = None
+    data_dir: Path,
+    config: Path | None,
+    simulate: bool,
+    edge_processes: int | None = None,
+    webhook: str | None = None,
 ) -> int:
     """Run the stack until Ctrl-C or SIGTERM; 0 on a clean stop."""
     stack = Stack(
@@ -611,6 +625,7 @@ def up(
         simulators=SIMULATORS if simulate else (),
         progress=_print,
         edge_processes=edge_processes,
+        webhook=webhook,
     )
     for service, port in (
         ("broker", stack.broker_port),
@@ -630,6 +645,10 @@ def up(
     try:
         info = stack.start()
         _print_ready(info, {u.username: u.name for u in stack.config.users})
+        if stack.webhook is not None:
+            _print("")
+            _print(f"Every demo responder's calls go to {stack.webhook}, signed with the")
+            _print(f"secret {stack.webhook_secret} (docs/responders.md: the signed webhook).")
         if "swimmer" in stack.simulators:
             _print_demo(stack.data_dir / "logs" / "sim-swimmer.log")
         while not stopping.wait(0.5):
