@@ -3,8 +3,9 @@
 For the responder, with the token of their link and no account
 (docs/responders.md): ``GET /api/respond/{token}`` (their alarm and their
 dispatch) and ``POST /api/respond/{token}/{action}``. For the console:
-``GET /api/alarms/{id}/dispatches``, ``POST /api/dispatches/{id}/cancel`` and
-``POST /api/alarms/{id}/next-level``.
+``GET /api/alarms/{id}/dispatches``, ``POST /api/alarms/{id}/dispatches`` (send
+someone), ``POST /api/dispatches/{id}/cancel``, ``POST /api/alarms/{id}/next-level``
+and ``GET /api/responders`` (who is on call now).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from hub.deps import (
 from hub.dispatch import MAX_NOTE
 from hub.dispatcher import responder_actor
 from hub.errors import DispatchNotFound
+from hub.notify.notifier import channel_label
 from hub.schemas import ErrorOut
+from riverguard.on_call import on_call
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
@@ -39,6 +42,12 @@ router = APIRouter(responses=_ERRORS, tags=["responders"])
 
 TokenPath = Annotated[str, Path(max_length=200)]
 ResponderAction = Literal["accept", "depart", "arrive", "finish", "decline"]
+
+
+class SendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    responder: str = Field(min_length=1, max_length=63)
 
 
 class StepIn(BaseModel):
@@ -183,3 +192,41 @@ async def call_next_level(
     """An officer calls the alarm's next level now, without waiting for its time."""
     alarm = await desk.call_next_level(alarm_id, user.username, "called by an officer")
     return alarm.model_dump(mode="json")
+
+
+@router.post("/api/alarms/{alarm_id}/dispatches")
+async def send_responder(
+    alarm_id: Annotated[str, Path(max_length=40)],
+    body: SendIn,
+    dispatcher: DispatcherDep,
+    user: ActingUser,
+) -> dict[str, Any]:
+    """An officer sends a responder to the alarm: a dispatch and a message on each of
+    their channels (409 when that responder was already sent)."""
+    made = await dispatcher.send(alarm_id, body.responder, user.username)
+    return dispatcher.shape(made)
+
+
+@router.get("/api/responders")
+async def list_responders(config: ConfigDep, clock: ClockDep, _user: CurrentUser) -> dict[str, Any]:
+    """The responders (names, languages, channel kinds: no addresses or secrets) and
+    who each site's levels call now."""
+    now = clock.now()
+    return {
+        "responders": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "language": r.language,
+                "channels": [channel_label(channel) for channel in r.channels],
+            }
+            for r in config.responders
+        ],
+        "on_call": {
+            site.id: {
+                str(level): [r.id for r in on_call(config, site.id, level, now)]
+                for level in range(1, len(site.escalation) + 1)
+            }
+            for site in config.sites
+        },
+    }

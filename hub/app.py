@@ -280,7 +280,14 @@ async def _build(
     async def call_next_level(alarm_id: str, by: str, detail: str) -> object:
         return await desk.call_next_level(alarm_id, by, detail)
 
-    dispatcher = Dispatcher(store, config, broadcaster, clock, call_next_level=call_next_level)
+    dispatcher = Dispatcher(
+        store,
+        config,
+        broadcaster,
+        clock,
+        call_next_level=call_next_level,
+        calls_queued=outbox.wake,
+    )
 
     def calls_queued() -> None:
         outbox.wake()

@@ -25,7 +25,8 @@ from hub.alarms import SYSTEM
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.dispatch import Dispatch, DispatchAction
-from hub.errors import DispatchNotFound, StoreError
+from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
+from hub.notify.plan import calls_to
 from hub.store import AuditEntry, Store
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
@@ -53,12 +54,14 @@ class Dispatcher:
         clock: Clock,
         *,
         call_next_level: NextLevel,
+        calls_queued: Callable[[], None],
     ) -> None:
         self._store = store
         self._config = config
         self._broadcaster = broadcaster
         self._clock = clock
         self._call_next_level = call_next_level
+        self._calls_queued = calls_queued
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
@@ -92,6 +95,52 @@ class Dispatcher:
         if changed.state == "declined":
             await self._next_level_if_given_up(changed.alarm_id)
         return changed
+
+    async def send(self, alarm_id: str, responder_id: str, by: str) -> Dispatch:
+        """An officer sends a responder (anyone configured) to an alarm: a dispatch at
+        level 0 and a message on each of their channels. One dispatch per responder
+        and alarm: one already sent is refused."""
+        responder = self._config.responder_by_id.get(responder_id)
+        if responder is None:
+            raise DispatchNotFound(f"no responder {responder_id!r}")
+        alarm = await self._store.alarms.get(alarm_id)
+        if alarm is None:
+            raise AlarmNotFound(f"no alarm {alarm_id!r}")
+        if alarm.state == "resolved":
+            raise DispatchTransitionError(f"alarm {alarm_id} is resolved")
+        async with self._lock:
+            existing = await self._store.dispatches.get(rules.dispatch_id(alarm_id, responder_id))
+            if existing is not None:
+                raise DispatchTransitionError(
+                    f"{responder_id} was already sent to this alarm ({existing.state})"
+                )
+            now = self._clock.now()
+            made = Dispatch(
+                id=rules.dispatch_id(alarm_id, responder_id),
+                alarm_id=alarm_id,
+                responder_id=responder_id,
+                level=0,
+                state="notified",
+                notified_at=now,
+            )
+            entry = AuditEntry(
+                ts=now,
+                username=by,
+                action="dispatch",
+                alarm_id=alarm_id,
+                target=responder_id,
+                before=None,
+                after=self.shape(made),
+                detail="sent by an officer",
+            )
+            await self._store.notifications.queue(
+                calls_to(self._config, alarm_id, 0, responder), now, entry
+            )
+        self._calls_queued()
+        self._wake.set()
+        self._broadcaster.publish("dispatch", self.shape(made))
+        log.info("dispatch", id=made.id, alarm_id=alarm_id, responder=responder_id, by=by)
+        return made
 
     async def _save(self, before: Dispatch, after: Dispatch, by: str, detail: str) -> None:
         entry = AuditEntry(

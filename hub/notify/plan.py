@@ -15,6 +15,7 @@ from hub.notify.notifier import channel_key, channel_label, channel_limit
 from hub.store.rows import PlannedCall
 from riverguard.config import Config
 from riverguard.on_call import on_call
+from riverguard.responders import Responder
 
 
 def plan_calls(
@@ -22,6 +23,15 @@ def plan_calls(
 ) -> list[PlannedCall]:
     """The notifications for ``alarm_id`` reaching ``level`` at ``at``; none at
     level 0 (the duty officer's console) or when nobody is on call."""
+    return [
+        call
+        for responder in on_call(config, site_id, level, at)
+        for call in calls_to(config, alarm_id, level, responder)
+    ]
+
+
+def calls_to(config: Config, alarm_id: str, level: int, responder: Responder) -> list[PlannedCall]:
+    """One notification per channel of ``responder`` (level 0: sent by an officer)."""
     return [
         PlannedCall(
             alarm_id=alarm_id,
@@ -32,6 +42,5 @@ def plan_calls(
             channel_key=channel_key(channel),
             channel_limit=channel_limit(channel, config.notify),
         )
-        for responder in on_call(config, site_id, level, at)
         for index, channel in enumerate(responder.channels)
     ]

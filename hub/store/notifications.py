@@ -25,9 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub import tables
 from hub.errors import StoreError
+from hub.store.audit import insert_audit
 from hub.store.db import Database
 from hub.store.dispatches import insert_called
-from hub.store.rows import NotificationRow, PlannedCall
+from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
 
 n = tables.notifications
 
@@ -90,10 +91,15 @@ class Notifications:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def queue(self, calls: Sequence[PlannedCall], now: datetime) -> None:
-        """Queue ``calls`` and make their responders' dispatches, in one transaction."""
+    async def queue(
+        self, calls: Sequence[PlannedCall], now: datetime, audit: AuditEntry | None = None
+    ) -> None:
+        """Queue ``calls`` and make their responders' dispatches, with ``audit`` (an
+        officer's dispatch), in one transaction."""
         try:
             async with self._database.write() as conn:
+                if audit is not None:
+                    await conn.run_sync(insert_audit, [audit])
                 await conn.run_sync(insert_queued, calls, now)
                 await conn.run_sync(insert_called, calls, now)
         except SQLAlchemyError as exc:

@@ -279,3 +279,45 @@ async def test_an_officer_calls_a_responder_off_and_their_link_moves_nothing_aft
                 "/api/dispatches/d-nonexistent/cancel", headers=await running.auth()
             )
             assert 404 == missing.status_code
+
+
+async def test_an_officer_sends_a_responder_by_hand_once(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, ManualClock()) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            officer = await running.auth()
+            path = f"/api/alarms/{alarm.id}/dispatches"
+            viewer = await running.http.post(
+                path, json={"responder": "wu"}, headers=await running.auth("viewer")
+            )
+            assert 403 == viewer.status_code
+            sent = await running.http.post(path, json={"responder": "wu"}, headers=officer)
+            assert ("wu", 0, "notified") == (
+                sent.json()["responder"],
+                sent.json()["level"],
+                sent.json()["state"],
+            )
+            await wait_for(lambda: len(receiver.received) == 1, what="the street's call")
+            again = await running.http.post(path, json={"responder": "wu"}, headers=officer)
+            assert (409, "invalid_transition") == (again.status_code, again.json()["error"])
+            nobody = await running.http.post(path, json={"responder": "ghost"}, headers=officer)
+            assert 404 == nobody.status_code
+            # The alarm stays where it was on the grid path: nobody climbed it.
+            assert 0 == running.hub.picture.active[(SITE, "z1")].escalation_level
+            listing = (await running.http.get("/api/responders", headers=officer)).json()
+    assert ["/street"] == [request.target for request in receiver.received]
+    assert {"chen", "wu"} == {r["id"] for r in listing["responders"]}
+    assert ["webhook:street"] == next(r for r in listing["responders"] if r["id"] == "wu")[
+        "channels"
+    ]
+    assert {"1": ["chen"], "2": ["wu"], "3": []} == listing["on_call"][SITE]
+    assert "secret" not in json.dumps(listing)
