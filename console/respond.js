@@ -39,6 +39,7 @@ const STRINGS = {
     },
     note: "处置情况（可选）",
     refused: "链接无效或已过期，请联系值班员。",
+    resolved: "值班员已将此警情处置完毕。",
     failed: "操作未成功，请重试。",
     hello: (name) => `${name}，您好。`,
   },
@@ -78,6 +79,7 @@ const STRINGS = {
     },
     note: "What was done (optional)",
     refused: "This link is invalid or expired. Call the duty officer.",
+    resolved: "The duty officer has closed this alarm.",
     failed: "That did not go through. Try again.",
     hello: (name) => `Hello ${name}. `,
   },
@@ -155,6 +157,9 @@ function render() {
   $("what").textContent = `${t.hello(responder.name)}${t.triggered}${kinds.join(english ? ", " : "、")}`;
   $("since").textContent = t.since(elapsed(alarm.opened_at));
   $("state").textContent = t.state[dispatch.state] + (dispatch.overdue_at ? t.overdue : "");
+  // Someone on the way should know the alarm is over; they may still report.
+  $("resolved").hidden = alarm.state !== "resolved";
+  $("resolved").textContent = t.resolved;
   const buttons = $("buttons");
   buttons.replaceChildren();
   const actions = NEXT[dispatch.state] || [];

@@ -101,6 +101,7 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             await page.locator('button[data-action="finish"]').tap()
             await expect(page.locator("#state")).to_have_text("Finished")
             await expect(page.locator("#buttons button")).to_have_count(0)
+            await expect(page.locator("#resolved")).to_be_hidden()
 
             alarm = running.hub.picture.active[(SITE, "z1")]
             [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
@@ -136,6 +137,15 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             # The officer calls the next level (nobody is on call there) from the detail.
             await console.locator('[data-detail-action="next-level"]').click()
             await expect(console.locator("#detail-head")).to_contain_text("已升级 2 级")
+            # Once the officer closes the alarm, the responder's page says so.
+            resolved = await running.http.post(
+                f"/api/alarms/{alarm.id}/resolve",
+                json={"outcome": "persuaded_away"},
+                headers=await running.auth(),
+            )
+            assert "resolved" == resolved.json()["state"]
+            await page.reload()
+            await expect(page.locator("#resolved")).to_have_text("值班员已将此警情处置完毕。")
 
             refused, refused_errors = await _phone(chromium)
             await refused.goto(link.rsplit("/", 1)[0] + "/d-forged.zz.AAAAAAAAAAAAAAAAAAAAAA")
