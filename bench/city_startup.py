@@ -119,7 +119,10 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=200)
     parser.add_argument("--devices-per-site", type=int, default=20)
     parser.add_argument(
-        "--edge-processes", type=int, default=None, help="default: riverguard up's (one per core)"
+        "--edge-processes",
+        type=int,
+        default=None,
+        help="default: riverguard up's (one per core, at least two)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()

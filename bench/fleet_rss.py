@@ -330,7 +330,7 @@ def main() -> int:
         type=int,
         default=None,
         help="run the sites' edges in N processes (default: one per site, as the edge "
-        "target is per site; riverguard up's default is one per core)",
+        "target is per site; riverguard up's default is one per core, at least two)",
     )
     parser.add_argument("--hold", type=float, default=120.0, help="seconds with the fleet up")
     parser.add_argument("--heartbeat", type=float, default=30.0)

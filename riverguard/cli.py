@@ -357,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="run the sites' edge agents in N processes (default: one per core, at most "
-        "one per site); each site keeps its own broker login and data",
+        help="run the sites' edge agents in N processes (default: one per core, at least "
+        "two, at most one per site); each site keeps its own broker login and data",
     )
     up.add_argument(
         "--webhook",
@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=10, help="seconds of load")
     bench.add_argument("--devices", type=int, default=100, help="simulated fences")
     bench.add_argument(
-        "--sites", type=int, default=1, help="sites (their edges in one process per core)"
+        "--sites", type=int, default=1, help="sites (their edges in a process per core)"
     )
     bench.add_argument(
         "--find-max",

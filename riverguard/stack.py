@@ -2,8 +2,8 @@
 
 Order: Mosquitto and influxd (with their data under the data directory), the
 hub, the edges, then the simulators. The sites' edge agents run in a few
-processes (one per core by default, ``edge_processes``), each process serving a
-contiguous run of sites (``edge.sites``): every site still logs in as its own
+processes (by default one per core, at least two: ``edge_processes``), each
+serving a contiguous run of sites (``edge.sites``): every site still logs in as its own
 ``edge-<site>`` and keeps its data in ``DIR/edge-<site>``. Each component runs
 through this same command line (``riverguard hub`` ...), its log in
 ``DIR/logs``. Ctrl-C or SIGTERM stops everything in reverse order. The tests
@@ -156,7 +156,8 @@ class Stack:
     tls: bool = False
     # How long a child may leave its health probe unanswered before it is restarted.
     hang_restart_s: float = HANG_RESTART_S
-    # Processes the sites' edge agents run in (at most one per site); None: one per core.
+    # Processes the sites' edge agents run in (at most one per site); None: one per core,
+    # at least two, so that one process's crash never takes every site down at once.
     edge_processes: int | None = None
     # A signed webhook every demo responder's calls go to (riverguard/demo_responders.py).
     webhook: str | None = None
@@ -335,7 +336,7 @@ class Stack:
         configuration's sites, as even as they go. A process of one site is named
         ``edge-<site>``, one of several ``edges-<n>``."""
         sites = [site.id for site in self.config.sites]
-        wanted = self.edge_processes or os.cpu_count() or 1
+        wanted = self.edge_processes or max(2, os.cpu_count() or 1)
         count = max(1, min(wanted, len(sites)))
         size = math.ceil(len(sites) / count)
         runs = [sites[i : i + size] for i in range(0, len(sites), size)]
