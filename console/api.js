@@ -170,6 +170,18 @@ export class Api {
     return this.request("POST", "/api/announcements", body);
   }
 
+  // One page of a site's devices (PROTOCOL 7.36): {site, total, offset, limit, devices}.
+  siteDevices(siteId, offset = 0, limit = 1000) {
+    return this.request(
+      "GET",
+      `/api/sites/${encodeURIComponent(siteId)}/devices?${query({ offset, limit })}`,
+    );
+  }
+
+  offlineDevices() {
+    return this.request("GET", "/api/devices?online=false");
+  }
+
   alarm(alarmId) {
     return this.request("GET", `/api/alarms/${encodeURIComponent(alarmId)}`);
   }

@@ -24,6 +24,7 @@ import { getLang, loadLang, otherLang, setLang, t, translateStatic } from "./i18
 import { wallNotice } from "./links.js";
 import { bindLogin, retranslateLogin, showLogin, showView } from "./login.js";
 import { MapPage } from "./map-page.js";
+import { SiteDevices } from "./site-devices.js";
 import { Snapshots } from "./snapshots.js";
 import { AlertSound } from "./sound.js";
 import { applyMessage, createState, topUnacknowledged } from "./state.js";
@@ -53,6 +54,9 @@ const ctx = {
   },
 };
 const actions = new Actions(ctx, onActionChange);
+// A site's devices, fetched for the page that needs them; the page redraws once they come.
+const siteDevices = new SiteDevices(ctx, () => renderPage());
+ctx.loadSiteDevices = (siteId) => siteDevices.load(siteId);
 const snapshots = new Snapshots(ctx.api, () => {
   wall.renderAlarms();
   if (ctx.page === "detail") renderPage();
@@ -60,6 +64,8 @@ const snapshots = new Snapshots(ctx.api, () => {
 const wall = new WallPage(ctx);
 const detail = new DetailPage(ctx);
 const historyPage = new HistoryPage(ctx);
+const mapPage = new MapPage(ctx);
+const devicesPage = new DevicesPage(ctx);
 const handoverPage = new HandoverPage(ctx);
 // A page may have: reset() at login; show() when it becomes the current page and
 // hide() when it stops being it; render(messageType) while current (messageType null:
@@ -68,8 +74,8 @@ const handoverPage = new HandoverPage(ctx);
 // onMessage(message, result) for every hub message applied and onClick(event).
 const pages = {
   alarms: wall,
-  map: new MapPage(ctx),
-  devices: new DevicesPage(ctx),
+  map: mapPage,
+  devices: devicesPage,
   history: historyPage,
   handover: handoverPage,
   detail,
@@ -211,6 +217,7 @@ function onMessage(message) {
   const result = applyMessage(state, message);
   if (!result.applied) return;
   if (message.type === "hello") {
+    siteDevices.reset();
     // What was already open on login does not chime.
     if (!ctx.helloSeen) result.newAlarms.length = 0;
     ctx.helloSeen = true;
@@ -325,6 +332,8 @@ async function boot() {
   detail.bind();
   historyPage.bind();
   handoverPage.bind();
+  mapPage.bind();
+  devicesPage.bind();
   for (const dialog of document.querySelectorAll("dialog")) {
     dialog.addEventListener("close", () => {
       if (dialog.id === "resolve-dialog") actions.resolvingId = null;

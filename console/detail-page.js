@@ -80,12 +80,21 @@ export class DetailPage {
     }
     if (this.detail !== mine) return;
     this.render();
+    this.#loadSpeakers(mine);
     await Promise.all([
       this.#loadClips(),
       this.#reloadTimeline(),
       this.#loadAnnouncements(mine),
       this.#loadDispatches(mine),
     ]);
+  }
+
+  // The site's speakers come on demand (PROTOCOL 7.36): the default targets once they do.
+  async #loadSpeakers(mine) {
+    await this.ctx.loadSiteDevices(mine.alarm.site);
+    if (this.detail !== mine) return;
+    if (mine.targets.size === 0) mine.targets = defaultTargets(this.ctx.state, mine.alarm);
+    this.render();
   }
 
   // Leaving the page: nothing of it stays behind (its labels would miss a language switch).
@@ -125,6 +134,7 @@ export class DetailPage {
       if (detail.timeline?.source === "hub") this.#reloadTimeline();
     } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
       detail.alarm = this.ctx.state.alarms.get(detail.id);
+      this.#loadSpeakers(detail);
     }
   }
 

@@ -1,5 +1,5 @@
 // The shift handover (page 5): what happened in the last hours and what is still
-// open, printable. The list is loaded once, then kept up to date by the hub's pushes.
+// open, printable. The lists are loaded once, then kept up to date by the hub's pushes.
 
 import { t } from "./i18n.js";
 import { handoverHtml } from "./pages.js";
@@ -31,6 +31,10 @@ export class HandoverPage {
 
   onMessage(message) {
     if (this.data?.byId && message.type === "alarm") this.data.byId.set(message.data.id, message.data);
+    if (this.data?.offline && message.type === "device") {
+      const others = this.data.offline.filter((device) => device.id !== message.data.id);
+      this.data.offline = message.data.online === false ? [...others, message.data] : others;
+    }
   }
 
   async load() {
@@ -40,8 +44,12 @@ export class HandoverPage {
     this.data = { loading: true };
     this.render();
     try {
-      const list = await api.alarms({ since: new Date(from).toISOString(), limit: ALARMS_LIMIT });
-      this.data = { from, byId: new Map(list.map((alarm) => [alarm.id, alarm])) };
+      // The offline devices of every site: the console holds only the sites it fetched.
+      const [list, offline] = await Promise.all([
+        api.alarms({ since: new Date(from).toISOString(), limit: ALARMS_LIMIT }),
+        api.offlineDevices(),
+      ]);
+      this.data = { from, offline, byId: new Map(list.map((alarm) => [alarm.id, alarm])) };
     } catch (error) {
       this.data = { error: error.message };
     }
@@ -50,7 +58,7 @@ export class HandoverPage {
 
   // Only alarms change a handover.
   render(messageType = null) {
-    if (messageType !== null && messageType !== "alarm") return;
+    if (messageType !== null && messageType !== "alarm" && messageType !== "device") return;
     const { state, ui, helloSeen } = this.ctx;
     const root = $("#handover-root");
     const data = this.data;
@@ -66,7 +74,8 @@ export class HandoverPage {
       }
       for (const alarm of state.alarms.values()) merged.set(alarm.id, alarm);
       const now = ui.now();
-      root.innerHTML = handoverHtml(state, shiftSummary([...merged.values()], data.from, now), now);
+      const summary = shiftSummary([...merged.values()], data.from, now);
+      root.innerHTML = handoverHtml(state, summary, now, data.offline);
     }
   }
 }

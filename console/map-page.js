@@ -1,23 +1,63 @@
-// The site map (page 2): every site's schematic and the side panel of the zone or
-// device picked by click, Enter or Space.
+// The site map (page 2): the schematic of every site of a small fleet, or of one site
+// of a city (picked here or on the city overview), and the side panel of the zone or
+// device picked by click, Enter or Space. A site's devices are fetched when it is drawn.
 
 import { renderMapDetail, renderMaps } from "./map.js";
+import { SMALL_FLEET } from "./devices-page.js";
+import { escape, siteName } from "./view.js";
 
 const $ = (selector) => document.querySelector(selector);
 
 export class MapPage {
   constructor(ctx) {
     this.ctx = ctx;
-    this.selection = null; // {kind: "zone" | "device", site, id}
+    this.reset();
   }
 
   reset() {
-    this.selection = null;
+    this.selection = null; // {kind: "zone" | "device", site, id}
+    this.site = null; // the site drawn in a city; null: the first
+  }
+
+  bind() {
+    $("#map-site").addEventListener("change", (event) => this.showSite(event.target.value));
+  }
+
+  showSite(siteId) {
+    this.site = siteId;
+    if (this.selection?.site !== siteId) this.selection = null;
+    this.render();
+  }
+
+  #shownSites() {
+    const ids = [...this.ctx.state.sites.keys()].sort();
+    if (ids.length <= SMALL_FLEET) return ids;
+    return [ids.includes(this.site) ? this.site : ids[0]];
   }
 
   render() {
-    renderMaps($("#map-list"), this.ctx.state, this.selection);
-    renderMapDetail($("#map-detail"), this.ctx.state, this.selection);
+    const { state } = this.ctx;
+    const shown = this.#shownSites();
+    for (const site of shown) this.ctx.loadSiteDevices(site);
+    const ids = [...state.sites.keys()].sort();
+    const bar = $("#map-bar");
+    bar.hidden = ids.length <= SMALL_FLEET;
+    if (!bar.hidden) {
+      const select = $("#map-site");
+      const html = ids
+        .map(
+          (id) => `<option value="${escape(id)}"${id === shown[0] ? " selected" : ""}>${escape(
+            siteName(state, id),
+          )}</option>`,
+        )
+        .join("");
+      if (select.drawn !== html) {
+        select.drawn = html;
+        select.innerHTML = html;
+      }
+    }
+    renderMaps($("#map-list"), state, this.selection, shown);
+    renderMapDetail($("#map-detail"), state, this.selection);
   }
 
   onKey(event, key) {

@@ -148,8 +148,9 @@ function riskReasons(site) {
   return parts.length ? `${escape(t("risk_reason.heading"))}: ${parts.join(" · ")}` : "";
 }
 
-export function renderMaps(root, state, selection) {
-  const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
+// siteIds: the sites to draw (every site of a small fleet, one of a city).
+export function renderMaps(root, state, selection, siteIds) {
+  const sites = siteIds.map((id) => state.sites.get(id)).filter(Boolean);
   const html = sites.length
     ? sites.map((site) => siteCard(state, site, selection)).join("")
     : `<p class="map-missing">${escape(t("map.no_sites"))}</p>`;

@@ -12,8 +12,12 @@ import { clockTime, dateTime, edgeLabel, escape, personName, siteName, zoneName 
 const LOW_BATTERY_PERCENT = 20;
 const JUST_NOW_MS = 60_000;
 
-export function renderDevices(edgesRoot, table, countEl, state, now) {
-  const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
+// view: {sites: the site ids shown, offset and size of the page of device rows}.
+export function renderDevices(edgesRoot, table, countEl, state, now, view) {
+  const shown = new Set(view.sites);
+  const sites = [...state.sites.values()]
+    .filter((site) => shown.has(site.id))
+    .sort((a, b) => a.id.localeCompare(b.id));
   edgesRoot.innerHTML = sites
     .map((site) => {
       const edge = state.edges.get(site.id);
@@ -31,9 +35,12 @@ export function renderDevices(edgesRoot, table, countEl, state, now) {
         <span class="muted">${escape(facts.join(" · "))}</span></div>`;
     })
     .join("");
-  const devices = [...state.devices.values()].sort(compareDeviceHealth);
-  const offline = devices.filter((device) => device.online === false).length;
-  countEl.textContent = t("devices.count", { total: devices.length, offline });
+  const all = [...state.devices.values()]
+    .filter((device) => shown.has(device.site))
+    .sort(compareDeviceHealth);
+  const offline = all.filter((device) => device.online === false).length;
+  countEl.textContent = t("devices.count", { total: all.length, offline });
+  const devices = all.slice(view.offset, view.offset + view.size);
   const head = `<thead><tr>
     <th>${escape(t("devices.status"))}</th><th>${escape(t("devices.id"))}</th>
     <th>${escape(t("devices.type"))}</th><th>${escape(t("devices.site"))}</th>
@@ -168,7 +175,8 @@ export function incidentsHtml(state, alarms, exportLinks) {
 
 // --- shift handover ----------------------------------------------------------------
 
-export function handoverHtml(state, summary, now) {
+// offlineDevices: the devices that report offline, as the hub listed them (GET /api/devices?online=false).
+export function handoverHtml(state, summary, now, offlineDevices) {
   const tiles = [
     ["handover.total", summary.total, ""],
     ["handover.critical", summary.critical, summary.critical ? "tile-critical" : ""],
@@ -208,8 +216,7 @@ export function handoverHtml(state, summary, now) {
         )
         .join("")
     : `<li class="muted">${escape(t("handover.none_resolved"))}</li>`;
-  const offline = [...state.devices.values()]
-    .filter((device) => device.online === false)
+  const offline = [...offlineDevices]
     .sort((a, b) => a.id.localeCompare(b.id));
   const edgesDown = [...state.edges.values()].filter((edge) => edge.online === false);
   const faults = [

@@ -14,7 +14,10 @@ export function createState() {
   return {
     user: null,
     sites: new Map(),
+    // Devices the console fetched (a site's, on demand) or was pushed since the hello.
     devices: new Map(),
+    // Sites whose devices were all fetched since the last hello.
+    deviceSites: new Set(),
     edges: new Map(),
     alarms: new Map(),
     announcements: new Map(),
@@ -111,7 +114,9 @@ function applyHello(state, data, result) {
   const previous = new Set(state.alarms.keys());
   state.user = data.user ?? state.user;
   state.sites = byId(data.sites);
+  // A hello carries no devices (PROTOCOL 7.36): pages fetch a site's devices again.
   state.devices = byId(data.devices);
+  state.deviceSites = new Set();
   state.edges = byId(data.edges, "site");
   state.alarms = byId((data.alarms ?? []).filter((alarm) => ACTIVE_STATES.has(alarm.state)));
   state.announcements = byId(data.announcements);
@@ -290,19 +295,20 @@ export function blindAlarm(state) {
 
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];
 
+// A site's devices as fetched: they replace what the picture held of that site.
+export function mergeDevices(state, siteId, devices) {
+  for (const [id, device] of state.devices) if (device.site === siteId) state.devices.delete(id);
+  for (const device of devices) state.devices.set(device.id, device);
+  state.deviceSites.add(siteId);
+}
+
+// The site's devices counted by the hub (PROTOCOL 7.36): the console holds only the
+// devices of the sites it fetched.
 export function siteSummary(state, siteId) {
+  const hubCounts = state.sites.get(siteId)?.devices ?? {};
   const counts = Object.fromEntries(
-    DEVICE_TYPES.map((type) => [type, { online: 0, offline: 0, unknown: 0, total: 0 }]),
+    DEVICE_TYPES.map((type) => [type, { online: 0, offline: 0, unknown: 0, total: 0, ...hubCounts[type] }]),
   );
-  for (const device of state.devices.values()) {
-    const count = device.site === siteId ? counts[device.type] : undefined;
-    if (!count) continue;
-    count.total += 1;
-    // null: the device has never reported a status; that is not the same as offline.
-    if (device.online === true) count.online += 1;
-    else if (device.online === false) count.offline += 1;
-    else count.unknown += 1;
-  }
   return { edge: state.edges.get(siteId) ?? null, counts };
 }
 

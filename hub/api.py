@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from hub import timeline
@@ -40,6 +40,7 @@ from hub.schemas import (
     AuditAction,
     AuditOut,
     DeviceOut,
+    DevicePageOut,
     ErrorOut,
     LinkIn,
     LinkOut,
@@ -180,9 +181,44 @@ async def sites(picture: PictureDep, _: CurrentUser) -> list[SiteOut]:
     return [SiteOut.model_validate(item) for item in picture.site_items()]
 
 
+# A page of a site's devices: the console asks for one site at a time, never the fleet.
+DEVICE_PAGE_MAX = 1000
+
+
 @router.get("/devices")
-async def devices(picture: PictureDep, _: CurrentUser) -> list[DeviceOut]:
-    return [DeviceOut.model_validate(item) for item in picture.device_items()]
+async def devices(
+    picture: PictureDep, _: CurrentUser, online: bool | None = None
+) -> list[DeviceOut]:
+    """Every device; ``online=false`` only those that report offline (a handover's faults)."""
+    items = picture.device_items()
+    if online is not None:
+        items = [item for item in items if item["online"] is online]
+    return [DeviceOut.model_validate(item) for item in items]
+
+
+@router.get("/sites/{site_id}/devices")
+async def site_devices(
+    picture: PictureDep,
+    config: ConfigDep,
+    _: CurrentUser,
+    site_id: Annotated[str, Path(pattern=IDENT_PATTERN)],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=DEVICE_PAGE_MAX)] = DEVICE_PAGE_MAX,
+) -> DevicePageOut:
+    """One page of the site's devices, in configuration order (PROTOCOL 7.36)."""
+    if site_id not in config.site_by_id:
+        raise ApiError(404, "not_found", f"no site {site_id!r} in the configuration")
+    listed = picture.site_devices(site_id)
+    return DevicePageOut(
+        site=site_id,
+        total=len(listed),
+        offset=offset,
+        limit=limit,
+        devices=[
+            DeviceOut.model_validate(picture.device_item(d.id))
+            for d in listed[offset : offset + limit]
+        ],
+    )
 
 
 # --- alarms ----------------------------------------------------------------------

@@ -63,7 +63,7 @@ class AlarmDesk:
         # Set whenever an alarm changes, so the timer recomputes its next wake-up.
         self._wake = asyncio.Event()
         # The risk state each site was last pushed with, and where site_risk points go.
-        self._shown: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._shown: dict[str, tuple[object, ...]] = {}
         self.risk_points = risk_points
         self.risk_check_s = 30.0
         self._fenced = {
@@ -80,7 +80,7 @@ class AlarmDesk:
         self._resolved = counts.get("resolved", 0)
         self._update_gauges()
         for site in self.config.sites:
-            self._shown[site.id] = self.picture.risk_state(site.id)
+            self._shown[site.id] = self.picture.shown_state(site.id)
             self._write_risk(site.id)
 
     async def commit(self, batch: Batch) -> CommittedBatch:
@@ -146,13 +146,16 @@ class AlarmDesk:
         self.refresh_sites(risk_before)
 
     def refresh_sites(self, sites: Iterable[str]) -> None:
-        """Recompute the sites' risk; push and record those whose colour or coverage changed."""
+        """Recompute the sites' risk; push those whose colour, coverage or device counts
+        changed, and record the risk of those whose colour or coverage did."""
         for site in sites:
-            state = self.picture.risk_state(site)
-            if self._shown.get(site) != state:
+            state = self.picture.shown_state(site)
+            before = self._shown.get(site)
+            if before != state:
                 self._shown[site] = state
                 self.broadcaster.publish("site", self.picture.site_item(site))
-                self._write_risk(site)
+                if before is None or before[:2] != state[:2]:
+                    self._write_risk(site)
 
     def _write_risk(self, site: str) -> None:
         assessment = self.picture.assess(site)

@@ -30,6 +30,13 @@ class UnguardedReason(TypedDict):
     device: str | None
 
 
+class DeviceCounts(TypedDict):
+    online: int
+    offline: int
+    unknown: int  # never reported a status
+    total: int
+
+
 def _ts(value: datetime | None) -> str | None:
     return format_ts(value) if value is not None else None
 
@@ -54,6 +61,11 @@ class Picture:
         self.recent_total: dict[str, int] = {s.id: 0 for s in config.sites}
         self.active: dict[tuple[str, str], Alarm] = {}
         self.devices: dict[str, DeviceState] = {d.id: DeviceState() for d in config.devices}
+        # Each site's devices in configuration order: a site's list and counts without
+        # walking the whole fleet (20,000 devices at city scale).
+        self._site_devices: dict[str, list[Device]] = {s.id: [] for s in config.sites}
+        for device in config.devices:
+            self._site_devices[device.site].append(device)
         # Each site's fences and cameras that report offline: what ``unguarded`` reads,
         # kept as statuses arrive instead of walking every device of the site each time.
         self._offline_guards: dict[str, set[str]] = {s.id: set() for s in config.sites}
@@ -119,6 +131,15 @@ class Picture:
         )
         return self.assess(site_id).colour, gaps
 
+    def shown_state(self, site_id: str) -> tuple[object, ...]:
+        """Everything a ``site`` message shows that can change: the risk, the coverage
+        and the device counts. A change of any is pushed."""
+        counts = tuple(
+            (kind, tuple(sorted(count.items())))
+            for kind, count in sorted(self.device_counts(site_id).items())
+        )
+        return (*self.risk_state(site_id), counts)
+
     def count_events(self, site_id: str, count: int) -> None:
         recent = self.recent.get(site_id)
         if recent is not None:
@@ -152,6 +173,21 @@ class Picture:
         return dict(sorted(reasons.items()))
 
     # --- devices -------------------------------------------------------------
+
+    def site_devices(self, site_id: str) -> list[Device]:
+        return self._site_devices[site_id]
+
+    def device_counts(self, site_id: str) -> dict[str, DeviceCounts]:
+        """Per device type of the site: how many report online, offline, nothing yet."""
+        counts: dict[str, DeviceCounts] = {}
+        for device in self._site_devices[site_id]:
+            count = counts.setdefault(
+                device.type, {"online": 0, "offline": 0, "unknown": 0, "total": 0}
+            )
+            online = self.devices.get(device.id, DeviceState()).online
+            count["total"] += 1
+            count["online" if online is True else "offline" if online is False else "unknown"] += 1
+        return counts
 
     def device(self, device_id: str) -> Device | None:
         return self.config.device_by_id.get(device_id)
@@ -191,6 +227,7 @@ class Picture:
                 for z in site.zones
             ],
             "map": site.map.model_dump() if site.map else None,
+            "devices": self.device_counts(site_id),
         }
 
     def site_items(self) -> list[dict[str, Any]]:

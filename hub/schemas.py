@@ -66,6 +66,13 @@ class UnguardedReasonOut(BaseModel):
     device: str | None = None
 
 
+class DeviceCountsOut(BaseModel):
+    online: int
+    offline: int
+    unknown: int  # never reported a status
+    total: int
+
+
 class SiteOut(BaseModel):
     id: str
     name: str
@@ -78,6 +85,8 @@ class SiteOut(BaseModel):
     risk_reasons: list[str] = []
     zones: list[ZoneOut]
     map: SiteMapOut | None = None
+    # Per device type (fence, camera, speaker): the site's devices without listing them.
+    devices: dict[str, DeviceCountsOut] = {}
 
 
 class DeviceOut(BaseModel):
@@ -92,6 +101,16 @@ class DeviceOut(BaseModel):
     last_seen: str | None
     battery: float | None = None
     rssi: int | None = None
+
+
+class DevicePageOut(BaseModel):
+    """One page of a site's devices, in configuration order."""
+
+    site: str
+    total: int
+    offset: int
+    limit: int
+    devices: list[DeviceOut]
 
 
 class EdgeOut(BaseModel):

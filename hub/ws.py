@@ -88,7 +88,6 @@ async def hello_data(
         "user": {"username": user.username, "name": user.name, "role": user.role},
         "alarms": [a.model_dump(mode="json") for a in picture.active_alarms()],
         "sites": picture.site_items(),
-        "devices": picture.device_items(),
         "edges": picture.edge_items(),
         "announcements": await announcer.recent(utcnow() - RECENT_ANNOUNCEMENTS),
         "links": links.data(),

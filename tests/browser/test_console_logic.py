@@ -216,37 +216,49 @@ async def test_a_snapshot_message_gives_known_and_later_events_their_picture(
     assert ["cam:1", ["alarms"], True, True] == result
 
 
-async def test_device_and_edge_updates_change_site_counts_and_unknown_is_not_offline(
+async def test_site_counts_come_from_the_hub_and_unknown_is_not_offline(
     console_page: Page,
 ) -> None:
-    devices = [
-        {"id": "f1", "site": "s", "type": "fence", "online": True},
-        {"id": "f2", "site": "s", "type": "fence", "online": None},
-        {"id": "k1", "site": "s", "type": "speaker", "online": True},
-        {"id": "c1", "site": "s", "type": "camera", "online": None},
-        {"id": "x1", "site": "other", "type": "fence", "online": True},
-    ]
+    counts = {
+        "fence": {"online": 1, "offline": 0, "unknown": 1, "total": 2},
+        "speaker": {"online": 1, "offline": 0, "unknown": 0, "total": 1},
+    }
+    moved = {**counts, "speaker": {"online": 0, "offline": 1, "unknown": 0, "total": 1}}
     result = await run(
         console_page,
         f"const s = state.createState();"
-        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{devices: {js(devices)},"
-        f"   edges: [{{site: 's', online: true, outbox: 0}}]}}}});"
-        " state.applyMessage(s, {seq: 2, type: 'device', data: {id: 'f2', site: 's',"
-        "   type: 'fence', online: true, battery: 0.5}});"
-        " state.applyMessage(s, {seq: 3, type: 'device', data: {id: 'k1', site: 's',"
-        "   type: 'speaker', online: false}});"
-        " state.applyMessage(s, {seq: 4, type: 'edge', data: {site: 's', online: false,"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{sites: [{{id: 's',"
+        f"   devices: {js(counts)}}}], edges: [{{site: 's', online: true, outbox: 0}}]}}}});"
+        " const before = state.siteSummary(s, 's').counts;"
+        f" state.applyMessage(s, {{seq: 2, type: 'site', data: {{id: 's', devices: {js(moved)}}}}});"
+        " state.applyMessage(s, {seq: 3, type: 'edge', data: {site: 's', online: false,"
         "   outbox: 7}});"
-        " return state.siteSummary(s, 's');",
+        " return [before, state.siteSummary(s, 's')];",
     )
-    assert {
-        "edge": {"site": "s", "online": False, "outbox": 7},
-        "counts": {
-            "fence": {"online": 2, "offline": 0, "unknown": 0, "total": 2},
-            "camera": {"online": 0, "offline": 0, "unknown": 1, "total": 1},
-            "speaker": {"online": 0, "offline": 1, "unknown": 0, "total": 1},
-        },
-    } == result
+    none = {"online": 0, "offline": 0, "unknown": 0, "total": 0}
+    assert [
+        {**counts, "camera": none},
+        {"edge": {"site": "s", "online": False, "outbox": 7}, "counts": {**moved, "camera": none}},
+    ] == result
+
+
+async def test_fetched_devices_replace_their_sites_devices_until_the_next_hello(
+    console_page: Page,
+) -> None:
+    result = await run(
+        console_page,
+        "const s = state.createState();"
+        " state.applyMessage(s, {seq: 1, type: 'hello', data: {sites: [{id: 'a'}, {id: 'b'}]}});"
+        " state.applyMessage(s, {seq: 2, type: 'device', data: {id: 'gone', site: 'a',"
+        "   type: 'fence', online: true}});"
+        " state.mergeDevices(s, 'a', [{id: 'a1', site: 'a', type: 'speaker', online: true}]);"
+        " state.applyMessage(s, {seq: 3, type: 'device', data: {id: 'a1', site: 'a',"
+        "   type: 'speaker', online: false}});"
+        " const fetched = [[...s.devices.keys()], [...s.deviceSites], s.devices.get('a1').online];"
+        " state.applyMessage(s, {seq: 4, type: 'hello', data: {sites: [{id: 'a'}]}});"
+        " return [fetched, [...s.devices.keys()], [...s.deviceSites]];",
+    )
+    assert [[["a1"], ["a"], False], [], []] == result
 
 
 async def test_an_edge_is_online_offline_stopped_or_unknown(console_page: Page) -> None:
