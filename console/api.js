@@ -170,7 +170,7 @@ export class Api {
     return this.request("POST", "/api/announcements", body);
   }
 
-  // One page of a site's devices (PROTOCOL 7.36): {site, total, offset, limit, devices}.
+  // One page of a site's devices (PROTOCOL 7.37): {site, total, offset, limit, devices}.
   siteDevices(siteId, offset = 0, limit = 1000) {
     return this.request(
       "GET",

@@ -6,6 +6,8 @@
 import { Actions } from "./actions.js";
 import { Api, ApiError } from "./api.js";
 import { HubConnection } from "./connection.js";
+import { CityPage } from "./city-page.js";
+import { newestIntrusion } from "./city.js";
 import { DetailPage } from "./detail-page.js";
 import { DevicesPage } from "./devices-page.js";
 import { exportLinks, openExport } from "./exports.js";
@@ -32,8 +34,8 @@ import { retranslateToasts } from "./toasts.js";
 import { clockTime, renderStatus } from "./view.js";
 import { WallPage } from "./wall-page.js";
 
-// The tabs in the order of their keys 1 to 5; the detail has no key of its own.
-const TABS = ["alarms", "map", "devices", "history", "handover"];
+// The tabs in the order of their keys 1 to 6; the detail has no key of its own.
+const TABS = ["alarms", "map", "devices", "history", "handover", "city"];
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -66,6 +68,10 @@ const detail = new DetailPage(ctx);
 const historyPage = new HistoryPage(ctx);
 const mapPage = new MapPage(ctx);
 const devicesPage = new DevicesPage(ctx);
+const cityPage = new CityPage(ctx, (siteId) => {
+  mapPage.showSite(siteId);
+  showPage("map");
+});
 const handoverPage = new HandoverPage(ctx);
 // A page may have: reset() at login; show() when it becomes the current page and
 // hide() when it stops being it; render(messageType) while current (messageType null:
@@ -78,6 +84,7 @@ const pages = {
   devices: devicesPage,
   history: historyPage,
   handover: handoverPage,
+  city: cityPage,
   detail,
 };
 // What the renderers ask of the console beyond the picture.
@@ -110,7 +117,7 @@ function applyLanguage() {
   renderAll();
   // Hidden pages keep labels too (aria-label, titles): redraw them in the new language.
   if (inConsole()) {
-    for (const name of ["map", "devices", "history", "handover"]) pages[name].render();
+    for (const name of ["map", "devices", "history", "handover", "city"]) pages[name].render();
   }
 }
 
@@ -143,7 +150,7 @@ function showPage(name) {
   ctx.page = name;
   document.body.dataset.page = name;
   $("#workspace").hidden = name !== "alarms";
-  for (const other of ["map", "detail", "devices", "history", "handover"]) {
+  for (const other of ["map", "detail", "devices", "history", "handover", "city"]) {
     $(`#${other}-page`).hidden = name !== other;
   }
   for (const el of document.querySelectorAll("#shortcuts [data-for]")) {
@@ -263,8 +270,15 @@ function onKey(event) {
     return;
   }
   if (!inConsole()) return;
-  if (/^[1-5]$/.test(key)) {
+  if (/^[1-6]$/.test(key)) {
     showPage(TABS[Number(key) - 1]);
+    event.preventDefault();
+    return;
+  }
+  if (key === "i") {
+    // From any page, the newest intrusion: its detail lists the site's speakers.
+    const newest = newestIntrusion(ctx.state);
+    if (newest) detail.open(newest.id);
     event.preventDefault();
     return;
   }
@@ -334,6 +348,7 @@ async function boot() {
   handoverPage.bind();
   mapPage.bind();
   devicesPage.bind();
+  cityPage.bind();
   for (const dialog of document.querySelectorAll("dialog")) {
     dialog.addEventListener("close", () => {
       if (dialog.id === "resolve-dialog") actions.resolvingId = null;

@@ -89,7 +89,7 @@ export class DetailPage {
     ]);
   }
 
-  // The site's speakers come on demand (PROTOCOL 7.36): the default targets once they do.
+  // The site's speakers come on demand (PROTOCOL 7.37): the default targets once they do.
   async #loadSpeakers(mine) {
     await this.ctx.loadSiteDevices(mine.alarm.site);
     if (this.detail !== mine) return;

@@ -1,6 +1,6 @@
 // Devices and sites (page 3): the edges and devices of one site, or of every site of a
 // small fleet, offline first, a page of rows at a time. A site's devices are fetched
-// when it is shown (PROTOCOL 7.36).
+// when it is shown (PROTOCOL 7.37).
 
 import { t } from "./i18n.js";
 import { renderDevices } from "./pages.js";

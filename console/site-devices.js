@@ -1,6 +1,6 @@
 // A site's devices, fetched when a page needs them (its map, its devices, an alarm's
 // speakers): the hub's hello carries per-site counts only, never the fleet's 20,000
-// devices (PROTOCOL 7.36). Fetched devices live in the console's picture, where the
+// devices (PROTOCOL 7.37). Fetched devices live in the console's picture, where the
 // hub's `device` messages keep them current.
 
 import { mergeDevices } from "./state.js";

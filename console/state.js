@@ -114,7 +114,7 @@ function applyHello(state, data, result) {
   const previous = new Set(state.alarms.keys());
   state.user = data.user ?? state.user;
   state.sites = byId(data.sites);
-  // A hello carries no devices (PROTOCOL 7.36): pages fetch a site's devices again.
+  // A hello carries no devices (PROTOCOL 7.37): pages fetch a site's devices again.
   state.devices = byId(data.devices);
   state.deviceSites = new Set();
   state.edges = byId(data.edges, "site");
@@ -302,7 +302,7 @@ export function mergeDevices(state, siteId, devices) {
   state.deviceSites.add(siteId);
 }
 
-// The site's devices counted by the hub (PROTOCOL 7.36): the console holds only the
+// The site's devices counted by the hub (PROTOCOL 7.37): the console holds only the
 // devices of the sites it fetched.
 export function siteSummary(state, siteId) {
   const hubCounts = state.sites.get(siteId)?.devices ?? {};

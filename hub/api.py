@@ -205,7 +205,7 @@ async def site_devices(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=DEVICE_PAGE_MAX)] = DEVICE_PAGE_MAX,
 ) -> DevicePageOut:
-    """One page of the site's devices, in configuration order (PROTOCOL 7.36)."""
+    """One page of the site's devices, in configuration order (PROTOCOL 7.37)."""
     if site_id not in config.site_by_id:
         raise ApiError(404, "not_found", f"no site {site_id!r} in the configuration")
     listed = picture.site_devices(site_id)

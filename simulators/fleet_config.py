@@ -148,6 +148,18 @@ class SiteLayout:
         return round((min(s[0] for s in spans) + max(s[1] for s in spans)) / 2), SPEAKER_Y
 
 
+# The grid path city/district/street/community/grid: five sites to a grid, two grids
+# to a community, four communities to a street, so a city overview has levels to group.
+SITES_PER_GRID, GRIDS_PER_COMMUNITY, COMMUNITIES_PER_STREET = 5, 2, 4
+
+
+def grid_path(index: int) -> str:
+    grid = (index - 1) // SITES_PER_GRID + 1
+    community = (grid - 1) // GRIDS_PER_COMMUNITY + 1
+    street = (community - 1) // COMMUNITIES_PER_STREET + 1
+    return f"fleet/district/street-{street:02d}/community-{community:02d}/grid-{grid:03d}"
+
+
 def site_id(index: int) -> str:
     return f"s{index:03d}"
 
@@ -216,7 +228,7 @@ def _site(site: str, index: int, mix: SiteMix) -> list[str]:
         f'id = "{site}"',
         f'name = "模拟河段 {index}"',
         f'name_en = "Simulated stretch {index}"',
-        f'grid = "fleet/grid-{index:03d}"',
+        f'grid = "{grid_path(index)}"',
         f'frigate_topic_prefix = "{frigate_prefix(site)}"',
         "  [sites.map]",
         f"  width = {MAP_WIDTH}",

@@ -230,7 +230,8 @@ async def test_site_counts_come_from_the_hub_and_unknown_is_not_offline(
         f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{sites: [{{id: 's',"
         f"   devices: {js(counts)}}}], edges: [{{site: 's', online: true, outbox: 0}}]}}}});"
         " const before = state.siteSummary(s, 's').counts;"
-        f" state.applyMessage(s, {{seq: 2, type: 'site', data: {{id: 's', devices: {js(moved)}}}}});"
+        " state.applyMessage(s, {seq: 2, type: 'site',"
+        f"   data: {{id: 's', devices: {js(moved)}}}}});"
         " state.applyMessage(s, {seq: 3, type: 'edge', data: {site: 's', online: false,"
         "   outbox: 7}});"
         " return [before, state.siteSummary(s, 's')];",
@@ -490,3 +491,49 @@ async def test_what_the_hub_cannot_hear_makes_sites_and_edges_unknown_and_fills_
     assert [["influx", None, False]] == results["history"]["lost"]
     assert (False, [True, True, True]) == (results["history"]["alarm"], results["history"]["known"])
     assert ([], [True, True, True]) == (results["older"]["lost"], results["older"]["known"])
+
+
+async def test_sites_group_by_street_community_and_grid_and_filter(console_page: Page) -> None:
+    sites = [
+        {"id": "s3", "name": "三", "grid": "c/d/street-b/comm-1/grid-1", "risk": "red",
+         "unguarded": ["z1"]},
+        {"id": "s1", "name": "一", "name_en": "One", "grid": "c/d/street-a/comm-2/grid-9",
+         "risk": "blue"},
+        {"id": "s2", "name": "二", "grid": "c/d/street-a/comm-1/grid-1", "risk": "yellow"},
+    ]  # fmt: skip
+    alarms = [
+        {"id": "a1", "site": "s1", "zone": "z1", "state": "open", "severity": "warning",
+         "opened_at": "2026-07-01T10:00:00Z"},
+        {"id": "a2", "site": "s2", "zone": "z1", "state": "acknowledged", "severity": "critical",
+         "opened_at": "2026-07-01T09:00:00Z",
+         "intrusions": [{"raised_at": "2026-07-01T09:00:00Z"},
+                        {"raised_at": "2026-07-01T10:05:00Z"}]},
+    ]  # fmt: skip
+    result = await run(
+        console_page,
+        "const city = await import('./city.js');"
+        " const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{sites: {js(sites)},"
+        f"   alarms: {js(alarms)}, edges: [], links: null}}}});"
+        " const shape = (groups) => groups.map((g) => [g.path.join('/'),"
+        "   g.sites.map((f) => [f.id, f.risk, f.alarms, f.unguarded])]);"
+        " return [shape(city.citySites(s, '', 'all')), shape(city.citySites(s, 'ONE', 'all')),"
+        "   shape(city.citySites(s, '', 'unguarded')), shape(city.citySites(s, '', 'alarms')),"
+        "   shape(city.citySites(s, 'street-a', 'raised')), city.newestIntrusion(s).id];",
+    )
+    assert [
+        [
+            ["street-a/comm-1/grid-1", [["s2", "yellow", 1, 0]]],
+            ["street-a/comm-2/grid-9", [["s1", "blue", 1, 0]]],
+            ["street-b/comm-1/grid-1", [["s3", "red", 0, 1]]],
+        ],
+        [["street-a/comm-2/grid-9", [["s1", "blue", 1, 0]]]],
+        [["street-b/comm-1/grid-1", [["s3", "red", 0, 1]]]],
+        [
+            ["street-a/comm-1/grid-1", [["s2", "yellow", 1, 0]]],
+            ["street-a/comm-2/grid-9", [["s1", "blue", 1, 0]]],
+        ],
+        [],
+        # a2 opened first, but a person entered its zone again after a1 opened.
+        "a2",
+    ] == result

@@ -1,5 +1,5 @@
 """Devices on demand against a real hub: ``hello`` and site items carry per-site device
-counts, ``GET /api/sites/{id}/devices`` pages a site's devices (PROTOCOL 7.36)."""
+counts, ``GET /api/sites/{id}/devices`` pages a site's devices (PROTOCOL 7.37)."""
 
 from __future__ import annotations
 
