@@ -153,6 +153,7 @@ async def measure(rounds: int, storm: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
         async with httpx.AsyncClient() as http:
+            metrics = HubMetrics()
             outbox = Outbox(
                 store,
                 config,
@@ -160,8 +161,8 @@ async def measure(rounds: int, storm: int) -> dict[str, Any]:
                 ResponderLinks("http://127.0.0.1:8080"),
                 ResponderTokens(b"bench-responder-key-0123456789"),
                 clock=clock,
+                metrics=metrics,
             )
-            metrics = HubMetrics()
             picture = Picture(config, clock.now)
             desk = AlarmDesk(
                 store,

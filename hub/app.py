@@ -272,7 +272,14 @@ async def _build(
         report=partial(links.report, "influx", "write"),
     )
     tokens = _responder_tokens(settings, config)
-    outbox = _outbox(config, store, clock, notify_http, (ResponderLinks(settings.base_url), tokens))
+    outbox = _outbox(
+        config,
+        store,
+        clock,
+        notify_http,
+        (ResponderLinks(settings.base_url), tokens),
+        metrics=metrics,
+    )
 
     # The dispatcher climbs alarms through the desk, and the desk wakes the dispatcher
     # and the outbox when an escalation calls people: the desk, built below, is
@@ -378,6 +385,8 @@ def _outbox(
     clock: Clock,
     http: httpx.AsyncClient,
     links: tuple[ResponderLinks, ResponderTokens],
+    *,
+    metrics: HubMetrics,
 ) -> Outbox:
     """The sender of messages to responders; refuses an Apprise URL Apprise cannot use."""
     check_channels(config, ChatSender())
@@ -387,6 +396,7 @@ def _outbox(
         Notifier(config.notify, http, clock=clock.now),
         *links,
         clock=clock,
+        metrics=metrics,
     )
 
 

@@ -106,6 +106,12 @@ class HubMetrics:
         self.broker_connected = Gauge(
             "riverguard_hub_broker_connected", "1 while connected to the broker", registry=r
         )
+        self.notifications = Counter(
+            "riverguard_hub_notifications",
+            "Sends to responders, by outcome (sent, retry, failed, given_up) and channel kind",
+            ["outcome", "channel"],
+            registry=r,
+        )
 
     def count_rejected(self, reason: RejectReason) -> None:
         """One more message refused for ``reason`` (typed: a misspelt reason does not pass mypy)."""

@@ -22,6 +22,7 @@ import structlog
 from hub.clock import Clock
 from hub.dispatch import dispatch_id
 from hub.errors import StoreError
+from hub.metrics import HubMetrics
 from hub.notify.backoff import Backoff
 from hub.notify.links import ResponderLinks
 from hub.notify.message import Notice
@@ -52,6 +53,7 @@ class Outbox:
         tokens: ResponderTokens,
         *,
         clock: Clock,
+        metrics: HubMetrics,
         backoff: Backoff | None = None,
         limits: RateLimits | None = None,
         rand: Callable[[], float] = random.random,
@@ -62,6 +64,7 @@ class Outbox:
         self._links = links
         self._tokens = tokens
         self._clock = clock
+        self._metrics = metrics
         self._backoff = backoff or Backoff.of(config.notify)
         self._limits = limits or RateLimits(config.notify.responder_per_minute)
         self._rand = rand
@@ -128,6 +131,7 @@ class Outbox:
         outcome = await self._deliver(row)
         attempts = row.attempts + 1
         done = self._clock.now()
+        retry_at = None
         if outcome.sent:
             await notifications.settle(row.id, "sent", done)
         elif not outcome.retryable:
@@ -138,6 +142,10 @@ class Outbox:
                 await notifications.settle(row.id, "given_up", done, outcome.reason)
             else:
                 await notifications.settle(row.id, "queued", done, outcome.reason, retry_at)
+        ended = "sent" if outcome.sent else "failed" if not outcome.retryable else "retry"
+        if outcome.retryable and retry_at is None:
+            ended = "given_up"
+        self._metrics.notifications.labels(ended, call.channel_label.split(":", 1)[0]).inc()
         log.info(
             "notification",
             id=row.id,

@@ -83,8 +83,8 @@ class Hub:
     desk: AlarmDesk
     outbox: Outbox
     clock: ManualClock
-
     alarm_ids: list[str]
+    outbox_metrics: HubMetrics
 
     async def rows(self, alarm: int = 0) -> list[NotificationRow]:
         return await self.store.notifications.for_alarm(self.alarm_ids[alarm])
@@ -98,6 +98,7 @@ async def hub(
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
     try:
         async with httpx.AsyncClient() as http:
+            metrics = HubMetrics()
             outbox = Outbox(
                 store,
                 config,
@@ -105,9 +106,9 @@ async def hub(
                 ResponderLinks("https://hub.example.cn"),
                 ResponderTokens(b"responder-token-key-0123456789"),
                 clock=clock,
+                metrics=metrics,
                 rand=lambda: 0.0,
             )
-            metrics = HubMetrics()
             picture = Picture(config, clock.now)
             picture.load(await store.alarms.active(), [], [])
             desk = AlarmDesk(
@@ -119,7 +120,7 @@ async def hub(
                 risk_points=lambda lines: None,
                 calls_queued=outbox.wake,
             )
-            yield Hub(store, desk, outbox, clock, [])
+            yield Hub(store, desk, outbox, clock, [], metrics)
     finally:
         await store.close()
 
@@ -234,6 +235,10 @@ async def test_a_notification_is_given_up_when_its_attempts_are_spent(tmp_path: 
             await running.outbox.flush()
             [row] = await running.rows()
             assert ("given_up", 2) == (row.state, row.attempts)
+            registry = running.outbox_metrics.registry
+            for outcome in ("retry", "given_up"):
+                labels = {"outcome": outcome, "channel": "webhook"}
+                assert 1 == registry.get_sample_value("riverguard_hub_notifications_total", labels)
             running.clock.advance(3600)
             await running.outbox.flush()
     assert 2 == len(receiver.received)
