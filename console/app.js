@@ -226,7 +226,10 @@ function onMessage(message) {
   if (message.type === "hello") {
     siteDevices.reset();
     // What was already open on login does not chime.
-    if (!ctx.helloSeen) result.newAlarms.length = 0;
+    if (!ctx.helloSeen) {
+      result.newAlarms.length = 0;
+      result.newIntrusions.length = 0;
+    }
     ctx.helloSeen = true;
   }
   if (result.snapshot) snapshots.announced(result.snapshot);

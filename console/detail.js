@@ -5,7 +5,7 @@
 
 import { getLang, has, t } from "./i18n.js";
 import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
-import { clockTime, dateTime, escape, personName, siteName, zoneName } from "./view.js";
+import { clockTime, dateTime, escape, personName, repeatsText, siteName, zoneName } from "./view.js";
 
 export const VOICES = ["cmn", "yue", "en"];
 const KNOWN_TYPES = new Set([
@@ -15,6 +15,7 @@ const KNOWN_TYPES = new Set([
   "announcement",
   "speaker",
   "escalation",
+  "intrusion",
   "suggestion",
   "resolved",
   "dispatch",
@@ -38,6 +39,7 @@ export function buildTimeline(alarm, events, announcements) {
       severity: event.severity,
       eventId: event.id,
       snapshot: Boolean(event.snapshot),
+      track: event.attrs?.frigate_id ?? "",
     });
   }
   entries.push(...announcementEntries(announcements));
@@ -51,7 +53,33 @@ export function buildTimeline(alarm, events, announcements) {
       note: alarm.note ?? "",
     });
   }
-  return sortEntries(entries);
+  return foldRepeats(sortEntries(entries));
+}
+
+// A device's detections of one track one after the other, nothing between them, as
+// one entry with their count (as the hub's timeline does, PROTOCOL 7.36), so that the
+// acknowledgement and the announcements between them are not buried.
+export function foldRepeats(entries) {
+  const folded = [];
+  for (const entry of entries) {
+    const last = folded[folded.length - 1];
+    if (
+      entry.type === "event" &&
+      last?.type === "event" &&
+      last.device === entry.device &&
+      last.kind === entry.kind &&
+      (last.track ?? "") === (entry.track ?? "")
+    ) {
+      folded[folded.length - 1] = {
+        ...last,
+        count: (last.count ?? 1) + (entry.count ?? 1),
+        lastTs: entry.lastTs ?? entry.ts,
+      };
+    } else {
+      folded.push(entry);
+    }
+  }
+  return folded;
 }
 
 function announcementEntries(announcements) {
@@ -99,7 +127,7 @@ function sortEntries(entries) {
 export function hubTimeline(answer) {
   const list = answer?.entries;
   if (!Array.isArray(list)) return null;
-  return sortEntries(
+  return foldRepeats(sortEntries(
     list.map((item) => {
       const data = item.data ?? {};
       const type = HUB_TYPES[item.type] ?? item.type;
@@ -126,9 +154,15 @@ export function hubTimeline(answer) {
         annId: type === "announcement" ? data.id : data.announcement,
         clip: data.clip?.id ?? "",
         speakers: type === "announcement" ? Object.keys(data.speakers ?? {}).sort() : [],
+        // Repeats the hub folded into this event entry (7.36).
+        count: Number.isInteger(item.count) ? item.count : 1,
+        lastTs: item.last_ts,
+        track: type === "event" ? (data.attrs?.frigate_id ?? "") : undefined,
+        intrusions: data.intrusion_count,
+        cause: data.cause,
       };
     }),
-  );
+  ));
 }
 
 // Grid-path level names the configuration ships with are translated; a site's own
@@ -172,6 +206,12 @@ function entryHtml(entry, state, ui) {
       text = `${escape(entry.kind ? t(`kind.${entry.kind}`) : t("tl.event"))} · <span translate="no">${escape(
         entry.device ?? "",
       )}</span>`;
+      if (entry.count > 1) {
+        const lasted = Date.parse(entry.lastTs) - Date.parse(entry.ts);
+        text += ` <span class="tl-repeats" data-count="${entry.count}">${escape(
+          repeatsText(entry.count, lasted),
+        )}</span>`;
+      }
       if (entry.snapshot && entry.eventId) {
         const url = ui.snapshotUrl(entry.eventId);
         extra = url
@@ -204,6 +244,12 @@ function entryHtml(entry, state, ui) {
       text = `${escape(t("tl.escalation", { level: entry.level ?? "?" }))}${
         entry.levelName ? ` · ${levelName(entry.levelName)}` : ""
       }`;
+      break;
+    case "intrusion":
+      text = `${escape(t("tl.intrusion", { number: entry.intrusions ?? "?", device: "\u0000" })).replace(
+        "\u0000",
+        `<span translate="no">${escape(entry.device ?? "")}</span>`,
+      )}${entry.cause === "after_gone" || entry.cause === "quiet_gap" ? ` · ${escape(t(`alarm.intrusion_cause.${entry.cause}`))}` : ""}`;
       break;
     case "suggestion":
       text = `${escape(t("detail.suggestion"))}: ${suggestionText(entry.suggestion, entry.nextStep)}`;

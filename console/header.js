@@ -5,7 +5,7 @@
 
 import { t } from "./i18n.js";
 import { renderLinksBanner, renderWallNotice } from "./links.js";
-import { blindAlarm, formatAge, needsAlarmSound, topUnacknowledged } from "./state.js";
+import { blindAlarm, formatAge, needsAlarmSound, newIntrusion, topUnacknowledged } from "./state.js";
 import { escape, siteName, zoneName } from "./view.js";
 
 // Below this a dropped socket is usually a hub restart or a 4008; past it, the
@@ -95,7 +95,10 @@ export function renderNav(ctx, shownAlarmId) {
     ack.disabled = !ctx.actions.canAct() || ctx.actions.isBusy("ack", top.id);
     // On a detail page A acknowledges the alarm shown there, not this one.
     callout.querySelector(".callout-key").hidden = page === "detail";
-    callout.querySelector(".callout-text").textContent = t("new_alarm.banner", {
+    // Someone entered the water again: not the old alarm, whatever its age (7.36).
+    const reraised = newIntrusion(top) !== null;
+    callout.dataset.intrusion = reraised ? "new" : "";
+    callout.querySelector(".callout-text").textContent = t(reraised ? "new_intrusion.banner" : "new_alarm.banner", {
       where: `${t(`severity.${top.severity}`)} · ${siteName(state, top.site)} · ${zoneName(state, top.site, top.zone)}`,
     });
   }

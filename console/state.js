@@ -41,7 +41,7 @@ function byId(items, key = "id") {
 
 // What a message changed, so the page redraws only that and rings for new alarms.
 function outcome() {
-  return { applied: false, parts: new Set(), newAlarms: [], resolved: [], snapshot: null };
+  return { applied: false, parts: new Set(), newAlarms: [], newIntrusions: [], resolved: [], snapshot: null };
 }
 
 export function applyMessage(state, message) {
@@ -111,7 +111,7 @@ export function applyMessage(state, message) {
 }
 
 function applyHello(state, data, result) {
-  const previous = new Set(state.alarms.keys());
+  const previous = new Map(state.alarms);
   state.user = data.user ?? state.user;
   state.sites = byId(data.sites);
   // A hello carries no devices (PROTOCOL 7.37): pages fetch a site's devices again.
@@ -123,8 +123,9 @@ function applyHello(state, data, result) {
   applyLinks(state, data.links ?? null);
   for (const alarm of state.alarms.values()) {
     if (!previous.has(alarm.id)) result.newAlarms.push(alarm);
+    else if (intrusionsGrew(previous.get(alarm.id), alarm)) result.newIntrusions.push(alarm);
   }
-  for (const id of previous) if (!state.alarms.has(id)) result.resolved.push(id);
+  for (const id of previous.keys()) if (!state.alarms.has(id)) result.resolved.push(id);
   for (const part of ["alarms", "status", "events", "user", "links"]) result.parts.add(part);
 }
 
@@ -137,11 +138,26 @@ function applyAlarm(state, alarm, result) {
   if (!alarm.id) return;
   result.parts.add("alarms");
   if (ACTIVE_STATES.has(alarm.state)) {
-    if (!state.alarms.has(alarm.id)) result.newAlarms.push(alarm);
+    const known = state.alarms.get(alarm.id);
+    if (!known) result.newAlarms.push(alarm);
+    else if (intrusionsGrew(known, alarm)) result.newIntrusions.push(alarm);
     state.alarms.set(alarm.id, alarm);
   } else if (state.alarms.delete(alarm.id)) {
     result.resolved.push(alarm.id);
   }
+}
+
+// A new intrusion re-raised a known alarm (PROTOCOL 7.36): a person entered the zone
+// again, which rings as a new alarm does. Hubs before 7.36 send no count.
+function intrusionsGrew(known, alarm) {
+  return (alarm.intrusion_count ?? 0) > (known.intrusion_count ?? 0) && (known.intrusion_count ?? 0) > 0;
+}
+
+// The intrusion that re-raised the alarm, if its newest one did (not the first).
+export function newIntrusion(alarm) {
+  const list = Array.isArray(alarm?.intrusions) ? alarm.intrusions : [];
+  const latest = list[list.length - 1];
+  return latest && (alarm.intrusion_count ?? 0) > 1 && latest.cause !== "opened" ? latest : null;
 }
 
 // Applies an alarm returned by a REST action, unless the WebSocket already brought
@@ -184,6 +200,39 @@ export function addHistory(state, events) {
     if (!known.has(event.id) && state.feed.length < FEED_LENGTH) state.feed.push(event.id);
   }
   state.feed.sort((a, b) => eventTime(state.events.get(b)) - eventTime(state.events.get(a)));
+}
+
+// Repeated detections of one device, kind and track (Frigate's id) less than this
+// apart are one row of the feed: a swimmer is reported every few seconds.
+export const FOLD_GAP_MS = 60_000;
+
+function repeatKey(event) {
+  const track = event.attrs?.frigate_id ?? "";
+  return `${event.site}\u0000${event.zone}\u0000${event.device}\u0000${event.kind}\u0000${track}`;
+}
+
+// The feed, newest first, each device's run of repeats as one row:
+// [{event (the newest), count, first (the oldest one's ts)}]. Another event of the
+// same zone (the fence's "clear" between two breaches) ends a run.
+export function foldedFeed(state) {
+  const rows = [];
+  const running = new Map(); // site and zone -> the row taking its older repeats
+  for (const id of state.feed) {
+    const event = state.events.get(id);
+    if (!event) continue;
+    const key = repeatKey(event);
+    const zone = `${event.site}\u0000${event.zone}`;
+    const row = running.get(zone);
+    if (row?.key === key && eventTime({ ts: row.first }) - eventTime(event) < FOLD_GAP_MS) {
+      row.count += 1;
+      row.first = event.ts;
+      continue;
+    }
+    const fresh = { event, count: 1, first: event.ts, key };
+    running.set(zone, fresh);
+    rows.push(fresh);
+  }
+  return rows;
 }
 
 function eventTime(event) {

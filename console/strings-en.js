@@ -90,6 +90,11 @@ export const EN = {
   "alarm.escalated": "Escalated, level {level}",
   "alarm.snapshot": "Snapshot",
   "alarm.zone_unknown": "Zone {zone}",
+  "alarm.new_intrusion": "New intrusion #{number}",
+  "alarm.intrusion_cause.quiet_gap": "after a quiet spell",
+  "alarm.intrusion_cause.after_gone": "after the zone was clear",
+  "alarm.intrusion_age": "{age} ago",
+  "alarm.intrusion_age_hint": "Time since this person entered, not since the alarm opened",
 
   "action.ack": "Acknowledge",
   "action.announce": "Announce",
@@ -138,6 +143,10 @@ export const EN = {
 
   "feed.heading": "Live events",
   "feed.none": "No events yet",
+  "feed.repeats": "×{count} in {span}",
+  "feed.repeats_short": "×{count}",
+  "feed.span_s": "{n} s",
+  "feed.span_min": "{n} min",
 
   "keys.heading": "Keys",
   "keys.ack": "acknowledge top unacknowledged",
@@ -245,6 +254,7 @@ export const EN = {
   "tl.escalation": "Escalated to level {level}",
   "tl.resolved": "Resolved by {who}: {outcome}",
   "tl.other": "Other entry",
+  "tl.intrusion": "New intrusion #{number}: {device}",
   "dispatch.heading": "Responders",
   "dispatch.none": "Nobody called yet",
   "dispatch.level": "level {level}",
@@ -334,6 +344,7 @@ export const EN = {
 
   "action.details": "Details",
   "new_alarm.banner": "Unacknowledged alarm: {where}",
+  "new_intrusion.banner": "New intrusion into an open alarm: {where}",
 
   "keys.detail": "open selected alarm",
   "keys.detail_ack": "acknowledge this alarm",

@@ -91,6 +91,11 @@ export const ZH = {
   "alarm.escalated": "已升级 {level} 级",
   "alarm.snapshot": "抓拍",
   "alarm.zone_unknown": "区域 {zone}",
+  "alarm.new_intrusion": "新闯入（第 {number} 次）",
+  "alarm.intrusion_cause.quiet_gap": "静默后再次触发",
+  "alarm.intrusion_cause.after_gone": "区域清空后再次进入",
+  "alarm.intrusion_age": "{age} 前",
+  "alarm.intrusion_age_hint": "从此人进入算起，不是从警情产生算起",
 
   "action.ack": "确认",
   "action.announce": "喊话",
@@ -139,6 +144,10 @@ export const ZH = {
 
   "feed.heading": "实时事件",
   "feed.none": "暂无事件",
+  "feed.repeats": "×{count}（{span}内）",
+  "feed.repeats_short": "×{count}",
+  "feed.span_s": "{n} 秒",
+  "feed.span_min": "{n} 分钟",
 
   "keys.heading": "快捷键",
   "keys.ack": "确认最上方未确认警情",
@@ -246,6 +255,7 @@ export const ZH = {
   "tl.escalation": "警情升级至 {level} 级",
   "tl.resolved": "{who} 处置：{outcome}",
   "tl.other": "其他记录",
+  "tl.intrusion": "新闯入（第 {number} 次）：{device}",
   "dispatch.heading": "处置人员",
   "dispatch.none": "尚未通知任何人员",
   "dispatch.level": "第 {level} 级",
@@ -335,6 +345,7 @@ export const ZH = {
 
   "action.details": "详情",
   "new_alarm.banner": "未确认警情：{where}",
+  "new_intrusion.banner": "已有警情的区域有新人闯入：{where}",
 
   "keys.detail": "打开选中警情详情",
   "keys.detail_ack": "确认本警情",

@@ -8,7 +8,9 @@ import {
   DEVICE_TYPES,
   EDGE_AUTO,
   edgeStatus,
+  foldedFeed,
   formatAge,
+  newIntrusion,
   siteKnown,
   siteSummary,
   sortedAlarms,
@@ -190,6 +192,7 @@ function cardView(state, ui, alarm, selected, top) {
     ackedBy: alarm.acked_by ? personName(state, alarm.acked_by) : null,
     ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
     escalation: alarm.escalation_level ?? 0,
+    intrusion: intrusionView(alarm),
     snapshot: event?.snapshot ? ui.snapshotUrl(event.id) : null,
     snapshotEvent: event?.snapshot && !ui.snapshotFailed(event.id) ? event.id : null,
     announcements: announcementsOf(state, alarm).map((ann) => ({
@@ -200,6 +203,29 @@ function cardView(state, ui, alarm, selected, top) {
     canAct,
     busy: ui.busyActions(alarm.id),
   };
+}
+
+// The newest intrusion, when it re-raised the alarm: it has an age of its own (7.36).
+function intrusionView(alarm) {
+  const intrusion = newIntrusion(alarm);
+  if (!intrusion) return null;
+  return {
+    number: alarm.intrusion_count,
+    device: intrusion.device,
+    cause: intrusion.cause === "after_gone" ? "after_gone" : "quiet_gap",
+    raisedAt: intrusion.raised_at,
+  };
+}
+
+function intrusionHtml(intrusion) {
+  if (!intrusion) return "";
+  return `<p class="new-intrusion" data-cause="${escape(intrusion.cause)}">
+      <b>${escape(t("alarm.new_intrusion", { number: intrusion.number }))}</b>
+      · <span translate="no">${escape(intrusion.device)}</span>
+      · ${escape(t(`alarm.intrusion_cause.${intrusion.cause}`))}
+      · <span class="intrusion-age" data-since="${escape(intrusion.raisedAt)}" title="${escape(
+        t("alarm.intrusion_age_hint"),
+      )}"></span></p>`;
 }
 
 function button(view, action, label, key) {
@@ -256,6 +282,7 @@ function cardHtml(view) {
       <div class="alarm-main">
         <p class="site-name">${escape(view.site)}</p>
         <p class="zone-name">${escape(view.zone)}</p>
+        ${intrusionHtml(view.intrusion)}
         <p class="facts"><span class="latest">${escape(t("alarm.latest"))}: <b>${escape(view.latest)}</b>${latestTime}</span>
           <span class="event-count">${escape(t("alarm.events", { count: view.events }))}</span></p>
         ${acked}
@@ -276,6 +303,20 @@ export function updateAges(root, now) {
     const opened = Date.parse(el.dataset.opened);
     el.textContent = Number.isNaN(opened) ? "" : formatAge(now - opened);
   }
+  for (const el of root.querySelectorAll(".intrusion-age[data-since]")) {
+    const since = Date.parse(el.dataset.since);
+    el.textContent = Number.isNaN(since) ? "" : t("alarm.intrusion_age", { age: formatAge(now - since) });
+  }
+}
+
+// "×12 in 45 s", "×30 in 3 min": a run of repeats and how long it lasted (the count
+// alone within a second).
+export function repeatsText(count, ms) {
+  const seconds = Math.round(ms / 1000);
+  if (!(seconds >= 1)) return t("feed.repeats_short", { count });
+  const span =
+    seconds < 60 ? t("feed.span_s", { n: seconds }) : t("feed.span_min", { n: Math.round(seconds / 60) });
+  return t("feed.repeats", { count, span });
 }
 
 // --- event feed ----------------------------------------------------------------
@@ -285,16 +326,21 @@ export function renderFeed(list, state) {
     list.innerHTML = `<li class="feed-empty">${escape(t("feed.none"))}</li>`;
     return;
   }
-  list.innerHTML = state.feed
-    .map((id) => state.events.get(id))
-    .filter(Boolean)
-    .map(
-      (event) => `<li class="sev-${escape(event.severity)}" data-event-id="${escape(event.id)}">
+  // A device's repeats are one row ("×12 in 1 min"), so other events stay in sight.
+  list.innerHTML = foldedFeed(state)
+    .map(({ event, count, first }) => {
+      const repeats =
+        count > 1
+          ? ` <span class="feed-repeats">${escape(
+              repeatsText(count, Date.parse(event.ts) - Date.parse(first)),
+            )}</span>`
+          : "";
+      return `<li class="sev-${escape(event.severity)}" data-event-id="${escape(event.id)}" data-count="${count}">
         <time>${escape(clockTime(event.ts))}</time>
-        <span class="feed-kind">${escape(kindLabel(event.kind))}</span>
+        <span class="feed-kind">${escape(kindLabel(event.kind))}${repeats}</span>
         <span class="feed-where">${escape(siteName(state, event.site))} · ${escape(
           zoneName(state, event.site, event.zone),
-        )}</span></li>`,
-    )
+        )}</span></li>`;
+    })
     .join("");
 }

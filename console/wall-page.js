@@ -50,8 +50,10 @@ export class WallPage {
   onMessage(message, result) {
     if (message.type === "hello") this.loadRecent();
     const now = Date.now();
-    for (const alarm of result.newAlarms) this.fresh.set(alarm.id, now);
-    if (result.newAlarms.some((alarm) => alarm.severity !== "critical")) this.ctx.sound.chime();
+    // A new intrusion into a known alarm's zone rings and flashes as a new alarm does.
+    const raised = [...result.newAlarms, ...result.newIntrusions];
+    for (const alarm of raised) this.fresh.set(alarm.id, now);
+    if (raised.some((alarm) => alarm.severity !== "critical")) this.ctx.sound.chime();
     if (result.parts.size) this.renderAlarms();
     if (result.parts.has("events") || result.parts.has("status")) this.renderFeed();
   }

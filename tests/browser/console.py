@@ -146,6 +146,11 @@ class Field:
     async def fence_breach(self, site: str, device: str, zone: str) -> str:
         return await self._publish(site, "fence", device, fence_report(self._next_seq(), zone))
 
+    async def fence_clear(self, site: str, device: str, zone: str) -> str:
+        """The fence reports the person gone."""
+        report = fence_report(self._next_seq(), zone, state="clear")
+        return await self._publish(site, "fence", device, report)
+
     async def person_in_water(
         self, site: str, device: str, zone: str, *, snapshot: bytes | None = TINY_JPEG
     ) -> str:

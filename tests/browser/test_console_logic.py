@@ -38,6 +38,7 @@ DYNAMIC_PREFIXES = {
     "escalation.name.": ["duty_officer", "grid_officer", "street", "district"],
     "map.reason_": ["edge"],
     "detail.source_": ["hub", "built"],
+    "alarm.intrusion_cause.": ["quiet_gap", "after_gone"],
 }  # fmt: skip
 
 
