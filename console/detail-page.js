@@ -130,7 +130,10 @@ export class DetailPage {
       // A level reached calls its responders: their dispatches are new.
       if (climbed) this.#loadDispatches(detail);
     } else if (message.type === "dispatch" && message.data.alarm_id === detail.id) {
-      detail.dispatches = [...detail.dispatches.filter((d) => d.id !== message.data.id), message.data];
+      // A step keeps the messages already known (the socket does not repeat them).
+      const known = detail.dispatches.find((d) => d.id === message.data.id);
+      const updated = { calls: known?.calls ?? [], ...message.data };
+      detail.dispatches = [...detail.dispatches.filter((d) => d.id !== message.data.id), updated];
       if (detail.timeline?.source === "hub") this.#reloadTimeline();
     } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
       detail.alarm = this.ctx.state.alarms.get(detail.id);

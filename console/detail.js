@@ -301,6 +301,14 @@ function dispatchesHtml({ canAct, dispatches }) {
         ${DISPATCH_ENDED.has(d.state) ? "" : `<span class="age" data-opened="${escape(since)}"></span>`}
         ${late ? `<span class="late">${escape(t("dispatch.late"))}</span>` : ""}
         ${d.note ? `<span class="note" translate="no">${escape(d.note)}</span>` : ""}
+        ${(d.calls ?? [])
+          .map(
+            (call) =>
+              `<span class="call" data-state="${escape(call.state)}" translate="no" title="${escape(
+                call.reason ?? "",
+              )}">${escape(call.channel)} ${escape(t(`dispatch.call.${call.state}`))}</span>`,
+          )
+          .join("")}
         ${cancel}
       </li>`;
     })

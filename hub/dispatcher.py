@@ -81,7 +81,23 @@ class Dispatcher:
         return dispatch.shape() | {"responder_name": responder.name if responder else None}
 
     async def of_alarm(self, alarm_id: str) -> list[dict[str, Any]]:
-        return [self.shape(d) for d in await self._store.dispatches.of_alarm(alarm_id)]
+        """The alarm's dispatches, each with the messages sent to its responder: on
+        which channel, at which level, and whether it went (``calls``)."""
+        calls: dict[str, list[dict[str, Any]]] = {}
+        for row in await self._store.notifications.for_alarm(alarm_id):
+            calls.setdefault(row.call.responder_id, []).append(
+                {
+                    "channel": row.call.channel_label,
+                    "level": row.call.level,
+                    "state": row.state,
+                    "attempts": row.attempts,
+                    "reason": row.reason,
+                }
+            )
+        return [
+            self.shape(d) | {"calls": calls.get(d.responder_id, [])}
+            for d in await self._store.dispatches.of_alarm(alarm_id)
+        ]
 
     async def act(
         self, dispatch_id: str, action: DispatchAction, by: str, note: str | None = None

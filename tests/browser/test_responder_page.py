@@ -112,6 +112,11 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             assert dispatch["accepted_at"] is not None
             assert dispatch["arrived_at"] is not None
 
+            async def call_settled() -> bool:
+                rows = await running.hub.store.notifications.for_alarm(alarm.id)
+                return ["sent"] == [row.state for row in rows]
+
+            await wait_for(call_settled, what="the call recorded as sent")
             # The duty officer sees each step in the alarm's timeline.
             wall = await chromium.new_context(viewport=WALL_SCREEN)
             console = await wall.new_page()
@@ -133,6 +138,7 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             await expect(called.locator(".level")).to_have_text("第 1 级")
             await expect(called.locator(".state")).to_have_text("处置完成")
             await expect(called.locator(".note")).to_have_text("Two anglers persuaded to leave")
+            await expect(called.locator(".call")).to_have_text("webhook:duty 已送达")
             await console.screenshot(path=str(SCREENSHOTS / "console-dispatch-zh.png"))
             # The officer calls the next level (nobody is on call there) from the detail.
             await console.locator('[data-detail-action="next-level"]').click()

@@ -128,9 +128,18 @@ async def test_the_grid_officer_accepts_and_arrives_from_the_link_and_the_consol
             again = await running.http.post(f"/api/respond/{token}/accept")
             assert (409, "invalid_transition") == (again.status_code, again.json()["error"])
 
+            async def call_settled() -> bool:
+                rows = await running.hub.store.notifications.for_alarm(alarm.id)
+                return ["sent"] == [row.state for row in rows]
+
+            await wait_for(call_settled, what="the call recorded as sent")
             officer = await running.auth()
             listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
             [dispatch] = listed.json()
+            assert [{"channel": "webhook:duty", "level": 1, "state": "sent"}] == [
+                {key: call[key] for key in ("channel", "level", "state")}
+                for call in dispatch["calls"]
+            ]
             assert ("finished", 1, "陈网格员") == (
                 dispatch["state"],
                 dispatch["level"],
