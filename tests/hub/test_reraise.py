@@ -134,3 +134,38 @@ async def test_a_person_seen_again_and_again_never_reraises(
         alarm.intrusions[0].count,
     )
     assert timedelta(seconds=200) == alarm.intrusions[0].last_ts - alarm.intrusions[0].first_ts
+
+
+async def test_a_flood_of_forged_clears_and_breaches_reraises_once_per_rearm_time(
+    hub: RunningHub, edge: aiomqtt.Client, clock: ManualClock
+) -> None:
+    """Breach and clear by turns, dated hours apart in the past and ahead: each pair
+    would be a new intrusion by its dates, but the hub's time decides how often."""
+    await _send(edge, clock, event_payload(unique_seq()))
+    alarm_id = hub.hub.picture.active[(SITE, "z1")].id
+    for round_ in range(3):
+        clock.advance(REARM_S)
+        flood = []
+        for n in range(20):
+            dated = clock.now() + timedelta(hours=(n - 10) * 2)
+            kind = ("fence.clear", "info") if n % 2 else ("fence.breach", "warning")
+            event = event_payload(unique_seq(), kind=kind[0], severity=kind[1])
+            flood.append((event, dated))
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            for event, dated in flood:
+                event.update(ts=format_ts(dated), edge_ts=format_ts(clock.now()))
+                # One message each: one ingest batch would re-raise once by itself.
+                await edge.publish(topics.events(SITE), json.dumps(event).encode(), qos=1)
+            sent = {e["id"] for e, _ in flood}
+
+            def committed(sent: set[str] = sent) -> bool:
+                return sent <= {i for m in acks.items for i in m[1]["ids"]}
+
+            await wait_for(committed, what="the flood committed")
+        alarm = hub.hub.picture.active[(SITE, "z1")]
+        # Every report taken (none refused), and one new intrusion per round.
+        assert (alarm_id, 1 + 20 * (round_ + 1), round_ + 2) == (
+            alarm.id,
+            alarm.event_count,
+            alarm.intrusion_count,
+        )
