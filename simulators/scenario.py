@@ -18,8 +18,9 @@ after the step before it. ``do`` says what the step is:
 - expectations, polled on the hub's REST API until they hold or ``within_s``
   passes: ``expect_alarm`` (of this scenario's events, in the zone:
   ``severity`` at least, ``state``, ``min_escalation_level``, ``min_events``,
-  ``outcome``, ``announced``), ``expect_site`` (``risk`` colour),
-  ``expect_device`` (``online``), ``expect_events`` (``min`` of this
+  ``min_intrusions`` (PROTOCOL 7.36), ``outcome``, ``announced``),
+  ``expect_site`` (``risk`` colour), ``expect_device`` (``online``),
+  ``expect_events`` (``min`` of this
   scenario's events stored and readable from ``GET /api/events``).
 
 A step's ``device`` is a device id, or ``fence`` / ``camera`` for the first
@@ -132,6 +133,7 @@ class ExpectAlarm(_Expectation):
     state: AlarmState | None = None
     min_escalation_level: int | None = Field(default=None, ge=0)
     min_events: int | None = Field(default=None, ge=1)
+    min_intrusions: int | None = Field(default=None, ge=1)
     outcome: Outcome | None = None
     announced: bool | None = None
 
@@ -589,13 +591,16 @@ class _Run:
             wrong.append(f"escalation level {level}")
         if step.min_events and alarm["event_count"] < step.min_events:
             wrong.append(f"{alarm['event_count']} events")
+        intrusions = alarm.get("intrusion_count", 0)
+        if step.min_intrusions and intrusions < step.min_intrusions:
+            wrong.append(f"{intrusions} intrusions")
         if step.outcome and alarm.get("outcome") != step.outcome:
             wrong.append(f"outcome {alarm.get('outcome')}")
         if step.announced is not None and bool(alarm["announcements"]) != step.announced:
             wrong.append(f"announcements {alarm['announcements']}")
         summary = (
             f"{alarm['id']} {alarm['state']} {alarm['severity']} level {level} "
-            f"{alarm['event_count']} events"
+            f"{alarm['event_count']} events, {alarm.get('intrusion_count', 0)} intrusions"
         )
         return not wrong, summary + ("; " + ", ".join(wrong) if wrong else "")
 

@@ -85,7 +85,7 @@ def test_sim_run_exits_2_with_one_clear_line_for_a_file_that_is_not_toml(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["swimmer-persuaded", "offline-red-stretch"])
+@pytest.mark.parametrize("name", ["swimmer-persuaded", "offline-red-stretch", "second-swimmer"])
 async def test_scenario_plays_against_the_stack_and_its_expectations_hold(
     stack: Stack, name: str
 ) -> None:
