@@ -70,7 +70,8 @@ async def test_every_api_route_requires_a_login_except_login_and_audio(
     running_hub: RunningHub,
 ) -> None:
     """No route is left open by mistake: each declares the bearer login (OpenAPI
-    ``security``), except these three (the refresh route takes a refresh token)."""
+    ``security``), except these (the refresh route takes a refresh token, a
+    responder's routes the token of their link: docs/protocol.md 7.35)."""
     schema = (
         await running_hub.http.get("/api/openapi.json", headers=await running_hub.auth())
     ).json()
@@ -80,9 +81,13 @@ async def test_every_api_route_requires_a_login_except_login_and_audio(
         for method, operation in operations.items()
         if path.startswith("/api/") and not operation.get("security")
     }
-    assert {"POST /api/auth/token", "POST /api/auth/refresh", "GET /api/audio/{name}"} == (
-        open_routes
-    )
+    assert {
+        "POST /api/auth/token",
+        "POST /api/auth/refresh",
+        "GET /api/audio/{name}",
+        "GET /api/respond/{token}",
+        "POST /api/respond/{token}/{action}",
+    } == open_routes
 
 
 async def test_logins_are_audited_whether_they_succeed_or_fail(running_hub: RunningHub) -> None:
