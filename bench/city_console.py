@@ -11,7 +11,8 @@ hub counts most devices online, then measures in headless Chromium at 1920x1080:
   each time;
 - breach to wall: a fence breach published as the device does, at a new site and
   zone each time, to its alarm card on the open wall (the page's own clock, the
-  same machine's), while the fleet's heartbeats run.
+  same machine's), while the fleet's heartbeats run; with ``--screenshots DIR``,
+  the wall and the city overview after the first few breaches.
 
 Not a test: run it by hand and put the figures in docs/performance.md::
 
@@ -51,6 +52,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 USABLE_TIMEOUT_MS = 60_000
 CARD_TIMEOUT_S = 30.0
+# Screenshots of a city with a few open alarms, taken between two breaches.
+SCREENSHOT_AFTER = 4
 # The page notes when each alarm card first appears, by its own clock.
 WATCH_CARDS_JS = """() => {
   window.cardSeen = {};
@@ -147,8 +150,7 @@ async def _log_in(browser: Browser, hub_url: str, login: dict[str, str]) -> tupl
     await page.wait_for_function(
         "() => document.body.dataset.view === 'console'"
         " && document.body.dataset.connection === 'open'"
-        " && document.querySelectorAll('#status-strip [data-site], #status-strip .site-status')"
-        "      .length > 0",
+        " && document.querySelector('#status-strip').childElementCount > 0",
         timeout=USABLE_TIMEOUT_MS,
     )
     return page, (time.monotonic() - started) * 1000
@@ -164,7 +166,25 @@ def _fences(config: Config) -> list[tuple[str, str, str]]:
     return [(site, fence, zone) for (site, zone), fence in found.items()]
 
 
-async def _breaches(page: Page, broker: dict[str, Any], config: Config, count: int) -> list[float]:
+async def _screenshots(page: Page, into: Path) -> None:
+    """The city's wall and overview in both languages (the console starts in zh-CN)."""
+    for lang in ("zh", "en"):
+        await page.keyboard.press("1")
+        await page.screenshot(path=into / f"console-city-wall-{lang}.png")
+        await page.keyboard.press("6")
+        await page.keyboard.press("Escape")
+        await page.screenshot(path=into / f"console-city-{lang}.png")
+        await page.keyboard.press("l")
+    await page.keyboard.press("1")
+
+
+async def _breaches(
+    page: Page,
+    broker: dict[str, Any],
+    config: Config,
+    count: int,
+    screenshots: Path | None,
+) -> list[float]:
     await page.evaluate(WATCH_CARDS_JS)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-city-{time.time_ns()}")
     client.username_pw_set(broker["username"], broker["password"])
@@ -187,6 +207,8 @@ async def _breaches(page: Page, broker: dict[str, Any], config: Config, count: i
             )
             seen = await page.evaluate("() => Math.max(...Object.values(window.cardSeen))")
             latencies.append(seen - sent)
+            if screenshots is not None and len(latencies) == SCREENSHOT_AFTER:
+                await _screenshots(page, screenshots)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -194,7 +216,13 @@ async def _breaches(page: Page, broker: dict[str, Any], config: Config, count: i
 
 
 async def measure(
-    sites: int, devices_per_site: int, logins: int, breaches: int, tmp: Path
+    sites: int,
+    devices_per_site: int,
+    *,
+    logins: int,
+    breaches: int,
+    tmp: Path,
+    screenshots: Path | None = None,
 ) -> dict[str, Any]:
     config_path = tmp / "fleet.toml"
     config_path.write_text(fleet_config(sites, devices_per_site), encoding="utf-8")
@@ -226,7 +254,7 @@ async def measure(
                 page, ms = await _log_in(browser, info["hub_url"], officer)
                 usable.append(ms)
             assert page is not None
-            latencies = await _breaches(page, info["broker"], config, breaches)
+            latencies = await _breaches(page, info["broker"], config, breaches, screenshots)
             await browser.close()
         return {
             "sites": sites,
@@ -249,10 +277,22 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=10)
     parser.add_argument("--breaches", type=int, default=200)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--screenshots", type=Path, default=None, help="the wall and city overview, 1920x1080"
+    )
     args = parser.parse_args()
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="riverguard-city-console-") as tmp:
         report = asyncio.run(
-            measure(args.sites, args.devices_per_site, args.logins, args.breaches, Path(tmp))
+            measure(
+                args.sites,
+                args.devices_per_site,
+                logins=args.logins,
+                breaches=args.breaches,
+                tmp=Path(tmp),
+                screenshots=args.screenshots,
+            )
         )
     text = json.dumps(report, indent=2)
     print(text)

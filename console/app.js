@@ -31,7 +31,8 @@ import { Snapshots } from "./snapshots.js";
 import { AlertSound } from "./sound.js";
 import { applyMessage, createState, topUnacknowledged } from "./state.js";
 import { retranslateToasts } from "./toasts.js";
-import { clockTime, renderStatus } from "./view.js";
+import { renderSiteStrip } from "./city-strip.js";
+import { clockTime } from "./view.js";
 import { WallPage } from "./wall-page.js";
 
 // The tabs in the order of their keys 1 to 6; the detail has no key of its own.
@@ -128,7 +129,7 @@ function renderAll() {
   }
   const { state } = ctx;
   renderUser(state);
-  renderStatus($("#status-strip"), state);
+  renderSiteStrip($("#status-strip"), state);
   wall.renderAlarms();
   wall.renderFeed();
   renderSound(ctx.sound);
@@ -186,7 +187,7 @@ function startConsole(user) {
       ctx.state.hubReachable = connection.status === "open";
       renderConnection(connection);
       // The wall and the sites: known again, or only as last known.
-      renderStatus($("#status-strip"), ctx.state);
+      renderSiteStrip($("#status-strip"), ctx.state);
       renderPage();
       wall.renderAlarms();
       renderLinks(ctx);
@@ -236,7 +237,7 @@ function onMessage(message) {
   actions.resolvedElsewhere(result.resolved);
   if (result.parts.has("status") || result.parts.has("user")) {
     renderUser(state);
-    renderStatus($("#status-strip"), state);
+    renderSiteStrip($("#status-strip"), state);
   }
   for (const page of Object.values(pages)) page.onMessage?.(message, result);
   if (result.parts.has("links") || result.parts.has("alarms")) renderLinks(ctx);

@@ -8,7 +8,7 @@ import { escape, siteName } from "./view.js";
 
 const $ = (selector) => document.querySelector(selector);
 // A shape per risk, so that colour is never the only sign.
-const RISK_SHAPES = { blue: "○", yellow: "△", orange: "◆", red: "■", unknown: "?" };
+export const RISK_SHAPES = { blue: "○", yellow: "△", orange: "◆", red: "■", unknown: "?" };
 
 export class CityPage {
   constructor(ctx, openMap) {
@@ -73,6 +73,7 @@ export class CityPage {
   }
 
   onClick(event) {
+    if (event.target.closest('[data-command="open-city"]')) this.ctx.showPage("city");
     const row = event.target.closest("#city-list [data-site]");
     if (row) this.openMap(row.dataset.site);
   }

@@ -3,7 +3,10 @@
 
 import { activeAlarmsIn, siteKnown } from "./state.js";
 
-const RISKS = ["blue", "yellow", "orange", "red"];
+export const RISKS = ["blue", "yellow", "orange", "red"];
+// Up to this many sites the pages show every site at once (a map each, every device,
+// a card each on the wall); beyond, one site at a time and the city in summary.
+export const SMALL_FLEET = 4;
 export const CITY_FILTERS = ["all", "alarms", "unguarded", "raised"];
 
 // The grid path is city/district/street/…/grid: the overview groups below the district.

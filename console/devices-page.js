@@ -3,14 +3,13 @@
 // when it is shown (PROTOCOL 7.37).
 
 import { t } from "./i18n.js";
+import { SMALL_FLEET } from "./city.js";
 import { renderDevices } from "./pages.js";
 import { escape, siteName } from "./view.js";
 
 const $ = (selector) => document.querySelector(selector);
 // "Last seen" ages move on without a message: redrawn this often (s).
 const AGES_EVERY_S = 5;
-// Up to this many sites, "every site" is offered and is the default.
-export const SMALL_FLEET = 4;
 const ALL = "";
 const PAGE_ROWS = 100;
 

@@ -3,7 +3,7 @@
 // device picked by click, Enter or Space. A site's devices are fetched when it is drawn.
 
 import { renderMapDetail, renderMaps } from "./map.js";
-import { SMALL_FLEET } from "./devices-page.js";
+import { SMALL_FLEET } from "./city.js";
 import { escape, siteName } from "./view.js";
 
 const $ = (selector) => document.querySelector(selector);

@@ -68,8 +68,12 @@ export function personName(state, username) {
 
 // --- status strip --------------------------------------------------------------
 
-export function renderStatus(root, state) {
-  const sites = [...state.sites.values()].sort((a, b) => a.id.localeCompare(b.id));
+// siteIds: the sites to show (default: every site).
+export function renderStatus(root, state, siteIds = null) {
+  const sites = (siteIds ?? [...state.sites.keys()])
+    .map((id) => state.sites.get(id))
+    .filter(Boolean)
+    .sort((a, b) => a.id.localeCompare(b.id));
   root.innerHTML = sites.map((site) => siteStatus(state, site)).join("");
 }
 
