@@ -538,3 +538,35 @@ async def test_sites_group_by_street_community_and_grid_and_filter(console_page:
         # a2 opened first, but a person entered its zone again after a1 opened.
         "a2",
     ] == result
+
+
+async def test_a_citys_strip_counts_sites_by_risk_and_shows_those_needing_a_look(
+    console_page: Page,
+) -> None:
+    risks = ["red", "orange", "blue", "blue", "blue", "blue", "blue"]
+    sites = [
+        {"id": f"s{i}", "name": f"站{i}", "grid": "c/d/st/g", "risk": risk,
+         "unguarded": ["z1"] if i == 1 else []}
+        for i, risk in enumerate(risks)
+    ]  # fmt: skip
+    edges = [{"site": f"s{i}", "online": True, "state": "online"} for i in range(len(risks))]
+    alarm = {"id": "a1", "site": "s4", "zone": "z1", "state": "open", "severity": "warning",
+             "opened_at": "2026-07-01T10:00:00Z"}  # fmt: skip
+    result = await run(
+        console_page,
+        "const strip = await import('./city-strip.js');"
+        " const s = state.createState();"
+        f" state.applyMessage(s, {{seq: 1, type: 'hello', data: {{sites: {js(sites)},"
+        f"   edges: {js(edges)}, alarms: [{js(alarm)}]}}}});"
+        " const root = document.createElement('div');"
+        " i18n.setLang('en'); strip.renderSiteStrip(root, s);"
+        " return [[...root.querySelectorAll('.city-chips .risk')].map((c) => c.textContent"
+        "   .replace(/\\s+/g, ' ').trim()),"
+        "   root.querySelector('.site-line').textContent.replace(/\\s+/g, ' ').trim(),"
+        "   [...root.querySelectorAll('.site-status')].map((c) => c.dataset.site)];",
+    )
+    assert [
+        ["■ Red risk 1", "◆ Orange risk 1", "○ Blue risk 5"],
+        "Open alarms at 1 sites Unguarded zones at 1 sites",
+        ["s0", "s1", "s4"],
+    ] == result
