@@ -5,7 +5,16 @@
 
 import { getLang, has, t } from "./i18n.js";
 import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
-import { clockTime, dateTime, escape, personName, repeatsText, siteName, zoneName } from "./view.js";
+import {
+  clockTime,
+  dateTime,
+  escape,
+  newIntrusionLine,
+  personName,
+  repeatsText,
+  siteName,
+  zoneName,
+} from "./view.js";
 
 export const VOICES = ["cmn", "yue", "en"];
 const KNOWN_TYPES = new Set([
@@ -498,6 +507,7 @@ function headHtml(state, view) {
       <p class="site-name">${escape(view.site)} · <span class="zone-name">${escape(view.zone)}</span></p>
       <p class="facts">${escape(t("detail.opened_at", { time: dateTime(alarm.opened_at) }))}
         · ${escape(t("alarm.events", { count: alarm.event_count }))}</p>
+      ${active ? newIntrusionLine(alarm) : ""}
       ${acked}${resolved}${suggestion}
     </div>
     <div class="alarm-actions">

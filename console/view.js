@@ -221,6 +221,11 @@ function intrusionView(alarm) {
   };
 }
 
+// The "new intrusion" line of an alarm, also in its detail ("" when none re-raised it).
+export function newIntrusionLine(alarm) {
+  return intrusionHtml(intrusionView(alarm));
+}
+
 function intrusionHtml(intrusion) {
   if (!intrusion) return "";
   return `<p class="new-intrusion" data-cause="${escape(intrusion.cause)}">

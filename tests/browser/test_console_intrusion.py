@@ -124,6 +124,10 @@ async def test_a_second_swimmer_reraises_the_alarm_on_the_wall_with_its_own_age(
     # The timeline: the detections as one entry, the acknowledgement and the new
     # intrusion standing out between them.
     await card.locator("[data-action=details]").click()
+    # The detail says it too, with the intrusion's own age.
+    head_line = page.locator("#detail-head .new-intrusion")
+    await expect(head_line).to_contain_text("New intrusion #2")
+    await expect(head_line.locator(".intrusion-age")).to_have_text(re.compile(r"^\d\d:\d\d ago$"))
     timeline = page.locator("#detail-page #detail-timeline")
     repeats = timeline.locator("li[data-type=event] .tl-repeats")
     await expect(repeats).to_have_count(1)
