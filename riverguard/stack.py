@@ -284,6 +284,7 @@ class Stack:
                 RIVERGUARD_BROKER_ADMIN__USERNAME=broker_acl.ADMIN,
                 RIVERGUARD_BROKER_ADMIN__PASSWORD=self.secrets.broker[broker_acl.ADMIN],
                 RIVERGUARD_CONFIG=str(self.hub_config_path.resolve()),
+                **self._responder_key(),
             ),
             health_url=f"{self.hub_url}/healthz",
         )
@@ -319,6 +320,17 @@ class Stack:
                 argv += ["--loop", "--wait-for-console"]
                 env = {**sim_env, **self._demo_hub_env()}
             self._add(f"sim-{simulator}", argv, env)
+
+    def _responder_key(self) -> dict[str, str]:
+        """With demo responders, the key of their links' tokens, kept in the data
+        directory: a link in a message keeps working when the hub is restarted."""
+        if self.webhook is None:
+            return {}
+        path = self.data_dir / "responder-key.txt"
+        if not path.exists():
+            path.write_text(generate_password(), encoding="utf-8")
+            path.chmod(0o600)
+        return {"RIVERGUARD_RESPONDER_KEY": path.read_text(encoding="utf-8").strip()}
 
     def _demo_hub_env(self) -> dict[str, str]:
         """The hub and its least privileged login, for the swimmer's watch on the console."""
