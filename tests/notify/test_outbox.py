@@ -359,3 +359,38 @@ async def test_a_send_cut_short_by_a_stop_is_sent_again_on_start(tmp_path: Path)
                     await sender
             assert ("sent", 2) == (row.state, row.attempts)
     assert 1 == len(receiver.received)
+
+
+async def test_a_trigger_after_an_announcement_climbs_and_calls_the_level(
+    tmp_path: Path,
+) -> None:
+    """The other way up the grid path: the swimmer stays after the warning."""
+    async with (
+        http_receiver() as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running)
+        await running.desk.add_announcement(running.alarm_ids[0], "ann-1")
+        running.clock.advance(5)
+        now = running.clock.now()
+        again = Event.model_validate(
+            {
+                "id": "f1:99",
+                "site": "s1",
+                "device": "f1",
+                "kind": "fence.breach",
+                "zone": "z1",
+                "ts": now,
+                "edge_ts": now,
+                "severity": "critical",
+            }
+        )
+        committed = await running.desk.commit(
+            Batch(events=[again], received_at={again.id: now}, last_seen={"f1": ("s1", now)})
+        )
+        [alarm] = committed.outcome.changed.values()
+        assert 1 == alarm.escalation_level
+        await running.outbox.flush()
+        [row] = await running.rows()
+        assert ("wang", 1, "sent") == (row.call.responder_id, row.call.level, row.state)
+    assert 1 == len(receiver.received)
