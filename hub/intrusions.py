@@ -36,6 +36,7 @@ MAX_INTRUSIONS = 20
 # The least time between two re-raises of one alarm: a fence whose wire swings
 # reports clear and breach within seconds for one climb.
 REARM_S = 10.0
+_REARM = timedelta(seconds=REARM_S)
 DEFAULT_GAP_S = 60.0
 
 
@@ -85,7 +86,7 @@ class _Latest:
 
     def cause(self, when: datetime, gap: timedelta, now: datetime) -> IntrusionCause | None:
         """Why a trigger at ``when`` starts a new intrusion after this one, or None."""
-        if now - self.intrusion.raised_at < timedelta(seconds=REARM_S):
+        if now - self.intrusion.raised_at < _REARM:
             return None
         if self.gone_at is not None:
             return "after_gone"
