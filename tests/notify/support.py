@@ -8,19 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from hub.notify.links import ResponderLinks
 from hub.notify.message import Notice
 from riverguard.config import Config, load_config
 from riverguard.responders import Notify, Responder
 from riverguard.wire.models import Alarm
 from tests.conftest import EXAMPLE_CONFIG
-
-# Apprise loads its e-mail plugin with its first use of any service, and that plugin
-# imports imghdr (deprecated in 3.11, gone in 3.13, where Apprise brings a shim):
-# the warning is Apprise's, not ours.
-APPRISE_IMGHDR = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
 
 OPENED = datetime(2026, 7, 18, 11, 5, 12, tzinfo=UTC)
 LINKS = ResponderLinks("https://riverguard.example.cn/")

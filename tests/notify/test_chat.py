@@ -17,9 +17,9 @@ from riverguard.config import Config, ConfigError
 from riverguard.responders import AppriseChannel
 from riverguard.services import free_port
 from tests.notify.receivers import HttpReceiver, http_receiver
-from tests.notify.support import APPRISE_IMGHDR, notice, notify, responder
+from tests.notify.support import notice, notify, responder
 
-pytestmark = [pytest.mark.integration, APPRISE_IMGHDR]
+pytestmark = pytest.mark.integration
 
 
 async def _send(config: Config, url: str, timeout_s: float = 5) -> Outcome:

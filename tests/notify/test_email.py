@@ -19,9 +19,9 @@ from hub.notify.outcome import Outcome
 from riverguard.config import Config
 from riverguard.responders import EmailChannel
 from riverguard.services import free_port
-from tests.notify.support import APPRISE_IMGHDR, notice, notify, responder
+from tests.notify.support import notice, notify, responder
 
-pytestmark = [pytest.mark.integration, APPRISE_IMGHDR]
+pytestmark = pytest.mark.integration
 
 
 class Mailbox:

@@ -29,9 +29,9 @@ from hub.notify.outcome import Outcome
 from riverguard.config import Config
 from riverguard.responders import AppriseChannel
 from tests.notify.receivers import HttpReceiver, Received, http_receiver
-from tests.notify.support import APPRISE_IMGHDR, notice, notify, responder
+from tests.notify.support import notice, notify, responder
 
-pytestmark = [pytest.mark.integration, APPRISE_IMGHDR]
+pytestmark = pytest.mark.integration
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DINGTALK_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
