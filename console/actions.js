@@ -136,8 +136,11 @@ export class Actions {
   }
 
   // Someone else resolved the alarm being resolved here: the dialog has nothing left to do.
+  // The officer's own resolve, still waiting for its HTTP answer, is not someone else's:
+  // the hub's WebSocket update often overtakes that answer.
   resolvedElsewhere(alarmIds) {
-    if (this.resolvingId && alarmIds.includes(this.resolvingId)) {
+    const id = this.resolvingId;
+    if (id && alarmIds.includes(id) && !this.isBusy("resolve", id)) {
       this.closeDialogs();
       toast("resolve.gone");
     }

@@ -32,11 +32,13 @@ import { AlertSound } from "./sound.js";
 import { applyMessage, createState, topUnacknowledged } from "./state.js";
 import { retranslateToasts } from "./toasts.js";
 import { renderSiteStrip } from "./city-strip.js";
-import { clockTime } from "./view.js";
+import { clockTime, siteName, zoneName } from "./view.js";
 import { WallPage } from "./wall-page.js";
 
 // The tabs in the order of their keys 1 to 6; the detail has no key of its own.
 const TABS = ["alarms", "map", "devices", "history", "handover", "city"];
+// New-alarm lines kept in the screen reader's live region.
+const ANNOUNCED_KEPT = 5;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -115,6 +117,8 @@ function applyLanguage() {
   actions.renderOutcomes();
   retranslateToasts();
   retranslateLogin();
+  // Lines already read out are not read again in the other language.
+  $("#alarm-announcer").replaceChildren();
   renderAll();
   // Hidden pages keep labels too (aria-label, titles): redraw them in the new language.
   if (inConsole()) {
@@ -132,7 +136,7 @@ function renderAll() {
   renderSiteStrip($("#status-strip"), state);
   wall.renderAlarms();
   wall.renderFeed();
-  renderSound(ctx.sound);
+  renderSound(ctx);
   renderConnection(ctx.connection);
   renderLinks(ctx);
   renderNav(ctx, detail.alarmId);
@@ -234,6 +238,7 @@ function onMessage(message) {
     ctx.helloSeen = true;
   }
   if (result.snapshot) snapshots.announced(result.snapshot);
+  announceAlarms(state, result.newAlarms);
   actions.resolvedElsewhere(result.resolved);
   if (result.parts.has("status") || result.parts.has("user")) {
     renderUser(state);
@@ -251,6 +256,22 @@ function onMessage(message) {
   renderNav(ctx, detail.alarmId);
   if (ctx.page !== "alarms") renderPage(message.type);
   updateSoundMode(ctx);
+}
+
+// A screen reader hears each new alarm once, from a live region (the cards are
+// redrawn, a live region on them would repeat itself).
+function announceAlarms(state, alarms) {
+  const region = $("#alarm-announcer");
+  for (const alarm of alarms) {
+    const line = document.createElement("p");
+    line.textContent = t("alarm.announce_new", {
+      severity: t(`severity.${alarm.severity}`),
+      site: siteName(state, alarm.site),
+      zone: zoneName(state, alarm.site, alarm.zone),
+    });
+    region.append(line);
+  }
+  while (region.children.length > ANNOUNCED_KEPT) region.firstElementChild.remove();
 }
 
 // --- input -------------------------------------------------------------------------
@@ -343,7 +364,7 @@ async function boot() {
   translateStatic(document);
   actions.renderOutcomes();
   document.documentElement.lang = getLang();
-  ctx.sound.onChange = () => renderSound(ctx.sound);
+  ctx.sound.onChange = () => renderSound(ctx);
   ctx.api.onUnauthorized = () => endSession("login.expired");
   bindLogin(ctx.api, ctx.sound, startConsole);
   $("#resolve-form").addEventListener("submit", (event) => actions.submitResolve(event));

@@ -425,6 +425,7 @@ export function renderDetail(root, state, ui, ctx) {
     busy: busy.includes("announce"),
     clips: ctx.clips,
     clipId: ctx.clipId,
+    site: alarm.site,
     targets: [...ctx.targets].sort(),
     speakers: speakers.map((s) => [s.id, s.online, (s.zones ?? []).includes(alarm.zone)]),
     tts: ui.ttsSupported(),
@@ -440,7 +441,7 @@ export function renderDetail(root, state, ui, ctx) {
     box?.focus();
     box?.setSelectionRange(box.value.length, box.value.length);
   }
-  part(root, "#detail-anns", JSON.stringify([lang, anns]), annsHtml(anns));
+  part(root, "#detail-anns", JSON.stringify([lang, anns, ctx.clips.length]), annsHtml(state, anns, ctx.clips));
 }
 
 export function siteSpeakers(state, siteId) {
@@ -530,12 +531,13 @@ function formHtml(state, view) {
         })
         .join("")
     : `<p class="muted">${escape(t("announce.no_speakers"))}</p>`;
-  const clips = view.clips.length
-    ? view.clips
+  // The alarm's own site's warning first; every site's warning named by its site.
+  const ordered = [...view.clips].sort((a, b) => (b.site === view.site) - (a.site === view.site));
+  const clips = ordered.length
+    ? ordered
         .map(
-          // Clip titles are the hub's data, in whatever language they were recorded.
           (clip) => `<option value="${escape(clip.id)}" translate="no"${clip.id === view.clipId ? " selected" : ""}>${escape(
-            (getLang() === "en" ? clip.name_en : clip.name_zh) || clip.title || clip.id,
+            clipName(state, clip),
           )} (${Math.round((clip.duration_ms ?? 0) / 1000)} s)</option>`,
         )
         .join("")
@@ -567,7 +569,23 @@ function formHtml(state, view) {
     )} <kbd>N</kbd></button>`;
 }
 
-function annsHtml(anns) {
+// Clip titles are the hub's data, in whatever language they were recorded; a site's
+// default warning is named by its site (every site's has the same title).
+function clipName(state, clip) {
+  const name = (getLang() === "en" ? clip.name_en : clip.name_zh) || clip.title || clip.id;
+  return clip.site ? t("clip.of_site", { site: siteName(state, clip.site), name }) : name;
+}
+
+// What an announcement played, by its clip's name: never the id of a spoken text's
+// file ("tts-ce6a…").
+function annClipName(state, ann, clips) {
+  const id = ann.clip?.id ?? "";
+  const clip = clips.find((item) => item.id === id);
+  if (clip && !id.startsWith("tts-")) return clipName(state, clip);
+  return t(id.startsWith("tts-") ? "ann.spoken" : "ann.clip_unknown");
+}
+
+function annsHtml(state, anns, clips) {
   if (!anns.length) return `<li class="muted">${escape(t("announce.none"))}</li>`;
   return [...anns]
     .reverse()
@@ -576,7 +594,7 @@ function annsHtml(anns) {
         <span class="ann-label">${escape(clockTime(ann.created_at))} · ${
           ann.requested_by === EDGE_AUTO
             ? escape(t("ann.edge_auto"))
-            : `<span translate="no">${escape(ann.clip?.id ?? "")}</span>`
+            : escape(annClipName(state, ann, clips))
         }</span>
         ${Object.entries(ann.speakers ?? {})
           .sort(([a], [b]) => a.localeCompare(b))

@@ -3,7 +3,7 @@
 // callout of the alarm nobody has taken, and the window title. Also which sound
 // plays, since the banners and the sound say the same things.
 
-import { t } from "./i18n.js";
+import { LANGS, t } from "./i18n.js";
 import { renderLinksBanner, renderWallNotice } from "./links.js";
 import { blindAlarm, formatAge, needsAlarmSound, newIntrusion, topUnacknowledged } from "./state.js";
 import { escape, siteName, zoneName } from "./view.js";
@@ -21,20 +21,39 @@ export function renderTitle(state) {
 
 export function renderUser(state) {
   const user = state.user;
-  $("#user-badge").innerHTML = user
-    ? `<span translate="no">${escape(user.name || user.username)}</span> · ${escape(
-        t(`top.role.${user.role}`),
-      )}`
-    : "";
+  document.body.dataset.role = user?.role ?? "";
+  if (!user) {
+    $("#user-badge").innerHTML = "";
+    return;
+  }
+  const name = user.name || user.username;
+  const role = t(`top.role.${user.role}`);
+  // An account named after its role ("观察员") is not shown as "观察员 · 观察员".
+  const sameAsRole = LANGS.some((lang) => t(`top.role.${user.role}`, {}, lang) === name);
+  $("#user-badge").innerHTML = sameAsRole
+    ? escape(role)
+    : `<span translate="no">${escape(name)}</span> · ${escape(role)}`;
 }
 
-export function renderSound(sound) {
+// A viewer watches; the alarm sound calls someone who can act. (A console that does
+// not know its user yet, after a reload with the hub away, still sounds.)
+function watchOnly(state) {
+  return state.user?.role === "viewer";
+}
+
+export function renderSound(ctx) {
+  const { sound } = ctx;
   const status = sound.status;
   document.body.dataset.sound = status;
   document.body.dataset.soundMode = sound.mode;
   const indicator = $("#sound-indicator");
-  indicator.className = `sound-indicator sound-${status}`;
-  indicator.querySelector(".label").textContent = t(`sound.${status}`);
+  const silent = watchOnly(ctx.state);
+  indicator.className = `sound-indicator sound-${silent ? "viewer" : status}`;
+  indicator.querySelector(".label").textContent = t(silent ? "sound.viewer" : `sound.${status}`);
+  // A critical alarm waits and the browser will not sound it: not a pill, a banner.
+  const banner = $("#sound-banner");
+  banner.hidden = silent || status !== "blocked" || !needsAlarmSound(ctx.state);
+  banner.querySelector(".sound-banner-text").textContent = t("sound.blocked_alarm");
 }
 
 export function renderConnection(connection) {
@@ -60,11 +79,14 @@ export function renderLinks(ctx) {
 export function updateSoundMode(ctx) {
   const { state, connection, sound } = ctx;
   const lostFor = connection?.lostSince ? Date.now() - connection.lostSince : 0;
-  if (needsAlarmSound(state)) sound.setMode("alarm");
+  // A viewer watches; the alarm sound calls someone to act.
+  if (watchOnly(state)) sound.setMode("idle");
+  else if (needsAlarmSound(state)) sound.setMode("alarm");
   else if (connection?.status === "lost" && lostFor > LOST_SOUND_AFTER_MS) sound.setMode("lost");
   // The hub cannot hear the field: an alarm in its own right, at once.
   else if (connection?.status === "open" && blindAlarm(state)) sound.setMode("lost");
   else sound.setMode("idle");
+  renderSound(ctx);
 }
 
 // shownAlarmId: the alarm of the detail page being shown, if any.

@@ -70,7 +70,7 @@ function siteSvg(state, site, selection) {
         <polygon class="zone-area" points="${points(zone.area)}" />
         ${unguarded ? `<polygon class="zone-hatch" points="${points(zone.area)}" fill="url(#hatch-${escape(site.id)})" />` : ""}
         <text class="zone-label" x="${x0}" y="${y0 + font * 1.3}" font-size="${font}">${escape(label)}</text>
-        ${note ? `<text class="zone-note" x="${x0}" y="${y0 + font * 2.35}" font-size="${font * 0.8}">${escape(note)}</text>` : ""}
+        ${note ? `<text class="zone-note" x="${x0}" y="${y0 + font * 2.6}" font-size="${font * 1.25}">${escape(note)}</text>` : ""}
       </g>`;
     })
     .join("");

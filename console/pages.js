@@ -60,9 +60,9 @@ export function renderDevices(edgesRoot, table, countEl, state, now, view) {
       return `<tr class="row-${health}" data-device="${escape(device.id)}" data-health="${health}">
         <td><span class="health health-${health}">${escape(t(`health.${health}`))}</span></td>
         <td translate="no">${escape(device.id)}</td>
-        <td>${escape(t(`device.${device.type}`))}</td>
+        <td>${escape(t(`device_one.${device.type}`))}</td>
         <td>${escape(siteName(state, device.site))}</td>
-        <td>${(device.zones ?? []).map((zone) => escape(zoneName(state, device.site, zone))).join("、")}</td>
+        <td>${escape((device.zones ?? []).map((zone) => zoneName(state, device.site, zone)).join(t("list.separator")))}</td>
         <td>${Number.isNaN(seen) ? `<span class="muted">${escape(t("devices.never"))}</span>` : `${escape(dateTime(device.last_seen))} <span class="muted">${escape(ago)}</span>`}</td>
         <td class="num${lowBattery ? " low" : ""}">${escape(formatBattery(device))}</td>
         <td class="num">${escape(formatSignal(device))}</td></tr>`;
@@ -73,13 +73,19 @@ export function renderDevices(edgesRoot, table, countEl, state, now, view) {
 
 // --- history -----------------------------------------------------------------------
 
+const DAY_MS = 86_400_000;
 const SERIES_COLOURS = ["#4aa8ff", "#ffb020", "#32d74b", "#c18cff", "#ff7a59", "#5fe3d0"];
 
-function bucketLabel(start, interval) {
+// Days by name of month ("Dec 7", "12月7日": "12/07" reads both ways in English); an
+// hour by its time, but midnight by its date, so a day's two "00:00" are told apart,
+// and by date and time when the chart spans days.
+function bucketLabel(start, interval, spansDays = false) {
   const date = new Date(start);
-  if (interval === "day") {
-    return date.toLocaleDateString(getLang(), { month: "2-digit", day: "2-digit" });
+  const midnight = date.getHours() === 0 && date.getMinutes() === 0;
+  if (interval === "day" || (midnight && !spansDays)) {
+    return date.toLocaleDateString(getLang(), { month: "short", day: "numeric" });
   }
+  if (spansDays) return dateTime(date);
   return date.toLocaleTimeString(getLang(), { hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
@@ -116,12 +122,14 @@ export function chartSvg(state, series, interval) {
         )} · ${count}</title></rect>`);
     });
   });
-  const every = Math.ceil(starts.length / 12);
+  const spansDays = starts.at(-1) - starts[0] >= DAY_MS;
+  // Fewer labels when each carries a date as well.
+  const every = Math.ceil(starts.length / (spansDays && interval !== "day" ? 8 : 12));
   const labels = starts
     .map((start, index) =>
       index % every === 0
         ? `<text class="axis" x="${(left + index * slot + slot / 2).toFixed(1)}" y="${height - 12}">${escape(
-            bucketLabel(start, interval),
+            bucketLabel(start, interval, spansDays),
           )}</text>`
         : "",
     )
@@ -163,7 +171,7 @@ export function incidentsHtml(state, alarms, exportLinks) {
         <td class="num">${escape(Number.isNaN(duration) ? "" : formatAge(duration))}</td>
         <td>${escape(alarm.outcome ? t(`outcome.${alarm.outcome}`) : "")}</td>
         <td translate="no">${escape(personName(state, alarm.resolved_by))}</td>
-        <td class="note" translate="no">${escape(alarm.note ?? "")}</td>
+        <td class="note-cell" translate="no">${escape(alarm.note ?? "")}</td>
         <td><div class="row-actions">
           <button type="button" data-command="open-detail" data-alarm-id="${escape(alarm.id)}">${escape(t("detail.open"))}</button>
           ${exportLinks(alarm.id)}
@@ -200,7 +208,7 @@ export function handoverHtml(state, summary, now, offlineDevices) {
           <span class="badge state">${escape(t(`state.${alarm.state}`))}</span>
           ${escape(siteName(state, alarm.site))} · ${escape(zoneName(state, alarm.site, alarm.zone))}
           <span class="muted">${escape(t("handover.open_for", { age: formatAge(now - Date.parse(alarm.opened_at)) }))}</span>
-          ${alarm.acked_by ? `<span class="muted">${escape(t("handover.acked_by"))} <span translate="no">${escape(alarm.acked_by)}</span></span>` : ""}
+          ${alarm.acked_by ? `<span class="muted">${escape(t("handover.acked_by"))} <span translate="no">${escape(personName(state, alarm.acked_by))}</span></span>` : ""}
           <button type="button" data-command="open-detail" data-alarm-id="${escape(alarm.id)}">${escape(t("detail.open"))}</button></li>`,
         )
         .join("")
@@ -224,7 +232,7 @@ export function handoverHtml(state, summary, now, offlineDevices) {
       (edge) => `<li>${escape(siteName(state, edge.site))} · ${escape(t(`status.edge_${edgeHealth(edge)}`))}</li>`,
     ),
     ...offline.map(
-      (device) => `<li><span translate="no">${escape(device.id)}</span> · ${escape(t(`device.${device.type}`))} · ${escape(
+      (device) => `<li><span translate="no">${escape(device.id)}</span> · ${escape(t(`device_one.${device.type}`))} · ${escape(
         siteName(state, device.site),
       )} · ${escape(t("health.offline"))}</li>`,
     ),

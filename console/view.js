@@ -11,6 +11,7 @@ import {
   foldedFeed,
   formatAge,
   newIntrusion,
+  SEVERITY_RANK,
   siteKnown,
   siteSummary,
   sortedAlarms,
@@ -29,13 +30,14 @@ export function clockTime(value) {
   return date.toLocaleTimeString(getLang(), { hour12: false });
 }
 
-// Month, day and time: history and handover span days.
+// Month, day and time: history and handover span days. The month by name ("Dec 7",
+// "12月7日"): "12/07" reads as July 12th to half the English-reading world.
 export function dateTime(value) {
   const date = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(date.getTime())) return "";
   return date.toLocaleString(getLang(), {
-    month: "2-digit",
-    day: "2-digit",
+    month: "short",
+    day: "numeric",
     hour: "2-digit",
     minute: "2-digit",
     hour12: false,
@@ -132,8 +134,10 @@ export function renderAlarms(list, countEl, state, ui) {
   // Not knowing is not "no open alarms": greyed, saying what it last knew.
   const notice = ui.wallNotice?.() ?? null;
   list.dataset.known = notice ? notice.kind : "yes";
+  // A list of cards for a screen reader; its empty states are a status.
+  list.setAttribute("role", alarms.length ? "list" : "status");
   if (alarms.length === 0 && notice) {
-    list.innerHTML = `<div class="empty unknown" role="status">
+    list.innerHTML = `<div class="empty unknown">
       <p class="empty-title">${escape(notice.title)}</p>
       <p class="empty-hint">${escape(notice.hint)}</p></div>`;
     return;
@@ -157,6 +161,7 @@ export function renderAlarms(list, countEl, state, ui) {
     if (!card) {
       card = document.createElement("article");
       card.dataset.alarmId = alarm.id;
+      card.setAttribute("role", "listitem");
       if (ui.isNew(alarm.id)) card.classList.add("fresh");
     }
     if (card.dataset.signature !== signature) {
@@ -165,6 +170,15 @@ export function renderAlarms(list, countEl, state, ui) {
         card.classList.contains("fresh") ? " fresh" : ""
       }`;
       card.innerHTML = cardHtml(view);
+      card.setAttribute(
+        "aria-label",
+        t("alarm.summary", {
+          severity: t(`severity.${view.severity}`),
+          state: t(`state.${view.state}`),
+          site: view.site,
+          zone: view.zone,
+        }),
+      );
     }
     // Keep DOM order equal to sort order without touching cards already in place.
     const expected = previous ? previous.nextElementSibling : list.firstElementChild;
@@ -193,13 +207,19 @@ function cardView(state, ui, alarm, selected, top) {
     events: alarm.event_count,
     latest: event ? kindLabel(event.kind) : String(alarm.last_event_id ?? "").split(":")[0],
     latestAt: event ? clockTime(event.ts) : "",
+    // The latest event's own severity colours it: a fence reporting clear is not red.
+    latestSeverity: event && SEVERITY_RANK[event.severity] !== undefined ? event.severity : "info",
+    // A fence of the zone reported clear: the person has left it, as far as the fence knows.
+    leftAt: event?.kind === "fence.clear" ? clockTime(event.ts) : null,
+    escalationWhy: escalationWhy(alarm),
     ackedBy: alarm.acked_by ? personName(state, alarm.acked_by) : null,
     ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
     escalation: alarm.escalation_level ?? 0,
     intrusion: intrusionView(alarm),
     snapshot: event?.snapshot ? ui.snapshotUrl(event.id) : null,
     snapshotEvent: event?.snapshot && !ui.snapshotFailed(event.id) ? event.id : null,
-    announcements: announcementsOf(state, alarm).map((ann) => ({
+    // The latest announcement only: the detail has them all, the card keeps its size.
+    announcements: announcementsOf(state, alarm).slice(-1).map((ann) => ({
       at: clockTime(ann.created_at),
       edgeAuto: ann.requested_by === EDGE_AUTO,
       speakers: Object.entries(ann.speakers ?? {}).sort(([a], [b]) => a.localeCompare(b)),
@@ -237,12 +257,21 @@ function intrusionHtml(intrusion) {
       )}"></span></p>`;
 }
 
-function button(view, action, label, key) {
+// Why the alarm climbed: only a trigger after an announcement sets a next step
+// (PROTOCOL 7.10); otherwise the alarm timer found it unacknowledged.
+function escalationWhy(alarm) {
+  if (!alarm.escalation_level) return null;
+  return alarm.next_step ? "alarm.why_trigger" : "alarm.why_unacked";
+}
+
+// Every card shows its keys, so no card grows a row when it is selected; a key that
+// does not act on this card (not the selected or the top one) is shown dimmed.
+function button(view, action, label, key, live) {
   const busy = view.busy.includes(action);
   // Anyone may look at the details; acting needs an acting role.
   const disabled =
     action === "details" ? false : !view.canAct || busy || (action === "ack" && view.state !== "open");
-  const hint = key ? ` <kbd>${key}</kbd>` : "";
+  const hint = view.canAct || action === "details" ? ` <kbd${live ? "" : ' class="idle"'}>${key}</kbd>` : "";
   const title = view.canAct || action === "details" ? "" : ` title="${escape(t("action.forbidden"))}"`;
   return `<button type="button" class="action-${action}" data-action="${action}"${
     disabled ? " disabled" : ""
@@ -255,19 +284,26 @@ function cardHtml(view) {
     : "";
   // A person's name is data, not a translatable string: marked translate="no".
   const acked = view.ackedBy
-    ? `<p class="acked">${escape(t("alarm.acked_by", { who: "\u0000", time: view.ackedAt })).replace(
+    ? `<span class="acked">${escape(t("alarm.acked_by", { who: "\u0000", time: view.ackedAt })).replace(
         "\u0000",
         `<span translate="no">${escape(view.ackedBy)}</span>`,
-      )}</p>`
+      )}</span>`
     : "";
   const latestTime = view.latestAt ? ` <span class="muted">${escape(view.latestAt)}</span>` : "";
-  let snapshot = "";
+  // The picture's place is kept whether or not there is one, so cards keep their size.
+  let snapshot = `<div class="snapshot none"><span>${escape(t("alarm.no_snapshot"))}</span></div>`;
   if (view.snapshotEvent) {
     snapshot = view.snapshot
       ? `<button type="button" class="snapshot" data-action="snapshot" title="${escape(t("alarm.snapshot"))}">
           <img src="${escape(view.snapshot)}" alt="${escape(t("alarm.snapshot"))}" /></button>`
       : `<div class="snapshot loading" aria-hidden="true"></div>`;
   }
+  // One line, most urgent first: the person gone, why it climbed, who took it.
+  const status = [
+    view.leftAt ? `<span class="person-left">${escape(t("alarm.person_left", { time: view.leftAt }))}</span>` : "",
+    view.escalationWhy ? `<span class="escalation-why">${escape(t(view.escalationWhy))}</span>` : "",
+    acked,
+  ].filter(Boolean);
   const announcements = view.announcements
     .map(
       (ann) => `<li class="announcement"><span class="ann-label">${escape(
@@ -292,25 +328,28 @@ function cardHtml(view) {
         <p class="site-name">${escape(view.site)}</p>
         <p class="zone-name">${escape(view.zone)}</p>
         ${intrusionHtml(view.intrusion)}
-        <p class="facts"><span class="latest">${escape(t("alarm.latest"))}: <b>${escape(view.latest)}</b>${latestTime}</span>
+        <p class="facts"><span class="latest">${escape(t("alarm.latest"))}: <b class="ev-${escape(
+          view.latestSeverity,
+        )}">${escape(view.latest)}</b>${latestTime}</span>
           <span class="event-count">${escape(t("alarm.events", { count: view.events }))}</span></p>
-        ${acked}
+        ${status.length ? `<p class="status-line">${status.join(" · ")}</p>` : ""}
       </div>
       ${snapshot}
     </div>
-    ${announcements ? `<ul class="announcements">${announcements}</ul>` : ""}
+    <ul class="announcements">${announcements}</ul>
     <div class="alarm-actions">
-      ${button(view, "ack", t("action.ack"), view.top ? "A" : "")}
-      ${button(view, "announce", t("action.announce"), view.selected ? "N" : "")}
-      ${button(view, "resolve", t("action.resolve"), view.selected ? "R" : "")}
-      ${button(view, "details", t("action.details"), view.selected ? "↵" : "")}
+      ${button(view, "ack", t("action.ack"), "A", view.top)}
+      ${button(view, "announce", t("action.announce"), "N", view.selected)}
+      ${button(view, "resolve", t("action.resolve"), "R", view.selected)}
+      ${button(view, "details", t("action.details"), "↵", view.selected)}
     </div>`;
 }
 
 export function updateAges(root, now) {
   for (const el of root.querySelectorAll(".age[data-opened]")) {
     const opened = Date.parse(el.dataset.opened);
-    el.textContent = Number.isNaN(opened) ? "" : formatAge(now - opened);
+    // Labelled: a bare "00:49" reads as a time of day beside the wall clock.
+    el.textContent = Number.isNaN(opened) ? "" : t("alarm.open_for", { age: formatAge(now - opened) });
   }
   for (const el of root.querySelectorAll(".intrusion-age[data-since]")) {
     const since = Date.parse(el.dataset.since);
@@ -330,6 +369,15 @@ export function repeatsText(count, ms) {
 
 // --- event feed ----------------------------------------------------------------
 
+// Severity by shape as well as colour (a triangle, a diamond, a dot), named for a
+// screen reader.
+const SEVERITY_SHAPES = { critical: "▲", warning: "◆", info: "●" };
+
+function severityMark(severity) {
+  const known = SEVERITY_SHAPES[severity] ? severity : "info";
+  return `<span class="sev-mark" role="img" aria-label="${escape(t(`feed.sev_${known}`))}">${SEVERITY_SHAPES[known]}</span>`;
+}
+
 export function renderFeed(list, state) {
   if (state.feed.length === 0) {
     list.innerHTML = `<li class="feed-empty">${escape(t("feed.none"))}</li>`;
@@ -345,7 +393,7 @@ export function renderFeed(list, state) {
             )}</span>`
           : "";
       return `<li class="sev-${escape(event.severity)}" data-event-id="${escape(event.id)}" data-count="${count}">
-        <time>${escape(clockTime(event.ts))}</time>
+        ${severityMark(event.severity)}<time>${escape(clockTime(event.ts))}</time>
         <span class="feed-kind">${escape(kindLabel(event.kind))}${repeats}</span>
         <span class="feed-where">${escape(siteName(state, event.site))} · ${escape(
           zoneName(state, event.site, event.zone),

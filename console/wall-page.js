@@ -50,10 +50,12 @@ export class WallPage {
   onMessage(message, result) {
     if (message.type === "hello") this.loadRecent();
     const now = Date.now();
-    // A new intrusion into a known alarm's zone rings and flashes as a new alarm does.
+    // A new intrusion into a known alarm's zone rings and flashes as a new alarm does;
+    // a viewer's console stays silent.
     const raised = [...result.newAlarms, ...result.newIntrusions];
     for (const alarm of raised) this.fresh.set(alarm.id, now);
-    if (raised.some((alarm) => alarm.severity !== "critical")) this.ctx.sound.chime();
+    const chimes = raised.some((alarm) => alarm.severity !== "critical");
+    if (chimes && this.ctx.state.user?.role !== "viewer") this.ctx.sound.chime();
     if (result.parts.size) this.renderAlarms();
     if (result.parts.has("events") || result.parts.has("status")) this.renderFeed();
   }

@@ -54,7 +54,7 @@ async def test_fence_breach_card_is_acknowledged_announced_until_done_and_resolv
         "围栏越界"
     )
     age = card.locator(".age")
-    await expect(age).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    await expect(age).to_have_text(re.compile(r"^已开启 \d\d:\d\d$"))
     first_age = await age.inner_text()
     await expect(age).not_to_have_text(first_age)  # it ticks
 

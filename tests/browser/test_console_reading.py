@@ -1,0 +1,296 @@
+"""The console read as a new officer reads it at night, in real Chromium against the stack.
+
+Cards that keep their size and say what their numbers are, a person gone in words
+and not in alarm red, why an alarm climbed, the officer's own resolve not taken for
+someone else's, a blocked alarm sound that cannot be missed, a viewer who is not
+called to act, names instead of ids, text readable from two metres, and the
+landmarks, roles and live region a screen reader needs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import FloatRect, Locator, Page, Route, expect
+
+from riverguard.stack import Stack
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.console import Field, alarm_card, log_in, untranslated
+
+pytestmark = pytest.mark.browser
+
+ALARM_RED = "rgb(255, 69, 58)"
+
+
+async def box(locator: Locator) -> FloatRect:
+    found = await locator.bounding_box()
+    assert found is not None
+    return found
+
+
+async def card_heights(page: Page) -> list[float]:
+    """Each card's height in wall order, to the pixel."""
+    heights: list[float] = await page.eval_on_selector_all(
+        "#alarm-list article.alarm",
+        "cards => cards.map(c => Math.round(c.getBoundingClientRect().height))",
+    )
+    return heights
+
+
+async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person_in_green(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    camera = await field.alarm_of(
+        await field.person_in_water("danshui-bridge", "db-cam-01", "z1"), "danshui-bridge"
+    )
+    fence = await field.alarm_of(
+        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
+    )
+    pictured, plain = alarm_card(page, camera["id"]), alarm_card(page, fence["id"])
+    await expect(pictured.locator(".snapshot img")).to_be_visible()
+    # The picture's place is kept on a card without one.
+    pictured_slot = await box(pictured.locator(".snapshot"))
+    plain_slot = await box(plain.locator(".snapshot"))
+    assert (pictured_slot["width"], pictured_slot["height"]) == (
+        plain_slot["width"],
+        plain_slot["height"],
+    )
+    await expect(plain.locator(".snapshot.none")).to_have_text("无抓拍")
+    # The age says what it is.
+    await expect(pictured.locator(".age")).to_have_text(re.compile(r"^已开启 \d\d:\d\d$"))
+    for card in (pictured, plain):
+        buttons = card.locator(".alarm-actions button")
+        await expect(buttons).to_have_count(4)
+        await expect(card.locator(".alarm-actions button kbd")).to_have_count(4)
+        tops = {round((await box(buttons.nth(i)))["y"]) for i in range(4)}
+        assert 1 == len(tops), "the card's buttons wrap onto another row"
+    sizes = await card_heights(page)
+    assert 1 == len(set(sizes)), sizes
+
+    # Moving the selection, acknowledging, announcing: nothing changes size.
+    await page.keyboard.press("ArrowDown")
+    await expect(plain).to_have_class(re.compile(r"\bselected\b"))
+    assert sizes == await card_heights(page)
+    await plain.locator("[data-action=ack]").click()
+    await expect(plain.locator(".status-line .acked")).to_contain_text("李值班员")
+    await plain.locator("[data-action=announce]").click()
+    await expect(plain.locator(".announcements .speaker")).to_have_count(1)
+    assert sizes == await card_heights(page)
+
+    # The fence reports clear: the person has left, said in words and not in alarm red.
+    await field.fence_clear("xiyong-wharf", "xy-fence-02", "z2")
+    latest = plain.locator(".latest b")
+    await expect(latest).to_have_text("围栏恢复")
+    assert ALARM_RED != await latest.evaluate("el => getComputedStyle(el).color")
+    await expect(plain.locator(".person-left")).to_have_text(
+        re.compile(r"^人员已离开 · 围栏 \d\d:\d\d:\d\d 恢复正常$")
+    )
+    assert sizes == await card_heights(page)
+    await page.screenshot(path=SCREENSHOTS / "console-cards-zh.png")
+    await page.keyboard.press("l")
+    await expect(pictured.locator(".age")).to_have_text(re.compile(r"^open \d\d:\d\d$"))
+    await expect(plain.locator(".person-left")).to_have_text(
+        re.compile(r"^Person left · fence clear at \d\d:\d\d:\d\d$")
+    )
+    await page.screenshot(path=SCREENSHOTS / "console-cards-en.png")
+    assert [] == (await untranslated(page))["found"]
+
+
+async def test_an_escalated_card_says_why_it_climbed(
+    officer_page: Page, field: Field, officer_api: httpx.AsyncClient
+) -> None:
+    page = officer_page
+    alarm = await field.alarm_of(
+        await field.fence_breach("danshui-bridge", "db-fence-02", "z2"), "danshui-bridge"
+    )
+    card = alarm_card(page, alarm["id"])
+    await card.locator("[data-action=ack]").click()
+    response = await officer_api.post("/api/announcements", json={"alarm_id": alarm["id"]})
+    assert 202 == response.status_code, response.text
+    # A trigger after the warning: it did not work, and the alarm climbs.
+    await field.fence_breach("danshui-bridge", "db-fence-02", "z2")
+    await expect(card.locator(".badge.escalated")).to_be_visible()
+    await expect(card.locator(".escalation-why")).to_have_text("升级原因:警告后再次触发")
+
+
+async def test_the_officers_own_resolve_is_not_taken_for_someone_elses(
+    officer_page: Page, field: Field
+) -> None:
+    """The hub's WebSocket update overtakes the HTTP answer to the resolve, as it often
+    does on its own: the answer is held here until the card has gone."""
+    page = officer_page
+    alarm = await field.alarm_of(
+        await field.fence_breach("xiyong-wharf", "xy-fence-01", "z1"), "xiyong-wharf"
+    )
+    card = alarm_card(page, alarm["id"])
+
+    async def answer_after_the_socket(route: Route) -> None:
+        response = await route.fetch()
+        await expect(card).to_have_count(0)
+        await route.fulfill(response=response)
+
+    await page.route(re.compile(r"/api/alarms/[^/]+/resolve$"), answer_after_the_socket)
+    await card.locator("[data-action=resolve]").click()
+    await page.keyboard.press("1")
+    await page.click("#resolve-submit")
+    toasts = page.locator("#toasts .toast")
+    await expect(toasts.filter(has_text="警情已处置")).to_have_count(1)
+    await expect(page.locator("#resolve-dialog")).not_to_be_visible()
+    assert "已被他人处置" not in " ".join(await toasts.all_inner_texts())
+
+
+async def test_blocked_sound_with_a_critical_alarm_waiting_is_a_banner_with_a_button(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open")
+    await expect(page.locator("body")).to_have_attribute("data-sound", "blocked")
+    banner = page.locator("#sound-banner")
+    await expect(banner).to_be_hidden()
+    await field.fence_breach("danshui-bridge", "db-fence-01", "z1")
+    await field.person_in_water("danshui-bridge", "db-cam-01", "z1")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("浏览器阻止了警报声")
+    assert (await box(banner))["height"] >= 60
+    assert (await box(banner))["width"] >= 1800
+    await page.screenshot(path=SCREENSHOTS / "console-sound-blocked-zh.png")
+    await banner.get_by_role("button").click()
+    await expect(page.locator("body")).to_have_attribute("data-sound", "sounding")
+    await expect(banner).to_be_hidden()
+
+
+async def test_a_viewer_is_not_called_to_act_nor_named_twice(
+    stack: Stack, page: Page, field: Field
+) -> None:
+    await log_in(page, stack.hub_url, "viewer", stack.secrets.users["viewer"])
+    await expect(page.locator("#user-badge")).to_have_text("观察员")
+    await expect(page.locator("#shortcuts")).to_contain_text("1")
+    for key in ("A", "N", "R"):
+        shown = page.locator("#shortcuts kbd:visible", has_text=re.compile(f"^{key}$"))
+        await expect(shown).to_have_count(0)
+    await field.fence_breach("danshui-bridge", "db-fence-02", "z2")
+    await field.person_in_water("danshui-bridge", "db-cam-02", "z2")
+    await expect(page.locator("article.alarm.sev-critical")).to_have_count(1)
+    await expect(page.locator("#alarm-callout")).to_be_visible()
+    await expect(page.locator("#alarm-callout .callout-ack")).to_be_hidden()
+    await expect(page.locator("body")).to_have_attribute("data-sound-mode", "idle")
+    await expect(page.locator("#sound-indicator")).to_have_text("观察员不播放警报声")
+    await expect(page.locator("#sound-banner")).to_be_hidden()
+    await page.keyboard.press("l")
+    await expect(page.locator("#user-badge")).to_have_text("Viewer")
+
+
+async def test_devices_handover_and_detail_name_things_in_the_officers_language(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    alarm = await field.alarm_of(
+        await field.fence_breach("danshui-bridge", "db-fence-01", "z1"), "danshui-bridge"
+    )
+    card = alarm_card(page, alarm["id"])
+    await card.locator("[data-action=ack]").click()
+    await expect(card.locator(".badge.state")).to_have_text("已确认")
+
+    await page.keyboard.press("l")
+    await page.keyboard.press("3")
+    speaker = page.locator('#devices-table tr[data-device="db-spk-01"]')
+    await expect(speaker.locator("td").nth(2)).to_have_text("Speaker")
+    zones = await speaker.locator("td").nth(4).inner_text()
+    assert "、" not in zones
+    assert ", " in zones
+    fence = page.locator('#devices-table tr[data-device="db-fence-01"] td')
+    await expect(fence.nth(2)).to_have_text("Fence")
+    await page.keyboard.press("l")
+
+    await page.keyboard.press("5")
+    item = page.locator(f'#handover-root .handover-open li[data-alarm-id="{alarm["id"]}"]')
+    await expect(item).to_contain_text("李值班员")
+    await expect(item).not_to_contain_text("officer-li")
+
+    await page.keyboard.press("1")
+    await card.locator("[data-action=details]").click()
+    detail = page.locator("#detail-page")
+    options = detail.locator("#announce-clip option")
+    await expect(options.first).to_have_text(re.compile(r"^淡水大桥东岸:"))
+    await expect(options.filter(has_text="西涌旧码头:")).to_have_count(1)
+    await expect(detail.locator("#detail-source")).to_have_text("完整记录(中心服务器存档)")
+    await detail.locator("#announce-text").fill("请离开水边")
+    await detail.locator("#announce-send").click()
+    announcement = detail.locator("#detail-anns .announcement").first
+    await expect(announcement.locator(".ann-label")).to_contain_text("语音合成")
+    await expect(detail.locator("#detail-anns")).not_to_contain_text("tts-")
+
+
+async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
+    officer_page: Page, field: Field, officer_api: httpx.AsyncClient
+) -> None:
+    page = officer_page
+    alarm = await field.alarm_of(
+        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
+    )
+    # A toast stays clear of the live feed.
+    await alarm_card(page, alarm["id"]).locator("[data-action=ack]").click()
+    toast = page.locator("#toasts .toast").first
+    await expect(toast).to_be_visible()
+    toast_box, feed_box = await box(toast), await box(page.locator("#feed"))
+    assert toast_box["x"] + toast_box["width"] <= feed_box["x"]
+
+    await page.keyboard.press("2")
+    note = page.locator('.zone[data-site="xiyong-wharf"][data-zone="z2"] .zone-note')
+    await expect(note).to_be_visible()
+    assert (await box(note))["height"] >= 24
+
+    response = await officer_api.post(
+        f"/api/alarms/{alarm['id']}/resolve", json={"outcome": "false_alarm"}
+    )
+    assert 200 == response.status_code, response.text
+    await page.keyboard.press("4")
+    row = page.locator(f'#incidents-table tr[data-alarm-id="{alarm["id"]}"]')
+    await expect(row).to_be_visible()
+    cell = row.locator("td.note-cell")
+    assert "table-cell" == await cell.evaluate("el => getComputedStyle(el).display")
+    for period in ("24", "168"):
+        await page.select_option("#history-range", period)
+        await expect(page.locator("#history-chart .bar").first).to_be_visible()
+        labels = await page.eval_on_selector_all(
+            "#history-chart text.axis:not(.y)", "texts => texts.map(t => t.textContent)"
+        )
+        assert len(labels) == len(set(labels)), labels
+    await page.keyboard.press("l")
+    await expect(row.locator("td").first).to_have_text(
+        re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, \d\d:\d\d$")
+    )
+    await page.screenshot(path=SCREENSHOTS / "console-history-en.png")
+
+
+async def test_landmarks_roles_a_live_region_and_a_visible_focus(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    await expect(page.get_by_role("banner")).to_contain_text("李值班员")
+    alarm = await field.alarm_of(
+        await field.fence_breach("danshui-bridge", "db-fence-02", "z2"), "danshui-bridge"
+    )
+    wall = page.get_by_role("list").filter(has=alarm_card(page, alarm["id"]))
+    await expect(wall.get_by_role("listitem")).to_have_count(
+        await page.locator("#alarm-list article.alarm").count()
+    )
+    await expect(alarm_card(page, alarm["id"])).to_have_attribute(
+        "aria-label", re.compile(r"警情,未确认:淡水大桥东岸")
+    )
+    await expect(page.locator("#alarm-announcer[aria-live=assertive]")).to_contain_text("新警情:")
+    # Severity in the feed by shape and name too, not by colour alone.
+    mark = page.locator("#feed-list li .sev-mark").first
+    await expect(mark).to_have_attribute("aria-label", re.compile(r"^(严重|警告|提示)$"))
+    await page.keyboard.press("Tab")
+    style: dict[str, Any] = await page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return {style: s.outlineStyle, width: parseFloat(s.outlineWidth)}; }"
+    )
+    assert "none" != style["style"]
+    assert style["width"] >= 2
