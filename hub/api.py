@@ -55,6 +55,8 @@ from hub.schemas import (
 from hub.security import PRINTABLE_CSP
 from hub.signed_links import LINKABLE
 from hub.store import UserRow
+from hub.timeline_words import Lang
+from riverguard.config import Config
 from riverguard.wire.models import IDENT_PATTERN, Alarm, AlarmState, Event, EventKind
 from riverguard.wire.times import format_ts, parse_device_ts
 
@@ -255,14 +257,14 @@ async def alarm_timeline(
     user: MediaUser,
     alarm_id: str,
     format_: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
-    lang: timeline.Lang = "zh",
+    lang: Lang = "zh",
 ) -> Response:
     """The incident timeline; ``format=html`` for a printable page (bearer header or a
     signed link, ``POST /api/links``)."""
     alarm = await desk.get(alarm_id)
     built = await timeline.build(store, config, alarm, clock.now())
     if format_ == "html":
-        return _printable(auth, user, built, lang)
+        return _printable(auth, user, config, built, lang)
     return JSONResponse(built)
 
 
@@ -271,11 +273,17 @@ async def alarm_timeline(
 PAGE_LINK_TTL_S = 15 * 60
 
 
-def _printable(auth: Auth, user: UserRow, built: dict[str, Any], lang: timeline.Lang) -> Response:
+def _printable(
+    auth: Auth, user: UserRow, config: Config, built: dict[str, Any], lang: Lang
+) -> Response:
     def link(path: str) -> str:
         return f"{path}?{auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
 
-    page = HTMLResponse(timeline.render_html(built, lang, link))
+    site = config.site_by_id.get(built["alarm"]["site"])
+    people = {person.username: person.name for person in config.users}
+    page = HTMLResponse(
+        timeline.render_html(built, lang, link, tz=site.timezone if site else "UTC", people=people)
+    )
     # The page's one inline style block; never a script.
     page.headers["Content-Security-Policy"] = PRINTABLE_CSP
     return page
@@ -295,11 +303,11 @@ async def alarm_timeline_html(
     auth: AuthDep,
     user: MediaUser,
     alarm_id: str,
-    lang: timeline.Lang = "zh",
+    lang: Lang = "zh",
 ) -> Response:
     alarm = await desk.get(alarm_id)
     built = await timeline.build(store, config, alarm, clock.now())
-    return _printable(auth, user, built, lang)
+    return _printable(auth, user, config, built, lang)
 
 
 @router.post("/alarms/{alarm_id}/ack")

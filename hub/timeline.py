@@ -11,17 +11,17 @@ timeline is complete even while InfluxDB is down.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from hub.announcer import shape as shape_announcement
 from hub.store import Store
+from hub.timeline_words import Lang, times_note, word
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
 from riverguard.wire.times import format_ts, parse_ts
-
-Lang = Literal["zh", "en"]
 
 LABELS: dict[Lang, dict[str, str]] = {
     "zh": {
@@ -229,42 +229,83 @@ def fold_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return folded
 
 
-def _what(entry: dict[str, Any], labels: dict[str, str]) -> tuple[str, str]:
+class _Page:
+    """How a printed page says things: its language, the site's clock, people's names."""
+
+    def __init__(self, lang: Lang, tz: ZoneInfo, people: Mapping[str, str]) -> None:
+        self.lang = lang
+        self.tz = tz
+        self.people = people
+
+    def word(self, group: str, value: object) -> str:
+        return word(self.lang, group, value)
+
+    def time(self, ts: str | None) -> str:
+        """An instant as the site's clock read it (the officer reads the page there)."""
+        if not ts:
+            return ""
+        return parse_ts(ts).astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def person(self, username: str | None) -> str:
+        return self.people.get(username or "", username or "")
+
+    def clip(self, clip: dict[str, Any]) -> str:
+        clip_id = str(clip.get("id", ""))
+        # A spoken text's file is named by a hash: say what it is instead.
+        return self.word("clip", "spoken") if clip_id.startswith("tts-") else clip_id
+
+
+def _what(entry: dict[str, Any], labels: dict[str, str], page: _Page) -> tuple[str, str]:
     """The entry's label and its detail, as plain text."""
     data = entry["data"]
     kind = entry["type"]
     if kind == "event":
-        detail = f"{data['kind']} · {data['device']} · {data['severity']}"
+        kind_word, severity = (
+            page.word("kind", data["kind"]),
+            page.word("severity", data["severity"]),
+        )
+        detail = f"{kind_word} · {data['device']} · {severity}"
         if entry.get("count", 1) > 1:
-            detail += f" ×{entry['count']} … {entry['last_ts']}"
+            detail += f" ×{entry['count']} … {page.time(entry['last_ts'])}"
     elif kind == "announcement":
-        speakers = ", ".join(f"{s}: {st}" for s, st in data["speakers"].items())
-        detail = f"{data['clip']['id']} · {speakers}"
+        speakers = ", ".join(
+            f"{s}: {page.word('speaker', st)}" for s, st in data["speakers"].items()
+        )
+        detail = f"{page.clip(data['clip'])} · {speakers}"
     elif kind == "speaker":
-        detail = f"{data['speaker']}: {data['state']} {data['detail']}"
+        detail = f"{data['speaker']}: {page.word('speaker', data['state'])} {data['detail']}"
     elif kind == "opened":
-        detail = data["severity"]
+        detail = page.word("severity", data["severity"])
     elif kind == "escalate":
         level = f"{labels['level']} {data['escalation_level']} ({data['escalation_name']})"
         detail = f"{level} {data['detail']}"
     elif kind == "intrusion":
         detail = f"{data['device']} · {data['detail']}"
     elif kind == "suggest":
-        detail = f"{data['suggestion']} {data['detail']}"
+        detail = f"{page.word('outcome', data['suggestion'])} {data['detail']}"
     elif kind == "resolve":
-        detail = f"{data['outcome']} {data['note'] or ''}"
+        detail = f"{page.word('outcome', data['outcome'])} {data['note'] or ''}"
     elif kind == "dispatch":
         who = data["responder_name"] or data["responder"]
-        detail = f"{who}: {data['state']} {data['note'] or ''}"
+        detail = f"{who}: {page.word('dispatch', data['state'])} {data['note'] or ''}"
     else:
         detail = data.get("detail") or ""
     return labels.get(kind, kind), detail.strip()
 
 
-def render_html(timeline: dict[str, Any], lang: Lang, url: Callable[[str], str] = str) -> str:
+def render_html(
+    timeline: dict[str, Any],
+    lang: Lang,
+    url: Callable[[str], str] = str,
+    *,
+    tz: str = "UTC",
+    people: Mapping[str, str] | None = None,
+) -> str:
     """A self-contained page for printing: no scripts, no external resources.
-    ``url`` turns a snapshot path into the URL the page shows (a signed link)."""
+    ``url`` turns a snapshot path into the URL the page shows (a signed link); times
+    are printed on the clock of ``tz`` (the site's), people by their ``people`` names."""
     labels = LABELS[lang]
+    page = _Page(lang, ZoneInfo(tz), people or {})
     esc = html.escape
     alarm = timeline["alarm"]
     site = timeline["site"]
@@ -273,24 +314,26 @@ def render_html(timeline: dict[str, Any], lang: Lang, url: Callable[[str], str] 
     zone_name = zone["name_en"] if lang == "en" and zone["name_en"] else zone["name"]
     rows = []
     for entry in timeline["entries"]:
-        what, detail = _what(entry, labels)
+        what, detail = _what(entry, labels, page)
         data = entry["data"]
         if entry["type"] == "event" and data.get("snapshot_url"):
             link = f' <a href="{esc(url(data["snapshot_url"]))}">{esc(labels["snapshot"])}</a>'
         else:
             link = ""
         by = entry["by"]
-        who = labels["system"] if by == "system" else (by or "")
+        who = labels["system"] if by == "system" else page.person(by)
         rows.append(
-            f'<tr class="{esc(entry["type"])}"><td>{esc(entry["ts"])}</td><td>{esc(what)}</td>'
+            f'<tr class="{esc(entry["type"])}"><td>{esc(page.time(entry["ts"]))}</td>'
+            f"<td>{esc(what)}</td>"
             f"<td>{esc(who)}</td><td>{esc(detail)}{link}</td></tr>"
         )
     outcome = timeline["outcome"]
     outcome_html = ""
     if outcome is not None:
         outcome_html = (
-            f"<p><b>{esc(labels['outcome'])}:</b> {esc(str(outcome['outcome']))} · "
-            f"{esc(str(outcome['resolved_by']))} · {esc(str(outcome['resolved_at']))}</p>"
+            f"<p><b>{esc(labels['outcome'])}:</b> {esc(page.word('outcome', outcome['outcome']))}"
+            f" · {esc(page.person(outcome['resolved_by']))}"
+            f" · {esc(page.time(outcome['resolved_at']))}</p>"
         )
         if outcome["note"]:
             outcome_html += f"<p><b>{esc(labels['note'])}:</b> {esc(outcome['note'])}</p>"
@@ -307,7 +350,8 @@ tr.escalate td,tr.intrusion td,tr.resolve td{{font-weight:bold}}
 </style></head><body>
 <h1>{esc(labels["title"])}</h1>
 <p><b>{esc(labels["alarm"])}:</b> {esc(alarm["id"])} · <b>{esc(labels["state"])}:</b>
-{esc(alarm["state"])} · <b>{esc(labels["severity"])}:</b> {esc(alarm["severity"])}</p>
+{esc(page.word("state", alarm["state"]))} · <b>{esc(labels["severity"])}:</b>
+{esc(page.word("severity", alarm["severity"]))}</p>
 <p><b>{esc(labels["site"])}:</b> {esc(site_name)} ({esc(site["grid"])}) ·
 <b>{esc(labels["zone"])}:</b> {esc(zone_name)}</p>
 {outcome_html}
@@ -316,6 +360,7 @@ tr.escalate td,tr.intrusion td,tr.resolve td{{font-weight:bold}}
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
-<p>{esc(labels["generated"])}: {esc(timeline["generated_at"])}</p>
+<p>{esc(labels["generated"])}: {esc(page.time(timeline["generated_at"]))} ·
+{esc(times_note(lang, tz))}</p>
 </body></html>
 """

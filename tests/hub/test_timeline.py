@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import pytest
 
 from riverguard.testing import wait_for
 from riverguard.wire import topics
-from riverguard.wire.times import format_ts, utcnow
+from riverguard.wire.times import format_ts, parse_ts, utcnow
 from tests.hub.conftest import (
     SITE,
     RunningHub,
@@ -166,17 +168,30 @@ async def test_timeline_prints_as_html_in_chinese_or_english_by_a_signed_link(
     anonymous = await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline.html")
 
     assert ("text/html; charset=utf-8", 200) == (zh.headers["content-type"], zh.status_code)
-    for text in (
-        "事件时间线",
-        "桥下亲水平台",
-        "处置完成",
-        "persuaded_away",
-        "officer-li",
-        alarm_id,
-    ):
+    chinese = ("事件时间线", "桥下亲水平台", "处置完成", "已劝离", "李值班员", "已播完")
+    for text in (*chinese, alarm_id):
         assert text in zh.text, text
-    for text in ("Incident timeline", "Under-bridge waterside deck", "Resolved", "snapshot"):
+    for text in (
+        "Incident timeline",
+        "Under-bridge waterside deck",
+        "Resolved",
+        "snapshot",
+        "Persuaded away",
+        "Intrusion",
+        "Critical",
+    ):
         assert text in en.text, text
+    # The wire's words and instants are not the reader's.
+    for page in (zh.text, en.text):
+        for raw in ("persuaded_away", "camera.intrusion", "officer-li"):
+            assert raw not in page, raw
+        assert re.search(r"\d\d:\d\d:\d\d(\.\d+)?Z", page) is None
+    assert ": done" not in zh.text
+    # Times on the site's clock (Asia/Shanghai), said so on the page.
+    built = (await running_hub.http.get(f"/api/alarms/{alarm_id}/timeline", headers=headers)).json()
+    resolved = parse_ts(built["outcome"]["resolved_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert resolved.strftime("%Y-%m-%d %H:%M:%S") in zh.text
+    assert "Asia/Shanghai" in en.text
     assert "<script" not in zh.text
     assert 401 == anonymous.status_code
 
