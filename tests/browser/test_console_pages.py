@@ -258,7 +258,7 @@ async def test_alarm_detail_tells_the_story_and_announces_until_the_speaker_is_d
     await expect(spoken.first.locator(".speaker")).to_have_attribute(
         "data-state", "done", timeout=SPEAKER_DONE_TIMEOUT_MS
     )
-    await expect(spoken.first.locator(".ann-label")).to_contain_text("tts-")
+    await expect(spoken.first.locator(".ann-label")).to_contain_text("语音合成")
     await expect(detail.locator("#announce-text")).to_have_value("请马上离开水边")
 
     found = await languages(page, "detail", screenshot=True)
