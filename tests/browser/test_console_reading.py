@@ -40,6 +40,14 @@ async def card_heights(page: Page) -> list[float]:
     return heights
 
 
+async def fits(card: Locator) -> None:
+    """Nothing of the card sticks out of it, or is pushed past its edge."""
+    card_box = await box(card)
+    last = await box(card.locator(".alarm-actions button").last)
+    assert last["x"] + last["width"] <= card_box["x"] + card_box["width"]
+    assert await card.evaluate("el => el.scrollWidth <= el.clientWidth")
+
+
 async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person_in_green(
     officer_page: Page, field: Field
 ) -> None:
@@ -68,6 +76,7 @@ async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person
         await expect(card.locator(".alarm-actions button kbd")).to_have_count(4)
         tops = {round((await box(buttons.nth(i)))["y"]) for i in range(4)}
         assert 1 == len(tops), "the card's buttons wrap onto another row"
+        await fits(card)
     sizes = await card_heights(page)
     assert 1 == len(set(sizes)), sizes
 
@@ -90,6 +99,7 @@ async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person
         re.compile(r"^人员已离开 · 围栏 \d\d:\d\d:\d\d 恢复正常$")
     )
     assert sizes == await card_heights(page)
+    await fits(plain)
     await page.screenshot(path=SCREENSHOTS / "console-cards-zh.png")
     await page.keyboard.press("l")
     await expect(pictured.locator(".age")).to_have_text(re.compile(r"^open \d\d:\d\d$"))
