@@ -93,3 +93,19 @@ async def test_one_key_from_any_page_finds_the_newest_intrusion_and_its_speakers
     # The site's speakers, fetched on demand, are there to announce on.
     speaker = page.locator('#announce-form input[name=target][value="xy-spk-01"]')
     await expect(speaker).to_be_checked()
+
+
+async def test_the_devices_page_fetches_the_sites_it_shows(officer_page: Page) -> None:
+    page = officer_page
+    await page.keyboard.press("3")
+    rows = page.locator("#devices-table tbody tr")
+    # A small fleet: every site at once, each site's devices fetched from the hub.
+    await expect(rows).to_have_count(10)
+    await page.locator("#devices-site").select_option("xiyong-wharf")
+    await expect(rows).to_have_count(5)
+    for device in await rows.all():
+        assert (await device.get_attribute("data-device") or "").startswith("xy-")
+    await expect(page.locator(".edge-card")).to_have_count(1)
+    await expect(page.locator("#devices-paging")).to_be_hidden()
+    await page.locator("#devices-site").select_option("")
+    await expect(rows).to_have_count(10)
