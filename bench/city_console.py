@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -54,7 +55,8 @@ FLEET_SETTLED_S = 90.0
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 USABLE_TIMEOUT_MS = 60_000
-CARD_TIMEOUT_S = 30.0
+# Under the fleet's heartbeats on a loaded machine a breach has taken tens of seconds.
+CARD_TIMEOUT_S = 180.0
 # Screenshots of a city with a few open alarms, taken between two breaches.
 SCREENSHOT_AFTER = 4
 # The page notes when each alarm card first appears, by its own clock.
@@ -255,6 +257,7 @@ async def measure(
             token = await _token(http, officer)
             online_s, online = await _wait_fleet_online(http, token, len(config.devices))
             hello = await _hello_bytes(info["hub_url"], token)
+        load_start = [round(x, 1) for x in os.getloadavg()]
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -278,8 +281,11 @@ async def measure(
             "devices_online_at_start": online,
             "devices_online_at_end": online_end,
             "hello_bytes": hello,
+            "load_average_at_start": load_start,
+            "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
             "login_to_usable_wall": _summary(usable),
             "breach_to_wall": _summary(latencies),
+            "breaches_ms": [round(x) for x in latencies],
         }
     finally:
         if fleet is not None:
@@ -292,7 +298,7 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=200)
     parser.add_argument("--devices-per-site", type=int, default=100)
     parser.add_argument("--logins", type=int, default=10)
-    parser.add_argument("--breaches", type=int, default=200)
+    parser.add_argument("--breaches", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument(
         "--screenshots", type=Path, default=None, help="the wall and city overview, 1920x1080"
