@@ -29,11 +29,13 @@ from hub.metrics import HubMetrics
 from hub.notify.plan import plan_calls
 from hub.picture import Picture
 from hub.store import AuditEntry, Batch, CommittedBatch, PlannedCall, Store
-from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
 
 # How long the alarm timer waits before retrying after the store refused a change.
 TIMER_RETRY_S = 2.0
+# Escalations the timer commits in one transaction: a storm commits in a few, and an
+# ingest batch waiting for the lock waits for one chunk, not the whole storm.
+TIMER_CHUNK = 100
 
 log = structlog.get_logger()
 
@@ -98,18 +100,17 @@ class AlarmDesk:
                 reraised.extend(after for _, after in outcome.reraised)
                 return outcome
 
-            committed = await self.store.batches.commit(batch, decide)
+            def plan(_: object) -> tuple[list[PlannedCall], datetime]:
+                return [c for b, a in escalated for c in self._calls(b, a, now)], now
+
+            # The calls the batch's escalations make are queued in its transaction.
+            committed = await self.store.batches.commit(batch, decide, plan)
             for alarm in committed.outcome.changed.values():
                 self.picture.put_alarm(alarm)
             self._update_gauges()
         if committed.outcome.changed:
             self._wake.set()
-        calls = [call for before, after in escalated for call in self._calls(before, after, now)]
-        if calls:
-            # After the batch's own transaction, not in it: the ingest writer commits
-            # batches by itself. A hub that stops in between loses these calls (the
-            # alarm climbed; its next timer escalation calls the next level).
-            await self.store.notifications.queue(calls, now)
+        if escalated:
             self.calls_queued()
         for alarm in reraised:
             latest = alarm.intrusions[-1]
@@ -249,22 +250,57 @@ class AlarmDesk:
     async def tick(self) -> None:
         """Escalate every overdue open alarm; propose persuaded_away where the zone is clear."""
         now = self.clock.now()
-        for alarm in list(self.picture.active.values()):
-            if rules.escalation_due(alarm, now):
-                site = self.config.site_by_id.get(alarm.site)
-
-                def climb(a: Alarm, t: datetime, site: Site | None = site) -> Alarm:
-                    return rules.escalate(a, site, t) if rules.escalation_due(a, t) else a
-
-                await self._change(
-                    alarm.id,
-                    climb,
-                    ("escalate", SYSTEM),
-                )
-                self.metrics.escalations.labels("timer").inc()
+        alarms = list(self.picture.active.values())
+        due = [alarm.id for alarm in alarms if rules.escalation_due(alarm, now)]
+        for start in range(0, len(due), TIMER_CHUNK):
+            await self._escalate(due[start : start + TIMER_CHUNK])
+        for alarm in alarms:
             fenced = (alarm.site, alarm.zone) in self._fenced
             if rules.clear_due(alarm, now, fenced):
                 await self._clear(alarm, fenced)
+
+    async def _escalate(self, alarm_ids: list[str]) -> None:
+        """Escalate the alarms still due among ``alarm_ids`` in one transaction: a storm
+        of escalations commits once a chunk, where one commit (and its fsync) each held
+        the lock, and so every ingest batch, for seconds."""
+        async with self.lock:
+            now = self.clock.now()
+            by_id = {alarm.id: alarm for alarm in self.picture.active.values()}
+            pairs: list[tuple[Alarm, Alarm]] = []
+            for alarm_id in alarm_ids:
+                alarm = by_id.get(alarm_id)
+                if alarm is None or not rules.escalation_due(alarm, now):
+                    continue  # resolved, acknowledged or escalated meanwhile
+                changed = rules.escalate(alarm, self.config.site_by_id.get(alarm.site), now)
+                if changed is not alarm:
+                    pairs.append((alarm, changed))
+            if not pairs:
+                return
+            risk_before = self.risks(before.site for before, _ in pairs)
+            calls = [call for before, after in pairs for call in self._calls(before, after, now)]
+            await self.store.alarms.save_all(
+                [after for _, after in pairs],
+                [alarm_audit("escalate", SYSTEM, before, after, "") for before, after in pairs],
+                calls,
+                now,
+            )
+            for _, after in pairs:
+                self.picture.put_alarm(after)
+            self._update_gauges()
+            self.push_alarms([after for _, after in pairs], risk_before)
+        self._wake.set()
+        if calls:
+            self.calls_queued()
+        self.metrics.escalations.labels("timer").inc(len(pairs))
+        for before, after in pairs:
+            log.info(
+                "alarm changed",
+                alarm_id=after.id,
+                state=after.state,
+                action="escalate",
+                level=after.escalation_level,
+                before=before.escalation_level,
+            )
 
     async def call_next_level(self, alarm_id: str, by: str, detail: str = "") -> Alarm:
         """Climb one level now (an officer's "call the next level", or nobody of the

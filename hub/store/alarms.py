@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import tables
@@ -58,6 +59,31 @@ class Alarms:
                 await conn.run_sync(insert_called, calls, alarm.updated_at)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
+
+    async def save_all(
+        self,
+        alarms: Sequence[Alarm],
+        audit: Sequence[AuditEntry] = (),
+        calls: Sequence[PlannedCall] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Save ``alarms`` as ``save`` does one, all in one transaction (the alarm
+        timer's pass: one commit, not one per alarm); ``calls`` queued at ``at``."""
+        if not alarms:
+            return
+        queued_at = at or max(alarm.updated_at for alarm in alarms)
+
+        def write(conn: Connection) -> None:
+            insert_audit(conn, audit)
+            upsert_many(conn, tables.alarms, [alarm_row(alarm) for alarm in alarms])
+            insert_queued(conn, calls, queued_at)
+            insert_called(conn, calls, queued_at)
+
+        try:
+            async with self._database.write() as conn:
+                await conn.run_sync(write)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save {len(alarms)} alarms: {exc}") from exc
 
     async def find(
         self,

@@ -1,11 +1,12 @@
-"""An ingest batch in one transaction: its events, their alarms, snapshots, dead letters
-and devices, through the ingest writer the store opened with."""
+"""An ingest batch in one transaction: its events, their alarms, the notifications
+their escalations make, snapshots, dead letters and devices, through the ingest
+writer the store opened with."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
@@ -20,9 +21,11 @@ from hub.store.alarms import alarm_row
 from hub.store.audit import insert_audit
 from hub.store.db import upsert_many
 from hub.store.devices import touch_devices, upsert_devices
+from hub.store.dispatches import insert_called
 from hub.store.events import event_row, insert_rejections, insert_snapshots
 from hub.store.ingest_writer import IngestWriter
-from hub.store.rows import AlarmChanges, Batch, CommittedBatch, NoAlarmChanges
+from hub.store.notifications import insert_queued
+from hub.store.rows import AlarmChanges, Batch, CommittedBatch, NoAlarmChanges, PlannedCall
 from riverguard.wire.models import Event
 
 log = structlog.get_logger()
@@ -33,6 +36,8 @@ _STORED_KEYS_MAX = 100_000
 LAST_SEEN_WRITE_S = 5.0
 
 Decide = Callable[[list[Event]], AlarmChanges]
+# The notifications an outcome's escalations make, and when they are queued.
+Plan = Callable[[AlarmChanges], tuple[Sequence[PlannedCall], datetime]]
 
 
 class Batches:
@@ -47,13 +52,18 @@ class Batches:
         self._last_seen_written = -math.inf
         self.last_seen_write_s = LAST_SEEN_WRITE_S
 
-    async def commit(self, batch: Batch, decide: Decide | None = None) -> CommittedBatch:
+    async def commit(
+        self, batch: Batch, decide: Decide | None = None, plan: Plan | None = None
+    ) -> CommittedBatch:
         """Commit new events, their alarms, snapshots and dead letters in one transaction.
 
         Events whose id is already stored (or repeated within the batch) are
         duplicates: not stored again and not given to ``decide``, which maps the
         new events to their alarms and audit records (``hub.alarms.apply_events``;
-        pure, so it may run on the writer's thread).
+        pure, so it may run on the writer's thread). ``plan`` names the
+        notifications the changed alarms' escalations make: they are queued, and
+        their responders' dispatches made, in the same transaction (asked only
+        when an alarm changed; a batch that escalates nothing writes nothing more).
 
         Devices' last-heard times (``batch.last_seen``) are kept and written with a
         batch at most every ``last_seen_write_s`` and at ``close``: an UPDATE per
@@ -62,7 +72,9 @@ class Batches:
         """
         touch = self._take_last_seen(batch)
         try:
-            committed, alarms, devices = await self._writer.run(self._commit, batch, touch, decide)
+            committed, alarms, devices = await self._writer.run(
+                self._commit, batch, touch, decide, plan
+            )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot commit an ingest batch: {exc}") from exc
         if touch:
@@ -108,6 +120,7 @@ class Batches:
         batch: Batch,
         touch: Mapping[str, tuple[str, datetime]],
         decide: Decide | None,
+        plan: Plan | None,
     ) -> tuple[CommittedBatch, set[Any], set[Any]]:
         """The batch's transaction: what it committed, and the alarm and device keys
         stored once it commits."""
@@ -140,6 +153,11 @@ class Batches:
             [alarm_row(a, alarm_json[a.id]) for a in outcome.changed.values()],
             stored=stored["alarms"],
         )
+        if plan is not None and outcome.changed:
+            calls, queued_at = plan(outcome)
+            if calls:
+                insert_queued(conn, calls, queued_at)
+                insert_called(conn, calls, queued_at)
         insert_snapshots(conn, batch.snapshots)
         devices = touch_devices(conn, touch, stored["devices"])
         devices |= upsert_devices(conn, batch.devices, stored["devices"])

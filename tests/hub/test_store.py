@@ -20,7 +20,16 @@ from hub import alarms as rules
 from hub import tables
 from hub.alarms import alarm_audit
 from hub.errors import RoutineLimitReached, StoreError
-from hub.store import AnnouncementRow, AuditEntry, Batch, Rejection, RoutineLimit, Store
+from hub.store import (
+    AlarmChanges,
+    AnnouncementRow,
+    AuditEntry,
+    Batch,
+    PlannedCall,
+    Rejection,
+    RoutineLimit,
+    Store,
+)
 from hub.store.events import event_row
 from riverguard.testing import wait_for
 from riverguard.wire.models import Event
@@ -317,3 +326,49 @@ async def test_a_batch_the_store_refuses_leaves_the_next_one_unharmed(store: Sto
     )
     assert [first.id, second.id] == [e.id for e in committed.new]
     assert {first.id, second.id} == await store.events.existing_ids([first.id, second.id])
+
+
+async def test_an_escalations_calls_are_queued_in_its_batchs_transaction_or_not_at_all(
+    store: Store,
+) -> None:
+    """The calls a batch's escalations make commit with the batch: a batch the store
+    refuses leaves neither its alarm nor its calls; one it takes leaves both, and a
+    dispatch for the responder. A batch that changes no alarm is not planned at all."""
+    planned: list[str] = []
+
+    def decide(new: list[Event]) -> rules.Outcome:
+        return rules.apply_events({}, new, T0, new_id=lambda: "alm-called")
+
+    def plan(outcome: AlarmChanges) -> tuple[list[PlannedCall], datetime]:
+        planned.extend(outcome.changed)
+        calls = [
+            PlannedCall("alm-called", 1, "officer-wang", index, "email", "email", None)
+            for index in (0, 1)
+        ]
+        return calls, T0
+
+    first = _event().model_copy(update={"id": "db-fence-01:1"})
+    broken = Batch(
+        events=[first],
+        received_at={first.id: T0},
+        rejections=[Rejection(None, "invalid", "", b"", T0)],  # type: ignore[arg-type]
+    )
+    with pytest.raises(StoreError):
+        await store.batches.commit(broken, decide, plan)
+    assert ["alm-called"] == planned
+    assert await store.alarms.get("alm-called") is None
+    assert [] == await store.notifications.for_alarm("alm-called")
+    assert [] == await store.dispatches.of_alarm("alm-called")
+
+    await store.batches.commit(Batch(events=[first], received_at={first.id: T0}), decide, plan)
+    assert await store.alarms.get("alm-called") is not None
+    queued = await store.notifications.for_alarm("alm-called")
+    assert [(0, "queued"), (1, "queued")] == sorted((r.call.channel_index, r.state) for r in queued)
+    assert ["officer-wang"] == [
+        d.responder_id for d in await store.dispatches.of_alarm("alm-called")
+    ]
+
+    planned.clear()
+    await store.batches.commit(Batch(events=[first], received_at={first.id: T0}), decide, plan)
+    assert [] == planned  # a duplicate: nothing changed, nothing planned
+    assert 2 == len(await store.notifications.for_alarm("alm-called"))
