@@ -310,6 +310,7 @@ async def _build(
         calls_queued=calls_queued,
     )
     await desk.load()
+    await dispatcher.load(alarm.id for alarm in picture.active_alarms())
     auth = _auth(settings, store, clock)
     await auth.sync_users(config, settings.users_file)
     link = BrokerLink()

@@ -14,7 +14,7 @@ its escalation time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from hub.alarms import SYSTEM
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
 from hub.dispatch import Dispatch, DispatchAction
+from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
 from hub.notify.plan import calls_to
 from hub.store import AuditEntry, Store
@@ -64,6 +65,14 @@ class Dispatcher:
         self._calls_queued = calls_queued
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # The dispatches of the active alarms, for a console's ``hello``.
+        self.board = DispatchBoard()
+
+    async def load(self, active_alarms: Iterable[str]) -> None:
+        """The board's dispatches of the alarms active at start-up."""
+        for alarm_id in active_alarms:
+            for dispatch in await self._store.dispatches.of_alarm(alarm_id):
+                self.board.put(self.shape(dispatch))
 
     def wake(self) -> None:
         """Dispatches were made: look at the timers again."""
@@ -154,7 +163,7 @@ class Dispatcher:
             )
         self._calls_queued()
         self._wake.set()
-        self._broadcaster.publish("dispatch", self.shape(made))
+        self._publish(made)
         log.info("dispatch", id=made.id, alarm_id=alarm_id, responder=responder_id, by=by)
         return made
 
@@ -170,7 +179,7 @@ class Dispatcher:
             detail=detail,
         )
         await self._store.dispatches.save(after, entry)
-        self._broadcaster.publish("dispatch", self.shape(after))
+        self._publish(after)
         log.info(
             "dispatch",
             id=after.id,
@@ -181,6 +190,11 @@ class Dispatcher:
             by=by,
             detail=detail,
         )
+
+    def _publish(self, dispatch: Dispatch) -> None:
+        shaped = self.shape(dispatch)
+        self.board.put(shaped)
+        self._broadcaster.publish("dispatch", shaped)
 
     async def _next_level_if_given_up(self, alarm_id: str) -> None:
         alarm = await self._store.alarms.get(alarm_id)
@@ -226,6 +240,10 @@ class Dispatcher:
             site = self._config.site_by_id.get(alarm.site) if alarm is not None else None
             if alarm is None or site is None or alarm.state == "resolved":
                 continue
+            # An escalation made it (in the desk's transaction) and woke the timer:
+            # consoles learn of the call here.
+            if not self.board.knows(dispatch.id, dispatch.alarm_id):
+                self._publish(dispatch)
             async with self._lock:
                 # Read again under the lock: the responder may have pressed meanwhile.
                 current = await self.get(dispatch.id)

@@ -32,10 +32,12 @@ from hub.deps import (
     AnnouncerDep,
     AuthDep,
     BroadcasterDep,
+    DispatcherDep,
     LinksDep,
     PictureDep,
     SettingsDep,
 )
+from hub.dispatch_board import DispatchBoard
 from hub.links import Links
 from hub.picture import Picture
 from hub.store import UserRow
@@ -81,12 +83,20 @@ class _Forbidden(Exception):
 
 
 async def hello_data(
-    picture: Picture, announcer: Announcer, links: Links, user: UserRow, seq: int
+    picture: Picture,
+    announcer: Announcer,
+    links: Links,
+    board: DispatchBoard,
+    *,
+    user: UserRow,
+    seq: int,
 ) -> dict[str, Any]:
+    active = picture.active_alarms()
     return {
         "seq": seq,
         "user": {"username": user.username, "name": user.name, "role": user.role},
-        "alarms": [a.model_dump(mode="json") for a in picture.active_alarms()],
+        "alarms": [a.model_dump(mode="json") for a in active],
+        "dispatches": board.of_alarms(a.id for a in active),
         "sites": picture.site_items(),
         "edges": picture.edge_items(),
         "announcements": await announcer.recent(utcnow() - RECENT_ANNOUNCEMENTS),
@@ -127,6 +137,7 @@ async def console_socket(
     picture: PictureDep,
     announcer: AnnouncerDep,
     links: LinksDep,
+    dispatcher: DispatcherDep,
     since: Annotated[int | None, Query(ge=0)] = None,
     events: Annotated[str | None, Query(max_length=2000)] = None,
     batch: bool = False,
@@ -145,7 +156,9 @@ async def console_socket(
         frame = _batch_frame if batch else _single_frame
         size = BATCH_MAX if batch else 1
         if replay is None:
-            hello = await hello_data(picture, announcer, links, user, seq)
+            hello = await hello_data(
+                picture, announcer, links, dispatcher.board, user=user, seq=seq
+            )
             await websocket.send_text(frame([encode(seq, "hello", hello)]))
         else:
             wanted = [envelope.text for envelope in replay if client.wants(envelope)]

@@ -58,6 +58,7 @@ async def test_hello_has_the_current_picture(running_hub: RunningHub) -> None:
         "seq",
         "user",
         "alarms",
+        "dispatches",
         "sites",
         "edges",
         "announcements",
