@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,15 @@ from hub.errors import RoutineLimitReached, StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, chunks
 from hub.store.rows import AnnouncementRow, AuditEntry, RoutineLimit
+
+# AnnouncementRow's fields are the announcements table's columns by the same names,
+# but for ``speakers`` (a table of its own); ``routine`` is the store's alone.
+_COLUMNS = tuple(field.name for field in fields(AnnouncementRow) if field.name != "speakers")
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """Those fields of an AnnouncementRow or of a row of the table."""
+    return {name: getattr(row, name) for name in _COLUMNS}
 
 
 class Announcements:
@@ -47,18 +57,7 @@ class Announcements:
                     await conn.run_sync(insert_audit, [audit])
                 await conn.execute(
                     insert(tables.announcements).values(
-                        id=row.id,
-                        alarm_id=row.alarm_id,
-                        site=row.site,
-                        requested_by=row.requested_by,
-                        created_at=row.created_at,
-                        clip=row.clip,
-                        priority=row.priority,
-                        repeat=row.repeat,
-                        volume=row.volume,
-                        expires_at=row.expires_at,
-                        history=row.history,
-                        routine=routine_limit is not None,
+                        **_columns(row), routine=routine_limit is not None
                     )
                 )
                 await conn.execute(
@@ -156,20 +155,4 @@ async def _announcements(conn: AsyncConnection, where: Any) -> list[Announcement
         )
         for ann_id, speaker, state in result:
             speakers[ann_id][speaker] = state
-    return [
-        AnnouncementRow(
-            id=row.id,
-            alarm_id=row.alarm_id,
-            site=row.site,
-            requested_by=row.requested_by,
-            created_at=row.created_at,
-            clip=row.clip,
-            priority=row.priority,
-            repeat=row.repeat,
-            volume=row.volume,
-            expires_at=row.expires_at,
-            speakers=speakers[row.id],
-            history=row.history,
-        )
-        for row in rows
-    ]
+    return [AnnouncementRow(**_columns(row), speakers=speakers[row.id]) for row in rows]
