@@ -305,9 +305,18 @@ async def alarm_timeline_html(
     alarm_id: str,
     lang: Lang = "zh",
 ) -> Response:
-    alarm = await desk.get(alarm_id)
-    built = await timeline.build(store, config, alarm, clock.now())
-    return _printable(auth, user, config, built, lang)
+    """The printable page of ``/timeline?format=html``, at an address of its own."""
+    return await alarm_timeline(
+        store=store,
+        desk=desk,
+        config=config,
+        clock=clock,
+        auth=auth,
+        user=user,
+        alarm_id=alarm_id,
+        format_="html",
+        lang=lang,
+    )
 
 
 @router.post("/alarms/{alarm_id}/ack")
