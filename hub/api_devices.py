@@ -9,9 +9,11 @@ hub keeps no copy it would show again. Every change is audited
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from hub.clock import Clock
@@ -31,6 +33,8 @@ from riverguard.provisioning import (
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 502, 503)
 }
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api/device-logins", responses=_ERRORS, tags=["device logins"])
 
@@ -74,30 +78,52 @@ def _provisioner(settings: HubSettings, config: Config) -> Provisioner:
     )
 
 
-def _device(config: Config, device: str) -> None:
-    if device not in config.device_by_id:
-        raise ApiError(404, "not_found", f"no device {device!r} in the configuration")
-
-
-async def _audit(
-    store: Store, clock: Clock, config: Config, username: str, device: str, *, detail: str
-) -> None:
-    item = config.device_by_id[device]
-    entry = AuditEntry(
-        ts=clock.now(),
-        username=username,
-        action="device_login",
-        target=device,
-        after={"device": device, "site": item.site, "type": item.type},
-        detail=detail,
-    )
-    await store.audit.save([entry])
-
-
 def _refused(exc: ProvisioningError) -> ApiError:
     if isinstance(exc, BrokerControlError):
         return ApiError(502, "broker_refused", str(exc))
     return ApiError(409, "conflict", str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class _LoginChanges:
+    """What each change of a device's login takes: the device known, the broker told,
+    the change audited."""
+
+    settings: HubSettings
+    config: Config
+    store: Store
+    clock: Clock
+    username: str
+
+    async def make(
+        self, device: str, detail: str, change: Callable[[Provisioner, str], Awaitable[T]]
+    ) -> T:
+        if device not in self.config.device_by_id:
+            raise ApiError(404, "not_found", f"no device {device!r} in the configuration")
+        try:
+            done = await change(_provisioner(self.settings, self.config), device)
+        except ProvisioningError as exc:
+            raise _refused(exc) from None
+        item = self.config.device_by_id[device]
+        entry = AuditEntry(
+            ts=self.clock.now(),
+            username=self.username,
+            action="device_login",
+            target=device,
+            after={"device": device, "site": item.site, "type": item.type},
+            detail=detail,
+        )
+        await self.store.audit.save([entry])
+        return done
+
+
+async def _login_changes(
+    settings: SettingsDep, config: ConfigDep, store: StoreDep, clock: ClockDep, user: AdminUser
+) -> _LoginChanges:
+    return _LoginChanges(settings, config, store, clock, user.username)
+
+
+LoginChanges = Annotated[_LoginChanges, Depends(_login_changes)]
 
 
 @router.get("")
@@ -111,59 +137,20 @@ async def list_device_logins(
 
 
 @router.post("/{device}")
-async def add_device_login(
-    *,
-    settings: SettingsDep,
-    config: ConfigDep,
-    store: StoreDep,
-    clock: ClockDep,
-    user: AdminUser,
-    device: str,
-) -> ConnectionSettingsOut:
+async def add_device_login(changes: LoginChanges, device: str) -> ConnectionSettingsOut:
     """A login for a device that has none (never had one, or was revoked)."""
-    _device(config, device)
-    try:
-        login = await _provisioner(settings, config).add(device)
-    except ProvisioningError as exc:
-        raise _refused(exc) from None
-    await _audit(store, clock, config, user.username, device, detail="add")
+    login = await changes.make(device, "add", Provisioner.add)
     return ConnectionSettingsOut(**login.connection_settings())
 
 
 @router.post("/{device}/rotate")
-async def rotate_device_login(
-    *,
-    settings: SettingsDep,
-    config: ConfigDep,
-    store: StoreDep,
-    clock: ClockDep,
-    user: AdminUser,
-    device: str,
-) -> ConnectionSettingsOut:
+async def rotate_device_login(changes: LoginChanges, device: str) -> ConnectionSettingsOut:
     """A new password; the old one stops working and its connection is closed."""
-    _device(config, device)
-    try:
-        login = await _provisioner(settings, config).rotate(device)
-    except ProvisioningError as exc:
-        raise _refused(exc) from None
-    await _audit(store, clock, config, user.username, device, detail="rotate")
+    login = await changes.make(device, "rotate", Provisioner.rotate)
     return ConnectionSettingsOut(**login.connection_settings())
 
 
 @router.delete("/{device}", status_code=204)
-async def revoke_device_login(
-    *,
-    settings: SettingsDep,
-    config: ConfigDep,
-    store: StoreDep,
-    clock: ClockDep,
-    user: AdminUser,
-    device: str,
-) -> None:
+async def revoke_device_login(changes: LoginChanges, device: str) -> None:
     """The login is deleted and a connected device disconnected at once."""
-    _device(config, device)
-    try:
-        await _provisioner(settings, config).revoke(device)
-    except ProvisioningError as exc:
-        raise _refused(exc) from None
-    await _audit(store, clock, config, user.username, device, detail="revoke")
+    await changes.make(device, "revoke", Provisioner.revoke)
