@@ -22,7 +22,7 @@ from hub.clock import Clock
 from hub.main import HubServer
 from hub.resources import RESOURCES, HubResources
 from hub.settings import HubSettings
-from riverguard.config import load_config
+from riverguard.config import Site, load_config
 from riverguard.hub_session import HubSession
 from riverguard.mqtt import BrokerSettings
 from riverguard.services import Influxd, free_port
@@ -259,6 +259,13 @@ def event_payload(
 def parsed_event(seq: int, at: datetime, **fields: Any) -> Event:
     """``event_payload``'s event, of device and edge time ``at``, parsed as the hub takes it."""
     return Event.model_validate(event_payload(seq, **{"ts": at, "edge_ts": at, **fields}))
+
+
+def one_zone_site(**fields: Any) -> Site:
+    """Danshui bridge with its one zone ``z1`` and, of the site's rules, only ``fields``:
+    the site of the tests of pure alarm, intrusion and risk rules."""
+    base = {"id": SITE, "name": "x", "grid": "g", "zones": [{"id": "z1", "name": "z"}]}
+    return Site.model_validate({**base, **fields})
 
 
 def unique_seq() -> int:

@@ -11,9 +11,8 @@ import pytest
 
 from hub import alarms
 from hub.errors import AlarmTransitionError
-from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
-from tests.hub.conftest import parsed_event
+from tests.hub.conftest import one_zone_site, parsed_event
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
 
@@ -144,20 +143,14 @@ def test_site_risk_follows_the_worst_active_alarm() -> None:
 
 # --- severity raising, escalation and the deterrence loop -----------------------
 
-SITE_DB = Site.model_validate(
-    {
-        "id": "danshui-bridge",
-        "name": "x",
-        "grid": "g",
-        "zones": [{"id": "z1", "name": "z"}],
-        "escalation": [
-            {"after_s": 30, "level_name": "grid officer"},
-            {"after_s": 60, "level_name": "street"},
-        ],
-        "repeat_count": 3,
-        "repeat_window_s": 60,
-        "clear_window_s": 90,
-    }
+SITE_DB = one_zone_site(
+    escalation=[
+        {"after_s": 30, "level_name": "grid officer"},
+        {"after_s": 60, "level_name": "street"},
+    ],
+    repeat_count=3,
+    repeat_window_s=60,
+    clear_window_s=90,
 )
 SITES = {"danshui-bridge": SITE_DB}
 

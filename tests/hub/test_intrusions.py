@@ -8,24 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub import alarms, intrusions
-from riverguard.config import Site
 from riverguard.wire.models import Alarm, Event
-from tests.hub.conftest import parsed_event
+from tests.hub.conftest import one_zone_site, parsed_event
 
 T0 = datetime(2026, 7, 27, 21, 21, 5, tzinfo=UTC)
 KEY = ("danshui-bridge", "z1")
-SITE = Site.model_validate(
-    {
-        "id": "danshui-bridge",
-        "name": "x",
-        "grid": "g",
-        "zones": [{"id": "z1", "name": "z"}],
-        "escalation": [
-            {"after_s": 30, "level_name": "grid officer"},
-            {"after_s": 60, "level_name": "street"},
-        ],
-        "intrusion_gap_s": 60,
-    }
+SITE = one_zone_site(
+    escalation=[
+        {"after_s": 30, "level_name": "grid officer"},
+        {"after_s": 60, "level_name": "street"},
+    ],
+    intrusion_gap_s=60,
 )
 SITES = {"danshui-bridge": SITE}
 _seq = itertools.count(1)

@@ -14,7 +14,7 @@ from hub.clock import ManualClock
 from hub.picture import DeviceState, Picture
 from hub.risk import assess_site
 from hub.store import DeviceRow, EdgeRow
-from riverguard.config import Config, Site
+from riverguard.config import Config
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.models import Alarm
@@ -26,6 +26,7 @@ from tests.hub.conftest import (
     RunningHub,
     event_payload,
     mqtt_inbox,
+    one_zone_site,
     run_hub,
     unique_seq,
     ws_inbox,
@@ -34,25 +35,19 @@ from tests.hub.conftest import (
 SUMMER_EVENING_UTC = datetime(2026, 7, 27, 11, 30, tzinfo=UTC)  # 19:30 in Shanghai
 WINTER_NOON_UTC = datetime(2026, 1, 14, 4, 0, tzinfo=UTC)
 
-SITE_DB = Site.model_validate(
-    {
-        "id": "danshui-bridge",
-        "name": "x",
-        "grid": "g",
-        "zones": [{"id": "z1", "name": "z"}],
-        "risk_rate_events": 5,
-        "risk_schedule": [
-            {
-                "name": "summer evenings",
-                "colour": "yellow",
-                "start": "06-01",
-                "end": "09-30",
-                "from_hour": 17,
-                "to_hour": 22,
-            },
-            {"name": "night", "colour": "yellow", "from_hour": 22, "to_hour": 5},
-        ],
-    }
+SITE_DB = one_zone_site(
+    risk_rate_events=5,
+    risk_schedule=[
+        {
+            "name": "summer evenings",
+            "colour": "yellow",
+            "start": "06-01",
+            "end": "09-30",
+            "from_hour": 17,
+            "to_hour": 22,
+        },
+        {"name": "night", "colour": "yellow", "from_hour": 22, "to_hour": 5},
+    ],
 )
 
 
