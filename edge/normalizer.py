@@ -1,6 +1,8 @@
 """One site's device reports -> new, clean, correlated events.
 
-In order: the adapter (generic or a vendor source); the duplicate filter and
+In order: the adapter (generic or a vendor source); the zone check (a device
+reports only for the zones it covers, else ``wrong_zone``: a fence's login
+must not raise or clear another zone's alarm); the duplicate filter and
 device restarts (``edge.dedup.Sequences``: ids get a boot suffix after a
 restart); the id's key tag (``edge.event_ids``); clock skew (a device time
 more than ``clock_ahead_max_s`` ahead of the edge clock, or
@@ -80,6 +82,12 @@ class Normalizer:
 
     def _accept(self, adapted: Adapted) -> Adapted:
         event = adapted.event
+        device = self.devices.get(event.device)
+        if device is None:
+            raise Rejected("unknown_device", f"{event.device} is not a device of {self.site.id}")
+        if not device.covers(event.zone):
+            # Before the duplicate filter: a refused report takes no seq of the device's.
+            raise Rejected("wrong_zone", f"{event.device} does not cover zone {event.zone}")
         restarted = False
         derived = event.id
         if adapted.seq is not None:

@@ -202,6 +202,11 @@ class Device(_Config):
     frigate_zones: dict[str, Ident] = Field(default_factory=dict)
     frigate_rules: dict[Ident, CameraRule] = Field(default_factory=dict)
 
+    def covers(self, zone: str) -> bool:
+        """Whether the device watches (or, a speaker, reaches) ``zone`` of its site: a
+        device with no zones listed covers every zone, as a Frigate camera watches them."""
+        return not self.zones or zone in self.zones
+
     @model_validator(mode="after")
     def _speaker_has_driver(self) -> Device:
         if self.type == "speaker" and self.driver is None:

@@ -19,6 +19,9 @@ BothSides = Literal[
     "invalid",
     "unknown_device",
     "unknown_zone",
+    # An event in a zone of the site that its device does not cover (a fence of z1
+    # reporting, or clearing, z2).
+    "wrong_zone",
 ]
 HubOnly = Literal[
     # An event batch (PROTOCOL 7.12) that is JSON but not an array.

@@ -239,7 +239,7 @@ async def test_restart_skew_and_debounce_through_the_edge_and_the_boot_survives_
                 fence_report(700, "z1", "breach", ts=restart - timedelta(seconds=10)),
                 fence_report(701, "z1", "breach", ts=restart - timedelta(seconds=9)),  # debounced
                 fence_report(1, "z1", "clear", ts=restart),  # the controller restarted
-                fence_report(2, "z2", "breach", ts=now + timedelta(hours=1)),  # clock ahead
+                fence_report(2, "z1", "tamper", ts=now + timedelta(hours=1)),  # clock ahead
             ]
             for report in reports:
                 await device.publish(fence, json.dumps(report), qos=1)

@@ -103,12 +103,15 @@ def test_bad_messages_are_refused_with_their_reason(
     assert reason == _refusal(sorter, topic, payload).reason
 
 
-@pytest.mark.parametrize("reason", ["unknown_device", "unknown_zone", "site_mismatch"])
+@pytest.mark.parametrize(
+    "reason", ["unknown_device", "unknown_zone", "wrong_zone", "site_mismatch"]
+)
 def test_events_refused_after_parsing_are_still_acknowledged(sorter: Sorter, reason: str) -> None:
     """They are kept as dead letters; without an ack the edge would resend them forever."""
     payload = {
         "unknown_device": event_payload(5, device="ghost-01"),
         "unknown_zone": event_payload(5, zone="z9"),
+        "wrong_zone": event_payload(5, zone="z2"),
         "site_mismatch": event_payload(5, site="xiyong-wharf", device="xy-fence-01"),
     }[reason]
     refused = _refusal(sorter, topics.events(SITE), _json(payload))
@@ -173,3 +176,46 @@ def test_an_event_its_device_cannot_report_is_refused_as_wrong_device(
 ) -> None:
     refused = _refusal(sorter, topics.events(SITE), _json(payload))
     assert ("wrong_device", (SITE, payload["id"])) == (refused.reason, refused.ack)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # The fence of z1 reporting a breach in z2 of its own site.
+        event_payload(5, zone="z2"),
+        # The fence of z1 clearing z2: the next breach there would count as a new person.
+        event_payload(5, zone="z2", kind="fence.clear", severity="info"),
+        event_payload(5, device="db-cam-01", zone="z2", kind="camera.water_entry"),
+    ],
+)
+def test_an_event_in_a_zone_its_device_does_not_cover_is_refused_as_wrong_zone(
+    sorter: Sorter, payload: dict[str, object]
+) -> None:
+    refused = _refusal(sorter, topics.events(SITE), _json(payload))
+    assert ("wrong_zone", (SITE, payload["id"])) == (refused.reason, refused.ack)
+
+
+def test_each_fence_and_camera_is_heard_in_each_zone_it_covers(
+    sorter: Sorter, example_config: Config
+) -> None:
+    kinds = {"fence": "fence.breach", "camera": "camera.water_entry"}
+    heard = []
+    for device in example_config.devices_of(SITE):
+        for zone in device.zones if device.type in kinds else []:
+            payload = event_payload(1, device=device.id, zone=zone, kind=kinds[device.type])
+            item = sorter.sort(topics.events(SITE), _json(payload), NOW)
+            assert isinstance(item, EventIn)
+            heard.append((item.event.device, item.event.zone))
+    assert {("db-fence-01", "z1"), ("db-fence-02", "z2"), ("db-cam-02", "z2")} <= set(heard)
+
+
+def test_a_device_with_no_zones_listed_covers_every_zone_of_its_site(
+    example_config: Config,
+) -> None:
+    data = example_config.model_dump()
+    [fence] = [d for d in data["devices"] if d["id"] == "db-fence-01"]
+    fence["zones"] = []
+    sorter = Sorter(Config.model_validate(data))
+    item = sorter.sort(topics.events(SITE), _json(event_payload(1, zone="z2")), NOW)
+    assert isinstance(item, EventIn)
+    assert "z2" == item.event.zone

@@ -61,6 +61,7 @@ def test_a_batch_of_valid_events_gives_each_event_in_order(sorter: Sorter) -> No
         ),
         pytest.param(event_payload(7, device="ghost-01"), id="unknown-device"),
         pytest.param(event_payload(7, zone="z9"), id="unknown-zone"),
+        pytest.param(event_payload(7, zone="z2"), id="zone-its-device-does-not-cover"),
         pytest.param(
             event_payload(7, site="xiyong-wharf", device="xy-fence-01"), id="another-site"
         ),
