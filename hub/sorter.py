@@ -186,9 +186,7 @@ class Sorter:
         if not device.covers(event.zone):
             # A device's login (or a compromised edge) must not raise or clear the
             # alarms of the zones of its site that the device does not watch.
-            raise Refused(
-                "wrong_zone", f"{event.device!r} does not cover zone {event.zone!r}", ack
-            )
+            raise Refused("wrong_zone", f"{event.device!r} does not cover zone {event.zone!r}", ack)
         return EventIn(event, round(abs((event.edge_ts - now).total_seconds()), 1), event_json)
 
     def _event_batch(self, topic_site: str, payload: bytes, now: datetime) -> EventBatchIn:
