@@ -58,6 +58,35 @@ def test_rejected_report_does_not_consume_its_seq(normalizer: Normalizer) -> Non
     )
 
 
+@pytest.mark.parametrize("state", ["breach", "clear"])
+def test_a_report_in_a_zone_its_device_does_not_cover_is_refused(
+    normalizer: Normalizer, state: str
+) -> None:
+    """db-fence-01 covers z1: its breach in z2 would raise z2's alarm, its clear there
+    would mark z2's person gone. Refused before the duplicate filter: its seq stays free."""
+    with pytest.raises(Rejected) as caught:
+        normalizer.report(FENCE_Z1, _raw(fence_report(12, "z2", state)), T0)
+    assert "wrong_zone" == caught.value.reason
+    assert (
+        "db-fence-01:12" == normalizer.report(FENCE_Z1, _raw(fence_report(12, "z1")), T0).event.id
+    )
+
+
+def test_a_refused_report_in_another_zone_correlates_with_nothing(normalizer: Normalizer) -> None:
+    with pytest.raises(Rejected):
+        normalizer.report(FENCE_Z1, _raw(fence_report(1, "z2")), T0)
+    camera = normalizer.report(CAM_Z2, _raw(camera_report(2, "z2", rule="intrusion")), T0)
+    assert ("warning", {}) == (camera.event.severity, camera.event.attrs)
+
+
+def test_a_device_with_no_zones_listed_reports_for_every_zone(example_config: Config) -> None:
+    data = example_config.model_dump()
+    [fence] = [d for d in data["devices"] if d["id"] == "db-fence-01"]
+    fence["zones"] = []
+    normalizer = Normalizer.for_site(Config.model_validate(data), SITE)
+    assert "z2" == normalizer.report(FENCE_Z1, _raw(fence_report(1, "z2")), T0).event.zone
+
+
 def test_recent_seq_memory_is_bounded_per_device() -> None:
     seqs = RecentSeqs(window=3)
     for seq in (1, 2, 3, 4):
