@@ -122,9 +122,12 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
 
 
 @contextlib.asynccontextmanager
-async def http_receiver(receiver: HttpReceiver | None = None) -> AsyncIterator[HttpReceiver]:
+async def http_receiver(
+    receiver: HttpReceiver | None = None, port: int | None = None
+) -> AsyncIterator[HttpReceiver]:
+    """A receiver listening on ``port`` (default: a free one) for the block."""
     receiver = receiver or HttpReceiver()
-    receiver.port = free_port()
+    receiver.port = port or free_port()
     server = await asyncio.start_server(receiver._serve, "127.0.0.1", receiver.port)
     try:
         yield receiver
