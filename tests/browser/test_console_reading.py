@@ -196,7 +196,7 @@ async def test_a_viewer_is_not_called_to_act_nor_named_twice(
 
 
 async def test_devices_handover_and_detail_name_things_in_the_officers_language(
-    officer_page: Page, field: Field
+    officer_page: Page, field: Field, officer_api: httpx.AsyncClient
 ) -> None:
     page = officer_page
     alarm = await field.alarm_of(
@@ -234,6 +234,19 @@ async def test_devices_handover_and_detail_name_things_in_the_officers_language(
     announcement = detail.locator("#detail-anns .announcement").first
     await expect(announcement.locator(".ann-label")).to_contain_text("语音合成")
     await expect(detail.locator("#detail-anns")).not_to_contain_text("tts-")
+
+    # The printable export, in the console's language: what an officer hands on.
+    for lang, short in (("zh", "zh"), ("en", "en")):
+        export = detail.locator("a[data-export=html]")
+        await expect(export).to_have_attribute("href", re.compile(f"lang={lang}$"))
+        path = await export.get_attribute("href")
+        made = await officer_api.post("/api/links", json={"path": path})
+        printable = await page.context.new_page()
+        await printable.goto(str(officer_api.base_url.join(made.json()["url"])))
+        await expect(printable.locator("body")).to_contain_text("李值班员")
+        await printable.screenshot(path=SCREENSHOTS / f"console-export-{short}.png")
+        await printable.close()
+        await page.keyboard.press("l")
 
 
 async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
