@@ -132,6 +132,8 @@ function renderAll() {
     return;
   }
   const { state } = ctx;
+  // The clock at once, not a second later at the first tick: a wall never shows it blank.
+  $("#clock").textContent = clockTime(new Date(ctx.api.now()));
   renderUser(state);
   renderSiteStrip($("#status-strip"), state);
   wall.renderAlarms();

@@ -4,6 +4,7 @@
 
 import { citySites } from "./city.js";
 import { t } from "./i18n.js";
+import { alarmsLine } from "./map.js";
 import { escape, siteName } from "./view.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -102,7 +103,7 @@ export class CityPage {
             const selected = site.id === this.selected;
             const alarms = site.alarms
               ? `<span class="city-alarms">${escape(t("city.alarms", { count: site.alarms }))}</span>`
-              : `<span class="muted">${escape(t("map.quiet"))}</span>`;
+              : `<span class="muted">${escape(alarmsLine(0, site.risk === "unknown"))}</span>`;
             const unguarded = site.unguarded
               ? `<span class="city-unguarded">${escape(t("city.unguarded", { count: site.unguarded }))}</span>`
               : "";

@@ -107,6 +107,12 @@ function siteSvg(state, site, selection) {
   </svg>`;
 }
 
+// Not hearing a site is not "no alarms" (PROTOCOL 7.13).
+export function alarmsLine(open, unknown) {
+  if (open) return t("map.open_alarms", { count: open });
+  return t(unknown ? "map.alarms_unknown" : "map.quiet");
+}
+
 function siteCard(state, site, selection) {
   // A site the hub cannot hear has no colour to show (PROTOCOL 7.13).
   let risk = RISKS.includes(site.risk) ? site.risk : "blue";
@@ -120,7 +126,7 @@ function siteCard(state, site, selection) {
     <h3 class="map-title">
       <span class="risk risk-${risk}">${escape(t(`risk.${risk}`))}</span>
       <span class="name">${escape(siteName(state, site.id))}</span>
-      <span class="muted">${escape(open ? t("map.open_alarms", { count: open }) : t("map.quiet"))}</span>
+      <span class="muted">${escape(alarmsLine(open, risk === "unknown"))}</span>
     </h3>
     ${reasons ? `<p class="risk-reasons">${reasons}</p>` : ""}
     ${body}

@@ -194,6 +194,7 @@ export const EN = {
   "map.no_sites": "No sites",
   "map.open_alarms": "Open alarms: {count}",
   "map.quiet": "No alarms",
+  "map.alarms_unknown": "Alarms not known",
   "map.pick": "Click a device or a zone on the map for details",
   "map.no_alarm": "No open alarm in this zone",
   "map.reason_edge": "The site's edge is offline",

@@ -195,6 +195,7 @@ export const ZH = {
   "map.no_sites": "暂无站点",
   "map.open_alarms": "{count} 条未处置警情",
   "map.quiet": "无警情",
+  "map.alarms_unknown": "警情未知",
   "map.pick": "点击地图上的设备或区域查看详情",
   "map.no_alarm": "该区域没有未处置警情",
   "map.reason_edge": "站点边缘离线",

@@ -293,6 +293,17 @@ async def test_a_cut_console_socket_greys_the_wall_with_the_time_it_last_knew(
     await expect(wall).to_have_attribute("data-known", "disconnected")
     await expect(card).to_have_count(1)
     await page.screenshot(path=str(SCREENSHOTS / "console-ws-lost-alarm-zh.png"))
+    # Every page says it too: the sites greyed and unknown under the red banner.
+    for key, name in (("2", "map"), ("3", "devices"), ("5", "handover")):
+        await page.keyboard.press(key)
+        await expect(page.locator("#conn-banner")).to_be_visible()
+        await page.screenshot(path=str(SCREENSHOTS / f"console-ws-lost-{name}-zh.png"))
+        if name == "map":
+            # The quiet site is not "no alarms" either.
+            title = page.locator('.map-card[data-site="xiyong-wharf"] .map-title')
+            await expect(title).to_contain_text("警情未知")
+            await expect(page.locator("#map-page")).not_to_contain_text("无警情")
+    await page.keyboard.press("1")
     reconnect.set()
     await expect(notice).to_be_hidden(timeout=20_000)
     await expect(wall).to_have_attribute("data-known", "yes")
