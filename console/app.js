@@ -247,6 +247,9 @@ function onMessage(message) {
     renderSiteStrip($("#status-strip"), state);
   }
   for (const page of Object.values(pages)) page.onMessage?.(message, result);
+  // A device of a site no page shows changes nothing drawn but the handover's faults:
+  // a city's heartbeats bring hundreds a second.
+  if (message.type === "device" && !result.parts.has("devices") && ctx.page !== "handover") return;
   if (result.parts.has("links") || result.parts.has("alarms")) renderLinks(ctx);
   if (result.parts.has("alarms")) {
     // Only the latest event of an active alarm, and the detail's, show a snapshot.

@@ -3,7 +3,7 @@
 // devices (PROTOCOL 7.37). Fetched devices live in the console's picture, where the
 // hub's `device` messages keep them current.
 
-import { mergeDevices } from "./state.js";
+import { expectDevices, mergeDevices } from "./state.js";
 
 // The hub's largest page: a site has fewer devices than this, so one request is usual.
 const PAGE = 1000;
@@ -29,13 +29,14 @@ export class SiteDevices {
     if (this.loaded(siteId) || !this.ctx.state.sites.has(siteId)) return Promise.resolve();
     if (!this.loading.has(siteId)) {
       const state = this.ctx.state;
+      expectDevices(state, siteId);
       const pending = this.#fetch(siteId)
         .then((devices) => {
           if (this.ctx.state !== state) return;
           mergeDevices(state, siteId, devices);
           this.onLoaded(siteId);
         })
-        .catch(() => {})
+        .catch(() => state.devicesPending.delete(siteId))
         .finally(() => this.loading.delete(siteId));
       this.loading.set(siteId, pending);
     }

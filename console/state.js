@@ -18,6 +18,8 @@ export function createState() {
     devices: new Map(),
     // Sites whose devices were all fetched since the last hello.
     deviceSites: new Set(),
+    // Sites being fetched: the devices pushed meanwhile, laid over the answer.
+    devicesPending: new Map(),
     edges: new Map(),
     alarms: new Map(),
     announcements: new Map(),
@@ -68,9 +70,13 @@ export function applyMessage(state, message) {
       result.parts.add("events");
       break;
     case "device":
-      if (data.id) {
+      // Kept only for the sites fetched or being fetched (PROTOCOL 7.37): a city's
+      // heartbeats bring hundreds a second, and the counts come in `site` messages.
+      if (data.id && state.deviceSites.has(data.site)) {
         state.devices.set(data.id, { ...state.devices.get(data.id), ...data });
-        result.parts.add("status");
+        result.parts.add("devices");
+      } else if (data.id && state.devicesPending.has(data.site)) {
+        state.devicesPending.get(data.site).set(data.id, data);
       }
       break;
     case "edge":
@@ -117,6 +123,7 @@ function applyHello(state, data, result) {
   // A hello carries no devices (PROTOCOL 7.37): pages fetch a site's devices again.
   state.devices = byId(data.devices);
   state.deviceSites = new Set();
+  state.devicesPending = new Map();
   state.edges = byId(data.edges, "site");
   state.alarms = byId((data.alarms ?? []).filter((alarm) => ACTIVE_STATES.has(alarm.state)));
   state.announcements = byId(data.announcements);
@@ -345,9 +352,18 @@ export function blindAlarm(state) {
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];
 
 // A site's devices as fetched: they replace what the picture held of that site.
+// A site's devices are being fetched: what is pushed meanwhile is newer than the answer.
+export function expectDevices(state, siteId) {
+  if (!state.devicesPending.has(siteId)) state.devicesPending.set(siteId, new Map());
+}
+
 export function mergeDevices(state, siteId, devices) {
   for (const [id, device] of state.devices) if (device.site === siteId) state.devices.delete(id);
   for (const device of devices) state.devices.set(device.id, device);
+  for (const [id, pushed] of state.devicesPending.get(siteId) ?? []) {
+    state.devices.set(id, { ...state.devices.get(id), ...pushed });
+  }
+  state.devicesPending.delete(siteId);
   state.deviceSites.add(siteId);
 }
 

@@ -246,23 +246,30 @@ async def test_site_counts_come_from_the_hub_and_unknown_is_not_offline(
     ] == result
 
 
-async def test_fetched_devices_replace_their_sites_devices_until_the_next_hello(
+async def test_only_fetched_sites_keep_devices_and_what_came_during_the_fetch_wins(
     console_page: Page,
 ) -> None:
     result = await run(
         console_page,
         "const s = state.createState();"
         " state.applyMessage(s, {seq: 1, type: 'hello', data: {sites: [{id: 'a'}, {id: 'b'}]}});"
-        " state.applyMessage(s, {seq: 2, type: 'device', data: {id: 'gone', site: 'a',"
-        "   type: 'fence', online: true}});"
-        " state.mergeDevices(s, 'a', [{id: 'a1', site: 'a', type: 'speaker', online: true}]);"
+        # A site nobody fetched: its heartbeats are dropped, nothing to redraw.
+        " const dropped = state.applyMessage(s, {seq: 2, type: 'device', data: {id: 'b1',"
+        "   site: 'b', type: 'fence', online: true}});"
+        # While site a is fetched, its speaker goes offline: that beats the older answer.
+        " state.expectDevices(s, 'a');"
         " state.applyMessage(s, {seq: 3, type: 'device', data: {id: 'a1', site: 'a',"
         "   type: 'speaker', online: false}});"
-        " const fetched = [[...s.devices.keys()], [...s.deviceSites], s.devices.get('a1').online];"
-        " state.applyMessage(s, {seq: 4, type: 'hello', data: {sites: [{id: 'a'}]}});"
+        " state.mergeDevices(s, 'a', [{id: 'a1', site: 'a', type: 'speaker', online: true},"
+        "   {id: 'a2', site: 'a', type: 'fence', online: true}]);"
+        " const kept = state.applyMessage(s, {seq: 4, type: 'device', data: {id: 'a2',"
+        "   site: 'a', type: 'fence', online: false}});"
+        " const fetched = [[...s.devices.keys()], [...s.deviceSites], s.devices.get('a1').online,"
+        "   s.devices.get('a2').online, [...dropped.parts], [...kept.parts]];"
+        " state.applyMessage(s, {seq: 5, type: 'hello', data: {sites: [{id: 'a'}]}});"
         " return [fetched, [...s.devices.keys()], [...s.deviceSites]];",
     )
-    assert [[["a1"], ["a"], False], [], []] == result
+    assert [[["a1", "a2"], ["a"], False, False, [], ["devices"]], [], []] == result
 
 
 async def test_an_edge_is_online_offline_stopped_or_unknown(console_page: Page) -> None:
