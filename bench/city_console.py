@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,13 +200,14 @@ async def _breaches(
     config: Config,
     count: int,
     screenshots: Path | None,
-) -> list[float]:
+) -> list[tuple[str, str, float, float]]:
+    """(site, zone, published at, card seen at) per breach, in ms since the epoch."""
     await page.evaluate(WATCH_CARDS_JS)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-city-{time.time_ns()}")
     client.username_pw_set(broker["username"], broker["password"])
     client.connect(broker["host"], broker["port"])
     client.loop_start()
-    latencies: list[float] = []
+    latencies: list[tuple[str, str, float, float]] = []
     try:
         seq = time.time_ns() // 1_000_000 % 1_000_000_000
         for site, fence, zone in _fences(config)[:count]:
@@ -221,7 +223,7 @@ async def _breaches(
                 timeout=CARD_TIMEOUT_S * 1000,
             )
             seen = await page.evaluate("() => Math.max(...Object.values(window.cardSeen))")
-            latencies.append(seen - sent)
+            latencies.append((site, zone, sent, seen))
             if screenshots is not None and len(latencies) == SCREENSHOT_AFTER:
                 await _screenshots(page, screenshots)
     finally:
@@ -270,10 +272,26 @@ async def measure(
                 page, ms = await _log_in(browser, info["hub_url"], officer)
                 usable.append(ms)
             assert page is not None
-            latencies = await _breaches(page, info["broker"], config, breaches, screenshots)
+            breached = await _breaches(page, info["broker"], config, breaches, screenshots)
             await browser.close()
         async with httpx.AsyncClient(base_url=info["hub_url"], timeout=30) as http:
-            online_end = await _online(http, await _token(http, officer))
+            token = await _token(http, officer)
+            online_end = await _online(http, token)
+            alarms = (
+                await http.get(
+                    "/api/alarms?state=open&limit=1000",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            ).json()
+        # Where the time went: to the hub's opening of the alarm, then on to the wall.
+        opened = {
+            (a["site"], a["zone"]): datetime.fromisoformat(a["opened_at"]).timestamp() * 1000
+            for a in alarms
+        }
+        latencies = [seen - sent for _, _, sent, seen in breached]
+        to_hub = [
+            opened[site, zone] - sent for site, zone, sent, _ in breached if (site, zone) in opened
+        ]
         return {
             "sites": sites,
             "devices": len(config.devices),
@@ -285,7 +303,9 @@ async def measure(
             "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
             "login_to_usable_wall": _summary(usable),
             "breach_to_wall": _summary(latencies),
+            "breach_to_hub_alarm": _summary(to_hub),
             "breaches_ms": [round(x) for x in latencies],
+            "breaches_to_hub_ms": [round(x) for x in to_hub],
         }
     finally:
         if fleet is not None:
