@@ -203,6 +203,18 @@ export class Api {
     return this.request("POST", `/api/dispatches/${encodeURIComponent(dispatchId)}/cancel`, {});
   }
 
+  // An officer sends a responder to an alarm by hand (PROTOCOL 7.35).
+  sendDispatch(alarmId, responderId) {
+    return this.request("POST", `/api/alarms/${encodeURIComponent(alarmId)}/dispatches`, {
+      responder: responderId,
+    });
+  }
+
+  // Every responder, and who each level of each site would call now.
+  responders() {
+    return this.request("GET", "/api/responders");
+  }
+
   callNextLevel(alarmId) {
     return this.request("POST", `/api/alarms/${encodeURIComponent(alarmId)}/next-level`);
   }

@@ -43,7 +43,8 @@ export class DetailPage {
     root.addEventListener("input", (event) => this.#onInput(event));
     root.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.send();
+      if (event.target.id === "dispatch-send") this.#sendResponder();
+      else this.send();
     });
   }
 
@@ -63,6 +64,10 @@ export class DetailPage {
       targets: known ? defaultTargets(ctx.state, known) : new Set(),
       entries: [],
       dispatches: [],
+      // Every responder and who is on call (GET /api/responders), for the picker.
+      directory: null,
+      pick: null,
+      sending: false,
       error: null,
     };
     $("#detail-root").dataset.frame = "";
@@ -86,6 +91,7 @@ export class DetailPage {
       this.#reloadTimeline(),
       this.#loadAnnouncements(mine),
       this.#loadDispatches(mine),
+      this.#loadDirectory(mine),
     ]);
   }
 
@@ -133,8 +139,12 @@ export class DetailPage {
       // A step keeps the messages already known (the socket does not repeat them).
       const known = detail.dispatches.find((d) => d.id === message.data.id);
       const updated = { calls: known?.calls ?? [], ...message.data };
-      detail.dispatches = [...detail.dispatches.filter((d) => d.id !== message.data.id), updated];
+      detail.dispatches = detail.dispatches.some((d) => d.id === updated.id)
+        ? detail.dispatches.map((d) => (d.id === updated.id ? updated : d))
+        : [...detail.dispatches, updated];
       if (detail.timeline?.source === "hub") this.#reloadTimeline();
+      // A new one (sent by hand, or a level called): its messages, on which channel.
+      if (!known) this.#loadDispatches(detail);
     } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
       detail.alarm = this.ctx.state.alarms.get(detail.id);
       this.#loadSpeakers(detail);
@@ -224,6 +234,9 @@ export class DetailPage {
       detail.clipId = target.value || null;
     } else if (target.id === "announce-voice") {
       detail.voice = target.value;
+    } else if (target.id === "dispatch-pick") {
+      detail.pick = target.value;
+      return; // kept for sending; the picker need not be drawn again
     } else if (target.id === "announce-text") {
       detail.text = target.value;
       return; // kept for sending; the form need not be drawn again
@@ -259,6 +272,37 @@ export class DetailPage {
       await request();
     } catch (error) {
       toast("dispatch.failed", { reason: error.message }, "error");
+    }
+  }
+
+  // Who may be sent, on call first: officers only, asked for once per alarm opened.
+  async #loadDirectory(detail) {
+    if (!this.ctx.actions.canAct()) return;
+    try {
+      detail.directory = await this.ctx.api.responders();
+    } catch (error) {
+      console.warn("responders", error.message);
+      return;
+    }
+    if (this.detail === detail && this.ctx.page === "detail") this.render();
+  }
+
+  // The officer sends the picked responder; the socket brings the dispatch and the
+  // timeline its entry.
+  async #sendResponder() {
+    const detail = this.detail;
+    const responder = document.querySelector("#dispatch-pick")?.value;
+    if (!detail?.alarm || !responder || detail.sending || !this.ctx.actions.canAct()) return;
+    detail.sending = true;
+    this.render();
+    try {
+      await this.ctx.api.sendDispatch(detail.id, responder);
+      detail.pick = null;
+    } catch (error) {
+      toast("dispatch.failed", { reason: error.message }, "error");
+    } finally {
+      detail.sending = false;
+      if (this.detail === detail) this.render();
     }
   }
 

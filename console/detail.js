@@ -3,6 +3,7 @@
 // Parts are redrawn only when what they show changes, so a select the officer has
 // open is not replaced under the pointer by a speaker's state update.
 
+import { DISPATCH_ENDED, dispatchClock, pickerGroups, pickerHtml, timerHtml } from "./dispatches.js";
 import { getLang, has, t } from "./i18n.js";
 import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
 import {
@@ -152,7 +153,7 @@ export function hubTimeline(answer) {
         snapshot: type === "event" && Boolean(data.snapshot || data.snapshot_url),
         outcome: data.outcome,
         note: data.note ?? "",
-        level: data.escalation_level,
+        level: type === "dispatch" ? data.level : data.escalation_level,
         levelName: data.escalation_name,
         suggestion: data.suggestion,
         nextStep: data.next_step,
@@ -274,6 +275,10 @@ function entryHtml(entry, state, ui) {
       text = `<span translate="no">${escape(entry.responder ?? "")}</span> · ${escape(
         t(`dispatch.state.${entry.state}`),
       )}`;
+      // Sent by an officer by hand (not called by the escalation, nor a responder's step).
+      if (entry.state === "notified" && entry.level === 0 && entry.who && entry.who !== "system") {
+        text += ` · ${escape(t("dispatch.sent_by", { who: "\u0000" })).replace("\u0000", who(entry.who, state))}`;
+      }
       if (entry.note) extra = `<p class="tl-note" translate="no">${escape(entry.note)}</p>`;
       break;
     default:
@@ -287,16 +292,12 @@ function entryHtml(entry, state, ui) {
 
 // --- responders --------------------------------------------------------------------
 
-const DISPATCH_ENDED = new Set(["finished", "declined", "no_answer", "cancelled"]);
-
-// Each responder called for the alarm: level, state, since when, late or not, and
-// the officer's cancel while it runs.
-function dispatchesHtml({ canAct, dispatches }) {
+// Each responder called for the alarm: level, state, the time in it against the
+// site's deadline (late in words), and the officer's cancel while it runs.
+function dispatchesHtml({ canAct, dispatches, site }) {
   if (dispatches.length === 0) return `<li class="muted">${escape(t("dispatch.none"))}</li>`;
   return dispatches
     .map((d) => {
-      const since = d.arrived_at ?? d.departed_at ?? d.accepted_at ?? d.notified_at;
-      const late = d.overdue_at && !DISPATCH_ENDED.has(d.state) && d.state !== "on_scene";
       const cancel =
         DISPATCH_ENDED.has(d.state) || !canAct
           ? ""
@@ -305,10 +306,9 @@ function dispatchesHtml({ canAct, dispatches }) {
             )}">${escape(t("dispatch.cancel"))}</button>`;
       return `<li class="dispatch" data-dispatch-id="${escape(d.id)}" data-state="${escape(d.state)}">
         <span class="who" translate="no">${escape(d.responder_name ?? d.responder)}</span>
-        <span class="level">${escape(t("dispatch.level", { level: d.level }))}</span>
+        <span class="level">${escape(d.level ? t("dispatch.level", { level: d.level }) : t("dispatch.by_hand"))}</span>
         <span class="state">${escape(t(`dispatch.state.${d.state}`))}</span>
-        ${DISPATCH_ENDED.has(d.state) ? "" : `<span class="age" data-opened="${escape(since)}"></span>`}
-        ${late ? `<span class="late">${escape(t("dispatch.late"))}</span>` : ""}
+        ${DISPATCH_ENDED.has(d.state) ? "" : timerHtml(dispatchClock(d, site), false)}
         ${d.note ? `<span class="note" translate="no">${escape(d.note)}</span>` : ""}
         ${(d.calls ?? [])
           .map(
@@ -350,6 +350,7 @@ export function renderDetail(root, state, ui, ctx) {
             <h2 class="section-title"><span>${escape(t("dispatch.heading"))}</span>
               <span id="detail-next-level"></span></h2>
             <ul id="detail-dispatches" class="dispatches"></ul>
+            <div id="detail-send"></div>
           </div>
           <h2 class="section-title"><span>${escape(t("detail.timeline"))}</span>
             <span class="export">${ui.exportLinks(ctx.alarm.id)}</span></h2>
@@ -395,8 +396,27 @@ export function renderDetail(root, state, ui, ctx) {
     entry.eventId && !entry.snapshot && state.snapshots.has(entry.eventId) ? { ...entry, snapshot: true } : entry,
   );
   ctx.entries = entries;
-  const calls = { lang, canAct, dispatches: ctx.dispatches ?? [], state: alarm.state, level: alarm.escalation_level };
+  const calls = {
+    lang,
+    canAct,
+    dispatches: ctx.dispatches ?? [],
+    state: alarm.state,
+    level: alarm.escalation_level,
+    site: state.sites.get(alarm.site) ?? null,
+  };
   part(root, "#detail-dispatches", JSON.stringify(calls), dispatchesHtml(calls));
+  // Sending someone by hand: officers only (the hub refuses a viewer), while it is open.
+  const sent = new Set((ctx.dispatches ?? []).map((d) => d.responder));
+  const picker =
+    canAct && alarm.state !== "resolved" && ctx.directory
+      ? { lang, groups: pickerGroups(ctx.directory, alarm.site, sent), busy: Boolean(ctx.sending) }
+      : null;
+  part(
+    root,
+    "#detail-send",
+    JSON.stringify(picker),
+    picker ? pickerHtml(picker.groups, picker.busy, ctx.pick) : "",
+  );
   part(
     root,
     "#detail-next-level",

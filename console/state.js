@@ -23,6 +23,8 @@ export function createState() {
     edges: new Map(),
     alarms: new Map(),
     announcements: new Map(),
+    // Responders sent to the active alarms, by dispatch id (PROTOCOL 7.35, 7.38).
+    dispatches: new Map(),
     events: new Map(),
     // Event ids the hub announced a stored snapshot for ("snapshot" messages).
     snapshots: new Set(),
@@ -98,6 +100,12 @@ export function applyMessage(state, message) {
         result.parts.add("alarms");
       }
       break;
+    case "dispatch":
+      if (data.id && data.alarm_id) {
+        if (state.alarms.has(data.alarm_id)) state.dispatches.set(data.id, data);
+        result.parts.add("alarms");
+      }
+      break;
     case "links":
       applyLinks(state, data);
       for (const part of ["links", "status", "alarms"]) result.parts.add(part);
@@ -127,6 +135,8 @@ function applyHello(state, data, result) {
   state.edges = byId(data.edges, "site");
   state.alarms = byId((data.alarms ?? []).filter((alarm) => ACTIVE_STATES.has(alarm.state)));
   state.announcements = byId(data.announcements);
+  // A hub before 7.38 sends none: cards then show nobody until the next step.
+  state.dispatches = byId((data.dispatches ?? []).filter((d) => state.alarms.has(d.alarm_id)));
   applyLinks(state, data.links ?? null);
   for (const alarm of state.alarms.values()) {
     if (!previous.has(alarm.id)) result.newAlarms.push(alarm);
@@ -151,7 +161,19 @@ function applyAlarm(state, alarm, result) {
     state.alarms.set(alarm.id, alarm);
   } else if (state.alarms.delete(alarm.id)) {
     result.resolved.push(alarm.id);
+    forgetDispatches(state, alarm.id);
   }
+}
+
+function forgetDispatches(state, alarmId) {
+  for (const [id, dispatch] of state.dispatches) if (dispatch.alarm_id === alarmId) state.dispatches.delete(id);
+}
+
+// The responders sent to an alarm, in the order they were called.
+export function dispatchesOf(state, alarmId) {
+  return [...state.dispatches.values()]
+    .filter((d) => d.alarm_id === alarmId)
+    .sort((a, b) => String(a.notified_at).localeCompare(String(b.notified_at)) || a.id.localeCompare(b.id));
 }
 
 // A new intrusion re-raised a known alarm (PROTOCOL 7.36): a person entered the zone
@@ -173,7 +195,10 @@ export function applyAlarmResponse(state, alarm) {
   const known = state.alarms.get(alarm?.id);
   if (!known || String(alarm.updated_at) < String(known.updated_at)) return false;
   if (ACTIVE_STATES.has(alarm.state)) state.alarms.set(alarm.id, alarm);
-  else state.alarms.delete(alarm.id);
+  else {
+    state.alarms.delete(alarm.id);
+    forgetDispatches(state, alarm.id);
+  }
   return true;
 }
 

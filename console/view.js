@@ -2,9 +2,11 @@
 // what they show changes, so a button under the officer's finger is not replaced
 // by a tick of the clock or another alarm's update.
 
+import { cardResponders, respondersLineHtml, updateDispatchTimers } from "./dispatches.js";
 import { getLang, t } from "./i18n.js";
 import {
   announcementsOf,
+  dispatchesOf,
   DEVICE_TYPES,
   EDGE_AUTO,
   edgeStatus,
@@ -224,6 +226,8 @@ function cardView(state, ui, alarm, selected, top) {
       edgeAuto: ann.requested_by === EDGE_AUTO,
       speakers: Object.entries(ann.speakers ?? {}).sort(([a], [b]) => a.localeCompare(b)),
     })),
+    // Who was called and how far each has got (PROTOCOL 7.38).
+    responders: cardResponders(dispatchesOf(state, alarm.id), state.sites.get(alarm.site)),
     canAct,
     busy: ui.busyActions(alarm.id),
   };
@@ -337,6 +341,7 @@ function cardHtml(view) {
       ${snapshot}
     </div>
     <ul class="announcements">${announcements}</ul>
+    ${respondersLineHtml(view.responders)}
     <div class="alarm-actions">
       ${button(view, "ack", t("action.ack"), "A", view.top)}
       ${button(view, "announce", t("action.announce"), "N", view.selected)}
@@ -355,6 +360,7 @@ export function updateAges(root, now) {
     const since = Date.parse(el.dataset.since);
     el.textContent = Number.isNaN(since) ? "" : t("alarm.intrusion_age", { age: formatAge(now - since) });
   }
+  updateDispatchTimers(root, now);
 }
 
 // "×12 in 45 s", "×30 in 3 min": a run of repeats and how long it lasted (the count

@@ -228,6 +228,8 @@ class Picture:
             ],
             "map": site.map.model_dump() if site.map else None,
             "devices": self.device_counts(site_id),
+            # The dispatch timers, which a console counts down beside each responder.
+            "dispatch": {"accept_s": site.dispatch_accept_s, "arrive_s": site.dispatch_arrive_s},
         }
 
     def site_items(self) -> list[dict[str, Any]]:

@@ -56,7 +56,11 @@ async def test_an_escalations_call_is_pushed_and_in_every_later_hello(
         async with run_hub(settings, clock) as running:
             await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
-            assert [] == (await _hello(running))["dispatches"]
+            hello = await _hello(running)
+            assert [] == hello["dispatches"]
+            # The site's dispatch timers, which the console counts down.
+            site = next(s for s in hello["sites"] if s["id"] == SITE)
+            assert {"accept_s": 120.0, "arrive_s": 900.0} == site["dispatch"]
             viewer = await running.token("viewer")
             async with running.socket(viewer) as ws, ws_inbox(ws) as console:
                 await console.wait_for(lambda m: m["type"] == "hello")
