@@ -10,7 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,23 +44,36 @@ async def _connect(settings: BrokerSettings) -> None:
         pass
 
 
-def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+@contextmanager
+def _riverguard_up(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], Any]]:
+    """``riverguard up`` with ``args`` and the data dir ``tmp_path/rg``, and the stack.json
+    it writes once its stack is up (its log if it dies first); killed if it outlives the
+    test."""
     data_dir = tmp_path / "rg"
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "riverguard", "up", "--no-sim", "--data-dir", str(data_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        stack_json = data_dir / "stack.json"
-        deadline = time.monotonic() + 120
-        while not stack_json.exists():
-            assert up.poll() is None, (tmp_path / "up.log").read_text()
-            assert time.monotonic() < deadline, "stack.json not written in 120 s"
-            time.sleep(0.2)
-        info = json.loads(stack_json.read_text())
+    log_path = tmp_path / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "riverguard", "up", *args, "--data-dir", str(data_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            stack_json = data_dir / "stack.json"
+            deadline = time.monotonic() + 120
+            while not stack_json.exists():
+                assert up.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "stack.json not written in 120 s"
+                time.sleep(0.2)
+            yield up, json.loads(stack_json.read_text())
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait()
+
+
+def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+    with _riverguard_up(tmp_path, "--no-sim") as (up, info):
         output = (tmp_path / "up.log").read_text()
         assert f"Console: {info['hub_url']}/" in output
         assert "officer-li" in output
@@ -89,11 +105,6 @@ def test_up_writes_stack_json_and_sigterm_stops_every_child(tmp_path: Path) -> N
         up.send_signal(signal.SIGTERM)
         assert 0 == up.wait(60)
         assert [] == [pid for pid in pids if _alive(pid)]
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        log.close()
 
 
 def test_taken_usual_port_is_replaced_by_a_free_one(tmp_path: Path) -> None:
@@ -123,23 +134,9 @@ def test_up_serves_a_generated_six_site_fleet_from_two_edge_processes(tmp_path: 
     config = tmp_path / "fleet.toml"
     config.write_text(fleet_config(6, 10), encoding="utf-8")
     data_dir = tmp_path / "rg"
-    log = (tmp_path / "up.log").open("w")
-    argv = ["up", "--no-sim", "--config", str(config), "--data-dir", str(data_dir)]
-    up = subprocess.Popen(
-        [sys.executable, "-m", "riverguard", *argv, "--edge-processes", "2"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     sites = [f"s{n:03d}" for n in range(1, 7)]
-    try:
-        stack_json = data_dir / "stack.json"
-        deadline = time.monotonic() + 120
-        while not stack_json.exists():
-            assert up.poll() is None, (tmp_path / "up.log").read_text()
-            assert time.monotonic() < deadline, "stack.json not written in 120 s"
-            time.sleep(0.2)
-        info = json.loads(stack_json.read_text())
+    argv = ["--no-sim", "--config", str(config), "--edge-processes", "2"]
+    with _riverguard_up(tmp_path, *argv) as (up, info):
         edges = {name for name in info["processes"] if name.startswith("edge")}
         assert {"edges-1", "edges-2"} == edges
         assert sites == sorted(info["edges"])
@@ -165,11 +162,6 @@ def test_up_serves_a_generated_six_site_fleet_from_two_edge_processes(tmp_path: 
         up.send_signal(signal.SIGTERM)
         assert 0 == up.wait(60)
         assert [] == [pid for pid in info["processes"].values() if _alive(pid)]
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        log.close()
 
 
 def test_supervisor_restarts_an_edge_process_of_several_sites_with_all_of_them(
