@@ -305,7 +305,7 @@ async def alarm_timeline_html(
     alarm_id: str,
     lang: Lang = "zh",
 ) -> Response:
-    """The printable page of ``/timeline?format=html``, at an address of its own."""
+    # The printable page of /timeline?format=html, at an address of its own.
     return await alarm_timeline(
         store=store,
         desk=desk,
