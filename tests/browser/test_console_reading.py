@@ -48,6 +48,11 @@ async def fits(card: Locator) -> None:
     assert await card.evaluate("el => el.scrollWidth <= el.clientWidth")
 
 
+async def _breach_alarm(field: Field, site: str, fence: str, zone: str) -> dict[str, Any]:
+    """A fence's breach in the field, and the hub's alarm holding it."""
+    return await field.alarm_of(await field.fence_breach(site, fence, zone), site)
+
+
 async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person_in_green(
     officer_page: Page, field: Field
 ) -> None:
@@ -55,9 +60,7 @@ async def test_cards_keep_one_size_say_their_age_and_every_key_and_a_gone_person
     camera = await field.alarm_of(
         await field.person_in_water("danshui-bridge", "db-cam-01", "z1"), "danshui-bridge"
     )
-    fence = await field.alarm_of(
-        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
-    )
+    fence = await _breach_alarm(field, "xiyong-wharf", "xy-fence-02", "z2")
     pictured, plain = alarm_card(page, camera["id"]), alarm_card(page, fence["id"])
     await expect(pictured.locator(".snapshot img")).to_be_visible()
     # The picture's place is kept on a card without one.
@@ -114,9 +117,7 @@ async def test_an_escalated_card_says_why_it_climbed(
     officer_page: Page, field: Field, officer_api: httpx.AsyncClient
 ) -> None:
     page = officer_page
-    alarm = await field.alarm_of(
-        await field.fence_breach("danshui-bridge", "db-fence-02", "z2"), "danshui-bridge"
-    )
+    alarm = await _breach_alarm(field, "danshui-bridge", "db-fence-02", "z2")
     card = alarm_card(page, alarm["id"])
     await card.locator("[data-action=ack]").click()
     response = await officer_api.post("/api/announcements", json={"alarm_id": alarm["id"]})
@@ -133,9 +134,7 @@ async def test_the_officers_own_resolve_is_not_taken_for_someone_elses(
     """The hub's WebSocket update overtakes the HTTP answer to the resolve, as it often
     does on its own: the answer is held here until the card has gone."""
     page = officer_page
-    alarm = await field.alarm_of(
-        await field.fence_breach("xiyong-wharf", "xy-fence-01", "z1"), "xiyong-wharf"
-    )
+    alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-01", "z1")
     card = alarm_card(page, alarm["id"])
 
     async def answer_after_the_socket(route: Route) -> None:
@@ -199,9 +198,7 @@ async def test_devices_handover_and_detail_name_things_in_the_officers_language(
     officer_page: Page, field: Field, officer_api: httpx.AsyncClient
 ) -> None:
     page = officer_page
-    alarm = await field.alarm_of(
-        await field.fence_breach("danshui-bridge", "db-fence-01", "z1"), "danshui-bridge"
-    )
+    alarm = await _breach_alarm(field, "danshui-bridge", "db-fence-01", "z1")
     card = alarm_card(page, alarm["id"])
     await card.locator("[data-action=ack]").click()
     await expect(card.locator(".badge.state")).to_have_text("已确认")
@@ -253,9 +250,7 @@ async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
     officer_page: Page, field: Field, officer_api: httpx.AsyncClient
 ) -> None:
     page = officer_page
-    alarm = await field.alarm_of(
-        await field.fence_breach("xiyong-wharf", "xy-fence-02", "z2"), "xiyong-wharf"
-    )
+    alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-02", "z2")
     # A toast stays clear of the live feed.
     await alarm_card(page, alarm["id"]).locator("[data-action=ack]").click()
     toast = page.locator("#toasts .toast").first
@@ -296,9 +291,7 @@ async def test_landmarks_roles_a_live_region_and_a_visible_focus(
 ) -> None:
     page = officer_page
     await expect(page.get_by_role("banner")).to_contain_text("李值班员")
-    alarm = await field.alarm_of(
-        await field.fence_breach("danshui-bridge", "db-fence-02", "z2"), "danshui-bridge"
-    )
+    alarm = await _breach_alarm(field, "danshui-bridge", "db-fence-02", "z2")
     wall = page.get_by_role("list").filter(has=alarm_card(page, alarm["id"]))
     await expect(wall.get_by_role("listitem")).to_have_count(
         await page.locator("#alarm-list article.alarm").count()
