@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -11,6 +12,9 @@ from sqlalchemy.engine import Connection
 from hub import tables
 from hub.store.db import Database
 from hub.store.rows import AuditEntry
+
+# AuditEntry's fields are the audit table's columns, by the same names.
+_COLUMNS = tuple(field.name for field in fields(AuditEntry))
 
 
 class Audit:
@@ -51,17 +55,7 @@ class Audit:
         query = query.order_by(order).limit(limit)
         async with self._database.read() as conn:
             return [
-                AuditEntry(
-                    ts=r.ts,
-                    username=r.username,
-                    action=r.action,
-                    alarm_id=r.alarm_id,
-                    target=r.target,
-                    before=r.before,
-                    after=r.after,
-                    detail=r.detail,
-                    id=r.id,
-                )
+                AuditEntry(**{name: getattr(r, name) for name in _COLUMNS})
                 for r in await conn.execute(query)
             ]
 
@@ -71,17 +65,6 @@ def insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
         return
     conn.execute(
         insert(tables.audit),
-        [
-            {
-                "ts": e.ts,
-                "username": e.username,
-                "action": e.action,
-                "alarm_id": e.alarm_id,
-                "target": e.target,
-                "before": e.before,
-                "after": e.after,
-                "detail": e.detail,
-            }
-            for e in entries
-        ],
+        # The id is the database's to give.
+        [{name: getattr(e, name) for name in _COLUMNS if name != "id"} for e in entries],
     )
