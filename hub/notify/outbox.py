@@ -7,7 +7,8 @@ and sends each due row through the ``Notifier``, a few at a time: a slow or
 dead receiver delays its own messages by at most the send timeout, and never
 an alarm. Per row: over a rate limit it waits (no attempt spent); otherwise it
 is claimed, sent and settled as sent, failed, queued again after a backoff, or
-given up once its attempts are spent (``hub.store.notifications``).
+given up once its attempts are spent (``hub.store.notifications``); a pass's
+claims are one transaction, and settlements that end together another.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -31,6 +32,7 @@ from hub.notify.outcome import Outcome, failed
 from hub.notify.rate_limit import RateLimits
 from hub.responder_tokens import ResponderTokens
 from hub.store import NotificationRow, Store
+from hub.store.notifications import Notifications, Settlement
 from riverguard.config import Config
 
 log = structlog.get_logger()
@@ -70,6 +72,7 @@ class Outbox:
         self._rand = rand
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._settler = _Settler(store.notifications)
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next due time."""
@@ -102,49 +105,65 @@ class Outbox:
         await self._clock.wait(retry, asyncio.Event())
 
     async def flush(self) -> None:
-        """Send every notification due now; return when each has been settled."""
-        rows = await self._store.notifications.due(self._clock.now())
+        """Send every notification due now; return when each has been settled.
+
+        The pass's claims and rate-limit deferrals go in one transaction, and
+        settlements that end together in one: in a storm a write per row queued
+        hundreds of commits (each an fsync on SQLite) beside the ingest batches.
+        """
+        notifications = self._store.notifications
+        rows = await notifications.due(self._clock.now())
+        if not rows:
+            return
+        now = self._clock.now()
+        ready: list[NotificationRow] = []
+        deferred: list[tuple[str, datetime]] = []
+        for row in rows:
+            call = row.call
+            free = self._limits.free_at(
+                call.responder_id, call.channel_key, call.channel_limit, now
+            )
+            if free > now:
+                deferred.append((row.id, free))
+            else:
+                # Counted as the pass goes: the later rows of this pass see it.
+                self._limits.take(call.responder_id, call.channel_key, call.channel_limit, now)
+                ready.append(row)
+        claimed = await notifications.take([row.id for row in ready], deferred, now)
         async with asyncio.TaskGroup() as group:
-            for row in rows:
-                group.create_task(self._bounded(row), name=f"outbox.send[{row.id}]")
+            for row in ready:
+                if row.id in claimed:
+                    group.create_task(self._bounded(row), name=f"outbox.send[{row.id}]")
 
     async def _bounded(self, row: NotificationRow) -> None:
         async with self._slots:
             try:
-                await self.send(row)
+                await self._attempt(row)
             except StoreError as exc:
-                # The row stays queued or sending: the next pass or start takes it up.
+                # The row stays sending: the next start queues it again.
                 log.warning("outbox could not record a send", id=row.id, error=str(exc))
 
-    async def send(self, row: NotificationRow) -> None:
+    async def _attempt(self, row: NotificationRow) -> None:
+        """Send a claimed row and settle it."""
         call = row.call
-        notifications = self._store.notifications
-        now = self._clock.now()
-        free = self._limits.free_at(call.responder_id, call.channel_key, call.channel_limit, now)
-        if free > now:
-            await notifications.defer(row.id, free, now)
-            return
-        # Counted before the first await: the other sends of this pass see it.
-        self._limits.take(call.responder_id, call.channel_key, call.channel_limit, now)
-        if not await notifications.claim(row.id, now):
-            return
         outcome = await self._deliver(row)
         attempts = row.attempts + 1
         done = self._clock.now()
-        retry_at = None
         if outcome.sent:
-            await notifications.settle(row.id, "sent", done)
+            settlement = Settlement(row.id, "sent", done)
+            ended = "sent"
         elif not outcome.retryable:
-            await notifications.settle(row.id, "failed", done, outcome.reason)
+            settlement = Settlement(row.id, "failed", done, outcome.reason)
+            ended = "failed"
         else:
             retry_at = self._backoff.next_attempt(attempts, done, self._rand)
             if retry_at is None:
-                await notifications.settle(row.id, "given_up", done, outcome.reason)
+                settlement = Settlement(row.id, "given_up", done, outcome.reason)
+                ended = "given_up"
             else:
-                await notifications.settle(row.id, "queued", done, outcome.reason, retry_at)
-        ended = "sent" if outcome.sent else "failed" if not outcome.retryable else "retry"
-        if outcome.retryable and retry_at is None:
-            ended = "given_up"
+                settlement = Settlement(row.id, "queued", done, outcome.reason, retry_at)
+                ended = "retry"
+        await self._settler.settle(settlement)
         self._metrics.notifications.labels(ended, call.channel_label.split(":", 1)[0]).inc()
         log.info(
             "notification",
@@ -180,3 +199,35 @@ class Outbox:
         return await self._notifier.send(
             responder, responder.channels[call.channel_index], notice, delivery=row.id
         )
+
+
+class _Settler:
+    """Writes settlements in as few transactions as they allow: those that end while
+    one is being written go together in the next (a group commit). Each ``settle``
+    returns once its own settlement is stored."""
+
+    def __init__(self, notifications: Notifications) -> None:
+        self._notifications = notifications
+        self._pending: list[tuple[Settlement, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, settlement: Settlement) -> None:
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((settlement, stored))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="outbox.settle")
+        await asyncio.shield(stored)
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._notifications.settle_all([settlement for settlement, _ in batch])
+            except StoreError as exc:
+                for _, stored in batch:
+                    if not stored.done():
+                        stored.set_exception(exc)
+            else:
+                for _, stored in batch:
+                    if not stored.done():
+                        stored.set_result(None)

@@ -3,22 +3,24 @@ makes them and taken by the sender (``hub.notify.outbox``).
 
 A row is ``queued`` until due, ``sending`` while an attempt is under way, then
 ``sent``, ``failed`` (refused for good) or ``given_up`` (retries exhausted), or
-``queued`` again for a retry. An attempt is claimed (``sending``, one more
-attempt) in its own transaction before anything is sent, and settled in
-another after: a hub that stops between the two leaves the row ``sending``,
-and the next start queues it again (``requeue_interrupted``). So a message
-recorded as sent is never sent again, and one whose send was cut short is
-sent once more (a webhook receiver drops the copy by its delivery id).
+``queued`` again for a retry. Attempts are claimed (``sending``, one more
+attempt) in a transaction before anything is sent, and settled in another
+after (a pass's claims in one, the settlements that end together in one):
+a hub that stops between the two leaves the row ``sending``, and the next
+start queues it again (``requeue_interrupted``). So a message recorded as sent
+is never sent again, and one whose send was cut short is sent once more (a
+webhook receiver drops the copy by its delivery id).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub import tables
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
-from hub.store.db import Database
+from hub.store.db import Database, chunks
 from hub.store.dispatches import insert_called
 from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
 
@@ -64,6 +66,64 @@ def insert_queued(conn: Connection, calls: Sequence[PlannedCall], now: datetime)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(n).on_conflict_do_nothing(index_elements=["key"])
     conn.execute(statement, queued_rows(calls, now))
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How an attempt ended: the row's new state, why, and its next due time when
+    queued again."""
+
+    id: str
+    state: str
+    at: datetime
+    reason: str = ""
+    due_at: datetime | None = None
+
+
+_SETTLE = (
+    update(n)
+    .where(n.c.id == bindparam("k_id"))
+    .values(
+        state=bindparam("v_state"),
+        reason=bindparam("v_reason"),
+        updated_at=bindparam("v_at"),
+        due_at=func.coalesce(bindparam("v_due_at", type_=n.c.due_at.type), n.c.due_at),
+    )
+)
+
+
+def _settled(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "k_id": settlement.id,
+        "v_state": settlement.state,
+        "v_reason": settlement.reason[:2000],
+        "v_at": settlement.at,
+        "v_due_at": settlement.due_at,
+    }
+
+
+def _take(
+    conn: Connection, claims: list[str], deferrals: list[tuple[str, datetime]], now: datetime
+) -> set[str]:
+    queued: set[str] = set()
+    for chunk in chunks(claims):
+        found = conn.execute(select(n.c.id).where(n.c.id.in_(chunk), n.c.state == "queued"))
+        queued.update(row[0] for row in found)
+    if queued:
+        conn.execute(
+            update(n)
+            .where(n.c.id == bindparam("k_id"), n.c.state == "queued")
+            .values(state="sending", attempts=n.c.attempts + 1, updated_at=now),
+            [{"k_id": notification_id} for notification_id in queued],
+        )
+    if deferrals:
+        conn.execute(
+            update(n)
+            .where(n.c.id == bindparam("k_id"), n.c.state == "queued")
+            .values(due_at=bindparam("v_due_at", type_=n.c.due_at.type), updated_at=now),
+            [{"k_id": key, "v_due_at": due_at} for key, due_at in deferrals],
+        )
+    return queued
 
 
 def _row(r: Row[Any]) -> NotificationRow:
@@ -121,43 +181,32 @@ class Notifications:
             value = result.scalar_one_or_none()
         return tables.as_utc(value) if value is not None else None
 
-    async def claim(self, notification_id: str, now: datetime) -> bool:
-        """Take a queued notification for an attempt; False when it is no longer
-        queued (another sender took it)."""
-        statement = (
-            update(n)
-            .where(n.c.id == notification_id, n.c.state == "queued")
-            .values(state="sending", attempts=n.c.attempts + 1, updated_at=now)
-        )
-        async with self._database.write() as conn:
-            result = await conn.execute(statement)
-        return result.rowcount == 1
-
-    async def settle(
+    async def take(
         self,
-        notification_id: str,
-        state: str,
+        claims: Sequence[str],
+        deferrals: Sequence[tuple[str, datetime]],
         now: datetime,
-        reason: str = "",
-        due_at: datetime | None = None,
-    ) -> None:
-        """Record an attempt's end: ``sent``, ``failed``, ``given_up``, or ``queued``
-        again until ``due_at``."""
-        values: dict[str, Any] = {"state": state, "reason": reason[:2000], "updated_at": now}
-        if due_at is not None:
-            values["due_at"] = due_at
-        async with self._database.write() as conn:
-            await conn.execute(update(n).where(n.c.id == notification_id).values(values))
+    ) -> set[str]:
+        """In one transaction: take the ``claims`` still queued for an attempt
+        (``sending``, one more attempt) and move the ``deferrals`` still queued to
+        their due time (a rate limit: no attempt spent). The ids claimed (the others
+        another sender took)."""
+        try:
+            async with self._database.write() as conn:
+                return await conn.run_sync(_take, list(claims), list(deferrals), now)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot claim notifications: {exc}") from exc
 
-    async def defer(self, notification_id: str, due_at: datetime, now: datetime) -> None:
-        """Move a queued notification to ``due_at`` (a rate limit): no attempt is spent."""
-        statement = (
-            update(n)
-            .where(n.c.id == notification_id, n.c.state == "queued")
-            .values(due_at=due_at, updated_at=now)
-        )
-        async with self._database.write() as conn:
-            await conn.execute(statement)
+    async def settle_all(self, settlements: Sequence[Settlement]) -> None:
+        """Record attempts' ends in one transaction: ``sent``, ``failed``,
+        ``given_up``, or ``queued`` again until their ``due_at``."""
+        if not settlements:
+            return
+        try:
+            async with self._database.write() as conn:
+                await conn.execute(_SETTLE, [_settled(s) for s in settlements])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot settle notifications: {exc}") from exc
 
     async def requeue_interrupted(self, now: datetime) -> int:
         """Queue again, due now, every notification left ``sending`` by a hub that

@@ -97,9 +97,10 @@ def _kill(process: ManagedProcess) -> None:
     process.process.wait(10)
 
 
-async def _breach(own_broker: Broker, zone: str) -> None:
+async def _breach(own_broker: Broker, fence: int) -> None:
+    """A breach reported by the bridge's fence no. ``fence`` (of zone z``fence``)."""
     async with publisher(own_broker.settings(f"edge-{SITE}")) as edge:
-        payload = event_payload(unique_seq(), zone=zone)
+        payload = event_payload(unique_seq(), device=f"db-fence-0{fence}", zone=f"z{fence}")
         await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
 
 
@@ -113,7 +114,7 @@ async def test_a_hub_killed_before_its_call_got_through_sends_it_once_after_rest
     port = free_port()  # nobody listens yet: every attempt is refused
     config = _config(tmp_path, f"http://127.0.0.1:{port}/duty")
     hub = await make_hub(config)
-    await _breach(own_broker, "z1")
+    await _breach(own_broker, 1)
     await wait_for(
         lambda: any(attempts >= 1 for _, _, attempts in _rows(tmp_path)),
         timeout=60,
@@ -139,7 +140,7 @@ async def test_a_hub_killed_after_sending_does_not_send_again(
     async with http_receiver() as receiver:
         config = _config(tmp_path, f"{receiver.url}/duty")
         hub = await make_hub(config)
-        await _breach(own_broker, "z1")
+        await _breach(own_broker, 1)
         await wait_for(
             lambda: [s for _, s, _ in _rows(tmp_path)] == ["sent"],
             timeout=60,
@@ -151,7 +152,7 @@ async def test_a_hub_killed_after_sending_does_not_send_again(
         await make_hub(config)
         # Another alarm's call, sent by the restarted hub: its outbox has taken up
         # whatever the kill left by the time this one is through.
-        await _breach(own_broker, "z2")
+        await _breach(own_broker, 2)
         await wait_for(
             lambda: [s for _, s, _ in _rows(tmp_path)] == ["sent", "sent"],
             timeout=60,

@@ -347,7 +347,7 @@ async def test_a_send_cut_short_by_a_stop_is_sent_again_on_start(tmp_path: Path)
             await _escalate(running)
             [row] = await running.rows()
             # Claimed for an attempt, then the hub stopped before it settled.
-            assert await running.store.notifications.claim(row.id, clock.now())
+            assert {row.id} == await running.store.notifications.take([row.id], [], clock.now())
         async with hub(tmp_path, config, clock) as restarted:
             restarted.alarm_ids.extend(running.alarm_ids)
             sender = asyncio.create_task(restarted.outbox.run(), name="outbox")
