@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hub import desk as desk_module
 from hub.broadcaster import Broadcaster
 from hub.clock import ManualClock
 from hub.desk import AlarmDesk
@@ -394,3 +395,39 @@ async def test_a_trigger_after_an_announcement_climbs_and_calls_the_level(
         [row] = await running.rows()
         assert ("wang", 1, "sent") == (row.call.responder_id, row.call.level, row.state)
     assert 1 == len(receiver.received)
+
+
+async def test_a_timer_pass_escalates_each_due_alarm_once_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass commits its escalations a chunk at a time: each alarm climbs once, is
+    audited once and calls its level once; one acknowledged meanwhile does not climb."""
+    monkeypatch.setattr(desk_module, "TIMER_CHUNK", 1)
+    async with (
+        http_receiver() as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running, "f1", "z1")
+        await _open_alarm(running, "f2", "z2")
+        await _escalate(running)
+        await running.desk.tick()  # nothing more is due
+        for alarm_id in running.alarm_ids:
+            alarm = await running.store.alarms.get(alarm_id)
+            assert alarm is not None
+            assert 1 == alarm.escalation_level
+            assert ["escalate"] == [
+                entry.action for entry in await running.store.audit.find(alarm_id=alarm_id)
+            ]
+        await running.outbox.flush()
+        for alarm in (0, 1):
+            [row] = await running.rows(alarm)
+            assert (1, "sent") == (row.call.level, row.state)
+        await running.desk.acknowledge(running.alarm_ids[0], "officer")
+        running.clock.advance(120)
+        await running.desk.tick()
+        first = await running.store.alarms.get(running.alarm_ids[0])
+        second = await running.store.alarms.get(running.alarm_ids[1])
+        assert first is not None
+        assert second is not None
+        assert (1, 2) == (first.escalation_level, second.escalation_level)
+    assert 2 == len(receiver.received)
