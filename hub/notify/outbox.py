@@ -1,11 +1,11 @@
 """The outbox sender: sends queued notifications as they come due, beside the alarm
 path, never in it.
 
-An escalation only queues rows (in its own transaction, ``hub.store.alarms``);
-this loop wakes when told something was queued or when the next row is due,
-and sends each due row through the ``Notifier``, a few at a time: a slow or
-dead receiver delays its own messages by at most the send timeout, and never
-an alarm. Per row: over a rate limit it waits (no attempt spent); otherwise it
+An escalation only queues rows, in its own transaction (``hub.store.alarms``,
+``hub.store.batches``); this loop wakes when told something was queued or when
+the next row is due, and sends each due row through the ``Notifier``, a few at
+a time: a slow or dead receiver delays its own messages by at most the send
+timeout, and never an alarm. Per row: over a rate limit it waits (no attempt spent); otherwise it
 is claimed, sent and settled as sent, failed, queued again after a backoff, or
 given up once its attempts are spent (``hub.store.notifications``); a pass's
 claims are one transaction, and settlements that end together another.
