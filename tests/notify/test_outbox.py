@@ -419,8 +419,8 @@ async def test_a_timer_pass_escalates_each_due_alarm_once_chunk_by_chunk(
                 entry.action for entry in await running.store.audit.find(alarm_id=alarm_id)
             ]
         await running.outbox.flush()
-        for alarm in (0, 1):
-            [row] = await running.rows(alarm)
+        for index in (0, 1):
+            [row] = await running.rows(index)
             assert (1, "sent") == (row.call.level, row.state)
         await running.desk.acknowledge(running.alarm_ids[0], "officer")
         running.clock.advance(120)
