@@ -283,7 +283,7 @@ async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
     await expect(row.locator("td").first).to_have_text(
         re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, \d\d:\d\d$")
     )
-    await page.screenshot(path=SCREENSHOTS / "console-history-en.png")
+    await page.screenshot(path=SCREENSHOTS / "console-history-dates-en.png")
 
 
 async def test_landmarks_roles_a_live_region_and_a_visible_focus(
