@@ -240,7 +240,8 @@ function onMessage(message) {
     ctx.helloSeen = true;
   }
   if (result.snapshot) snapshots.announced(result.snapshot);
-  announceAlarms(state, result.newAlarms);
+  announceAlarms(state, result.newAlarms, "alarm.announce_new");
+  announceAlarms(state, result.newIntrusions, "alarm.announce_intrusion");
   actions.resolvedElsewhere(result.resolved);
   if (result.parts.has("status") || result.parts.has("user")) {
     renderUser(state);
@@ -263,13 +264,13 @@ function onMessage(message) {
   updateSoundMode(ctx);
 }
 
-// A screen reader hears each new alarm once, from a live region (the cards are
+// A screen reader hears each new alarm (and each new intrusion into one) once, from a live region (the cards are
 // redrawn, a live region on them would repeat itself).
-function announceAlarms(state, alarms) {
+function announceAlarms(state, alarms, key) {
   const region = $("#alarm-announcer");
   for (const alarm of alarms) {
     const line = document.createElement("p");
-    line.textContent = t("alarm.announce_new", {
+    line.textContent = t(key, {
       severity: t(`severity.${alarm.severity}`),
       site: siteName(state, alarm.site),
       zone: zoneName(state, alarm.site, alarm.zone),

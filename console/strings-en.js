@@ -104,6 +104,7 @@ export const EN = {
   "alarm.intrusion_age": "{age} ago",
   "alarm.intrusion_age_hint": "Time since this person entered, not since the alarm opened",
   "alarm.announce_new": "New alarm: {severity}, {site}, {zone}",
+  "alarm.announce_intrusion": "New intrusion, {severity} alarm: {site}, {zone}",
   "alarm.summary": "{severity} alarm, {state}: {site}, {zone}",
   "alarm.why_trigger": "Why: triggered again after a warning",
   "alarm.why_unacked": "Why: not acknowledged in time",

@@ -105,6 +105,7 @@ export const ZH = {
   "alarm.intrusion_age": "{age} 前",
   "alarm.intrusion_age_hint": "从此人进入算起，不是从警情产生算起",
   "alarm.announce_new": "新警情:{severity},{site},{zone}",
+  "alarm.announce_intrusion": "新闯入,{severity}警情:{site},{zone}",
   "alarm.summary": "{severity}警情,{state}:{site},{zone}",
   "alarm.why_trigger": "升级原因:警告后再次触发",
   "alarm.why_unacked": "升级原因:未及时确认",

@@ -101,6 +101,8 @@ async def test_a_second_swimmer_reraises_the_alarm_on_the_wall_with_its_own_age(
     callout = page.locator("#alarm-callout")
     await expect(callout).to_be_visible()
     await expect(callout.locator(".callout-text")).to_contain_text("已有警情的区域有新人闯入")
+    # A screen reader hears it too.
+    await expect(page.locator("#alarm-announcer")).to_contain_text("新闯入")
     # The two breaches, with the fence's clear between them, are rows of their own.
     for breach in (fence, second):
         row = page.locator(f'#feed-list li[data-event-id="{breach}"]')
