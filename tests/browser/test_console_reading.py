@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import FloatRect, Locator, Page, Route, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from riverguard.stack import Stack
 from tests.browser.conftest import SCREENSHOTS
@@ -25,9 +25,13 @@ pytestmark = pytest.mark.browser
 ALARM_RED = "rgb(255, 69, 58)"
 
 
-async def box(locator: Locator) -> FloatRect:
-    found = await locator.bounding_box()
-    assert found is not None
+async def box(locator: Locator) -> dict[str, float]:
+    """Where the element is, measured in one step: a card redrawn between finding the
+    element and measuring it would otherwise measure nothing."""
+    found: dict[str, float] = await locator.evaluate(
+        "el => { const r = el.getBoundingClientRect();"
+        " return {x: r.x, y: r.y, width: r.width, height: r.height}; }"
+    )
     return found
 
 
