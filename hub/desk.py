@@ -253,17 +253,23 @@ class AlarmDesk:
         now = self.clock.now()
         alarms = list(self.picture.active.values())
         due = [alarm.id for alarm in alarms if rules.escalation_due(alarm, now)]
+        called = False
         for start in range(0, len(due), TIMER_CHUNK):
-            await self._escalate(due[start : start + TIMER_CHUNK])
+            called |= await self._escalate(due[start : start + TIMER_CHUNK])
+        if called:
+            # Once the pass is over: the sends then share the event loop with the alarm
+            # path, not with the pass that holds the lock (the alarm path's tail
+            # during a storm: bench/notify_latency).
+            self.calls_queued()
         for alarm in alarms:
             fenced = (alarm.site, alarm.zone) in self._fenced
             if rules.clear_due(alarm, now, fenced):
                 await self._clear(alarm, fenced)
 
-    async def _escalate(self, alarm_ids: list[str]) -> None:
+    async def _escalate(self, alarm_ids: list[str]) -> bool:
         """Escalate the alarms still due among ``alarm_ids`` in one transaction: a storm
         of escalations commits once a chunk, where one commit (and its fsync) each held
-        the lock, and so every ingest batch, for seconds."""
+        the lock, and so every ingest batch, for seconds. Whether it queued calls."""
         async with self.lock:
             now = self.clock.now()
             by_id = {alarm.id: alarm for alarm in self.picture.active.values()}
@@ -276,7 +282,7 @@ class AlarmDesk:
                 if changed is not alarm:
                     pairs.append((alarm, changed))
             if not pairs:
-                return
+                return False
             risk_before = self.risks(before.site for before, _ in pairs)
             calls = [call for before, after in pairs for call in self._calls(before, after, now)]
             await self.store.alarms.save_all(
@@ -290,8 +296,6 @@ class AlarmDesk:
             self._update_gauges()
             self.push_alarms([after for _, after in pairs], risk_before)
         self._wake.set()
-        if calls:
-            self.calls_queued()
         self.metrics.escalations.labels("timer").inc(len(pairs))
         for before, after in pairs:
             log.info(
@@ -302,6 +306,7 @@ class AlarmDesk:
                 level=after.escalation_level,
                 before=before.escalation_level,
             )
+        return bool(calls)
 
     async def call_next_level(self, alarm_id: str, by: str, detail: str = "") -> Alarm:
         """Climb one level now (an officer's "call the next level", or nobody of the
