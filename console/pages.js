@@ -39,7 +39,8 @@ export function renderDevices(edgesRoot, table, countEl, state, now, view) {
     .filter((device) => shown.has(device.site))
     .sort(compareDeviceHealth);
   const offline = all.filter((device) => device.online === false).length;
-  countEl.textContent = t("devices.count", { total: all.length, offline });
+  // "1 device", not "1 devices" (Chinese has one form for both).
+  countEl.textContent = t(all.length === 1 ? "devices.count_one" : "devices.count", { total: all.length, offline });
   const devices = all.slice(view.offset, view.offset + view.size);
   const head = `<thead><tr>
     <th>${escape(t("devices.status"))}</th><th>${escape(t("devices.id"))}</th>

@@ -229,6 +229,7 @@ export const EN = {
 
   "devices.heading": "Devices and sites",
   "devices.count": "{total} devices, {offline} offline",
+  "devices.count_one": "{total} device, {offline} offline",
   "devices.id": "Device",
   "devices.type": "Type",
   "devices.site": "Site",

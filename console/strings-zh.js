@@ -230,6 +230,7 @@ export const ZH = {
 
   "devices.heading": "设备与站点",
   "devices.count": "共 {total} 台，离线 {offline} 台",
+  "devices.count_one": "共 {total} 台，离线 {offline} 台",
   "devices.id": "设备编号",
   "devices.type": "类型",
   "devices.site": "站点",

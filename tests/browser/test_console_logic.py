@@ -579,3 +579,28 @@ async def test_a_citys_strip_counts_sites_by_risk_and_shows_those_needing_a_look
         "Open alarms at 1 sites Unguarded zones at 1 sites",
         ["s0", "s1", "s4"],
     ] == result
+
+
+async def test_the_device_count_says_one_device_and_two_devices_in_english(
+    console_page: Page,
+) -> None:
+    counts = await run(
+        console_page,
+        """
+        const { renderDevices } = await import('./pages.js');
+        i18n.setLang('en');
+        const said = [];
+        for (const ids of [['f1'], ['f1', 'f2']]) {
+          const s = state.createState();
+          s.sites.set('s', { id: 's', name: 'S', zones: [{ id: 'z1', name: 'Z' }] });
+          for (const id of ids) s.devices.set(id, { id, site: 's', type: 'fence', zones: ['z1'] });
+          const count = document.createElement('span');
+          renderDevices(document.createElement('div'), document.createElement('table'), count, s,
+            Date.now(), { sites: ['s'], offset: 0, size: 50 });
+          said.push(count.textContent);
+        }
+        i18n.setLang('zh-CN');
+        return said;
+        """,
+    )
+    assert ["1 device, 0 offline", "2 devices, 0 offline"] == counts
