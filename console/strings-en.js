@@ -165,9 +165,6 @@ export const EN = {
   "feed.repeats_short": "×{count}",
   "feed.span_s": "{n} s",
   "feed.span_min": "{n} min",
-  "feed.sev_info": "info",
-  "feed.sev_warning": "warning",
-  "feed.sev_critical": "critical",
 
   "keys.heading": "Keys",
   "keys.ack": "acknowledge top unacknowledged",

@@ -30,7 +30,7 @@ export const ZH = {
   "sound.blocked": "警报声被浏览器阻止 — 点击启用",
   "sound.viewer": "观察员不播放警报声",
   "sound.enable": "启用警报声",
-  "sound.blocked_alarm": "浏览器阻止了警报声 — 有严重警情未确认",
+  "sound.blocked_alarm": "浏览器阻止了警报声 — 有紧急警情未确认",
   "sound.unsupported": "此浏览器不支持警报声",
 
   "conn.lost": "与中心服务器的连接已断开 — 正在重连…",
@@ -166,9 +166,6 @@ export const ZH = {
   "feed.repeats_short": "×{count}",
   "feed.span_s": "{n} 秒",
   "feed.span_min": "{n} 分钟",
-  "feed.sev_info": "提示",
-  "feed.sev_warning": "警告",
-  "feed.sev_critical": "严重",
 
   "keys.heading": "快捷键",
   "keys.ack": "确认最上方未确认警情",

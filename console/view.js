@@ -381,7 +381,7 @@ const SEVERITY_SHAPES = { critical: "▲", warning: "◆", info: "●" };
 
 function severityMark(severity) {
   const known = SEVERITY_SHAPES[severity] ? severity : "info";
-  return `<span class="sev-mark" role="img" aria-label="${escape(t(`feed.sev_${known}`))}">${SEVERITY_SHAPES[known]}</span>`;
+  return `<span class="sev-mark" role="img" aria-label="${escape(t(`severity.${known}`))}">${SEVERITY_SHAPES[known]}</span>`;
 }
 
 export function renderFeed(list, state) {

@@ -28,7 +28,6 @@ DYNAMIC_PREFIXES = {
     "risk.": ["blue", "yellow", "orange", "red", "unknown"],
     "device.": ["fence", "camera", "speaker"],
     "device_one.": ["fence", "camera", "speaker"],
-    "feed.sev_": ["info", "warning", "critical"],
     "ann.state.": ["pending", "received", "playing", "done", "failed", "expired"],
     "outcome.": ["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"],
     "top.role.": ["viewer", "officer", "supervisor", "admin"],

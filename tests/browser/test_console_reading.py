@@ -306,7 +306,7 @@ async def test_landmarks_roles_a_live_region_and_a_visible_focus(
     await expect(page.locator("#alarm-announcer[aria-live=assertive]")).to_contain_text("新警情:")
     # Severity in the feed by shape and name too, not by colour alone.
     mark = page.locator("#feed-list li .sev-mark").first
-    await expect(mark).to_have_attribute("aria-label", re.compile(r"^(严重|警告|提示)$"))
+    await expect(mark).to_have_attribute("aria-label", re.compile(r"^(紧急|警告|提示)$"))
     await page.keyboard.press("Tab")
     style: dict[str, Any] = await page.evaluate(
         "() => { const s = getComputedStyle(document.activeElement);"
