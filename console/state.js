@@ -243,24 +243,42 @@ function repeatKey(event) {
   return `${event.site}\u0000${event.zone}\u0000${event.device}\u0000${event.kind}\u0000${track}`;
 }
 
+// The events that opened an alarm or began one of its intrusions (7.36).
+function intrusionStarts(state) {
+  const starts = new Set();
+  for (const alarm of state.alarms.values()) {
+    if (alarm.event_ids?.length) starts.add(alarm.event_ids[0]);
+    for (const intrusion of alarm.intrusions ?? []) starts.add(intrusion.event_id);
+  }
+  return starts;
+}
+
 // The feed, newest first, each device's run of repeats as one row:
 // [{event (the newest), count, first (the oldest one's ts)}]. Another event of the
-// same zone (the fence's "clear" between two breaches) ends a run.
+// same zone (the fence's "clear" between two breaches) ends a run, and so does the
+// event that opened an alarm or began an intrusion: what came before it is another
+// person's, never folded into the new one.
 export function foldedFeed(state) {
   const rows = [];
   const running = new Map(); // site and zone -> the row taking its older repeats
+  const starts = intrusionStarts(state);
   for (const id of state.feed) {
     const event = state.events.get(id);
     if (!event) continue;
     const key = repeatKey(event);
     const zone = `${event.site}\u0000${event.zone}`;
     const row = running.get(zone);
-    if (row?.key === key && eventTime({ ts: row.first }) - eventTime(event) < FOLD_GAP_MS) {
+    if (
+      row?.key === key &&
+      !row.closed &&
+      eventTime({ ts: row.first }) - eventTime(event) < FOLD_GAP_MS
+    ) {
       row.count += 1;
       row.first = event.ts;
+      row.closed = starts.has(id);
       continue;
     }
-    const fresh = { event, count: 1, first: event.ts, key };
+    const fresh = { event, count: 1, first: event.ts, key, closed: starts.has(id) };
     running.set(zone, fresh);
     rows.push(fresh);
   }

@@ -221,3 +221,22 @@ async def test_the_feed_folds_a_devices_repeats_less_than_a_minute_apart(
         ["cam:5", 5, "2026-07-27T21:00:00.000Z"],
         ["f:1", 1, "2026-07-27T21:00:12.000Z"],
     ] == rows
+
+
+async def test_the_feed_never_folds_an_alarms_first_event_into_what_came_before(
+    console_page: Page,
+) -> None:
+    """A fence that breached a minute ago for someone else: the new alarm's row is its own."""
+    rows = await _run(
+        console_page,
+        "const s = state.createState();"
+        " const at = (sec) => new Date(Date.UTC(2026, 6, 27, 21, 0, sec)).toISOString();"
+        " const fence = (n, sec) => ({id: `f:${n}`, site: 'a', zone: 'z1', device: 'f',"
+        "   kind: 'fence.breach', severity: 'critical', ts: at(sec)});"
+        " for (const e of [fence(1, 0), fence(2, 4), fence(3, 8), fence(4, 12)])"
+        "   state.addEvent(s, e, true);"
+        " s.alarms.set('alm-2', {id: 'alm-2', site: 'a', zone: 'z1', state: 'open',"
+        "   severity: 'critical', event_ids: ['f:3', 'f:4'], intrusions: []});"
+        " return state.foldedFeed(s).map((r) => [r.event.id, r.count]);",
+    )
+    assert [["f:4", 2], ["f:2", 2]] == rows
