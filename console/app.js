@@ -188,6 +188,7 @@ function startConsole(user) {
   showPage("alarms");
   const connection = new HubConnection(ctx.api, {
     getSince: () => ctx.state.lastSeq,
+    getDeviceSites: () => [...ctx.state.deviceSites, ...ctx.state.devicesPending.keys()],
     onMessage,
     onStatus: () => {
       ctx.state.hubReachable = connection.status === "open";
@@ -246,6 +247,9 @@ function onMessage(message) {
   if (result.parts.has("status") || result.parts.has("user")) {
     renderUser(state);
     renderSiteStrip($("#status-strip"), state);
+  }
+  if (message.type === "site" && state.sites.has(message.data.id)) {
+    siteDevices.siteChanged(state.sites.get(message.data.id));
   }
   for (const page of Object.values(pages)) page.onMessage?.(message, result);
   // A device of a site no page shows changes nothing drawn but the handover's faults:

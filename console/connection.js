@@ -19,9 +19,19 @@ const HEARTBEAT_DEFAULT_MS = 5_000;
 const SILENT_INTERVALS = 3;
 
 export class HubConnection {
-  constructor(api, { getSince, onMessage, onStatus, onAuthFailure }) {
+  // Every site's events; device messages of the sites whose devices are shown only.
+  subscribe() {
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    const op = { op: "subscribe", events: ["*"] };
+    if (this.getDeviceSites) op.devices = this.getDeviceSites();
+    this.socket.send(JSON.stringify(op));
+  }
+
+  constructor(api, { getSince, getDeviceSites = null, onMessage, onStatus, onAuthFailure }) {
     this.api = api;
     this.getSince = getSince;
+    // The sites whose `device` messages the console takes (PROTOCOL 7.37).
+    this.getDeviceSites = getDeviceSites;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.onAuthFailure = onAuthFailure;
@@ -84,7 +94,7 @@ export class HubConnection {
     let received = false;
     socket.addEventListener("open", () => {
       opened = true;
-      socket.send(JSON.stringify({ op: "subscribe", events: ["*"] }));
+      this.subscribe();
       clearInterval(this.pinger);
       this.pinger = setInterval(() => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ op: "ping" }));

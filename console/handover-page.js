@@ -31,9 +31,23 @@ export class HandoverPage {
 
   onMessage(message) {
     if (this.data?.byId && message.type === "alarm") this.data.byId.set(message.data.id, message.data);
+    // The console takes device messages of the sites it shows only: a site's counts
+    // moving says one of its devices went offline or came back.
+    if (this.data?.offline && message.type === "site") this.#reloadOffline(this.data);
     if (this.data?.offline && message.type === "device") {
       const others = this.data.offline.filter((device) => device.id !== message.data.id);
       this.data.offline = message.data.online === false ? [...others, message.data] : others;
+    }
+  }
+
+  async #reloadOffline(data) {
+    try {
+      const offline = await this.ctx.api.offlineDevices();
+      if (this.data !== data) return;
+      data.offline = offline;
+      if (this.ctx.page === "handover") this.render();
+    } catch {
+      // The list as it was: the next site message or a reload tries again.
     }
   }
 

@@ -3,7 +3,7 @@
 // devices (PROTOCOL 7.37). Fetched devices live in the console's picture, where the
 // hub's `device` messages keep them current.
 
-import { expectDevices, mergeDevices } from "./state.js";
+import { devicesAgree, expectDevices, mergeDevices } from "./state.js";
 
 // The hub's largest page: a site has fewer devices than this, so one request is usual.
 const PAGE = 1000;
@@ -20,6 +20,15 @@ export class SiteDevices {
     this.loading.clear();
   }
 
+  // The hub's counts of a fetched site moved: a status may have come between the
+  // answer and the subscription to the site's devices; fetch the site again.
+  siteChanged(site) {
+    const state = this.ctx.state;
+    if (!state.deviceSites.has(site.id) || devicesAgree(state, site)) return;
+    state.deviceSites.delete(site.id);
+    this.load(site.id);
+  }
+
   loaded(siteId) {
     return this.ctx.state.deviceSites.has(siteId);
   }
@@ -30,6 +39,7 @@ export class SiteDevices {
     if (!this.loading.has(siteId)) {
       const state = this.ctx.state;
       expectDevices(state, siteId);
+      this.ctx.connection?.subscribe();
       const pending = this.#fetch(siteId)
         .then((devices) => {
           if (this.ctx.state !== state) return;

@@ -395,6 +395,24 @@ export function blindAlarm(state) {
 export const DEVICE_TYPES = ["fence", "camera", "speaker"];
 
 // A site's devices as fetched: they replace what the picture held of that site.
+// Whether the site's devices as the console holds them add up to the hub's counts.
+export function devicesAgree(state, site) {
+  const held = {};
+  for (const device of state.devices.values()) {
+    if (device.site !== site.id) continue;
+    const count = (held[device.type] ??= { online: 0, offline: 0, unknown: 0, total: 0 });
+    count.total += 1;
+    if (device.online === true) count.online += 1;
+    else if (device.online === false) count.offline += 1;
+    else count.unknown += 1;
+  }
+  const hub = site.devices ?? {};
+  const types = new Set([...Object.keys(held), ...Object.keys(hub)]);
+  return [...types].every((type) =>
+    ["online", "offline", "unknown", "total"].every((k) => (held[type]?.[k] ?? 0) === (hub[type]?.[k] ?? 0)),
+  );
+}
+
 // A site's devices are being fetched: what is pushed meanwhile is newer than the answer.
 export function expectDevices(state, siteId) {
   if (!state.devicesPending.has(siteId)) state.devicesPending.set(siteId, new Map());

@@ -43,9 +43,14 @@ class Client:
     def __init__(self, queue_size: int, sites: set[str] | None = None) -> None:
         self.queue: asyncio.Queue[Envelope] = asyncio.Queue(maxsize=queue_size)
         self.sites: set[str] = set(sites or ())
+        # The sites whose ``device`` messages it takes; None: every site's (PROTOCOL 7.37).
+        self.device_sites: set[str] | None = None
         self.overflowed = asyncio.Event()
 
     def wants(self, envelope: Envelope) -> bool:
+        if envelope.type == "device":
+            chosen = self.device_sites
+            return chosen is None or "*" in chosen or envelope.site in chosen
         if envelope.type != "event":
             return True
         return "*" in self.sites or envelope.site in self.sites

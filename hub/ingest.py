@@ -419,8 +419,9 @@ class Ingest:
         sites = set()
         for device_id, state in states:
             self.picture.set_status(device_id, state)
-            self.broadcaster.publish("device", self.picture.device_item(device_id))
-            sites.add(self.config.device_by_id[device_id].site)
+            site = self.config.device_by_id[device_id].site
+            self.broadcaster.publish("device", self.picture.device_item(device_id), site)
+            sites.add(site)
         if sites:
             # An offline fence or camera leaves its zones unguarded: the sites' risk moves.
             self.desk.refresh_sites(sorted(sites))

@@ -262,4 +262,6 @@ async def _receive(websocket: WebSocket, client: Client, user: UserRow) -> None:
             raise _Forbidden
         if isinstance(op, SubscribeOp):
             client.sites = set(op.events)
+            if op.devices is not None:
+                client.device_sites = set(op.devices)
         # A ping needs no answer beyond keeping the connection alive.

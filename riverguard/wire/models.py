@@ -377,11 +377,17 @@ class ServerMessage(_Owned):
     data: dict[str, Any]
 
 
+SiteOrAll = Annotated[str, StringConstraints(pattern=r"^(\*|[a-z0-9][a-z0-9_-]{0,62})$")]
+
+
 class SubscribeOp(_Owned):
-    """Console -> hub: receive ``event`` messages of these sites (``*`` for all)."""
+    """Console -> hub: receive ``event`` messages of these sites (``*`` for all) and,
+    if ``devices`` is given, ``device`` messages of those sites only (PROTOCOL 7.37;
+    without it, of every site as before)."""
 
     op: Literal["subscribe"]
-    events: list[Annotated[str, StringConstraints(pattern=r"^(\*|[a-z0-9][a-z0-9_-]{0,62})$")]]
+    events: list[SiteOrAll]
+    devices: Annotated[list[SiteOrAll], Field(max_length=10_000)] | None = None
 
 
 class PingOp(_Owned):
