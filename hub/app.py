@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import api, api_audio, api_devices, api_ops, api_respond, ws
+from hub import api, api_audio, api_devices, api_ops, api_respond, api_responders, ws
 from hub.announcer import Announcer
 from hub.audio import render_site_warning
 from hub.audio_desk import AudioDesk
@@ -43,6 +43,7 @@ from hub.notify.notifier import Notifier
 from hub.notify.outbox import Outbox
 from hub.picture import Picture
 from hub.resources import RESOURCES, HubResources
+from hub.responder_layer import stored_laid_over
 from hub.responder_tokens import ResponderTokens
 from hub.schedules import Schedules
 from hub.security import BodyLimit, ConsoleMount, SecurityHeaders, secure_data_dir
@@ -161,6 +162,8 @@ def create_app(
         store_url = settings.store_url()
         store = await Store.open(store_url.url, store_url.connect_args)
         try:
+            # The admin API's responder changes over the file's (docs/responders.md).
+            config = stored_laid_over(config, await store.responder_changes.load())
             async with (
                 influx_http_client(settings.influx_ca_file) as influx_http,
                 httpx.AsyncClient() as notify_http,
@@ -218,6 +221,7 @@ def create_app(
     app.include_router(api_devices.router)
     app.include_router(api_ops.router)
     app.include_router(api_respond.router)
+    app.include_router(api_responders.router)
     app.include_router(ws.router)
     # The console is mounted last so that it never shadows an API route.
     if settings.console_dir.is_dir():

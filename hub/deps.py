@@ -62,6 +62,8 @@ AudioDep = Annotated[AudioDesk, _resource(lambda hub: hub.audio)]
 SchedulesDep = Annotated[Schedules, _resource(lambda hub: hub.schedules)]
 DispatcherDep = Annotated[Dispatcher, _resource(lambda hub: hub.dispatcher)]
 TokensDep = Annotated[ResponderTokens, _resource(lambda hub: hub.tokens)]
+# All of them, for a change that reaches several (hub/api_responders.py).
+HubDep = Annotated[HubResources, _resource(lambda hub: hub)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 # The bearer token, if any, for routes that decide themselves what to do without one.

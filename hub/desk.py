@@ -29,6 +29,7 @@ from hub.metrics import HubMetrics
 from hub.notify.plan import plan_calls
 from hub.picture import Picture
 from hub.store import AuditEntry, Batch, CommittedBatch, PlannedCall, Store
+from riverguard.config import Config
 from riverguard.wire.models import Alarm, Event
 
 # How long the alarm timer waits before retrying after the store refused a change.
@@ -75,6 +76,12 @@ class AlarmDesk:
             if device.type == "fence"
             for zone in device.zones
         }
+
+    def use_config(self, config: Config) -> None:
+        """Responders or call lists changed through the admin API: the next escalation
+        plans its calls from ``config`` (hub/responder_layer.py)."""
+        self.picture.config = config
+        self.config = config
 
     async def load(self) -> None:
         """The alarm gauges, and every site's risk as it is at start-up (written to

@@ -68,6 +68,10 @@ class Dispatcher:
         # The dispatches of the active alarms, for a console's ``hello``.
         self.board = DispatchBoard()
 
+    def use_config(self, config: Config) -> None:
+        """Responders or call lists changed through the admin API (hub/responder_layer.py)."""
+        self._config = config
+
     async def load(self, active_alarms: Iterable[str]) -> None:
         """The board's dispatches of the alarms active at start-up."""
         for alarm_id in active_alarms:

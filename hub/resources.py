@@ -53,3 +53,13 @@ class HubResources:
     dispatcher: Dispatcher
     # The keys of the links sent to responders.
     tokens: ResponderTokens
+
+    def use_config(self, config: Config) -> None:
+        """Responders or call lists changed through the admin API (hub/responder_layer.py);
+        everything else in ``config`` is the file's, as at start-up. Set all at once, with
+        no await between, so no reader sees half of a change."""
+        # The one field that changes after start-up; the others stay frozen.
+        object.__setattr__(self, "config", config)
+        self.desk.use_config(config)
+        self.dispatcher.use_config(config)
+        self.outbox.use_config(config)

@@ -322,6 +322,18 @@ dispatches = Table(
     Index("ix_dispatches_state", "state"),
 )
 
+# Responders and call lists replaced through the admin API (hub/responder_layer.py),
+# laid over the configuration file's: ``key`` is ``responder/<id>`` (the responder's
+# whole entry) or ``call/<site>/<level>`` (that level's call list).
+responder_changes = Table(
+    "responder_changes",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("username", String(63), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # Incident timelines read an alarm's events and announcements by alarm id.
 Index("ix_events_alarm_id", events.c.alarm_id)
 Index("ix_announcements_alarm_id", announcements.c.alarm_id)

@@ -74,6 +74,11 @@ class Outbox:
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._settler = _Settler(store.notifications)
 
+    def use_config(self, config: Config) -> None:
+        """Responders or call lists changed through the admin API; the shared channels
+        (``notify``) are the file's and stay as they were."""
+        self._config = config
+
     def wake(self) -> None:
         """Something was queued: look now rather than at the next due time."""
         self._wake.set()

@@ -29,6 +29,7 @@ from hub.store.dispatches import Dispatches
 from hub.store.events import Events
 from hub.store.ingest_writer import IngestWriter, open_writer
 from hub.store.notifications import Notifications
+from hub.store.responder_changes import ResponderChanges
 from hub.store.rows import (
     AlarmChanges,
     AnnouncementRow,
@@ -82,6 +83,7 @@ class Store:
         self.audit = Audit(database)
         self.notifications = Notifications(database)
         self.dispatches = Dispatches(database)
+        self.responder_changes = ResponderChanges(database)
 
     @classmethod
     async def open(cls, url: str | URL, connect_args: Mapping[str, Any] | None = None) -> Store:

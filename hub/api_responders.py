@@ -1,0 +1,144 @@
+"""Responders and call lists in the admin API (admin only).
+
+``PUT /api/responders/{id}`` replaces a responder's contact data, channels and
+language (or adds a responder); ``PUT /api/sites/{site}/escalation/{level}/call``
+replaces who that level calls. Each change is validated as the configuration file
+is (hub/responder_layer.py), saved with its audit entry in one transaction
+(``responder`` or ``call_list``, before and after; channels by kind, never an
+Apprise URL), and used from the next escalation on. Saved changes are laid over
+the file's entries when the hub starts (docs/responders.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.deps import AdminUser, HubDep
+from hub.errors import ApiError
+from hub.notify.chat import ChatSender
+from hub.notify.check import check_channels
+from hub.resources import HubResources
+from hub.responder_layer import audit_view, call_key, laid_over, responder_key
+from hub.schemas import ErrorOut
+from hub.store import AuditEntry, UserRow
+from riverguard.config import Config, ConfigError
+from riverguard.responders import Channel, Language
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 422, 503)
+}
+
+router = APIRouter(responses=_ERRORS, tags=["responders"])
+
+IdPath = Annotated[str, Path(min_length=1, max_length=63)]
+
+
+class ResponderIn(BaseModel):
+    """A responder's entry as in the configuration file, without its id (the path's).
+    The configuration's validator checks it (riverguard/responders.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=100)
+    phone: str | None = Field(default=None, max_length=20)
+    email: str | None = Field(default=None, max_length=254)
+    language: Language = "zh-CN"
+    channels: list[Channel] = Field(max_length=10)
+
+
+class CallListIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Responder and rota ids, in the order they are called.
+    call: list[Annotated[str, Field(max_length=63)]] = Field(max_length=50)
+
+
+def _call_list(config: Config, site_id: str, level: int) -> dict[str, Any] | None:
+    site = config.site_by_id.get(site_id)
+    if site is None or not 1 <= level <= len(site.escalation):
+        return None
+    return {"site": site_id, "level": level, "call": list(site.escalation[level - 1].call)}
+
+
+async def _apply(
+    hub: HubResources,
+    user: UserRow,
+    action: str,
+    target: str,
+    change: tuple[str, Any],
+    *,
+    describe: Callable[[Config], dict[str, Any] | None],
+) -> Config:
+    """Validate, save with its audit entry, then use: under the desk's lock, so an
+    escalation plans its calls wholly before or wholly after the change."""
+    key, value = change
+    async with hub.desk.lock:
+        try:
+            changed = laid_over(hub.config, {key: value})
+            # Apprise's own check of its URLs, as when the hub starts.
+            check_channels(changed, ChatSender())
+        except ConfigError as exc:
+            raise ApiError(422, "invalid_responders", str(exc)) from None
+        audit = AuditEntry(
+            ts=hub.clock.now(),
+            username=user.username,
+            action=action,
+            target=target,
+            before=describe(hub.config),
+            after=describe(changed),
+        )
+        await hub.store.responder_changes.save(key, value, user.username, audit.ts, audit)
+        hub.use_config(changed)
+        return changed
+
+
+@router.put("/api/responders/{responder_id}")
+async def replace_responder(
+    responder_id: IdPath, body: Annotated[ResponderIn, Body()], hub: HubDep, user: AdminUser
+) -> dict[str, Any]:
+    """Replace a responder's contact data, channels and language, or add a responder
+    (as the console lists them: channels by kind)."""
+    value = {"id": responder_id, **body.model_dump(mode="json")}
+
+    def describe(config: Config) -> dict[str, Any] | None:
+        return audit_view(config.responder_by_id.get(responder_id))
+
+    changed = await _apply(
+        hub,
+        user,
+        "responder",
+        responder_id,
+        (responder_key(responder_id), value),
+        describe=describe,
+    )
+    return describe(changed) or {}
+
+
+@router.put("/api/sites/{site_id}/escalation/{level}/call")
+async def replace_call_list(
+    site_id: IdPath,
+    level: Annotated[int, Path(ge=1, le=50)],
+    body: Annotated[CallListIn, Body()],
+    hub: HubDep,
+    user: AdminUser,
+) -> dict[str, Any]:
+    """Replace who a site's escalation level calls: responder and rota ids, in order."""
+    if _call_list(hub.config, site_id, level) is None:
+        raise ApiError(404, "not_found", f"no escalation level {level} at site {site_id!r}")
+
+    def describe(config: Config) -> dict[str, Any] | None:
+        return _call_list(config, site_id, level)
+
+    changed = await _apply(
+        hub,
+        user,
+        "call_list",
+        f"{site_id}/{level}",
+        (call_key(site_id, level), body.call),
+        describe=describe,
+    )
+    return describe(changed) or {}

@@ -1,0 +1,96 @@
+"""Responders and call lists changed through the admin API, laid over the
+configuration file's.
+
+A stored change replaces a whole entry: ``responder/<id>`` a responder (or adds
+one the file lacks), ``call/<site>/<level>`` that level's call list. The
+configuration with the changes in is validated as a whole by the configuration's
+own validator (``riverguard.config.Config``), so the API accepts exactly what the
+file would. A stored change that no longer fits the file (its site or level
+gone, a responder it names removed) is skipped at start-up with a warning, never
+a hub that does not start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from hub.notify.notifier import channel_label
+from riverguard.config import Config, ConfigError
+from riverguard.responders import Responder
+
+log = structlog.get_logger(__name__)
+
+
+def responder_key(responder_id: str) -> str:
+    return f"responder/{responder_id}"
+
+
+def call_key(site_id: str, level: int) -> str:
+    return f"call/{site_id}/{level}"
+
+
+def laid_over(config: Config, changes: Mapping[str, Any]) -> Config:
+    """``config`` with ``changes`` in; ConfigError naming what is wrong."""
+    data = config.model_dump()
+    responders = {r["id"]: r for r in data["responders"]}
+    sites = {site["id"]: site for site in data["sites"]}
+    for key, value in changes.items():
+        kind, _, rest = key.partition("/")
+        if kind == "responder":
+            responders[rest] = value
+        elif kind == "call":
+            site_id, _, level = rest.rpartition("/")
+            site = sites.get(site_id)
+            if site is None:
+                raise ConfigError(f"no site {site_id!r}")
+            number = int(level)
+            if not 1 <= number <= len(site["escalation"]):
+                raise ConfigError(
+                    f"site {site_id} has escalation levels 1 to {len(site['escalation'])}, "
+                    f"not {number}"
+                )
+            site["escalation"][number - 1]["call"] = value
+        else:
+            raise ConfigError(f"unknown change {key!r}")
+    data["responders"] = list(responders.values())
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_reasons(exc)) from None
+
+
+def stored_laid_over(config: Config, changes: Mapping[str, Any]) -> Config:
+    """``config`` with each stored change that still fits it, in the order stored."""
+    for key, value in changes.items():
+        try:
+            config = laid_over(config, {key: value})
+        except ConfigError as exc:
+            log.warning("stored responder change skipped", key=key, reason=str(exc))
+    return config
+
+
+def audit_view(responder: Responder | None) -> dict[str, Any] | None:
+    """A responder as the audit trail keeps it: channels by kind, never an Apprise
+    URL (it holds the service's token)."""
+    if responder is None:
+        return None
+    return {
+        "id": responder.id,
+        "name": responder.name,
+        "phone": responder.phone,
+        "email": responder.email,
+        "language": responder.language,
+        "channels": [channel_label(channel) for channel in responder.channels],
+    }
+
+
+def _reasons(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
