@@ -21,7 +21,16 @@ after the step before it. ``do`` says what the step is:
   ``min_intrusions`` (PROTOCOL 7.36), ``outcome``, ``announced``),
   ``expect_site`` (``risk`` colour), ``expect_device`` (``online``),
   ``expect_events`` (``min`` of this
-  scenario's events stored and readable from ``GET /api/events``).
+  scenario's events stored and readable from ``GET /api/events``),
+  ``expect_dispatch`` (``responder``'s dispatch on the scenario's alarm is in
+  ``state``, called at ``level``), ``expect_timeline`` (``entries`` appear in
+  the alarm's timeline in this order, each ``type``, ``escalate:<level>`` or
+  ``dispatch:<responder>:<state>``);
+- a responder, as their phone would (PROTOCOL 7.35): ``respond`` (``action``
+  accept, depart, arrive, finish or decline, with ``note``) with the token of
+  the link in the hub's call to ``responder`` about the scenario's alarm (at
+  ``level``), waiting up to ``within_s`` for the call. The calls are taken at
+  the stack's demo webhook (``riverguard up --webhook URL``), signatures checked.
 
 A step's ``device`` is a device id, or ``fence`` / ``camera`` for the first
 generic device of that type covering the step's zone, or ``fence:all`` /
@@ -53,6 +62,7 @@ from riverguard.wire.event_ids import device_seq_id
 from riverguard.wire.models import AlarmState, CameraRule, Ident, Outcome, RiskColour, Severity
 from simulators.errors import ScenarioError, SimulatorError
 from simulators.fleet import FieldDevice, Fleet, FleetOptions, subset
+from simulators.responder_calls import CallReceiver, Webhook, receiving, token_of
 from simulators.snapshot import render_snapshot
 from simulators.stack_info import StackInfo
 
@@ -62,6 +72,17 @@ SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 RISKS: tuple[RiskColour, ...] = ("blue", "yellow", "orange", "red")
 POLL_S = 0.5
+# PROTOCOL 7.35's dispatch states (hub/dispatch.py), as a scenario names them.
+DispatchState = Literal[
+    "notified",
+    "accepted",
+    "on_the_way",
+    "on_scene",
+    "finished",
+    "declined",
+    "no_answer",
+    "cancelled",
+]
 HEARTBEAT_S = 30.0
 
 
@@ -123,6 +144,15 @@ class ResolveStep(_Step):
     note: str = Field(default="", max_length=500)
 
 
+class RespondStep(_Step):
+    do: Literal["respond"]
+    responder: Ident
+    action: Literal["accept", "depart", "arrive", "finish", "decline"]
+    level: int | None = Field(default=None, ge=0)
+    note: str = Field(default="", max_length=2000)
+    within_s: float = Field(default=30.0, gt=0, le=3600)
+
+
 class _Expectation(_Step):
     within_s: float = Field(default=15.0, gt=0, le=3600)
 
@@ -154,6 +184,18 @@ class ExpectEvents(_Expectation):
     min: int = Field(ge=1)
 
 
+class ExpectDispatch(_Expectation):
+    do: Literal["expect_dispatch"]
+    responder: Ident
+    state: DispatchState
+    level: int | None = Field(default=None, ge=0)
+
+
+class ExpectTimeline(_Expectation):
+    do: Literal["expect_timeline"]
+    entries: list[str] = Field(min_length=1)
+
+
 Step = Annotated[
     FenceStep
     | CameraStep
@@ -165,10 +207,15 @@ Step = Annotated[
     | ExpectAlarm
     | ExpectSite
     | ExpectDevice
-    | ExpectEvents,
+    | ExpectEvents
+    | RespondStep
+    | ExpectDispatch
+    | ExpectTimeline,
     Field(discriminator="do"),
 ]
-Expectation = ExpectAlarm | ExpectSite | ExpectDevice | ExpectEvents
+Expectation = (
+    ExpectAlarm | ExpectSite | ExpectDevice | ExpectEvents | ExpectDispatch | ExpectTimeline
+)
 
 
 class Scenario(BaseModel):
@@ -333,6 +380,14 @@ class Player:
         self.sent_ids: dict[str, list[str]] = {}  # zone -> event ids "<device>:<seq>"
 
     async def play(self) -> Result:
+        if not any(isinstance(step, RespondStep) for step in self.scenario.steps):
+            return await self._play(None)
+        if self.info.data_dir is None:
+            raise ScenarioError("the stack info names no data directory: no demo webhook")
+        async with receiving(Webhook.of_stack(Path(self.info.data_dir))) as calls:
+            return await self._play(calls)
+
+    async def _play(self, calls: CallReceiver | None) -> Result:
         async with httpx.AsyncClient(base_url=self.info.hub_url, timeout=30) as http:
             hub = await HubClient.login(http, self.info)
             config = await hub.config()
@@ -366,7 +421,7 @@ class Player:
             await fleet.connect()
             heartbeats = asyncio.create_task(fleet.heartbeats(), name="sim.run.heartbeats")
             try:
-                run = _Run(self, hub, fleet, site.id, zone, result, started, candidates)
+                run = _Run(self, hub, fleet, site.id, zone, result, started, candidates, calls)
                 for index, step in enumerate(self.scenario.steps, 1):
                     try:
                         await run.step(index, step)
@@ -409,6 +464,8 @@ class _Run:
     started: float
     # The site's generic fences and cameras, in configuration order.
     candidates: list[Device]
+    # The hub's calls to responders, where a step acts as one.
+    calls: CallReceiver | None = None
     snapshot: bytes | None = None
 
     async def step(self, index: int, step: Step) -> None:
@@ -433,7 +490,16 @@ class _Run:
                 alarm = await self._alarm_or_fail(zone)
                 body = {"outcome": step.outcome, "note": step.note or self.player.scenario.name}
                 await self.hub.post(f"/api/alarms/{alarm['id']}/resolve", body)
-            case ExpectAlarm() | ExpectSite() | ExpectDevice() | ExpectEvents():
+            case RespondStep():
+                await self._respond(step, zone)
+            case (
+                ExpectAlarm()
+                | ExpectSite()
+                | ExpectDevice()
+                | ExpectEvents()
+                | ExpectDispatch()
+                | ExpectTimeline()
+            ):
                 check = await self._expect(index, step, zone)
                 self.result.checks.append(check)
                 mark = "PASS" if check.passed else "FAIL"
@@ -547,6 +613,25 @@ class _Run:
             await asyncio.sleep(POLL_S)
         raise ScenarioError(f"announcement {announcement['id']} not played within {step.within_s}s")
 
+    # --- a responder ---------------------------------------------------------------------
+
+    async def _respond(self, step: RespondStep, zone: str) -> None:
+        if self.calls is None:
+            raise ScenarioError("no demo webhook receives the hub's calls")
+        alarm = await self._alarm_or_fail(zone)
+        call = await self.calls.call_for(step.responder, alarm["id"], step.within_s, step.level)
+        token = token_of(call)
+        # The phone has no login: the link's token is all it holds (PROTOCOL 7.35).
+        async with httpx.AsyncClient(base_url=self.player.info.hub_url, timeout=30) as phone:
+            answer = await phone.post(
+                f"/api/respond/{token}/{step.action}", json={"note": step.note}
+            )
+        if answer.status_code != 200:
+            raise ScenarioError(
+                f"{step.responder} {step.action}: {answer.status_code} {answer.text[:300]}"
+            )
+        self.player.say(f"{step.responder} {step.action}: {answer.json().get('state')}")
+
     # --- expectations ---------------------------------------------------------------------
 
     async def _expect(self, index: int, step: Expectation, zone: str) -> Check:
@@ -576,6 +661,15 @@ class _Run:
                 )
             case ExpectEvents():
                 return f"at least {step.min} events stored", lambda: self._events_stored(step.min)
+            case ExpectDispatch():
+                return (
+                    f"dispatch of {step.responder} {step.state}",
+                    lambda: self._dispatch_matches(step, zone),
+                )
+            case ExpectTimeline():
+                return "timeline " + " > ".join(step.entries), lambda: self._timeline_has(
+                    step.entries, zone
+                )
 
     async def _alarm_matches(self, step: ExpectAlarm, zone: str) -> tuple[bool, str]:
         alarm = await self._alarm(zone)
@@ -604,6 +698,34 @@ class _Run:
         )
         return not wrong, summary + ("; " + ", ".join(wrong) if wrong else "")
 
+    async def _dispatch_matches(self, step: ExpectDispatch, zone: str) -> tuple[bool, str]:
+        alarm = await self._alarm(zone)
+        if alarm is None:
+            return False, "no alarm holds this scenario's events"
+        dispatches = await self.hub.get(f"/api/alarms/{alarm['id']}/dispatches")
+        seen = [f"{d['responder']} {d['state']} at level {d['level']}" for d in dispatches]
+        passed = any(
+            d["responder"] == step.responder
+            and d["state"] == step.state
+            and (step.level is None or d["level"] == step.level)
+            for d in dispatches
+        )
+        return passed, f"{alarm['id']}: " + (", ".join(seen) or "no dispatches")
+
+    async def _timeline_has(self, wanted: list[str], zone: str) -> tuple[bool, str]:
+        alarm = await self._alarm(zone)
+        if alarm is None:
+            return False, "no alarm holds this scenario's events"
+        timeline = await self.hub.get(f"/api/alarms/{alarm['id']}/timeline")
+        entries = [_entry_name(entry) for entry in timeline["entries"]]
+        # In order, others between them allowed: a subsequence of the timeline.
+        remaining = iter(entries)
+        missing = [name for name in wanted if name not in remaining]
+        shown = [name for name in entries if name != "event"]
+        return not missing, f"{alarm['id']}: {' > '.join(shown)}" + (
+            f"; missing from {missing[0]} on" if missing else ""
+        )
+
     async def _site_matches(self, step: ExpectSite) -> tuple[bool, str]:
         site = next(s for s in await self.hub.get("/api/sites") if s["id"] == self.site)
         return site["risk"] == step.risk, f"risk {site['risk']}"
@@ -625,3 +747,13 @@ class _Run:
                 break
             offset += len(page)
         return stored >= minimum, f"{stored} of {len(ours)} stored"
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    """A timeline entry as an ``expect_timeline`` names it."""
+    data = entry.get("data") or {}
+    if entry["type"] == "escalate":
+        return f"escalate:{data.get('escalation_level')}"
+    if entry["type"] == "dispatch":
+        return f"dispatch:{data.get('responder')}:{data.get('state')}"
+    return str(entry["type"])

@@ -33,6 +33,7 @@ class StackInfo(BaseModel):
     broker: BrokerSettings
     logins: dict[str, Login] = {}
     admin: Login | None = None
+    data_dir: str | None = None
 
     @field_validator("broker", mode="before")
     @classmethod
