@@ -60,7 +60,23 @@ async def test_the_police_take_the_call_and_arrive_after_two_levels(
     result = await player.play()
     failed = [check for check in result.checks if not check.passed]
     assert [] == failed, "\n".join(lines) + "\n" + stack_logs(responder_stack)
-    assert 7 == len(result.checks)
+    assert [
+        "alarm in danshui-bridge/z1",
+        "dispatch of danshui-bridge-grid-officer notified",
+        "dispatch of village-police notified",
+        "dispatch of village-police on_scene",
+        "dispatch of danshui-bridge-grid-officer notified",
+        "alarm in danshui-bridge/z1",
+        "timeline opened > escalate:1 > escalate:2 > dispatch:village-police:accepted"
+        " > dispatch:village-police:on_the_way > dispatch:village-police:on_scene",
+        "alarm in danshui-bridge/z1",
+    ] == [check.what for check in result.checks]
+    # The police moved their dispatch with their link, one step at a time.
+    assert [
+        "village-police accept: accepted",
+        "village-police depart: on_the_way",
+        "village-police arrive: on_scene",
+    ] == [line for line in lines if line.startswith("village-police ")]
 
 
 @pytest.mark.integration
