@@ -72,6 +72,7 @@ SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 RISKS: tuple[RiskColour, ...] = ("blue", "yellow", "orange", "red")
 POLL_S = 0.5
+HEARTBEAT_S = 30.0
 # PROTOCOL 7.35's dispatch states (hub/dispatch.py), as a scenario names them.
 DispatchState = Literal[
     "notified",
@@ -83,7 +84,6 @@ DispatchState = Literal[
     "no_answer",
     "cancelled",
 ]
-HEARTBEAT_S = 30.0
 
 
 class _Step(BaseModel):
