@@ -32,13 +32,12 @@ import { AlertSound } from "./sound.js";
 import { applyMessage, createState, topUnacknowledged } from "./state.js";
 import { retranslateToasts } from "./toasts.js";
 import { renderSiteStrip } from "./city-strip.js";
-import { clockTime, siteName, zoneName } from "./view.js";
+import { announceAlarms, clearAnnounced } from "./screen-reader.js";
+import { clockTime } from "./view.js";
 import { WallPage } from "./wall-page.js";
 
 // The tabs in the order of their keys 1 to 6; the detail has no key of its own.
 const TABS = ["alarms", "map", "devices", "history", "handover", "city"];
-// New-alarm lines kept in the screen reader's live region.
-const ANNOUNCED_KEPT = 5;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -117,8 +116,7 @@ function applyLanguage() {
   actions.renderOutcomes();
   retranslateToasts();
   retranslateLogin();
-  // Lines already read out are not read again in the other language.
-  $("#alarm-announcer").replaceChildren();
+  clearAnnounced();
   renderAll();
   // Hidden pages keep labels too (aria-label, titles): redraw them in the new language.
   if (inConsole()) {
@@ -266,22 +264,6 @@ function onMessage(message) {
   renderNav(ctx, detail.alarmId);
   if (ctx.page !== "alarms") renderPage(message.type);
   updateSoundMode(ctx);
-}
-
-// A screen reader hears each new alarm (and each new intrusion into one) once, from a live region (the cards are
-// redrawn, a live region on them would repeat itself).
-function announceAlarms(state, alarms, key) {
-  const region = $("#alarm-announcer");
-  for (const alarm of alarms) {
-    const line = document.createElement("p");
-    line.textContent = t(key, {
-      severity: t(`severity.${alarm.severity}`),
-      site: siteName(state, alarm.site),
-      zone: zoneName(state, alarm.site, alarm.zone),
-    });
-    region.append(line);
-  }
-  while (region.children.length > ANNOUNCED_KEPT) region.firstElementChild.remove();
 }
 
 // --- input -------------------------------------------------------------------------
