@@ -160,6 +160,8 @@ export function hubTimeline(answer) {
         speaker: data.speaker,
         state: type === "speaker" || type === "dispatch" ? data.state : undefined,
         responder: type === "dispatch" ? (data.responder_name ?? data.responder) : undefined,
+        // A call: the channels its messages went on (PROTOCOL 7.22).
+        channels: type === "dispatch" && Array.isArray(data.channels) ? data.channels : [],
         detail: type === "speaker" ? (data.detail ?? "") : "",
         annId: type === "announcement" ? data.id : data.announcement,
         clip: data.clip?.id ?? "",
@@ -278,6 +280,13 @@ function entryHtml(entry, state, ui) {
       // Sent by an officer by hand (not called by the escalation, nor a responder's step).
       if (entry.state === "notified" && entry.level === 0 && entry.who && entry.who !== "system") {
         text += ` · ${escape(t("dispatch.sent_by", { who: "\u0000" })).replace("\u0000", who(entry.who, state))}`;
+      }
+      // The call itself: at which level of the grid path, and on which channels.
+      if (entry.state === "notified" && entry.level > 0) {
+        text += ` · ${escape(t("dispatch.level", { level: entry.level }))}`;
+      }
+      if (entry.state === "notified" && entry.channels?.length) {
+        text += ` · <span translate="no">${escape(entry.channels.join(", "))}</span>`;
       }
       if (entry.note) extra = `<p class="tl-note" translate="no">${escape(entry.note)}</p>`;
       break;

@@ -2,7 +2,8 @@
 
 Events (with snapshot links), announcements with each speaker's states, and
 the audited acts on the alarm (ack, escalation, new intrusion, suggestion,
-resolve), in time order. A device's repeated detections of one person, one
+resolve, a responder's steps) and each call of a responder (by an escalation or
+an officer, with its level and channels), in time order. A device's repeated detections of one person, one
 after the other, are one entry with their count, so that the acts between
 them are not buried (PROTOCOL 7.36). Read from the state store only: a
 timeline is complete even while InfluxDB is down.
@@ -16,8 +17,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hub.alarms import SYSTEM
 from hub.announcer import shape as shape_announcement
-from hub.store import Store
+from hub.dispatch import Dispatch
+from hub.store import AuditEntry, NotificationRow, Store
 from hub.timeline_words import Lang, times_note, word
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
@@ -51,6 +54,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "system": "系统",
         "generated": "生成时间",
         "level": "级别",
+        "by_hand": "值班员派遣",
+        "channels": "渠道",
     },
     "en": {
         "title": "Incident timeline",
@@ -79,6 +84,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "system": "system",
         "generated": "Generated",
         "level": "level",
+        "by_hand": "sent by hand",
+        "channels": "channels",
     },
 }
 
@@ -121,27 +128,22 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                 entries.append(
                     _entry(step["ts"], "speaker", None, dict(step, announcement=shaped["id"]))
                 )
+    messages = await store.notifications.for_alarm(alarm.id)
+    channels = _channels_of_calls(messages)
     audit = await store.audit.find(alarm_id=alarm.id, limit=10_000, oldest_first=True)
+    by_hand = {
+        (str(act.after.get("responder")), int(act.after.get("level") or 0))
+        for act in audit
+        if act.action == "dispatch" and act.after and act.after.get("state") == "notified"
+    }
+    dispatches = await store.dispatches.of_alarm(alarm.id)
+    # Each escalation's calls follow it (same instant): time order alone would not.
+    calls = _escalation_calls(config, messages, dispatches, by_hand, channels)
     for act in audit:
         if act.action in _ACTS:
             after = act.after or {}
             if act.action == "dispatch":
-                # A responder's step: who, how far, their note (hub/dispatcher.py).
-                entries.append(
-                    _entry(
-                        act.ts,
-                        "dispatch",
-                        act.username,
-                        {
-                            "detail": act.detail,
-                            "responder": after.get("responder"),
-                            "responder_name": after.get("responder_name"),
-                            "state": after.get("state"),
-                            "level": after.get("level"),
-                            "note": after.get("note"),
-                        },
-                    )
-                )
+                entries.append(_dispatch_step(act, channels))
                 continue
             if act.action == "intrusion":
                 # The intrusion that re-raised the alarm: its device and why it is new.
@@ -170,6 +172,11 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                 "note": after.get("note"),
             }
             entries.append(_entry(act.ts, act.action, act.username, data))
+            if act.action == "escalate":
+                level = after.get("escalation_level")
+                entries.extend(c for c in calls if c["data"]["level"] == level)
+                calls = [c for c in calls if c["data"]["level"] != level]
+    entries.extend(calls)
     entries.sort(key=lambda e: parse_ts(e["ts"]))
     entries = fold_repeats(entries)
     # The opening comes first even though its first event happened (device time) earlier.
@@ -204,6 +211,69 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
         "outcome": outcome,
         "generated_at": format_ts(now),
     }
+
+
+def _dispatch_step(act: AuditEntry, channels: dict[tuple[str, int], list[str]]) -> dict[str, Any]:
+    """A responder's audited step: who, how far, their note (hub/dispatcher.py)."""
+    after = act.after or {}
+    data = {
+        "detail": act.detail,
+        "responder": after.get("responder"),
+        "responder_name": after.get("responder_name"),
+        "state": after.get("state"),
+        "level": after.get("level"),
+        "note": after.get("note"),
+    }
+    if data["state"] == "notified":
+        # An officer's call by hand: audited when made, with its channels.
+        data["channels"] = channels.get((str(data["responder"]), int(data["level"] or 0)), [])
+    return _entry(act.ts, "dispatch", act.username, data)
+
+
+def _channels_of_calls(messages: list[NotificationRow]) -> dict[tuple[str, int], list[str]]:
+    """The channels each responder was messaged on, by (responder, level), from the
+    notification outbox (hub/notify)."""
+    channels: dict[tuple[str, int], list[str]] = {}
+    for row in messages:
+        labels = channels.setdefault((row.call.responder_id, row.call.level), [])
+        if row.call.channel_label not in labels:
+            labels.append(row.call.channel_label)
+    return channels
+
+
+def _escalation_calls(
+    config: Config,
+    messages: list[NotificationRow],
+    dispatches: list[Dispatch],
+    audited: set[tuple[str, int]],
+    channels: dict[tuple[str, int], list[str]],
+) -> list[dict[str, Any]]:
+    """A ``dispatch`` entry in state ``notified`` for each responder an escalation
+    called. The escalation makes its calls in its own transaction without a
+    dispatch audit entry; the outbox rows (one per channel, written with it) say
+    when, at which level and on which channels, and a dispatch without rows (its
+    responder has no channel) still shows as a call at its own time."""
+    first: dict[tuple[str, int], datetime] = {}
+    for row in messages:
+        first.setdefault((row.call.responder_id, row.call.level), row.created_at)
+    for dispatch in dispatches:
+        first.setdefault((dispatch.responder_id, dispatch.level), dispatch.notified_at)
+    entries = []
+    for (responder_id, level), ts in first.items():
+        if (responder_id, level) in audited:
+            continue
+        responder = config.responder_by_id.get(responder_id)
+        data = {
+            "detail": f"called at level {level}",
+            "responder": responder_id,
+            "responder_name": responder.name if responder else None,
+            "state": "notified",
+            "level": level,
+            "note": None,
+            "channels": channels.get((responder_id, level), []),
+        }
+        entries.append(_entry(ts, "dispatch", SYSTEM, data))
+    return entries
 
 
 def _repeat_key(entry: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -255,6 +325,19 @@ class _Page:
         return self.word("clip", "spoken") if clip_id.startswith("tts-") else clip_id
 
 
+def _dispatch_detail(data: dict[str, Any], labels: dict[str, str], page: _Page) -> str:
+    who = data["responder_name"] or data["responder"]
+    if data["state"] != "notified":
+        return f"{who}: {page.word('dispatch', data['state'])} {data['note'] or ''}"
+    # The call itself: at which level of the grid path (0: by hand), on what.
+    level = data.get("level") or 0
+    how = f"{labels['level']} {level}" if level else labels["by_hand"]
+    detail = f"{who}: {page.word('dispatch', 'notified')} · {how}"
+    if data.get("channels"):
+        detail += f" · {labels['channels']}: {', '.join(data['channels'])}"
+    return detail
+
+
 def _what(entry: dict[str, Any], labels: dict[str, str], page: _Page) -> tuple[str, str]:
     """The entry's label and its detail, as plain text."""
     data = entry["data"]
@@ -286,8 +369,7 @@ def _what(entry: dict[str, Any], labels: dict[str, str], page: _Page) -> tuple[s
     elif kind == "resolve":
         detail = f"{page.word('outcome', data['outcome'])} {data['note'] or ''}"
     elif kind == "dispatch":
-        who = data["responder_name"] or data["responder"]
-        detail = f"{who}: {page.word('dispatch', data['state'])} {data['note'] or ''}"
+        detail = _dispatch_detail(data, labels, page)
     else:
         detail = data.get("detail") or ""
     return labels.get(kind, kind), detail.strip()

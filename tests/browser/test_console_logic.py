@@ -384,6 +384,27 @@ async def test_hub_timeline_entries_become_console_entries_with_the_opening_firs
     ] == entries
 
 
+async def test_a_responders_call_keeps_its_level_and_channels(console_page: Page) -> None:
+    answer = {
+        "entries": [
+            {"ts": "2026-07-01T10:01:00Z", "type": "dispatch", "by": "system",
+             "data": {"responder": "chen", "responder_name": "陈网格员", "state": "notified",
+                      "level": 1, "channels": ["webhook:duty", "email"]}},
+            {"ts": "2026-07-01T10:02:00Z", "type": "dispatch", "by": "responder:chen",
+             "data": {"responder": "chen", "state": "accepted", "level": 1}},
+        ]
+    }  # fmt: skip
+    calls = await console_page.evaluate(
+        "async (answer) => { const d = await import('./detail.js');"
+        " return d.hubTimeline(answer).map((e) => [e.responder, e.state, e.level, e.channels]); }",
+        answer,
+    )
+    assert [
+        ["陈网格员", "notified", 1, ["webhook:duty", "email"]],
+        ["chen", "accepted", 1, []],
+    ] == calls
+
+
 async def page_entries(page: Page, answer: dict[str, Any]) -> Any:
     return await page.evaluate(
         "async (answer) => { const d = await import('./detail.js');"

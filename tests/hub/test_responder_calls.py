@@ -152,6 +152,7 @@ async def test_the_grid_officer_accepts_and_arrives_from_the_link_and_the_consol
                 if entry["type"] == "dispatch"
             ]
             assert [
+                ("system", "notified"),
                 ("responder:chen", "accepted"),
                 ("responder:chen", "on_scene"),
                 ("responder:chen", "finished"),
@@ -330,3 +331,48 @@ async def test_an_officer_sends_a_responder_by_hand_once(
     ]
     assert {"1": ["chen"], "2": ["wu"], "3": []} == listing["on_call"][SITE]
     assert "secret" not in json.dumps(listing)
+
+
+async def test_an_escalations_call_and_a_call_by_hand_are_in_the_timeline_and_its_export(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        clock = ManualClock()
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            officer = await running.auth()
+            sent = await running.http.post(
+                f"/api/alarms/{alarm.id}/dispatches", json={"responder": "wu"}, headers=officer
+            )
+            assert 200 == sent.status_code
+            await wait_for(lambda: len(receiver.received) == 2, what="the street's call")
+            timeline = await running.http.get(f"/api/alarms/{alarm.id}/timeline", headers=officer)
+
+            async def export(lang: str) -> str:
+                path = f"/api/alarms/{alarm.id}/timeline?format=html&lang={lang}"
+                made = await running.http.post("/api/links", headers=officer, json={"path": path})
+                return (await running.http.get(str(made.json()["url"]))).text
+
+            zh, en = await export("zh"), await export("en")
+    calls = [
+        (entry["by"], entry["data"]["responder"], entry["data"]["level"], entry["data"]["channels"])
+        for entry in timeline.json()["entries"]
+        if entry["type"] == "dispatch" and entry["data"]["state"] == "notified"
+    ]
+    assert [
+        ("system", "chen", 1, ["webhook:duty"]),
+        ("officer-li", "wu", 0, ["webhook:street"]),
+    ] == calls
+    assert "陈网格员: 已通知 · 级别 1 · 渠道: webhook:duty" in zh
+    assert "吴街道值班: 已通知 · 值班员派遣 · 渠道: webhook:street" in zh
+    assert "陈网格员: called · level 1 · channels: webhook:duty" in en
+    assert "吴街道值班: called · sent by hand · channels: webhook:street" in en

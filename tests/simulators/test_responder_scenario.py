@@ -67,7 +67,8 @@ async def test_the_police_take_the_call_and_arrive_after_two_levels(
         "dispatch of village-police on_scene",
         "dispatch of danshui-bridge-grid-officer notified",
         "alarm in danshui-bridge/z1",
-        "timeline opened > escalate:1 > escalate:2 > dispatch:village-police:accepted"
+        "timeline opened > escalate:1 > dispatch:danshui-bridge-grid-officer:notified"
+        " > escalate:2 > dispatch:village-police:notified > dispatch:village-police:accepted"
         " > dispatch:village-police:on_the_way > dispatch:village-police:on_scene",
         "alarm in danshui-bridge/z1",
     ] == [check.what for check in result.checks]
