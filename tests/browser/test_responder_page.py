@@ -125,11 +125,12 @@ async def test_the_grid_officer_answers_the_call_from_the_page_on_a_phone(
             await log_in(console, running.url, OFFICER, PASSWORDS[OFFICER])
             await alarm_card(console, alarm.id).locator("[data-action=details]").click()
             steps = console.locator("#detail-page #detail-timeline li[data-type=dispatch]")
-            await expect(steps).to_have_count(3)
-            await expect(steps.nth(0)).to_contain_text("陈网格员 · 已接受任务")
-            await expect(steps.nth(1)).to_contain_text("陈网格员 · 已到达现场")
-            await expect(steps.nth(2)).to_contain_text("处置完成")
-            await expect(steps.nth(2).locator(".tl-note")).to_have_text(
+            await expect(steps).to_have_count(4)
+            await expect(steps.nth(0)).to_contain_text("陈网格员 · 已通知 · 第 1 级 · webhook:")
+            await expect(steps.nth(1)).to_contain_text("陈网格员 · 已接受任务")
+            await expect(steps.nth(2)).to_contain_text("陈网格员 · 已到达现场")
+            await expect(steps.nth(3)).to_contain_text("处置完成")
+            await expect(steps.nth(3).locator(".tl-note")).to_have_text(
                 "Two anglers persuaded to leave"
             )
             called = console.locator("#detail-dispatches li.dispatch")
