@@ -3,9 +3,9 @@
 Events (with snapshot links), announcements with each speaker's states, and
 the audited acts on the alarm (ack, escalation, new intrusion, suggestion,
 resolve, a responder's steps) and each call of a responder (by an escalation or
-an officer, with its level and channels), in time order. A device's repeated detections of one person, one
-after the other, are one entry with their count, so that the acts between
-them are not buried (PROTOCOL 7.36). Read from the state store only: a
+an officer, with its level and channels), in time order. A device's repeated
+detections of one person, one after the other, are one entry with their count,
+so that the acts between them are not buried (PROTOCOL 7.36). Read from the state store only: a
 timeline is complete even while InfluxDB is down.
 """
 
