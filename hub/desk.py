@@ -26,7 +26,7 @@ from hub.clock import Clock
 from hub.errors import AlarmNotFound, StoreError
 from hub.influx import risk_line
 from hub.metrics import HubMetrics
-from hub.notify.plan import plan_calls
+from hub.notify.plan import audit_calls, plan_calls
 from hub.picture import Picture
 from hub.store import AuditEntry, Batch, CommittedBatch, PlannedCall, Store
 from riverguard.config import Config
@@ -108,10 +108,12 @@ class AlarmDesk:
                 reraised.extend(after for _, after in outcome.reraised)
                 return outcome
 
-            def plan(_: object) -> tuple[list[PlannedCall], datetime]:
-                return [c for b, a in escalated for c in self._calls(b, a, now)], now
+            def plan(_: object) -> tuple[list[PlannedCall], list[AuditEntry], datetime]:
+                calls = [c for b, a in escalated for c in self._calls(b, a, now)]
+                return calls, audit_calls(self.config, calls, SYSTEM, now), now
 
-            # The calls the batch's escalations make are queued in its transaction.
+            # The calls the batch's escalations make are queued, and audited, in its
+            # transaction.
             committed = await self.store.batches.commit(batch, decide, plan)
             for alarm in committed.outcome.changed.values():
                 self.picture.put_alarm(alarm)
@@ -291,13 +293,15 @@ class AlarmDesk:
             if not pairs:
                 return False
             risk_before = self.risks(before.site for before, _ in pairs)
-            calls = [call for before, after in pairs for call in self._calls(before, after, now)]
-            await self.store.alarms.save_all(
-                [after for _, after in pairs],
-                [alarm_audit("escalate", SYSTEM, before, after, "") for before, after in pairs],
-                calls,
-                now,
-            )
+            calls: list[PlannedCall] = []
+            audit: list[AuditEntry] = []
+            for before, after in pairs:
+                called = self._calls(before, after, now)
+                calls.extend(called)
+                # Each escalation's entry, then one for each responder it called.
+                audit.append(alarm_audit("escalate", SYSTEM, before, after, ""))
+                audit.extend(audit_calls(self.config, called, SYSTEM, now))
+            await self.store.alarms.save_all([after for _, after in pairs], audit, calls, now)
             for _, after in pairs:
                 self.picture.put_alarm(after)
             self._update_gauges()
@@ -367,11 +371,14 @@ class AlarmDesk:
             changed = change(alarm, self.clock.now())
             if changed is alarm:
                 return alarm
-            entry: AuditEntry | None = None
+            entries: list[AuditEntry] = []
+            by = SYSTEM
             if audit is not None:
-                entry = alarm_audit(audit[0], audit[1], alarm, changed, detail)
+                by = audit[1]
+                entries.append(alarm_audit(audit[0], by, alarm, changed, detail))
             calls = self._calls(alarm, changed, changed.updated_at)
-            await self.store.alarms.save(changed, entry, calls)
+            entries.extend(audit_calls(self.config, calls, by, changed.updated_at))
+            await self.store.alarms.save(changed, entries, calls)
             self.picture.put_alarm(changed)
             if changed.state == "resolved" and alarm.state != "resolved":
                 self._resolved += 1

@@ -27,7 +27,7 @@ from hub.clock import Clock
 from hub.dispatch import Dispatch, DispatchAction
 from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
-from hub.notify.plan import calls_to
+from hub.notify.plan import audit_calls, calls_to
 from hub.store import AuditEntry, Store
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
@@ -152,18 +152,9 @@ class Dispatcher:
                 state="notified",
                 notified_at=now,
             )
-            entry = AuditEntry(
-                ts=now,
-                username=by,
-                action="dispatch",
-                alarm_id=alarm_id,
-                target=responder_id,
-                before=None,
-                after=self.shape(made),
-                detail="sent by an officer",
-            )
+            calls = calls_to(self._config, alarm_id, 0, responder)
             await self._store.notifications.queue(
-                calls_to(self._config, alarm_id, 0, responder), now, entry
+                calls, now, audit_calls(self._config, calls, by, now)
             )
         self._calls_queued()
         self._wake.set()

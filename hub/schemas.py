@@ -191,6 +191,12 @@ AuditAction = Literal[
     "schedule",
     # Device broker logins (hub/api_devices.py): detail add, rotate or revoke.
     "device_login",
+    # A responder called (by an escalation or an officer) and each step of their
+    # dispatch (hub/dispatcher.py, PROTOCOL 7.35).
+    "dispatch",
+    # Responders and call lists changed through the admin API (PROTOCOL 7.39).
+    "responder",
+    "call_list",
 ]
 
 

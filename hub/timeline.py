@@ -131,14 +131,14 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
     messages = await store.notifications.for_alarm(alarm.id)
     channels = _channels_of_calls(messages)
     audit = await store.audit.find(alarm_id=alarm.id, limit=10_000, oldest_first=True)
-    by_hand = {
+    audited = {
         (str(act.after.get("responder")), int(act.after.get("level") or 0))
         for act in audit
         if act.action == "dispatch" and act.after and act.after.get("state") == "notified"
     }
     dispatches = await store.dispatches.of_alarm(alarm.id)
     # Each escalation's calls follow it (same instant): time order alone would not.
-    calls = _escalation_calls(config, messages, dispatches, by_hand, channels)
+    calls = _escalation_calls(config, messages, dispatches, audited, channels)
     for act in audit:
         if act.action in _ACTS:
             after = act.after or {}
@@ -225,8 +225,11 @@ def _dispatch_step(act: AuditEntry, channels: dict[tuple[str, int], list[str]]) 
         "note": after.get("note"),
     }
     if data["state"] == "notified":
-        # An officer's call by hand: audited when made, with its channels.
-        data["channels"] = channels.get((str(data["responder"]), int(data["level"] or 0)), [])
+        # A call, audited when made with its channels (before they were audited, the
+        # outbox rows say which).
+        data["channels"] = after.get("channels") or channels.get(
+            (str(data["responder"]), int(data["level"] or 0)), []
+        )
     return _entry(act.ts, "dispatch", act.username, data)
 
 
@@ -248,11 +251,11 @@ def _escalation_calls(
     audited: set[tuple[str, int]],
     channels: dict[tuple[str, int], list[str]],
 ) -> list[dict[str, Any]]:
-    """A ``dispatch`` entry in state ``notified`` for each responder an escalation
-    called. The escalation makes its calls in its own transaction without a
-    dispatch audit entry; the outbox rows (one per channel, written with it) say
-    when, at which level and on which channels, and a dispatch without rows (its
-    responder has no channel) still shows as a call at its own time."""
+    """A ``dispatch`` entry in state ``notified`` for each responder called without
+    an audit entry of the call (``audited``): an escalation stored before calls
+    were audited. The outbox rows (one per channel, written with it) say when, at
+    which level and on which channels, and a dispatch without rows still shows as
+    a call at its own time."""
     first: dict[tuple[str, int], datetime] = {}
     for row in messages:
         first.setdefault((row.call.responder_id, row.call.level), row.created_at)

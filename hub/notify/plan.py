@@ -5,14 +5,19 @@ Each planned notification has a key (alarm, level, responder, channel) that
 the outbox keeps unique: an alarm reaching a level calls each responder once
 per channel however many events it gathers, and planning the same escalation
 twice (a retried transaction) queues nothing new.
+
+Each responder called is audited (``audit_calls``), in the transaction that
+queues their messages: who, at which level, on which channels, and by whom.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from hub.dispatch import Dispatch, dispatch_id
 from hub.notify.notifier import channel_key, channel_label, channel_limit
-from hub.store.rows import PlannedCall
+from hub.store.rows import AuditEntry, PlannedCall
 from riverguard.config import Config
 from riverguard.on_call import on_call
 from riverguard.responders import Responder
@@ -44,3 +49,41 @@ def calls_to(config: Config, alarm_id: str, level: int, responder: Responder) ->
         )
         for index, channel in enumerate(responder.channels)
     ]
+
+
+def audit_calls(
+    config: Config, calls: Sequence[PlannedCall], by: str, at: datetime
+) -> list[AuditEntry]:
+    """A ``dispatch`` entry for each responder ``calls`` reach at each level, as the
+    dispatch they make (state ``notified``) with the responder's name and the
+    channels: by ``by`` (``system`` for a timer, or the officer)."""
+    channels: dict[tuple[str, str, int], list[str]] = {}
+    for call in calls:
+        channels.setdefault((call.alarm_id, call.responder_id, call.level), []).append(
+            call.channel_label
+        )
+    entries = []
+    for (alarm_id, responder_id, level), labels in channels.items():
+        responder = config.responder_by_id.get(responder_id)
+        called = Dispatch(
+            id=dispatch_id(alarm_id, responder_id),
+            alarm_id=alarm_id,
+            responder_id=responder_id,
+            level=level,
+            state="notified",
+            notified_at=at,
+        )
+        entries.append(
+            AuditEntry(
+                ts=at,
+                username=by,
+                action="dispatch",
+                alarm_id=alarm_id,
+                target=responder_id,
+                before=None,
+                after=called.shape()
+                | {"responder_name": responder.name if responder else None, "channels": labels},
+                detail=f"called at level {level}" if level else "sent by an officer",
+            )
+        )
+    return entries

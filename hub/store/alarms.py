@@ -44,16 +44,15 @@ class Alarms:
     async def save(
         self,
         alarm: Alarm,
-        audit: AuditEntry | None = None,
+        audit: Sequence[AuditEntry] = (),
         calls: Sequence[PlannedCall] = (),
     ) -> None:
-        """Save ``alarm``; its audit record goes first, and the notifications it makes
+        """Save ``alarm``; its audit records go first, and the notifications it makes
         (``calls``: an escalation's) are queued and their responders' dispatches
         made, all in the same transaction."""
         try:
             async with self._database.write() as conn:
-                if audit is not None:
-                    await conn.run_sync(insert_audit, [audit])
+                await conn.run_sync(insert_audit, audit)
                 await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
                 await conn.run_sync(insert_queued, calls, alarm.updated_at)
                 await conn.run_sync(insert_called, calls, alarm.updated_at)

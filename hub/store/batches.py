@@ -25,7 +25,14 @@ from hub.store.dispatches import insert_called
 from hub.store.events import event_row, insert_rejections, insert_snapshots
 from hub.store.ingest_writer import IngestWriter
 from hub.store.notifications import insert_queued
-from hub.store.rows import AlarmChanges, Batch, CommittedBatch, NoAlarmChanges, PlannedCall
+from hub.store.rows import (
+    AlarmChanges,
+    AuditEntry,
+    Batch,
+    CommittedBatch,
+    NoAlarmChanges,
+    PlannedCall,
+)
 from riverguard.wire.models import Event
 
 log = structlog.get_logger()
@@ -36,8 +43,8 @@ _STORED_KEYS_MAX = 100_000
 LAST_SEEN_WRITE_S = 5.0
 
 Decide = Callable[[list[Event]], AlarmChanges]
-# The notifications an outcome's escalations make, and when they are queued.
-Plan = Callable[[AlarmChanges], tuple[Sequence[PlannedCall], datetime]]
+# The notifications an outcome's escalations make, their audit, and when they are queued.
+Plan = Callable[[AlarmChanges], tuple[Sequence[PlannedCall], Sequence[AuditEntry], datetime]]
 
 
 class Batches:
@@ -61,8 +68,8 @@ class Batches:
         duplicates: not stored again and not given to ``decide``, which maps the
         new events to their alarms and audit records (``hub.alarms.apply_events``;
         pure, so it may run on the writer's thread). ``plan`` names the
-        notifications the changed alarms' escalations make: they are queued, and
-        their responders' dispatches made, in the same transaction (asked only
+        notifications the changed alarms' escalations make: they are queued, their
+        responders' dispatches made and audited, in the same transaction (asked only
         when an alarm changed; a batch that escalates nothing writes nothing more).
 
         Devices' last-heard times (``batch.last_seen``) are kept and written with a
@@ -154,8 +161,9 @@ class Batches:
             stored=stored["alarms"],
         )
         if plan is not None and outcome.changed:
-            calls, queued_at = plan(outcome)
+            calls, called_audit, queued_at = plan(outcome)
             if calls:
+                insert_audit(conn, called_audit)
                 insert_queued(conn, calls, queued_at)
                 insert_called(conn, calls, queued_at)
         insert_snapshots(conn, batch.snapshots)

@@ -152,14 +152,13 @@ class Notifications:
         self._database = database
 
     async def queue(
-        self, calls: Sequence[PlannedCall], now: datetime, audit: AuditEntry | None = None
+        self, calls: Sequence[PlannedCall], now: datetime, audit: Sequence[AuditEntry] = ()
     ) -> None:
         """Queue ``calls`` and make their responders' dispatches, with ``audit`` (an
         officer's dispatch), in one transaction."""
         try:
             async with self._database.write() as conn:
-                if audit is not None:
-                    await conn.run_sync(insert_audit, [audit])
+                await conn.run_sync(insert_audit, audit)
                 await conn.run_sync(insert_queued, calls, now)
                 await conn.run_sync(insert_called, calls, now)
         except SQLAlchemyError as exc:

@@ -376,3 +376,95 @@ async def test_an_escalations_call_and_a_call_by_hand_are_in_the_timeline_and_it
     assert "吴街道值班: 已通知 · 值班员派遣 · 渠道: webhook:street" in zh
     assert "陈网格员: called · level 1 · channels: webhook:duty" in en
     assert "吴街道值班: called · sent by hand · channels: webhook:street" in en
+
+
+def _calls_audited(entries: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """The audit log's calls to responders (dispatches made, state notified), oldest first."""
+    return [
+        (
+            entry["username"],
+            after["responder"],
+            after["responder_name"],
+            after["level"],
+            after["channels"],
+            entry["detail"],
+        )
+        for entry in reversed(entries)
+        if entry["action"] == "dispatch"
+        and isinstance(after := entry["after"], dict)
+        and after["state"] == "notified"
+    ]
+
+
+async def test_each_call_to_a_responder_is_audited_with_its_escalation_or_its_officer(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        clock = ManualClock()
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            # The timer climbs to level 1 (chen), the officer to level 2 (wu).
+            clock.advance(60)
+            await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
+            officer = await running.auth()
+            climbed = await running.http.post(f"/api/alarms/{alarm.id}/next-level", headers=officer)
+            assert 2 == climbed.json()["escalation_level"]
+            await wait_for(lambda: len(receiver.received) == 2, what="the street's call")
+            supervisor = await running.auth("supervisor-wang")
+            log = await running.http.get(f"/api/audit?alarm={alarm.id}", headers=supervisor)
+            assert 200 == log.status_code, log.text
+            only = await running.http.get(
+                f"/api/audit?alarm={alarm.id}&action=dispatch", headers=supervisor
+            )
+            assert 200 == only.status_code, only.text
+    entries = log.json()
+    assert [
+        ("system", "chen", "陈网格员", 1, ["webhook:duty"], "called at level 1"),
+        ("officer-li", "wu", "吴街道值班", 2, ["webhook:street"], "called at level 2"),
+    ] == _calls_audited(entries)
+    assert _calls_audited(entries) == _calls_audited(only.json())
+    # Each call is written in its escalation's transaction, right after it.
+    oldest_first = [(e["action"], e["username"], e["ts"]) for e in reversed(entries)]
+    escalations = [i for i, e in enumerate(oldest_first) if e[0] == "escalate"]
+    assert [("dispatch", "system"), ("dispatch", "officer-li")] == [
+        oldest_first[i + 1][:2] for i in escalations
+    ]
+    assert [oldest_first[i][2] for i in escalations] == [
+        oldest_first[i + 1][2] for i in escalations
+    ]
+
+
+async def test_a_call_by_hand_is_audited_with_its_channels(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        async with run_hub(settings, ManualClock()) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            sent = await running.http.post(
+                f"/api/alarms/{alarm.id}/dispatches",
+                json={"responder": "wu"},
+                headers=await running.auth(),
+            )
+            assert 200 == sent.status_code
+            log = await running.http.get(
+                f"/api/audit?alarm={alarm.id}&action=dispatch",
+                headers=await running.auth("supervisor-wang"),
+            )
+            assert 200 == log.status_code, log.text
+    assert [("officer-li", "wu", "吴街道值班", 0, ["webhook:street"], "sent by an officer")] == (
+        _calls_audited(log.json())
+    )

@@ -79,8 +79,8 @@ async def test_a_change_whose_audit_record_cannot_be_written_does_not_happen(sto
     )
 
     with pytest.raises(StoreError):
-        await store.alarms.save(acked, unwritable)
-    await store.alarms.save(acked, alarm_audit("ack", "officer-li", alarm, acked))
+        await store.alarms.save(acked, [unwritable])
+    await store.alarms.save(acked, [alarm_audit("ack", "officer-li", alarm, acked)])
 
     entries = await store.audit.find(alarm_id="alm-1")
     assert ["ack"] == [e.action for e in entries]
@@ -332,20 +332,22 @@ async def test_an_escalations_calls_are_queued_in_its_batchs_transaction_or_not_
     store: Store,
 ) -> None:
     """The calls a batch's escalations make commit with the batch: a batch the store
-    refuses leaves neither its alarm nor its calls; one it takes leaves both, and a
-    dispatch for the responder. A batch that changes no alarm is not planned at all."""
+    refuses leaves neither its alarm nor its calls; one it takes leaves both, a
+    dispatch for the responder and its audit entry. A batch that changes no alarm is
+    not planned at all."""
     planned: list[str] = []
 
     def decide(new: list[Event]) -> rules.Outcome:
         return rules.apply_events({}, new, T0, new_id=lambda: "alm-called")
 
-    def plan(outcome: AlarmChanges) -> tuple[list[PlannedCall], datetime]:
+    def plan(outcome: AlarmChanges) -> tuple[list[PlannedCall], list[AuditEntry], datetime]:
         planned.extend(outcome.changed)
         calls = [
             PlannedCall("alm-called", 1, "officer-wang", index, "email", "email", None)
             for index in (0, 1)
         ]
-        return calls, T0
+        called = AuditEntry(T0, "system", "dispatch", "alm-called", "officer-wang")
+        return calls, [called], T0
 
     first = _event().model_copy(update={"id": "db-fence-01:1"})
     broken = Batch(
@@ -359,9 +361,13 @@ async def test_an_escalations_calls_are_queued_in_its_batchs_transaction_or_not_
     assert await store.alarms.get("alm-called") is None
     assert [] == await store.notifications.for_alarm("alm-called")
     assert [] == await store.dispatches.of_alarm("alm-called")
+    assert [] == await store.audit.find(alarm_id="alm-called", action="dispatch")
 
     await store.batches.commit(Batch(events=[first], received_at={first.id: T0}), decide, plan)
     assert await store.alarms.get("alm-called") is not None
+    assert ["officer-wang"] == [
+        e.target for e in await store.audit.find(alarm_id="alm-called", action="dispatch")
+    ]
     queued = await store.notifications.for_alarm("alm-called")
     assert [(0, "queued"), (1, "queued")] == sorted((r.call.channel_index, r.state) for r in queued)
     assert ["officer-wang"] == [
