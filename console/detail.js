@@ -10,6 +10,8 @@ import {
   clockTime,
   dateTime,
   escape,
+  escalationWhy,
+  escalationWhyHtml,
   newIntrusionLine,
   personName,
   repeatsText,
@@ -499,6 +501,7 @@ function headHtml(state, view) {
   const { alarm } = view;
   const active = alarm.state !== "resolved";
   const level = alarm.escalation_level ?? 0;
+  const why = escalationWhyHtml(escalationWhy(state, alarm));
   const acked = alarm.acked_by
     ? `<p class="acked">${escape(t("alarm.acked_by", { who: "\u0000", time: clockTime(alarm.acked_at) })).replace(
         "\u0000",
@@ -538,6 +541,7 @@ function headHtml(state, view) {
       <p class="facts">${escape(t("detail.opened_at", { time: dateTime(alarm.opened_at) }))}
         · ${escape(t("alarm.events", { count: alarm.event_count }))}</p>
       ${active ? newIntrusionLine(alarm) : ""}
+      ${why ? `<p class="escalation-reason">${why}</p>` : ""}
       ${acked}${resolved}${suggestion}
     </div>
     <div class="alarm-actions">

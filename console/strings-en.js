@@ -106,8 +106,10 @@ export const EN = {
   "alarm.announce_new": "New alarm: {severity}, {site}, {zone}",
   "alarm.announce_intrusion": "New intrusion, {severity} alarm: {site}, {zone}",
   "alarm.summary": "{severity} alarm, {state}: {site}, {zone}",
-  "alarm.why_trigger": "Why: triggered again after a warning",
-  "alarm.why_unacked": "Why: not acknowledged in time",
+  "alarm.why.unacknowledged": "Why: not acknowledged in time",
+  "alarm.why.trigger_after_announcement": "Why: triggered again after a warning",
+  "alarm.why.by_officer": "Why: {who} called the next level",
+  "alarm.why.dispatch_exhausted": "Why: nobody called is coming",
   "alarm.person_left": "Person left · fence clear at {time}",
   "alarm.no_snapshot": "No snapshot",
 

@@ -107,8 +107,10 @@ export const ZH = {
   "alarm.announce_new": "新警情:{severity},{site},{zone}",
   "alarm.announce_intrusion": "新闯入,{severity}警情:{site},{zone}",
   "alarm.summary": "{severity}警情,{state}:{site},{zone}",
-  "alarm.why_trigger": "升级原因:警告后再次触发",
-  "alarm.why_unacked": "升级原因:未及时确认",
+  "alarm.why.unacknowledged": "升级原因:未及时确认",
+  "alarm.why.trigger_after_announcement": "升级原因:警告后再次触发",
+  "alarm.why.by_officer": "升级原因:{who} 立即通知下一级",
+  "alarm.why.dispatch_exhausted": "升级原因:已通知人员均无法到场",
   "alarm.person_left": "人员已离开 · 围栏 {time} 恢复正常",
   "alarm.no_snapshot": "无抓拍",
 

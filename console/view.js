@@ -3,7 +3,7 @@
 // by a tick of the clock or another alarm's update.
 
 import { cardResponders, respondersLineHtml, updateDispatchTimers } from "./dispatches.js";
-import { getLang, t } from "./i18n.js";
+import { getLang, has, t } from "./i18n.js";
 import {
   announcementsOf,
   dispatchesOf,
@@ -213,7 +213,7 @@ function cardView(state, ui, alarm, selected, top) {
     latestSeverity: event && SEVERITY_RANK[event.severity] !== undefined ? event.severity : "info",
     // A fence of the zone reported clear: the person has left it, as far as the fence knows.
     leftAt: event?.kind === "fence.clear" ? clockTime(event.ts) : null,
-    escalationWhy: escalationWhy(alarm),
+    escalationWhy: escalationWhy(state, alarm),
     ackedBy: alarm.acked_by ? personName(state, alarm.acked_by) : null,
     ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
     escalation: alarm.escalation_level ?? 0,
@@ -261,11 +261,20 @@ function intrusionHtml(intrusion) {
       )}"></span></p>`;
 }
 
-// Why the alarm climbed: only a trigger after an announcement sets a next step
-// (PROTOCOL 7.10); otherwise the alarm timer found it unacknowledged.
-function escalationWhy(alarm) {
-  if (!alarm.escalation_level) return null;
-  return alarm.next_step ? "alarm.why_trigger" : "alarm.why_unacked";
+// Why the alarm climbed to its level, as the hub says (PROTOCOL 7.40); null at level
+// 0, from a hub before 7.40, or for a reason this console has no words for.
+export function escalationWhy(state, alarm) {
+  const reason = alarm.escalation_level ? alarm.escalation_reason : null;
+  const key = `alarm.why.${reason}`;
+  if (!reason || !has(key)) return null;
+  return { key, who: alarm.escalated_by ? personName(state, alarm.escalated_by) : "" };
+}
+
+export function escalationWhyHtml(why) {
+  if (!why) return "";
+  return `<span class="escalation-why" data-reason="${escape(why.key.split(".").pop())}">${escape(
+    t(why.key, { who: "\u0000" }),
+  ).replace("\u0000", `<span translate="no">${escape(why.who)}</span>`)}</span>`;
 }
 
 // Every card shows its keys, so no card grows a row when it is selected; a key that
@@ -305,7 +314,7 @@ function cardHtml(view) {
   // One line, most urgent first: the person gone, why it climbed, who took it.
   const status = [
     view.leftAt ? `<span class="person-left">${escape(t("alarm.person_left", { time: view.leftAt }))}</span>` : "",
-    view.escalationWhy ? `<span class="escalation-why">${escape(t(view.escalationWhy))}</span>` : "",
+    escalationWhyHtml(view.escalationWhy),
     acked,
   ].filter(Boolean);
   const announcements = view.announcements

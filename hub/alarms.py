@@ -30,7 +30,14 @@ from hub import ids, intrusions
 from hub.errors import AlarmTransitionError
 from hub.store.rows import AuditEntry
 from riverguard.config import DEFAULT_ESCALATION, EscalationLevel, Site
-from riverguard.wire.models import SEVERITY_RANK, Alarm, Event, NextStep, RiskColour
+from riverguard.wire.models import (
+    SEVERITY_RANK,
+    Alarm,
+    EscalationReason,
+    Event,
+    NextStep,
+    RiskColour,
+)
 
 # An alarm keeps the ids of its newest events only; ``event_count`` has the total.
 # A flood on one zone must not grow the alarm object pushed on every change.
@@ -148,7 +155,7 @@ def _join_in_clear_window(alarm: Alarm, event: Event, now: datetime, site: Site 
             sources=sources, severity=severity, repeat_window_start=start, repeat_count=repeats
         )
         # A trigger after an announcement: it did not work. Climb and propose more.
-        update.update(_climb(alarm, site, now))
+        update.update(_climb(alarm, site, now, "trigger_after_announcement"))
         update["next_step"] = next_step(alarm.next_step)
         update["suggestion"] = None
         update["clear_at"] = None
@@ -192,19 +199,34 @@ def next_step(current: NextStep | None) -> NextStep:
     return NEXT_STEPS[min(index + 1, len(NEXT_STEPS) - 1)]
 
 
-def _climb(alarm: Alarm, site: Site | None, now: datetime) -> dict[str, object]:
+def _climb(
+    alarm: Alarm,
+    site: Site | None,
+    now: datetime,
+    reason: EscalationReason,
+    by: str | None = None,
+) -> dict[str, object]:
     level = min(alarm.escalation_level + 1, len(_levels(site)))
     return {
         "escalation_level": level,
         "escalation_name": _level_name(site, level),
         "escalate_at": _escalate_at(site, level, now) if alarm.state == "open" else None,
+        "escalation_reason": reason,
+        "escalated_by": by,
         "updated_at": now,
     }
 
 
-def escalate(alarm: Alarm, site: Site | None, now: datetime) -> Alarm:
-    """One level up the grid path for an alarm nobody acknowledged in time."""
-    return alarm.model_copy(update=_climb(alarm, site, now))
+def escalate(
+    alarm: Alarm,
+    site: Site | None,
+    now: datetime,
+    reason: EscalationReason,
+    by: str | None = None,
+) -> Alarm:
+    """One level up the grid path, for ``reason``; ``by``: the officer who called the
+    level (``by_officer``)."""
+    return alarm.model_copy(update=_climb(alarm, site, now, reason, by))
 
 
 def escalation_due(alarm: Alarm, now: datetime) -> bool:

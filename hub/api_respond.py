@@ -190,7 +190,9 @@ async def call_next_level(
     user: ActingUser,
 ) -> dict[str, Any]:
     """An officer calls the alarm's next level now, without waiting for its time."""
-    alarm = await desk.call_next_level(alarm_id, user.username, "called by an officer")
+    alarm = await desk.call_next_level(
+        alarm_id, user.username, "by_officer", "called by an officer"
+    )
     return alarm.model_dump(mode="json")
 
 

@@ -287,9 +287,10 @@ async def _build(
 
     # The dispatcher climbs alarms through the desk, and the desk wakes the dispatcher
     # and the outbox when an escalation calls people: the desk, built below, is
-    # reached through this function.
+    # reached through this function. The dispatcher climbs only when nobody of the
+    # level is coming.
     async def call_next_level(alarm_id: str, by: str, detail: str) -> object:
-        return await desk.call_next_level(alarm_id, by, detail)
+        return await desk.call_next_level(alarm_id, by, "dispatch_exhausted", detail)
 
     dispatcher = Dispatcher(
         store,

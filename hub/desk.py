@@ -30,7 +30,7 @@ from hub.notify.plan import audit_calls, plan_calls
 from hub.picture import Picture
 from hub.store import AuditEntry, Batch, CommittedBatch, PlannedCall, Store
 from riverguard.config import Config
-from riverguard.wire.models import Alarm, Event
+from riverguard.wire.models import Alarm, EscalationReason, Event
 
 # How long the alarm timer waits before retrying after the store refused a change.
 TIMER_RETRY_S = 2.0
@@ -287,7 +287,8 @@ class AlarmDesk:
                 alarm = by_id.get(alarm_id)
                 if alarm is None or not rules.escalation_due(alarm, now):
                     continue  # resolved, acknowledged or escalated meanwhile
-                changed = rules.escalate(alarm, self.config.site_by_id.get(alarm.site), now)
+                site = self.config.site_by_id.get(alarm.site)
+                changed = rules.escalate(alarm, site, now, "unacknowledged")
                 if changed is not alarm:
                     pairs.append((alarm, changed))
             if not pairs:
@@ -319,10 +320,12 @@ class AlarmDesk:
             )
         return bool(calls)
 
-    async def call_next_level(self, alarm_id: str, by: str, detail: str = "") -> Alarm:
-        """Climb one level now (an officer's "call the next level", or nobody of the
-        level answering): its responders are called as by the timer. Nothing at the
-        top of the grid path or once resolved."""
+    async def call_next_level(
+        self, alarm_id: str, by: str, reason: EscalationReason, detail: str = ""
+    ) -> Alarm:
+        """Climb one level now (``by_officer``: an officer's "call the next level";
+        ``dispatch_exhausted``: nobody of the level is coming): its responders are
+        called as by the timer. Nothing at the top of the grid path or once resolved."""
         alarm = await self.get(alarm_id)
         site = self.config.site_by_id.get(alarm.site)
         top = len(site.escalation) if site is not None else 0
@@ -330,7 +333,8 @@ class AlarmDesk:
         def climb(a: Alarm, t: datetime) -> Alarm:
             if a.state == "resolved" or a.escalation_level >= top:
                 return a
-            return rules.escalate(a, site, t)
+            officer = by if reason == "by_officer" else None
+            return rules.escalate(a, site, t, reason, officer)
 
         return await self._change(alarm_id, climb, ("escalate", by), detail)
 

@@ -64,6 +64,10 @@ AlarmState = Literal["open", "acknowledged", "resolved"]
 Outcome = Literal["persuaded_away", "rescued", "false_alarm", "patrol_sent", "other"]
 RiskColour = Literal["blue", "yellow", "orange", "red"]
 NextStep = Literal["repeat", "stronger_clip", "live_talk", "send_patrol"]
+# Why an alarm climbed to its escalation level (docs/protocol.md 7.40).
+EscalationReason = Literal[
+    "unacknowledged", "trigger_after_announcement", "by_officer", "dispatch_exhausted"
+]
 AudioFormat = Literal["wav", "mp3", "ulaw"]
 # An agent's availability: "offline" is its last will, "stopped" a clean stop.
 Availability = Literal["online", "offline", "stopped"]
@@ -335,6 +339,10 @@ class Alarm(_Owned):
     # and when the next level is due while the alarm stays unacknowledged.
     escalation_name: str = "duty officer"
     escalate_at: Timestamp | None = None
+    # Why it climbed to its level (7.40): null at level 0 and in alarms stored before;
+    # ``escalated_by`` names the officer who called the level (``by_officer`` only).
+    escalation_reason: EscalationReason | None = None
+    escalated_by: str | None = None
     # Device types seen (fence, camera), and the repeat window for severity raising.
     sources: list[str] = Field(default_factory=list)
     repeat_window_start: Timestamp | None = None

@@ -40,6 +40,8 @@ DYNAMIC_PREFIXES = {
     "map.reason_": ["edge"],
     "detail.source_": ["hub", "built"],
     "alarm.intrusion_cause.": ["quiet_gap", "after_gone"],
+    "alarm.why.": ["unacknowledged", "trigger_after_announcement", "by_officer",
+                   "dispatch_exhausted"],
 }  # fmt: skip
 
 

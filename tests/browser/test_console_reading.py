@@ -132,6 +132,33 @@ async def test_an_escalated_card_says_why_it_climbed(
     await expect(card.locator(".escalation-why")).to_have_text("升级原因:警告后再次触发")
 
 
+async def test_an_alarm_an_officer_escalated_says_who_called_the_level_on_card_and_detail(
+    officer_page: Page, field: Field
+) -> None:
+    """The reason comes from the hub: not "not acknowledged in time" for an alarm an
+    officer escalated by hand (PROTOCOL 7.40)."""
+    page = officer_page
+    alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-01", "z1")
+    card = alarm_card(page, alarm["id"])
+    await card.locator("[data-action=details]").click()
+    detail = page.locator("#detail-page")
+    await detail.locator("[data-detail-action=next-level]").click()
+    await expect(detail.locator(".escalation-reason")).to_have_text(
+        "升级原因:李值班员 立即通知下一级"
+    )
+    await page.keyboard.press("l")
+    await expect(detail.locator(".escalation-reason")).to_have_text(
+        "Why: 李值班员 called the next level"
+    )
+    await page.keyboard.press("Escape")
+    await expect(card.locator(".escalation-why")).to_have_text(
+        "Why: 李值班员 called the next level"
+    )
+    assert [] == (await untranslated(page))["found"]
+    await page.keyboard.press("l")
+    await expect(card.locator(".escalation-why")).to_have_text("升级原因:李值班员 立即通知下一级")
+
+
 async def test_the_officers_own_resolve_is_not_taken_for_someone_elses(
     officer_page: Page, field: Field
 ) -> None:

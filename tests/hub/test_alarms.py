@@ -183,13 +183,13 @@ def test_an_open_alarm_climbs_the_site_policy_and_stops_at_the_top() -> None:
     )
     assert not alarms.escalation_due(alarm, T0 + timedelta(seconds=29))
     t1 = T0 + timedelta(seconds=30)
-    first = alarms.escalate(alarm, SITE_DB, t1)
+    first = alarms.escalate(alarm, SITE_DB, t1, "unacknowledged")
     assert (1, "grid officer", t1 + timedelta(seconds=60)) == (
         first.escalation_level,
         first.escalation_name,
         first.escalate_at,
     )
-    top = alarms.escalate(first, SITE_DB, t1 + timedelta(seconds=60))
+    top = alarms.escalate(first, SITE_DB, t1 + timedelta(seconds=60), "unacknowledged")
     assert (2, "street", None) == (top.escalation_level, top.escalation_name, top.escalate_at)
 
 
@@ -212,6 +212,24 @@ def test_a_trigger_after_an_announcement_climbs_and_proposes_the_next_step() -> 
     again = alarms.add_announcement(after, "ann-2", T0, SITE_DB.clear_window_s)
     later = alarms.apply_events({("danshui-bridge", "z1"): again}, [_event(3)], T0, _ids(), SITES)
     assert "stronger_clip" == later.changed["alm-1"].next_step
+
+
+def test_each_climb_says_why_and_only_an_officers_names_who() -> None:
+    """The reason is that of the latest climb; a level-0 alarm has none."""
+    alarm = alarms.apply_events({}, [_event(1)], T0, _ids(), SITES).changed["alm-1"]
+    by_hand = alarms.escalate(alarm, SITE_DB, T0, "by_officer", "officer-li")
+    acked = alarms.acknowledge(by_hand, "officer-li", T0)
+    announced = alarms.add_announcement(acked, "ann-1", T0, SITE_DB.clear_window_s)
+    key = ("danshui-bridge", "z1")
+    triggered = alarms.apply_events({key: announced}, [_event(2)], T0, _ids(), SITES)
+    after = triggered.changed["alm-1"]
+    assert [
+        (0, None, None),
+        (1, "by_officer", "officer-li"),
+        (2, "trigger_after_announcement", None),
+    ] == [
+        (a.escalation_level, a.escalation_reason, a.escalated_by) for a in (alarm, by_hand, after)
+    ]
 
 
 def test_a_quiet_clear_window_proposes_persuaded_away_after_the_fence_clears() -> None:

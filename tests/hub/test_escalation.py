@@ -80,7 +80,12 @@ async def test_unacknowledged_alarm_climbs_the_grid_path_is_pushed_and_audited_a
             )
         ).json()
 
-    assert ("grid officer", alarm_id) == (pushed["data"]["escalation_name"], pushed["data"]["id"])
+    assert ("grid officer", alarm_id, "unacknowledged", None) == (
+        pushed["data"]["escalation_name"],
+        pushed["data"]["id"],
+        pushed["data"]["escalation_reason"],
+        pushed["data"]["escalated_by"],
+    )
     assert (2, "street", None) == (
         acked.json()["escalation_level"],
         acked.json()["escalation_name"],
@@ -136,13 +141,53 @@ async def test_a_trigger_after_an_announcement_escalates_and_proposes_the_next_s
         )
     ).json()
 
-    assert (1, "repeat", None, "acknowledged") == (
+    assert (1, "repeat", None, "acknowledged", "trigger_after_announcement") == (
         alarm["escalation_level"],
         alarm["next_step"],
         alarm["suggestion"],
         alarm["state"],
+        alarm["escalation_reason"],
     )
     assert ["trigger after an announcement"] == [e["detail"] for e in audit]
+
+
+async def test_why_an_alarm_climbed_is_stored_and_comes_in_a_restarted_hubs_hello(
+    make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """An officer's call of the next level names them; the reason survives a restart,
+    and the timer's next climb says it was not acknowledged."""
+    clock = ManualClock()
+    async with run_hub(make_settings(), clock) as first:
+        alarm_id = await _send(first, edge)
+        opened = first.hub.picture.active[(SITE, "z1")]
+        called = await first.http.post(
+            f"/api/alarms/{alarm_id}/next-level", headers=await first.auth()
+        )
+    async with run_hub(make_settings(), clock) as second:
+        token = await second.token("viewer")
+        async with second.socket(token) as ws, ws_inbox(ws) as console:
+            hello = await console.wait_for(lambda m: m["type"] == "hello")
+            clock.advance(120)
+            timer = await console.wait_for(
+                lambda m: m["type"] == "alarm" and m["data"]["escalation_level"] == 2
+            )
+
+    assert (0, None, None) == (
+        opened.escalation_level,
+        opened.escalation_reason,
+        opened.escalated_by,
+    )
+    assert (1, "by_officer", "officer-li") == (
+        called.json()["escalation_level"],
+        called.json()["escalation_reason"],
+        called.json()["escalated_by"],
+    )
+    [shown] = [a for a in hello["data"]["alarms"] if a["id"] == alarm_id]
+    assert ("by_officer", "officer-li") == (shown["escalation_reason"], shown["escalated_by"])
+    assert ("unacknowledged", None) == (
+        timer["data"]["escalation_reason"],
+        timer["data"]["escalated_by"],
+    )
 
 
 def _config_with(tmp_path: Path, site_line: str, extra: str) -> Path:

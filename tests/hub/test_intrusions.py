@@ -83,7 +83,7 @@ def test_a_person_detected_again_and_again_is_one_intrusion_whatever_the_device(
 
 def test_a_trigger_after_a_quiet_gap_reraises_an_acknowledged_alarm() -> None:
     opened = _opened()
-    climbed = alarms.escalate(opened, SITE, T0 + timedelta(seconds=30))
+    climbed = alarms.escalate(opened, SITE, T0 + timedelta(seconds=30), "unacknowledged")
     acked = alarms.acknowledge(climbed, "officer-li", T0 + timedelta(seconds=31))
     outcome = _apply(acked, [_camera(91)], 91)
     alarm = outcome.changed["alm-1"]

@@ -215,7 +215,11 @@ async def test_a_grid_officer_who_does_not_accept_has_the_next_level_called_at_o
             # Level 2's own time (120 s after level 1) has not come: the call is early.
             await wait_for(lambda: len(receiver.received) == 2, what="the street's call")
             alarm = running.hub.picture.active[(SITE, "z1")]
-            assert 2 == alarm.escalation_level
+            assert (2, "dispatch_exhausted", None) == (
+                alarm.escalation_level,
+                alarm.escalation_reason,
+                alarm.escalated_by,
+            )
             officer = await running.auth()
             listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
             states = {d["responder"]: d["state"] for d in listed.json()}
