@@ -13,6 +13,8 @@ export const EDGE_AUTO = "edge-auto";
 export function createState() {
   return {
     user: null,
+    // Display names by username or audited actor (PROTOCOL 7.41).
+    people: new Map(),
     sites: new Map(),
     // Devices the console fetched (a site's, on demand) or was pushed since the hello.
     devices: new Map(),
@@ -127,6 +129,7 @@ export function applyMessage(state, message) {
 function applyHello(state, data, result) {
   const previous = new Map(state.alarms);
   state.user = data.user ?? state.user;
+  state.people = peopleOf(data.people);
   state.sites = byId(data.sites);
   // A hello carries no devices (PROTOCOL 7.37): pages fetch a site's devices again.
   state.devices = byId(data.devices);
@@ -144,6 +147,12 @@ function applyHello(state, data, result) {
   }
   for (const id of previous.keys()) if (!state.alarms.has(id)) result.resolved.push(id);
   for (const part of ["alarms", "status", "events", "user", "links"]) result.parts.add(part);
+}
+
+// A hub before 7.41 names nobody; a name that is not text is left out.
+function peopleOf(people) {
+  if (!people || typeof people !== "object" || Array.isArray(people)) return new Map();
+  return new Map(Object.entries(people).filter(([, name]) => typeof name === "string" && name));
 }
 
 function applyLinks(state, links) {

@@ -64,10 +64,12 @@ function kindLabel(kind) {
   return kind ? t(`kind.${kind}`) : "";
 }
 
-// The officer logged in here by their name; anyone else by their login.
+// A person by their display name: the officer logged in here by their own, anyone
+// else by the hub's `people` (PROTOCOL 7.41), by their login when it names nobody.
 export function personName(state, username) {
-  if (username && state.user?.username === username) return state.user.name || username;
-  return username ?? "";
+  if (!username) return "";
+  if (state.user?.username === username && state.user.name) return state.user.name;
+  return state.people?.get(username) ?? username;
 }
 
 // --- status strip --------------------------------------------------------------

@@ -34,6 +34,7 @@ from hub.deps import (
 )
 from hub.errors import ApiError
 from hub.influx import CountQuery, EventQuery
+from hub.people import people
 from hub.schemas import (
     AnnouncementOut,
     AnnouncementRequest,
@@ -280,10 +281,8 @@ def _printable(
         return f"{path}?{auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
 
     site = config.site_by_id.get(built["alarm"]["site"])
-    people = {person.username: person.name for person in config.users}
-    page = HTMLResponse(
-        timeline.render_html(built, lang, link, tz=site.timezone if site else "UTC", people=people)
-    )
+    tz = site.timezone if site else "UTC"
+    page = HTMLResponse(timeline.render_html(built, lang, link, tz=tz, people=people(config)))
     # The page's one inline style block; never a script.
     page.headers["Content-Security-Policy"] = PRINTABLE_CSP
     return page

@@ -39,6 +39,7 @@ from hub.deps import (
 )
 from hub.dispatch_board import DispatchBoard
 from hub.links import Links
+from hub.people import people
 from hub.picture import Picture
 from hub.store import UserRow
 from riverguard.wire.models import CLIENT_OP, SubscribeOp
@@ -95,6 +96,7 @@ async def hello_data(
     return {
         "seq": seq,
         "user": {"username": user.username, "name": user.name, "role": user.role},
+        "people": people(picture.config),
         "alarms": [a.model_dump(mode="json") for a in active],
         "dispatches": board.of_alarms(a.id for a in active),
         "sites": picture.site_items(),

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Locator, Page, Route, expect
 
+from riverguard.hub_session import HubSession
 from riverguard.stack import Stack
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.console import Field, alarm_card, log_in, untranslated
@@ -275,6 +276,43 @@ async def test_devices_handover_and_detail_name_things_in_the_officers_language(
         await printable.screenshot(path=SCREENSHOTS / f"console-export-{short}.png")
         await printable.close()
         await page.keyboard.press("l")
+
+
+async def test_another_officer_is_named_by_their_display_name_everywhere(
+    stack: Stack, officer_page: Page, field: Field
+) -> None:
+    """The card, the handover, the timeline and the history name the supervisor who
+    acknowledged and resolved, as the wall names its own officer (PROTOCOL 7.41)."""
+    page = officer_page
+    alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-02", "z2")
+    async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as supervisor:
+        session = await HubSession.login_async(
+            supervisor, "supervisor-wang", stack.secrets.users["supervisor-wang"]
+        )
+        supervisor.headers.update(session.headers)
+        acked = await supervisor.post(f"/api/alarms/{alarm['id']}/ack")
+        assert 200 == acked.status_code, acked.text
+        card = alarm_card(page, alarm["id"])
+        await expect(card.locator(".status-line .acked")).to_contain_text("王值班长")
+
+        await page.keyboard.press("5")
+        item = page.locator(f'#handover-root .handover-open li[data-alarm-id="{alarm["id"]}"]')
+        await expect(item).to_contain_text("王值班长")
+        await expect(item).not_to_contain_text("supervisor-wang")
+
+        await item.locator("[data-command=open-detail]").click()
+        ack = page.locator("#detail-timeline li[data-type=ack]")
+        await expect(ack).to_contain_text("王值班长")
+        await expect(page.locator("#detail-page")).not_to_contain_text("supervisor-wang")
+
+        resolved = await supervisor.post(
+            f"/api/alarms/{alarm['id']}/resolve", json={"outcome": "false_alarm"}
+        )
+        assert 200 == resolved.status_code, resolved.text
+    await page.keyboard.press("4")
+    row = page.locator(f'#incidents-table tr[data-alarm-id="{alarm["id"]}"]')
+    await expect(row).to_contain_text("王值班长")
+    await expect(row).not_to_contain_text("supervisor-wang")
 
 
 async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(

@@ -17,6 +17,7 @@ from riverguard.wire.socket_auth import subprotocols
 from tests.conftest import Broker
 from tests.hub.conftest import (
     SITE,
+    MakeSettings,
     RunningHub,
     event_payload,
     hub_settings,
@@ -25,6 +26,7 @@ from tests.hub.conftest import (
     unique_seq,
     ws_inbox,
 )
+from tests.notify.support import config_with_a_grid_officer
 
 pytestmark = pytest.mark.integration
 
@@ -63,10 +65,29 @@ async def test_hello_has_the_current_picture(running_hub: RunningHub) -> None:
         "edges",
         "announcements",
         "links",
+        "people",
     } == set(data)
+    assert {
+        "admin": "系统管理员",
+        "officer-li": "李值班员",
+        "supervisor-wang": "王值班长",
+        "viewer": "观察员",
+    } == data["people"]
     assert 2 == len(data["sites"])
     # Devices come on demand (GET /api/sites/{id}/devices); the sites carry their counts.
     assert 10 == sum(c["total"] for s in data["sites"] for c in s["devices"].values())
+
+
+async def test_hello_names_responders_by_the_actor_their_steps_are_audited_as(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/grid")
+    async with run_hub(make_settings(config=config)) as running:
+        token = await running.token("viewer")
+        async with running.socket(token) as ws:
+            hello = json.loads(await ws.recv())
+    assert "陈网格员" == hello["data"]["people"]["responder:chen"]
+    assert "李值班员" == hello["data"]["people"]["officer-li"]
 
 
 async def test_bad_token_is_closed_with_4401(running_hub: RunningHub) -> None:
