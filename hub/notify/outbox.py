@@ -8,7 +8,9 @@ a time: a slow or dead receiver delays its own messages by at most the send
 timeout, and never an alarm. Per row: over a rate limit it waits (no attempt spent); otherwise it
 is claimed, sent and settled as sent, failed, queued again after a backoff, or
 given up once its attempts are spent (``hub.store.notifications``); a pass's
-claims are one transaction, and settlements that end together another.
+claims are one transaction, and settlements that end together another. The
+rate limits are counted afresh at each start from the rows sent within their
+window (``hub.notify.rate_limit``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Outbox:
         while True:
             try:
                 requeued = await self._store.notifications.requeue_interrupted(self._clock.now())
+                await self._count_recent_sends()
                 break
             except StoreError as exc:
                 log.warning("outbox cannot reach the store", error=str(exc))
@@ -104,6 +107,16 @@ class Outbox:
                 await self._pause()
                 continue
             await self._clock.wait(due, self._wake)
+
+    async def _count_recent_sends(self) -> None:
+        """Count in the rate limits what was sent within their window before this
+        start: a hub restarted in a storm must not send a second window's worth."""
+        since = self._clock.now() - self._limits.window
+        for row in await self._store.notifications.sent_since(since):
+            call = row.call
+            self._limits.take(
+                call.responder_id, call.channel_key, call.channel_limit, row.updated_at
+            )
 
     async def _pause(self) -> None:
         retry = self._clock.now() + timedelta(seconds=STORE_RETRY_S)

@@ -2,8 +2,13 @@
 
 A notification over a limit waits (it is not an attempt and not a failure): a
 storm of alarms must not flood one officer's phone, and a WeCom or DingTalk
-robot refuses more than 20 messages a minute. The counts live in memory; a hub
-restart starts them afresh, which lets at most one more window's worth through.
+robot refuses more than 20 messages a minute. The counts live in memory, and
+the outbox's sender seeds them when it starts from its own rows sent within
+the last window (``Outbox.run``), so a hub restart does not let a second
+window's worth through. A send is counted from when its attempt began while
+the hub runs, and from when it was recorded as sent (at most the send timeout
+later) after a restart: the wait after a restart may be that much longer.
+Attempts that failed within the window before a restart are not counted again.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class RateLimits:
         if responder_limit < 1:
             raise ValueError("a responder's rate limit must allow at least one send")
         self.responder_limit = responder_limit
+        self.window = timedelta(seconds=window_s)
         self._responders = SlidingWindow(window_s)
         self._channels = SlidingWindow(window_s)
 

@@ -219,6 +219,17 @@ class Notifications:
             result = await conn.execute(statement)
         return int(result.rowcount)
 
+    async def sent_since(self, since: datetime) -> list[NotificationRow]:
+        """The notifications recorded as sent at ``since`` or later, oldest first (the
+        rate limits' counts when the sender starts)."""
+        query = (
+            select(n)
+            .where(n.c.state == "sent", n.c.updated_at >= since)
+            .order_by(n.c.updated_at, n.c.id)
+        )
+        async with self._database.read() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
     async def for_alarm(self, alarm_id: str) -> list[NotificationRow]:
         query = select(n).where(n.c.alarm_id == alarm_id).order_by(n.c.created_at, n.c.key)
         async with self._database.read() as conn:

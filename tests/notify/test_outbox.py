@@ -6,6 +6,7 @@ hung receiver from holding the others, and sends once across a restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, NotificationRow, Store
 from riverguard.config import Config
+from riverguard.testing import wait_for
 from riverguard.wire.models import Event
 from tests.notify.receivers import HttpReceiver, http_receiver
 
@@ -285,6 +287,59 @@ async def test_a_responder_over_their_rate_limit_waits_without_spending_an_attem
     assert 2 == len(receiver.received)
 
 
+@pytest.mark.parametrize("limit", ["responder", "channel"])
+async def test_a_rate_limit_holds_across_a_restart(tmp_path: Path, limit: str) -> None:
+    """Two sends a minute: two go, the hub restarts half a minute later, and a third
+    call waits for the end of the first send's minute rather than going at once."""
+    async with http_receiver() as receiver:
+        config = _config({"wang": receiver.url}, responder_per_minute=2)
+        if limit == "channel":
+            raw = config.model_dump()
+            raw["notify"]["responder_per_minute"] = 30
+            raw["notify"]["webhooks"][0]["per_minute"] = 2
+            config = Config.model_validate(raw)
+        clock = ManualClock(T0)
+        async with hub(tmp_path, config, clock) as running:
+            await _open_alarm(running, "f1", "z1")
+            await _open_alarm(running, "f2", "z2")
+            await _escalate(running)
+            await running.outbox.flush()
+            rows = [*(await running.rows(0)), *(await running.rows(1))]
+            assert ["sent", "sent"] == [row.state for row in rows]
+        first_sent = clock.now()
+        clock.advance(30)
+        async with hub(tmp_path, config, clock) as restarted:
+            # One more call to the same responder on the same channel (by hand: level 0).
+            more = dataclasses.replace(rows[0].call, level=0)
+            await restarted.store.notifications.queue([more], clock.now())
+            restarted.alarm_ids.extend(running.alarm_ids)
+            sender = asyncio.create_task(restarted.outbox.run(), name="outbox")
+            try:
+
+                async def the_call(*states: str) -> NotificationRow | None:
+                    """The third call once the sender has deferred (``queued`` with a
+                    later due time) or settled it in one of ``states``."""
+                    [row] = [r for r in await restarted.rows() if r.call.key == more.key]
+                    deferred = row.state == "queued" and row.due_at > clock.now()
+                    return row if deferred or row.state in states else None
+
+                looked_at = await wait_for(lambda: the_call("sent"), what="the third call")
+                assert looked_at is not None
+                assert ("queued", first_sent + timedelta(seconds=60), 0) == (
+                    looked_at.state,
+                    looked_at.due_at,
+                    looked_at.attempts,
+                )
+                assert 2 == len(receiver.received)
+                clock.advance(30)
+                await wait_for(lambda: the_call("sent", "failed"), what="the call sent")
+            finally:
+                sender.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sender
+    assert 3 == len(receiver.received)
+
+
 async def test_a_hung_receiver_holds_up_only_its_own_notification(tmp_path: Path) -> None:
     async with (
         http_receiver(HttpReceiver(hold=True)) as hung,
@@ -391,6 +446,11 @@ async def test_a_trigger_after_an_announcement_climbs_and_calls_the_level(
         )
         [alarm] = committed.outcome.changed.values()
         assert 1 == alarm.escalation_level
+        # The call is audited in the batch's transaction, after the escalation.
+        assert [("dispatch", "system", "wang"), ("escalate", "system", alarm.id)] == [
+            (entry.action, entry.username, entry.target)
+            for entry in await running.store.audit.find(alarm_id=alarm.id, limit=2)
+        ]
         await running.outbox.flush()
         [row] = await running.rows()
         assert ("wang", 1, "sent") == (row.call.responder_id, row.call.level, row.state)
@@ -415,8 +475,10 @@ async def test_a_timer_pass_escalates_each_due_alarm_once_chunk_by_chunk(
             alarm = await running.store.alarms.get(alarm_id)
             assert alarm is not None
             assert 1 == alarm.escalation_level
-            assert ["escalate"] == [
-                entry.action for entry in await running.store.audit.find(alarm_id=alarm_id)
+            # Newest first: the escalation, then its call to wang.
+            assert [("dispatch", "wang"), ("escalate", alarm_id)] == [
+                (entry.action, entry.target)
+                for entry in await running.store.audit.find(alarm_id=alarm_id)
             ]
         await running.outbox.flush()
         for index in (0, 1):
