@@ -121,11 +121,18 @@ def _template_strings(value: JsonValue) -> list[str]:
     return []
 
 
+# Where a gateway's JSON answer says whether it took the message: keys joined by
+# dots, a list's item by its index ("Response.SendStatusSet.0.Code").
+_ANSWER_PATH = re.compile(r"^[^.\s]{1,100}(\.[^.\s]{1,100}){0,9}$")
+
+
 class SmsGateway(_Config):
     """An HTTP SMS gateway: ``{phone}``, ``{text}`` and ``{responder}`` in the URL
     (URL-encoded there), header values and the body's string values are replaced
     per message. The body is a table sent as JSON or as a form, so a message can
-    never break its syntax. A 2xx answer counts as sent."""
+    never break its syntax. A 2xx answer counts as sent; with ``success_path``,
+    only a 2xx whose JSON answer holds one of ``success_values`` there does (many
+    gateways answer 200 to a refusal, with its code in the body)."""
 
     id: Ident
     url: HttpUrl
@@ -136,6 +143,12 @@ class SmsGateway(_Config):
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, JsonValue] = Field(default_factory=dict)
     body_encoding: Literal["json", "form"] = "json"
+    # Aliyun: "Code", ["OK"]; Tencent Cloud: "Response.SendStatusSet.0.Code", ["Ok"].
+    # A number or true/false is compared as JSON writes it ("0", "true").
+    success_path: str | None = Field(default=None, pattern=_ANSWER_PATH.pattern)
+    success_values: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=20
+    )
 
     @field_validator("headers")
     @classmethod
@@ -163,6 +176,8 @@ class SmsGateway(_Config):
             isinstance(value, dict | list) for value in self.body.values()
         ):
             raise ValueError(f"sms gateway {self.id}: a form body holds no tables or lists")
+        if (self.success_path is None) != (not self.success_values):
+            raise ValueError(f"sms gateway {self.id}: success_path and success_values go together")
         return self
 
 

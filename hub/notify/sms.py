@@ -7,11 +7,19 @@ government messaging platforms are each their own small HTTP API; a template
 client per vendor. Values are substituted into the parsed template and then
 encoded, so a message's quotes, ampersands or newlines cannot change the
 request's shape.
+
+Many of them answer a refusal (a rate limit, an unapproved signature, a bad
+key) with HTTP 200 and a code in a JSON body: Aliyun's
+``{"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": ...}`` against
+``{"Code": "OK"}``. A gateway with ``success_path`` is taken at its body's
+word; anything else there (another code, no JSON, no such field) is tried
+again, its answer kept as the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +28,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import JsonValue
 
-from hub.notify.outcome import Outcome, failed, of_http_status, retry
+from hub.notify.outcome import SENT, Outcome, failed, of_http_status, retry
 from riverguard.responders import SmsGateway
 
 _PLACEHOLDER = re.compile(r"\{(phone|text|responder)\}")
@@ -90,4 +98,45 @@ class SmsSender:
             return retry(f"sms gateway {gateway.id}: {type(exc).__name__}: {exc}")
         except httpx.HTTPError as exc:
             return failed(f"sms gateway {gateway.id}: {type(exc).__name__}: {exc}")
-        return of_http_status(response.status_code, f"sms gateway {gateway.id}")
+        outcome = of_http_status(response.status_code, f"sms gateway {gateway.id}")
+        if not outcome.sent or gateway.success_path is None:
+            return outcome
+        return answered(gateway, response.text)
+
+
+# How much of a refusing answer the reason keeps: enough for the gateway's code and
+# message, never a whole page of HTML.
+ANSWER_EXCERPT = 300
+
+
+def answered(gateway: SmsGateway, body: str) -> Outcome:
+    """A 2xx answer of a gateway with ``success_path``: sent when the JSON body holds
+    one of ``success_values`` there, otherwise a retry with the answer as reason."""
+    path = gateway.success_path or ""
+    value = _at(body, path)
+    if value in gateway.success_values:
+        return SENT
+    excerpt = " ".join(body.split())[:ANSWER_EXCERPT]
+    found = "nothing" if value is None else repr(value)
+    return retry(f"sms gateway {gateway.id} answered {found} at {path}: {excerpt}")
+
+
+def _at(body: str, path: str) -> str | None:
+    """The value at ``path`` in a JSON ``body``, as JSON writes a number or true/false;
+    None when the body is not JSON or has nothing there."""
+    try:
+        value: JsonValue = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    for key in path.split("."):
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdecimal() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list) or value is None:
+        return None
+    return json.dumps(value)

@@ -247,6 +247,45 @@ async def test_a_notification_is_given_up_when_its_attempts_are_spent(tmp_path: 
     assert 2 == len(receiver.received)
 
 
+async def test_an_sms_gateway_refusing_with_200_is_retried_then_given_up_with_its_answer(
+    tmp_path: Path,
+) -> None:
+    """Aliyun-style: HTTP 200 with a refusal code in the body is not a send."""
+    refusal = b'{"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "Permits:1"}'
+    async with http_receiver(HttpReceiver(answer=refusal)) as receiver:
+        raw = _config({"wang": receiver.url}, max_attempts=2).model_dump()
+        raw["notify"]["sms_gateways"] = [
+            {
+                "id": "aliyun",
+                "url": f"{receiver.url}/sms",
+                "body": {"PhoneNumbers": "{phone}", "TemplateParam": "{text}"},
+                "success_path": "Code",
+                "success_values": ["OK"],
+            }
+        ]
+        [wang] = raw["responders"]
+        wang |= {"phone": "+8613800000001", "channels": [{"kind": "sms", "gateway": "aliyun"}]}
+        async with hub(tmp_path, Config.model_validate(raw)) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            await running.outbox.flush()
+            [row] = await running.rows()
+            reason = "sms gateway aliyun answered 'isv.BUSINESS_LIMIT_CONTROL' at Code: "
+            assert ("queued", 1) == (row.state, row.attempts)
+            assert row.reason.startswith(reason), row.reason
+            assert "Permits:1" in row.reason
+            running.clock.advance(10)
+            await running.outbox.flush()
+            [row] = await running.rows()
+            assert ("given_up", 2) == (row.state, row.attempts)
+            assert row.reason.startswith(reason), row.reason
+            registry = running.outbox_metrics.registry
+            for outcome in ("retry", "given_up"):
+                labels = {"outcome": outcome, "channel": "sms"}
+                assert 1 == registry.get_sample_value("riverguard_hub_notifications_total", labels)
+    assert 2 == len(receiver.received)
+
+
 async def test_a_refusal_for_good_is_not_retried(tmp_path: Path) -> None:
     async with (
         http_receiver(HttpReceiver(status=401)) as receiver,

@@ -126,3 +126,86 @@ async def test_a_gateway_that_is_down_or_hangs_is_a_retry(example_config: Config
         hung = await _text(example_config, {"url": receiver.url})
     assert "retry" == hung.kind
     assert "no answer within 2 s" in hung.reason
+
+
+ALIYUN = {"success_path": "Code", "success_values": ["OK"]}
+TENCENT = {"success_path": "Response.SendStatusSet.0.Code", "success_values": ["Ok"]}
+ALIYUN_LIMITED = (
+    '{"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控Permits:1",'
+    ' "RequestId": "F655A8D5-B967-440B-8683-DAD6FF8DE990"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("check", "answer"),
+    [
+        (ALIYUN, '{"Code": "OK", "Message": "OK", "BizId": "900619746936498440^0"}'),
+        (
+            TENCENT,
+            '{"Response": {"SendStatusSet": [{"SerialNo": "5000:1045710669157053657849499619",'
+            ' "PhoneNumber": "+8613800000001", "Code": "Ok", "Message": "send success"}],'
+            ' "RequestId": "a0aabda6-cf91-4f3e-a81f-9198114a2279"}}',
+        ),
+        ({"success_path": "code", "success_values": ["0"]}, '{"code": 0, "msg": "发送成功"}'),
+    ],
+)
+async def test_a_gateway_whose_answer_says_it_took_the_message_is_sent(
+    example_config: Config, check: dict[str, Any], answer: str
+) -> None:
+    async with http_receiver(HttpReceiver(answer=answer.encode())) as receiver:
+        outcome = await _text(example_config, {"url": receiver.url} | check)
+    assert outcome.sent, outcome
+
+
+@pytest.mark.parametrize(
+    ("check", "answer", "reason"),
+    [
+        (
+            ALIYUN,
+            ALIYUN_LIMITED,
+            "sms gateway gw answered 'isv.BUSINESS_LIMIT_CONTROL' at Code: " + ALIYUN_LIMITED,
+        ),
+        (
+            TENCENT,
+            '{"Response": {"Error": {"Code": "AuthFailure.SignatureFailure",'
+            ' "Message": "The provided credentials could not be validated."},'
+            ' "RequestId": "a0aabda6"}}',
+            "sms gateway gw answered nothing at Response.SendStatusSet.0.Code: "
+            '{"Response": {"Error": {"Code": "AuthFailure.SignatureFailure",',
+        ),
+        (
+            ALIYUN,
+            "<html>" + "维护中 " * 500,
+            "sms gateway gw answered nothing at Code: <html>维护中",
+        ),
+        (ALIYUN, "[" * 100_000, "sms gateway gw answered nothing at Code: [[["),
+        (TENCENT, '{"Response": {"SendStatusSet": []}}', "answered nothing at"),
+        (ALIYUN, '{"Code": {"OK": true}}', "answered nothing at Code"),
+    ],
+)
+async def test_a_gateway_that_answers_200_with_a_refusal_is_a_retry_with_its_answer(
+    example_config: Config, check: dict[str, Any], answer: str, reason: str
+) -> None:
+    async with http_receiver(HttpReceiver(answer=answer.encode())) as receiver:
+        outcome = await _text(example_config, {"url": receiver.url} | check)
+    assert 1 == len(receiver.received)
+    assert "retry" == outcome.kind
+    assert reason in outcome.reason
+    assert len(outcome.reason) < 400
+
+
+async def test_without_a_success_check_any_2xx_is_sent(example_config: Config) -> None:
+    async with http_receiver(HttpReceiver(answer=ALIYUN_LIMITED.encode())) as receiver:
+        outcome = await _text(example_config, {"url": receiver.url})
+    assert outcome.sent
+
+
+def test_a_success_check_needs_its_path_and_its_values() -> None:
+    for half in ({"success_path": "Code"}, {"success_values": ["OK"]}):
+        with pytest.raises(ValueError, match="success_path and success_values go together"):
+            SmsGateway.model_validate({"id": "gw", "url": "https://sms.example.cn/"} | half)
+    with pytest.raises(ValueError, match="success_path"):
+        SmsGateway.model_validate(
+            {"id": "gw", "url": "https://sms.example.cn/", "success_path": "a..b"}
+            | {"success_values": ["OK"]}
+        )
