@@ -355,6 +355,55 @@ async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
     await page.screenshot(path=SCREENSHOTS / "console-history-dates-en.png")
 
 
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+# The announce panel's controls whose middle is not what the browser would click there.
+_COVERED_CONTROLS_JS = """
+panel => [...panel.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+    return !(hit === el || el.contains(hit) || hit?.closest("label")?.contains(el));
+  })
+  .map((el) => el.id || el.name || el.textContent.trim())
+"""
+
+
+async def test_toasts_leave_the_detail_pages_announce_panel_clear_and_clickable(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    alarm = await _breach_alarm(field, "danshui-bridge", "db-fence-01", "z1")
+    await alarm_card(page, alarm["id"]).locator("[data-action=details]").click()
+    detail = page.locator("#detail-page")
+    panel = detail.locator(".announce-panel")
+    await expect(panel.locator("#announce-send")).to_be_enabled()
+    # Three toasts at once: the acknowledgement's, then two announcements'.
+    await detail.locator("[data-detail-action=ack]").click()
+    toasts = page.locator("#toasts .toast")
+    for count in (2, 3):
+        await page.keyboard.press("n")
+        await expect(toasts).to_have_count(count)
+    await page.screenshot(path=SCREENSHOTS / "console-detail-toasts-zh.png")
+    controls = panel.locator("input, select, textarea, button")
+    control_boxes = [await box(controls.nth(i)) for i in range(await controls.count())]
+    assert control_boxes
+    for i in range(3):
+        toast_box = await box(toasts.nth(i))
+        covered = [c for c in control_boxes if c["width"] and _overlap(toast_box, c)]
+        assert [] == covered, f"toast {i} covers announce controls"
+        assert not _overlap(toast_box, await box(panel)), f"toast {i} is over the panel"
+    assert [] == await panel.evaluate(_COVERED_CONTROLS_JS)
+
+
 async def test_landmarks_roles_a_live_region_and_a_visible_focus(
     officer_page: Page, field: Field
 ) -> None:
