@@ -157,6 +157,9 @@ export function hubTimeline(answer) {
         note: data.note ?? "",
         level: type === "dispatch" ? data.level : data.escalation_level,
         levelName: data.escalation_name,
+        // Why it climbed (PROTOCOL 7.40), as the alarm said after the climb.
+        reason: type === "escalation" ? data.escalation_reason : undefined,
+        escalatedBy: type === "escalation" ? data.escalated_by : undefined,
         suggestion: data.suggestion,
         nextStep: data.next_step,
         speaker: data.speaker,
@@ -254,11 +257,14 @@ function entryHtml(entry, state, ui) {
         t(`ann.state.${entry.state}`),
       )}${entry.detail ? ` <span class="muted" translate="no">${escape(entry.detail)}</span>` : ""}`;
       break;
-    case "escalation":
+    case "escalation": {
       text = `${escape(t("tl.escalation", { level: entry.level ?? "?" }))}${
         entry.levelName ? ` · ${levelName(entry.levelName)}` : ""
       }`;
+      const why = escalationWhyHtml(escalationWhy(state, entry.reason, entry.escalatedBy));
+      if (why) text += ` · ${why}`;
       break;
+    }
     case "intrusion":
       text = `${escape(t("tl.intrusion", { number: entry.intrusions ?? "?", device: "\u0000" })).replace(
         "\u0000",
@@ -501,7 +507,7 @@ function headHtml(state, view) {
   const { alarm } = view;
   const active = alarm.state !== "resolved";
   const level = alarm.escalation_level ?? 0;
-  const why = escalationWhyHtml(escalationWhy(state, alarm));
+  const why = escalationWhyHtml(escalationWhy(state, alarm.escalation_reason, alarm.escalated_by));
   const acked = alarm.acked_by
     ? `<p class="acked">${escape(t("alarm.acked_by", { who: "\u0000", time: clockTime(alarm.acked_at) })).replace(
         "\u0000",

@@ -215,7 +215,7 @@ function cardView(state, ui, alarm, selected, top) {
     latestSeverity: event && SEVERITY_RANK[event.severity] !== undefined ? event.severity : "info",
     // A fence of the zone reported clear: the person has left it, as far as the fence knows.
     leftAt: event?.kind === "fence.clear" ? clockTime(event.ts) : null,
-    escalationWhy: escalationWhy(state, alarm),
+    escalationWhy: escalationWhy(state, alarm.escalation_reason, alarm.escalated_by),
     ackedBy: alarm.acked_by ? personName(state, alarm.acked_by) : null,
     ackedAt: alarm.acked_at ? clockTime(alarm.acked_at) : "",
     escalation: alarm.escalation_level ?? 0,
@@ -263,13 +263,13 @@ function intrusionHtml(intrusion) {
       )}"></span></p>`;
 }
 
-// Why the alarm climbed to its level, as the hub says (PROTOCOL 7.40); null at level
-// 0, from a hub before 7.40, or for a reason this console has no words for.
-export function escalationWhy(state, alarm) {
-  const reason = alarm.escalation_level ? alarm.escalation_reason : null;
+// Why an alarm climbed, as the hub says (PROTOCOL 7.40: its `escalation_reason` and
+// `escalated_by`); null at level 0, from a hub before 7.40, or for a reason this
+// console has no words for.
+export function escalationWhy(state, reason, by) {
   const key = `alarm.why.${reason}`;
   if (!reason || !has(key)) return null;
-  return { key, who: alarm.escalated_by ? personName(state, alarm.escalated_by) : "" };
+  return { key, who: by ? personName(state, by) : "" };
 }
 
 export function escalationWhyHtml(why) {

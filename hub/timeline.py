@@ -166,6 +166,9 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                 "detail": act.detail,
                 "escalation_level": after.get("escalation_level"),
                 "escalation_name": after.get("escalation_name"),
+                # Why it climbed (7.40); absent from alarms audited before.
+                "escalation_reason": after.get("escalation_reason"),
+                "escalated_by": after.get("escalated_by"),
                 "suggestion": after.get("suggestion"),
                 "next_step": after.get("next_step"),
                 "outcome": after.get("outcome"),

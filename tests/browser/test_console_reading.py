@@ -147,6 +147,9 @@ async def test_an_alarm_an_officer_escalated_says_who_called_the_level_on_card_a
     await expect(detail.locator(".escalation-reason")).to_have_text(
         "升级原因:李值班员 立即通知下一级"
     )
+    # The timeline says it of the climb too.
+    climb = detail.locator("#detail-timeline li[data-type=escalation]")
+    await expect(climb.locator(".escalation-why")).to_have_text("升级原因:李值班员 立即通知下一级")
     await page.keyboard.press("l")
     await expect(detail.locator(".escalation-reason")).to_have_text(
         "Why: 李值班员 called the next level"

@@ -171,6 +171,9 @@ async def test_why_an_alarm_climbed_is_stored_and_comes_in_a_restarted_hubs_hell
             timer = await console.wait_for(
                 lambda m: m["type"] == "alarm" and m["data"]["escalation_level"] == 2
             )
+        timeline = await second.http.get(
+            f"/api/alarms/{alarm_id}/timeline", headers=await second.auth()
+        )
 
     assert (0, None, None) == (
         opened.escalation_level,
@@ -188,6 +191,12 @@ async def test_why_an_alarm_climbed_is_stored_and_comes_in_a_restarted_hubs_hell
         timer["data"]["escalation_reason"],
         timer["data"]["escalated_by"],
     )
+    # Each climb's entry in the timeline says why it climbed.
+    assert [(1, "by_officer", "officer-li"), (2, "unacknowledged", None)] == [
+        (e["data"]["escalation_level"], e["data"]["escalation_reason"], e["data"]["escalated_by"])
+        for e in timeline.json()["entries"]
+        if e["type"] == "escalate"
+    ]
 
 
 def _config_with(tmp_path: Path, site_line: str, extra: str) -> Path:
