@@ -1,17 +1,23 @@
 """Responders and call lists in the admin API (admin only).
 
 ``PUT /api/responders/{id}`` replaces a responder's contact data, channels and
-language (or adds a responder); ``PUT /api/sites/{site}/escalation/{level}/call``
-replaces who that level calls. Each change is validated as the configuration file
-is (hub/responder_layer.py), saved with its audit entry in one transaction
-(``responder`` or ``call_list``, before and after; channels by kind, never an
-Apprise URL), and used from the next escalation on. Saved changes are laid over
-the file's entries when the hub starts (docs/responders.md).
+language (or adds a responder), ``DELETE /api/responders/{id}`` removes one;
+``PUT /api/sites/{site}/escalation/{level}/call`` replaces who that level calls.
+Each change is validated as the configuration file is (hub/responder_layer.py),
+saved with its audit entry in one transaction (``responder`` or ``call_list``,
+before and after; channels by kind, never an Apprise URL), and used from the
+next escalation on. Saved changes are laid over the file's entries when the hub
+starts (docs/responders.md).
+
+A responder still named by a call list or a rota, or still sent to an alarm, is
+not removed (409): taking them out of a call list quietly could leave a level
+calling nobody, so the admin changes the list first, and a responder on their
+way keeps their link and their name on the console until their dispatch ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
@@ -22,7 +28,7 @@ from hub.errors import ApiError
 from hub.notify.chat import ChatSender
 from hub.notify.check import check_channels
 from hub.resources import HubResources
-from hub.responder_layer import audit_view, call_key, laid_over, responder_key
+from hub.responder_layer import audit_view, call_key, callers_of, laid_over, responder_key
 from hub.schemas import ErrorOut
 from hub.store import AuditEntry, UserRow
 from riverguard.config import Config, ConfigError
@@ -72,11 +78,16 @@ async def _apply(
     change: tuple[str, Any],
     *,
     describe: Callable[[Config], dict[str, Any] | None],
+    refuse: Callable[[], Awaitable[None]] | None = None,
 ) -> Config:
     """Validate, save with its audit entry, then use: under the desk's lock, so an
-    escalation plans its calls wholly before or wholly after the change."""
+    escalation plans its calls wholly before or wholly after the change (and
+    ``refuse``, which raises when the change may not be made, sees no call made
+    meanwhile)."""
     key, value = change
     async with hub.desk.lock:
+        if refuse is not None:
+            await refuse()
         try:
             changed = laid_over(hub.config, {key: value})
             # Apprise's own check of its URLs, as when the hub starts.
@@ -116,6 +127,53 @@ async def replace_responder(
         describe=describe,
     )
     return describe(changed) or {}
+
+
+@router.delete(
+    "/api/responders/{responder_id}",
+    status_code=204,
+    responses={409: {"model": ErrorOut}},
+)
+async def delete_responder(responder_id: IdPath, hub: HubDep, user: AdminUser) -> None:
+    """Remove a responder: 409 ``responder_in_use`` while a call list or a rota names
+    them, ``responder_dispatched`` while they are sent to an alarm still active."""
+
+    def describe(config: Config) -> dict[str, Any] | None:
+        return audit_view(config.responder_by_id.get(responder_id))
+
+    async def refuse() -> None:
+        if responder_id not in hub.config.responder_by_id:
+            raise ApiError(404, "not_found", f"no responder {responder_id!r}")
+        named = callers_of(hub.config, responder_id)
+        if named:
+            raise ApiError(
+                409,
+                "responder_in_use",
+                f"{responder_id} is called by {', '.join(named)}: change those first",
+            )
+        # A resolved alarm's dispatches stay as they were last: only active alarms count.
+        active = {alarm.id for alarm in hub.picture.active.values()}
+        sent = [
+            d.alarm_id
+            for d in await hub.store.dispatches.active()
+            if d.responder_id == responder_id and d.alarm_id in active
+        ]
+        if sent:
+            raise ApiError(
+                409,
+                "responder_dispatched",
+                f"{responder_id} is sent to {', '.join(sent)}: wait for the end or call them off",
+            )
+
+    await _apply(
+        hub,
+        user,
+        "responder",
+        responder_id,
+        (responder_key(responder_id), None),
+        describe=describe,
+        refuse=refuse,
+    )
 
 
 @router.put("/api/sites/{site_id}/escalation/{level}/call")

@@ -2,7 +2,8 @@
 configuration file's.
 
 A stored change replaces a whole entry: ``responder/<id>`` a responder (or adds
-one the file lacks), ``call/<site>/<level>`` that level's call list. The
+one the file lacks; ``null`` removes it), ``call/<site>/<level>`` that level's
+call list. The
 configuration with the changes in is validated as a whole by the configuration's
 own validator (``riverguard.config.Config``), so the API accepts exactly what the
 file would. A stored change that no longer fits the file (its site or level
@@ -40,7 +41,9 @@ def laid_over(config: Config, changes: Mapping[str, Any]) -> Config:
     sites = {site["id"]: site for site in data["sites"]}
     for key, value in changes.items():
         kind, _, rest = key.partition("/")
-        if kind == "responder":
+        if kind == "responder" and value is None:
+            responders.pop(rest, None)
+        elif kind == "responder":
             responders[rest] = value
         elif kind == "call":
             site_id, _, level = rest.rpartition("/")
@@ -71,6 +74,23 @@ def stored_laid_over(config: Config, changes: Mapping[str, Any]) -> Config:
         except ConfigError as exc:
             log.warning("stored responder change skipped", key=key, reason=str(exc))
     return config
+
+
+def callers_of(config: Config, responder_id: str) -> list[str]:
+    """Where ``config`` names a responder: each call list and rota, as a person would
+    look for it ("danshui-bridge level 1", "rota grid-07")."""
+    found = [
+        f"{site.id} level {number}"
+        for site in config.sites
+        for number, level in enumerate(site.escalation, start=1)
+        if responder_id in level.call
+    ]
+    found += [
+        f"rota {rota.id}"
+        for rota in config.rotas
+        if any(shift.responder == responder_id for shift in rota.shifts)
+    ]
+    return found
 
 
 def audit_view(responder: Responder | None) -> dict[str, Any] | None:

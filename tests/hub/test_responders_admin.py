@@ -182,3 +182,88 @@ async def test_changes_are_kept_across_a_restart_over_the_file(
         listed = (await running.http.get("/api/responders", headers=await running.auth())).json()
     assert {"chen", "li"} == {r["id"] for r in listed["responders"]}
     assert ["li", "chen"] == listed["on_call"][SITE]["1"]
+
+
+async def _delete(running: RunningHub, responder: str, user: str = "admin") -> Any:
+    return await running.http.delete(
+        f"/api/responders/{responder}", headers=await running.auth(user)
+    )
+
+
+async def test_an_admin_deletes_a_responder_audited_and_gone_after_a_restart(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    async with run_hub(make_settings(config=config)) as running:
+        assert 200 == (await _put(running, "/api/responders/li", LI)).status_code
+        for user in ("officer-li", "supervisor-wang", "viewer"):
+            assert 403 == (await _delete(running, "li", user)).status_code
+        assert 401 == (await running.http.delete("/api/responders/li")).status_code
+        deleted = await _delete(running, "li")
+        assert (204, b"") == (deleted.status_code, deleted.content)
+        assert 404 == (await _delete(running, "li")).status_code
+        assert "li" not in running.hub.config.responder_by_id
+        # The file's own responder, once no call list names them.
+        assert 200 == (await _put(running, CALL_LIST, {"call": []})).status_code
+        assert 204 == (await _delete(running, "chen")).status_code
+        entries = await running.hub.store.audit.find(action="responder", oldest_first=True)
+    assert [("li", "admin"), ("li", "admin"), ("chen", "admin")] == [
+        (entry.target, entry.username) for entry in entries
+    ]
+    put, removed, chen = entries
+    assert (None, put.after) == (put.before, removed.before)
+    assert (None, "陈网格员", None) == (removed.after, chen.before["name"], chen.after)  # type: ignore[index]
+    async with run_hub(make_settings(config=config)) as running:
+        listed = (await running.http.get("/api/responders", headers=await running.auth())).json()
+    assert [] == listed["responders"]
+    assert [] == listed["on_call"][SITE]["1"]
+
+
+def _with_a_rota(tmp_path: Path) -> Path:
+    """chen on the file's call list, li in a rota (called by nobody)."""
+    path = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["responders"].append({"id": "li", **LI})
+    shift = {"responder": "li", "days": ["mon"], "start": "08:00", "end": "20:00"}
+    raw["rotas"] = [{"id": "grid07-team", "shifts": [shift]}]
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("responder", "named"), [("chen", f"{SITE} level 1"), ("li", "rota grid07-team")]
+)
+async def test_a_responder_named_by_a_call_list_or_a_rota_is_not_deleted(
+    tmp_path: Path, make_settings: MakeSettings, responder: str, named: str
+) -> None:
+    async with run_hub(make_settings(config=_with_a_rota(tmp_path))) as running:
+        refused = await _delete(running, responder)
+        assert 409 == refused.status_code, refused.text
+        assert "responder_in_use" == refused.json()["error"]
+        assert named in refused.json()["detail"]
+        assert responder in running.hub.config.responder_by_id
+        assert [] == await running.hub.store.audit.find(action="responder")
+
+
+async def test_a_responder_sent_to_an_active_alarm_is_deleted_only_once_called_off(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            await _breach_escalates(running, clock, edge)
+            assert 200 == (await _put(running, CALL_LIST, {"call": []})).status_code
+            refused = await _delete(running, "chen")
+            assert 409 == refused.status_code, refused.text
+            assert "responder_dispatched" == refused.json()["error"]
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            assert alarm.id in refused.json()["detail"]
+            [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
+            cancelled = await running.http.post(
+                f"/api/dispatches/{dispatch['id']}/cancel", headers=await running.auth()
+            )
+            assert 200 == cancelled.status_code
+            assert 204 == (await _delete(running, "chen")).status_code
+            assert "chen" not in running.hub.config.responder_by_id
