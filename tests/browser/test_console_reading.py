@@ -18,6 +18,7 @@ from playwright.async_api import Locator, Page, Route, expect
 
 from riverguard.hub_session import HubSession
 from riverguard.stack import Stack
+from riverguard.testing import wait_for
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.console import Field, alarm_card, log_in, untranslated
 
@@ -333,7 +334,13 @@ async def test_read_from_two_metres_dates_labels_toasts_and_empty_notes(
     await page.keyboard.press("2")
     note = page.locator('.zone[data-site="xiyong-wharf"][data-zone="z2"] .zone-note')
     await expect(note).to_be_visible()
-    assert (await box(note))["height"] >= 24
+
+    # Measured again until it holds: the map redraws on each message, and a note
+    # measured just as it is replaced measures nothing.
+    async def note_readable() -> bool:
+        return (await box(note))["height"] >= 24
+
+    await wait_for(note_readable, timeout=5, what="a zone note 24 px tall")
 
     response = await officer_api.post(
         f"/api/alarms/{alarm['id']}/resolve", json={"outcome": "false_alarm"}
