@@ -12,10 +12,16 @@ on a minute at a time only once the outbox has nothing more it may send. While
 the storm escalates and its calls go out, a probe site's fence breaches are
 committed through the desk one after another (``--probes``), the alarm path
 (breach -> committed, pushed to consoles); the same storm is then run again
-with nobody to call, for the alarm path without notifications. Not a test:
-run it by hand and put the figures in docs/performance.md::
+with nobody to call, for the alarm path without notifications.
 
-    .venv/bin/python bench/notify_latency.py --rounds 200 --storm 500 --per-minute 200
+The two storms run alike but for the calls: each on a fresh store (the single
+escalations have one of their own), the store polled the same way while the
+probe runs, and the receiver in a process of its own, as a responder's is on
+another machine (in this process its HTTP handling was charged to the alarm
+path of the storm with calls only). Not a test: run it by hand and put the
+figures in docs/performance.md::
+
+    .venv/bin/python bench/notify_latency.py --rounds 200 --storm 500 --per-minute 200 --probes 300
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ import statistics
 import sys
 import tempfile
 import time
+from asyncio.subprocess import PIPE
 from collections import Counter
 from typing import Any
 
-import httpx
 import structlog
 from sqlalchemy import and_, func, or_, select
 
@@ -42,8 +48,8 @@ from hub.clock import ManualClock
 from hub.desk import AlarmDesk
 from hub.metrics import HubMetrics
 from hub.notify.links import ResponderLinks
-from hub.notify.notifier import Notifier
 from hub.notify.outbox import Outbox
+from hub.notify.send_thread import SendThread
 from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, CommittedBatch, Store
@@ -55,27 +61,66 @@ ZONES_PER_SITE = 10
 PROBE_PAUSE_S = 0.005
 
 
-class Receiver:
-    """A bare HTTP/1.1 receiver: the arrival time of each delivery id."""
+def _now() -> float:
+    """Seconds on the system's monotonic clock: the same in this process and the
+    receiver's."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
-    def __init__(self) -> None:
+
+async def _receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A bare HTTP/1.1 receiver: prints each delivery id with its arrival time."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        headers = dict(
+            line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
+        )
+        lowered = {name.lower(): value for name, value in headers.items()}
+        await reader.readexactly(int(lowered.get("content-length", "0")))
+        print(lowered.get("x-riverguard-delivery", ""), _now(), flush=True)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+async def serve_receiver() -> None:
+    """The receiver's process: its port on the first line, then an arrival a line."""
+    server = await asyncio.start_server(_receive, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class Receiver:
+    """The receiver's process, seen from the bench: the arrival time of each delivery id."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.port = port
         self.arrivals: list[tuple[str, float]] = []
         self.arrived = asyncio.Event()
+        self._process = process
+        self._reading = asyncio.create_task(self._read(), name="bench.receiver")
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            headers = dict(
-                line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
-            )
-            lowered = {name.lower(): value for name, value in headers.items()}
-            await reader.readexactly(int(lowered.get("content-length", "0")))
-            self.arrivals.append((lowered.get("x-riverguard-delivery", ""), time.perf_counter()))
+    @classmethod
+    async def start(cls) -> Receiver:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve-receiver", stdout=PIPE
+        )
+        assert process.stdout is not None
+        return cls(process, int(await process.stdout.readline()))
+
+    async def _read(self) -> None:
+        assert self._process.stdout is not None
+        async for line in self._process.stdout:
+            delivery, at = line.decode().split()
+            self.arrivals.append((delivery, float(at)))
             self.arrived.set()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            await writer.drain()
-        finally:
-            writer.close()
+
+    async def stop(self) -> None:
+        self._process.terminate()
+        await self._process.wait()
+        self._reading.cancel()
+        await asyncio.gather(self._reading, return_exceptions=True)
 
 
 PROBE_SITE = 999
@@ -191,18 +236,31 @@ async def _probe(desk: AlarmDesk, clock: ManualClock, count: int) -> list[float]
     return taken
 
 
-async def _settled(store: Store, clock: ManualClock) -> None:
-    """Until the outbox has nothing it may send now: no row mid-send, none due."""
+async def _busy(store: Store, clock: ManualClock) -> int:
+    """Notifications mid-send or due now."""
     n = tables.notifications
     busy = select(func.count()).where(
         or_(n.c.state == "sending", and_(n.c.state == "queued", n.c.due_at <= clock.now()))
     )
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(busy)).scalar_one())
+
+
+async def _settled(store: Store, clock: ManualClock) -> None:
+    """Until the outbox has nothing it may send now: no row mid-send, none due."""
     async with asyncio.timeout(120):
         while True:
-            async with store.engine.connect() as conn:
-                if not (await conn.execute(busy)).scalar_one():
-                    return
+            if not await _busy(store, clock):
+                return
             await asyncio.sleep(0.05)  # polling the store: it has no event to await
+
+
+async def _polled_until(store: Store, clock: ManualClock, probe: asyncio.Task[Any]) -> None:
+    """The store polled as ``_settled`` does until the probe ends: both storms' alarm
+    paths share the loop with the same polling."""
+    while not probe.done():
+        await _busy(store, clock)
+        await asyncio.wait({probe}, timeout=0.05)
 
 
 async def _waves(
@@ -229,80 +287,97 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def _run(
-    rounds: int, storm: int, per_minute: int | None, probes: int, calls: bool
-) -> dict[str, Any]:
-    receiver = Receiver()
-    server = await asyncio.start_server(receiver.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    sites = max(1, math.ceil(storm / ZONES_PER_SITE))
-    config = _config(sites, f"http://127.0.0.1:{port}/hook", per_minute, calls)
+def _outbox(store: Store, config: Config, sender: SendThread, clock: ManualClock) -> Outbox:
+    return Outbox(
+        store,
+        config,
+        sender,
+        ResponderLinks("http://127.0.0.1:8080"),
+        ResponderTokens(b"bench-responder-key-0123456789"),
+        clock=clock,
+        metrics=HubMetrics(),
+    )
+
+
+def _desk(store: Store, config: Config, clock: ManualClock, outbox: Outbox) -> AlarmDesk:
+    metrics = HubMetrics()
+    return AlarmDesk(
+        store,
+        Picture(config, clock.now),
+        Broadcaster(metrics, start_seq=0),
+        metrics,
+        clock,
+        risk_points=lambda _: None,
+        calls_queued=outbox.wake,
+    )
+
+
+async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
+    """One alarm escalating at a time, ``rounds`` times: escalation -> call at the receiver."""
+    receiver = await Receiver.start()
+    config = _config(1, f"http://127.0.0.1:{receiver.port}/hook", per_minute)
     clock = ManualClock()
-    report: dict[str, Any] = {}
+    taken: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
-        async with httpx.AsyncClient() as http:
-            metrics = HubMetrics()
-            outbox = Outbox(
-                store,
-                config,
-                Notifier(config.notify, http, clock=clock.now),
-                ResponderLinks("http://127.0.0.1:8080"),
-                ResponderTokens(b"bench-responder-key-0123456789"),
-                clock=clock,
-                metrics=metrics,
-            )
-            picture = Picture(config, clock.now)
-            desk = AlarmDesk(
-                store,
-                picture,
-                Broadcaster(metrics, start_seq=0),
-                metrics,
-                clock,
-                risk_points=lambda _: None,
-                calls_queued=outbox.wake,
-            )
-            sender = asyncio.create_task(outbox.run(), name="bench.outbox")
-            single: list[float] = []
+        async with SendThread(config.notify, clock.now) as sender:
+            outbox = _outbox(store, config, sender, clock)
+            desk = _desk(store, config, clock, outbox)
+            running = asyncio.create_task(outbox.run(), name="bench.outbox")
             for n in range(rounds):
                 alarm_id = await _breach(desk, clock, "s000-f00", n)
                 clock.advance(60)
-                start = time.perf_counter()
+                start = _now()
                 await desk.tick()
                 await _wait_for(receiver, n + 1)
-                single.append((receiver.arrivals[-1][1] - start) * 1000)
+                taken.append((receiver.arrivals[-1][1] - start) * 1000)
                 await desk.resolve(alarm_id, "bench", "false_alarm", None)
-            if single:
-                report["single"] = {"rounds": rounds, **_summary(single)}
-            before = len(receiver.arrivals)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        await store.close()
+    await receiver.stop()
+    return {"rounds": rounds, **_summary(taken)}
+
+
+async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -> dict[str, Any]:
+    """``storm`` alarms escalating in one timer pass while the probe measures the alarm
+    path; with a responder to call at each site, or nobody."""
+    receiver = await Receiver.start()
+    sites = max(1, math.ceil(storm / ZONES_PER_SITE))
+    config = _config(sites, f"http://127.0.0.1:{receiver.port}/hook", per_minute, calls)
+    clock = ManualClock()
+    with tempfile.TemporaryDirectory() as directory:
+        store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
+        async with SendThread(config.notify, clock.now) as sender:
+            outbox = _outbox(store, config, sender, clock)
+            desk = _desk(store, config, clock, outbox)
+            running = asyncio.create_task(outbox.run(), name="bench.outbox")
             for n in range(storm):
                 await _breach(
                     desk, clock, f"s{n // ZONES_PER_SITE:03d}-f{n % ZONES_PER_SITE:02d}", 10_000 + n
                 )
             clock.advance(60)
             probe = asyncio.create_task(_probe(desk, clock, probes), name="bench.probe")
-            start = time.perf_counter()
+            start = _now()
             await desk.tick()
-            tick_ms = (time.perf_counter() - start) * 1000
-            per_clock_minute = (
-                await _waves(store, clock, receiver, before, before + storm) if calls else []
-            )
+            tick_ms = (_now() - start) * 1000
+            per_clock_minute = await _waves(store, clock, receiver, 0, storm) if calls else []
+            await _polled_until(store, clock, probe)
             alarm_path = await probe
-            storm_ms = [(at - start) * 1000 for _, at in receiver.arrivals[before:]]
+            storm_ms = [(at - start) * 1000 for _, at in receiver.arrivals]
             first_minute = storm_ms[: per_clock_minute[0]] if per_clock_minute else []
             copies = Counter(delivery for delivery, _ in receiver.arrivals)
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
         await store.close()
-    server.close()
-    await server.wait_closed()
-    report["storm"] = {
+    await receiver.stop()
+    report: dict[str, Any] = {
         "alarms": storm,
         "escalation_pass_ms": round(tick_ms, 1),
         "alarm_path": {"probes": probes, **_summary(alarm_path)},
     }
     if calls:
-        report["storm"].update(
+        report.update(
             {
                 "calls_received": len(storm_ms),
                 "sent_twice": sum(1 for count in copies.values() if count > 1),
@@ -315,10 +390,13 @@ async def _run(
 
 
 async def measure(rounds: int, storm: int, per_minute: int | None, probes: int) -> dict[str, Any]:
-    """The storm with its calls, then the same storm with nobody to call."""
-    report = await _run(rounds, storm, per_minute, probes, calls=True)
-    quiet = await _run(0, storm, per_minute, probes, calls=False)
-    report["storm_without_notifications"] = quiet["storm"]
+    """The single escalations, the storm with its calls, then the same storm with
+    nobody to call."""
+    report: dict[str, Any] = {}
+    if rounds:
+        report["single"] = await _single(rounds, per_minute)
+    report["storm"] = await _storm(storm, per_minute, probes, calls=True)
+    report["storm_without_notifications"] = await _storm(storm, per_minute, probes, calls=False)
     return report
 
 
@@ -330,7 +408,11 @@ def main() -> int:
         "--per-minute", type=int, default=200, help="the webhook's rate limit (sends a minute)"
     )
     parser.add_argument("--probes", type=int, default=300, help="breaches on the alarm path")
+    parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_receiver:
+        asyncio.run(serve_receiver())
+        return 0
     # The hub logs each send at info: not part of the report.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     json.dump(

@@ -39,8 +39,8 @@ from hub.metrics import HubMetrics
 from hub.notify.chat import ChatSender
 from hub.notify.check import check_channels
 from hub.notify.links import ResponderLinks
-from hub.notify.notifier import Notifier
 from hub.notify.outbox import Outbox
+from hub.notify.send_thread import SendThread
 from hub.picture import Picture
 from hub.resources import RESOURCES, HubResources
 from hub.responder_layer import stored_laid_over
@@ -166,11 +166,9 @@ def create_app(
             config = stored_laid_over(config, await store.responder_changes.load())
             async with (
                 influx_http_client(settings.influx_ca_file) as influx_http,
-                httpx.AsyncClient() as notify_http,
+                SendThread(config.notify, hub_clock.now) as sender,
             ):
-                hub = await _build(
-                    settings, config, store, hub_clock, influx_http, notify_http=notify_http
-                )
+                hub = await _build(settings, config, store, hub_clock, influx_http, sender=sender)
                 async with asyncio.TaskGroup() as tasks:
                     running = [
                         tasks.create_task(_essential(name, work, on_task_died), name=name)
@@ -239,7 +237,7 @@ async def _build(
     clock: Clock,
     influx_http: httpx.AsyncClient,
     *,
-    notify_http: httpx.AsyncClient,
+    sender: SendThread,
 ) -> HubResources:
     """Every collaborator, each built once with what it needs, in the order they need."""
     metrics = HubMetrics()
@@ -280,7 +278,7 @@ async def _build(
         config,
         store,
         clock,
-        notify_http,
+        sender,
         (ResponderLinks(settings.base_url), tokens),
         metrics=metrics,
     )
@@ -389,7 +387,7 @@ def _outbox(
     config: Config,
     store: Store,
     clock: Clock,
-    http: httpx.AsyncClient,
+    sender: SendThread,
     links: tuple[ResponderLinks, ResponderTokens],
     *,
     metrics: HubMetrics,
@@ -399,7 +397,7 @@ def _outbox(
     return Outbox(
         store,
         config,
-        Notifier(config.notify, http, clock=clock.now),
+        sender,
         *links,
         clock=clock,
         metrics=metrics,

@@ -3,14 +3,16 @@ path, never in it.
 
 An escalation only queues rows, in its own transaction (``hub.store.alarms``,
 ``hub.store.batches``); this loop wakes when told something was queued or when
-the next row is due, and sends each due row through the ``Notifier``, a few at
-a time: a slow or dead receiver delays its own messages by at most the send
-timeout, and never an alarm. Per row: over a rate limit it waits (no attempt spent); otherwise it
-is claimed, sent and settled as sent, failed, queued again after a backoff, or
-given up once its attempts are spent (``hub.store.notifications``); a pass's
-claims are one transaction, and settlements that end together another. The
-rate limits are counted afresh at each start from the rows sent within their
-window (``hub.notify.rate_limit``).
+the next row is due, and sends each due row through the ``SendThread`` (the
+rendering and the network on a loop of their own, ``hub.notify.send_thread``),
+a few at a time: a slow or dead receiver delays its own messages by at most the
+send timeout, and never an alarm. Per row: over a rate limit it waits (no
+attempt spent); otherwise it is claimed, sent and settled as sent, failed,
+queued again after a backoff, or given up once its attempts are spent
+(``hub.store.notifications``); a pass's claims are one transaction, settlements
+that end together another, and the alarms and event kinds its messages tell of
+are read once for the pass. The rate limits are counted afresh at each start
+from the rows sent within their window (``hub.notify.rate_limit``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from hub.metrics import HubMetrics
 from hub.notify.backoff import Backoff
 from hub.notify.links import ResponderLinks
 from hub.notify.message import Notice
-from hub.notify.notifier import Notifier
 from hub.notify.outcome import Outcome, failed
 from hub.notify.rate_limit import RateLimits
+from hub.notify.send_thread import SendThread
 from hub.responder_tokens import ResponderTokens
 from hub.store import NotificationRow, Store
 from hub.store.notifications import Notifications, Settlement
 from riverguard.config import Config
+from riverguard.wire.models import Alarm, EventKind
 
 log = structlog.get_logger()
 
@@ -52,7 +55,7 @@ class Outbox:
         self,
         store: Store,
         config: Config,
-        notifier: Notifier,
+        sender: SendThread,
         links: ResponderLinks,
         tokens: ResponderTokens,
         *,
@@ -64,7 +67,7 @@ class Outbox:
     ) -> None:
         self._store = store
         self._config = config
-        self._notifier = notifier
+        self._sender = sender
         self._links = links
         self._tokens = tokens
         self._clock = clock
@@ -147,24 +150,38 @@ class Outbox:
                 # Counted as the pass goes: the later rows of this pass see it.
                 self._limits.take(call.responder_id, call.channel_key, call.channel_limit, now)
                 ready.append(row)
+        # Read before the claims: a store that refuses the read leaves nothing claimed.
+        # One read for the pass: one per message cost the hub's loop a sixth of its
+        # time in a storm (docs/performance.md).
+        alarm_ids = [row.call.alarm_id for row in ready]
+        alarms = await self._store.alarms.get_many(alarm_ids) if ready else {}
+        kinds = await self._store.events.kinds_of_alarms(alarm_ids) if ready else {}
         claimed = await notifications.take([row.id for row in ready], deferred, now)
         async with asyncio.TaskGroup() as group:
             for row in ready:
                 if row.id in claimed:
-                    group.create_task(self._bounded(row), name=f"outbox.send[{row.id}]")
+                    alarm_id = row.call.alarm_id
+                    group.create_task(
+                        self._bounded(row, alarms.get(alarm_id), kinds.get(alarm_id, ())),
+                        name=f"outbox.send[{row.id}]",
+                    )
 
-    async def _bounded(self, row: NotificationRow) -> None:
+    async def _bounded(
+        self, row: NotificationRow, alarm: Alarm | None, kinds: tuple[EventKind, ...]
+    ) -> None:
         async with self._slots:
             try:
-                await self._attempt(row)
+                await self._attempt(row, alarm, kinds)
             except StoreError as exc:
                 # The row stays sending: the next start queues it again.
                 log.warning("outbox could not record a send", id=row.id, error=str(exc))
 
-    async def _attempt(self, row: NotificationRow) -> None:
-        """Send a claimed row and settle it."""
+    async def _attempt(
+        self, row: NotificationRow, alarm: Alarm | None, kinds: tuple[EventKind, ...]
+    ) -> None:
+        """Send a claimed row about ``alarm`` (None: no longer stored) and settle it."""
         call = row.call
-        outcome = await self._deliver(row)
+        outcome = await self._deliver(row, alarm, kinds)
         attempts = row.attempts + 1
         done = self._clock.now()
         if outcome.sent:
@@ -194,17 +211,16 @@ class Outbox:
             reason=outcome.reason,
         )
 
-    async def _deliver(self, row: NotificationRow) -> Outcome:
+    async def _deliver(
+        self, row: NotificationRow, alarm: Alarm | None, kinds: tuple[EventKind, ...]
+    ) -> Outcome:
         call = row.call
         responder = self._config.responder_by_id.get(call.responder_id)
         if responder is None or call.channel_index >= len(responder.channels):
             return failed("the responder or channel is no longer configured")
-        alarm = await self._store.alarms.get(call.alarm_id)
         site = self._config.site_by_id.get(alarm.site) if alarm is not None else None
         if alarm is None or site is None or call.level > len(site.escalation):
             return failed("the alarm, its site or its level is no longer known")
-        events = await self._store.events.of_alarm(alarm.id)
-        kinds = tuple(dict.fromkeys(event.kind for event, _ in events if event.kind))
         token = self._tokens.mint(dispatch_id(alarm.id, responder.id), self._clock.now() + LINK_TTL)
         notice = Notice.of(
             alarm,
@@ -214,7 +230,7 @@ class Outbox:
             respond_url=self._links.page(token),
             snapshot_url=self._links.snapshot(token),
         )
-        return await self._notifier.send(
+        return await self._sender.send(
             responder, responder.channels[call.channel_index], notice, delivery=row.id
         )
 

@@ -15,7 +15,7 @@ from hub.errors import StoreError
 from hub.store.db import Database, JsonText, chunks, stored
 from hub.store.ingest_writer import IngestWriter
 from hub.store.rows import Rejection, Snapshot
-from riverguard.wire.models import Event
+from riverguard.wire.models import Event, EventKind
 
 
 class Events:
@@ -37,6 +37,25 @@ class Events:
                 .order_by(e.c.received_at, e.c.ts)
             )
             return [(stored(Event, row[0]), row[1]) for row in result]
+
+    async def kinds_of_alarms(self, alarm_ids: Sequence[str]) -> dict[str, tuple[EventKind, ...]]:
+        """What triggered each of ``alarm_ids``: its events' kinds, each once, in the
+        order first received; one read for a pass of the outbox, and no event's
+        payload parsed for it."""
+        e = tables.events
+        first_seen = func.min(e.c.received_at)
+        kinds: dict[str, list[EventKind]] = {}
+        async with self._database.read() as conn:
+            for chunk in chunks(list(dict.fromkeys(alarm_ids))):
+                result = await conn.execute(
+                    select(e.c.alarm_id, e.c.kind)
+                    .where(e.c.alarm_id.in_(chunk))
+                    .group_by(e.c.alarm_id, e.c.kind)
+                    .order_by(e.c.alarm_id, first_seen, func.min(e.c.ts))
+                )
+                for alarm_id, kind in result:
+                    kinds.setdefault(alarm_id, []).append(kind)
+        return {alarm_id: tuple(found) for alarm_id, found in kinds.items()}
 
     async def snapshot(self, event_id: str) -> bytes | None:
         async with self._database.read() as conn:

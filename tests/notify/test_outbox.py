@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from hub import desk as desk_module
@@ -24,8 +23,8 @@ from hub.clock import ManualClock
 from hub.desk import AlarmDesk
 from hub.metrics import HubMetrics
 from hub.notify.links import ResponderLinks
-from hub.notify.notifier import Notifier
 from hub.notify.outbox import Outbox
+from hub.notify.send_thread import SendThread
 from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, NotificationRow, Store
@@ -100,12 +99,12 @@ async def hub(
     clock = clock or ManualClock(T0)
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
     try:
-        async with httpx.AsyncClient() as http:
+        async with SendThread(config.notify, clock.now) as sender:
             metrics = HubMetrics()
             outbox = Outbox(
                 store,
                 config,
-                Notifier(config.notify, http, clock=clock.now),
+                sender,
                 ResponderLinks("https://hub.example.cn"),
                 ResponderTokens(b"responder-token-key-0123456789"),
                 clock=clock,
