@@ -221,17 +221,17 @@ async def _wait_for(receiver: Receiver, count: int) -> None:
             await receiver.arrived.wait()
 
 
-async def _probe(desk: AlarmDesk, clock: ManualClock, count: int) -> list[float]:
+async def _probe(desk: AlarmDesk, clock: ManualClock, count: int) -> list[tuple[float, float]]:
     """The alarm path, ``count`` times: a probe site's breach committed through the desk
-    and pushed, one every few milliseconds."""
-    taken: list[float] = []
+    and pushed, one every few milliseconds; when each started and its time in ms."""
+    taken: list[tuple[float, float]] = []
     for n in range(count):
         device = f"s{PROBE_SITE:03d}-f{n % ZONES_PER_SITE:02d}"
-        start = time.perf_counter()
+        start = _now()
         risk_before = desk.risks([device.split("-f", 1)[0]])
         committed = await _breach_batch(desk, clock, device, 20_000 + n)
         desk.push_current(committed.outcome.changed.values(), risk_before, committed.alarm_json)
-        taken.append((time.perf_counter() - start) * 1000)
+        taken.append((start, (_now() - start) * 1000))
         await asyncio.sleep(PROBE_PAUSE_S)  # a steady pace, as a field's batches come
     return taken
 
@@ -312,6 +312,10 @@ def _desk(store: Store, config: Config, clock: ManualClock, outbox: Outbox) -> A
     )
 
 
+def _phase(values: list[float]) -> dict[str, float]:
+    return {"probes": len(values), **_summary(values)} if values else {"probes": 0}
+
+
 async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
     """One alarm escalating at a time, ``rounds`` times: escalation -> call at the receiver."""
     receiver = await Receiver.start()
@@ -360,7 +364,8 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
             probe = asyncio.create_task(_probe(desk, clock, probes), name="bench.probe")
             start = _now()
             await desk.tick()
-            tick_ms = (_now() - start) * 1000
+            pass_over = _now()
+            tick_ms = (pass_over - start) * 1000
             per_clock_minute = await _waves(store, clock, receiver, 0, storm) if calls else []
             await _polled_until(store, clock, probe)
             alarm_path = await probe
@@ -374,7 +379,11 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
     report: dict[str, Any] = {
         "alarms": storm,
         "escalation_pass_ms": round(tick_ms, 1),
-        "alarm_path": {"probes": probes, **_summary(alarm_path)},
+        "alarm_path": {"probes": probes, **_summary([ms for _, ms in alarm_path])},
+        # The probes that started while the pass held the desk a chunk at a time, and
+        # those after, while the calls went out.
+        "alarm_path_during_pass": _phase([ms for at, ms in alarm_path if at < pass_over]),
+        "alarm_path_after_pass": _phase([ms for at, ms in alarm_path if at >= pass_over]),
     }
     if calls:
         report.update(

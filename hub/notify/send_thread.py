@@ -54,15 +54,16 @@ class SendThread:
         loop.call_soon_threadsafe(stop.set)
         await asyncio.to_thread(self._thread.join)
 
-    async def send(
+    def send(
         self, responder: Responder, channel: Channel, notice: Notice, delivery: str
-    ) -> Outcome:
-        """``Notifier.send`` on the thread's loop. Cancelling the caller cancels the send."""
+    ) -> asyncio.Future[Outcome]:
+        """Hand ``Notifier.send`` to the thread's loop at once; await the ``Outcome``
+        on the caller's. Cancelling the wait cancels the send."""
         loop, notifier, _ = self._started.result()
         sending = asyncio.run_coroutine_threadsafe(
             notifier.send(responder, channel, notice, delivery), loop
         )
-        return await asyncio.wrap_future(sending)
+        return asyncio.wrap_future(sending)
 
     def _run(self) -> None:
         try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import h11
@@ -136,3 +138,26 @@ async def http_receiver(
         receiver.release.set()
         server.close()
         await server.wait_closed()
+
+
+@contextlib.contextmanager
+def http_receiver_in_thread(receiver: HttpReceiver | None = None) -> Iterator[HttpReceiver]:
+    """A receiver on a loop of its own in a thread: it answers while the test's loop is
+    kept busy (as a responder's receiver on another machine would)."""
+    receiver = receiver or HttpReceiver()
+    started: Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = Future()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with http_receiver(receiver):
+            started.set_result((asyncio.get_running_loop(), stop))
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="test.receiver")
+    thread.start()
+    loop, stop = started.result(timeout=10)
+    try:
+        yield receiver
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)

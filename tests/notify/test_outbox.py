@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from hub import desk as desk_module
 from hub.broadcaster import Broadcaster
@@ -199,6 +200,39 @@ async def test_queueing_the_same_escalation_again_adds_nothing(tmp_path: Path) -
         [row] = await running.rows()
         await running.store.notifications.queue([row.call], running.clock.now())
         assert [row.id] == [again.id for again in await running.rows()]
+
+
+async def test_a_pass_reads_the_alarms_and_events_of_all_its_calls_once(tmp_path: Path) -> None:
+    """Two alarms, two responders each: four calls, one read of the alarms and one of
+    their events (not one of each per call), and each call tells of its own alarm."""
+    async with (
+        http_receiver() as receiver,
+        hub(tmp_path, _config({"wang": receiver.url, "li": receiver.url})) as running,
+    ):
+        await _open_alarm(running, "f1", "z1")
+        await _open_alarm(running, "f2", "z2")
+        await _escalate(running)
+        statements: list[str] = []
+
+        def executed(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        engine = running.store.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", executed)
+        try:
+            await running.outbox.flush()
+        finally:
+            event.remove(engine, "before_cursor_execute", executed)
+        rows = [*(await running.rows(0)), *(await running.rows(1))]
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert 1 == sum("FROM alarms" in s for s in reads)
+    assert 1 == sum("FROM events" in s for s in reads)
+    alarm_of = {row.id: row.call.alarm_id for row in rows}
+    assert 4 == len(receiver.received)
+    for request in receiver.received:
+        body = json.loads(request.body)
+        assert alarm_of[body["delivery"]] == body["alarm"]["id"]
+        assert ["fence.breach"] == body["alarm"]["kinds"]
 
 
 async def test_a_refusing_receiver_is_retried_after_the_backoff_then_delivered(
