@@ -1,18 +1,22 @@
-"""Responders and call lists in the admin API (admin only).
+"""Responders, rotas and call lists in the admin API (changes admin only).
 
 ``PUT /api/responders/{id}`` replaces a responder's contact data, channels and
 language (or adds a responder), ``DELETE /api/responders/{id}`` removes one;
+``GET /api/rotas`` lists the rotas (every role, as ``GET /api/responders``),
+``PUT /api/rotas/{id}`` replaces a rota's shifts (or adds a rota),
+``DELETE /api/rotas/{id}`` removes one;
 ``PUT /api/sites/{site}/escalation/{level}/call`` replaces who that level calls.
 Each change is validated as the configuration file is (hub/responder_layer.py),
-saved with its audit entry in one transaction (``responder`` or ``call_list``,
-before and after; channels by kind, never an Apprise URL), and used from the
-next escalation on. Saved changes are laid over the file's entries when the hub
-starts (docs/responders.md).
+saved with its audit entry in one transaction (``responder``, ``rota`` or
+``call_list``, before and after; channels by kind, never an Apprise URL), and
+used from the next escalation on. Saved changes are laid over the file's
+entries when the hub starts (docs/responders.md).
 
-A responder still named by a call list or a rota, or still sent to an alarm, is
-not removed (409): taking them out of a call list quietly could leave a level
-calling nobody, so the admin changes the list first, and a responder on their
-way keeps their link and their name on the console until their dispatch ends.
+A responder still named by a call list or a rota, a rota still named by a call
+list, or a responder still sent to an alarm, is not removed (409): taking them
+out of a call list quietly could leave a level calling nobody, so the admin
+changes the list first, and a responder on their way keeps their link and their
+name on the console until their dispatch ends.
 """
 
 from __future__ import annotations
@@ -23,16 +27,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.deps import AdminUser, HubDep
+from hub.deps import AdminUser, ConfigDep, CurrentUser, HubDep
 from hub.errors import ApiError
 from hub.notify.chat import ChatSender
 from hub.notify.check import check_channels
 from hub.resources import HubResources
-from hub.responder_layer import audit_view, call_key, callers_of, laid_over, responder_key
+from hub.responder_layer import (
+    audit_view,
+    call_key,
+    callers_of,
+    laid_over,
+    responder_key,
+    rota_key,
+    rota_view,
+)
 from hub.schemas import ErrorOut
 from hub.store import AuditEntry, UserRow
 from riverguard.config import Config, ConfigError
 from riverguard.responders import Channel, Language
+from riverguard.rotas import Weekday
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 422, 503)
@@ -54,6 +67,28 @@ class ResponderIn(BaseModel):
     email: str | None = Field(default=None, max_length=254)
     language: Language = "zh-CN"
     channels: list[Channel] = Field(max_length=10)
+
+
+class ShiftIn(BaseModel):
+    """A shift as in the configuration file; its times and days are checked there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    responder: str = Field(max_length=63)
+    days: list[Weekday] = Field(max_length=7)
+    start: str = Field(max_length=5)
+    end: str = Field(max_length=5)
+
+
+class RotaIn(BaseModel):
+    """A rota's entry as in the configuration file, without its id (the path's).
+    The configuration's validator checks it (riverguard/rotas.py): no shift,
+    overlapping shifts and an unknown responder are refused there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=100)
+    shifts: list[ShiftIn] = Field(max_length=500)
 
 
 class CallListIn(BaseModel):
@@ -171,6 +206,58 @@ async def delete_responder(responder_id: IdPath, hub: HubDep, user: AdminUser) -
         "responder",
         responder_id,
         (responder_key(responder_id), None),
+        describe=describe,
+        refuse=refuse,
+    )
+
+
+@router.get("/api/rotas")
+async def list_rotas(config: ConfigDep, _user: CurrentUser) -> dict[str, Any]:
+    """The rotas as the hub uses them (the file's, with the admin API's changes over):
+    each shift's responder, days and wall-clock times in the calling site's time zone."""
+    return {"rotas": [rota_view(rota) for rota in config.rotas]}
+
+
+@router.put("/api/rotas/{rota_id}")
+async def replace_rota(
+    rota_id: IdPath, body: Annotated[RotaIn, Body()], hub: HubDep, user: AdminUser
+) -> dict[str, Any]:
+    """Replace a rota's name and shifts whole, or add a rota."""
+    value = {"id": rota_id, **body.model_dump(mode="json")}
+
+    def describe(config: Config) -> dict[str, Any] | None:
+        return rota_view(config.rota_by_id.get(rota_id))
+
+    changed = await _apply(
+        hub, user, "rota", rota_id, (rota_key(rota_id), value), describe=describe
+    )
+    return describe(changed) or {}
+
+
+@router.delete("/api/rotas/{rota_id}", status_code=204, responses={409: {"model": ErrorOut}})
+async def delete_rota(rota_id: IdPath, hub: HubDep, user: AdminUser) -> None:
+    """Remove a rota: 409 ``rota_in_use`` while a call list names it."""
+
+    def describe(config: Config) -> dict[str, Any] | None:
+        return rota_view(config.rota_by_id.get(rota_id))
+
+    async def refuse() -> None:
+        if rota_id not in hub.config.rota_by_id:
+            raise ApiError(404, "not_found", f"no rota {rota_id!r}")
+        named = callers_of(hub.config, rota_id)
+        if named:
+            raise ApiError(
+                409,
+                "rota_in_use",
+                f"rota {rota_id} is called by {', '.join(named)}: change those first",
+            )
+
+    await _apply(
+        hub,
+        user,
+        "rota",
+        rota_id,
+        (rota_key(rota_id), None),
         describe=describe,
         refuse=refuse,
     )

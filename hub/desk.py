@@ -78,8 +78,8 @@ class AlarmDesk:
         }
 
     def use_config(self, config: Config) -> None:
-        """Responders or call lists changed through the admin API: the next escalation
-        plans its calls from ``config`` (hub/responder_layer.py)."""
+        """Responders, rotas or call lists changed through the admin API: the next
+        escalation plans its calls from ``config`` (hub/responder_layer.py)."""
         self.picture.config = config
         self.config = config
 

@@ -69,7 +69,8 @@ class Dispatcher:
         self.board = DispatchBoard()
 
     def use_config(self, config: Config) -> None:
-        """Responders or call lists changed through the admin API (hub/responder_layer.py)."""
+        """Responders, rotas or call lists changed through the admin API
+        (hub/responder_layer.py)."""
         self._config = config
 
     async def load(self, active_alarms: Iterable[str]) -> None:

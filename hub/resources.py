@@ -55,9 +55,10 @@ class HubResources:
     tokens: ResponderTokens
 
     def use_config(self, config: Config) -> None:
-        """Responders or call lists changed through the admin API (hub/responder_layer.py);
-        everything else in ``config`` is the file's, as at start-up. Set all at once, with
-        no await between, so no reader sees half of a change."""
+        """Responders, rotas or call lists changed through the admin API
+        (hub/responder_layer.py); everything else in ``config`` is the file's, as at
+        start-up. Set all at once, with no await between, so no reader sees half of a
+        change."""
         # The one field that changes after start-up; the others stay frozen.
         object.__setattr__(self, "config", config)
         self.desk.use_config(config)

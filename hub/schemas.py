@@ -194,8 +194,9 @@ AuditAction = Literal[
     # A responder called (by an escalation or an officer) and each step of their
     # dispatch (hub/dispatcher.py, PROTOCOL 7.35).
     "dispatch",
-    # Responders and call lists changed through the admin API (PROTOCOL 7.39).
+    # Responders, rotas and call lists changed through the admin API (PROTOCOL 7.39).
     "responder",
+    "rota",
     "call_list",
 ]
 

@@ -322,9 +322,10 @@ dispatches = Table(
     Index("ix_dispatches_state", "state"),
 )
 
-# Responders and call lists replaced through the admin API (hub/responder_layer.py),
-# laid over the configuration file's: ``key`` is ``responder/<id>`` (the responder's
-# whole entry) or ``call/<site>/<level>`` (that level's call list).
+# Responders, rotas and call lists replaced through the admin API
+# (hub/responder_layer.py), laid over the configuration file's: ``key`` is
+# ``responder/<id>`` or ``rota/<id>`` (the whole entry, ``null`` once removed) or
+# ``call/<site>/<level>`` (that level's call list).
 responder_changes = Table(
     "responder_changes",
     metadata,

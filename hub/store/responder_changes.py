@@ -1,4 +1,4 @@
-"""Responders and call lists replaced through the admin API, each change saved with
+"""Responders, rotas and call lists replaced through the admin API, each change saved with
 its audit entry in one transaction (hub/responder_layer.py lays them over the file)."""
 
 from __future__ import annotations

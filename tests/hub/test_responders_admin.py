@@ -5,13 +5,16 @@ kept across a restart. A real hub, a real broker, a real webhook receiver."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import pytest
 
 from hub.clock import ManualClock
+from riverguard.rotas import WEEKDAYS
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from tests.hub.conftest import (
@@ -267,3 +270,228 @@ async def test_a_responder_sent_to_an_active_alarm_is_deleted_only_once_called_o
             assert 200 == cancelled.status_code
             assert 204 == (await _delete(running, "chen")).status_code
             assert "chen" not in running.hub.config.responder_by_id
+
+
+ROTA = "/api/rotas/grid07-team"
+# Any instant serves where no escalation reads the rota.
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+WEEK = timedelta(days=7)
+
+
+def _two_hours_from(responder: str, at: datetime) -> dict[str, Any]:
+    """A shift of ``responder`` covering ``at`` read as wall-clock time, and its next hour."""
+    return {
+        "responder": responder,
+        "days": [WEEKDAYS[at.weekday()]],
+        "start": f"{at.hour:02d}:00",
+        "end": f"{(at.hour + 2) % 24:02d}:00",
+    }
+
+
+async def test_the_next_escalation_calls_who_of_the_admins_rota_is_on_duty_in_the_sites_zone(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    async with http_receiver() as receiver:
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            site_zone = ZoneInfo(running.hub.config.site(SITE).timezone)
+            # li on duty by the site's clock, chen by UTC's (eight hours apart, no overlap).
+            shifts = [
+                _two_hours_from("li", clock.now().astimezone(site_zone)),
+                _two_hours_from("chen", clock.now().astimezone(UTC)),
+            ]
+            assert 200 == (await _put(running, "/api/responders/li", LI)).status_code
+            added = await _put(running, ROTA, {"name": "网格七组", "shifts": shifts})
+            assert 200 == added.status_code, added.text
+            assert {"id": "grid07-team", "name": "网格七组", "shifts": shifts} == added.json()
+            assert 200 == (await _put(running, CALL_LIST, {"call": ["grid07-team"]})).status_code
+            await _breach_escalates(running, clock, edge)
+            await wait_for(lambda: bool(receiver.received), what="the rota's call")
+    [request] = receiver.received
+    assert "li" == json.loads(request.body)["responder"]
+
+
+async def test_rota_changes_are_audited_listed_and_found_by_their_action(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    day = {"responder": "chen", "days": ["mon", "tue"], "start": "08:00", "end": "20:00"}
+    night = {"responder": "chen", "days": ["mon"], "start": "20:00", "end": "08:00"}
+    async with run_hub(make_settings(config=config)) as running:
+        assert 200 == (await _put(running, ROTA, {"shifts": [day]})).status_code
+        replaced = await _put(running, ROTA, {"name": "网格七组", "shifts": [day, night]})
+        assert 200 == replaced.status_code, replaced.text
+        listed = await running.http.get("/api/rotas", headers=await running.auth("viewer"))
+        found = await running.http.get(
+            "/api/audit?action=rota", headers=await running.auth("supervisor-wang")
+        )
+    assert 200 == listed.status_code
+    assert [{"id": "grid07-team", "name": "网格七组", "shifts": [day, night]}] == listed.json()[
+        "rotas"
+    ]
+    assert 200 == found.status_code, found.text
+    newest, first = found.json()
+    assert ("rota", "admin", "grid07-team") == (
+        first["action"],
+        first["username"],
+        first["target"],
+    )
+    assert (None, {"id": "grid07-team", "name": "", "shifts": [day]}) == (
+        first["before"],
+        first["after"],
+    )
+    assert (first["after"], listed.json()["rotas"][0]) == (newest["before"], newest["after"])
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            {
+                "shifts": [
+                    {"responder": "chen", "days": ["mon"], "start": "08:00", "end": "20:00"},
+                    {"responder": "chen", "days": ["mon"], "start": "19:00", "end": "23:00"},
+                ]
+            },
+            "overlap on mon at 19:00",
+        ),
+        (
+            {
+                "shifts": [
+                    {"responder": "nobody", "days": ["mon"], "start": "08:00", "end": "20:00"}
+                ]
+            },
+            "unknown responder nobody",
+        ),
+        ({"shifts": []}, "shifts"),
+        ({"shifts": [{"responder": "chen", "days": [], "start": "08:00", "end": "20:00"}]}, "days"),
+        (
+            {"shifts": [{"responder": "chen", "days": ["mon"], "start": "8h", "end": "20:00"}]},
+            "start",
+        ),
+    ],
+)
+async def test_a_rota_the_configuration_would_refuse_is_refused_with_its_reason(
+    tmp_path: Path, make_settings: MakeSettings, body: Any, reason: str
+) -> None:
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    async with run_hub(make_settings(config=config)) as running:
+        refused = await _put(running, ROTA, body)
+        assert 422 == refused.status_code, refused.text
+        assert ("invalid_responders", True) == (
+            refused.json()["error"],
+            reason in refused.json()["detail"],
+        ), refused.text
+        # A rota may not take a responder's id either (the file's rule).
+        taken = await _put(running, "/api/rotas/chen", {"shifts": [_two_hours_from("chen", NOW)]})
+        assert 422 == taken.status_code, taken.text
+        assert "id of a responder" in taken.json()["detail"]
+        assert [] == running.hub.config.rotas
+        assert [] == await running.hub.store.audit.find(action="rota")
+
+
+async def test_officers_supervisors_and_viewers_may_not_change_rotas(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    async with run_hub(make_settings(config=_with_a_rota(tmp_path))) as running:
+        body = {"shifts": [_two_hours_from("chen", NOW)]}
+        for user in ("officer-li", "supervisor-wang", "viewer"):
+            assert 403 == (await _put(running, ROTA, body, user)).status_code
+            deleted = await running.http.delete(ROTA, headers=await running.auth(user))
+            assert 403 == deleted.status_code
+        assert 401 == (await running.http.put(ROTA, json=body)).status_code
+        assert 401 == (await running.http.delete(ROTA)).status_code
+        assert "li" == running.hub.config.rota_by_id["grid07-team"].shifts[0].responder
+        assert [] == await running.hub.store.audit.find(action="rota")
+
+
+async def test_a_rota_is_deleted_only_once_no_call_list_names_it_and_stays_deleted(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    settings = make_settings(config=_with_a_rota(tmp_path))
+    async with run_hub(settings) as running:
+        headers = await running.auth("admin")
+        assert (
+            200 == (await _put(running, CALL_LIST, {"call": ["chen", "grid07-team"]})).status_code
+        )
+        refused = await running.http.delete(ROTA, headers=headers)
+        assert 409 == refused.status_code, refused.text
+        assert ("rota_in_use", True) == (
+            refused.json()["error"],
+            f"{SITE} level 1" in refused.json()["detail"],
+        )
+        assert 200 == (await _put(running, CALL_LIST, {"call": ["chen"]})).status_code
+        deleted = await running.http.delete(ROTA, headers=headers)
+        assert (204, b"") == (deleted.status_code, deleted.content)
+        assert 404 == (await running.http.delete(ROTA, headers=headers)).status_code
+        assert 404 == (await running.http.delete("/api/rotas/nowhere", headers=headers)).status_code
+        [entry] = await running.hub.store.audit.find(action="rota")
+    assert ("grid07-team", None) == (entry.target, entry.after)
+    assert entry.before is not None
+    assert "li" == entry.before["shifts"][0]["responder"]
+    async with run_hub(settings) as running:
+        assert [] == running.hub.config.rotas
+        # Nothing names li any more: they may go too.
+        assert 204 == (await _delete(running, "li")).status_code
+
+
+async def test_a_rota_changed_through_the_api_holds_its_responders(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    async with run_hub(make_settings(config=config)) as running:
+        assert 200 == (await _put(running, "/api/responders/li", LI)).status_code
+        rota = {"shifts": [_two_hours_from("li", NOW)]}
+        assert 200 == (await _put(running, ROTA, rota)).status_code
+        refused = await _delete(running, "li")
+        assert 409 == refused.status_code, refused.text
+        assert ("responder_in_use", True) == (
+            refused.json()["error"],
+            "rota grid07-team" in refused.json()["detail"],
+        )
+        # Once the rota no longer names them, li goes; a rota may not name them again.
+        chen_only = {"shifts": [_two_hours_from("chen", NOW)]}
+        assert 200 == (await _put(running, ROTA, chen_only)).status_code
+        assert 204 == (await _delete(running, "li")).status_code
+        again = await _put(running, ROTA, rota)
+        assert 422 == again.status_code, again.text
+        assert "unknown responder li" in again.json()["detail"]
+        assert "chen" == running.hub.config.rota_by_id["grid07-team"].shifts[0].responder
+
+
+async def test_a_rota_changed_through_the_api_is_kept_across_a_restart_over_the_file(
+    tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    """Even when a responder it names was changed after it."""
+    clock = ManualClock()
+    settings = make_settings(config=_with_a_rota(tmp_path))
+    li_and_chen = {"shifts": [_two_hours_from("li", NOW), _two_hours_from("chen", NOW + WEEK / 2)]}
+    wang = {"name": "王网格员", "channels": [{"kind": "webhook", "webhook": "duty"}]}
+    async with run_hub(settings, clock) as running:
+        assert 200 == (await _put(running, "/api/responders/wang", wang)).status_code
+        clock.advance(1)
+        assert (
+            200
+            == (
+                await _put(
+                    running, "/api/rotas/grid08-team", {"shifts": [_two_hours_from("wang", NOW)]}
+                )
+            ).status_code
+        )
+        clock.advance(1)
+        assert 200 == (await _put(running, ROTA, li_and_chen)).status_code
+        clock.advance(1)
+        assert 200 == (await _put(running, CALL_LIST, {"call": ["grid08-team"]})).status_code
+        clock.advance(1)
+        # wang's phone changes after the rota naming them was saved.
+        changed = await _put(running, "/api/responders/wang", wang | {"phone": "+8613800000003"})
+        assert 200 == changed.status_code
+    async with run_hub(settings, clock) as running:
+        rotas = running.hub.config.rota_by_id
+        assert ["grid08-team"] == running.hub.config.site(SITE).escalation[0].call
+        listed = (await running.http.get("/api/rotas", headers=await running.auth())).json()
+    assert ["li", "chen"] == [shift.responder for shift in rotas["grid07-team"].shifts]
+    assert ["wang"] == [shift.responder for shift in rotas["grid08-team"].shifts]
+    assert {"grid07-team", "grid08-team"} == {rota["id"] for rota in listed["rotas"]}
