@@ -19,6 +19,7 @@ from hub.deps import (
     ActingUser,
     AdminUser,
     AnnouncerDep,
+    AudioDep,
     AuthDep,
     ClockDep,
     ConfigDep,
@@ -256,6 +257,8 @@ async def alarm_timeline(
     clock: ClockDep,
     auth: AuthDep,
     user: MediaUser,
+    audio: AudioDep,
+    picture: PictureDep,
     alarm_id: str,
     format_: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
     lang: Lang = "zh",
@@ -265,7 +268,10 @@ async def alarm_timeline(
     alarm = await desk.get(alarm_id)
     built = await timeline.build(store, config, alarm, clock.now())
     if format_ == "html":
-        return _printable(auth, user, config, built, lang)
+        clips = timeline.Clips(
+            {clip.id: clip for clip in audio.library.all()}, frozenset(picture.site_clip.values())
+        )
+        return _printable(auth, user, config, built, lang, clips=clips)
     return JSONResponse(built)
 
 
@@ -275,14 +281,22 @@ PAGE_LINK_TTL_S = 15 * 60
 
 
 def _printable(
-    auth: Auth, user: UserRow, config: Config, built: dict[str, Any], lang: Lang
+    auth: Auth,
+    user: UserRow,
+    config: Config,
+    built: dict[str, Any],
+    lang: Lang,
+    *,
+    clips: timeline.Clips,
 ) -> Response:
     def link(path: str) -> str:
         return f"{path}?{auth.links.sign(path, user.username, PAGE_LINK_TTL_S)[0]}"
 
     site = config.site_by_id.get(built["alarm"]["site"])
     tz = site.timezone if site else "UTC"
-    page = HTMLResponse(timeline.render_html(built, lang, link, tz=tz, people=people(config)))
+    page = HTMLResponse(
+        timeline.render_html(built, lang, link, tz=tz, people=people(config), clips=clips)
+    )
     # The page's one inline style block; never a script.
     page.headers["Content-Security-Policy"] = PRINTABLE_CSP
     return page
@@ -301,6 +315,8 @@ async def alarm_timeline_html(
     clock: ClockDep,
     auth: AuthDep,
     user: MediaUser,
+    audio: AudioDep,
+    picture: PictureDep,
     alarm_id: str,
     lang: Lang = "zh",
 ) -> Response:
@@ -312,6 +328,8 @@ async def alarm_timeline_html(
         clock=clock,
         auth=auth,
         user=user,
+        audio=audio,
+        picture=picture,
         alarm_id=alarm_id,
         format_="html",
         lang=lang,

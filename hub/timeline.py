@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.alarms import SYSTEM
 from hub.announcer import shape as shape_announcement
+from hub.clips import ClipInfo
 from hub.dispatch import Dispatch
+from hub.edge_warnings import EDGE_AUTO
 from hub.store import AuditEntry, NotificationRow, Store
-from hub.timeline_words import Lang, times_note, word
+from hub.timeline_words import Lang, channel, known, reason, times_note, word
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
 from riverguard.wire.times import format_ts, parse_ts
@@ -56,6 +59,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "level": "级别",
         "by_hand": "值班员派遣",
         "channels": "渠道",
+        "edge_auto": "边缘自动警告",
     },
     "en": {
         "title": "Incident timeline",
@@ -86,6 +90,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "level": "level",
         "by_hand": "sent by hand",
         "channels": "channels",
+        "edge_auto": "the edge by itself",
     },
 }
 
@@ -226,6 +231,7 @@ def _dispatch_step(act: AuditEntry, channels: dict[tuple[str, int], list[str]]) 
         "state": after.get("state"),
         "level": after.get("level"),
         "note": after.get("note"),
+        "overdue_at": after.get("overdue_at"),
     }
     if data["state"] == "notified":
         # A call, audited when made with its channels (before they were audited, the
@@ -276,6 +282,7 @@ def _escalation_calls(
             "state": "notified",
             "level": level,
             "note": None,
+            "overdue_at": None,
             "channels": channels.get((responder_id, level), []),
         }
         entries.append(_entry(ts, "dispatch", SYSTEM, data))
@@ -305,13 +312,24 @@ def fold_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return folded
 
 
-class _Page:
-    """How a printed page says things: its language, the site's clock, people's names."""
+@dataclass(frozen=True)
+class Clips:
+    """What a printed page names announcements' clips by: the library's clips, and
+    the ids of the sites' own warnings (rendered from their configured text)."""
 
-    def __init__(self, lang: Lang, tz: ZoneInfo, people: Mapping[str, str]) -> None:
+    library: Mapping[str, ClipInfo] = field(default_factory=dict)
+    site_warnings: frozenset[str] = frozenset()
+
+
+class _Page:
+    """How a printed page says things: its language, the site's clock, people's and
+    clips' names."""
+
+    def __init__(self, lang: Lang, tz: ZoneInfo, people: Mapping[str, str], clips: Clips) -> None:
         self.lang = lang
         self.tz = tz
         self.people = people
+        self.clips = clips
 
     def word(self, group: str, value: object) -> str:
         return word(self.lang, group, value)
@@ -325,22 +343,51 @@ class _Page:
     def person(self, username: str | None) -> str:
         return self.people.get(username or "", username or "")
 
+    def level(self, name: object) -> str:
+        """A grid-path level's name: the configuration's own ones in the page's
+        language, a site's own names as written."""
+        return self.word("level", str(name or "").replace(" ", "_")) if name else ""
+
     def clip(self, clip: dict[str, Any]) -> str:
+        """A clip by its name in the page's language, as the console names it; an id
+        only for a clip the hub no longer has."""
         clip_id = str(clip.get("id", ""))
         # A spoken text's file is named by a hash: say what it is instead.
-        return self.word("clip", "spoken") if clip_id.startswith("tts-") else clip_id
+        if clip_id.startswith("tts-"):
+            return self.word("clip", "spoken")
+        if clip_id in self.clips.site_warnings:
+            return self.word("clip", "site_warning")
+        info = self.clips.library.get(clip_id)
+        if info is None:
+            return clip_id
+        return (info.name_en if self.lang == "en" else info.name_zh) or info.title or clip_id
 
 
 def _dispatch_detail(data: dict[str, Any], labels: dict[str, str], page: _Page) -> str:
     who = data["responder_name"] or data["responder"]
     if data["state"] != "notified":
-        return f"{who}: {page.word('dispatch', data['state'])} {data['note'] or ''}"
+        # A step the timer marked late keeps its state: say it is late.
+        late = page.word("dispatch", "overdue") if data.get("overdue_at") else ""
+        return f"{who}: {page.word('dispatch', data['state'])}{late} {data['note'] or ''}"
     # The call itself: at which level of the grid path (0: by hand), on what.
     level = data.get("level") or 0
     how = f"{labels['level']} {level}" if level else labels["by_hand"]
     detail = f"{who}: {page.word('dispatch', 'notified')} · {how}"
     if data.get("channels"):
-        detail += f" · {labels['channels']}: {', '.join(data['channels'])}"
+        said = ", ".join(channel(page.lang, label) for label in data["channels"])
+        detail += f" · {labels['channels']}: {said}"
+    return detail
+
+
+def _escalation_detail(data: dict[str, Any], labels: dict[str, str], page: _Page) -> str:
+    """The level climbed to and why (PROTOCOL 7.40), in the page's words: not the
+    audit's English detail. A climb audited before 7.40 has no reason to print."""
+    detail = f"{labels['level']} {data['escalation_level']}"
+    if data.get("escalation_name"):
+        detail += f" ({page.level(data['escalation_name'])})"
+    why = data.get("escalation_reason")
+    if known(page.lang, "reason", why):
+        detail += f" · {reason(page.lang, why, page.person(data.get('escalated_by')))}"
     return detail
 
 
@@ -366,12 +413,16 @@ def _what(entry: dict[str, Any], labels: dict[str, str], page: _Page) -> tuple[s
     elif kind == "opened":
         detail = page.word("severity", data["severity"])
     elif kind == "escalate":
-        level = f"{labels['level']} {data['escalation_level']} ({data['escalation_name']})"
-        detail = f"{level} {data['detail']}"
+        detail = _escalation_detail(data, labels, page)
     elif kind == "intrusion":
-        detail = f"{data['device']} · {data['detail']}"
+        cause = page.word("cause", data["cause"]) if data["cause"] else ""
+        detail = f"{data['device']} · {cause}" if cause else str(data["device"] or "")
     elif kind == "suggest":
-        detail = f"{page.word('outcome', data['suggestion'])} {data['detail']}"
+        # The suggested outcome or next step; the audit's detail is the hub's English.
+        suggested = [page.word("outcome", data["suggestion"])] if data["suggestion"] else []
+        if data.get("next_step"):
+            suggested.append(page.word("next_step", data["next_step"]))
+        detail = " · ".join(suggested)
     elif kind == "resolve":
         detail = f"{page.word('outcome', data['outcome'])} {data['note'] or ''}"
     elif kind == "dispatch":
@@ -388,12 +439,14 @@ def render_html(
     *,
     tz: str = "UTC",
     people: Mapping[str, str] | None = None,
+    clips: Clips | None = None,
 ) -> str:
     """A self-contained page for printing: no scripts, no external resources.
     ``url`` turns a snapshot path into the URL the page shows (a signed link); times
-    are printed on the clock of ``tz`` (the site's), people by their ``people`` names."""
+    are printed on the clock of ``tz`` (the site's), people by their ``people`` names,
+    clips by their names in ``clips``."""
     labels = LABELS[lang]
-    page = _Page(lang, ZoneInfo(tz), people or {})
+    page = _Page(lang, ZoneInfo(tz), people or {}, clips or Clips())
     esc = html.escape
     alarm = timeline["alarm"]
     site = timeline["site"]
@@ -409,7 +462,12 @@ def render_html(
         else:
             link = ""
         by = entry["by"]
-        who = labels["system"] if by == "system" else page.person(by)
+        if by == SYSTEM:
+            who = labels["system"]
+        elif by == EDGE_AUTO:
+            who = labels["edge_auto"]
+        else:
+            who = page.person(by)
         rows.append(
             f'<tr class="{esc(entry["type"])}"><td>{esc(page.time(entry["ts"]))}</td>'
             f"<td>{esc(what)}</td>"

@@ -46,7 +46,31 @@ _WORDS: dict[Lang, dict[str, str]] = {
         "dispatch.declined": "无法前往",
         "dispatch.no_answer": "未应答",
         "dispatch.cancelled": "已取消",
+        "dispatch.overdue": "（超时未到达）",
+        "reason.unacknowledged": "升级原因：未及时确认",
+        "reason.trigger_after_announcement": "升级原因：警告后再次触发",
+        "reason.by_officer": "升级原因：{who} 立即通知下一级",
+        "reason.dispatch_exhausted": "升级原因：已通知人员均无法到场",
+        "level.duty_officer": "值班员",
+        "level.grid_officer": "网格员",
+        "level.street": "街道",
+        "level.district": "区级",
+        "level.village_police": "村（社区）警务",
+        "level.street_duty_leader": "街道值班领导",
+        "cause.quiet_gap": "静默后再次触发",
+        "cause.after_gone": "区域清空后再次进入",
+        "next_step.repeat": "再次喊话",
+        "next_step.stronger_clip": "换用更强烈的喊话",
+        "next_step.live_talk": "人工实时喊话",
+        "next_step.send_patrol": "派出巡逻",
+        "channel.sms": "短信",
+        "channel.email": "邮件",
+        "channel.webhook": "接口推送",
+        "channel.wecombot": "企业微信群机器人",
+        "channel.dingtalk": "钉钉群机器人",
+        "channel.feishu": "飞书",
         "clip.spoken": "语音合成",
+        "clip.site_warning": "站点默认警告",
         "times": "时间均为 {tz} 当地时间",
     },
     "en": {
@@ -83,16 +107,61 @@ _WORDS: dict[Lang, dict[str, str]] = {
         "dispatch.declined": "declined",
         "dispatch.no_answer": "no answer",
         "dispatch.cancelled": "called off",
+        "dispatch.overdue": " (late)",
+        "reason.unacknowledged": "why: not acknowledged in time",
+        "reason.trigger_after_announcement": "why: triggered again after a warning",
+        "reason.by_officer": "why: {who} called the next level",
+        "reason.dispatch_exhausted": "why: nobody called is coming",
+        "level.duty_officer": "duty officer",
+        "level.grid_officer": "grid officer",
+        "level.street": "street",
+        "level.district": "district",
+        "level.village_police": "village police",
+        "level.street_duty_leader": "street duty leader",
+        "cause.quiet_gap": "after a quiet spell",
+        "cause.after_gone": "after the zone was clear",
+        "next_step.repeat": "announce again",
+        "next_step.stronger_clip": "use a stronger clip",
+        "next_step.live_talk": "talk live",
+        "next_step.send_patrol": "send a patrol",
+        "channel.sms": "SMS",
+        "channel.email": "e-mail",
+        "channel.webhook": "webhook",
+        "channel.wecombot": "WeCom group robot",
+        "channel.dingtalk": "DingTalk group robot",
+        "channel.feishu": "Feishu",
         "clip.spoken": "Spoken text",
+        "clip.site_warning": "The site's warning",
         "times": "All times are local times in {tz}",
     },
 }
 
 
 def word(lang: Lang, group: str, value: object) -> str:
-    """``value`` of ``group`` (state, severity, kind, outcome, speaker, dispatch) in ``lang``."""
+    """``value`` of ``group`` (state, severity, kind, outcome, speaker, dispatch, level,
+    cause, next_step, channel) in ``lang``."""
     text = str(value if value is not None else "")
     return _WORDS[lang].get(f"{group}.{text}", text)
+
+
+def known(lang: Lang, group: str, value: object) -> bool:
+    """Whether the page has words for ``value``: a reason it has none for is left out
+    rather than printed as the wire's code (PROTOCOL 7.40)."""
+    return f"{group}.{value}" in _WORDS[lang]
+
+
+def reason(lang: Lang, value: object, who: str) -> str:
+    """Why an alarm climbed (PROTOCOL 7.40), ``who``: the officer who called the level."""
+    return _WORDS[lang][f"reason.{value}"].format(who=who)
+
+
+def channel(lang: Lang, label: str) -> str:
+    """A call's channel label (``sms:<gateway>``, ``webhook:<name>``, ``email`` or an
+    Apprise URL's scheme) by its kind; the configured gateway or webhook name as
+    written."""
+    kind, _, name = label.partition(":")
+    said = word(lang, "channel", kind)
+    return f"{said} {name}" if name else said
 
 
 def times_note(lang: Lang, tz: str) -> str:

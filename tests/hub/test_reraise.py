@@ -115,6 +115,11 @@ async def test_a_second_person_after_the_first_left_reraises_the_acknowledged_al
     )
     assert "New intrusion" in page.text
     assert "×6" in page.text
+    assert "db-fence-01 · after the zone was clear" in page.text
+    # The Chinese page says why it is new in Chinese, not the audit's English detail.
+    zh = await hub.http.get(f"/api/alarms/{alarm_id}/timeline?format=html&lang=zh", headers=viewer)
+    assert "db-fence-01 · 区域清空后再次进入" in zh.text
+    assert "new intrusion after" not in zh.text
 
 
 async def test_a_person_seen_again_and_again_never_reraises(

@@ -376,10 +376,12 @@ async def test_an_escalations_call_and_a_call_by_hand_are_in_the_timeline_and_it
         ("system", "chen", 1, ["webhook:duty"]),
         ("officer-li", "wu", 0, ["webhook:street"]),
     ] == calls
-    assert "陈网格员: 已通知 · 级别 1 · 渠道: webhook:duty" in zh
-    assert "吴街道值班: 已通知 · 值班员派遣 · 渠道: webhook:street" in zh
-    assert "陈网格员: called · level 1 · channels: webhook:duty" in en
-    assert "吴街道值班: called · sent by hand · channels: webhook:street" in en
+    # The channel's kind in the page's language, its configured name as written.
+    assert "陈网格员: 已通知 · 级别 1 · 渠道: 接口推送 duty" in zh
+    assert "吴街道值班: 已通知 · 值班员派遣 · 渠道: 接口推送 street" in zh
+    assert "webhook" not in zh
+    assert "陈网格员: called · level 1 · channels: webhook duty" in en
+    assert "吴街道值班: called · sent by hand · channels: webhook street" in en
 
 
 def _calls_audited(entries: list[dict[str, object]]) -> list[tuple[object, ...]]:

@@ -9,14 +9,17 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import pytest
 
+from hub.clock import ManualClock
 from riverguard.testing import wait_for
 from riverguard.wire import topics
 from riverguard.wire.times import format_ts, parse_ts, utcnow
 from tests.hub.conftest import (
     SITE,
+    MakeSettings,
     RunningHub,
     event_payload,
     mqtt_inbox,
+    run_hub,
     unique_seq,
     ws_inbox,
 )
@@ -201,3 +204,62 @@ async def test_timeline_of_an_unknown_alarm_is_404(running_hub: RunningHub) -> N
         "/api/alarms/alm-nope/timeline", headers=await running_hub.auth()
     )
     assert (404, "not_found") == (response.status_code, response.json()["error"])
+
+
+async def test_the_printed_timeline_says_why_each_climb_happened_in_the_pages_language(
+    make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """An officer calls the next level, the timer climbs the next, a trigger after an
+    announcement the last: the Chinese page gives each reason and names the officer,
+    with none of the audit's English detail or the wire's codes."""
+    clock = ManualClock()
+    async with run_hub(make_settings(), clock) as running:
+        fence = event_payload(unique_seq())
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            await edge.publish(topics.events(SITE), json.dumps(fence).encode(), qos=1)
+            await acks.wait_for(lambda m: fence["id"] in m[1]["ids"])
+        alarm_id = running.hub.picture.active[(SITE, "z1")].id
+        officer = await running.auth()
+        called = await running.http.post(f"/api/alarms/{alarm_id}/next-level", headers=officer)
+        assert 200 == called.status_code
+        clock.advance(120)
+        await wait_for(
+            lambda: running.hub.picture.active[(SITE, "z1")].escalation_level == 2,
+            what="the timer's climb",
+        )
+        announced = await running.http.post(
+            "/api/announcements", headers=officer, json={"alarm_id": alarm_id}
+        )
+        assert 202 == announced.status_code
+        again = event_payload(unique_seq())
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            await edge.publish(topics.events(SITE), json.dumps(again).encode(), qos=1)
+            await acks.wait_for(lambda m: again["id"] in m[1]["ids"])
+        pages = {
+            lang: (
+                await running.http.get(
+                    f"/api/alarms/{alarm_id}/timeline?format=html&lang={lang}", headers=officer
+                )
+            ).text
+            for lang in ("zh", "en")
+        }
+
+    assert "级别 1 (网格员) · 升级原因：李值班员 立即通知下一级" in pages["zh"]
+    assert "级别 2 (街道) · 升级原因：未及时确认" in pages["zh"]
+    assert "级别 3 (区级) · 升级原因：警告后再次触发" in pages["zh"]
+    for english in (
+        "called by an officer",
+        "trigger after an announcement",
+        "grid officer",
+        "by_officer",
+        "unacknowledged",
+        "trigger_after_announcement",
+        "officer-li",
+        f"warning-{SITE}",
+    ):
+        assert english not in pages["zh"], english
+    assert "站点默认警告" in pages["zh"]
+    assert "level 1 (grid officer) · why: 李值班员 called the next level" in pages["en"]
+    assert "level 2 (street) · why: not acknowledged in time" in pages["en"]
+    assert "level 3 (district) · why: triggered again after a warning" in pages["en"]
+    assert "called by an officer" not in pages["en"]
