@@ -37,6 +37,7 @@ import tempfile
 import time
 from asyncio.subprocess import PIPE
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -124,6 +125,17 @@ class Receiver:
 
 
 PROBE_SITE = 999
+
+
+class BenchClock(ManualClock):
+    """The manual clock, which can also let time pass without waking anyone."""
+
+    def pass_quietly(self, seconds: float) -> None:
+        """The minute before an escalation: in the hub nothing wakes the outbox then
+        (nothing of it is due) and the desk's timer is the first to act, fired here by
+        hand. ``advance`` woke the outbox too, which then claimed and sent the pass's
+        first calls beside the pass instead of after it."""
+        self._now += timedelta(seconds=seconds)
 
 
 def _config(sites: int, url: str, per_minute: int | None, calls: bool = True) -> Config:
@@ -320,7 +332,7 @@ async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
     """One alarm escalating at a time, ``rounds`` times: escalation -> call at the receiver."""
     receiver = await Receiver.start()
     config = _config(1, f"http://127.0.0.1:{receiver.port}/hook", per_minute)
-    clock = ManualClock()
+    clock = BenchClock()
     taken: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
@@ -330,7 +342,7 @@ async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
             running = asyncio.create_task(outbox.run(), name="bench.outbox")
             for n in range(rounds):
                 alarm_id = await _breach(desk, clock, "s000-f00", n)
-                clock.advance(60)
+                clock.pass_quietly(60)
                 start = _now()
                 await desk.tick()
                 await _wait_for(receiver, n + 1)
@@ -349,7 +361,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
     receiver = await Receiver.start()
     sites = max(1, math.ceil(storm / ZONES_PER_SITE))
     config = _config(sites, f"http://127.0.0.1:{receiver.port}/hook", per_minute, calls)
-    clock = ManualClock()
+    clock = BenchClock()
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
         async with SendThread(config.notify, clock.now) as sender:
@@ -360,7 +372,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
                 await _breach(
                     desk, clock, f"s{n // ZONES_PER_SITE:03d}-f{n % ZONES_PER_SITE:02d}", 10_000 + n
                 )
-            clock.advance(60)
+            clock.pass_quietly(60)
             probe = asyncio.create_task(_probe(desk, clock, probes), name="bench.probe")
             start = _now()
             await desk.tick()
