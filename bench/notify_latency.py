@@ -50,7 +50,7 @@ from hub.desk import AlarmDesk
 from hub.metrics import HubMetrics
 from hub.notify.links import ResponderLinks
 from hub.notify.outbox import Outbox
-from hub.notify.send_thread import SendThread
+from hub.notify.send_process import SendProcess
 from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, CommittedBatch, Store
@@ -299,7 +299,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _outbox(store: Store, config: Config, sender: SendThread, clock: ManualClock) -> Outbox:
+def _outbox(store: Store, config: Config, sender: SendProcess, clock: ManualClock) -> Outbox:
     return Outbox(
         store,
         config,
@@ -336,7 +336,7 @@ async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
     taken: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
-        async with SendThread(config.notify, clock.now) as sender:
+        async with SendProcess(config.notify, clock.now) as sender:
             outbox = _outbox(store, config, sender, clock)
             desk = _desk(store, config, clock, outbox)
             running = asyncio.create_task(outbox.run(), name="bench.outbox")
@@ -364,7 +364,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
     clock = BenchClock()
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
-        async with SendThread(config.notify, clock.now) as sender:
+        async with SendProcess(config.notify, clock.now) as sender:
             outbox = _outbox(store, config, sender, clock)
             desk = _desk(store, config, clock, outbox)
             running = asyncio.create_task(outbox.run(), name="bench.outbox")

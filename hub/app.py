@@ -40,7 +40,7 @@ from hub.notify.chat import ChatSender
 from hub.notify.check import check_channels
 from hub.notify.links import ResponderLinks
 from hub.notify.outbox import Outbox
-from hub.notify.send_thread import SendThread
+from hub.notify.send_process import SendProcess
 from hub.picture import Picture
 from hub.resources import RESOURCES, HubResources
 from hub.responder_layer import stored_laid_over
@@ -166,7 +166,7 @@ def create_app(
             config = stored_laid_over(config, await store.responder_changes.load())
             async with (
                 influx_http_client(settings.influx_ca_file) as influx_http,
-                SendThread(config.notify, hub_clock.now) as sender,
+                SendProcess(config.notify, hub_clock.now) as sender,
             ):
                 hub = await _build(settings, config, store, hub_clock, influx_http, sender=sender)
                 async with asyncio.TaskGroup() as tasks:
@@ -237,7 +237,7 @@ async def _build(
     clock: Clock,
     influx_http: httpx.AsyncClient,
     *,
-    sender: SendThread,
+    sender: SendProcess,
 ) -> HubResources:
     """Every collaborator, each built once with what it needs, in the order they need."""
     metrics = HubMetrics()
@@ -387,7 +387,7 @@ def _outbox(
     config: Config,
     store: Store,
     clock: Clock,
-    sender: SendThread,
+    sender: SendProcess,
     links: tuple[ResponderLinks, ResponderTokens],
     *,
     metrics: HubMetrics,

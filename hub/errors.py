@@ -21,8 +21,9 @@ HubError
 ├── DispatchNotFound        no dispatch with that id                  404 not_found
 ├── DispatchTransitionError a responder's dispatch does not allow that change
 │                                                            409 invalid_transition
-└── TokenRefused            a responder's link token malformed, forged or expired
-                                                             403 token_refused
+├── TokenRefused            a responder's link token malformed, forged or expired
+│                                                            403 token_refused
+└── SenderGone              the process that sends calls to responders ended
 
 hub.auth adds LoginRefused (429, throttled or busy) and UsersFileError (start-up).
 An error without a status is not meant for a client: should one reach a route's
@@ -155,3 +156,7 @@ class TokenRefused(HubError):
 
     status = 403
     code = "token_refused"
+
+
+class SenderGone(HubError):
+    """The process that sends calls to responders ended (``hub.notify.send_process``)."""

@@ -3,8 +3,8 @@ path, never in it.
 
 An escalation only queues rows, in its own transaction (``hub.store.alarms``,
 ``hub.store.batches``); this loop wakes when told something was queued or when
-the next row is due, and sends each due row through the ``SendThread`` (the
-rendering and the network on a loop of their own, ``hub.notify.send_thread``),
+the next row is due, and sends each due row through the ``SendProcess`` (the
+rendering and the network in a process of their own, ``hub.notify.send_process``),
 a few at a time: a slow or dead receiver delays its own messages by at most the
 send timeout, and never an alarm. Per row: over a rate limit it waits (no
 attempt spent); otherwise it is claimed, sent and settled as sent, failed,
@@ -33,7 +33,7 @@ from hub.notify.links import ResponderLinks
 from hub.notify.message import Notice
 from hub.notify.outcome import Outcome, failed
 from hub.notify.rate_limit import RateLimits
-from hub.notify.send_thread import SendThread
+from hub.notify.send_process import SendProcess
 from hub.responder_tokens import ResponderTokens
 from hub.store import NotificationRow, Store
 from hub.store.notifications import Notifications, Settlement
@@ -55,7 +55,7 @@ class Outbox:
         self,
         store: Store,
         config: Config,
-        sender: SendThread,
+        sender: SendProcess,
         links: ResponderLinks,
         tokens: ResponderTokens,
         *,

@@ -25,7 +25,7 @@ from hub.desk import AlarmDesk
 from hub.metrics import HubMetrics
 from hub.notify.links import ResponderLinks
 from hub.notify.outbox import Outbox
-from hub.notify.send_thread import SendThread
+from hub.notify.send_process import SendProcess
 from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, NotificationRow, Store
@@ -100,7 +100,7 @@ async def hub(
     clock = clock or ManualClock(T0)
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/hub.db")
     try:
-        async with SendThread(config.notify, clock.now) as sender:
+        async with SendProcess(config.notify, clock.now) as sender:
             metrics = HubMetrics()
             outbox = Outbox(
                 store,

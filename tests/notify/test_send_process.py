@@ -1,0 +1,94 @@
+"""The outbox's sends run in a process of their own: a call goes out while the hub's
+loop is kept busy, leaving ends a send still under way instead of waiting for a hung
+receiver, and a child that died is an error, not a silence."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from hub.errors import SenderGone
+from hub.notify.outcome import Outcome
+from hub.notify.send_process import SendProcess
+from riverguard.config import Config
+from riverguard.responders import Notify, WebhookChannel
+from tests.notify.receivers import HttpReceiver, http_receiver_in_thread
+from tests.notify.support import notice, notify, responder
+
+pytestmark = pytest.mark.integration
+
+SECRET = "send-process-test-secret-0123"
+TIMEOUT_S = 30
+
+
+def _settings(url: str) -> Notify:
+    return notify(webhooks=[{"id": "duty", "url": url, "secret": SECRET}], timeout_s=TIMEOUT_S)
+
+
+def _send(sender: SendProcess, config: Config, delivery: str) -> asyncio.Future[Outcome]:
+    return sender.send(
+        responder(channels=[{"kind": "webhook", "webhook": "duty"}]),
+        WebhookChannel(webhook="duty"),
+        notice(config),
+        delivery=delivery,
+    )
+
+
+async def _until_received(receiver: HttpReceiver) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            if receiver.received:
+                return
+            await asyncio.sleep(0.01)  # the receiver's thread sets no event of ours
+
+
+async def test_a_call_goes_out_while_the_hubs_loop_is_busy(example_config: Config) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url)) as sender:
+            outcome = sender.send(
+                responder(channels=[{"kind": "webhook", "webhook": "duty"}]),
+                WebhookChannel(webhook="duty"),
+                notice(example_config),
+                delivery="n-busy",
+            )
+            # The hub's loop kept busy (a long ingest batch, say), never awaiting.
+            busy_until = time.monotonic() + 10
+            while not receiver.received and time.monotonic() < busy_until:
+                pass
+            assert 1 == len(receiver.received)
+            assert (await outcome).sent
+    assert "n-busy" == receiver.received[0].headers["x-riverguard-delivery"]
+
+
+async def test_leaving_ends_a_send_held_by_a_hung_receiver(example_config: Config) -> None:
+    with http_receiver_in_thread(HttpReceiver(hold=True)) as receiver:
+        started = time.monotonic()
+        async with SendProcess(_settings(receiver.url)) as sender:
+            outcome = _send(sender, example_config, "n-hung")
+            await _until_received(receiver)
+        with pytest.raises(SenderGone):
+            await outcome
+        # Well inside the send's own timeout: the stop did not wait for the receiver.
+        assert time.monotonic() - started < TIMEOUT_S / 2
+
+
+async def test_a_sending_process_that_died_fails_its_calls_and_the_next(
+    example_config: Config,
+) -> None:
+    with http_receiver_in_thread(HttpReceiver(hold=True)) as receiver:
+        async with SendProcess(_settings(receiver.url)) as sender:
+            outcome = _send(sender, example_config, "n-lost")
+            await _until_received(receiver)
+            [child] = [p for p in multiprocessing.active_children() if p.name == "hub.notify-sends"]
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+            with pytest.raises(SenderGone):
+                async with asyncio.timeout(10):
+                    await outcome
+            with pytest.raises(SenderGone):
+                _send(sender, example_config, "n-next")
