@@ -220,7 +220,11 @@ export function handoverHtml(state, summary, now, offlineDevices) {
           (alarm) => `<li data-alarm-id="${escape(alarm.id)}"><time>${escape(clockTime(alarm.opened_at))}</time>
           <span class="sev-text sev-${escape(alarm.severity)}">${escape(t(`severity.${alarm.severity}`))}</span>
           ${escape(siteName(state, alarm.site))} · ${escape(zoneName(state, alarm.site, alarm.zone))} —
-          <b>${escape(alarm.outcome ? t(`outcome.${alarm.outcome}`) : "")}</b>
+          <b class="resolved-outcome">${escape(alarm.outcome ? t(`outcome.${alarm.outcome}`) : "")}</b>
+          ${alarm.resolved_by ? `<span class="resolved-by">${escape(t("handover.resolved_by", { who: "\u0000" })).replace(
+            "\u0000",
+            `<span translate="no">${escape(personName(state, alarm.resolved_by))}</span>`,
+          )}</span>` : ""}
           ${alarm.note ? `<span class="muted" translate="no">${escape(alarm.note)}</span>` : ""}</li>`,
         )
         .join("")

@@ -384,7 +384,9 @@ export const EN = {
   "handover.faults": "Device faults",
   "handover.no_faults": "All devices online",
   "handover.resolved_heading": "Resolved this shift",
+  "handover.resolved_by": "by {who}",
   "handover.none_resolved": "Nothing resolved this shift",
+  "person.system": "the system",
   "handover.loading": "Loading…",
   "handover.failed": "Could not load: {detail}",
 

@@ -385,7 +385,9 @@ export const ZH = {
   "handover.faults": "设备故障",
   "handover.no_faults": "所有设备在线",
   "handover.resolved_heading": "本班已处置",
+  "handover.resolved_by": "处置人 {who}",
   "handover.none_resolved": "本班没有已处置的警情",
+  "person.system": "系统",
   "handover.loading": "正在加载…",
   "handover.failed": "加载失败：{detail}",
 

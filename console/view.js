@@ -64,10 +64,15 @@ function kindLabel(kind) {
   return kind ? t(`kind.${kind}`) : "";
 }
 
+// The actor of the hub's own changes (an escalation by the timer, an auto-resolve):
+// not a login to show as it is.
+const SYSTEM = "system";
+
 // A person by their display name: the officer logged in here by their own, anyone
 // else by the hub's `people` (PROTOCOL 7.41), by their login when it names nobody.
 export function personName(state, username) {
   if (!username) return "";
+  if (username === SYSTEM) return t("person.system");
   if (state.user?.username === username && state.user.name) return state.user.name;
   return state.people?.get(username) ?? username;
 }

@@ -626,3 +626,29 @@ async def test_the_device_count_says_one_device_and_two_devices_in_english(
         """,
     )
     assert ["1 device, 0 offline", "2 devices, 0 offline"] == counts
+
+
+async def test_the_hubs_own_changes_are_by_the_system_in_words_not_its_login(
+    console_page: Page,
+) -> None:
+    """An auto-resolve or the timer's climb is audited as ``system``: the handover and
+    the history say the system did it; a login the hub's map lacks is shown as it is."""
+    names = await run(
+        console_page,
+        """
+        const { personName } = await import('./view.js');
+        const s = state.createState();
+        s.people = new Map([['officer-li', '李值班员']]);
+        const said = [];
+        for (const lang of ['zh-CN', 'en']) {
+          i18n.setLang(lang);
+          said.push(['system', 'officer-li', 'someone-new'].map((who) => personName(s, who)));
+        }
+        i18n.setLang('zh-CN');
+        return said;
+        """,
+    )
+    assert [
+        ["系统", "李值班员", "someone-new"],
+        ["the system", "李值班员", "someone-new"],
+    ] == names

@@ -285,8 +285,9 @@ async def test_devices_handover_and_detail_name_things_in_the_officers_language(
 async def test_another_officer_is_named_by_their_display_name_everywhere(
     stack: Stack, officer_page: Page, field: Field
 ) -> None:
-    """The card, the handover, the timeline and the history name the supervisor who
-    acknowledged and resolved, as the wall names its own officer (PROTOCOL 7.41)."""
+    """The card, the handover (its open and its resolved lists), the timeline and the
+    history name the supervisor who acknowledged and resolved, as the wall names its own
+    officer (PROTOCOL 7.41)."""
     page = officer_page
     alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-02", "z2")
     async with httpx.AsyncClient(base_url=stack.hub_url, timeout=10) as supervisor:
@@ -313,6 +314,16 @@ async def test_another_officer_is_named_by_their_display_name_everywhere(
             f"/api/alarms/{alarm['id']}/resolve", json={"outcome": "false_alarm"}
         )
         assert 200 == resolved.status_code, resolved.text
+    # The shift's resolved list says who resolved each, and how it ended.
+    await page.keyboard.press("5")
+    done = page.locator(f'#handover-root .handover-resolved li[data-alarm-id="{alarm["id"]}"]')
+    await expect(done.locator(".resolved-outcome")).to_have_text("误报")
+    await expect(done.locator(".resolved-by")).to_have_text("处置人 王值班长")
+    await page.keyboard.press("l")
+    await expect(done.locator(".resolved-outcome")).to_have_text("False alarm")
+    await expect(done.locator(".resolved-by")).to_have_text("by 王值班长")
+    await page.keyboard.press("l")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     await page.keyboard.press("4")
     row = page.locator(f'#incidents-table tr[data-alarm-id="{alarm["id"]}"]')
     await expect(row).to_contain_text("王值班长")
