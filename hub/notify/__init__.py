@@ -8,6 +8,8 @@
 - ``webhook``: the signed generic webhook (docs/responders.md).
 - ``sms``: the deployment's HTTP SMS gateway template.
 - ``notifier``: one responder, one channel, one notice: render and send.
+- ``send_process``: the process the outbox sends from, away from the alarm path.
+- ``outbox``: the queued notifications sent as they come due, retried, settled.
 - ``check``: the configuration's Apprise URLs, as Apprise reads them.
 - ``plan``: the notifications one escalation makes, one per alarm, level,
   responder and channel.
