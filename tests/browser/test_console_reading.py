@@ -425,6 +425,50 @@ async def test_toasts_leave_the_detail_pages_announce_panel_clear_and_clickable(
     assert [] == await panel.evaluate(_COVERED_CONTROLS_JS)
 
 
+# The side list's items whose middle is not what the browser would click there.
+_COVERED_ITEMS_JS = """
+panel => [...panel.querySelectorAll("li, button")]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+    return !(hit === el || el.contains(hit));
+  })
+  .map((el) => el.textContent.trim())
+"""
+
+
+async def test_toasts_leave_the_map_pages_side_list_clear_and_clickable(
+    officer_page: Page, field: Field
+) -> None:
+    page = officer_page
+    for site, fence, zone in (
+        ("danshui-bridge", "db-fence-01", "z1"),
+        ("danshui-bridge", "db-fence-02", "z2"),
+        ("xiyong-wharf", "xy-fence-02", "z2"),
+    ):
+        await _breach_alarm(field, site, fence, zone)
+    await page.keyboard.press("2")
+    zone_on_map = page.locator(
+        '#map-list [data-map-kind=zone][data-site="danshui-bridge"][data-zone="z1"]'
+    )
+    await zone_on_map.locator(".zone-label").click()
+    side = page.locator("#map-detail")
+    await expect(side.locator("[data-command=open-detail]")).to_have_count(1)
+    # Three toasts at once: A acknowledges the callout's alarm from the map, one by one.
+    toasts = page.locator("#toasts .toast")
+    for count in (1, 2, 3):
+        await page.keyboard.press("a")
+        await expect(toasts).to_have_count(count)
+    await page.screenshot(path=SCREENSHOTS / "console-map-toasts-zh.png")
+    side_box = await box(side)
+    for i in range(3):
+        assert not _overlap(await box(toasts.nth(i)), side_box), f"toast {i} is over the list"
+    assert [] == await side.evaluate(_COVERED_ITEMS_JS)
+    await side.locator("[data-command=open-detail]").click()
+    await expect(page.locator("#detail-page")).to_be_visible()
+
+
 async def test_landmarks_roles_a_live_region_and_a_visible_focus(
     officer_page: Page, field: Field
 ) -> None:
