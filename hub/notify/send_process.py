@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import multiprocessing
 import signal
+import socket
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from riverguard.wire.times import utcnow
 
 # How long the child may take to finish once its pipe is closed, before it is killed.
 STOP_S = 5.0
+# The child's entry point (``main`` below).
+MODULE = "hub.notify.send_process"
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,16 @@ class SendProcess:
         self._gone: str | None = None
 
     async def __aenter__(self) -> Self:
-        # Spawned, not forked: the hub has threads (the store's) a fork would copy
-        # mid-flight.
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child_end = context.Pipe()
-        self._process = context.Process(
-            target=serve, args=(child_end, self._notify), name="hub.notify-sends", daemon=True
-        )
-        await asyncio.to_thread(self._process.start)
-        child_end.close()
+        # A fresh interpreter: not a fork (the hub has threads, the store's, a fork
+        # would copy mid-flight), nor multiprocessing's spawn (it runs the hub's main
+        # module again in the child).
+        hub_end, child_end = socket.socketpair()
+        with child_end:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", MODULE, str(child_end.fileno()), pass_fds=[child_end.fileno()]
+            )
+        self._pipe = Connection(hub_end.detach())
+        self._pipe.send(self._notify)
         self._loop = asyncio.get_running_loop()
         ready = self._loop.create_future()
         self._answers[0] = ready
@@ -91,11 +95,12 @@ class SendProcess:
         traceback: TracebackType | None,
     ) -> None:
         self._ended("the hub is stopping")
-        await asyncio.to_thread(self._process.join, STOP_S)
-        if self._process.is_alive():
+        try:
+            async with asyncio.timeout(STOP_S):
+                await self._process.wait()
+        except TimeoutError:
             self._process.kill()
-            await asyncio.to_thread(self._process.join)
-        self._process.close()
+            await self._process.wait()
 
     def send(
         self, responder: Responder, channel: Channel, notice: Notice, delivery: str
@@ -119,7 +124,7 @@ class SendProcess:
                 if answer is not None and not answer.done():
                     answer.set_result(Outcome(kind, reason))
         except (EOFError, OSError):
-            self._ended(f"the sending process ended (exit code {self._process.exitcode})")
+            self._ended(f"the sending process ended (exit code {self._process.returncode})")
 
     def _ended(self, why: str) -> None:
         if self._gone is not None:
@@ -133,11 +138,13 @@ class SendProcess:
         self._answers.clear()
 
 
-def serve(pipe: Connection, notify: Notify) -> None:
-    """The child: calls from the pipe, each sent as it comes, outcomes back, until the
-    pipe closes."""
+def main() -> None:
+    """The child: the hub's ``Notify`` first, then calls, each sent as it comes and its
+    outcome sent back, until the pipe closes."""
     # The hub stops it by closing the pipe; a Ctrl-C to the hub's terminal is the hub's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pipe = Connection(int(sys.argv[1]))
+    notify: Notify = pipe.recv()
     asyncio.run(_serve(pipe, notify))
 
 
@@ -179,3 +186,7 @@ async def _serve(pipe: Connection, notify: Notify) -> None:
             task.cancel()
         await asyncio.gather(*under_way, return_exceptions=True)
     pipe.close()
+
+
+if __name__ == "__main__":
+    main()
