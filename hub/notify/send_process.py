@@ -5,8 +5,9 @@ Why a process: rendering, signing and the HTTP exchange of a call (httpx, a
 connection per receiver) took a third of the hub's event loop during a storm of
 500 escalating alarms, and the alarm path's p99 was several times the same
 storm's with nobody to call. On a thread of the hub's own, the same work still
-held the GIL against the alarm path, and its p99 stayed two to five times the
-quiet run's; in a process of its own it waits for nobody's GIL
+held the GIL against the alarm path, whose p99 while the calls went out stayed
+two to five times the quiet run's; in a process of its own it waits for
+nobody's GIL
 (bench/notify_latency, docs/performance.md). The outbox keeps the store
 (claims, settlements, the reads of a pass) in the hub and hands each claimed
 call over through a pipe; ``send`` resolves with its ``Outcome``.
