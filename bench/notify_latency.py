@@ -337,6 +337,7 @@ async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
         async with SendProcess(config.notify, clock.now) as sender:
+            await sender.ready()
             outbox = _outbox(store, config, sender, clock)
             desk = _desk(store, config, clock, outbox)
             running = asyncio.create_task(outbox.run(), name="bench.outbox")
@@ -365,6 +366,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
     with tempfile.TemporaryDirectory() as directory:
         store = await Store.open(f"sqlite+aiosqlite:///{directory}/hub.db")
         async with SendProcess(config.notify, clock.now) as sender:
+            await sender.ready()
             outbox = _outbox(store, config, sender, clock)
             desk = _desk(store, config, clock, outbox)
             running = asyncio.create_task(outbox.run(), name="bench.outbox")

@@ -241,6 +241,7 @@ async def _build(
 ) -> HubResources:
     """Every collaborator, each built once with what it needs, in the order they need."""
     metrics = HubMetrics()
+    metrics.notify_sender_restarts.set_function(lambda: sender.restarts)
     broadcaster = Broadcaster(
         metrics, ring_size=settings.ws_ring_size, queue_size=settings.ws_queue_size
     )

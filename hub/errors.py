@@ -23,7 +23,7 @@ HubError
 │                                                            409 invalid_transition
 ├── TokenRefused            a responder's link token malformed, forged or expired
 │                                                            403 token_refused
-└── SenderGone              the process that sends calls to responders ended
+└── SenderGone              a call to responders outlived the hub's sending process
 
 hub.auth adds LoginRefused (429, throttled or busy) and UsersFileError (start-up).
 An error without a status is not meant for a client: should one reach a route's
@@ -159,4 +159,4 @@ class TokenRefused(HubError):
 
 
 class SenderGone(HubError):
-    """The process that sends calls to responders ended (``hub.notify.send_process``)."""
+    """A call handed to the sending process as the hub stops (``hub.notify.send_process``)."""

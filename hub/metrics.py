@@ -112,6 +112,11 @@ class HubMetrics:
             ["outcome", "channel"],
             registry=r,
         )
+        self.notify_sender_restarts = Gauge(
+            "riverguard_hub_notify_sender_restarts",
+            "Sending processes that died and were started again since the hub started",
+            registry=r,
+        )
 
     def count_rejected(self, reason: RejectReason) -> None:
         """One more message refused for ``reason`` (typed: a misspelt reason does not pass mypy)."""

@@ -160,3 +160,43 @@ async def test_a_hub_killed_after_sending_does_not_send_again(
         )
         assert sent == _rows(tmp_path)[0]  # never claimed again
         assert {sent[0]: 1, _rows(tmp_path)[1][0]: 1} == _deliveries(receiver)
+
+
+def _sending_child(hub: ManagedProcess) -> int:
+    """The pid of ``hub``'s sending process, found in /proc by parent and command."""
+    assert hub.process is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            stat = (entry / "stat").read_bytes()
+            parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
+            if parent == hub.process.pid and b"hub.notify.send_process" in (
+                (entry / "cmdline").read_bytes()
+            ):
+                found.append(int(entry.name))
+    [pid] = found
+    return pid
+
+
+async def test_a_sending_process_killed_is_started_again_and_the_hub_stays_up(
+    tmp_path: Path, own_broker: Broker, make_hub: Any
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config(tmp_path, f"{receiver.url}/duty")
+        hub = await make_hub(config)
+        await wait_for(lambda: _sending_child(hub) > 0, timeout=30, what="the sending process")
+        first = _sending_child(hub)
+        os.kill(first, signal.SIGKILL)
+        await _breach(own_broker, 1)
+        await wait_for(
+            lambda: [s for _, s, _ in _rows(tmp_path)] == ["sent"],
+            timeout=60,
+            what=f"the call sent by a new sending process\n{hub.log_tail()}",
+        )
+        assert hub.process is not None
+        assert hub.process.poll() is None  # the hub did not stop
+        assert first != _sending_child(hub)
+        assert 1 == sum(_deliveries(receiver).values())
+        assert "sending process ended; starting another" in hub.log_tail()

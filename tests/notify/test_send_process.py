@@ -5,6 +5,7 @@ receiver, and a child that died is an error, not a silence."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -76,6 +77,7 @@ def _parent(entry: Path) -> int:
 async def test_a_call_goes_out_while_the_hubs_loop_is_busy(example_config: Config) -> None:
     with http_receiver_in_thread() as receiver:
         async with SendProcess(_settings(receiver.url)) as sender:
+            await sender.ready()
             outcome = sender.send(
                 responder(channels=[{"kind": "webhook", "webhook": "duty"}]),
                 WebhookChannel(webhook="duty"),
@@ -103,16 +105,57 @@ async def test_leaving_ends_a_send_held_by_a_hung_receiver(example_config: Confi
         assert time.monotonic() - started < TIMEOUT_S / 2
 
 
-async def test_a_sending_process_that_died_fails_its_calls_and_the_next(
+async def test_a_sending_process_that_died_is_started_again_and_its_call_retried(
     example_config: Config,
 ) -> None:
     with http_receiver_in_thread(HttpReceiver(hold=True)) as receiver:
-        async with SendProcess(_settings(receiver.url)) as sender:
+        async with SendProcess(_settings(receiver.url), restart_s=0.05) as sender:
             outcome = _send(sender, example_config, "n-lost")
             await _until_received(receiver)
-            os.kill(_sending_process(), signal.SIGKILL)
-            with pytest.raises(SenderGone):
-                async with asyncio.timeout(10):
-                    await outcome
-            with pytest.raises(SenderGone):
-                _send(sender, example_config, "n-next")
+            first = _sending_process()
+            os.kill(first, signal.SIGKILL)
+            async with asyncio.timeout(10):
+                lost = await outcome
+            # It may have reached the receiver (it did here): the outbox's backoff and
+            # attempts decide, as for any failed send.
+            assert "retry" == lost.kind
+            assert "mid-send" in lost.reason
+            receiver.hold = False
+            async with asyncio.timeout(20):
+                assert (await _send(sender, example_config, "n-next")).sent
+            assert first != _sending_process()
+            assert 1 == sender.restarts
+    assert ["n-lost", "n-next"] == [
+        request.headers["x-riverguard-delivery"] for request in receiver.received
+    ]
+
+
+async def test_calls_handed_over_before_the_child_is_ready_wait_for_it(
+    example_config: Config,
+) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url)) as sender:
+            # No child is ready yet: entering the block does not wait for one.
+            outcomes = [_send(sender, example_config, f"n-early-{i}") for i in range(3)]
+            async with asyncio.timeout(20):
+                assert all(outcome.sent for outcome in await asyncio.gather(*outcomes))
+    assert 3 == len(receiver.received)
+
+
+async def test_a_child_killed_before_it_was_ready_is_started_again_at_once(
+    example_config: Config,
+) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url), restart_s=0.05) as sender:
+            # Killed as soon as it exists, before it said it is ready.
+            async with asyncio.timeout(10):
+                while True:
+                    with contextlib.suppress(ValueError):
+                        os.kill(_sending_process(), signal.SIGKILL)
+                        break
+                    await asyncio.sleep(0.001)  # the child appears in /proc, no event of ours
+            outcome = _send(sender, example_config, "n-after")
+            # Well before the 30 s a silent child is given to get ready.
+            async with asyncio.timeout(10):
+                assert (await outcome).sent
+            assert 1 == sender.restarts
