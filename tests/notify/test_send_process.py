@@ -15,7 +15,7 @@ import pytest
 
 from hub.errors import SenderGone
 from hub.notify.outcome import Outcome
-from hub.notify.send_process import SendProcess
+from hub.notify.send_process import NICENESS, SendProcess
 from riverguard.config import Config
 from riverguard.responders import Notify, WebhookChannel
 from tests.notify.receivers import HttpReceiver, http_receiver_in_thread
@@ -159,3 +159,11 @@ async def test_a_child_killed_before_it_was_ready_is_started_again_at_once(
             async with asyncio.timeout(10):
                 assert (await outcome).sent
             assert 1 == sender.restarts
+
+
+async def test_the_sending_process_gives_way_to_the_hub_for_cpu(example_config: Config) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url)) as sender:
+            await sender.ready()
+            ours = os.getpriority(os.PRIO_PROCESS, 0)
+            assert min(ours + NICENESS, 19) == os.getpriority(os.PRIO_PROCESS, _sending_process())
