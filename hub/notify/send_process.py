@@ -91,8 +91,9 @@ class _Child:
 
 
 class SendProcess:
-    """``async with SendProcess(notify) as sender``: a child runs while the block does
-    (started again should it die); leaving it ends the sends still under way."""
+    """``async with SendProcess(notify) as sender``: a child runs while the block does,
+    from the first call on (started again should it die); leaving it ends the sends
+    still under way."""
 
     def __init__(
         self,
@@ -115,10 +116,8 @@ class SendProcess:
         self.restarts = 0
 
     async def __aenter__(self) -> Self:
-        # The hub does not wait for the child: calls handed over before it is ready
-        # wait for it, the hub's start does not.
         self._loop = asyncio.get_running_loop()
-        self._supervisor = self._loop.create_task(self._supervise(), name="hub.notify-sends")
+        self._supervisor: asyncio.Task[None] | None = None
         return self
 
     async def __aexit__(
@@ -128,8 +127,9 @@ class SendProcess:
         traceback: TracebackType | None,
     ) -> None:
         self._stopped = "the hub is stopping"
-        self._supervisor.cancel()
-        await asyncio.gather(self._supervisor, return_exceptions=True)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_exception(SenderGone(self._stopped))
@@ -137,8 +137,18 @@ class SendProcess:
         self._waiting.clear()
 
     async def ready(self) -> None:
-        """Return once a child is ready to send (the hub never needs to wait for it)."""
+        """Start the child if it is not yet, and return once it is ready to send (the
+        hub never needs to wait for it)."""
+        self._start_once()
         await self._child_ready.wait()
+
+    def _start_once(self) -> None:
+        # The child starts with the first call, not with the hub: an interpreter with
+        # httpx and apprise costs ~2 s of CPU, which a hub that never calls anyone
+        # (most of the suite's, a deployment without responders) need not pay; the
+        # first call after a start waits that long once.
+        if self._supervisor is None:
+            self._supervisor = self._loop.create_task(self._supervise(), name="hub.notify-sends")
 
     def send(
         self, responder: Responder, channel: Channel, notice: Notice, delivery: str
@@ -151,6 +161,7 @@ class SendProcess:
         answer: asyncio.Future[Outcome] = self._loop.create_future()
         self._answers[number] = answer
         call = _Call(number, responder, channel, notice, delivery, self._clock())
+        self._start_once()
         if self._child is None:
             self._waiting.append(call)
         else:

@@ -147,6 +147,7 @@ async def test_a_child_killed_before_it_was_ready_is_started_again_at_once(
 ) -> None:
     with http_receiver_in_thread() as receiver:
         async with SendProcess(_settings(receiver.url), restart_s=0.05) as sender:
+            outcome = _send(sender, example_config, "n-first")
             # Killed as soon as it exists, before it said it is ready.
             async with asyncio.timeout(10):
                 while True:
@@ -154,11 +155,22 @@ async def test_a_child_killed_before_it_was_ready_is_started_again_at_once(
                         os.kill(_sending_process(), signal.SIGKILL)
                         break
                     await asyncio.sleep(0.001)  # the child appears in /proc, no event of ours
-            outcome = _send(sender, example_config, "n-after")
-            # Well before the 30 s a silent child is given to get ready.
+            # The call waited for a child that got ready: well before the 30 s a silent
+            # child is given.
             async with asyncio.timeout(10):
                 assert (await outcome).sent
             assert 1 == sender.restarts
+
+
+async def test_the_child_starts_with_the_first_call_not_before(example_config: Config) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url)) as sender:
+            await asyncio.sleep(0.5)  # time a child would need to appear, had one started
+            with pytest.raises(ValueError, match="not enough values"):
+                _sending_process()
+            async with asyncio.timeout(20):
+                assert (await _send(sender, example_config, "n-first")).sent
+            assert _sending_process() > 0
 
 
 async def test_the_sending_process_gives_way_to_the_hub_for_cpu(example_config: Config) -> None:
