@@ -7,6 +7,7 @@ import { DISPATCH_ENDED, dispatchClock, pickerGroups, pickerHtml, timerHtml } fr
 import { getLang, has, t } from "./i18n.js";
 import { announcementsOf, EDGE_AUTO, SEVERITY_RANK } from "./state.js";
 import {
+  alarmNote,
   clockTime,
   dateTime,
   escape,
@@ -63,6 +64,9 @@ export function buildTimeline(alarm, events, announcements) {
       who: alarm.resolved_by,
       outcome: alarm.outcome,
       note: alarm.note ?? "",
+      // The hub's own note (PROTOCOL 7.42), said in the reader's language when shown.
+      note_code: alarm.note_code,
+      note_window_s: alarm.note_window_s,
     });
   }
   return foldRepeats(sortEntries(entries));
@@ -155,6 +159,9 @@ export function hubTimeline(answer) {
         snapshot: type === "event" && Boolean(data.snapshot || data.snapshot_url),
         outcome: data.outcome,
         note: data.note ?? "",
+        // A resolve's note may be the hub's own (PROTOCOL 7.42), said when shown.
+        note_code: data.note_code,
+        note_window_s: data.note_window_s,
         level: type === "dispatch" ? data.level : data.escalation_level,
         levelName: data.escalation_name,
         // Why it climbed (PROTOCOL 7.40), as the alarm said after the climb.
@@ -278,7 +285,7 @@ function entryHtml(entry, state, ui) {
       text = escape(
         t("tl.resolved", { who: "\u0000", outcome: entry.outcome ? t(`outcome.${entry.outcome}`) : "" }),
       ).replace("\u0000", who(entry.who, state));
-      if (entry.note) extra = `<p class="tl-note" translate="no">${escape(entry.note)}</p>`;
+      if (alarmNote(entry)) extra = `<p class="tl-note" translate="no">${escape(alarmNote(entry))}</p>`;
       break;
     case "dispatch":
       // A responder's step (from their page, an officer or a timer: docs/responders.md).

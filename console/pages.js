@@ -4,7 +4,7 @@
 import { getLang, t } from "./i18n.js";
 import { compareDeviceHealth, edgeHealth, edgeStatus, formatAge } from "./state.js";
 import { batteryPercent, deviceHealth, formatBattery, formatSignal } from "./map.js";
-import { clockTime, dateTime, edgeLabel, escape, personName, siteName, zoneName } from "./view.js";
+import { alarmNote, clockTime, dateTime, edgeLabel, escape, personName, siteName, zoneName } from "./view.js";
 
 // --- devices and sites -------------------------------------------------------------
 
@@ -172,7 +172,7 @@ export function incidentsHtml(state, alarms, exportLinks) {
         <td class="num">${escape(Number.isNaN(duration) ? "" : formatAge(duration))}</td>
         <td>${escape(alarm.outcome ? t(`outcome.${alarm.outcome}`) : "")}</td>
         <td translate="no">${escape(personName(state, alarm.resolved_by))}</td>
-        <td class="note-cell" translate="no">${escape(alarm.note ?? "")}</td>
+        <td class="note-cell" translate="no">${escape(alarmNote(alarm))}</td>
         <td><div class="row-actions">
           <button type="button" data-command="open-detail" data-alarm-id="${escape(alarm.id)}">${escape(t("detail.open"))}</button>
           ${exportLinks(alarm.id)}
@@ -225,7 +225,7 @@ export function handoverHtml(state, summary, now, offlineDevices) {
             "\u0000",
             `<span translate="no">${escape(personName(state, alarm.resolved_by))}</span>`,
           )}</span>` : ""}
-          ${alarm.note ? `<span class="muted" translate="no">${escape(alarm.note)}</span>` : ""}</li>`,
+          ${alarmNote(alarm) ? `<span class="muted" translate="no">${escape(alarmNote(alarm))}</span>` : ""}</li>`,
         )
         .join("")
     : `<li class="muted">${escape(t("handover.none_resolved"))}</li>`;

@@ -158,6 +158,7 @@ export const EN = {
   "outcome.false_alarm": "False alarm",
   "outcome.patrol_sent": "Patrol sent",
   "outcome.other": "Other",
+  "note.quiet_after_announcement": "No trigger for {seconds} s after the announcement",
 
   "snapshot.close": "Close",
 

@@ -159,6 +159,7 @@ export const ZH = {
   "outcome.false_alarm": "误报",
   "outcome.patrol_sent": "已派巡逻",
   "outcome.other": "其他",
+  "note.quiet_after_announcement": "广播后 {seconds} 秒内无触发，系统自动处置",
 
   "snapshot.close": "关闭",
 

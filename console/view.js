@@ -77,6 +77,16 @@ export function personName(state, username) {
   return state.people?.get(username) ?? username;
 }
 
+// An alarm's resolve note: the hub's own (PROTOCOL 7.42) in the reader's language, an
+// officer's as written; a code this console has no words for shows the written note.
+export function alarmNote(alarm) {
+  const key = `note.${alarm.note_code}`;
+  if (alarm.note_code && has(key) && typeof alarm.note_window_s === "number") {
+    return t(key, { seconds: alarm.note_window_s });
+  }
+  return alarm.note ?? "";
+}
+
 // --- status strip --------------------------------------------------------------
 
 // siteIds: the sites to show (default: every site).

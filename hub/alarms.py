@@ -36,6 +36,7 @@ from riverguard.wire.models import (
     EscalationReason,
     Event,
     NextStep,
+    NoteCode,
     RiskColour,
 )
 
@@ -363,7 +364,18 @@ def acknowledge(alarm: Alarm, username: str, now: datetime) -> Alarm:
     )
 
 
-def resolve(alarm: Alarm, username: str, outcome: str, note: str | None, now: datetime) -> Alarm:
+def resolve(
+    alarm: Alarm,
+    username: str,
+    outcome: str,
+    note: str | None,
+    now: datetime,
+    *,
+    note_code: NoteCode | None = None,
+    note_window_s: float | None = None,
+) -> Alarm:
+    """``note_code`` and ``note_window_s``: the hub's own note for readers to say in their
+    language (PROTOCOL 7.42)."""
     if alarm.state not in ACTIVE_STATES:
         raise AlarmTransitionError(f"alarm {alarm.id} is already {alarm.state}")
     return alarm.model_copy(
@@ -373,6 +385,8 @@ def resolve(alarm: Alarm, username: str, outcome: str, note: str | None, now: da
             "resolved_at": now,
             "outcome": outcome,
             "note": note,
+            "note_code": note_code,
+            "note_window_s": note_window_s,
             "updated_at": now,
             "escalate_at": None,
             "clear_at": None,

@@ -350,7 +350,15 @@ class AlarmDesk:
         if site.auto_resolve_persuaded and suggested.state != "resolved":
             await self._change(
                 alarm.id,
-                lambda a, t: rules.resolve(a, SYSTEM, "persuaded_away", detail, t),
+                lambda a, t: rules.resolve(
+                    a,
+                    SYSTEM,
+                    "persuaded_away",
+                    detail,
+                    t,
+                    note_code="quiet_after_announcement",
+                    note_window_s=site.clear_window_s,
+                ),
                 ("resolve", SYSTEM),
                 "auto-resolved: " + detail,
             )

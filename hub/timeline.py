@@ -24,7 +24,7 @@ from hub.clips import ClipInfo
 from hub.dispatch import Dispatch
 from hub.edge_warnings import EDGE_AUTO
 from hub.store import AuditEntry, NotificationRow, Store
-from hub.timeline_words import Lang, channel, known, reason, times_note, word
+from hub.timeline_words import Lang, channel, known, note, reason, times_note, word
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
 from riverguard.wire.times import format_ts, parse_ts
@@ -178,6 +178,8 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                 "next_step": after.get("next_step"),
                 "outcome": after.get("outcome"),
                 "note": after.get("note"),
+                "note_code": after.get("note_code"),
+                "note_window_s": after.get("note_window_s"),
             }
             entries.append(_entry(act.ts, act.action, act.username, data))
             if act.action == "escalate":
@@ -196,6 +198,8 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
         outcome = {
             "outcome": alarm.outcome,
             "note": alarm.note,
+            "note_code": alarm.note_code,
+            "note_window_s": alarm.note_window_s,
             "resolved_by": alarm.resolved_by,
             "resolved_at": format_ts(alarm.resolved_at) if alarm.resolved_at else None,
         }
@@ -424,7 +428,8 @@ def _what(entry: dict[str, Any], labels: dict[str, str], page: _Page) -> tuple[s
             suggested.append(page.word("next_step", data["next_step"]))
         detail = " · ".join(suggested)
     elif kind == "resolve":
-        detail = f"{page.word('outcome', data['outcome'])} {data['note'] or ''}"
+        said = note(page.lang, data["note"], data.get("note_code"), data.get("note_window_s"))
+        detail = f"{page.word('outcome', data['outcome'])} {said}"
     elif kind == "dispatch":
         detail = _dispatch_detail(data, labels, page)
     else:
@@ -481,8 +486,9 @@ def render_html(
             f" · {esc(page.person(outcome['resolved_by']))}"
             f" · {esc(page.time(outcome['resolved_at']))}</p>"
         )
-        if outcome["note"]:
-            outcome_html += f"<p><b>{esc(labels['note'])}:</b> {esc(outcome['note'])}</p>"
+        said = note(lang, outcome["note"], outcome.get("note_code"), outcome.get("note_window_s"))
+        if said:
+            outcome_html += f"<p><b>{esc(labels['note'])}:</b> {esc(said)}</p>"
     html_lang = "zh-CN" if lang == "zh" else "en"
     return f"""<!doctype html>
 <html lang="{html_lang}"><head><meta charset="utf-8">

@@ -72,6 +72,7 @@ _WORDS: dict[Lang, dict[str, str]] = {
         "clip.spoken": "语音合成",
         "clip.site_warning": "站点默认警告",
         "times": "时间均为 {tz} 当地时间",
+        "note.quiet_after_announcement": "广播后 {seconds} 秒内无触发，系统自动处置",
     },
     "en": {
         "state.open": "Unacknowledged",
@@ -133,6 +134,7 @@ _WORDS: dict[Lang, dict[str, str]] = {
         "clip.spoken": "Spoken text",
         "clip.site_warning": "The site's warning",
         "times": "All times are local times in {tz}",
+        "note.quiet_after_announcement": "no trigger for {seconds} s after the announcement",
     },
 }
 
@@ -166,3 +168,12 @@ def channel(lang: Lang, label: str) -> str:
 
 def times_note(lang: Lang, tz: str) -> str:
     return _WORDS[lang]["times"].format(tz=tz)
+
+
+def note(lang: Lang, text: object, code: object, window_s: object) -> str:
+    """An alarm's resolve note: the hub's own (PROTOCOL 7.42) in ``lang``, an officer's
+    as written; a code the page has no words for falls back to the written note."""
+    said = _WORDS[lang].get(f"note.{code}")
+    if said is None or not isinstance(window_s, int | float):
+        return str(text or "")
+    return said.format(seconds=f"{window_s:g}")

@@ -294,6 +294,8 @@ class Committed(_Owned):
 # --- 5. Alarm ------------------------------------------------------------------
 
 IntrusionCause = Literal["opened", "quiet_gap", "after_gone"]
+# The hub's own resolve notes (7.42), which readers say in their language.
+NoteCode = Literal["quiet_after_announcement"]
 
 
 class Intrusion(_Owned):
@@ -333,6 +335,10 @@ class Alarm(_Owned):
     resolved_at: Timestamp | None = None
     outcome: Outcome | None = None
     note: str | None = None
+    # The hub's own note (7.42) as a code and the seconds it names, for readers to say in
+    # their language; ``note`` keeps the English for readers from before.
+    note_code: NoteCode | None = None
+    note_window_s: float | None = None
     escalation_level: int = 0
     announcements: list[str] = Field(default_factory=list)
     # Extensions (docs/protocol.md 7.10): the escalation level's name on the grid path

@@ -42,6 +42,7 @@ DYNAMIC_PREFIXES = {
     "alarm.intrusion_cause.": ["quiet_gap", "after_gone"],
     "alarm.why.": ["unacknowledged", "trigger_after_announcement", "by_officer",
                    "dispatch_exhausted"],
+    "note.": ["quiet_after_announcement"],
 }  # fmt: skip
 
 
@@ -384,6 +385,77 @@ async def test_hub_timeline_entries_become_console_entries_with_the_opening_firs
         ["speaker", None, "ann-1"],
         ["resolved", None, None],
     ] == entries
+
+
+async def test_the_hubs_own_resolve_note_is_said_in_the_readers_language(
+    console_page: Page,
+) -> None:
+    """An auto-resolved alarm's note (PROTOCOL 7.42) in history, handover and the detail
+    timeline: the reader's words, not the hub's English; an officer's note as written."""
+    english = "no trigger for 30 s after the announcement"
+    auto = {
+        **_alarm("auto", "warning", "resolved", "2026-07-01T09:00:00Z"),
+        "resolved_at": "2026-07-01T09:05:00Z",
+        "resolved_by": "system",
+        "outcome": "persuaded_away",
+        "note": english,
+        "note_code": "quiet_after_announcement",
+        "note_window_s": 30,
+    }
+    by_hand = {**auto, "id": "hand", "note": "已劝离岸边", "note_code": None}
+    newer = {**auto, "id": "newer", "note": "a newer hub's note", "note_code": "from_a_newer_hub"}
+    timeline = {
+        "entries": [
+            {"ts": "2026-07-01T09:05:00Z", "type": "resolve", "by": "system",
+             "data": {key: auto[key] for key in ("outcome", "note", "note_code",
+                                                  "note_window_s")}},
+        ]
+    }  # fmt: skip
+    said = await run(
+        console_page,
+        f"""
+        const pages = await import('./pages.js');
+        const {{ alarmNote }} = await import('./view.js');
+        const {{ hubTimeline }} = await import('./detail.js');
+        const s = state.createState();
+        const alarms = {js([auto, by_hand, newer])};
+        const summary = {{ total: 3, critical: 0, open: [], resolved: alarms,
+          outcomes: {{ persuaded_away: 3 }}, from: alarms[0].opened_at,
+          to: alarms[0].resolved_at }};
+        const [entry] = hubTimeline({js(timeline)}).filter((e) => e.type === 'resolved');
+        const notes = (html) => {{
+          const root = document.createElement('div');
+          root.innerHTML = html;
+          return [...root.querySelectorAll('tr[data-alarm-id], li[data-alarm-id]')].map((row) =>
+            row.querySelector('.note-cell, .muted').textContent);
+        }};
+        const out = {{}};
+        for (const lang of ['zh-CN', 'en']) {{
+          i18n.setLang(lang);
+          out[lang] = {{
+            history: notes(`<table>${{pages.incidentsHtml(s, alarms, () => '')}}</table>`),
+            handover: notes(pages.handoverHtml(s, summary, Date.now(), [])),
+            detail: alarmNote(entry),
+          }};
+        }}
+        i18n.setLang('zh-CN');
+        return out;
+        """,
+    )
+    zh = "广播后 30 秒内无触发，系统自动处置"
+    en = "No trigger for 30 s after the announcement"
+    assert {
+        "zh-CN": {
+            "history": [zh, "已劝离岸边", "a newer hub's note"],
+            "handover": [zh, "已劝离岸边", "a newer hub's note"],
+            "detail": zh,
+        },
+        "en": {
+            "history": [en, "已劝离岸边", "a newer hub's note"],
+            "handover": [en, "已劝离岸边", "a newer hub's note"],
+            "detail": en,
+        },
+    } == said
 
 
 async def test_a_responders_call_keeps_its_level_and_channels(console_page: Page) -> None:

@@ -255,9 +255,27 @@ async def test_auto_resolve_site_resolves_a_persuaded_alarm_by_itself(
         clock.advance(30)
         await wait_for(lambda: (SITE, "z1") not in running.hub.picture.active, what="resolved")
         alarm = (await running.http.get(f"/api/alarms/{alarm_id}", headers=officer)).json()
+        printed = {
+            lang: (
+                await running.http.get(
+                    f"/api/alarms/{alarm_id}/timeline?format=html&lang={lang}", headers=officer
+                )
+            ).text
+            for lang in ("zh", "en")
+        }
 
     assert ("resolved", "persuaded_away", "system") == (
         alarm["state"],
         alarm["outcome"],
         alarm["resolved_by"],
     )
+    # The hub's note as a code readers say in their language (7.42); ``note`` for old ones.
+    english = "no trigger for 30 s after the announcement"
+    assert ("quiet_after_announcement", 30, english) == (
+        alarm["note_code"],
+        alarm["note_window_s"],
+        alarm["note"],
+    )
+    assert "广播后 30 秒内无触发，系统自动处置" in printed["zh"]
+    assert "no trigger" not in printed["zh"]
+    assert english in printed["en"]
