@@ -172,7 +172,12 @@ class SendProcess:
         child.under_way.add(call.number)
         # At most the outbox's few sends at once are in the pipe: far below its
         # buffer, so this write does not block the loop.
-        child.pipe.send(call)
+        try:
+            child.pipe.send(call)
+        except OSError:
+            # The child died and its end-of-pipe is not read yet: when it is, the
+            # call is answered "try again" with the rest it was sending.
+            log.warning("sending process gone at hand-over", call=call.number)
 
     async def _supervise(self) -> None:
         pause = self._restart_s

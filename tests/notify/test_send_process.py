@@ -179,3 +179,23 @@ async def test_the_sending_process_gives_way_to_the_hub_for_cpu(example_config: 
             await sender.ready()
             ours = os.getpriority(os.PRIO_PROCESS, 0)
             assert min(ours + NICENESS, 19) == os.getpriority(os.PRIO_PROCESS, _sending_process())
+
+
+async def test_a_call_handed_to_a_child_that_just_died_is_retried_not_raised(
+    example_config: Config,
+) -> None:
+    with http_receiver_in_thread() as receiver:
+        async with SendProcess(_settings(receiver.url), restart_s=0.05) as sender:
+            await sender.ready()
+            dead = _sending_process()
+            os.kill(dead, signal.SIGKILL)
+            # Gone, and the hub's loop not yet told (nothing here awaits).
+            deadline = time.monotonic() + 10
+            while _read(Path(f"/proc/{dead}/stat")).split(b") ")[-1][:1] not in {b"Z", b""}:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+            outcome = _send(sender, example_config, "n-at-the-death")
+            async with asyncio.timeout(10):
+                assert "retry" == (await outcome).kind
+            async with asyncio.timeout(20):
+                assert (await _send(sender, example_config, "n-next")).sent
