@@ -22,6 +22,10 @@ def serve(settings: HubSettings) -> int:
     return EXIT_TASK_DIED if server.failed else 0
 
 
+# How long the hub keeps an idle HTTP connection open: longer than its clients keep one.
+KEEP_ALIVE_S = 30
+
+
 class HubServer(uvicorn.Server):
     """uvicorn serving the hub; it stops, with a failure, when an essential task dies.
 
@@ -47,6 +51,10 @@ class HubServer(uvicorn.Server):
                 # Compressing every small JSON message cost ~10 % of the hub's CPU under load
                 # (bench --profile); consoles sit on the city network, not a slow link.
                 ws_per_message_deflate=False,
+                # Clients must drop an idle connection before the hub does, or a request sent
+                # as the hub closes it fails mid-read. httpx (edge, simulators) keeps one 5 s
+                # and uvicorn's default is also 5 s: that race lost a request in CI.
+                timeout_keep_alive=KEEP_ALIVE_S,
                 # HTTPS when the settings name a certificate; uvicorn reads the files at start.
                 ssl_certfile=settings.tls_cert_file,
                 ssl_keyfile=settings.tls_key_file,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -336,3 +337,28 @@ async def test_console_is_served_at_the_root_behind_the_api(running_hub: Running
     assert "<title>console</title>" in page.text
     missing = await running_hub.http.get("/api/not-a-route")
     assert (404, "not_found") == (missing.status_code, missing.json()["error"])
+
+
+async def test_an_idle_connection_outlives_an_http_clients_own_keep_alive(
+    running_hub: RunningHub,
+) -> None:
+    # httpx reuses an idle connection for 5 s; were the hub to close it at the same moment,
+    # a request could be sent into a closing connection and fail.
+    reader, writer = await asyncio.open_connection("127.0.0.1", running_hub.settings.http_port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n"
+    try:
+        for _ in range(2):
+            writer.write(request)
+            status = await asyncio.wait_for(reader.readline(), 10)
+            assert status.startswith(b"HTTP/1.1 "), status
+            headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            length = next(
+                int(line.split(b":")[1])
+                for line in headers.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            await asyncio.sleep(6)
+            assert not reader.at_eof()
+    finally:
+        writer.close()
