@@ -132,7 +132,7 @@ export class DetailPage {
       const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
       const climbed = detail.alarm && detail.alarm.escalation_level !== message.data.escalation_level;
       detail.alarm = message.data;
-      if (countChanged || detail.timeline?.source === "hub") this.#reloadTimeline();
+      if (countChanged || this.#followsHub(detail)) this.#reloadTimeline();
       // A level reached calls its responders: their dispatches are new.
       if (climbed) this.#loadDispatches(detail);
     } else if (message.type === "dispatch" && message.data.alarm_id === detail.id) {
@@ -142,7 +142,7 @@ export class DetailPage {
       detail.dispatches = detail.dispatches.some((d) => d.id === updated.id)
         ? detail.dispatches.map((d) => (d.id === updated.id ? updated : d))
         : [...detail.dispatches, updated];
-      if (detail.timeline?.source === "hub") this.#reloadTimeline();
+      if (this.#followsHub(detail)) this.#reloadTimeline();
       // A new one (sent by hand, or a level called): its messages, on which channel.
       if (!known) this.#loadDispatches(detail);
     } else if (message.type === "hello" && this.ctx.state.alarms.has(detail.id)) {
@@ -336,6 +336,13 @@ export class DetailPage {
       console.warn("timeline", error.message);
     }
     return { source: "built", events: [] };
+  }
+
+  // Whether a change must be fetched into the timeline: it is the hub's, or its first
+  // fetch is still on the way (and may answer from before the change).
+  #followsHub(detail) {
+    const firstOnTheWay = detail.timeline === null && this.timelineLoading !== null;
+    return detail.timeline?.source === "hub" || firstOnTheWay;
   }
 
   // One fetch at a time; a burst of events asks for one more afterwards.

@@ -164,6 +164,35 @@ async def test_an_alarm_an_officer_escalated_says_who_called_the_level_on_card_a
     await expect(card.locator(".escalation-why")).to_have_text("升级原因:李值班员 立即通知下一级")
 
 
+async def test_a_change_while_the_detail_fetches_its_timeline_is_not_lost_from_it(
+    officer_page: Page, field: Field
+) -> None:
+    """The alarm climbs while the timeline's first fetch is on its way: the answer the
+    detail then gets is from before the climb, and it must ask again."""
+    page = officer_page
+    alarm = await _breach_alarm(field, "xiyong-wharf", "xy-fence-01", "z1")
+    card = alarm_card(page, alarm["id"])
+    detail = page.locator("#detail-page")
+    held = False
+
+    async def answer_after_the_climb(route: Route) -> None:
+        nonlocal held
+        if held:
+            await route.continue_()
+            return
+        held = True
+        stale = await route.fetch()
+        climbed = await field.api.post(f"/api/alarms/{alarm['id']}/next-level")
+        assert 200 == climbed.status_code, climbed.text
+        await expect(detail.locator(".escalation-reason")).to_be_visible()
+        await route.fulfill(response=stale)
+
+    await page.route(re.compile(r"/api/alarms/[^/]+/timeline$"), answer_after_the_climb)
+    await card.locator("[data-action=details]").click()
+    climb = detail.locator("#detail-timeline li[data-type=escalation]")
+    await expect(climb.locator(".escalation-why")).to_have_text("升级原因:李值班员 立即通知下一级")
+
+
 async def test_the_officers_own_resolve_is_not_taken_for_someone_elses(
     officer_page: Page, field: Field
 ) -> None:
