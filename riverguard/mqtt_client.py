@@ -225,6 +225,12 @@ class Client:
         except MqttError:
             self._close(self._fresh_error())
             raise
+        except asyncio.CancelledError:
+            # Stopped while connecting (a hub shutting down mid-reconnect): the half-made
+            # connection is ours to close, as ``__aexit__`` will not run.
+            connack.cancel()
+            self._close(MqttError("connecting was cancelled"))
+            raise
         if reason >= 0x80:
             self._close(MqttError(f"connection refused by the broker: reason {reason:#04x}"))
             raise self._fresh_error()
@@ -245,13 +251,16 @@ class Client:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._protocol is not None and self._error is None:
-            self._write_pubacks()  # what we took is acknowledged before we leave
-            await self._round_trip()
+        try:
             if self._protocol is not None and self._error is None:
-                self._write(packets.DISCONNECT_PACKET)  # normal: the will is not sent
-        protocol = self._protocol
-        self._close(MqttError("disconnected"), flush=True)
+                self._write_pubacks()  # what we took is acknowledged before we leave
+                await self._round_trip()
+                if self._protocol is not None and self._error is None:
+                    self._write(packets.DISCONNECT_PACKET)  # normal: the will is not sent
+        finally:
+            # Cancelled during the round trip too: the connection is closed either way.
+            protocol = self._protocol
+            self._close(MqttError("disconnected"), flush=True)
         if protocol is not None and protocol.transport is not None and protocol.closed:
             # Closed when we return: over TLS, closing is a goodbye exchanged with the broker.
             try:

@@ -390,3 +390,70 @@ async def test_a_subscribe_the_broker_never_answers_fails_after_the_timeout() ->
             with pytest.raises(MqttError, match=r"no SUBACK from the broker in 0\.5 s"):
                 await client.subscribe([Subscription("t")])
             assert not client.connected
+
+
+async def test_a_connect_cancelled_before_the_broker_answers_closes_its_connection() -> None:
+    """A hub stopping while its broker link reconnects: the half-made connection is
+    closed, not left open for the broker to end after the event loop has gone."""
+    connected = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first, _ = await _read_packet(reader)
+        assert packets.CONNECT == first >> 4
+        connected.set()
+        await reader.read()  # b"" once the client closes
+        ended.set()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    async with server:
+        client = Client("127.0.0.1", server.sockets[0].getsockname()[1], timeout=30)
+
+        async def connect() -> None:
+            async with client:
+                pass
+
+        connecting = asyncio.create_task(connect())
+        await asyncio.wait_for(connected.wait(), 10)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        await asyncio.wait_for(ended.wait(), 5)
+        assert not client.connected
+
+
+async def test_leaving_cancelled_while_the_broker_has_not_answered_closes_the_connection() -> None:
+    """Cancelled again while leaving (waiting for the broker's PINGRESP): closed all the
+    same, not left for the broker to end after the event loop has gone."""
+    pinged = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first, _ = await _read_packet(reader)
+        assert packets.CONNECT == first >> 4
+        writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: accepted, no properties
+        try:
+            while True:
+                first, _ = await _read_packet(reader)
+                if first == 0xC0:  # PINGREQ, never answered
+                    pinged.set()
+        except asyncio.IncompleteReadError:
+            ended.set()
+        writer.close()
+
+    server = await asyncio.start_server(never_pong, "127.0.0.1", 0)
+    async with server:
+        client = Client("127.0.0.1", server.sockets[0].getsockname()[1], keepalive=0)
+
+        async def connect_and_leave() -> None:
+            async with client:
+                pass
+
+        leaving = asyncio.create_task(connect_and_leave())
+        await asyncio.wait_for(pinged.wait(), 10)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        await asyncio.wait_for(ended.wait(), 5)
+        assert not client.connected
