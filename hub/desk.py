@@ -34,10 +34,12 @@ from riverguard.wire.models import Alarm, EscalationReason, Event
 
 # How long the alarm timer waits before retrying after the store refused a change.
 TIMER_RETRY_S = 2.0
-# Escalations the timer commits in one transaction: a storm of 500 commits in 20, and
-# an ingest batch waiting for the lock waits for one chunk, not the whole storm (100
-# a chunk made the alarm path's p99 during a storm twice 25's: bench/notify_latency).
-TIMER_CHUNK = 25
+# Rows the timer writes in one transaction at most: an ingest batch waiting for the
+# lock waits for one chunk, not the whole storm (chunks of 100 alarms made the alarm
+# path's p99 during a storm twice that of 25: bench/notify_latency). Counted in rows,
+# not alarms: an escalation that calls people writes a call, a dispatch and an audit
+# entry more for each, and 25 of those held the lock longer than 25 without.
+TIMER_CHUNK_ROWS = 50
 
 log = structlog.get_logger()
 
@@ -263,8 +265,9 @@ class AlarmDesk:
         alarms = list(self.picture.active.values())
         due = [alarm.id for alarm in alarms if rules.escalation_due(alarm, now)]
         called = False
-        for start in range(0, len(due), TIMER_CHUNK):
-            called |= await self._escalate(due[start : start + TIMER_CHUNK])
+        while due:
+            queued, due = await self._escalate(due)
+            called |= queued
         if called:
             # Once the pass is over: the sends then share the event loop with the alarm
             # path, not with the pass that holds the lock (the alarm path's tail
@@ -275,33 +278,42 @@ class AlarmDesk:
             if rules.clear_due(alarm, now, fenced):
                 await self._clear(alarm, fenced)
 
-    async def _escalate(self, alarm_ids: list[str]) -> bool:
-        """Escalate the alarms still due among ``alarm_ids`` in one transaction: a storm
-        of escalations commits once a chunk, where one commit (and its fsync) each held
-        the lock, and so every ingest batch, for seconds. Whether it queued calls."""
+    async def _escalate(self, alarm_ids: list[str]) -> tuple[bool, list[str]]:
+        """Escalate the alarms still due among ``alarm_ids``, up to a chunk's rows, in
+        one transaction: a storm of escalations commits once a chunk, where one commit
+        (and its fsync) each held the lock, and so every ingest batch, for seconds.
+        Whether it queued calls, and the ids it left for the next chunk."""
         async with self.lock:
             now = self.clock.now()
             by_id = {alarm.id: alarm for alarm in self.picture.active.values()}
             pairs: list[tuple[Alarm, Alarm]] = []
+            calls: list[PlannedCall] = []
+            audit: list[AuditEntry] = []
+            rows = 0
+            taken = 0
             for alarm_id in alarm_ids:
+                if rows >= TIMER_CHUNK_ROWS:
+                    break
+                taken += 1
                 alarm = by_id.get(alarm_id)
                 if alarm is None or not rules.escalation_due(alarm, now):
                     continue  # resolved, acknowledged or escalated meanwhile
                 site = self.config.site_by_id.get(alarm.site)
                 changed = rules.escalate(alarm, site, now, "unacknowledged")
-                if changed is not alarm:
-                    pairs.append((alarm, changed))
-            if not pairs:
-                return False
-            risk_before = self.risks(before.site for before, _ in pairs)
-            calls: list[PlannedCall] = []
-            audit: list[AuditEntry] = []
-            for before, after in pairs:
-                called = self._calls(before, after, now)
+                if changed is alarm:
+                    continue
+                pairs.append((alarm, changed))
+                called = self._calls(alarm, changed, now)
                 calls.extend(called)
                 # Each escalation's entry, then one for each responder it called.
-                audit.append(alarm_audit("escalate", SYSTEM, before, after, ""))
+                audit.append(alarm_audit("escalate", SYSTEM, alarm, changed, ""))
                 audit.extend(audit_calls(self.config, called, SYSTEM, now))
+                # The alarm and its entry; a call, its dispatch and its entry each.
+                rows += 2 + 3 * len(called)
+            rest = alarm_ids[taken:]
+            if not pairs:
+                return False, rest
+            risk_before = self.risks(before.site for before, _ in pairs)
             await self.store.alarms.save_all([after for _, after in pairs], audit, calls, now)
             for _, after in pairs:
                 self.picture.put_alarm(after)
@@ -318,7 +330,7 @@ class AlarmDesk:
                 level=after.escalation_level,
                 before=before.escalation_level,
             )
-        return bool(calls)
+        return bool(calls), rest
 
     async def call_next_level(
         self, alarm_id: str, by: str, reason: EscalationReason, detail: str = ""

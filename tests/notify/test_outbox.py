@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,13 +31,15 @@ from hub.responder_tokens import ResponderTokens
 from hub.store import Batch, NotificationRow, Store
 from riverguard.config import Config
 from riverguard.testing import wait_for
-from riverguard.wire.models import Event
+from riverguard.wire.models import Alarm, Event
 from tests.notify.receivers import HttpReceiver, http_receiver
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 7, 18, 11, 0, tzinfo=UTC)
 SECRET = "outbox-test-secret-0123"
+# A receiver no test here sends to: escalations only queue their calls.
+URL = "http://127.0.0.1:9/hook"
 
 
 def _config(urls: dict[str, str], **notify: Any) -> Config:
@@ -529,12 +531,39 @@ async def test_a_trigger_after_an_announcement_climbs_and_calls_the_level(
     assert 1 == len(receiver.received)
 
 
+@pytest.mark.parametrize(("urls", "chunks"), [({}, [2]), ({"wang": URL, "li": URL}, [1, 1])])
+async def test_a_timer_chunk_is_bounded_by_the_rows_it_writes_not_by_its_alarms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, urls: dict[str, str], chunks: list[int]
+) -> None:
+    """An escalation that calls two people writes four rows more and six with their
+    dispatches and audit entries: a chunk of eight rows holds two escalations that call
+    nobody, or one that calls both (an ingest batch waits for one chunk at most)."""
+    monkeypatch.setattr(desk_module, "TIMER_CHUNK_ROWS", 8)
+    async with hub(tmp_path, _config(urls)) as running:
+        await _open_alarm(running, "f1", "z1")
+        await _open_alarm(running, "f2", "z2")
+        sizes: list[int] = []
+        save_all = running.store.alarms.save_all
+
+        async def counted(alarms: Sequence[Alarm], *args: Any) -> None:
+            sizes.append(len(alarms))
+            await save_all(alarms, *args)
+
+        monkeypatch.setattr(running.store.alarms, "save_all", counted)
+        await _escalate(running)
+        assert chunks == sizes
+        for alarm_id in running.alarm_ids:
+            alarm = await running.store.alarms.get(alarm_id)
+            assert alarm is not None
+            assert 1 == alarm.escalation_level
+
+
 async def test_a_timer_pass_escalates_each_due_alarm_once_chunk_by_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pass commits its escalations a chunk at a time: each alarm climbs once, is
     audited once and calls its level once; one acknowledged meanwhile does not climb."""
-    monkeypatch.setattr(desk_module, "TIMER_CHUNK", 1)
+    monkeypatch.setattr(desk_module, "TIMER_CHUNK_ROWS", 1)
     async with (
         http_receiver() as receiver,
         hub(tmp_path, _config({"wang": receiver.url})) as running,
