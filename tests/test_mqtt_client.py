@@ -7,6 +7,8 @@ import gc
 import secrets
 import signal
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -392,6 +394,31 @@ async def test_a_subscribe_the_broker_never_answers_fails_after_the_timeout() ->
             assert not client.connected
 
 
+async def _cancelled_once(
+    peer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    reached: asyncio.Event,
+    ended: asyncio.Event,
+    **client: Any,
+) -> None:
+    """Connect to ``peer`` and leave at once; cancel that when ``peer`` says ``reached``:
+    the peer must then see the connection end."""
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    async with server:
+        mqtt = Client("127.0.0.1", server.sockets[0].getsockname()[1], **client)
+
+        async def connect_and_leave() -> None:
+            async with mqtt:
+                pass
+
+        task = asyncio.create_task(connect_and_leave())
+        await asyncio.wait_for(reached.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(ended.wait(), 5)
+        assert not mqtt.connected
+
+
 async def test_a_connect_cancelled_before_the_broker_answers_closes_its_connection() -> None:
     """A hub stopping while its broker link reconnects: the half-made connection is
     closed, not left open for the broker to end after the event loop has gone."""
@@ -406,21 +433,7 @@ async def test_a_connect_cancelled_before_the_broker_answers_closes_its_connecti
         ended.set()
         writer.close()
 
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    async with server:
-        client = Client("127.0.0.1", server.sockets[0].getsockname()[1], timeout=30)
-
-        async def connect() -> None:
-            async with client:
-                pass
-
-        connecting = asyncio.create_task(connect())
-        await asyncio.wait_for(connected.wait(), 10)
-        connecting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await connecting
-        await asyncio.wait_for(ended.wait(), 5)
-        assert not client.connected
+    await _cancelled_once(never_answer, connected, ended, timeout=30)
 
 
 async def test_leaving_cancelled_while_the_broker_has_not_answered_closes_the_connection() -> None:
@@ -442,18 +455,4 @@ async def test_leaving_cancelled_while_the_broker_has_not_answered_closes_the_co
             ended.set()
         writer.close()
 
-    server = await asyncio.start_server(never_pong, "127.0.0.1", 0)
-    async with server:
-        client = Client("127.0.0.1", server.sockets[0].getsockname()[1], keepalive=0)
-
-        async def connect_and_leave() -> None:
-            async with client:
-                pass
-
-        leaving = asyncio.create_task(connect_and_leave())
-        await asyncio.wait_for(pinged.wait(), 10)
-        leaving.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await leaving
-        await asyncio.wait_for(ended.wait(), 5)
-        assert not client.connected
+    await _cancelled_once(never_pong, pinged, ended, keepalive=0)
