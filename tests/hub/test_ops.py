@@ -78,11 +78,16 @@ async def test_a_dead_essential_task_stops_the_hub_with_a_failure(
 ) -> None:
     """A bug that kills a background task must not leave a hub that serves half alive."""
 
+    # Dies once the hub is up: dying at a fixed time could come before the hub had
+    # subscribed on a busy machine, and the hub rightly stopped before it was ready.
+    up = asyncio.Event()
+
     async def dies(self: AlarmDesk) -> None:
-        await asyncio.sleep(0.1)
+        await up.wait()
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(AlarmDesk, "watch_risk", dies)
     async with run_hub(make_settings()) as running:
+        up.set()
         await wait_for(lambda: running.server.should_exit, what="the hub to stop itself")
         assert "hub.site-risk" == running.server.failed
