@@ -96,6 +96,17 @@ class RunningHub:
     async def auth(self, username: str = "officer-li") -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.token(username)}"}
 
+    async def printed_timelines(self, alarm_id: str, headers: dict[str, str]) -> dict[str, str]:
+        """The alarm's printable timeline (``format=html``) in each language, by language."""
+        return {
+            lang: (
+                await self.http.get(
+                    f"/api/alarms/{alarm_id}/timeline?format=html&lang={lang}", headers=headers
+                )
+            ).text
+            for lang in ("zh", "en")
+        }
+
     async def metric(self, name: str, labels: str = "") -> float:
         """One sample of /metrics: ``metric("riverguard_hub_rejected_total", 'reason="x"')``."""
         text = (await self.http.get("/metrics")).text

@@ -255,14 +255,7 @@ async def test_auto_resolve_site_resolves_a_persuaded_alarm_by_itself(
         clock.advance(30)
         await wait_for(lambda: (SITE, "z1") not in running.hub.picture.active, what="resolved")
         alarm = (await running.http.get(f"/api/alarms/{alarm_id}", headers=officer)).json()
-        printed = {
-            lang: (
-                await running.http.get(
-                    f"/api/alarms/{alarm_id}/timeline?format=html&lang={lang}", headers=officer
-                )
-            ).text
-            for lang in ("zh", "en")
-        }
+        printed = await running.printed_timelines(alarm_id, officer)
 
     assert ("resolved", "persuaded_away", "system") == (
         alarm["state"],

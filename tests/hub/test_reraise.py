@@ -110,16 +110,13 @@ async def test_a_second_person_after_the_first_left_reraises_the_acknowledged_al
     supervisor = await hub.auth("supervisor-wang")
     audit = (await hub.http.get("/api/audit?action=intrusion", headers=supervisor)).json()
     assert [alarm_id] == [entry["alarm_id"] for entry in audit]
-    page = await hub.http.get(
-        f"/api/alarms/{alarm_id}/timeline?format=html&lang=en", headers=viewer
-    )
-    assert "New intrusion" in page.text
-    assert "×6" in page.text
-    assert "db-fence-01 · after the zone was clear" in page.text
+    pages = await hub.printed_timelines(alarm_id, viewer)
+    assert "New intrusion" in pages["en"]
+    assert "×6" in pages["en"]
+    assert "db-fence-01 · after the zone was clear" in pages["en"]
     # The Chinese page says why it is new in Chinese, not the audit's English detail.
-    zh = await hub.http.get(f"/api/alarms/{alarm_id}/timeline?format=html&lang=zh", headers=viewer)
-    assert "db-fence-01 · 区域清空后再次进入" in zh.text
-    assert "new intrusion after" not in zh.text
+    assert "db-fence-01 · 区域清空后再次进入" in pages["zh"]
+    assert "new intrusion after" not in pages["zh"]
 
 
 async def test_a_person_seen_again_and_again_never_reraises(

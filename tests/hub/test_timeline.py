@@ -235,14 +235,7 @@ async def test_the_printed_timeline_says_why_each_climb_happened_in_the_pages_la
         async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
             await edge.publish(topics.events(SITE), json.dumps(again).encode(), qos=1)
             await acks.wait_for(lambda m: again["id"] in m[1]["ids"])
-        pages = {
-            lang: (
-                await running.http.get(
-                    f"/api/alarms/{alarm_id}/timeline?format=html&lang={lang}", headers=officer
-                )
-            ).text
-            for lang in ("zh", "en")
-        }
+        pages = await running.printed_timelines(alarm_id, officer)
 
     assert "级别 1 (网格员) · 升级原因：李值班员 立即通知下一级" in pages["zh"]
     assert "级别 2 (街道) · 升级原因：未及时确认" in pages["zh"]
