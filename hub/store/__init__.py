@@ -81,7 +81,7 @@ class Store:
         self.announcements = Announcements(database)
         self.users = Users(database)
         self.audit = Audit(database)
-        self.notifications = Notifications(database)
+        self.notifications = Notifications(database, writer)
         self.dispatches = Dispatches(database)
         self.responder_changes = ResponderChanges(database)
 

@@ -31,6 +31,7 @@ from hub.store import (
     Store,
 )
 from hub.store.events import event_row
+from hub.store.notifications import Settlement
 from riverguard.testing import wait_for
 from riverguard.wire.models import Event
 
@@ -326,6 +327,57 @@ async def test_a_batch_the_store_refuses_leaves_the_next_one_unharmed(store: Sto
     )
     assert [first.id, second.id] == [e.id for e in committed.new]
     assert {first.id, second.id} == await store.events.existing_ids([first.id, second.id])
+
+
+async def test_the_outbox_claims_only_queued_rows_and_settles_each_as_told(store: Store) -> None:
+    """A claim takes the rows still queued (one attempt more each) and leaves a row
+    another sender took; rate-limited rows move to their due time with no attempt
+    spent; settlements record each row's own end."""
+
+    def decide(new: list[Event]) -> rules.Outcome:
+        return rules.apply_events({}, new, T0, new_id=lambda: "alm-outbox")
+
+    def plan(_outcome: AlarmChanges) -> tuple[list[PlannedCall], list[AuditEntry], datetime]:
+        calls = [
+            PlannedCall("alm-outbox", 1, "officer-wang", index, "email", "email", None)
+            for index in range(4)
+        ]
+        return calls, [], T0
+
+    event = _event().model_copy(update={"id": "db-fence-01:outbox"})
+    await store.batches.commit(Batch(events=[event], received_at={event.id: T0}), decide, plan)
+    rows = sorted(
+        await store.notifications.for_alarm("alm-outbox"), key=lambda r: r.call.channel_index
+    )
+    first, second, limited, other = (row.id for row in rows)
+    notifications = store.notifications
+    assert {other} == await notifications.take([other], [], T0)  # another sender's
+    later = T0 + timedelta(seconds=60)
+    claimed = await notifications.take([first, second, other], [(limited, later)], T0)
+    assert {first, second} == claimed
+    assert set() == await notifications.take([first], [(second, later)], T0)
+
+    retry_at = T0 + timedelta(seconds=20)
+    await notifications.settle_all(
+        [
+            Settlement(first, "sent", T0 + timedelta(seconds=1)),
+            Settlement(second, "queued", T0 + timedelta(seconds=1), "HTTP 503", retry_at),
+        ]
+    )
+    after = {row.id: row for row in await notifications.for_alarm("alm-outbox")}
+    assert ("sent", 1) == (after[first].state, after[first].attempts)
+    assert ("queued", 1, "HTTP 503") == (
+        after[second].state,
+        after[second].attempts,
+        after[second].reason,
+    )
+    assert ("queued", 0, later) == (
+        after[limited].state,
+        after[limited].attempts,
+        after[limited].due_at,
+    )
+    assert ("sending", 1) == (after[other].state, after[other].attempts)
+    assert [second] == [row.id for row in await notifications.due(T0 + timedelta(seconds=30))]
 
 
 async def test_an_escalations_calls_are_queued_in_its_batchs_transaction_or_not_at_all(
