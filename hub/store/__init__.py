@@ -5,7 +5,8 @@ One repository per kind of data, reached as attributes of the ``Store``
 (``store.alarms.get(alarm_id)``, ``store.events.existing_ids(ids)``); each
 method is one transaction. An ingest batch, which touches several kinds at
 once, is committed by ``store.batches`` through the ingest writer chosen when
-the store opens (``hub.store.ingest_writer``). Rows go in and come out as the
+the store opens (``hub.store.ingest_writer``), and so are the outbox's claims
+and settlements (``store.notifications``). Rows go in and come out as the
 frozen types of ``hub.store.rows``.
 """
 
