@@ -112,6 +112,11 @@ export function applyMessage(state, message) {
       applyLinks(state, data);
       for (const part of ["links", "status", "alarms"]) result.parts.add(part);
       break;
+    case "people":
+      // A responder renamed, added or removed (PROTOCOL 7.43): the whole map again.
+      state.people = peopleOf(data);
+      for (const part of ["alarms", "user"]) result.parts.add(part);
+      break;
     case "snapshot":
       if (data.event_id) {
         markSnapshot(state, data.event_id);

@@ -26,6 +26,10 @@ class DispatchBoard:
         """Keep ``shaped`` (a dispatch as ``Dispatcher.shape`` makes it)."""
         self._by_alarm.setdefault(shaped["alarm_id"], {})[shaped["id"]] = shaped
 
+    def all(self) -> list[dict[str, Any]]:
+        """Every dispatch kept, of the alarms active when last asked."""
+        return [shaped for kept in self._by_alarm.values() for shaped in kept.values()]
+
     def of_alarms(self, active: Iterable[str]) -> list[dict[str, Any]]:
         """The dispatches of the ``active`` alarms; those of any other alarm are
         dropped (it was resolved: its card is gone and nobody will ask again)."""

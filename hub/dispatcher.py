@@ -70,8 +70,16 @@ class Dispatcher:
 
     def use_config(self, config: Config) -> None:
         """Responders, rotas or call lists changed through the admin API
-        (hub/responder_layer.py)."""
+        (hub/responder_layer.py). A responder renamed while sent to an active alarm
+        is pushed again with the new name, so that cards and later hellos say it."""
         self._config = config
+        for shaped in self.board.all():
+            responder = config.responder_by_id.get(shaped["responder"])
+            name = responder.name if responder else None
+            if shaped["responder_name"] != name:
+                renamed = shaped | {"responder_name": name}
+                self.board.put(renamed)
+                self._broadcaster.publish("dispatch", renamed)
 
     async def load(self, active_alarms: Iterable[str]) -> None:
         """The board's dispatches of the alarms active at start-up."""

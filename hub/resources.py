@@ -19,6 +19,7 @@ from hub.link import BrokerLink
 from hub.links import Links
 from hub.metrics import HubMetrics
 from hub.notify.outbox import Outbox
+from hub.people import people
 from hub.picture import Picture
 from hub.responder_tokens import ResponderTokens
 from hub.schedules import Schedules
@@ -59,8 +60,14 @@ class HubResources:
         (hub/responder_layer.py); everything else in ``config`` is the file's, as at
         start-up. Set all at once, with no await between, so no reader sees half of a
         change."""
+        named_before = people(self.config)
         # The one field that changes after start-up; the others stay frozen.
         object.__setattr__(self, "config", config)
         self.desk.use_config(config)
         self.dispatcher.use_config(config)
         self.outbox.use_config(config)
+        named = people(config)
+        if named != named_before:
+            # A renamed, added or removed responder: consoles name people from this
+            # map (PROTOCOL 7.43), not only from their next hello.
+            self.broadcaster.publish("people", named)

@@ -380,6 +380,7 @@ ServerMessageType = Literal[
     "links",
     "heartbeat",
     "dispatch",
+    "people",
 ]
 
 

@@ -213,3 +213,48 @@ async def test_the_card_and_detail_show_who_is_coming_and_an_officer_sends_one_b
             assert 403 == refused.status_code
     for reported in (errors, viewer_errors):
         assert ([], [], []) == (reported.exceptions, reported.i18n, reported.csp)
+
+
+async def test_a_responder_an_admin_renames_is_renamed_on_the_open_card_at_once(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, chromium: Browser
+) -> None:
+    """PROTOCOL 7.43: the card and the detail of an open console name the responder by
+    the admin's new name without a reload."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    settings = hub_settings(
+        tmp_path,
+        broker.settings("hub"),
+        influxd.url,
+        influx_database,
+        console_dir=CONSOLE_DIR,
+        config=_config(tmp_path, "http://127.0.0.1:9"),
+        responder_key="responder-key-0123456789",
+    )
+    clock = ManualClock(utcnow() - timedelta(seconds=61))
+    async with (
+        run_hub(settings, clock) as running,
+        aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+    ):
+        page, errors = await _console(chromium, running.url, OFFICER)
+        at = format_ts(clock.now())
+        payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+            await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+        alarm = running.hub.picture.active[(SITE, "z1")]
+        card = alarm_card(page, alarm.id)
+        clock.advance(60)
+        chen = card.locator(".responders-line .responder").first
+        await expect(chen.locator(".who")).to_have_text("陈网格员")
+
+        renamed = await running.http.put(
+            "/api/responders/chen",
+            json={"name": "陈建国", "channels": [{"kind": "webhook", "webhook": "duty"}]},
+            headers=await running.auth("admin"),
+        )
+        assert 200 == renamed.status_code, renamed.text
+        await expect(chen.locator(".who")).to_have_text("陈建国")
+        await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-renamed-zh.png"))
+        await card.locator("[data-action=details]").click()
+        await expect(page.locator("#detail-dispatches li.dispatch")).to_contain_text("陈建国")
+    assert ([], [], []) == (errors.exceptions, errors.i18n, errors.csp)

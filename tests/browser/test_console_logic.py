@@ -724,3 +724,23 @@ async def test_the_hubs_own_changes_are_by_the_system_in_words_not_its_login(
         ["系统", "李值班员", "someone-new"],
         ["the system", "李值班员", "someone-new"],
     ] == names
+
+
+async def test_a_people_message_renames_people_without_a_new_hello(console_page: Page) -> None:
+    """A responder renamed by an admin (PROTOCOL 7.43): the whole map comes again, and
+    a name that is not text is left out as in ``hello``."""
+    result = await run(
+        console_page,
+        """
+        const { personName } = await import('./view.js');
+        const s = state.createState();
+        state.applyMessage(s, {seq: 1, type: 'hello',
+          data: {people: {'responder:chen': '陈网格员', 'officer-li': '李值班员'}}});
+        const before = personName(s, 'responder:chen');
+        const r = state.applyMessage(s, {seq: 2, type: 'people',
+          data: {'responder:chen': '陈建国', 'officer-li': '李值班员', 'responder:x': 7}});
+        return [before, personName(s, 'responder:chen'), personName(s, 'responder:x'),
+          [...r.parts].sort()];
+        """,
+    )
+    assert ["陈网格员", "陈建国", "responder:x", ["alarms", "user"]] == result

@@ -119,3 +119,50 @@ async def test_a_restarted_hub_says_in_hello_who_was_sent_to_its_active_alarms(
         (d["responder"], d["level"], d["state"], d["alarm_id"]) for d in after
     ]
     assert before == after
+
+
+async def test_a_responder_renamed_by_an_admin_is_renamed_on_every_console_at_once(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """A console connected when an admin renames a responder sent to an active alarm
+    gets the new name at once, as a ``people`` message (7.43) and that responder's
+    dispatch again; a later hello says it too. A change that renames nobody sends no
+    ``people`` message."""
+    config = config_with_a_grid_officer(tmp_path, "http://127.0.0.1:9/duty")
+    clock = ManualClock()
+    async with run_hub(make_settings(config=config, responder_key=KEY), clock) as running:
+        await _breach(edge)
+        viewer = await running.token("viewer")
+        async with running.socket(viewer) as ws, ws_inbox(ws) as console:
+            await console.wait_for(lambda m: m["type"] == "hello")
+            clock.advance(60)
+            called = await console.wait_for(lambda m: m["type"] == "dispatch")
+            assert "陈网格员" == called["data"]["responder_name"]
+
+            same_name = {
+                "name": "陈网格员",
+                "language": "en",
+                "channels": [{"kind": "webhook", "webhook": "duty"}],
+            }
+            changed = await running.http.put(
+                "/api/responders/chen", json=same_name, headers=await running.auth("admin")
+            )
+            assert 200 == changed.status_code, changed.text
+            renamed = {**same_name, "name": "陈建国"}
+            changed = await running.http.put(
+                "/api/responders/chen", json=renamed, headers=await running.auth("admin")
+            )
+            assert 200 == changed.status_code, changed.text
+            named = await console.wait_for(lambda m: m["type"] == "people")
+            again = await console.wait_for(
+                lambda m: m["type"] == "dispatch" and m["seq"] > called["seq"]
+            )
+        assert "陈建国" == named["data"]["responder:chen"]
+        assert "李值班员" == named["data"]["officer-li"]
+        # The language change came first and renamed nobody: its people message would
+        # have come before this one.
+        assert [named["seq"]] == [m["seq"] for m in console.items if m["type"] == "people"]
+        assert called["data"] | {"responder_name": "陈建国"} == again["data"]
+        hello = await _hello(running)
+        assert "陈建国" == hello["people"]["responder:chen"]
+        assert ["陈建国"] == [d["responder_name"] for d in hello["dispatches"]]
