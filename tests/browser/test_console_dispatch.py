@@ -14,10 +14,12 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from hub.clock import ManualClock
+from hub.settings import HubSettings
 from riverguard.services import Influxd
 from riverguard.testing import wait_for
 from riverguard.wire import topics
@@ -63,6 +65,29 @@ def _config(tmp_path: Path, receiver_url: str) -> Path:
     return path
 
 
+def _settings(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, receiver_url: str
+) -> HubSettings:
+    return hub_settings(
+        tmp_path,
+        broker.settings("hub"),
+        influxd.url,
+        influx_database,
+        console_dir=CONSOLE_DIR,
+        config=_config(tmp_path, receiver_url),
+        responder_key="responder-key-0123456789",
+    )
+
+
+async def _breach(edge: aiomqtt.Client, clock: ManualClock) -> None:
+    """A critical fence breach in z1, at the hub's clock, committed."""
+    at = format_ts(clock.now())
+    payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+        await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+
+
 async def _height(card: Locator) -> float:
     box = await card.bounding_box()
     assert box is not None, "the card is not on screen"
@@ -83,15 +108,7 @@ async def test_the_card_and_detail_show_who_is_coming_and_an_officer_sends_one_b
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with http_receiver() as receiver:
-        settings = hub_settings(
-            tmp_path,
-            broker.settings("hub"),
-            influxd.url,
-            influx_database,
-            console_dir=CONSOLE_DIR,
-            config=_config(tmp_path, receiver.url),
-            responder_key="responder-key-0123456789",
-        )
+        settings = _settings(tmp_path, broker, influxd, influx_database, receiver.url)
         # The hub's clock ends the story about now, so the console's timers, which run
         # on the browser's clock, show the times the story took.
         clock = ManualClock(utcnow() - timedelta(seconds=60 + ARRIVE_S + 1))
@@ -100,11 +117,7 @@ async def test_the_card_and_detail_show_who_is_coming_and_an_officer_sends_one_b
             aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
         ):
             page, errors = await _console(chromium, running.url, OFFICER)
-            at = format_ts(clock.now())
-            payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge, clock)
             alarm = running.hub.picture.active[(SITE, "z1")]
             card = alarm_card(page, alarm.id)
             line = card.locator(".responders-line")
@@ -221,26 +234,14 @@ async def test_a_responder_an_admin_renames_is_renamed_on_the_open_card_at_once(
     """PROTOCOL 7.43: the card and the detail of an open console name the responder by
     the admin's new name without a reload."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    settings = hub_settings(
-        tmp_path,
-        broker.settings("hub"),
-        influxd.url,
-        influx_database,
-        console_dir=CONSOLE_DIR,
-        config=_config(tmp_path, "http://127.0.0.1:9"),
-        responder_key="responder-key-0123456789",
-    )
+    settings = _settings(tmp_path, broker, influxd, influx_database, "http://127.0.0.1:9")
     clock = ManualClock(utcnow() - timedelta(seconds=61))
     async with (
         run_hub(settings, clock) as running,
         aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
     ):
         page, errors = await _console(chromium, running.url, OFFICER)
-        at = format_ts(clock.now())
-        payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
-        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-            await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-            await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+        await _breach(edge, clock)
         alarm = running.hub.picture.active[(SITE, "z1")]
         card = alarm_card(page, alarm.id)
         clock.advance(60)
