@@ -289,11 +289,10 @@ class AlarmDesk:
             pairs: list[tuple[Alarm, Alarm]] = []
             calls: list[PlannedCall] = []
             audit: list[AuditEntry] = []
-            rows = 0
             taken = 0
-            for alarm_id in alarm_ids:
-                if rows >= TIMER_CHUNK_ROWS:
-                    break
+            # The rows so far: an alarm and its entry, a call, its dispatch and its entry.
+            while taken < len(alarm_ids) and 2 * len(pairs) + 3 * len(calls) < TIMER_CHUNK_ROWS:
+                alarm_id = alarm_ids[taken]
                 taken += 1
                 alarm = by_id.get(alarm_id)
                 if alarm is None or not rules.escalation_due(alarm, now):
@@ -308,8 +307,6 @@ class AlarmDesk:
                 # Each escalation's entry, then one for each responder it called.
                 audit.append(alarm_audit("escalate", SYSTEM, alarm, changed, ""))
                 audit.extend(audit_calls(self.config, called, SYSTEM, now))
-                # The alarm and its entry; a call, its dispatch and its entry each.
-                rows += 2 + 3 * len(called)
             rest = alarm_ids[taken:]
             if not pairs:
                 return False, rest
