@@ -77,9 +77,7 @@ class Dispatcher:
             responder = config.responder_by_id.get(shaped["responder"])
             name = responder.name if responder else None
             if shaped["responder_name"] != name:
-                renamed = shaped | {"responder_name": name}
-                self.board.put(renamed)
-                self._broadcaster.publish("dispatch", renamed)
+                self._push(shaped | {"responder_name": name})
 
     async def load(self, active_alarms: Iterable[str]) -> None:
         """The board's dispatches of the alarms active at start-up."""
@@ -196,7 +194,10 @@ class Dispatcher:
         )
 
     def _publish(self, dispatch: Dispatch) -> None:
-        shaped = self.shape(dispatch)
+        self._push(self.shape(dispatch))
+
+    def _push(self, shaped: dict[str, Any]) -> None:
+        """Onto the board for later hellos, and to every console now."""
         self.board.put(shaped)
         self._broadcaster.publish("dispatch", shaped)
 
