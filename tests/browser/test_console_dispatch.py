@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
-import aiomqtt
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
@@ -30,6 +32,7 @@ from tests.browser.console import OFFICER, alarm_card, log_in, untranslated
 from tests.conftest import Broker
 from tests.hub.conftest import (
     PASSWORDS,
+    RunningHub,
     event_payload,
     hub_settings,
     mqtt_inbox,
@@ -79,13 +82,32 @@ def _settings(
     )
 
 
-async def _breach(edge: aiomqtt.Client, clock: ManualClock) -> None:
-    """A critical fence breach in z1, at the hub's clock, committed."""
-    at = format_ts(clock.now())
-    payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
-    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-        await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-        await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+class _Wall(NamedTuple):
+    running: RunningHub
+    page: Page
+    errors: PageErrors
+    alarm_id: str
+    card: Locator
+
+
+@asynccontextmanager
+async def _breached_wall(
+    settings: HubSettings, clock: ManualClock, broker: Broker, chromium: Browser
+) -> AsyncIterator[_Wall]:
+    """The hub running, the officer's console open, and a critical fence breach in z1
+    at the hub's clock committed and on the wall."""
+    async with (
+        run_hub(settings, clock) as running,
+        aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+    ):
+        page, errors = await _console(chromium, running.url, OFFICER)
+        at = format_ts(clock.now())
+        payload = event_payload(unique_seq(), zone="z1", severity="critical", ts=at, edge_ts=at)
+        async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+            await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+            await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+        alarm = running.hub.picture.active[(SITE, "z1")]
+        yield _Wall(running, page, errors, alarm.id, alarm_card(page, alarm.id))
 
 
 async def _height(card: Locator) -> float:
@@ -112,14 +134,13 @@ async def test_the_card_and_detail_show_who_is_coming_and_an_officer_sends_one_b
         # The hub's clock ends the story about now, so the console's timers, which run
         # on the browser's clock, show the times the story took.
         clock = ManualClock(utcnow() - timedelta(seconds=60 + ARRIVE_S + 1))
-        async with (
-            run_hub(settings, clock) as running,
-            aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+        async with _breached_wall(settings, clock, broker, chromium) as (
+            running,
+            page,
+            errors,
+            alarm_id,
+            card,
         ):
-            page, errors = await _console(chromium, running.url, OFFICER)
-            await _breach(edge, clock)
-            alarm = running.hub.picture.active[(SITE, "z1")]
-            card = alarm_card(page, alarm.id)
             line = card.locator(".responders-line")
             await expect(line).to_be_visible()
             await expect(line.locator(".responder")).to_have_count(0)
@@ -212,14 +233,14 @@ async def test_the_card_and_detail_show_who_is_coming_and_an_officer_sends_one_b
 
             # A viewer sees who is coming, and can send or call off nobody.
             viewer, viewer_errors = await _console(chromium, running.url, "viewer")
-            viewer_card = alarm_card(viewer, alarm.id)
+            viewer_card = alarm_card(viewer, alarm_id)
             await expect(viewer_card.locator(".responders-line .responder")).to_have_count(2)
             await viewer_card.locator("[data-action=details]").click()
             await expect(viewer.locator("#detail-dispatches li.dispatch")).to_have_count(3)
             await expect(viewer.locator("#dispatch-send")).to_have_count(0)
             await expect(viewer.locator(".dispatch-cancel")).to_have_count(0)
             refused = await running.http.post(
-                f"/api/alarms/{alarm.id}/dispatches",
+                f"/api/alarms/{alarm_id}/dispatches",
                 json={"responder": "zhao"},
                 headers=await running.auth("viewer"),
             )
@@ -236,14 +257,13 @@ async def test_a_responder_an_admin_renames_is_renamed_on_the_open_card_at_once(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     settings = _settings(tmp_path, broker, influxd, influx_database, "http://127.0.0.1:9")
     clock = ManualClock(utcnow() - timedelta(seconds=61))
-    async with (
-        run_hub(settings, clock) as running,
-        aiomqtt_client(broker.settings(f"edge-{SITE}")) as edge,
+    async with _breached_wall(settings, clock, broker, chromium) as (
+        running,
+        page,
+        errors,
+        _,
+        card,
     ):
-        page, errors = await _console(chromium, running.url, OFFICER)
-        await _breach(edge, clock)
-        alarm = running.hub.picture.active[(SITE, "z1")]
-        card = alarm_card(page, alarm.id)
         clock.advance(60)
         chen = card.locator(".responders-line .responder").first
         await expect(chen.locator(".who")).to_have_text("陈网格员")
