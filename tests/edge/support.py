@@ -39,6 +39,8 @@ from tests.aiomqtt_client import aiomqtt_client
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "danshui.toml"
 SITE = "danshui-bridge"
+# How long a test edge may take to stop once told to.
+EDGE_STOP_S = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +108,15 @@ async def running_edge(agent: EdgeAgent) -> AsyncIterator[EdgeAgent]:
             task.result()  # raises why the edge died
         yield agent
         stop.set()
-        await asyncio.wait_for(task, 10)
+        try:
+            async with asyncio.timeout(EDGE_STOP_S):
+                await asyncio.shield(task)
+        except TimeoutError:
+            # Name what the edge still waits on: a task that ignores its cancel would
+            # otherwise hang here until the test's timeout with every thread idle.
+            for waiting in asyncio.all_tasks():
+                waiting.print_stack(file=sys.stderr)
+            raise AssertionError(f"the edge did not stop within {EDGE_STOP_S:g} s") from None
 
 
 @dataclass(frozen=True)
