@@ -131,10 +131,12 @@ export class DetailPage {
     if (message.type === "alarm" && message.data.id === detail.id) {
       const countChanged = detail.alarm && detail.alarm.event_count !== message.data.event_count;
       const climbed = detail.alarm && detail.alarm.escalation_level !== message.data.escalation_level;
+      const resolved = detail.alarm?.state !== "resolved" && message.data.state === "resolved";
       detail.alarm = message.data;
       if (countChanged || this.#followsHub(detail)) this.#reloadTimeline();
-      // A level reached calls its responders: their dispatches are new.
-      if (climbed) this.#loadDispatches(detail);
+      // A level reached calls its responders: their dispatches are new. A resolve
+      // withdraws the calls not yet sent (PROTOCOL 7.44).
+      if (climbed || resolved) this.#loadDispatches(detail);
     } else if (message.type === "dispatch" && message.data.alarm_id === detail.id) {
       // A step keeps the messages already known (the socket does not repeat them).
       const known = detail.dispatches.find((d) => d.id === message.data.id);

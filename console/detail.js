@@ -316,6 +316,12 @@ function entryHtml(entry, state, ui) {
 
 // --- responders --------------------------------------------------------------------
 
+// Why a call was not sent, as its far end said it (data, shown as it is); a withdrawn
+// call's reason is the hub's own English, which its state already says in words.
+function callReason(call) {
+  return call.state === "withdrawn" ? "" : (call.reason ?? "");
+}
+
 // Each responder called for the alarm: level, state, the time in it against the
 // site's deadline (late in words), and the officer's cancel while it runs.
 function dispatchesHtml({ canAct, dispatches, site }) {
@@ -338,7 +344,7 @@ function dispatchesHtml({ canAct, dispatches, site }) {
           .map(
             (call) =>
               `<span class="call" data-state="${escape(call.state)}" translate="no" title="${escape(
-                call.reason ?? "",
+                callReason(call),
               )}">${escape(call.channel)} ${escape(t(`dispatch.call.${call.state}`))}</span>`,
           )
           .join("")}

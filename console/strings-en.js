@@ -287,6 +287,7 @@ export const EN = {
   "dispatch.call.sent": "sent",
   "dispatch.call.failed": "failed",
   "dispatch.call.given_up": "given up",
+  "dispatch.call.withdrawn": "withdrawn: alarm resolved",
   "dispatch.heading": "Responders",
   "dispatch.none": "Nobody called yet",
   "dispatch.level": "level {level}",

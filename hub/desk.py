@@ -399,7 +399,10 @@ class AlarmDesk:
                 entries.append(alarm_audit(audit[0], by, alarm, changed, detail))
             calls = self._calls(alarm, changed, changed.updated_at)
             entries.extend(audit_calls(self.config, calls, by, changed.updated_at))
-            await self.store.alarms.save(changed, entries, calls)
+            if changed.state == "resolved" and alarm.state != "resolved":
+                await self.store.alarms.resolve(changed, entries)
+            else:
+                await self.store.alarms.save(changed, entries, calls)
             self.picture.put_alarm(changed)
             if changed.state == "resolved" and alarm.state != "resolved":
                 self._resolved += 1

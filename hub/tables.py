@@ -289,7 +289,7 @@ notifications = Table(
     Column("channel_key", String(100), nullable=False),
     Column("channel_limit", Integer, nullable=True),
     # queued, sending (an attempt under way), sent, failed (refused for good),
-    # given_up (retries exhausted).
+    # given_up (retries exhausted), withdrawn (never sent: the alarm was resolved).
     Column("state", String(10), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     # When a queued notification is due (its next attempt, or its rate limit's end).

@@ -15,7 +15,7 @@ from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, chunks, stored, upsert_many
 from hub.store.dispatches import insert_called
-from hub.store.notifications import insert_queued
+from hub.store.notifications import insert_queued, withdraw_queued
 from hub.store.rows import AuditEntry, PlannedCall
 from riverguard.wire.models import Alarm
 
@@ -72,6 +72,17 @@ class Alarms:
                 await conn.run_sync(insert_called, calls, alarm.updated_at)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
+
+    async def resolve(self, alarm: Alarm, audit: Sequence[AuditEntry] = ()) -> None:
+        """Save ``alarm``, just resolved, with its audit records, and withdraw its
+        calls still queued, in one transaction: none is sent after the resolve."""
+        try:
+            async with self._database.write() as conn:
+                await conn.run_sync(insert_audit, audit)
+                await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
+                await conn.run_sync(withdraw_queued, alarm.id, alarm.updated_at)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot resolve alarm {alarm.id}: {exc}") from exc
 
     async def save_all(
         self,

@@ -3,7 +3,10 @@ makes them and taken by the sender (``hub.notify.outbox``).
 
 A row is ``queued`` until due, ``sending`` while an attempt is under way, then
 ``sent``, ``failed`` (refused for good) or ``given_up`` (retries exhausted), or
-``queued`` again for a retry. Attempts are claimed (``sending``, one more
+``queued`` again for a retry. A call still ``queued`` when its alarm is resolved
+is ``withdrawn`` and never sent: in the resolve's transaction, or, for one
+queued again by an attempt that was under way at the resolve, when the outbox
+comes to claim it. Attempts are claimed (``sending``, one more
 attempt) in a transaction before anything is sent, and settled in another
 after (a pass's claims in one, the settlements that end together in one):
 a hub that stops between the two leaves the row ``sending``, and the next
@@ -34,6 +37,8 @@ from hub.store.ingest_writer import IngestWriter
 from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
 
 n = tables.notifications
+
+WITHDRAWN = "the alarm was resolved before this was sent"
 
 
 def queued_rows(calls: Sequence[PlannedCall], now: datetime) -> list[dict[str, Any]]:
@@ -67,6 +72,16 @@ def insert_queued(conn: Connection, calls: Sequence[PlannedCall], now: datetime)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(n).on_conflict_do_nothing(index_elements=["key"])
     conn.execute(statement, queued_rows(calls, now))
+
+
+def withdraw_queued(conn: Connection, alarm_id: str, at: datetime) -> None:
+    """Withdraw ``alarm_id``'s calls still queued, in ``conn``'s transaction (the
+    resolve's). One under way (``sending``) ends as its attempt does."""
+    conn.execute(
+        update(n)
+        .where(n.c.alarm_id == alarm_id, n.c.state == "queued")
+        .values(state="withdrawn", reason=WITHDRAWN, updated_at=at)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +123,18 @@ def _settle(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def _take(
-    conn: Connection, claims: list[str], deferrals: list[tuple[str, datetime]], now: datetime
+    conn: Connection,
+    claims: list[str],
+    deferrals: list[tuple[str, datetime]],
+    withdrawals: list[str],
+    now: datetime,
 ) -> set[str]:
+    for chunk in chunks(withdrawals):
+        conn.execute(
+            update(n)
+            .where(n.c.id.in_(chunk), n.c.state == "queued")
+            .values(state="withdrawn", reason=WITHDRAWN, updated_at=now)
+        )
     # One statement per chunk of ids, not a look-up and then an UPDATE per row.
     queued: set[str] = set()
     for chunk in chunks(claims):
@@ -198,13 +223,17 @@ class Notifications:
         claims: Sequence[str],
         deferrals: Sequence[tuple[str, datetime]],
         now: datetime,
+        withdrawals: Sequence[str] = (),
     ) -> set[str]:
         """In one transaction: take the ``claims`` still queued for an attempt
-        (``sending``, one more attempt) and move the ``deferrals`` still queued to
-        their due time (a rate limit: no attempt spent). The ids claimed (the others
-        another sender took)."""
+        (``sending``, one more attempt), move the ``deferrals`` still queued to
+        their due time (a rate limit: no attempt spent) and withdraw the
+        ``withdrawals`` still queued (their alarm was resolved). The ids claimed
+        (the others another sender took)."""
         try:
-            return await self._writer.run(_take, list(claims), list(deferrals), now)
+            return await self._writer.run(
+                _take, list(claims), list(deferrals), list(withdrawals), now
+            )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot claim notifications: {exc}") from exc
 

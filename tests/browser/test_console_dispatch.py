@@ -39,7 +39,7 @@ from tests.hub.conftest import (
     run_hub,
     unique_seq,
 )
-from tests.notify.receivers import http_receiver
+from tests.notify.receivers import HttpReceiver, http_receiver
 from tests.notify.support import SITE, config_with_a_grid_officer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -278,4 +278,49 @@ async def test_a_responder_an_admin_renames_is_renamed_on_the_open_card_at_once(
         await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-renamed-zh.png"))
         await card.locator("[data-action=details]").click()
         await expect(page.locator("#detail-dispatches li.dispatch")).to_contain_text("陈建国")
+    assert ([], [], []) == (errors.exceptions, errors.i18n, errors.csp)
+
+
+async def test_the_detail_shows_a_call_withdrawn_by_the_resolve_in_both_languages(
+    tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, chromium: Browser
+) -> None:
+    """PROTOCOL 7.44: the receiver refuses the grid officer's call (503) and it waits
+    for its retry; the officer resolves the alarm with its detail open, and the call
+    is shown withdrawn."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with http_receiver(HttpReceiver(status=503)) as receiver:
+        settings = _settings(tmp_path, broker, influxd, influx_database, receiver.url)
+        clock = ManualClock(utcnow() - timedelta(seconds=61))
+        async with _breached_wall(settings, clock, broker, chromium) as (
+            running,
+            page,
+            errors,
+            alarm_id,
+            card,
+        ):
+            clock.advance(60)
+            await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
+            await card.locator("[data-action=details]").click()
+            chen = page.locator("#detail-dispatches li.dispatch").filter(has_text="陈网格员")
+            await expect(chen.locator(".call")).to_have_text("webhook:duty 待发送")
+
+            resolved = await running.http.post(
+                f"/api/alarms/{alarm_id}/resolve",
+                headers=await running.auth(),
+                json={"outcome": "other"},
+            )
+            assert 200 == resolved.status_code, resolved.text
+            call = chen.locator(".call")
+            await expect(call).to_have_attribute("data-state", "withdrawn")
+            await expect(call).to_have_text("webhook:duty 已撤回（警情已处置）")
+            await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-zh.png"))
+            assert [] == (await untranslated(page))["found"]
+
+            await page.locator("body").click(position={"x": 5, "y": 5})
+            await page.keyboard.press("l")
+            await expect(page.locator("html")).to_have_attribute("lang", "en")
+            await expect(call).to_have_text("webhook:duty withdrawn: alarm resolved")
+            await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-en.png"))
+            assert [] == (await untranslated(page))["found"]
+    assert 1 == len(receiver.received)
     assert ([], [], []) == (errors.exceptions, errors.i18n, errors.csp)

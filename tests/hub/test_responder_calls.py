@@ -23,7 +23,7 @@ from tests.hub.conftest import (
     unique_seq,
     ws_inbox,
 )
-from tests.notify.receivers import http_receiver
+from tests.notify.receivers import HttpReceiver, http_receiver
 from tests.notify.support import SECRET, config_with_a_grid_officer
 
 pytestmark = pytest.mark.integration
@@ -474,3 +474,43 @@ async def test_a_call_by_hand_is_audited_with_its_channels(
     assert [("officer-li", "wu", "吴街道值班", 0, ["webhook:street"], "sent by an officer")] == (
         _calls_audited(log.json())
     )
+
+
+async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_listed_so(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """The receiver refuses the first attempt (503): the call waits for its retry when
+    the officer resolves the alarm, and is never tried again."""
+    async with http_receiver(HttpReceiver(status=503)) as receiver:
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            clock.advance(60)
+            alarm = running.hub.picture.active[(SITE, "z1")]
+
+            async def waiting_for_its_retry() -> bool:
+                rows = await running.hub.store.notifications.for_alarm(alarm.id)
+                return [("queued", 1)] == [(row.state, row.attempts) for row in rows]
+
+            await wait_for(waiting_for_its_retry, what="the refused call queued again")
+            officer = await running.auth()
+            resolved = await running.http.post(
+                f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
+            )
+            assert 200 == resolved.status_code, resolved.text
+            clock.advance(3600)
+            officer = await running.auth()
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            [dispatch] = listed.json()
+            assert [("webhook:duty", "withdrawn", 1)] == [
+                (call["channel"], call["state"], call["attempts"]) for call in dispatch["calls"]
+            ]
+            assert "resolved" in dispatch["calls"][0]["reason"]
+            # The outbox looked again after the hour: nothing more went out.
+            await running.hub.outbox.flush()
+    assert 1 == len(receiver.received)

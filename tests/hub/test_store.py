@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -430,3 +431,54 @@ async def test_an_escalations_calls_are_queued_in_its_batchs_transaction_or_not_
     await store.batches.commit(Batch(events=[first], received_at={first.id: T0}), decide, plan)
     assert [] == planned  # a duplicate: nothing changed, nothing planned
     assert 2 == len(await store.notifications.for_alarm("alm-called"))
+
+
+async def test_a_resolve_withdraws_its_alarms_queued_calls_in_its_transaction(
+    store: Store,
+) -> None:
+    """A resolve the store refuses withdraws nothing; one it takes withdraws the
+    alarm's queued calls, leaves one under way and one sent as they are, and another
+    alarm's calls queued. A call queued again later is withdrawn by the outbox's claim."""
+    alarm = rules.open_alarm(_event(), T0, "alm-resolved")
+    other = rules.open_alarm(_event().model_copy(update={"zone": "z2"}), T0, "alm-other")
+    calls = [PlannedCall("alm-resolved", 1, "wang", i, "email", "email", None) for i in range(3)]
+    await store.alarms.save(alarm, [], calls)
+    await store.alarms.save(other, [], [dataclasses.replace(calls[0], alarm_id="alm-other")])
+    under_way, sent, queued = (
+        row.id
+        for row in sorted(
+            await store.notifications.for_alarm("alm-resolved"), key=lambda r: r.call.channel_index
+        )
+    )
+    assert {under_way, sent} == await store.notifications.take([under_way, sent], [], T0)
+    await store.notifications.settle_all([Settlement(sent, "sent", T0)])
+    at = T0 + timedelta(seconds=5)
+    resolved = rules.resolve(alarm, "officer-li", "false_alarm", None, at)
+    unwritable = AuditEntry(at, "officer-li", "resolve", "alm-resolved", before={"x": object()})
+
+    with pytest.raises(StoreError):
+        await store.alarms.resolve(resolved, [unwritable])
+    refused = await store.notifications.for_alarm("alm-resolved")
+    assert "queued" == next(row.state for row in refused if row.id == queued)
+    await store.alarms.resolve(resolved, [alarm_audit("resolve", "officer-li", alarm, resolved)])
+
+    after = {row.id: row for row in await store.notifications.for_alarm("alm-resolved")}
+    assert {under_way: "sending", sent: "sent", queued: "withdrawn"} == {
+        row_id: row.state for row_id, row in after.items()
+    }
+    assert ("the alarm was resolved before this was sent", at) == (
+        after[queued].reason,
+        after[queued].updated_at,
+    )
+    [still] = await store.notifications.for_alarm("alm-other")
+    assert "queued" == still.state
+    assert [still.id] == [row.id for row in await store.notifications.due(at)]
+
+    # The attempt under way fails and is queued again: the claim withdraws it.
+    retry_at = at + timedelta(seconds=10)
+    await store.notifications.settle_all(
+        [Settlement(under_way, "queued", at, "HTTP 503", retry_at)]
+    )
+    assert set() == await store.notifications.take([], [], retry_at, [under_way])
+    again = {row.id: row for row in await store.notifications.for_alarm("alm-resolved")}
+    assert ("withdrawn", 1) == (again[under_way].state, again[under_way].attempts)

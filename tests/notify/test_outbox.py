@@ -594,3 +594,49 @@ async def test_a_timer_pass_escalates_each_due_alarm_once_chunk_by_chunk(
         assert second is not None
         assert (1, 2) == (first.escalation_level, second.escalation_level)
     assert 2 == len(receiver.received)
+
+
+async def test_calls_still_queued_when_their_alarm_is_resolved_are_never_sent(
+    tmp_path: Path,
+) -> None:
+    async with http_receiver() as receiver:
+        config = _config({"wang": f"{receiver.url}/a", "li": f"{receiver.url}/b"})
+        async with hub(tmp_path, config) as running:
+            await _open_alarm(running)
+            await _escalate(running)
+            await running.desk.resolve(running.alarm_ids[0], "officer-li", "false_alarm", None)
+            assert {("withdrawn", "the alarm was resolved before this was sent")} == {
+                (row.state, row.reason) for row in await running.rows()
+            }
+            running.clock.advance(3600)
+            await running.outbox.flush()
+            assert {"withdrawn"} == {row.state for row in await running.rows()}
+    assert [] == receiver.received
+
+
+async def test_a_call_under_way_at_the_resolve_ends_as_it_would_and_is_not_tried_again(
+    tmp_path: Path,
+) -> None:
+    """The receiver holds the call while the alarm is resolved, then refuses it (503):
+    the attempt ends as a retry, and the retry is withdrawn, not sent."""
+    async with (
+        http_receiver(HttpReceiver(status=503, hold=True)) as receiver,
+        hub(tmp_path, _config({"wang": receiver.url})) as running,
+    ):
+        await _open_alarm(running)
+        await _escalate(running)
+        sending = asyncio.create_task(running.outbox.flush(), name="flush")
+        async with asyncio.timeout(10):
+            await receiver.arrived.wait()
+        await running.desk.resolve(running.alarm_ids[0], "officer-li", "false_alarm", None)
+        [row] = await running.rows()
+        assert "sending" == row.state
+        receiver.release.set()
+        await sending
+        [row] = await running.rows()
+        assert ("queued", 1) == (row.state, row.attempts)
+        running.clock.advance(10)
+        await running.outbox.flush()
+        [row] = await running.rows()
+        assert ("withdrawn", 1) == (row.state, row.attempts)
+    assert 1 == len(receiver.received)
