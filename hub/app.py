@@ -312,6 +312,7 @@ async def _build(
         clock,
         risk_points=writer.add_points,
         calls_queued=calls_queued,
+        dispatcher=dispatcher,
     )
     await desk.load()
     await dispatcher.load(alarm.id for alarm in picture.active_alarms())

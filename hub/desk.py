@@ -23,6 +23,7 @@ from hub import alarms as rules
 from hub.alarms import SYSTEM, alarm_audit
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
+from hub.dispatcher import Dispatcher
 from hub.errors import AlarmNotFound, StoreError
 from hub.influx import risk_line
 from hub.metrics import HubMetrics
@@ -55,8 +56,13 @@ class AlarmDesk:
         *,
         risk_points: Callable[[list[str]], None],
         calls_queued: Callable[[], None],
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.store = store
+        # Saves a resolve and ends its alarm's dispatches with it (PROTOCOL 7.44). A
+        # desk without one (a benchmark's, which resolves nothing) only withdraws
+        # the resolved alarm's calls not yet sent.
+        self._dispatcher = dispatcher
         # Told when an escalation queued notifications (the outbox sender's wake).
         self.calls_queued = calls_queued
         self.picture = picture
@@ -399,7 +405,10 @@ class AlarmDesk:
                 entries.append(alarm_audit(audit[0], by, alarm, changed, detail))
             calls = self._calls(alarm, changed, changed.updated_at)
             entries.extend(audit_calls(self.config, calls, by, changed.updated_at))
-            if changed.state == "resolved" and alarm.state != "resolved":
+            resolving = changed.state == "resolved" and alarm.state != "resolved"
+            if resolving and self._dispatcher is not None:
+                await self._dispatcher.resolve(changed, entries)
+            elif resolving:
                 await self.store.alarms.resolve(changed, entries)
             else:
                 await self.store.alarms.save(changed, entries, calls)

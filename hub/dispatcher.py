@@ -9,12 +9,16 @@ site's ``dispatch_accept_s`` is ``no_answer``, one not on scene
 current level called is counted on any more (declined, silent, overdue), the
 next level of an alarm still unacknowledged is called at once rather than at
 its escalation time.
+
+When an alarm is resolved, the alarm desk saves it through ``resolve``: its
+responders' dispatches not yet on scene are cancelled by ``system`` in the
+resolve's transaction (docs/protocol.md 7.44).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +33,7 @@ from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
 from hub.notify.plan import audit_calls, calls_to
 from hub.store import AuditEntry, Store
+from hub.store.rows import StoodDown
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
 
@@ -36,6 +41,8 @@ log = structlog.get_logger()
 
 # How long the timer waits before retrying after the store refused it.
 TIMER_RETRY_S = 2.0
+# The note, and the audit entry's detail, of a dispatch its alarm's resolve cancels.
+RESOLVED = "alarm resolved"
 
 # Climbs an alarm one level now: (alarm id, by, detail).
 NextLevel = Callable[[str, str, str], Awaitable[object]]
@@ -132,6 +139,28 @@ class Dispatcher:
             await self._next_level_if_given_up(changed.alarm_id)
         return changed
 
+    async def resolve(self, alarm: Alarm, audit: Sequence[AuditEntry]) -> None:
+        """Save ``alarm``, just resolved, with ``audit`` (the alarm desk's entries): in
+        the same transaction its calls not yet sent are withdrawn and each of its
+        dispatches notified, accepted or on the way is cancelled by ``system``; each
+        cancelled one is then pushed. One on scene is left to its responder."""
+        at = alarm.updated_at
+
+        def stand_down(open_dispatches: list[Dispatch]) -> StoodDown:
+            pairs = [(d, rules.act(d, "cancel", at, RESOLVED)) for d in open_dispatches]
+            return StoodDown(
+                cancelled=[after for _, after in pairs],
+                audit=[self._entry(before, after, SYSTEM, RESOLVED, at) for before, after in pairs],
+            )
+
+        # Under the lock, so that a responder's step read before the resolve is not
+        # saved over its cancel: the step waits and finds the dispatch ended.
+        async with self._lock:
+            ended = await self._store.alarms.resolve(alarm, audit, stand_down)
+        for dispatch in ended.cancelled:
+            self._publish(dispatch)
+            self._log(dispatch, SYSTEM, RESOLVED)
+
     async def send(self, alarm_id: str, responder_id: str, by: str) -> Dispatch:
         """An officer sends a responder (anyone configured) to an alarm: a dispatch at
         level 0 and a message on each of their channels. One dispatch per responder
@@ -139,12 +168,14 @@ class Dispatcher:
         responder = self._config.responder_by_id.get(responder_id)
         if responder is None:
             raise DispatchNotFound(f"no responder {responder_id!r}")
-        alarm = await self._store.alarms.get(alarm_id)
-        if alarm is None:
-            raise AlarmNotFound(f"no alarm {alarm_id!r}")
-        if alarm.state == "resolved":
-            raise DispatchTransitionError(f"alarm {alarm_id} is resolved")
         async with self._lock:
+            # Read under the lock: a resolve under way finishes first, and its alarm
+            # is then seen resolved (its stand-down would miss a dispatch made after).
+            alarm = await self._store.alarms.get(alarm_id)
+            if alarm is None:
+                raise AlarmNotFound(f"no alarm {alarm_id!r}")
+            if alarm.state == "resolved":
+                raise DispatchTransitionError(f"alarm {alarm_id} is resolved")
             existing = await self._store.dispatches.get(rules.dispatch_id(alarm_id, responder_id))
             if existing is not None:
                 raise DispatchTransitionError(
@@ -170,8 +201,17 @@ class Dispatcher:
         return made
 
     async def _save(self, before: Dispatch, after: Dispatch, by: str, detail: str) -> None:
-        entry = AuditEntry(
-            ts=self._clock.now(),
+        entry = self._entry(before, after, by, detail, self._clock.now())
+        await self._store.dispatches.save(after, entry)
+        self._publish(after)
+        self._log(after, by, detail)
+
+    def _entry(
+        self, before: Dispatch, after: Dispatch, by: str, detail: str, at: datetime
+    ) -> AuditEntry:
+        """A step's audit entry (action ``dispatch``)."""
+        return AuditEntry(
+            ts=at,
             username=by,
             action="dispatch",
             alarm_id=after.alarm_id,
@@ -180,8 +220,8 @@ class Dispatcher:
             after=self.shape(after),
             detail=detail,
         )
-        await self._store.dispatches.save(after, entry)
-        self._publish(after)
+
+    def _log(self, after: Dispatch, by: str, detail: str) -> None:
         log.info(
             "dispatch",
             id=after.id,

@@ -14,9 +14,9 @@ from hub import tables
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, chunks, stored, upsert_many
-from hub.store.dispatches import insert_called
+from hub.store.dispatches import insert_called, stand_down_from, update_dispatches
 from hub.store.notifications import insert_queued, withdraw_queued
-from hub.store.rows import AuditEntry, PlannedCall
+from hub.store.rows import AuditEntry, PlannedCall, StandDown, StoodDown
 from riverguard.wire.models import Alarm
 
 
@@ -73,14 +73,30 @@ class Alarms:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save alarm {alarm.id}: {exc}") from exc
 
-    async def resolve(self, alarm: Alarm, audit: Sequence[AuditEntry] = ()) -> None:
-        """Save ``alarm``, just resolved, with its audit records, and withdraw its
-        calls still queued, in one transaction: none is sent after the resolve."""
+    async def resolve(
+        self,
+        alarm: Alarm,
+        audit: Sequence[AuditEntry] = (),
+        stand_down: StandDown | None = None,
+    ) -> StoodDown:
+        """Save ``alarm``, just resolved, with its audit records, in one transaction
+        with what it ends: its calls still queued are withdrawn (none is sent after
+        the resolve) and ``stand_down`` is given its open dispatches to end."""
+
+        def write(conn: Connection) -> StoodDown:
+            insert_audit(conn, audit)
+            upsert_many(conn, tables.alarms, [alarm_row(alarm)])
+            withdraw_queued(conn, alarm.id, alarm.updated_at)
+            if stand_down is None:
+                return StoodDown()
+            ended = stand_down(stand_down_from(conn, alarm.id))
+            update_dispatches(conn, ended.cancelled)
+            insert_audit(conn, ended.audit)
+            return ended
+
         try:
             async with self._database.write() as conn:
-                await conn.run_sync(insert_audit, audit)
-                await conn.run_sync(upsert_many, tables.alarms, [alarm_row(alarm)])
-                await conn.run_sync(withdraw_queued, alarm.id, alarm.updated_at)
+                return await conn.run_sync(write)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot resolve alarm {alarm.id}: {exc}") from exc
 

@@ -45,6 +45,37 @@ def insert_called(conn: Connection, calls: Sequence[PlannedCall], now: datetime)
     )
 
 
+# What a resolve ends: a dispatch on scene is left for its responder to finish.
+STOOD_DOWN_FROM = ("notified", "accepted", "on_the_way")
+
+
+def stand_down_from(conn: Connection, alarm_id: str) -> list[Dispatch]:
+    """``alarm_id``'s dispatches a resolve cancels, read in ``conn``'s transaction."""
+    query = (
+        select(d)
+        .where(d.c.alarm_id == alarm_id, d.c.state.in_(STOOD_DOWN_FROM))
+        .order_by(d.c.notified_at, d.c.id)
+    )
+    return [_dispatch(r) for r in conn.execute(query)]
+
+
+def _values(dispatch: Dispatch) -> dict[str, Any]:
+    return {
+        "state": dispatch.state,
+        "accepted_at": dispatch.accepted_at,
+        "departed_at": dispatch.departed_at,
+        "arrived_at": dispatch.arrived_at,
+        "ended_at": dispatch.ended_at,
+        "overdue_at": dispatch.overdue_at,
+        "note": dispatch.note,
+    }
+
+
+def update_dispatches(conn: Connection, dispatches: Sequence[Dispatch]) -> None:
+    for dispatch in dispatches:
+        conn.execute(update(d).where(d.c.id == dispatch.id).values(_values(dispatch)))
+
+
 def _dispatch(r: Row[Any]) -> Dispatch:
     return Dispatch(
         id=r.id,
@@ -90,19 +121,10 @@ class Dispatches:
 
     async def save(self, dispatch: Dispatch, audit: AuditEntry | None = None) -> None:
         """Save ``dispatch``'s state and times; its audit record in the same transaction."""
-        values = {
-            "state": dispatch.state,
-            "accepted_at": dispatch.accepted_at,
-            "departed_at": dispatch.departed_at,
-            "arrived_at": dispatch.arrived_at,
-            "ended_at": dispatch.ended_at,
-            "overdue_at": dispatch.overdue_at,
-            "note": dispatch.note,
-        }
         try:
             async with self._database.write() as conn:
                 if audit is not None:
                     await conn.run_sync(insert_audit, [audit])
-                await conn.execute(update(d).where(d.c.id == dispatch.id).values(values))
+                await conn.run_sync(update_dispatches, [dispatch])
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot save dispatch {dispatch.id}: {exc}") from exc

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from hub.dispatch import Dispatch
 from riverguard.wire.models import Alarm, Availability, Event
 from riverguard.wire.times import format_ts
 
@@ -203,6 +204,20 @@ class PlannedCall:
     def key(self) -> str:
         """One per alarm, level, responder and channel: the outbox keeps it unique."""
         return f"{self.alarm_id}/{self.level}/{self.responder_id}/{self.channel_index}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoodDown:
+    """What a resolve ends besides its alarm, in its transaction: the open dispatches
+    it cancels and their audit entries."""
+
+    cancelled: Sequence[Dispatch] = ()
+    audit: Sequence[AuditEntry] = ()
+
+
+# The open dispatches of the alarm being resolved, as read in its transaction: what
+# the resolve ends of them.
+StandDown = Callable[[list[Dispatch]], StoodDown]
 
 
 @dataclass(frozen=True, slots=True)

@@ -514,3 +514,93 @@ async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_li
             # The outbox looked again after the hour: nothing more went out.
             await running.hub.outbox.flush()
     assert 1 == len(receiver.received)
+
+
+async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_the_one_there(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """The grid officer is on scene and the street's duty leader, sent by hand, has
+    accepted when the officer resolves the alarm: the duty leader's dispatch is
+    cancelled by the system (audited, in the timeline, pushed), the grid officer's
+    is left for them to finish. A second resolve is refused and changes nothing."""
+    async with http_receiver() as receiver:
+        settings = make_settings(
+            config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
+        )
+        clock = ManualClock()
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            clock.advance(60)
+            await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
+            officer = await running.auth()
+            sent = await running.http.post(
+                f"/api/alarms/{alarm.id}/dispatches", headers=officer, json={"responder": "wu"}
+            )
+            assert 200 == sent.status_code, sent.text
+            await wait_for(lambda: len(receiver.received) == 2, what="the duty leader's call")
+            tokens = {
+                json.loads(r.body)["responder"]: json.loads(r.body)["links"]["respond"].rsplit(
+                    "/", 1
+                )[1]
+                for r in receiver.received
+            }
+            arrived = await running.http.post(f"/api/respond/{tokens['chen']}/arrive")
+            assert "on_scene" == arrived.json()["state"]
+            accepted = await running.http.post(f"/api/respond/{tokens['wu']}/accept")
+            assert "accepted" == accepted.json()["state"]
+
+            viewer = await running.token("viewer")
+            async with running.socket(viewer) as ws, ws_inbox(ws) as console:
+                await console.wait_for(lambda m: m["type"] == "hello")
+                resolved = await running.http.post(
+                    f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
+                )
+                assert 200 == resolved.status_code, resolved.text
+                pushed = await console.wait_for(
+                    lambda m: m["type"] == "dispatch" and m["data"]["state"] == "cancelled"
+                )
+            again = await running.http.post(
+                f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
+            )
+            assert 409 == again.status_code
+            assert ("wu", "吴街道值班", "alarm resolved") == (
+                pushed["data"]["responder"],
+                pushed["data"]["responder_name"],
+                pushed["data"]["note"],
+            )
+            late = await running.http.post(f"/api/respond/{tokens['wu']}/depart")
+            assert (409, "invalid_transition") == (late.status_code, late.json()["error"])
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            assert {"chen": "on_scene", "wu": "cancelled"} == {
+                d["responder"]: d["state"] for d in listed.json()
+            }
+            finished = await running.http.post(f"/api/respond/{tokens['chen']}/finish")
+            assert "finished" == finished.json()["state"]
+
+            audit = await running.http.get(
+                "/api/audit",
+                headers=await running.auth("admin"),
+                params={"action": "dispatch", "alarm": alarm.id},
+            )
+            cancels = [
+                (e["username"], e["target"], e["before"]["state"], e["after"]["state"], e["detail"])
+                for e in audit.json()
+                if e["after"]["state"] == "cancelled"
+            ]
+            assert [("system", "wu", "accepted", "cancelled", "alarm resolved")] == cancels
+            timeline = await running.http.get(f"/api/alarms/{alarm.id}/timeline", headers=officer)
+            steps = [
+                (entry["by"], entry["data"]["responder"], entry["data"]["state"])
+                for entry in timeline.json()["entries"]
+                if entry["type"] == "dispatch" and entry["data"]["state"] != "notified"
+            ]
+            assert [
+                ("responder:chen", "chen", "on_scene"),
+                ("responder:wu", "wu", "accepted"),
+                ("system", "wu", "cancelled"),
+                ("responder:chen", "chen", "finished"),
+            ] == steps

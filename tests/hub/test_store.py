@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy import event, insert
 
 from hub import alarms as rules
+from hub import dispatch as dispatch_rules
 from hub import tables
 from hub.alarms import alarm_audit
+from hub.dispatch import Dispatch, DispatchState
 from hub.errors import RoutineLimitReached, StoreError
 from hub.store import (
     AlarmChanges,
@@ -33,6 +35,7 @@ from hub.store import (
 )
 from hub.store.events import event_row
 from hub.store.notifications import Settlement
+from hub.store.rows import StoodDown
 from riverguard.testing import wait_for
 from riverguard.wire.models import Event
 
@@ -482,3 +485,70 @@ async def test_a_resolve_withdraws_its_alarms_queued_calls_in_its_transaction(
     assert set() == await store.notifications.take([], [], retry_at, [under_way])
     again = {row.id: row for row in await store.notifications.for_alarm("alm-resolved")}
     assert ("withdrawn", 1) == (again[under_way].state, again[under_way].attempts)
+
+
+async def test_a_resolve_ends_the_dispatches_not_yet_on_scene_in_its_transaction(
+    store: Store,
+) -> None:
+    """The resolve's plan is given the alarm's dispatches notified, accepted or on the
+    way (not one on scene or ended), read in its transaction; what it cancels and
+    audits is written with the resolve, and a refused resolve writes none of it."""
+    alarm = rules.open_alarm(_event(), T0, "alm-stood-down")
+    states: dict[str, DispatchState] = {
+        "notified-wang": "notified",
+        "accepted-li": "accepted",
+        "coming-zhao": "on_the_way",
+        "there-sun": "on_scene",
+        "done-wu": "finished",
+        "no-chen": "declined",
+    }
+    calls = [
+        PlannedCall("alm-stood-down", 1, responder, 0, "email", "email", None)
+        for responder in states
+    ]
+    await store.alarms.save(alarm, [], calls)
+    for made in await store.dispatches.of_alarm("alm-stood-down"):
+        await store.dispatches.save(dataclasses.replace(made, state=states[made.responder_id]))
+    at = T0 + timedelta(seconds=30)
+    resolved = rules.resolve(alarm, "officer-li", "false_alarm", None, at)
+    given: list[list[str]] = []
+    # The first plan's audit entries cannot be written: the store refuses the resolve.
+    writable = [False]
+
+    def stand_down(open_dispatches: list[Dispatch]) -> StoodDown:
+        given.append(sorted(d.responder_id for d in open_dispatches))
+        cancelled = [dispatch_rules.act(d, "cancel", at, "alarm resolved") for d in open_dispatches]
+        before: dict[str, Any] = {} if writable[0] else {"x": object()}
+        entries = [
+            AuditEntry(at, "system", "dispatch", d.alarm_id, d.responder_id, before=before)
+            for d in cancelled
+        ]
+        return StoodDown(cancelled, entries)
+
+    with pytest.raises(StoreError):
+        await store.alarms.resolve(resolved, [], stand_down)
+    refused = await store.dispatches.of_alarm("alm-stood-down")
+    assert states == {d.responder_id: d.state for d in refused}
+    assert [] == await store.audit.find(alarm_id="alm-stood-down", action="dispatch")
+    stored = await store.alarms.get("alm-stood-down")
+    assert stored is not None
+    assert "open" == stored.state
+
+    writable[0] = True
+    ended = await store.alarms.resolve(resolved, [], stand_down)
+
+    open_ones = ["accepted-li", "coming-zhao", "notified-wang"]
+    assert [open_ones, open_ones] == given
+    assert open_ones == sorted(d.responder_id for d in ended.cancelled)
+    after = {d.responder_id: d for d in await store.dispatches.of_alarm("alm-stood-down")}
+    assert {
+        "notified-wang": "cancelled",
+        "accepted-li": "cancelled",
+        "coming-zhao": "cancelled",
+        "there-sun": "on_scene",
+        "done-wu": "finished",
+        "no-chen": "declined",
+    } == {responder: d.state for responder, d in after.items()}
+    assert ("alarm resolved", at) == (after["accepted-li"].note, after["accepted-li"].ended_at)
+    audited = await store.audit.find(alarm_id="alm-stood-down", action="dispatch")
+    assert open_ones == sorted(str(entry.target) for entry in audited)
