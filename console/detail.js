@@ -322,6 +322,11 @@ function callReason(call) {
   return call.state === "withdrawn" ? "" : (call.reason ?? "");
 }
 
+// A stand-down (PROTOCOL 7.44) says so before its state; a call says only its state.
+function callWhat(call) {
+  return call.purpose === "stand_down" ? `${escape(t("dispatch.call.stand_down"))} ` : "";
+}
+
 // Each responder called for the alarm: level, state, the time in it against the
 // site's deadline (late in words), and the officer's cancel while it runs.
 function dispatchesHtml({ canAct, dispatches, site }) {
@@ -345,7 +350,7 @@ function dispatchesHtml({ canAct, dispatches, site }) {
             (call) =>
               `<span class="call" data-state="${escape(call.state)}" translate="no" title="${escape(
                 callReason(call),
-              )}">${escape(call.channel)} ${escape(t(`dispatch.call.${call.state}`))}</span>`,
+              )}">${escape(call.channel)} ${callWhat(call)}${escape(t(`dispatch.call.${call.state}`))}</span>`,
           )
           .join("")}
         ${cancel}

@@ -288,6 +288,7 @@ export const EN = {
   "dispatch.call.failed": "failed",
   "dispatch.call.given_up": "given up",
   "dispatch.call.withdrawn": "withdrawn: alarm resolved",
+  "dispatch.call.stand_down": "stand-down",
   "dispatch.heading": "Responders",
   "dispatch.none": "Nobody called yet",
   "dispatch.level": "level {level}",

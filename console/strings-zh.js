@@ -289,6 +289,7 @@ export const ZH = {
   "dispatch.call.failed": "发送失败",
   "dispatch.call.given_up": "多次失败",
   "dispatch.call.withdrawn": "已撤回（警情已处置）",
+  "dispatch.call.stand_down": "解除通知",
   "dispatch.heading": "处置人员",
   "dispatch.none": "尚未通知任何人员",
   "dispatch.level": "第 {level} 级",

@@ -186,7 +186,8 @@ async def delete_responder(responder_id: IdPath, hub: HubDep, user: AdminUser) -
                 "responder_in_use",
                 f"{responder_id} is called by {', '.join(named)}: change those first",
             )
-        # A resolved alarm's dispatches stay as they were last: only active alarms count.
+        # Only active alarms count: a resolve ends its dispatches but one on scene, which
+        # its responder finishes from the page they have (PROTOCOL 7.44).
         active = {alarm.id for alarm in hub.picture.active.values()}
         sent = [
             d.alarm_id

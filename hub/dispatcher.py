@@ -31,8 +31,8 @@ from hub.clock import Clock
 from hub.dispatch import Dispatch, DispatchAction
 from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
-from hub.notify.plan import audit_calls, calls_to
-from hub.store import AuditEntry, Store
+from hub.notify.plan import audit_calls, calls_to, stand_downs
+from hub.store import AuditEntry, NotificationRow, Store
 from hub.store.rows import StoodDown
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
@@ -115,6 +115,7 @@ class Dispatcher:
             calls.setdefault(row.call.responder_id, []).append(
                 {
                     "channel": row.call.channel_label,
+                    "purpose": row.call.purpose,
                     "level": row.call.level,
                     "state": row.state,
                     "attempts": row.attempts,
@@ -141,17 +142,26 @@ class Dispatcher:
 
     async def resolve(self, alarm: Alarm, audit: Sequence[AuditEntry]) -> None:
         """Save ``alarm``, just resolved, with ``audit`` (the alarm desk's entries): in
-        the same transaction its calls not yet sent are withdrawn and each of its
-        dispatches notified, accepted or on the way is cancelled by ``system``; each
-        cancelled one is then pushed. One on scene is left to its responder."""
+        the same transaction its calls not yet sent are withdrawn, each of its
+        dispatches notified, accepted or on the way is cancelled by ``system``, and
+        each responder so called off who was sent a call is queued a stand-down on
+        each channel that carried one; each cancelled dispatch is then pushed. One
+        on scene is left to its responder."""
         at = alarm.updated_at
 
-        def stand_down(open_dispatches: list[Dispatch]) -> StoodDown:
-            pairs = [(d, rules.act(d, "cancel", at, RESOLVED)) for d in open_dispatches]
-            return StoodDown(
-                cancelled=[after for _, after in pairs],
-                audit=[self._entry(before, after, SYSTEM, RESOLVED, at) for before, after in pairs],
-            )
+        def stand_down(
+            open_dispatches: list[Dispatch], carried: list[NotificationRow]
+        ) -> StoodDown:
+            cancelled = [rules.act(d, "cancel", at, RESOLVED) for d in open_dispatches]
+            messages = stand_downs(cancelled, carried)
+            entries = []
+            for before, after in zip(open_dispatches, cancelled, strict=True):
+                told = [m.channel_label for m in messages if m.responder_id == after.responder_id]
+                # The channels its stand-down goes on, as a call's entry names its own.
+                entries.append(
+                    self._entry(before, after, SYSTEM, RESOLVED, at, extra={"stand_down": told})
+                )
+            return StoodDown(cancelled, entries, messages)
 
         # Under the lock, so that a responder's step read before the resolve is not
         # saved over its cancel: the step waits and finds the dispatch ended.
@@ -160,6 +170,8 @@ class Dispatcher:
         for dispatch in ended.cancelled:
             self._publish(dispatch)
             self._log(dispatch, SYSTEM, RESOLVED)
+        if ended.messages:
+            self._calls_queued()
 
     async def send(self, alarm_id: str, responder_id: str, by: str) -> Dispatch:
         """An officer sends a responder (anyone configured) to an alarm: a dispatch at
@@ -207,9 +219,16 @@ class Dispatcher:
         self._log(after, by, detail)
 
     def _entry(
-        self, before: Dispatch, after: Dispatch, by: str, detail: str, at: datetime
+        self,
+        before: Dispatch,
+        after: Dispatch,
+        by: str,
+        detail: str,
+        at: datetime,
+        *,
+        extra: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        """A step's audit entry (action ``dispatch``)."""
+        """A step's audit entry (action ``dispatch``); ``extra`` goes in its ``after``."""
         return AuditEntry(
             ts=at,
             username=by,
@@ -217,7 +236,7 @@ class Dispatcher:
             alarm_id=after.alarm_id,
             target=after.responder_id,
             before={"state": before.state, "overdue_at": before.overdue_at is not None},
-            after=self.shape(after),
+            after=self.shape(after) | (extra or {}),
             detail=detail,
         )
 

@@ -133,7 +133,10 @@ async def build(store: Store, config: Config, alarm: Alarm, now: datetime) -> di
                 entries.append(
                     _entry(step["ts"], "speaker", None, dict(step, announcement=shaped["id"]))
                 )
-    messages = await store.notifications.for_alarm(alarm.id)
+    # A stand-down (7.44) is in the audit entry of the cancel that queued it.
+    messages = [
+        row for row in await store.notifications.for_alarm(alarm.id) if row.call.purpose == "call"
+    ]
     channels = _channels_of_calls(messages)
     audit = await store.audit.find(alarm_id=alarm.id, limit=10_000, oldest_first=True)
     audited = {

@@ -4,17 +4,25 @@ A ``Notice`` holds the facts (which alarm, where, how bad, what triggered it,
 when, which level of the grid path, the links); ``render`` words them. Chat
 and e-mail get a title and a body; an SMS gets one short line, since a long
 text message arrives in pieces or not at all.
+
+A notice's ``purpose`` is a call, or a stand-down: the alarm was resolved and
+the responder, called before, need not come (docs/protocol.md 7.44).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from riverguard.config import Site
 from riverguard.responders import Language
 from riverguard.wire.models import Alarm, EventKind, Severity
+
+# What a message to a responder is for: to call them to an alarm, or to tell them
+# it was resolved and they need not come.
+Purpose = Literal["call", "stand_down"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class Notice:
     level_name: str
     respond_url: str
     snapshot_url: str | None = None
+    purpose: Purpose = "call"
+    # When the alarm was resolved (a stand-down's).
+    resolved_at: datetime | None = None
 
     @classmethod
     def of(
@@ -48,6 +59,7 @@ class Notice:
         level: int,
         respond_url: str,
         snapshot_url: str | None,
+        purpose: Purpose = "call",
     ) -> Notice:
         zone = next((z for z in site.zones if z.id == alarm.zone), None)
         level_name = "duty officer" if level == 0 else site.escalation[level - 1].level_name
@@ -67,6 +79,8 @@ class Notice:
             level_name=level_name,
             respond_url=respond_url,
             snapshot_url=snapshot_url,
+            purpose=purpose,
+            resolved_at=alarm.resolved_at,
         )
 
 
@@ -109,15 +123,17 @@ _KIND: dict[Language, dict[str, str]] = {
 }
 
 
-def local_time(notice: Notice) -> str:
-    """When the alarm opened, on the site's clock, with its UTC offset (a responder
-    in another zone, or a log read later, still knows which moment)."""
-    local = notice.opened_at.astimezone(ZoneInfo(notice.timezone))
+def local_time(notice: Notice, at: datetime | None = None) -> str:
+    """When the alarm opened (or ``at``), on the site's clock, with its UTC offset (a
+    responder in another zone, or a log read later, still knows which moment)."""
+    local = (at or notice.opened_at).astimezone(ZoneInfo(notice.timezone))
     offset = local.strftime("%z")
     return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
 
 
 def render(notice: Notice, language: Language) -> Message:
+    if notice.purpose == "stand_down":
+        return _stand_down(notice, language)
     severity = _SEVERITY[language][notice.severity]
     kinds = [_KIND[language].get(kind, kind) for kind in notice.kinds]
     when = local_time(notice)
@@ -152,4 +168,29 @@ def render(notice: Notice, language: Language) -> Message:
             lines.append(f"Snapshot: {notice.snapshot_url}")
         lines.append(f"Accept and report progress: {notice.respond_url}")
         short = f"[{severity}] {site}, {zone} alarm at {when[11:16]}: {notice.respond_url}"
+    return Message(language=language, title=title, body="\n".join(lines), short=short)
+
+
+def _stand_down(notice: Notice, language: Language) -> Message:
+    """The alarm a responder was called to is resolved: they need not come. No link:
+    there is nothing left for them to do."""
+    opened = local_time(notice)
+    resolved = local_time(notice, notice.resolved_at) if notice.resolved_at else None
+    if language == "zh-CN":
+        site, zone = notice.site_name, notice.zone_name
+        title = f"【解除】{site} {zone} 告警已处置，无需前往"
+        lines = [f"地点：{site}", f"区域：{zone}", f"告警时间：{opened}"]
+        if resolved:
+            lines.append(f"处置时间：{resolved}")
+        lines.append("您的出警任务已取消，无需前往现场。")
+        short = f"【解除】{site} {zone} 告警（{opened[11:16]}）已处置，无需前往。"
+    else:
+        site = notice.site_name_en or notice.site_name
+        zone = notice.zone_name_en or notice.zone_name
+        title = f"[STAND DOWN] {site}, {zone}: alarm resolved, no need to come"
+        lines = [f"Site: {site}", f"Zone: {zone}", f"Opened: {opened}"]
+        if resolved:
+            lines.append(f"Resolved: {resolved}")
+        lines.append("Your dispatch is called off; you need not go to the scene.")
+        short = f"[STAND DOWN] {site}, {zone} alarm at {opened[11:16]} resolved; no need to come."
     return Message(language=language, title=title, body="\n".join(lines), short=short)

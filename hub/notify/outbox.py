@@ -10,9 +10,10 @@ send timeout, and never an alarm. Per row: over a rate limit it waits (no
 attempt spent); otherwise it is claimed, sent and settled as sent, failed,
 queued again after a backoff, or given up once its attempts are spent
 (``hub.store.notifications``); a call whose alarm was resolved is withdrawn
-rather than sent; a pass's claims are one transaction, settlements
-that end together another, and the alarms and event kinds its messages tell of
-are read once for the pass. The rate limits are counted afresh at each start
+rather than sent, and a stand-down (the resolve queued it) is sent as a call
+is; a pass's claims are one transaction, settlements that end together
+another, and the alarms and event kinds its messages tell of are read once
+for the pass. The rate limits are counted afresh at each start
 from the rows sent within their window (``hub.notify.rate_limit``).
 """
 
@@ -159,9 +160,9 @@ class Outbox:
         # The resolve withdrew its alarm's queued calls; one queued again since by an
         # attempt that was under way then (a retry, a restart) is withdrawn here. Rare
         # enough that the rate-limit slot it took above is not given back.
-        withdrawn = [row for row in ready if _resolved(alarms.get(row.call.alarm_id))]
+        withdrawn = [row for row in ready if _withdrawn(row, alarms.get(row.call.alarm_id))]
         if withdrawn:
-            ready = [row for row in ready if not _resolved(alarms.get(row.call.alarm_id))]
+            ready = [row for row in ready if not _withdrawn(row, alarms.get(row.call.alarm_id))]
         alarm_ids = [row.call.alarm_id for row in ready]
         kinds = await self._store.events.kinds_of_alarms(alarm_ids) if ready else {}
         claimed = await notifications.take(
@@ -241,14 +242,16 @@ class Outbox:
             level=call.level,
             respond_url=self._links.page(token),
             snapshot_url=self._links.snapshot(token),
+            purpose=call.purpose,
         )
         return await self._sender.send(
             responder, responder.channels[call.channel_index], notice, delivery=row.id
         )
 
 
-def _resolved(alarm: Alarm | None) -> bool:
-    return alarm is not None and alarm.state == "resolved"
+def _withdrawn(row: NotificationRow, alarm: Alarm | None) -> bool:
+    """A call whose alarm is resolved (a stand-down is about a resolved alarm)."""
+    return row.call.purpose == "call" and alarm is not None and alarm.state == "resolved"
 
 
 class _Settler:

@@ -8,16 +8,20 @@ twice (a retried transaction) queues nothing new.
 
 Each responder called is audited (``audit_calls``), in the transaction that
 queues their messages: who, at which level, on which channels, and by whom.
+
+A resolve stands down each responder it calls off who was sent a call
+(``stand_downs``): one message on each channel that carried one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
 from hub.dispatch import Dispatch, dispatch_id
 from hub.notify.notifier import channel_key, channel_label, channel_limit
-from hub.store.rows import AuditEntry, PlannedCall
+from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
 from riverguard.config import Config
 from riverguard.on_call import on_call
 from riverguard.responders import Responder
@@ -87,3 +91,24 @@ def audit_calls(
             )
         )
     return entries
+
+
+def stand_downs(
+    dispatches: Sequence[Dispatch], carried: Sequence[NotificationRow]
+) -> list[PlannedCall]:
+    """A stand-down for each responder of ``dispatches`` (called off by the resolve) on
+    each channel that carried them a call (``carried``: sent, or under way at the
+    resolve); none for a responder never sent one. On the channel as the call was,
+    at the level of the last call on it."""
+    called_off = {dispatch.responder_id for dispatch in dispatches}
+    by_channel: dict[tuple[str, int], PlannedCall] = {}
+    for row in carried:
+        call = row.call
+        if call.responder_id not in called_off:
+            continue
+        known = by_channel.get((call.responder_id, call.channel_index))
+        if known is None or call.level > known.level:
+            by_channel[(call.responder_id, call.channel_index)] = dataclasses.replace(
+                call, purpose="stand_down"
+            )
+    return list(by_channel.values())

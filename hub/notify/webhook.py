@@ -57,6 +57,21 @@ class WebhookLinks(_Body):
     snapshot: str | None
 
 
+class WebhookStandDown(_Body):
+    """The body of one stand-down: the alarm a call was about is resolved, and the
+    responder need not come (docs/responders.md, docs/protocol.md 7.44)."""
+
+    type: Literal["responder.stand_down"] = "responder.stand_down"
+    delivery: str
+    sent_at: Timestamp
+    responder: str
+    language: Language
+    title: str
+    text: str
+    alarm: WebhookAlarm
+    resolved_at: Timestamp | None
+
+
 class WebhookCall(_Body):
     """The body of one call (docs/responders.md)."""
 
@@ -71,10 +86,37 @@ class WebhookCall(_Body):
     links: WebhookLinks
 
 
+# What a webhook receives: a call, or a stand-down.
+WebhookBody = WebhookCall | WebhookStandDown
+
+
 def call_body(
     notice: Notice, message: Message, responder_id: str, delivery: str, sent_at: datetime
-) -> WebhookCall:
+) -> WebhookBody:
     english = message.language == "en"
+    alarm = WebhookAlarm(
+        id=notice.alarm_id,
+        site=notice.site_id,
+        site_name=(english and notice.site_name_en) or notice.site_name,
+        zone=notice.zone_id,
+        zone_name=(english and notice.zone_name_en) or notice.zone_name,
+        severity=notice.severity,
+        kinds=list(notice.kinds),
+        opened_at=notice.opened_at,
+        level=notice.level,
+        level_name=notice.level_name,
+    )
+    if notice.purpose == "stand_down":
+        return WebhookStandDown(
+            delivery=delivery,
+            sent_at=sent_at,
+            responder=responder_id,
+            language=message.language,
+            title=message.title,
+            text=message.body,
+            alarm=alarm,
+            resolved_at=notice.resolved_at,
+        )
     return WebhookCall(
         delivery=delivery,
         sent_at=sent_at,
@@ -82,18 +124,7 @@ def call_body(
         language=message.language,
         title=message.title,
         text=message.body,
-        alarm=WebhookAlarm(
-            id=notice.alarm_id,
-            site=notice.site_id,
-            site_name=(english and notice.site_name_en) or notice.site_name,
-            zone=notice.zone_id,
-            zone_name=(english and notice.zone_name_en) or notice.zone_name,
-            severity=notice.severity,
-            kinds=list(notice.kinds),
-            opened_at=notice.opened_at,
-            level=notice.level,
-            level_name=notice.level_name,
-        ),
+        alarm=alarm,
         links=WebhookLinks(respond=notice.respond_url, snapshot=notice.snapshot_url),
     )
 
@@ -104,7 +135,7 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 def signed_request(
-    webhook: Webhook, call: WebhookCall, now: datetime
+    webhook: Webhook, call: WebhookBody, now: datetime
 ) -> tuple[bytes, dict[str, str]]:
     """The exact body bytes and the headers that sign them."""
     body = json.dumps(call.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
@@ -124,7 +155,7 @@ class WebhookSender:
         self._http = http
 
     async def send(
-        self, webhook: Webhook, call: WebhookCall, now: datetime, timeout_s: float
+        self, webhook: Webhook, call: WebhookBody, now: datetime, timeout_s: float
     ) -> Outcome:
         body, headers = signed_request(webhook, call, now)
         try:

@@ -15,7 +15,7 @@ from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, chunks, stored, upsert_many
 from hub.store.dispatches import insert_called, stand_down_from, update_dispatches
-from hub.store.notifications import insert_queued, withdraw_queued
+from hub.store.notifications import carried_calls, insert_queued, withdraw_queued
 from hub.store.rows import AuditEntry, PlannedCall, StandDown, StoodDown
 from riverguard.wire.models import Alarm
 
@@ -81,7 +81,8 @@ class Alarms:
     ) -> StoodDown:
         """Save ``alarm``, just resolved, with its audit records, in one transaction
         with what it ends: its calls still queued are withdrawn (none is sent after
-        the resolve) and ``stand_down`` is given its open dispatches to end."""
+        the resolve) and ``stand_down`` is given its open dispatches and its calls
+        sent or under way, to end the dispatches and queue stand-down messages."""
 
         def write(conn: Connection) -> StoodDown:
             insert_audit(conn, audit)
@@ -89,9 +90,10 @@ class Alarms:
             withdraw_queued(conn, alarm.id, alarm.updated_at)
             if stand_down is None:
                 return StoodDown()
-            ended = stand_down(stand_down_from(conn, alarm.id))
+            ended = stand_down(stand_down_from(conn, alarm.id), carried_calls(conn, alarm.id))
             update_dispatches(conn, ended.cancelled)
             insert_audit(conn, ended.audit)
+            insert_queued(conn, ended.messages, alarm.updated_at)
             return ended
 
         try:

@@ -6,9 +6,11 @@ A row is ``queued`` until due, ``sending`` while an attempt is under way, then
 ``queued`` again for a retry. A call still ``queued`` when its alarm is resolved
 is ``withdrawn`` and never sent: in the resolve's transaction, or, for one
 queued again by an attempt that was under way at the resolve, when the outbox
-comes to claim it. Attempts are claimed (``sending``, one more
-attempt) in a transaction before anything is sent, and settled in another
-after (a pass's claims in one, the settlements that end together in one):
+comes to claim it. A row's ``purpose`` is ``call``, or ``stand_down``: queued
+by the resolve for a responder it called off, and sent as a call is. Attempts
+are claimed (``sending``, one more attempt) in a transaction before anything
+is sent, and settled in another after (a pass's claims in one, the
+settlements that end together in one):
 a hub that stops between the two leaves the row ``sending``, and the next
 start queues it again (``requeue_interrupted``). So a message recorded as sent
 is never sent again, and one whose send was cut short is sent once more (a
@@ -39,6 +41,8 @@ from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
 n = tables.notifications
 
 WITHDRAWN = "the alarm was resolved before this was sent"
+# A call in these states reached its responder, or may yet.
+CARRIED = ("sent", "sending")
 
 
 def queued_rows(calls: Sequence[PlannedCall], now: datetime) -> list[dict[str, Any]]:
@@ -53,6 +57,7 @@ def queued_rows(calls: Sequence[PlannedCall], now: datetime) -> list[dict[str, A
             "channel_label": call.channel_label,
             "channel_key": call.channel_key,
             "channel_limit": call.channel_limit,
+            "purpose": call.purpose,
             "state": "queued",
             "attempts": 0,
             "due_at": now,
@@ -79,9 +84,20 @@ def withdraw_queued(conn: Connection, alarm_id: str, at: datetime) -> None:
     resolve's). One under way (``sending``) ends as its attempt does."""
     conn.execute(
         update(n)
-        .where(n.c.alarm_id == alarm_id, n.c.state == "queued")
+        .where(n.c.alarm_id == alarm_id, n.c.purpose == "call", n.c.state == "queued")
         .values(state="withdrawn", reason=WITHDRAWN, updated_at=at)
     )
+
+
+def carried_calls(conn: Connection, alarm_id: str) -> list[NotificationRow]:
+    """``alarm_id``'s calls sent, or under way (they may arrive), in ``conn``'s
+    transaction: the channels a stand-down goes on."""
+    query = (
+        select(n)
+        .where(n.c.alarm_id == alarm_id, n.c.purpose == "call", n.c.state.in_(CARRIED))
+        .order_by(n.c.created_at, n.c.key)
+    )
+    return [_row(r) for r in conn.execute(query)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +186,7 @@ def _row(r: Row[Any]) -> NotificationRow:
             channel_label=r.channel_label,
             channel_key=r.channel_key,
             channel_limit=r.channel_limit,
+            purpose=r.purpose,
         ),
         state=r.state,
         attempts=r.attempts,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from hub.dispatch import Dispatch
+from hub.notify.message import Purpose
 from riverguard.wire.models import Alarm, Availability, Event
 from riverguard.wire.times import format_ts
 
@@ -199,25 +200,32 @@ class PlannedCall:
     # and how many sends a minute it takes (None: no limit of its own).
     channel_key: str
     channel_limit: int | None
+    # A stand-down is sent at most once per alarm, responder and channel, whatever
+    # the level (that of the last call it follows).
+    purpose: Purpose = "call"
 
     @property
     def key(self) -> str:
-        """One per alarm, level, responder and channel: the outbox keeps it unique."""
+        """One per alarm, level, responder and channel, and one stand-down per alarm,
+        responder and channel: the outbox keeps it unique."""
+        if self.purpose == "stand_down":
+            return f"{self.alarm_id}/stand_down/{self.responder_id}/{self.channel_index}"
         return f"{self.alarm_id}/{self.level}/{self.responder_id}/{self.channel_index}"
 
 
 @dataclass(frozen=True, slots=True)
 class StoodDown:
     """What a resolve ends besides its alarm, in its transaction: the open dispatches
-    it cancels and their audit entries."""
+    it cancels, their audit entries, and the stand-down messages it queues."""
 
     cancelled: Sequence[Dispatch] = ()
     audit: Sequence[AuditEntry] = ()
+    messages: Sequence[PlannedCall] = ()
 
 
-# The open dispatches of the alarm being resolved, as read in its transaction: what
-# the resolve ends of them.
-StandDown = Callable[[list[Dispatch]], StoodDown]
+# The open dispatches of the alarm being resolved and its calls sent or under way, as
+# read in its transaction: what the resolve ends of them.
+StandDown = Callable[[list[Dispatch], list["NotificationRow"]], StoodDown]
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,12 +281,13 @@ async def test_a_responder_an_admin_renames_is_renamed_on_the_open_card_at_once(
     assert ([], [], []) == (errors.exceptions, errors.i18n, errors.csp)
 
 
-async def test_the_detail_shows_a_call_withdrawn_by_the_resolve_in_both_languages(
+async def test_the_detail_shows_calls_withdrawn_and_a_stand_down_after_the_resolve(
     tmp_path: Path, broker: Broker, influxd: Influxd, influx_database: str, chromium: Browser
 ) -> None:
     """PROTOCOL 7.44: the receiver refuses the grid officer's call (503) and it waits
-    for its retry; the officer resolves the alarm with its detail open, and the call
-    is shown withdrawn."""
+    for its retry; a patrol sent by hand is reached; the officer resolves the alarm
+    with its detail open: the grid officer's call is shown withdrawn, the patrol's
+    stand-down beside their call, in both languages."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with http_receiver(HttpReceiver(status=503)) as receiver:
         settings = _settings(tmp_path, broker, influxd, influx_database, receiver.url)
@@ -303,6 +304,16 @@ async def test_the_detail_shows_a_call_withdrawn_by_the_resolve_in_both_language
             await card.locator("[data-action=details]").click()
             chen = page.locator("#detail-dispatches li.dispatch").filter(has_text="陈网格员")
             await expect(chen.locator(".call")).to_have_text("webhook:duty 待发送")
+            # The receiver answers again; the officer sends zhao by hand, whose call goes.
+            receiver.status = 200
+            sent = await running.http.post(
+                f"/api/alarms/{alarm_id}/dispatches",
+                headers=await running.auth(),
+                json={"responder": "zhao"},
+            )
+            assert 200 == sent.status_code, sent.text
+            await wait_for(lambda: len(receiver.received) == 2, what="zhao's call")
+            zhao = page.locator("#detail-dispatches li.dispatch").filter(has_text="赵巡河员")
 
             resolved = await running.http.post(
                 f"/api/alarms/{alarm_id}/resolve",
@@ -313,6 +324,9 @@ async def test_the_detail_shows_a_call_withdrawn_by_the_resolve_in_both_language
             call = chen.locator(".call")
             await expect(call).to_have_attribute("data-state", "withdrawn")
             await expect(call).to_have_text("webhook:duty 已撤回（警情已处置）")
+            # zhao, who was sent a call, is stood down on its channel.
+            await expect(zhao.locator(".state")).to_have_text("已取消")
+            await expect(zhao.locator(".call").nth(1)).to_contain_text("webhook:duty 解除通知 ")
             await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-zh.png"))
             assert [] == (await untranslated(page))["found"]
 
@@ -320,7 +334,10 @@ async def test_the_detail_shows_a_call_withdrawn_by_the_resolve_in_both_language
             await page.keyboard.press("l")
             await expect(page.locator("html")).to_have_attribute("lang", "en")
             await expect(call).to_have_text("webhook:duty withdrawn: alarm resolved")
+            await expect(zhao.locator(".call").nth(1)).to_contain_text("webhook:duty stand-down ")
             await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-en.png"))
             assert [] == (await untranslated(page))["found"]
-    assert 1 == len(receiver.received)
+    assert ["responder.call", "responder.call", "responder.stand_down"] == [
+        json.loads(request.body)["type"] for request in receiver.received
+    ]
     assert ([], [], []) == (errors.exceptions, errors.i18n, errors.csp)

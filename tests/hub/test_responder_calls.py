@@ -580,6 +580,12 @@ async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_th
             }
             finished = await running.http.post(f"/api/respond/{tokens['chen']}/finish")
             assert "finished" == finished.json()["state"]
+            # The duty leader, called off, is stood down; the grid officer on scene is not.
+            await wait_for(lambda: len(receiver.received) == 3, what="the stand-down")
+            assert ("/street", "responder.stand_down") == (
+                receiver.received[2].target,
+                json.loads(receiver.received[2].body)["type"],
+            )
 
             audit = await running.http.get(
                 "/api/audit",
@@ -592,6 +598,10 @@ async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_th
                 if e["after"]["state"] == "cancelled"
             ]
             assert [("system", "wu", "accepted", "cancelled", "alarm resolved")] == cancels
+            # Its stand-down's channels, in the entry of the cancel that queued it.
+            assert [["webhook:street"]] == [
+                e["after"]["stand_down"] for e in audit.json() if e["detail"] == "alarm resolved"
+            ]
             timeline = await running.http.get(f"/api/alarms/{alarm.id}/timeline", headers=officer)
             steps = [
                 (entry["by"], entry["data"]["responder"], entry["data"]["state"])
@@ -604,3 +614,96 @@ async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_th
                 ("system", "wu", "cancelled"),
                 ("responder:chen", "chen", "finished"),
             ] == steps
+            await running.hub.outbox.flush()
+    assert 3 == len(receiver.received)
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+async def test_a_responder_sent_a_call_gets_one_stand_down_and_one_never_reached_gets_none(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client, language: str
+) -> None:
+    """The grid officer's call went out; the street's duty leader, sent by hand, is
+    behind a receiver that refuses (503), so nothing reached them. The resolve stands
+    the grid officer down once, signed, in their language, and the duty leader not at
+    all: their call is withdrawn."""
+    async with (
+        http_receiver() as grid,
+        http_receiver(HttpReceiver(status=503)) as street,
+    ):
+        path = _two_levels(tmp_path, grid.url)
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        next(r for r in raw["responders"] if r["id"] == "chen")["language"] = language
+        next(w for w in raw["notify"]["webhooks"] if w["id"] == "street")["url"] = street.url
+        path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+        clock = ManualClock()
+        settings = make_settings(config=path, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            payload = event_payload(unique_seq(), zone="z1")
+            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            alarm = running.hub.picture.active[(SITE, "z1")]
+            notifications = running.hub.store.notifications
+            clock.advance(60)
+            officer = await running.auth()
+            sent = await running.http.post(
+                f"/api/alarms/{alarm.id}/dispatches", headers=officer, json={"responder": "wu"}
+            )
+            assert 200 == sent.status_code, sent.text
+
+            async def calls_settled() -> bool:
+                rows = await notifications.for_alarm(alarm.id)
+                return {("chen", "sent", 1), ("wu", "queued", 1)} == {
+                    (row.call.responder_id, row.state, row.attempts) for row in rows
+                }
+
+            await wait_for(calls_settled, what="chen's call sent, wu's refused and queued")
+            resolved = await running.http.post(
+                f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
+            )
+            assert 200 == resolved.status_code, resolved.text
+            await wait_for(lambda: len(grid.received) == 2, what="chen's stand-down")
+
+            async def stand_down_sent() -> bool:
+                rows = await notifications.for_alarm(alarm.id)
+                return "sent" in {row.state for row in rows if row.call.purpose == "stand_down"}
+
+            await wait_for(stand_down_sent, what="the stand-down recorded as sent")
+            # An hour later, after more passes of the outbox: nothing more to anyone.
+            clock.advance(3600)
+            await running.hub.outbox.flush()
+            rows = await notifications.for_alarm(alarm.id)
+            [stand_down] = [row for row in rows if row.call.purpose == "stand_down"]
+            officer = await running.auth()
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            calls = {
+                d["responder"]: [(c["purpose"], c["state"]) for c in d["calls"]]
+                for d in listed.json()
+            }
+    assert {
+        "chen": [("call", "sent"), ("stand_down", "sent")],
+        "wu": [("call", "withdrawn")],
+    } == calls
+    assert ("chen", 0) == (stand_down.call.responder_id, stand_down.call.channel_index)
+    assert 1 == len(street.received)
+    call, told = grid.received
+    assert "responder.call" == json.loads(call.body)["type"]
+    timestamp = told.headers["x-riverguard-timestamp"]
+    mac = hmac.new(SECRET.encode(), timestamp.encode() + b"." + told.body, hashlib.sha256)
+    assert "sha256=" + mac.hexdigest() == told.headers["x-riverguard-signature"]
+    assert stand_down.id == told.headers["x-riverguard-delivery"]
+    body = json.loads(told.body)
+    assert ("responder.stand_down", "chen", language, alarm.id) == (
+        body["type"],
+        body["responder"],
+        body["language"],
+        body["alarm"]["id"],
+    )
+    assert "links" not in body
+    assert body["resolved_at"] is not None
+    if language == "zh-CN":
+        assert body["title"].startswith("【解除】淡水大桥东岸")
+        assert "无需前往" in body["text"]
+    else:
+        assert body["title"].startswith("[STAND DOWN] Danshui Bridge, east bank")
+        assert "need not go" in body["text"]

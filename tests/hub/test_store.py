@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from alembic import command
+from sqlalchemy import column, event, insert, table
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import alarms as rules
 from hub import dispatch as dispatch_rules
-from hub import tables
+from hub import migrate, tables
 from hub.alarms import alarm_audit
 from hub.dispatch import Dispatch, DispatchState
 from hub.errors import RoutineLimitReached, StoreError
@@ -28,6 +30,7 @@ from hub.store import (
     AnnouncementRow,
     AuditEntry,
     Batch,
+    NotificationRow,
     PlannedCall,
     Rejection,
     RoutineLimit,
@@ -515,7 +518,7 @@ async def test_a_resolve_ends_the_dispatches_not_yet_on_scene_in_its_transaction
     # The first plan's audit entries cannot be written: the store refuses the resolve.
     writable = [False]
 
-    def stand_down(open_dispatches: list[Dispatch]) -> StoodDown:
+    def stand_down(open_dispatches: list[Dispatch], _: list[NotificationRow]) -> StoodDown:
         given.append(sorted(d.responder_id for d in open_dispatches))
         cancelled = [dispatch_rules.act(d, "cancel", at, "alarm resolved") for d in open_dispatches]
         before: dict[str, Any] = {} if writable[0] else {"x": object()}
@@ -552,3 +555,102 @@ async def test_a_resolve_ends_the_dispatches_not_yet_on_scene_in_its_transaction
     assert ("alarm resolved", at) == (after["accepted-li"].note, after["accepted-li"].ended_at)
     audited = await store.audit.find(alarm_id="alm-stood-down", action="dispatch")
     assert open_ones == sorted(str(entry.target) for entry in audited)
+
+
+async def test_a_resolve_queues_the_stand_downs_its_plan_makes_from_the_calls_that_went_out(
+    store: Store,
+) -> None:
+    """The plan is given the alarm's calls sent or under way (not those queued, which
+    the resolve withdraws, nor those refused); the stand-downs it returns are queued
+    in the resolve's transaction, once per alarm, responder and channel."""
+    alarm = rules.open_alarm(_event(), T0, "alm-told")
+    calls = [
+        PlannedCall("alm-told", 1, responder, channel, f"email{channel}", "email", None)
+        for responder in ("wang", "li", "zhao")
+        for channel in (0, 1)
+    ]
+    await store.alarms.save(alarm, [], calls)
+    rows = {
+        (row.call.responder_id, row.call.channel_index): row.id
+        for row in await store.notifications.for_alarm("alm-told")
+    }
+    went = [rows["wang", 0], rows["wang", 1], rows["li", 0], rows["zhao", 0]]
+    assert set(went) == await store.notifications.take(went, [], T0)
+    await store.notifications.settle_all(
+        [
+            Settlement(rows["wang", 0], "sent", T0),
+            Settlement(rows["li", 0], "failed", T0, "HTTP 401"),
+            Settlement(rows["zhao", 0], "sent", T0),
+        ]
+    )
+    at = T0 + timedelta(seconds=30)
+    given: list[tuple[str, int, str]] = []
+
+    def stand_down(_: list[Dispatch], carried: list[NotificationRow]) -> StoodDown:
+        given.extend((r.call.responder_id, r.call.channel_index, r.state) for r in carried)
+        told = [r.call for r in carried if r.call.responder_id == "wang"]
+        return StoodDown(messages=[dataclasses.replace(c, purpose="stand_down") for c in told])
+
+    resolved = rules.resolve(alarm, "officer-li", "other", None, at)
+    ended = await store.alarms.resolve(resolved, [], stand_down)
+
+    assert [("wang", 0, "sent"), ("wang", 1, "sending"), ("zhao", 0, "sent")] == sorted(given)
+    assert 2 == len(ended.messages)
+    after = await store.notifications.for_alarm("alm-told")
+    stand_downs = sorted(
+        (r.call.responder_id, r.call.channel_index, r.state)
+        for r in after
+        if r.call.purpose == "stand_down"
+    )
+    assert [("wang", 0, "queued"), ("wang", 1, "queued")] == stand_downs
+    withdrawn = sorted(
+        (r.call.responder_id, r.call.channel_index) for r in after if r.state == "withdrawn"
+    )
+    assert [("li", 1), ("zhao", 1)] == withdrawn
+    # Queued again (a retried transaction, a second plan): still one per channel.
+    await store.notifications.queue(list(ended.messages), at + timedelta(seconds=1))
+    assert len(after) == len(await store.notifications.for_alarm("alm-told"))
+    due = await store.notifications.due(at + timedelta(seconds=1))
+    assert ["stand_down", "stand_down"] == [r.call.purpose for r in due]
+
+
+async def test_calls_stored_before_stand_downs_existed_read_back_as_calls(
+    store_at: str,
+) -> None:
+    """A store at the revision before the column: its rows are calls after the upgrade."""
+    engine = create_async_engine(store_at)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(migrate._config(sync), "0009"))
+            # The table as revision 0009 made it: no purpose.
+            before = table(
+                "notifications",
+                *[column(c.name, c.type) for c in tables.notifications.c if c.name != "purpose"],
+            )
+            await conn.execute(
+                insert(before).values(
+                    id="n-old",
+                    key="alm-old/1/wang/0",
+                    alarm_id="alm-old",
+                    level=1,
+                    responder_id="wang",
+                    channel_index=0,
+                    channel_label="email",
+                    channel_key="email",
+                    channel_limit=None,
+                    state="sent",
+                    attempts=1,
+                    due_at=T0,
+                    reason="",
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+    finally:
+        await engine.dispose()
+    store = await Store.open(store_at)
+    try:
+        [row] = await store.notifications.for_alarm("alm-old")
+    finally:
+        await store.close()
+    assert ("call", "alm-old/1/wang/0") == (row.call.purpose, row.call.key)

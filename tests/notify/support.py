@@ -88,3 +88,19 @@ def config_with_a_grid_officer(tmp_path: Path, webhook_url: str) -> Path:
     path = tmp_path / "site.json"
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+RESOLVED = datetime(2026, 7, 18, 11, 9, 40, tzinfo=UTC)
+
+
+def stand_down_notice(config: Config) -> Notice:
+    """The alarm of ``notice``, resolved: the grid officer need not come."""
+    return Notice.of(
+        alarm(state="resolved", resolved_at=RESOLVED, resolved_by="officer-li", outcome="other"),
+        config.site("danshui-bridge"),
+        ("fence.breach", "camera.water_entry"),
+        level=1,
+        respond_url=LINKS.page(TOKEN),
+        snapshot_url=LINKS.snapshot(TOKEN),
+        purpose="stand_down",
+    )

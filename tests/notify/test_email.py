@@ -14,12 +14,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from hub.notify.message import Notice
 from hub.notify.notifier import Notifier
 from hub.notify.outcome import Outcome
 from riverguard.config import Config
 from riverguard.responders import EmailChannel
 from riverguard.services import free_port
-from tests.notify.support import notice, notify, responder
+from tests.notify.support import notice, notify, responder, stand_down_notice
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +64,13 @@ def _text(message: EmailMessage) -> str:
     return content
 
 
-async def _mail(config: Config, port: int, language: str) -> Outcome:
+async def _mail(config: Config, port: int, language: str, about: Notice | None = None) -> Outcome:
     settings = notify(
         email=f"mailto://127.0.0.1:{port}?from=riverguard@example.cn&mode=insecure", timeout_s=5
     )
     async with httpx.AsyncClient() as http:
         return await Notifier(settings, http).send(
-            responder(language), EmailChannel(), notice(config), delivery="n-1"
+            responder(language), EmailChannel(), about or notice(config), delivery="n-1"
         )
 
 
@@ -97,6 +98,17 @@ async def test_an_email_in_english_for_an_english_speaking_responder(
     [message] = mailbox.messages()
     assert message["subject"].startswith("[CRITICAL] Danshui Bridge, east bank")
     assert "Triggered by: fence breach, person entering water" in _text(message)
+
+
+async def test_a_stand_down_email_in_english_reaches_the_responders_address(
+    example_config: Config,
+) -> None:
+    with smtp_server() as (mailbox, port):
+        outcome = await _mail(example_config, port, "en", stand_down_notice(example_config))
+    assert outcome.sent, outcome
+    [message] = mailbox.messages()
+    assert message["subject"].startswith("[STAND DOWN] Danshui Bridge, east bank")
+    assert "Resolved: 2026-07-18 19:09:40 +08:00" in _text(message).splitlines()
 
 
 async def test_a_mail_server_that_is_down_is_a_retry(example_config: Config) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hub.notify.links import ResponderLinks
 from hub.notify.message import render
 from riverguard.config import Config
-from tests.notify.support import notice
+from tests.notify.support import notice, stand_down_notice
 
 
 def test_a_call_in_chinese_names_site_zone_severity_trigger_local_time_level_and_links(
@@ -52,3 +52,31 @@ def test_links_carry_the_token_escaped_under_the_base_url() -> None:
 def test_links_refuse_a_base_url_that_is_not_http(base: str) -> None:
     with pytest.raises(ValueError, match="http"):
         ResponderLinks(base)
+
+
+def test_a_stand_down_in_chinese_says_the_alarm_is_resolved_and_gives_no_link(
+    example_config: Config,
+) -> None:
+    message = render(stand_down_notice(example_config), "zh-CN")
+    assert "【解除】淡水大桥东岸 桥下亲水平台 告警已处置，无需前往" == message.title
+    assert [
+        "地点：淡水大桥东岸",
+        "区域：桥下亲水平台",
+        "告警时间：2026-07-18 19:05:12 +08:00",
+        "处置时间：2026-07-18 19:09:40 +08:00",
+        "您的出警任务已取消，无需前往现场。",
+    ] == message.body.splitlines()
+    assert "【解除】淡水大桥东岸 桥下亲水平台 告警（19:05）已处置，无需前往。" == message.short
+    assert "http" not in message.body + message.short
+
+
+def test_a_stand_down_in_english_uses_the_english_names(example_config: Config) -> None:
+    message = render(stand_down_notice(example_config), "en")
+    assert (
+        "[STAND DOWN] Danshui Bridge, east bank, Under-bridge waterside deck: "
+        "alarm resolved, no need to come"
+    ) == message.title
+    assert "Resolved: 2026-07-18 19:09:40 +08:00" in message.body
+    assert "you need not go to the scene" in message.body
+    assert "\n" not in message.short
+    assert message.short.startswith("[STAND DOWN] ")

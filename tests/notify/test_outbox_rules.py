@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.dispatch import Dispatch
 from hub.notify.backoff import Backoff
-from hub.notify.plan import plan_calls
+from hub.notify.plan import plan_calls, stand_downs
 from hub.notify.rate_limit import RateLimits, SlidingWindow
+from hub.store import NotificationRow, PlannedCall
 from riverguard.config import Config
 
 START = datetime(2026, 7, 18, 11, 0, tzinfo=UTC)
@@ -139,3 +141,25 @@ def test_idle_keys_are_forgotten_once_their_sends_left_the_window() -> None:
 def test_a_window_must_have_a_length(window_s: float) -> None:
     with pytest.raises(ValueError, match="window"):
         SlidingWindow(window_s)
+
+
+def test_a_stand_down_goes_once_per_channel_that_carried_a_call_to_those_called_off() -> None:
+    """wang had calls at levels 1 and 2 on channel 0 and one on channel 1; li, not
+    called off (on scene), had one too: wang gets one stand-down per channel, at the
+    level of the last call on it, li none."""
+
+    def row(responder: str, level: int, channel: int) -> NotificationRow:
+        call = PlannedCall("a-1", level, responder, channel, f"c{channel}", f"c{channel}", None)
+        return NotificationRow(
+            f"n-{responder}-{level}-{channel}", call, "sent", 1, START, "", START, START
+        )
+
+    wang = Dispatch("d-wang", "a-1", "wang", 1, "cancelled", START, ended_at=START)
+    carried = [row("wang", 1, 0), row("wang", 2, 0), row("wang", 1, 1), row("li", 1, 0)]
+
+    told = stand_downs([wang], carried)
+
+    assert [("wang", 0, 2, "stand_down"), ("wang", 1, 1, "stand_down")] == sorted(
+        (c.responder_id, c.channel_index, c.level, c.purpose) for c in told
+    )
+    assert {"a-1/stand_down/wang/0", "a-1/stand_down/wang/1"} == {c.key for c in told}
