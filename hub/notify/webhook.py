@@ -59,7 +59,9 @@ class WebhookLinks(_Body):
 
 class WebhookStandDown(_Body):
     """The body of one stand-down: the alarm a call was about is resolved, and the
-    responder need not come (docs/responders.md, docs/protocol.md 7.44)."""
+    responder need not come (docs/responders.md, docs/protocol.md 7.44). Every field
+    of a call is here too, so a receiver written before stand-downs that reads every
+    body as a call still reads this one, and shows its words."""
 
     type: Literal["responder.stand_down"] = "responder.stand_down"
     delivery: str
@@ -69,6 +71,7 @@ class WebhookStandDown(_Body):
     title: str
     text: str
     alarm: WebhookAlarm
+    links: WebhookLinks
     resolved_at: Timestamp | None
 
 
@@ -94,6 +97,7 @@ def call_body(
     notice: Notice, message: Message, responder_id: str, delivery: str, sent_at: datetime
 ) -> WebhookBody:
     english = message.language == "en"
+    links = WebhookLinks(respond=notice.respond_url, snapshot=notice.snapshot_url)
     alarm = WebhookAlarm(
         id=notice.alarm_id,
         site=notice.site_id,
@@ -115,6 +119,7 @@ def call_body(
             title=message.title,
             text=message.body,
             alarm=alarm,
+            links=links,
             resolved_at=notice.resolved_at,
         )
     return WebhookCall(
@@ -125,7 +130,7 @@ def call_body(
         title=message.title,
         text=message.body,
         alarm=alarm,
-        links=WebhookLinks(respond=notice.respond_url, snapshot=notice.snapshot_url),
+        links=links,
     )
 
 
