@@ -97,7 +97,6 @@ def call_body(
     notice: Notice, message: Message, responder_id: str, delivery: str, sent_at: datetime
 ) -> WebhookBody:
     english = message.language == "en"
-    links = WebhookLinks(respond=notice.respond_url, snapshot=notice.snapshot_url)
     alarm = WebhookAlarm(
         id=notice.alarm_id,
         site=notice.site_id,
@@ -110,19 +109,7 @@ def call_body(
         level=notice.level,
         level_name=notice.level_name,
     )
-    if notice.purpose == "stand_down":
-        return WebhookStandDown(
-            delivery=delivery,
-            sent_at=sent_at,
-            responder=responder_id,
-            language=message.language,
-            title=message.title,
-            text=message.body,
-            alarm=alarm,
-            links=links,
-            resolved_at=notice.resolved_at,
-        )
-    return WebhookCall(
+    call = WebhookCall(
         delivery=delivery,
         sent_at=sent_at,
         responder=responder_id,
@@ -130,8 +117,11 @@ def call_body(
         title=message.title,
         text=message.body,
         alarm=alarm,
-        links=links,
+        links=WebhookLinks(respond=notice.respond_url, snapshot=notice.snapshot_url),
     )
+    if notice.purpose == "stand_down":
+        return WebhookStandDown(**call.model_dump(exclude={"type"}), resolved_at=notice.resolved_at)
+    return call
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:

@@ -35,6 +35,14 @@ def database_url(both_stores: str | None) -> str | None:
     return both_stores
 
 
+async def _breach(edge: aiomqtt.Client) -> None:
+    """A fence breach in z1 from the site's edge, once the hub has committed it."""
+    payload = event_payload(unique_seq(), zone="z1")
+    async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
+        await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
+        await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+
+
 async def test_the_first_escalation_calls_the_grid_officer_on_call(
     tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
 ) -> None:
@@ -43,10 +51,7 @@ async def test_the_first_escalation_calls_the_grid_officer_on_call(
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(59)
             await running.hub.desk.tick()
             assert [] == receiver.received
@@ -85,10 +90,7 @@ async def test_the_grid_officer_accepts_and_arrives_from_the_link_and_the_consol
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(60)
             await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
             link = json.loads(receiver.received[0].body)["links"]["respond"]
@@ -200,10 +202,7 @@ async def test_a_grid_officer_who_does_not_accept_has_the_next_level_called_at_o
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(60)
             await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
             if silence == "declined":
@@ -236,10 +235,7 @@ async def test_an_officer_calls_the_next_level_now(
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, ManualClock()) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             viewer = await running.http.post(
                 f"/api/alarms/{alarm.id}/next-level", headers=await running.auth("viewer")
@@ -261,10 +257,7 @@ async def test_an_officer_calls_a_responder_off_and_their_link_moves_nothing_aft
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(60)
             await wait_for(lambda: bool(receiver.received), what="the grid officer's call")
             token = json.loads(receiver.received[0].body)["links"]["respond"].rsplit("/", 1)[1]
@@ -303,10 +296,7 @@ async def test_an_officer_sends_a_responder_by_hand_once(
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, ManualClock()) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             officer = await running.auth()
             path = f"/api/alarms/{alarm.id}/dispatches"
@@ -346,10 +336,7 @@ async def test_an_escalations_call_and_a_call_by_hand_are_in_the_timeline_and_it
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(60)
             await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
             alarm = running.hub.picture.active[(SITE, "z1")]
@@ -411,10 +398,7 @@ async def test_each_call_to_a_responder_is_audited_with_its_escalation_or_its_of
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             # The timer climbs to level 1 (chen), the officer to level 2 (wu).
             clock.advance(60)
@@ -455,10 +439,7 @@ async def test_a_call_by_hand_is_audited_with_its_channels(
             config=_two_levels(tmp_path, receiver.url), responder_key="responder-key-0123456789"
         )
         async with run_hub(settings, ManualClock()) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             sent = await running.http.post(
                 f"/api/alarms/{alarm.id}/dispatches",
@@ -486,10 +467,7 @@ async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_li
         clock = ManualClock()
         settings = make_settings(config=config, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             clock.advance(60)
             alarm = running.hub.picture.active[(SITE, "z1")]
 
@@ -529,10 +507,7 @@ async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_th
         )
         clock = ManualClock()
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             clock.advance(60)
             await wait_for(lambda: len(receiver.received) == 1, what="the grid officer's call")
@@ -638,10 +613,7 @@ async def test_a_responder_sent_a_call_gets_one_stand_down_and_one_never_reached
         clock = ManualClock()
         settings = make_settings(config=path, responder_key="responder-key-0123456789")
         async with run_hub(settings, clock) as running:
-            payload = event_payload(unique_seq(), zone="z1")
-            async with mqtt_inbox(edge, topics.committed(SITE)) as acks:
-                await edge.publish(topics.events(SITE), json.dumps(payload).encode(), qos=1)
-                await acks.wait_for(lambda m: payload["id"] in m[1]["ids"])
+            await _breach(edge)
             alarm = running.hub.picture.active[(SITE, "z1")]
             notifications = running.hub.store.notifications
             clock.advance(60)
