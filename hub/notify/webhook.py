@@ -57,28 +57,10 @@ class WebhookLinks(_Body):
     snapshot: str | None
 
 
-class WebhookStandDown(_Body):
-    """The body of one stand-down: the alarm a call was about is resolved, and the
-    responder need not come (docs/responders.md, docs/protocol.md 7.44). Every field
-    of a call is here too, so a receiver written before stand-downs that reads every
-    body as a call still reads this one, and shows its words."""
-
-    type: Literal["responder.stand_down"] = "responder.stand_down"
-    delivery: str
-    sent_at: Timestamp
-    responder: str
-    language: Language
-    title: str
-    text: str
-    alarm: WebhookAlarm
-    links: WebhookLinks
-    resolved_at: Timestamp | None
-
-
 class WebhookCall(_Body):
     """The body of one call (docs/responders.md)."""
 
-    type: Literal["responder.call"] = "responder.call"
+    type: Literal["responder.call", "responder.stand_down"] = "responder.call"
     delivery: str
     sent_at: Timestamp
     responder: str
@@ -89,13 +71,19 @@ class WebhookCall(_Body):
     links: WebhookLinks
 
 
-# What a webhook receives: a call, or a stand-down.
-WebhookBody = WebhookCall | WebhookStandDown
+class WebhookStandDown(WebhookCall):
+    """The body of one stand-down: the alarm a call was about is resolved, and the
+    responder need not come (docs/responders.md, docs/protocol.md 7.44). It has every
+    field of a call, so a receiver written before stand-downs that reads every body
+    as a call still reads this one, and shows its words."""
+
+    type: Literal["responder.call", "responder.stand_down"] = "responder.stand_down"
+    resolved_at: Timestamp | None
 
 
 def call_body(
     notice: Notice, message: Message, responder_id: str, delivery: str, sent_at: datetime
-) -> WebhookBody:
+) -> WebhookCall:
     english = message.language == "en"
     alarm = WebhookAlarm(
         id=notice.alarm_id,
@@ -130,7 +118,7 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 def signed_request(
-    webhook: Webhook, call: WebhookBody, now: datetime
+    webhook: Webhook, call: WebhookCall, now: datetime
 ) -> tuple[bytes, dict[str, str]]:
     """The exact body bytes and the headers that sign them."""
     body = json.dumps(call.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
@@ -150,7 +138,7 @@ class WebhookSender:
         self._http = http
 
     async def send(
-        self, webhook: Webhook, call: WebhookBody, now: datetime, timeout_s: float
+        self, webhook: Webhook, call: WebhookCall, now: datetime, timeout_s: float
     ) -> Outcome:
         body, headers = signed_request(webhook, call, now)
         try:
