@@ -316,6 +316,14 @@ function entryHtml(entry, state, ui) {
 
 // --- responders --------------------------------------------------------------------
 
+// A dispatch's note: the hub's own (PROTOCOL 7.44) in the reader's language, an
+// officer's or a responder's as written.
+function dispatchNoteHtml(d) {
+  const key = `dispatch.note.${d.note_code}`;
+  if (d.note_code && has(key)) return `<span class="note">${escape(t(key))}</span>`;
+  return d.note ? `<span class="note" translate="no">${escape(d.note)}</span>` : "";
+}
+
 // Why a call was not sent, as its far end said it (data, shown as it is); a withdrawn
 // call's reason is the hub's own English, which its state already says in words.
 function callReason(call) {
@@ -344,7 +352,7 @@ function dispatchesHtml({ canAct, dispatches, site }) {
         <span class="level">${escape(d.level ? t("dispatch.level", { level: d.level }) : t("dispatch.by_hand"))}</span>
         <span class="state">${escape(t(`dispatch.state.${d.state}`))}</span>
         ${DISPATCH_ENDED.has(d.state) ? "" : timerHtml(dispatchClock(d, site), false)}
-        ${d.note ? `<span class="note" translate="no">${escape(d.note)}</span>` : ""}
+        ${dispatchNoteHtml(d)}
         ${(d.calls ?? [])
           .map(
             (call) =>

@@ -303,6 +303,7 @@ export const EN = {
   "dispatch.state.declined": "declined",
   "dispatch.state.no_answer": "no answer",
   "dispatch.state.cancelled": "called off",
+  "dispatch.note.alarm_resolved": "alarm resolved",
   "dispatch.by_hand": "sent by hand",
   "dispatch.sent_by": "sent by {who}",
   "dispatch.more": "+{count} more",

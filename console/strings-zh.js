@@ -304,6 +304,7 @@ export const ZH = {
   "dispatch.state.declined": "无法前往",
   "dispatch.state.no_answer": "未应答",
   "dispatch.state.cancelled": "已取消",
+  "dispatch.note.alarm_resolved": "警情已处置",
   "dispatch.by_hand": "值班员派遣",
   "dispatch.sent_by": "由 {who} 派遣",
   "dispatch.more": "另有 {count} 人",

@@ -54,6 +54,10 @@ _REACHES: dict[DispatchAction, DispatchState] = {
 MAX_NOTE = 2000
 
 
+# The note of a dispatch its alarm's resolve called off (hub.dispatcher).
+RESOLVED_NOTE = "alarm resolved"
+
+
 def dispatch_id(alarm_id: str, responder_id: str) -> str:
     """The id of a responder's dispatch to an alarm, the subject of their link: the
     same for every message of that alarm to that responder, at any level."""
@@ -102,6 +106,10 @@ class Dispatch:
             "level": self.level,
             "state": self.state,
             "note": self.note,
+            # The hub's own note, for a console to say in its reader's language (7.44).
+            "note_code": "alarm_resolved"
+            if self.state == "cancelled" and self.note == RESOLVED_NOTE
+            else None,
         } | times
 
 

@@ -28,7 +28,7 @@ from hub import dispatch as rules
 from hub.alarms import SYSTEM
 from hub.broadcaster import Broadcaster
 from hub.clock import Clock
-from hub.dispatch import Dispatch, DispatchAction
+from hub.dispatch import RESOLVED_NOTE, Dispatch, DispatchAction
 from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
 from hub.notify.plan import audit_calls, calls_to, stand_downs
@@ -41,8 +41,6 @@ log = structlog.get_logger()
 
 # How long the timer waits before retrying after the store refused it.
 TIMER_RETRY_S = 2.0
-# The note, and the audit entry's detail, of a dispatch its alarm's resolve cancels.
-RESOLVED = "alarm resolved"
 
 # Climbs an alarm one level now: (alarm id, by, detail).
 NextLevel = Callable[[str, str, str], Awaitable[object]]
@@ -152,14 +150,16 @@ class Dispatcher:
         def stand_down(
             open_dispatches: list[Dispatch], carried: list[NotificationRow]
         ) -> StoodDown:
-            cancelled = [rules.act(d, "cancel", at, RESOLVED) for d in open_dispatches]
+            cancelled = [rules.act(d, "cancel", at, RESOLVED_NOTE) for d in open_dispatches]
             messages = stand_downs(cancelled, carried)
             entries = []
             for before, after in zip(open_dispatches, cancelled, strict=True):
                 told = [m.channel_label for m in messages if m.responder_id == after.responder_id]
                 # The channels its stand-down goes on, as a call's entry names its own.
                 entries.append(
-                    self._entry(before, after, SYSTEM, RESOLVED, at, extra={"stand_down": told})
+                    self._entry(
+                        before, after, SYSTEM, RESOLVED_NOTE, at, extra={"stand_down": told}
+                    )
                 )
             return StoodDown(cancelled, entries, messages)
 
@@ -169,7 +169,7 @@ class Dispatcher:
             ended = await self._store.alarms.resolve(alarm, audit, stand_down)
         for dispatch in ended.cancelled:
             self._publish(dispatch)
-            self._log(dispatch, SYSTEM, RESOLVED)
+            self._log(dispatch, SYSTEM, RESOLVED_NOTE)
         if ended.messages:
             self._calls_queued()
 

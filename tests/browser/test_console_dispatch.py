@@ -326,6 +326,8 @@ async def test_the_detail_shows_calls_withdrawn_and_a_stand_down_after_the_resol
             await expect(call).to_have_text("webhook:duty 已撤回（警情已处置）")
             # zhao, who was sent a call, is stood down on its channel.
             await expect(zhao.locator(".state")).to_have_text("已取消")
+            # The hub's own note (its code), in the reader's language.
+            await expect(zhao.locator(".note")).to_have_text("警情已处置")
             await expect(zhao.locator(".call").nth(1)).to_contain_text("webhook:duty 解除通知 ")
             await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-zh.png"))
             assert [] == (await untranslated(page))["found"]
@@ -334,6 +336,7 @@ async def test_the_detail_shows_calls_withdrawn_and_a_stand_down_after_the_resol
             await page.keyboard.press("l")
             await expect(page.locator("html")).to_have_attribute("lang", "en")
             await expect(call).to_have_text("webhook:duty withdrawn: alarm resolved")
+            await expect(zhao.locator(".note")).to_have_text("alarm resolved")
             await expect(zhao.locator(".call").nth(1)).to_contain_text("webhook:duty stand-down ")
             await page.screenshot(path=str(SCREENSHOTS / "console-dispatch-withdrawn-en.png"))
             assert [] == (await untranslated(page))["found"]

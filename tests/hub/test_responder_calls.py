@@ -272,9 +272,10 @@ async def test_an_officer_calls_a_responder_off_and_their_link_moves_nothing_aft
                 headers=await running.auth(),
                 json={"note": "patrol already there"},
             )
-            assert ("cancelled", "patrol already there") == (
+            assert ("cancelled", "patrol already there", None) == (
                 cancelled.json()["state"],
                 cancelled.json()["note"],
+                cancelled.json()["note_code"],
             )
             late = await running.http.post(f"/api/respond/{token}/accept")
             assert (409, "invalid_transition") == (late.status_code, late.json()["error"])
@@ -542,10 +543,11 @@ async def test_a_resolve_calls_off_the_responders_not_yet_on_scene_and_leaves_th
                 f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
             )
             assert 409 == again.status_code
-            assert ("wu", "吴街道值班", "alarm resolved") == (
+            assert ("wu", "吴街道值班", "alarm resolved", "alarm_resolved") == (
                 pushed["data"]["responder"],
                 pushed["data"]["responder_name"],
                 pushed["data"]["note"],
+                pushed["data"]["note_code"],
             )
             late = await running.http.post(f"/api/respond/{tokens['wu']}/depart")
             assert (409, "invalid_transition") == (late.status_code, late.json()["error"])
