@@ -33,7 +33,7 @@ from hub.dispatch_board import DispatchBoard
 from hub.errors import AlarmNotFound, DispatchNotFound, DispatchTransitionError, StoreError
 from hub.notify.plan import audit_calls, calls_to, stand_downs
 from hub.store import AuditEntry, NotificationRow, Store
-from hub.store.rows import StoodDown
+from hub.store.rows import StandDown, StoodDown
 from riverguard.config import Config
 from riverguard.wire.models import Alarm
 
@@ -128,11 +128,20 @@ class Dispatcher:
     async def act(
         self, dispatch_id: str, action: DispatchAction, by: str, note: str | None = None
     ) -> Dispatch:
-        """Apply ``action`` by ``by`` (a username, or ``responder_actor``)."""
+        """Apply ``action`` by ``by`` (a username, or ``responder_actor``). An officer's
+        cancel also withdraws the responder's calls not yet sent and stands them down
+        on each channel that carried one (docs/protocol.md 7.44)."""
         async with self._lock:
             dispatch = await self.get(dispatch_id)
-            changed = rules.act(dispatch, action, self._clock.now(), note)
-            await self._save(dispatch, changed, by, action)
+            now = self._clock.now()
+            changed = rules.act(dispatch, action, now, note)  # refuses a step it does not allow
+            if action == "cancel":
+                plan = self._stand_down(by, note, action, now)
+                self._told(
+                    await self._store.notifications.call_off(dispatch, plan, now), by, action
+                )
+            else:
+                await self._save(dispatch, changed, by, action)
         self._wake.set()
         if changed.state == "declined":
             await self._next_level_if_given_up(changed.alarm_id)
@@ -145,31 +154,36 @@ class Dispatcher:
         each responder so called off who was sent a call is queued a stand-down on
         each channel that carried one; each cancelled dispatch is then pushed. One
         on scene is left to its responder."""
-        at = alarm.updated_at
+        plan = self._stand_down(SYSTEM, RESOLVED_NOTE, RESOLVED_NOTE, alarm.updated_at)
+        # Under the lock, so that a responder's step read before the resolve is not
+        # saved over its cancel: the step waits and finds the dispatch ended.
+        async with self._lock:
+            self._told(await self._store.alarms.resolve(alarm, audit, plan), SYSTEM, RESOLVED_NOTE)
 
-        def stand_down(
-            open_dispatches: list[Dispatch], carried: list[NotificationRow]
-        ) -> StoodDown:
-            cancelled = [rules.act(d, "cancel", at, RESOLVED_NOTE) for d in open_dispatches]
+    def _stand_down(self, by: str, note: str | None, detail: str, at: datetime) -> StandDown:
+        """Calling dispatches off, in the transaction that reads them: each is cancelled
+        with ``note`` and audited with the channels its stand-down goes on, and each
+        responder who was sent a call is queued a stand-down on those channels."""
+
+        def plan(open_dispatches: list[Dispatch], carried: list[NotificationRow]) -> StoodDown:
+            cancelled = [rules.act(d, "cancel", at, note) for d in open_dispatches]
             messages = stand_downs(cancelled, carried)
             entries = []
             for before, after in zip(open_dispatches, cancelled, strict=True):
                 told = [m.channel_label for m in messages if m.responder_id == after.responder_id]
                 # The channels its stand-down goes on, as a call's entry names its own.
                 entries.append(
-                    self._entry(
-                        before, after, SYSTEM, RESOLVED_NOTE, at, extra={"stand_down": told}
-                    )
+                    self._entry(before, after, by, detail, at, extra={"stand_down": told})
                 )
             return StoodDown(cancelled, entries, messages)
 
-        # Under the lock, so that a responder's step read before the resolve is not
-        # saved over its cancel: the step waits and finds the dispatch ended.
-        async with self._lock:
-            ended = await self._store.alarms.resolve(alarm, audit, stand_down)
+        return plan
+
+    def _told(self, ended: StoodDown, by: str, detail: str) -> None:
+        """Consoles told of the dispatches called off, the outbox of the stand-downs."""
         for dispatch in ended.cancelled:
             self._publish(dispatch)
-            self._log(dispatch, SYSTEM, RESOLVED_NOTE)
+            self._log(dispatch, by, detail)
         if ended.messages:
             self._calls_queued()
 

@@ -172,25 +172,29 @@ def render(notice: Notice, language: Language) -> Message:
 
 
 def _stand_down(notice: Notice, language: Language) -> Message:
-    """The alarm a responder was called to is resolved: they need not come. No link:
-    there is nothing left for them to do."""
+    """The alarm a responder was called to is resolved, or an officer called them off
+    while it is still open: they need not come. No link: there is nothing left for
+    them to do."""
     opened = local_time(notice)
     resolved = local_time(notice, notice.resolved_at) if notice.resolved_at else None
     if language == "zh-CN":
         site, zone = notice.site_name, notice.zone_name
-        title = f"【解除】{site} {zone} 告警已处置，无需前往"
+        why, done = ("告警已处置", "已处置") if resolved else ("值班员已取消出警", "出警已取消")
+        title = f"【解除】{site} {zone} {why}，无需前往"
         lines = [f"地点：{site}", f"区域：{zone}", f"告警时间：{opened}"]
         if resolved:
             lines.append(f"处置时间：{resolved}")
         lines.append("您的出警任务已取消，无需前往现场。")
-        short = f"【解除】{site} {zone} 告警（{opened[11:16]}）已处置，无需前往。"
+        short = f"【解除】{site} {zone} 告警（{opened[11:16]}）{done}，无需前往。"
     else:
         site = notice.site_name_en or notice.site_name
         zone = notice.zone_name_en or notice.zone_name
-        title = f"[STAND DOWN] {site}, {zone}: alarm resolved, no need to come"
+        why = "alarm resolved" if resolved else "the duty officer called you off"
+        title = f"[STAND DOWN] {site}, {zone}: {why}, no need to come"
         lines = [f"Site: {site}", f"Zone: {zone}", f"Opened: {opened}"]
         if resolved:
             lines.append(f"Resolved: {resolved}")
         lines.append("Your dispatch is called off; you need not go to the scene.")
-        short = f"[STAND DOWN] {site}, {zone} alarm at {opened[11:16]} resolved; no need to come."
+        done = "resolved" if resolved else "called off"
+        short = f"[STAND DOWN] {site}, {zone} alarm at {opened[11:16]} {done}; no need to come."
     return Message(language=language, title=title, body="\n".join(lines), short=short)

@@ -31,16 +31,18 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import tables
+from hub.dispatch import Dispatch
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, chunks
-from hub.store.dispatches import insert_called
+from hub.store.dispatches import insert_called, update_dispatches
 from hub.store.ingest_writer import IngestWriter
-from hub.store.rows import AuditEntry, NotificationRow, PlannedCall
+from hub.store.rows import AuditEntry, NotificationRow, PlannedCall, StandDown, StoodDown
 
 n = tables.notifications
 
 WITHDRAWN = "the alarm was resolved before this was sent"
+CALLED_OFF = "the responder was called off before this was sent"
 # A call in these states reached its responder, or may yet.
 CARRIED = ("sent", "sending")
 
@@ -79,13 +81,21 @@ def insert_queued(conn: Connection, calls: Sequence[PlannedCall], now: datetime)
     conn.execute(statement, queued_rows(calls, now))
 
 
-def withdraw_queued(conn: Connection, alarm_id: str, at: datetime) -> None:
-    """Withdraw ``alarm_id``'s calls still queued, in ``conn``'s transaction (the
-    resolve's). One under way (``sending``) ends as its attempt does."""
+def withdraw_queued(
+    conn: Connection, alarm_id: str, at: datetime, responder_id: str | None = None
+) -> None:
+    """Withdraw ``alarm_id``'s calls still queued (only ``responder_id``'s, when given:
+    an officer called them off), in ``conn``'s transaction. One under way
+    (``sending``) ends as its attempt does."""
+    mine = [n.c.responder_id == responder_id] if responder_id is not None else []
     conn.execute(
         update(n)
-        .where(n.c.alarm_id == alarm_id, n.c.purpose == "call", n.c.state == "queued")
-        .values(state="withdrawn", reason=WITHDRAWN, updated_at=at)
+        .where(n.c.alarm_id == alarm_id, n.c.purpose == "call", n.c.state == "queued", *mine)
+        .values(
+            state="withdrawn",
+            reason=WITHDRAWN if responder_id is None else CALLED_OFF,
+            updated_at=at,
+        )
     )
 
 
@@ -218,6 +228,30 @@ class Notifications:
                 await conn.run_sync(insert_called, calls, now)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot queue notifications: {exc}") from exc
+
+    async def call_off(self, dispatch: Dispatch, stand_down: StandDown, at: datetime) -> StoodDown:
+        """An officer calls ``dispatch``'s responder off, in one transaction: their calls
+        for its alarm still queued are withdrawn, and ``stand_down`` is given the
+        dispatch and their calls sent or under way, to end it and queue stand-downs."""
+
+        def write(conn: Connection) -> StoodDown:
+            withdraw_queued(conn, dispatch.alarm_id, at, dispatch.responder_id)
+            carried = [
+                row
+                for row in carried_calls(conn, dispatch.alarm_id)
+                if row.call.responder_id == dispatch.responder_id
+            ]
+            ended = stand_down([dispatch], carried)
+            update_dispatches(conn, ended.cancelled)
+            insert_audit(conn, ended.audit)
+            insert_queued(conn, ended.messages, at)
+            return ended
+
+        try:
+            async with self._database.write() as conn:
+                return await conn.run_sync(write)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot call off dispatch {dispatch.id}: {exc}") from exc
 
     async def due(self, now: datetime, limit: int = 100) -> list[NotificationRow]:
         query = (

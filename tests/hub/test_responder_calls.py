@@ -277,6 +277,11 @@ async def test_an_officer_calls_a_responder_off_and_their_link_moves_nothing_aft
                 cancelled.json()["note"],
                 cancelled.json()["note_code"],
             )
+            # Their call was sent: one stand-down follows on its channel, the alarm open.
+            await wait_for(lambda: len(receiver.received) == 2, what="the stand-down")
+            stand_down = json.loads(receiver.received[1].body)
+            assert ("responder.stand_down", None) == (stand_down["type"], stand_down["resolved_at"])
+            assert "值班员已取消出警" in stand_down["title"]
             late = await running.http.post(f"/api/respond/{token}/accept")
             assert (409, "invalid_transition") == (late.status_code, late.json()["error"])
             shown = (await running.http.get(f"/api/respond/{token}")).json()
@@ -491,6 +496,43 @@ async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_li
             ]
             assert "resolved" in dispatch["calls"][0]["reason"]
             # The outbox looked again after the hour: nothing more went out.
+            await running.hub.outbox.flush()
+    assert 1 == len(receiver.received)
+
+
+async def test_a_call_not_yet_sent_when_an_officer_calls_its_responder_off_is_withdrawn(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+) -> None:
+    """The receiver refuses the first attempt (503): the call waits for its retry when
+    an officer calls the grid officer off; it is never tried again, and no stand-down
+    goes to someone never reached."""
+    async with http_receiver(HttpReceiver(status=503)) as receiver:
+        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
+        clock = ManualClock()
+        settings = make_settings(config=config, responder_key="responder-key-0123456789")
+        async with run_hub(settings, clock) as running:
+            await _breach(edge)
+            clock.advance(60)
+            alarm = running.hub.picture.active[(SITE, "z1")]
+
+            async def waiting_for_its_retry() -> bool:
+                rows = await running.hub.store.notifications.for_alarm(alarm.id)
+                return [("queued", 1)] == [(row.state, row.attempts) for row in rows]
+
+            await wait_for(waiting_for_its_retry, what="the refused call queued again")
+            officer = await running.auth()
+            [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
+            cancelled = await running.http.post(
+                f"/api/dispatches/{dispatch['id']}/cancel", headers=officer
+            )
+            assert 200 == cancelled.status_code, cancelled.text
+            clock.advance(3600)
+            officer = await running.auth()  # the login of an hour ago has expired
+            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
+            [called_off] = listed.json()
+            assert [("call", "withdrawn", "the responder was called off before this was sent")] == [
+                (call["purpose"], call["state"], call["reason"]) for call in called_off["calls"]
+            ]
             await running.hub.outbox.flush()
     assert 1 == len(receiver.received)
 

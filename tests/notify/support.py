@@ -93,10 +93,12 @@ def config_with_a_grid_officer(tmp_path: Path, webhook_url: str) -> Path:
 RESOLVED = datetime(2026, 7, 18, 11, 9, 40, tzinfo=UTC)
 
 
-def stand_down_notice(config: Config) -> Notice:
-    """The alarm of ``notice``, resolved: the grid officer need not come."""
+def stand_down_notice(config: Config, resolved: bool = True) -> Notice:
+    """The alarm of ``notice``, resolved (or still open, the grid officer called off by
+    an officer): the grid officer need not come."""
+    closed = {"state": "resolved", "resolved_at": RESOLVED, "resolved_by": "officer-li"}
     return Notice.of(
-        alarm(state="resolved", resolved_at=RESOLVED, resolved_by="officer-li", outcome="other"),
+        alarm(**closed, outcome="other") if resolved else alarm(),
         config.site("danshui-bridge"),
         ("fence.breach", "camera.water_entry"),
         level=1,

@@ -80,3 +80,16 @@ def test_a_stand_down_in_english_uses_the_english_names(example_config: Config) 
     assert "you need not go to the scene" in message.body
     assert "\n" not in message.short
     assert message.short.startswith("[STAND DOWN] ")
+
+
+def test_a_stand_down_while_the_alarm_is_open_says_the_officer_called_them_off(
+    example_config: Config,
+) -> None:
+    zh = render(stand_down_notice(example_config, resolved=False), "zh-CN")
+    assert "【解除】淡水大桥东岸 桥下亲水平台 值班员已取消出警，无需前往" == zh.title
+    assert "处置时间" not in zh.body
+    assert "【解除】淡水大桥东岸 桥下亲水平台 告警（19:05）出警已取消，无需前往。" == zh.short
+    en = render(stand_down_notice(example_config, resolved=False), "en")
+    assert en.title.endswith(": the duty officer called you off, no need to come")
+    assert "Resolved:" not in en.body
+    assert en.short.endswith("alarm at 19:05 called off; no need to come.")
