@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulators.load import ours
+from simulators.load import events_heard, ours
 
 
 def test_only_this_runs_events_count_each_once() -> None:
@@ -15,3 +15,14 @@ def test_only_this_runs_events_count_each_once() -> None:
         ("fence-9:8", 1.4),
     ]
     assert 2 == ours(arrivals, sent_at)
+
+
+def test_an_event_is_matched_by_device_and_seq_whatever_boot_and_key_tag_the_edge_gave_it() -> None:
+    frame = [
+        {"type": "event", "data": {"id": "db-fence-01:786900650:kabcdefghijklmnop"}},
+        # The edge took another sender's small seq for a restart of this fence.
+        {"type": "event", "data": {"id": "db-fence-02:786900651:b1796677000:kqrstuvwxyz234567"}},
+        {"type": "alarm", "data": {"id": "alm-1"}},
+    ]
+    assert ["db-fence-01:786900650", "db-fence-02:786900651"] == events_heard(frame)
+    assert ["db-fence-01:7"] == events_heard({"type": "event", "data": {"id": "db-fence-01:7"}})
