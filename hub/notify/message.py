@@ -5,8 +5,8 @@ when, which level of the grid path, the links); ``render`` words them. Chat
 and e-mail get a title and a body; an SMS gets one short line, since a long
 text message arrives in pieces or not at all.
 
-A notice's ``purpose`` is a call, or a stand-down: the alarm was resolved and
-the responder, called before, need not come (docs/protocol.md 7.44).
+A notice's ``purpose`` is a call, or a stand-down: the alarm was resolved, or an
+officer called the responder off, and they need not come (docs/protocol.md 7.44).
 """
 
 from __future__ import annotations

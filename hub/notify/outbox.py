@@ -250,7 +250,7 @@ class Outbox:
 
 
 def _withdrawn(row: NotificationRow, alarm: Alarm | None) -> bool:
-    """A call whose alarm is resolved (a stand-down is about a resolved alarm)."""
+    """A call whose alarm is resolved (a stand-down is sent whatever the alarm's state)."""
     return row.call.purpose == "call" and alarm is not None and alarm.state == "resolved"
 
 

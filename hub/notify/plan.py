@@ -9,8 +9,8 @@ twice (a retried transaction) queues nothing new.
 Each responder called is audited (``audit_calls``), in the transaction that
 queues their messages: who, at which level, on which channels, and by whom.
 
-A resolve stands down each responder it calls off who was sent a call
-(``stand_downs``): one message on each channel that carried one.
+A resolve, or an officer's call-off, stands down each responder it calls off who
+was sent a call (``stand_downs``): one message on each channel that carried one.
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def audit_calls(
 def stand_downs(
     dispatches: Sequence[Dispatch], carried: Sequence[NotificationRow]
 ) -> list[PlannedCall]:
-    """A stand-down for each responder of ``dispatches`` (called off by the resolve) on
-    each channel that carried them a call (``carried``: sent, or under way at the
-    resolve); none for a responder never sent one. On the channel as the call was,
+    """A stand-down for each responder of ``dispatches`` (called off by a resolve or an
+    officer) on each channel that carried them a call (``carried``: sent, or under
+    way then); none for a responder never sent one. On the channel as the call was,
     at the level of the last call on it."""
     called_off = {dispatch.responder_id for dispatch in dispatches}
     by_channel: dict[tuple[str, int], PlannedCall] = {}

@@ -4,17 +4,17 @@ makes them and taken by the sender (``hub.notify.outbox``).
 A row is ``queued`` until due, ``sending`` while an attempt is under way, then
 ``sent``, ``failed`` (refused for good) or ``given_up`` (retries exhausted), or
 ``queued`` again for a retry. A call still ``queued`` when its alarm is resolved
-is ``withdrawn`` and never sent: in the resolve's transaction, or, for one
-queued again by an attempt that was under way at the resolve, when the outbox
-comes to claim it. A row's ``purpose`` is ``call``, or ``stand_down``: queued
-by the resolve for a responder it called off, and sent as a call is. Attempts
-are claimed (``sending``, one more attempt) in a transaction before anything
-is sent, and settled in another after (a pass's claims in one, the
-settlements that end together in one):
-a hub that stops between the two leaves the row ``sending``, and the next
-start queues it again (``requeue_interrupted``). So a message recorded as sent
-is never sent again, and one whose send was cut short is sent once more (a
-webhook receiver drops the copy by its delivery id).
+(or its responder called off by an officer) is ``withdrawn`` and never sent: in
+that transaction, or, for one queued again by an attempt that was under way at
+the resolve, when the outbox comes to claim it. A row's ``purpose`` is
+``call``, or ``stand_down``: queued by the resolve or the call-off for a
+responder it called off, and sent as a call is. Attempts are claimed
+(``sending``, one more attempt) in a transaction before anything is sent, and
+settled in another after (a pass's claims in one, the settlements that end
+together in one): a hub that stops between the two leaves the row
+``sending``, and the next start queues it again (``requeue_interrupted``). So a
+message recorded as sent is never sent again, and one whose send was cut short
+is sent once more (a webhook receiver drops the copy by its delivery id).
 """
 
 from __future__ import annotations
