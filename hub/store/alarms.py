@@ -14,8 +14,13 @@ from hub import tables
 from hub.errors import StoreError
 from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, chunks, stored, upsert_many
-from hub.store.dispatches import insert_called, stand_down_from, update_dispatches
-from hub.store.notifications import carried_calls, insert_queued, withdraw_queued
+from hub.store.dispatches import insert_called, stand_down_from
+from hub.store.notifications import (
+    carried_calls,
+    insert_queued,
+    record_stand_down,
+    withdraw_queued,
+)
 from hub.store.rows import AuditEntry, PlannedCall, StandDown, StoodDown
 from riverguard.wire.models import Alarm
 
@@ -91,10 +96,7 @@ class Alarms:
             if stand_down is None:
                 return StoodDown()
             ended = stand_down(stand_down_from(conn, alarm.id), carried_calls(conn, alarm.id))
-            update_dispatches(conn, ended.cancelled)
-            insert_audit(conn, ended.audit)
-            insert_queued(conn, ended.messages, alarm.updated_at)
-            return ended
+            return record_stand_down(conn, ended, alarm.updated_at)
 
         try:
             async with self._database.write() as conn:

@@ -110,6 +110,15 @@ def carried_calls(conn: Connection, alarm_id: str) -> list[NotificationRow]:
     return [_row(r) for r in conn.execute(query)]
 
 
+def record_stand_down(conn: Connection, ended: StoodDown, at: datetime) -> StoodDown:
+    """Save what calling dispatches off ended, in ``conn``'s transaction: the
+    dispatches, their audit entries, and the stand-downs queued."""
+    update_dispatches(conn, ended.cancelled)
+    insert_audit(conn, ended.audit)
+    insert_queued(conn, ended.messages, at)
+    return ended
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """How an attempt ended: the row's new state, why, and its next due time when
@@ -241,11 +250,7 @@ class Notifications:
                 for row in carried_calls(conn, dispatch.alarm_id)
                 if row.call.responder_id == dispatch.responder_id
             ]
-            ended = stand_down([dispatch], carried)
-            update_dispatches(conn, ended.cancelled)
-            insert_audit(conn, ended.audit)
-            insert_queued(conn, ended.messages, at)
-            return ended
+            return record_stand_down(conn, stand_down([dispatch], carried), at)
 
         try:
             async with self._database.write() as conn:

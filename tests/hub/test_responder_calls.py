@@ -463,11 +463,19 @@ async def test_a_call_by_hand_is_audited_with_its_channels(
     )
 
 
-async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_listed_so(
-    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [
+        ("resolve", "the alarm was resolved before this was sent"),
+        ("call_off", "the responder was called off before this was sent"),
+    ],
+)
+async def test_a_call_waiting_for_its_retry_is_withdrawn_by_a_resolve_or_a_call_off(
+    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client, ending: str, reason: str
 ) -> None:
     """The receiver refuses the first attempt (503): the call waits for its retry when
-    the officer resolves the alarm, and is never tried again."""
+    the officer resolves the alarm, or calls the grid officer off; it is never tried
+    again, and no stand-down goes to someone never reached."""
     async with http_receiver(HttpReceiver(status=503)) as receiver:
         config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
         clock = ManualClock()
@@ -483,56 +491,25 @@ async def test_a_call_not_yet_sent_when_the_officer_resolves_is_withdrawn_and_li
 
             await wait_for(waiting_for_its_retry, what="the refused call queued again")
             officer = await running.auth()
-            resolved = await running.http.post(
-                f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
-            )
-            assert 200 == resolved.status_code, resolved.text
-            clock.advance(3600)
-            officer = await running.auth()
-            listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
-            [dispatch] = listed.json()
-            assert [("webhook:duty", "withdrawn", 1)] == [
-                (call["channel"], call["state"], call["attempts"]) for call in dispatch["calls"]
-            ]
-            assert "resolved" in dispatch["calls"][0]["reason"]
-            # The outbox looked again after the hour: nothing more went out.
-            await running.hub.outbox.flush()
-    assert 1 == len(receiver.received)
-
-
-async def test_a_call_not_yet_sent_when_an_officer_calls_its_responder_off_is_withdrawn(
-    tmp_path: Path, make_settings: MakeSettings, edge: aiomqtt.Client
-) -> None:
-    """The receiver refuses the first attempt (503): the call waits for its retry when
-    an officer calls the grid officer off; it is never tried again, and no stand-down
-    goes to someone never reached."""
-    async with http_receiver(HttpReceiver(status=503)) as receiver:
-        config = config_with_a_grid_officer(tmp_path, f"{receiver.url}/duty")
-        clock = ManualClock()
-        settings = make_settings(config=config, responder_key="responder-key-0123456789")
-        async with run_hub(settings, clock) as running:
-            await _breach(edge)
-            clock.advance(60)
-            alarm = running.hub.picture.active[(SITE, "z1")]
-
-            async def waiting_for_its_retry() -> bool:
-                rows = await running.hub.store.notifications.for_alarm(alarm.id)
-                return [("queued", 1)] == [(row.state, row.attempts) for row in rows]
-
-            await wait_for(waiting_for_its_retry, what="the refused call queued again")
-            officer = await running.auth()
-            [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
-            cancelled = await running.http.post(
-                f"/api/dispatches/{dispatch['id']}/cancel", headers=officer
-            )
-            assert 200 == cancelled.status_code, cancelled.text
+            if ending == "resolve":
+                ended = await running.http.post(
+                    f"/api/alarms/{alarm.id}/resolve", headers=officer, json={"outcome": "other"}
+                )
+            else:
+                [dispatch] = await running.hub.dispatcher.of_alarm(alarm.id)
+                ended = await running.http.post(
+                    f"/api/dispatches/{dispatch['id']}/cancel", headers=officer
+                )
+            assert 200 == ended.status_code, ended.text
             clock.advance(3600)
             officer = await running.auth()  # the login of an hour ago has expired
             listed = await running.http.get(f"/api/alarms/{alarm.id}/dispatches", headers=officer)
             [called_off] = listed.json()
-            assert [("call", "withdrawn", "the responder was called off before this was sent")] == [
-                (call["purpose"], call["state"], call["reason"]) for call in called_off["calls"]
+            assert [("call", "webhook:duty", "withdrawn", 1, reason)] == [
+                (call["purpose"], call["channel"], call["state"], call["attempts"], call["reason"])
+                for call in called_off["calls"]
             ]
+            # The outbox looked again after the hour: nothing more went out.
             await running.hub.outbox.flush()
     assert 1 == len(receiver.received)
 
