@@ -60,8 +60,8 @@ class AlarmDesk:
     ) -> None:
         self.store = store
         # Saves a resolve and ends its alarm's dispatches with it (PROTOCOL 7.44). A
-        # desk without one (a benchmark's, which resolves nothing) only withdraws
-        # the resolved alarm's calls not yet sent.
+        # desk without one only withdraws the resolved alarm's calls not yet sent:
+        # the notification bench's, whose receiver would count stand-downs as calls.
         self._dispatcher = dispatcher
         # Told when an escalation queued notifications (the outbox sender's wake).
         self.calls_queued = calls_queued

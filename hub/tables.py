@@ -273,7 +273,7 @@ audit = Table(
 
 # The notification outbox: one row per message to a responder over one channel,
 # queued in the transaction of the escalation that calls them (or of the resolve
-# that stands them down) and sent by hub.notify.outbox. ``key``
+# or call-off that stands them down) and sent by hub.notify.outbox. ``key``
 # (alarm/level/responder/channel, or alarm/stand_down/responder/channel) makes an
 # alarm call each responder once per channel and level, and stand them down once
 # per channel, however often it is planned.
@@ -290,10 +290,11 @@ notifications = Table(
     Column("channel_label", String(100), nullable=False),
     Column("channel_key", String(100), nullable=False),
     Column("channel_limit", Integer, nullable=True),
-    # call, or stand_down: the alarm was resolved, the responder need not come.
+    # call, or stand_down: the alarm was resolved or the responder called off.
     Column("purpose", String(12), nullable=False, server_default="call"),
     # queued, sending (an attempt under way), sent, failed (refused for good),
-    # given_up (retries exhausted), withdrawn (never sent: the alarm was resolved).
+    # given_up (retries exhausted), withdrawn (never sent: the alarm was resolved or
+    # the responder called off).
     Column("state", String(10), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     # When a queued notification is due (its next attempt, or its rate limit's end).
