@@ -373,9 +373,12 @@ async def _single(rounds: int, per_minute: int | None) -> dict[str, Any]:
     return {"rounds": rounds, **_summary(taken)}
 
 
-async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -> dict[str, Any]:
+async def _storm(
+    storm: int, per_minute: int | None, probes: int, calls: bool
+) -> tuple[dict[str, Any], list[float]]:
     """``storm`` alarms escalating in one timer pass while the probe measures the alarm
-    path; with a responder to call at each site, or nobody."""
+    path; with a responder to call at each site, or nobody. The report, and the alarm
+    path's times (ms) after the pass, for pooling."""
     receiver = await Receiver.start()
     sites = max(1, math.ceil(storm / ZONES_PER_SITE))
     config = _config(sites, f"http://127.0.0.1:{receiver.port}/hook", per_minute, calls)
@@ -408,6 +411,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     await receiver.stop()
+    after_pass = [ms for at, ms in alarm_path if at >= pass_over]
     report: dict[str, Any] = {
         "alarms": storm,
         "escalation_pass_ms": round(tick_ms, 1),
@@ -415,8 +419,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
         # The probes that started while the pass held the desk a chunk at a time, and
         # those after, while the calls went out.
         "alarm_path_during_pass": _phase([ms for at, ms in alarm_path if at < pass_over]),
-        "alarm_path_after_pass": _phase([ms for at, ms in alarm_path if at >= pass_over]),
-        "after_pass_ms": [ms for at, ms in alarm_path if at >= pass_over],
+        "alarm_path_after_pass": _phase(after_pass),
     }
     if calls:
         report.update(
@@ -428,7 +431,7 @@ async def _storm(storm: int, per_minute: int | None, probes: int, calls: bool) -
                 "first_minute": _summary(first_minute),
             }
         )
-    return report
+    return report, after_pass
 
 
 async def measure(
@@ -441,24 +444,20 @@ async def measure(
     report: dict[str, Any] = {}
     if rounds:
         report["single"] = await _single(rounds, per_minute)
-    runs: dict[str, list[dict[str, Any]]] = {"storm": [], "storm_without_notifications": []}
+    storms = {"storm": True, "storm_without_notifications": False}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in storms}
+    pooled: dict[str, list[float]] = {name: [] for name in storms}
     for n in range(repeat):
         if repeat > 1:
             print(f"  storms {n + 1}/{repeat}", file=sys.stderr, flush=True)
-        runs["storm"].append(await _storm(storm, per_minute, probes, calls=True))
-        runs["storm_without_notifications"].append(
-            await _storm(storm, per_minute, probes, calls=False)
-        )
+        for name, calls in storms.items():
+            run, after_pass = await _storm(storm, per_minute, probes, calls)
+            runs[name].append(run)
+            pooled[name].extend(after_pass)
     for name, reports in runs.items():
         report[name] = reports[0] if repeat == 1 else reports
     if repeat > 1:
-        report["after_pass_pooled"] = {
-            name: _phase([ms for r in reports for ms in r.pop("after_pass_ms")])
-            for name, reports in runs.items()
-        }
-    for reports in runs.values():
-        for r in reports:
-            r.pop("after_pass_ms", None)
+        report["after_pass_pooled"] = {name: _phase(ms) for name, ms in pooled.items()}
     return report
 
 
