@@ -160,9 +160,11 @@ class Outbox:
         # The resolve withdrew its alarm's queued calls; one queued again since by an
         # attempt that was under way then (a retry, a restart) is withdrawn here. Rare
         # enough that the rate-limit slot it took above is not given back.
-        withdrawn = [row for row in ready if _withdrawn(row, alarms.get(row.call.alarm_id))]
-        if withdrawn:
-            ready = [row for row in ready if not _withdrawn(row, alarms.get(row.call.alarm_id))]
+        sending: list[NotificationRow] = []
+        withdrawn: list[NotificationRow] = []
+        for row in ready:
+            (withdrawn if _withdrawn(row, alarms.get(row.call.alarm_id)) else sending).append(row)
+        ready = sending
         alarm_ids = [row.call.alarm_id for row in ready]
         kinds = await self._store.events.kinds_of_alarms(alarm_ids) if ready else {}
         claimed = await notifications.take(
