@@ -16,6 +16,7 @@ from hub.store.audit import insert_audit
 from hub.store.db import Database, JsonText, chunks, stored, upsert_many
 from hub.store.dispatches import insert_called, stand_down_from
 from hub.store.notifications import (
+    WITHDRAWN,
     carried_calls,
     insert_queued,
     record_stand_down,
@@ -92,7 +93,7 @@ class Alarms:
         def write(conn: Connection) -> StoodDown:
             insert_audit(conn, audit)
             upsert_many(conn, tables.alarms, [alarm_row(alarm)])
-            withdraw_queued(conn, alarm.id, alarm.updated_at)
+            withdraw_queued(conn, alarm.id, alarm.updated_at, WITHDRAWN)
             if stand_down is None:
                 return StoodDown()
             ended = stand_down(stand_down_from(conn, alarm.id), carried_calls(conn, alarm.id))

@@ -82,20 +82,16 @@ def insert_queued(conn: Connection, calls: Sequence[PlannedCall], now: datetime)
 
 
 def withdraw_queued(
-    conn: Connection, alarm_id: str, at: datetime, responder_id: str | None = None
+    conn: Connection, alarm_id: str, at: datetime, why: str, responder_id: str | None = None
 ) -> None:
     """Withdraw ``alarm_id``'s calls still queued (only ``responder_id``'s, when given:
-    an officer called them off), in ``conn``'s transaction. One under way
-    (``sending``) ends as its attempt does."""
+    an officer called them off), in ``conn``'s transaction, ``why`` their reason. One
+    under way (``sending``) ends as its attempt does."""
     mine = [n.c.responder_id == responder_id] if responder_id is not None else []
     conn.execute(
         update(n)
         .where(n.c.alarm_id == alarm_id, n.c.purpose == "call", n.c.state == "queued", *mine)
-        .values(
-            state="withdrawn",
-            reason=WITHDRAWN if responder_id is None else CALLED_OFF,
-            updated_at=at,
-        )
+        .values(state="withdrawn", reason=why, updated_at=at)
     )
 
 
@@ -244,7 +240,7 @@ class Notifications:
         dispatch and their calls sent or under way, to end it and queue stand-downs."""
 
         def write(conn: Connection) -> StoodDown:
-            withdraw_queued(conn, dispatch.alarm_id, at, dispatch.responder_id)
+            withdraw_queued(conn, dispatch.alarm_id, at, CALLED_OFF, dispatch.responder_id)
             carried = [
                 row
                 for row in carried_calls(conn, dispatch.alarm_id)
