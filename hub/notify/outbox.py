@@ -9,12 +9,12 @@ a few at a time: a slow or dead receiver delays its own messages by at most the
 send timeout, and never an alarm. Per row: over a rate limit it waits (no
 attempt spent); otherwise it is claimed, sent and settled as sent, failed,
 queued again after a backoff, or given up once its attempts are spent
-(``hub.store.notifications``); a call whose alarm was resolved is withdrawn
-rather than sent, and a stand-down (the resolve queued it) is sent as a call
-is; a pass's claims are one transaction, settlements that end together
-another, and the alarms and event kinds its messages tell of are read once
-for the pass. The rate limits are counted afresh at each start
-from the rows sent within their window (``hub.notify.rate_limit``).
+(``hub.store.notifications``); a call whose alarm was resolved or whose
+responder was called off is withdrawn rather than sent, and a stand-down is
+sent as a call is; a pass's claims are one transaction, settlements that end
+together another, and the alarms and event kinds its messages tell of are
+read once for the pass. The rate limits are counted afresh at each start from
+the rows sent within their window (``hub.notify.rate_limit``).
 """
 
 from __future__ import annotations
@@ -157,21 +157,11 @@ class Outbox:
         # time in a storm (docs/performance.md).
         alarm_ids = [row.call.alarm_id for row in ready]
         alarms = await self._store.alarms.get_many(alarm_ids) if ready else {}
-        # The resolve withdrew its alarm's queued calls; one queued again since by an
-        # attempt that was under way then (a retry, a restart) is withdrawn here. Rare
-        # enough that the rate-limit slot it took above is not given back.
-        sending: list[NotificationRow] = []
-        withdrawn: list[NotificationRow] = []
-        for row in ready:
-            (withdrawn if _withdrawn(row, alarms.get(row.call.alarm_id)) else sending).append(row)
-        ready = sending
-        alarm_ids = [row.call.alarm_id for row in ready]
         kinds = await self._store.events.kinds_of_alarms(alarm_ids) if ready else {}
-        claimed = await notifications.take(
-            [row.id for row in ready], deferred, now, [row.id for row in withdrawn]
-        )
-        for row in withdrawn:
-            log.info("notification withdrawn", id=row.id, alarm_id=row.call.alarm_id)
+        # A call whose alarm was resolved or whose responder was called off since it
+        # was queued is withdrawn in the claim, not claimed. Rare enough that the
+        # rate-limit slot it took above is not given back.
+        claimed = await notifications.take([row.id for row in ready], deferred, now)
         async with asyncio.TaskGroup() as group:
             for row in ready:
                 if row.id in claimed:
@@ -249,11 +239,6 @@ class Outbox:
         return await self._sender.send(
             responder, responder.channels[call.channel_index], notice, delivery=row.id
         )
-
-
-def _withdrawn(row: NotificationRow, alarm: Alarm | None) -> bool:
-    """A call whose alarm is resolved (a stand-down is sent whatever the alarm's state)."""
-    return row.call.purpose == "call" and alarm is not None and alarm.state == "resolved"
 
 
 class _Settler:

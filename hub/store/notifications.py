@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
@@ -153,18 +153,35 @@ def _settle(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(_SETTLE, rows)
 
 
+# A call nobody should get any more: its alarm is resolved, or its responder was
+# called off. The resolve and the call-off withdraw the calls queued then; one queued
+# again since, by an attempt that was under way (a retry, a restart), is withdrawn
+# when it comes to be claimed.
+_RESOLVED = exists().where(tables.alarms.c.id == n.c.alarm_id, tables.alarms.c.state == "resolved")
+_CALLED_OFF = exists().where(
+    tables.dispatches.c.alarm_id == n.c.alarm_id,
+    tables.dispatches.c.responder_id == n.c.responder_id,
+    tables.dispatches.c.state == "cancelled",
+)
+
+
 def _take(
-    conn: Connection,
-    claims: list[str],
-    deferrals: list[tuple[str, datetime]],
-    withdrawals: list[str],
-    now: datetime,
+    conn: Connection, claims: list[str], deferrals: list[tuple[str, datetime]], now: datetime
 ) -> set[str]:
-    for chunk in chunks(withdrawals):
+    for chunk in chunks(claims):
         conn.execute(
             update(n)
-            .where(n.c.id.in_(chunk), n.c.state == "queued")
-            .values(state="withdrawn", reason=WITHDRAWN, updated_at=now)
+            .where(
+                n.c.id.in_(chunk),
+                n.c.state == "queued",
+                n.c.purpose == "call",
+                or_(_RESOLVED, _CALLED_OFF),
+            )
+            .values(
+                state="withdrawn",
+                reason=case((_RESOLVED, WITHDRAWN), else_=CALLED_OFF),
+                updated_at=now,
+            )
         )
     # One statement per chunk of ids, not a look-up and then an UPDATE per row.
     queued: set[str] = set()
@@ -275,17 +292,14 @@ class Notifications:
         claims: Sequence[str],
         deferrals: Sequence[tuple[str, datetime]],
         now: datetime,
-        withdrawals: Sequence[str] = (),
     ) -> set[str]:
         """In one transaction: take the ``claims`` still queued for an attempt
-        (``sending``, one more attempt), move the ``deferrals`` still queued to
-        their due time (a rate limit: no attempt spent) and withdraw the
-        ``withdrawals`` still queued (their alarm was resolved). The ids claimed
-        (the others another sender took)."""
+        (``sending``, one more attempt) but withdraw those whose alarm was resolved or
+        whose responder was called off since they were queued, and move the
+        ``deferrals`` still queued to their due time (a rate limit: no attempt
+        spent). The ids claimed (the others withdrawn, or taken by another sender)."""
         try:
-            return await self._writer.run(
-                _take, list(claims), list(deferrals), list(withdrawals), now
-            )
+            return await self._writer.run(_take, list(claims), list(deferrals), now)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot claim notifications: {exc}") from exc
 

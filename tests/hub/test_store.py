@@ -485,7 +485,7 @@ async def test_a_resolve_withdraws_its_alarms_queued_calls_in_its_transaction(
     await store.notifications.settle_all(
         [Settlement(under_way, "queued", at, "HTTP 503", retry_at)]
     )
-    assert set() == await store.notifications.take([], [], retry_at, [under_way])
+    assert set() == await store.notifications.take([under_way], [], retry_at)
     again = {row.id: row for row in await store.notifications.for_alarm("alm-resolved")}
     assert ("withdrawn", 1) == (again[under_way].state, again[under_way].attempts)
 
@@ -612,6 +612,67 @@ async def test_a_resolve_queues_the_stand_downs_its_plan_makes_from_the_calls_th
     assert len(after) == len(await store.notifications.for_alarm("alm-told"))
     due = await store.notifications.due(at + timedelta(seconds=1))
     assert ["stand_down", "stand_down"] == [r.call.purpose for r in due]
+
+
+async def test_a_call_off_withdraws_that_responders_calls_and_the_claim_their_retry(
+    store: Store,
+) -> None:
+    """An officer calls wang off: wang's queued call is withdrawn in that transaction,
+    li's is left; the plan is given wang's call under way and its stand-down is
+    queued. That call then fails and is queued again: the claim withdraws it, and
+    sends the stand-down and li's call."""
+    alarm = rules.open_alarm(_event(), T0, "alm-off")
+    calls = [
+        PlannedCall("alm-off", 1, "wang", 0, "email0", "email", None),
+        PlannedCall("alm-off", 1, "wang", 1, "email1", "email", None),
+        PlannedCall("alm-off", 1, "li", 0, "email0", "email", None),
+    ]
+    await store.alarms.save(alarm, [], calls)
+    rows = {
+        (row.call.responder_id, row.call.channel_index): row.id
+        for row in await store.notifications.for_alarm("alm-off")
+    }
+    assert {rows["wang", 0]} == await store.notifications.take([rows["wang", 0]], [], T0)
+    wang = await store.dispatches.get(dispatch_rules.dispatch_id("alm-off", "wang"))
+    assert wang is not None
+    at = T0 + timedelta(seconds=30)
+    given: list[tuple[str, int, str]] = []
+
+    def stand_down(open_dispatches: list[Dispatch], carried: list[NotificationRow]) -> StoodDown:
+        given.extend((r.call.responder_id, r.call.channel_index, r.state) for r in carried)
+        return StoodDown(
+            cancelled=[dispatch_rules.act(d, "cancel", at, None) for d in open_dispatches],
+            messages=[dataclasses.replace(r.call, purpose="stand_down") for r in carried],
+        )
+
+    ended = await store.notifications.call_off(wang, stand_down, at)
+
+    assert [("wang", 0, "sending")] == given
+    assert ["cancelled"] == [d.state for d in ended.cancelled]
+    after = {row.id: row for row in await store.notifications.for_alarm("alm-off")}
+    assert ("withdrawn", "the responder was called off before this was sent") == (
+        after[rows["wang", 1]].state,
+        after[rows["wang", 1]].reason,
+    )
+    assert "queued" == after[rows["li", 0]].state
+    [told] = [row for row in after.values() if row.call.purpose == "stand_down"]
+    assert ("wang", 0) == (told.call.responder_id, told.call.channel_index)
+    stored = await store.dispatches.get(wang.id)
+    assert stored is not None
+    assert "cancelled" == stored.state
+
+    retry_at = at + timedelta(seconds=10)
+    await store.notifications.settle_all(
+        [Settlement(rows["wang", 0], "queued", at, "HTTP 503", retry_at)]
+    )
+    claims = [rows["wang", 0], told.id, rows["li", 0]]
+    assert {told.id, rows["li", 0]} == await store.notifications.take(claims, [], retry_at)
+    again = {row.id: row for row in await store.notifications.for_alarm("alm-off")}
+    assert ("withdrawn", 1, "the responder was called off before this was sent") == (
+        again[rows["wang", 0]].state,
+        again[rows["wang", 0]].attempts,
+        again[rows["wang", 0]].reason,
+    )
 
 
 async def test_calls_stored_before_stand_downs_existed_read_back_as_calls(
